@@ -1,0 +1,311 @@
+//! Partition plans: how every GPU is cut, which model each instance serves, and how good
+//! the plan is known to be. Planners write plans; the simulator, the exporters and the CLI
+//! read them. The JSON form is the contract between them.
+
+use crate::catalogue::{Catalogue, GpuSpec};
+use crate::error::{Error, Result};
+use crate::layout::{validate, Layout, LayoutRules, Placement};
+use crate::units::{GpuName, ModelName, ProfileName};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// What a plan optimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Largest total query rate a fixed server carries (the PARIS question). Queries carry
+    /// their own batch; instances run them as they come.
+    MaxLoad,
+    /// Fewest GPUs that meet every model's rate and SLO (the ParvaGPU question). Requests are
+    /// single; instances batch them server-side.
+    MinGpus,
+}
+
+/// How a solve ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SolveStatus {
+    /// Proven optimal (gap 0 within tolerance).
+    Optimal,
+    /// Stopped at the requested MIP gap with a feasible plan.
+    GapLimit,
+    /// Stopped at the time or node limit with a feasible plan.
+    TimeLimit,
+    /// No plan exists.
+    Infeasible,
+    /// A heuristic's plan: no optimality claim.
+    Heuristic,
+}
+
+impl SolveStatus {
+    /// Lower-case name for tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SolveStatus::Optimal => "optimal",
+            SolveStatus::GapLimit => "gap-limit",
+            SolveStatus::TimeLimit => "time-limit",
+            SolveStatus::Infeasible => "infeasible",
+            SolveStatus::Heuristic => "heuristic",
+        }
+    }
+}
+
+/// What is known about a plan's quality.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SolveReport {
+    /// How the solve ended.
+    pub status: SolveStatus,
+    /// Objective value: total queries/s for max-load, GPUs used for min-gpus.
+    pub objective: f64,
+    /// Best proven bound on the objective (MILP only).
+    pub bound: Option<f64>,
+    /// Relative gap between objective and bound, as a fraction (MILP only).
+    pub gap: Option<f64>,
+    /// Bound from the LP relaxation (MILP only).
+    pub lp_bound: Option<f64>,
+    /// Wall time of the solve.
+    pub solve_seconds: f64,
+    /// Secondary objective for min-gpus: compute slices (GPCs) used.
+    #[serde(default)]
+    pub gpcs_used: Option<u32>,
+}
+
+/// One GPU instance of a plan and what runs on it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Assignment {
+    /// MIG profile.
+    pub profile: ProfileName,
+    /// NVML placement start (memory slot).
+    pub start: u32,
+    /// Model served.
+    pub model: ModelName,
+    /// Batch size: for min-gpus the server-side batch the instance runs; for max-load the
+    /// largest query batch routed to it.
+    pub batch: u32,
+    /// MPS processes on the instance (each runs `batch`).
+    pub procs: u32,
+}
+
+/// One GPU of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuPlan {
+    /// Device index (0-based) in the server.
+    pub index: u32,
+    /// Its instances, by start slot.
+    pub layout: Vec<Assignment>,
+}
+
+/// For max-load plans: the fraction of a (model, batch) query class sent to one profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    /// Model.
+    pub model: ModelName,
+    /// Query batch size.
+    pub batch: u32,
+    /// Instance profile the class goes to.
+    pub profile: ProfileName,
+    /// Fraction of the class's queries (fractions of a class sum to 1).
+    pub fraction: f64,
+}
+
+/// Parameters of the fluid model the plan was made under.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlanParams {
+    /// Highest planned utilisation of an instance (ρ).
+    pub max_utilisation: f64,
+    /// Max-load: a class may use a size only if L(size, batch) ≤ β·SLA.
+    pub sla_fraction: f64,
+    /// Min-gpus: an instance is feasible if its batch latency < slo_factor·SLO.
+    pub slo_factor: f64,
+}
+
+impl Default for PlanParams {
+    fn default() -> Self {
+        Self { max_utilisation: 0.8, sla_fraction: 0.5, slo_factor: 0.45 }
+    }
+}
+
+/// Per-model rate the plan provisions: for max-load λ·share; for min-gpus the capacity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRate {
+    /// Model.
+    pub model: ModelName,
+    /// Queries per second.
+    pub rate_qps: f64,
+}
+
+/// A complete partition plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Scenario it was made for.
+    pub scenario: String,
+    /// Path of the scenario file, when it came from one, so `migopt simulate plan.json`
+    /// can find the profiles and traffic the plan was made for.
+    #[serde(default)]
+    pub scenario_path: Option<String>,
+    /// GPU kind.
+    pub gpu: GpuName,
+    /// What was optimised.
+    pub objective_kind: Objective,
+    /// Which planner made it (`milp`, `paris`, `parvagpu`, `homogeneous-3g`, ...).
+    pub solver: String,
+    /// Quality report (status, objective, bound, gap, solve_seconds, ...).
+    #[serde(flatten)]
+    pub report: SolveReport,
+    /// Fluid-model parameters.
+    pub params: PlanParams,
+    /// The GPUs, including unused ones (empty layout) for max-load.
+    pub gpus: Vec<GpuPlan>,
+    /// Max-load routing of query classes to profiles (empty for min-gpus).
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Per-model provisioned rate.
+    #[serde(default)]
+    pub model_rates: Vec<ModelRate>,
+}
+
+impl Plan {
+    /// The catalogue entry of the plan's GPU.
+    pub fn gpu_spec(&self) -> Result<&'static GpuSpec> {
+        Catalogue::builtin().gpu(self.gpu.as_str())
+    }
+
+    /// Checks every GPU's instances against the catalogue's placement rules.
+    pub fn validate(&self, rules: LayoutRules) -> Result<()> {
+        let gpu = self.gpu_spec()?;
+        for g in &self.gpus {
+            let ps: Vec<Placement> = g.layout.iter().map(|a| Placement::new(a.profile.clone(), a.start)).collect();
+            validate(gpu, &ps, rules).map_err(|e| match e {
+                Error::InvalidPlacement { gpu, message } => {
+                    Error::InvalidPlacement { gpu, message: format!("GPU {}: {message}", g.index) }
+                }
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// GPUs that hold at least one instance.
+    pub fn gpus_used(&self) -> usize {
+        self.gpus.iter().filter(|g| !g.layout.is_empty()).count()
+    }
+
+    /// Every instance with its GPU index, in GPU then slot order.
+    pub fn instances(&self) -> impl Iterator<Item = (u32, &Assignment)> {
+        self.gpus.iter().flat_map(|g| g.layout.iter().map(move |a| (g.index, a)))
+    }
+
+    /// Compute slices used by all instances.
+    pub fn gpcs_used(&self) -> Result<u32> {
+        let gpu = self.gpu_spec()?;
+        self.instances().map(|(_, a)| gpu.profile(a.profile.as_str()).map(|p| p.compute)).sum()
+    }
+
+    /// The layout of one GPU (profiles and starts only).
+    pub fn layout_of(&self, g: &GpuPlan) -> Result<Layout> {
+        Layout::new(self.gpu_spec()?, g.layout.iter().map(|a| Placement::new(a.profile.clone(), a.start)).collect())
+    }
+
+    /// A config for NVIDIA's mig-parted: one entry per distinct layout (with the devices
+    /// that take it), and `migopt-plan`, which applies the whole plan at once. mig-parted
+    /// places instances by count; the NVML starts in the plan JSON are the placement this
+    /// count set admits, as migopt validated it.
+    pub fn to_mig_parted_yaml(&self) -> Result<String> {
+        let mut groups: BTreeMap<Vec<(String, u32)>, Vec<u32>> = BTreeMap::new();
+        for g in &self.gpus {
+            let layout = self.layout_of(g)?;
+            let key: Vec<(String, u32)> = layout.counts().into_iter().map(|(p, c)| (p.0, c)).collect();
+            groups.entry(key).or_default().push(g.index);
+        }
+        let mut y = String::new();
+        let _ = writeln!(y, "# Written by migopt for scenario {:?} ({} solver, {}).", self.scenario, self.solver, self.gpu);
+        let _ = writeln!(y, "# Apply with: nvidia-mig-parted apply -f <this file> -c migopt-plan");
+        let _ = writeln!(y, "version: v1");
+        let _ = writeln!(y, "mig-configs:");
+        let write_group = |y: &mut String, key: &Vec<(String, u32)>, devs: &Vec<u32>| {
+            let list = devs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+            let _ = writeln!(y, "    - devices: [{list}]");
+            let _ = writeln!(y, "      mig-enabled: {}", !key.is_empty());
+            if key.is_empty() {
+                let _ = writeln!(y, "      mig-devices: {{}}");
+            } else {
+                let _ = writeln!(y, "      mig-devices:");
+                for (p, c) in key {
+                    let _ = writeln!(y, "        \"{p}\": {c}");
+                }
+            }
+        };
+        let _ = writeln!(y, "  migopt-plan:");
+        for (key, devs) in &groups {
+            write_group(&mut y, key, devs);
+        }
+        for (i, (key, devs)) in groups.iter().enumerate() {
+            let _ = writeln!(y, "  migopt-layout-{i}:");
+            write_group(&mut y, key, devs);
+        }
+        Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        let a = |p: &str, s, m: &str| Assignment { profile: p.into(), start: s, model: m.into(), batch: 8, procs: 1 };
+        Plan {
+            scenario: "t".into(),
+            scenario_path: None,
+            gpu: "H100-80GB".into(),
+            objective_kind: Objective::MaxLoad,
+            solver: "test".into(),
+            report: SolveReport {
+                status: SolveStatus::Heuristic,
+                objective: 1.0,
+                bound: None,
+                gap: None,
+                lp_bound: None,
+                solve_seconds: 0.0,
+                gpcs_used: None,
+            },
+            params: PlanParams::default(),
+            gpus: vec![
+                GpuPlan { index: 0, layout: vec![a("4g.40gb", 0, "x"), a("3g.40gb", 4, "y")] },
+                GpuPlan { index: 1, layout: vec![a("7g.80gb", 0, "x")] },
+                GpuPlan { index: 2, layout: vec![a("4g.40gb", 0, "y"), a("3g.40gb", 4, "x")] },
+            ],
+            routes: vec![],
+            model_rates: vec![],
+        }
+    }
+
+    #[test]
+    fn json_round_trip_has_the_contract_fields() {
+        let p = plan();
+        let v: serde_json::Value = serde_json::to_value(&p).unwrap();
+        for f in ["status", "objective", "bound", "gap", "solve_seconds", "gpus"] {
+            assert!(v.get(f).is_some(), "missing {f}");
+        }
+        assert_eq!(v["gpus"][0]["layout"][1]["start"], 4);
+        let back: Plan = serde_json::from_value(v).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn validation_names_the_gpu() {
+        let mut p = plan();
+        p.validate(LayoutRules::default()).unwrap();
+        p.gpus[1].layout[0].start = 1;
+        let e = p.validate(LayoutRules::default()).unwrap_err().to_string();
+        assert!(e.contains("GPU 1: 7g.80gb cannot start"), "{e}");
+    }
+
+    #[test]
+    fn mig_parted_groups_identical_layouts() {
+        let y = plan().to_mig_parted_yaml().unwrap();
+        assert!(y.contains("version: v1"));
+        assert!(y.contains("    - devices: [0, 2]\n      mig-enabled: true\n      mig-devices:\n        \"3g.40gb\": 1\n        \"4g.40gb\": 1\n"), "{y}");
+        assert!(y.contains("  migopt-layout-1:\n    - devices: [1]"), "{y}");
+    }
+}

@@ -1,0 +1,592 @@
+//! Latency profiles: how long a model takes to run a batch on a MIG instance.
+//!
+//! The CSV schema (one row per measurement):
+//! `model,gpu,profile,batch,latency_ms` required; optional `latency_p99_ms`, `procs` (MPS
+//! processes sharing the instance, default 1), `throughput_qps` (derived as
+//! procs·batch/latency when absent) and `method` (`mig`, `green-context`, `imported`).
+//! Every problem is reported with file, line and column.
+
+use crate::catalogue::{Catalogue, GpuSpec};
+use crate::error::{Error, Origin, Result};
+use crate::units::{GpuName, Millis, ModelName, ProfileName};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// How a measurement was made. Matters because green-context emulation partitions SMs only,
+/// not memory bandwidth or L2, so it flatters small instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Measured on a real MIG instance.
+    Mig,
+    /// Emulated with CUDA green contexts (SM share only).
+    GreenContext,
+    /// Converted from a third-party data set.
+    #[default]
+    Imported,
+}
+
+impl Method {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "mig" => Some(Method::Mig),
+            "green-context" => Some(Method::GreenContext),
+            "imported" => Some(Method::Imported),
+            _ => None,
+        }
+    }
+    /// The CSV spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Mig => "mig",
+            Method::GreenContext => "green-context",
+            Method::Imported => "imported",
+        }
+    }
+}
+
+/// One measured row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileRow {
+    /// Model name.
+    pub model: ModelName,
+    /// GPU kind (catalogue name).
+    pub gpu: GpuName,
+    /// MIG profile name.
+    pub profile: ProfileName,
+    /// Query batch size.
+    pub batch: u32,
+    /// Median latency of one batch.
+    pub latency_ms: f64,
+    /// 99th-percentile latency, if measured.
+    pub latency_p99_ms: Option<f64>,
+    /// MPS processes sharing the instance (each runs batches of this size concurrently).
+    pub procs: u32,
+    /// Throughput of the whole instance, queries (samples) per second.
+    pub throughput_qps: f64,
+    /// How it was measured.
+    pub method: Method,
+}
+
+/// The latency curve of one (model, profile, procs): measured batches in increasing order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Curve {
+    /// Measured batch sizes, ascending.
+    pub batches: Vec<u32>,
+    /// Median latency at each batch, ms.
+    pub latency_ms: Vec<f64>,
+    /// p99 latency at each batch, ms, where measured (else the median).
+    pub p99_ms: Vec<f64>,
+    /// Whether p99 was measured for every batch.
+    pub has_p99: bool,
+}
+
+/// How to get a latency for a batch size that was not measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BatchLookup {
+    /// Only measured batches.
+    Exact,
+    /// Linear between the measured neighbours; never beyond the largest measured batch.
+    #[default]
+    Interpolate,
+    /// Run as the next measured batch size up (what a server with CUDA graphs captured at
+    /// fixed sizes does).
+    Pad,
+}
+
+impl Curve {
+    /// Largest measured batch.
+    pub fn max_batch(&self) -> u32 {
+        self.batches.last().copied().unwrap_or(0)
+    }
+
+    /// Median latency at `batch` by the lookup rule, or `None` if it cannot be had without
+    /// extrapolating.
+    pub fn latency(&self, batch: u32, lookup: BatchLookup) -> Option<Millis> {
+        self.lookup(batch, lookup, &self.latency_ms)
+    }
+
+    /// p99 latency at `batch` (the median where p99 was not measured).
+    pub fn latency_p99(&self, batch: u32, lookup: BatchLookup) -> Option<Millis> {
+        self.lookup(batch, lookup, &self.p99_ms)
+    }
+
+    fn lookup(&self, batch: u32, lookup: BatchLookup, values: &[f64]) -> Option<Millis> {
+        match self.batches.binary_search(&batch) {
+            Ok(i) => Some(Millis(values[i])),
+            Err(i) => {
+                if i == self.batches.len() || lookup == BatchLookup::Exact {
+                    return None;
+                }
+                if lookup == BatchLookup::Pad {
+                    return Some(Millis(values[i]));
+                }
+                if i == 0 {
+                    // Below the smallest measured batch: a smaller batch is never slower.
+                    return Some(Millis(values[0]));
+                }
+                let (b0, b1) = (self.batches[i - 1] as f64, self.batches[i] as f64);
+                let t = (batch as f64 - b0) / (b1 - b0);
+                Some(Millis(values[i - 1] + t * (values[i] - values[i - 1])))
+            }
+        }
+    }
+
+    /// Throughput (batches·size per second) at each measured batch, with `procs` processes.
+    pub fn throughputs(&self, procs: u32) -> Vec<f64> {
+        self.batches
+            .iter()
+            .zip(&self.latency_ms)
+            .map(|(&b, &l)| procs as f64 * b as f64 * 1000.0 / l)
+            .collect()
+    }
+
+    /// Smallest measured batch whose throughput reaches `fraction` of the curve's peak
+    /// (the knee; PARIS uses 90%).
+    pub fn knee(&self, fraction: f64) -> u32 {
+        let tp = self.throughputs(1);
+        let peak = tp.iter().cloned().fold(0.0, f64::max);
+        self.batches
+            .iter()
+            .zip(&tp)
+            .find(|(_, &t)| t >= fraction * peak)
+            .map(|(&b, _)| b)
+            .unwrap_or_else(|| self.max_batch())
+    }
+
+    /// Largest measured batch whose latency fits `limit`, if any.
+    pub fn max_batch_within(&self, limit: Millis) -> Option<u32> {
+        self.batches.iter().zip(&self.latency_ms).filter(|(_, &l)| l <= limit.0).map(|(&b, _)| b).last()
+    }
+}
+
+/// A key into a profile set.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CurveKey {
+    /// Model.
+    pub model: ModelName,
+    /// MIG profile.
+    pub profile: ProfileName,
+    /// MPS processes.
+    pub procs: u32,
+}
+
+/// A non-fatal finding while reading a profile file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Warning {
+    /// File and line as text.
+    pub at: String,
+    /// What looks odd.
+    pub message: String,
+}
+
+/// All latency curves of one GPU kind, for any number of models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileSet {
+    /// GPU kind every row is for.
+    pub gpu: GpuName,
+    /// Curves by (model, profile, procs).
+    pub curves: BTreeMap<CurveKey, Curve>,
+    /// Measurement method per model (the first seen).
+    pub methods: BTreeMap<ModelName, Method>,
+    /// Odd-looking but accepted measurements.
+    pub warnings: Vec<Warning>,
+}
+
+const REQUIRED: [&str; 5] = ["model", "gpu", "profile", "batch", "latency_ms"];
+const OPTIONAL: [&str; 4] = ["latency_p99_ms", "procs", "throughput_qps", "method"];
+
+impl ProfileSet {
+    /// Reads and validates one or more profile CSV files. All rows must be for one GPU kind.
+    pub fn load(paths: &[impl AsRef<Path>]) -> Result<Self> {
+        let mut rows = Vec::new();
+        for p in paths {
+            let p = p.as_ref();
+            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            rows.extend(parse_csv(&text, p)?);
+        }
+        Self::from_rows(rows)
+    }
+
+    /// Parses CSV text (already read) from a named origin.
+    pub fn from_csv_str(text: &str, origin: &Path) -> Result<Self> {
+        Self::from_rows(parse_csv(text, origin)?)
+    }
+
+    /// Builds a set from rows that carry their origins, checking uniqueness and the GPU.
+    pub fn from_rows(rows: Vec<(Origin, ProfileRow)>) -> Result<Self> {
+        let cat = Catalogue::builtin();
+        let Some((first_origin, first)) = rows.first() else {
+            return Err(Error::Invalid("no profile rows: the profile files are empty".into()));
+        };
+        let gpu_spec = cat.gpu(first.gpu.as_str()).map_err(|e| {
+            Error::field(first_origin.clone(), "gpu", e.to_string())
+        })?;
+        let gpu = gpu_spec.name.clone();
+        let mut seen: BTreeMap<(CurveKey, u32), Origin> = BTreeMap::new();
+        let mut grouped: BTreeMap<CurveKey, Vec<(u32, f64, Option<f64>)>> = BTreeMap::new();
+        let mut methods = BTreeMap::new();
+        for (origin, r) in &rows {
+            let this = cat.gpu(r.gpu.as_str()).map_err(|e| Error::field(origin.clone(), "gpu", e.to_string()))?;
+            if this.name != gpu {
+                return Err(Error::field(
+                    origin.clone(),
+                    "gpu",
+                    format!("{} differs from {} at {}: one profile set is for one GPU kind", this.name, gpu, first_origin),
+                ));
+            }
+            gpu_spec
+                .profile(r.profile.as_str())
+                .map_err(|e| Error::field(origin.clone(), "profile", e.to_string()))?;
+            let key = CurveKey { model: r.model.clone(), profile: r.profile.clone(), procs: r.procs };
+            if let Some(prev) = seen.insert((key.clone(), r.batch), origin.clone()) {
+                return Err(Error::field(
+                    origin.clone(),
+                    "batch",
+                    format!(
+                        "duplicate measurement of {} on {} at batch {} with {} procs (first at {})",
+                        r.model, r.profile, r.batch, r.procs, prev
+                    ),
+                ));
+            }
+            methods.entry(r.model.clone()).or_insert(r.method);
+            grouped.entry(key).or_default().push((r.batch, r.latency_ms, r.latency_p99_ms));
+        }
+        let mut warnings = Vec::new();
+        let mut curves = BTreeMap::new();
+        for (key, mut pts) in grouped {
+            pts.sort_by_key(|p| p.0);
+            let has_p99 = pts.iter().all(|p| p.2.is_some());
+            for w in pts.windows(2) {
+                if w[1].1 < w[0].1 {
+                    warnings.push(Warning {
+                        at: format!("{} on {} (procs {})", key.model, key.profile, key.procs),
+                        message: format!(
+                            "latency falls from {:.3} ms at batch {} to {:.3} ms at batch {}",
+                            w[0].1, w[0].0, w[1].1, w[1].0
+                        ),
+                    });
+                }
+            }
+            curves.insert(
+                key,
+                Curve {
+                    batches: pts.iter().map(|p| p.0).collect(),
+                    latency_ms: pts.iter().map(|p| p.1).collect(),
+                    p99_ms: pts.iter().map(|p| p.2.unwrap_or(p.1)).collect(),
+                    has_p99,
+                },
+            );
+        }
+        Ok(Self { gpu, curves, methods, warnings })
+    }
+
+    /// The catalogue entry of this set's GPU.
+    pub fn gpu_spec(&self) -> &'static GpuSpec {
+        Catalogue::builtin().gpu(self.gpu.as_str()).expect("checked at load")
+    }
+
+    /// The curve of a model on a profile with `procs` processes.
+    pub fn curve(&self, model: &str, profile: &str, procs: u32) -> Option<&Curve> {
+        self.curves.get(&CurveKey { model: model.into(), profile: profile.into(), procs })
+    }
+
+    /// Models present, sorted.
+    pub fn models(&self) -> Vec<ModelName> {
+        let mut v: Vec<ModelName> = self.curves.keys().map(|k| k.model.clone()).collect();
+        v.dedup();
+        v
+    }
+
+    /// Profiles measured for a model (any procs), in catalogue order.
+    pub fn profiles_of(&self, model: &str) -> Vec<ProfileName> {
+        let spec = self.gpu_spec();
+        spec.profiles
+            .iter()
+            .filter(|p| self.curves.keys().any(|k| k.model.as_str() == model && k.profile == p.name))
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    /// MPS process counts measured for a model on a profile, ascending.
+    pub fn procs_of(&self, model: &str, profile: &str) -> Vec<u32> {
+        self.curves
+            .keys()
+            .filter(|k| k.model.as_str() == model && k.profile.as_str() == profile)
+            .map(|k| k.procs)
+            .collect()
+    }
+
+    /// Keeps only the given models (a scenario names the models it serves).
+    pub fn restrict_to(&self, models: &[&str]) -> Self {
+        let mut s = self.clone();
+        s.curves.retain(|k, _| models.contains(&k.model.as_str()));
+        s.methods.retain(|k, _| models.contains(&k.as_str()));
+        s
+    }
+
+    /// Merges another set of the same GPU into this one; a curve present in both is an error.
+    pub fn merge(&mut self, other: ProfileSet) -> Result<()> {
+        if other.gpu != self.gpu {
+            return Err(Error::Invalid(format!(
+                "profiles for {} and {} cannot be mixed in one scenario",
+                self.gpu, other.gpu
+            )));
+        }
+        for (k, c) in other.curves {
+            if self.curves.contains_key(&k) {
+                if self.curves[&k] == c {
+                    continue;
+                }
+                return Err(Error::Invalid(format!(
+                    "{} on {} (procs {}) is measured in two different profile files",
+                    k.model, k.profile, k.procs
+                )));
+            }
+            self.curves.insert(k, c);
+        }
+        for (m, me) in other.methods {
+            self.methods.entry(m).or_insert(me);
+        }
+        self.warnings.extend(other.warnings);
+        Ok(())
+    }
+
+    /// Fills every missing batch between the smallest and largest measured one by linear
+    /// interpolation (only when the user asks: the rows it adds are not measurements).
+    pub fn interpolated(&self) -> Self {
+        let mut s = self.clone();
+        for c in s.curves.values_mut() {
+            let (lo, hi) = (c.batches[0], c.max_batch());
+            let batches: Vec<u32> = (lo..=hi).collect();
+            let lat = batches.iter().map(|&b| self_lookup(c, b, false)).collect();
+            let p99 = batches.iter().map(|&b| self_lookup(c, b, true)).collect();
+            c.batches = batches;
+            c.latency_ms = lat;
+            c.p99_ms = p99;
+        }
+        s
+    }
+}
+
+fn self_lookup(c: &Curve, b: u32, p99: bool) -> f64 {
+    let v = if p99 { c.latency_p99(b, BatchLookup::Interpolate) } else { c.latency(b, BatchLookup::Interpolate) };
+    v.map(|m| m.0).unwrap_or(f64::NAN)
+}
+
+/// Parses migopt's profile CSV, reporting the file, line and column of every problem.
+pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
+    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(text.as_bytes());
+    let headers = rdr
+        .headers()
+        .map_err(|e| Error::Syntax { origin: Origin::at(path, 1), message: e.to_string() })?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    for h in headers.iter() {
+        if !REQUIRED.contains(&h) && !OPTIONAL.contains(&h) {
+            return Err(Error::Syntax {
+                origin: Origin::at(path, 1),
+                message: format!(
+                    "unknown column `{h}` (columns: {}, optional {})",
+                    REQUIRED.join(","),
+                    OPTIONAL.join(",")
+                ),
+            });
+        }
+    }
+    let mut idx = [0usize; 5];
+    for (i, r) in REQUIRED.iter().enumerate() {
+        idx[i] = col(r).ok_or_else(|| Error::Syntax {
+            origin: Origin::at(path, 1),
+            message: format!("missing required column `{r}` (header must include {})", REQUIRED.join(",")),
+        })?;
+    }
+    let (p99_i, procs_i, tp_i, method_i) = (col("latency_p99_ms"), col("procs"), col("throughput_qps"), col("method"));
+    let mut out = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| {
+            let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
+            Error::Syntax { origin: Origin::at(path, line), message: e.to_string() }
+        })?;
+        let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
+        let origin = Origin::at(path, line);
+        let get = |i: usize| rec.get(i).unwrap_or("");
+        let text_field = |i: usize, name: &str| -> Result<String> {
+            let v = get(i);
+            if v.is_empty() {
+                Err(Error::field(origin.clone(), name, "is empty"))
+            } else {
+                Ok(v.to_string())
+            }
+        };
+        let model = text_field(idx[0], "model")?;
+        let gpu = text_field(idx[1], "gpu")?;
+        let profile = text_field(idx[2], "profile")?;
+        let batch: u32 = get(idx[3])
+            .parse()
+            .map_err(|_| Error::field(origin.clone(), "batch", format!("`{}` is not a whole number", get(idx[3]))))?;
+        if batch == 0 {
+            return Err(Error::field(origin.clone(), "batch", "must be at least 1"));
+        }
+        let latency_ms = positive(get(idx[4]), &origin, "latency_ms")?;
+        let latency_p99_ms = match p99_i.map(get).filter(|s| !s.is_empty()) {
+            Some(s) => {
+                let v = positive(s, &origin, "latency_p99_ms")?;
+                if v < latency_ms {
+                    return Err(Error::field(
+                        origin.clone(),
+                        "latency_p99_ms",
+                        format!("{v} is below the median latency {latency_ms}"),
+                    ));
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        let procs: u32 = match procs_i.map(get).filter(|s| !s.is_empty()) {
+            Some(s) => match s.parse() {
+                Ok(p) if p >= 1 => p,
+                _ => return Err(Error::field(origin.clone(), "procs", format!("`{s}` is not a whole number ≥ 1"))),
+            },
+            None => 1,
+        };
+        let derived = procs as f64 * batch as f64 * 1000.0 / latency_ms;
+        let throughput_qps = match tp_i.map(get).filter(|s| !s.is_empty()) {
+            Some(s) => positive(s, &origin, "throughput_qps")?,
+            None => derived,
+        };
+        let method = match method_i.map(get).filter(|s| !s.is_empty()) {
+            Some(s) => Method::parse(s).ok_or_else(|| {
+                Error::field(origin.clone(), "method", format!("`{s}` is not one of mig, green-context, imported"))
+            })?,
+            None => Method::Imported,
+        };
+        out.push((
+            origin,
+            ProfileRow {
+                model: model.into(),
+                gpu: gpu.into(),
+                profile: profile.into(),
+                batch,
+                latency_ms,
+                latency_p99_ms,
+                procs,
+                throughput_qps,
+                method,
+            },
+        ));
+    }
+    if out.is_empty() {
+        return Err(Error::Syntax { origin: Origin::file(path), message: "no data rows".into() });
+    }
+    Ok(out)
+}
+
+fn positive(s: &str, origin: &Origin, field: &str) -> Result<f64> {
+    let v: f64 = s.parse().map_err(|_| Error::field(origin.clone(), field, format!("`{s}` is not a number")))?;
+    if !v.is_finite() || v <= 0.0 {
+        return Err(Error::field(origin.clone(), field, format!("{s} must be a positive finite number")));
+    }
+    Ok(v)
+}
+
+/// Writes rows in migopt's CSV schema (all columns), for importers and the profiler's peers.
+pub fn write_csv(rows: &[ProfileRow], mut w: impl std::io::Write) -> std::io::Result<()> {
+    writeln!(w, "model,gpu,profile,batch,latency_ms,latency_p99_ms,procs,throughput_qps,method")?;
+    for r in rows {
+        writeln!(
+            w,
+            "{},{},{},{},{},{},{},{},{}",
+            r.model,
+            r.gpu,
+            r.profile,
+            r.batch,
+            fmt_num(r.latency_ms),
+            r.latency_p99_ms.map(fmt_num).unwrap_or_default(),
+            r.procs,
+            fmt_num(r.throughput_qps),
+            r.method.as_str()
+        )?;
+    }
+    Ok(())
+}
+
+fn fmt_num(v: f64) -> String {
+    let s = format!("{v:.6}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    const CSV: &str = "model,gpu,profile,batch,latency_ms,latency_p99_ms\n\
+        m,H100-80GB,1g.10gb,1,2.0,2.5\n\
+        m,H100-80GB,1g.10gb,4,5.0,6\n\
+        m,H100-80GB,1g.10gb,8,8.0,9\n\
+        m,H100-80GB,7g.80gb,1,1.0,1.1\n\
+        m,H100-80GB,7g.80gb,8,2.0,2.2\n";
+
+    fn set() -> ProfileSet {
+        ProfileSet::from_csv_str(CSV, Path::new("p.csv")).unwrap()
+    }
+
+    #[test]
+    fn lookups_interpolate_but_never_extrapolate() {
+        let s = set();
+        let c = s.curve("m", "1g.10gb", 1).unwrap();
+        assert_relative_eq!(c.latency(2, BatchLookup::Interpolate).unwrap().0, 3.0);
+        assert_relative_eq!(c.latency(6, BatchLookup::Interpolate).unwrap().0, 6.5);
+        assert_eq!(c.latency(2, BatchLookup::Exact), None);
+        assert_relative_eq!(c.latency(2, BatchLookup::Pad).unwrap().0, 5.0);
+        assert_eq!(c.latency(9, BatchLookup::Interpolate), None);
+        assert_relative_eq!(c.latency_p99(4, BatchLookup::Exact).unwrap().0, 6.0);
+    }
+
+    #[test]
+    fn knee_and_max_batch() {
+        let s = set();
+        let c = s.curve("m", "1g.10gb", 1).unwrap();
+        // throughputs 500, 800, 1000 per second: 90% of 1000 is reached at batch 8.
+        assert_eq!(c.knee(0.9), 8);
+        assert_eq!(c.knee(0.8), 4);
+        assert_eq!(c.max_batch_within(Millis(5.0)), Some(4));
+        assert_eq!(c.max_batch_within(Millis(1.0)), None);
+    }
+
+    #[test]
+    fn throughput_is_derived() {
+        let rows = parse_csv(CSV, Path::new("p.csv")).unwrap();
+        assert_relative_eq!(rows[1].1.throughput_qps, 800.0);
+        assert_eq!(rows[1].0, Origin::at("p.csv", 3));
+    }
+
+    #[test]
+    fn falling_latency_is_a_warning() {
+        let t = "model,gpu,profile,batch,latency_ms\nm,H100-80GB,1g.10gb,1,3\nm,H100-80GB,1g.10gb,2,2\n";
+        let s = ProfileSet::from_csv_str(t, Path::new("w.csv")).unwrap();
+        assert_eq!(s.warnings.len(), 1);
+        assert!(s.warnings[0].message.contains("falls"));
+    }
+
+    #[test]
+    fn interpolation_fills_gaps_only_when_asked() {
+        let s = set().interpolated();
+        let c = s.curve("m", "1g.10gb", 1).unwrap();
+        assert_eq!(c.batches, (1..=8).collect::<Vec<_>>());
+        assert_relative_eq!(c.latency_ms[2], 4.0);
+    }
+
+    #[test]
+    fn write_then_read_round_trips() {
+        let rows: Vec<ProfileRow> = parse_csv(CSV, Path::new("p.csv")).unwrap().into_iter().map(|r| r.1).collect();
+        let mut buf = Vec::new();
+        write_csv(&rows, &mut buf).unwrap();
+        let again = parse_csv(std::str::from_utf8(&buf).unwrap(), Path::new("q.csv")).unwrap();
+        assert_eq!(again.into_iter().map(|r| r.1).collect::<Vec<_>>(), rows);
+    }
+}

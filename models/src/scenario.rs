@@ -1,0 +1,446 @@
+//! Scenario files (TOML): what the server is and what traffic it must carry. The planner
+//! and the simulator read the same file, so a plan can always be checked against the
+//! traffic it was made for.
+//!
+//! ```toml
+//! name = "two models"
+//! [gpu]
+//! kind = "H100-80GB"
+//! count = 8                   # GPUs in the server (an upper limit for min-gpus)
+//!
+//! [[model]]
+//! name = "resnet50"
+//! profile = "h100-80gb/resnet50.csv"   # relative to this file
+//! sla_ms = 25.0
+//! share = 0.6                 # share of queries; or rate_qps = 1200.0
+//! batch = { kind = "lognormal", median = 8, sigma = 1.0, max = 64 }
+//! # or batch = { kind = "table", sizes = [1, 8, 32], probs = [0.5, 0.3, 0.2] }
+//! # or batch = { kind = "fixed", size = 1 }  (the default: single requests)
+//! ```
+
+use crate::catalogue::{Catalogue, GpuSpec};
+use crate::error::{Error, Origin, Result};
+use crate::profile::{BatchLookup, ProfileSet};
+use crate::units::{GpuName, Millis, ModelName};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// How query batch sizes are distributed for one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum BatchDist {
+    /// Every query has this batch size (1 = single requests).
+    Fixed {
+        /// The batch size.
+        size: u32,
+    },
+    /// Log-normal, discretised to integers 1..=max and renormalised (PARIS's workload).
+    Lognormal {
+        /// Median batch size.
+        median: f64,
+        /// Standard deviation of ln(batch).
+        sigma: f64,
+        /// Largest batch size; mass above it is cut off.
+        max: u32,
+    },
+    /// An explicit table of batch size → probability.
+    Table {
+        /// Batch sizes.
+        sizes: Vec<u32>,
+        /// Their probabilities (normalised if they do not sum to 1).
+        probs: Vec<f64>,
+    },
+}
+
+impl Default for BatchDist {
+    fn default() -> Self {
+        BatchDist::Fixed { size: 1 }
+    }
+}
+
+impl BatchDist {
+    /// The probability mass function over batch sizes, ascending, zero-mass sizes dropped.
+    pub fn pmf(&self) -> Vec<(u32, f64)> {
+        let raw: Vec<(u32, f64)> = match self {
+            BatchDist::Fixed { size } => vec![(*size, 1.0)],
+            BatchDist::Lognormal { median, sigma, max } => {
+                let mu = median.ln();
+                let cdf = |x: f64| if x <= 0.0 { 0.0 } else { normal_cdf((x.ln() - mu) / sigma) };
+                (1..=*max).map(|b| (b, cdf(b as f64 + 0.5) - if b == 1 { 0.0 } else { cdf(b as f64 - 0.5) })).collect()
+            }
+            BatchDist::Table { sizes, probs } => {
+                let mut v: Vec<(u32, f64)> = sizes.iter().copied().zip(probs.iter().copied()).collect();
+                v.sort_by_key(|p| p.0);
+                v
+            }
+        };
+        let total: f64 = raw.iter().map(|p| p.1).sum();
+        raw.into_iter().filter(|p| p.1 > 1e-12).map(|(b, p)| (b, p / total)).collect()
+    }
+
+    /// Mean batch size.
+    pub fn mean(&self) -> f64 {
+        self.pmf().iter().map(|&(b, p)| b as f64 * p).sum()
+    }
+
+    /// Largest batch size with nonzero probability.
+    pub fn max(&self) -> u32 {
+        self.pmf().last().map(|p| p.0).unwrap_or(1)
+    }
+}
+
+/// Standard normal CDF via erfc (W. J. Cody's rational approximation through
+/// Numerical Recipes' `erfcc`, relative error < 1.2e-7), enough for batch probabilities.
+pub fn normal_cdf(z: f64) -> f64 {
+    let x = -z / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * x.abs());
+    let y = t * (-x * x - 1.26551223
+        + t * (1.00002368
+            + t * (0.37409196
+                + t * (0.09678418
+                    + t * (-0.18628806
+                        + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+        .exp();
+    let erfc = if x >= 0.0 { y } else { 2.0 - y };
+    0.5 * erfc
+}
+
+/// How much traffic a model gets.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Demand {
+    /// An absolute request rate, queries per second (a rate target for min-gpus).
+    Rate(f64),
+    /// A share of the total query rate (for max-load, where the total is what is maximised).
+    Share(f64),
+}
+
+/// One served model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Model name, as in the profile CSV.
+    pub name: ModelName,
+    /// Latency SLA (or SLO) per query, end to end.
+    pub sla: Millis,
+    /// Traffic.
+    pub demand: Demand,
+    /// Batch-size distribution of queries.
+    pub batch: BatchDist,
+    /// Profile file the model's curves came from (as resolved).
+    pub profile_path: PathBuf,
+}
+
+/// A whole scenario with its profiles loaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// Short name (defaults to the file stem).
+    pub name: String,
+    /// Free text: where the numbers come from.
+    pub description: Option<String>,
+    /// GPU kind.
+    pub gpu: GpuName,
+    /// GPUs in the server (for min-gpus: the most that may be used).
+    pub gpu_count: u32,
+    /// How unmeasured batch sizes get a latency.
+    pub batch_lookup: BatchLookup,
+    /// The models served, in file order.
+    pub models: Vec<ModelSpec>,
+    /// Latency curves of the models, restricted to them.
+    pub profiles: ProfileSet,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Option<String>,
+    description: Option<String>,
+    gpu: RawGpu,
+    #[serde(default)]
+    options: RawOptions,
+    #[serde(default)]
+    model: Vec<Spanned<RawModel>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGpu {
+    kind: Spanned<String>,
+    count: Spanned<i64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOptions {
+    batch_lookup: Option<BatchLookup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    name: Spanned<String>,
+    profile: Spanned<String>,
+    sla_ms: Spanned<f64>,
+    rate_qps: Option<Spanned<f64>>,
+    share: Option<Spanned<f64>>,
+    batch: Option<Spanned<BatchDist>>,
+}
+
+/// Reads the text of a file named in a scenario; lets shipped scenarios resolve their
+/// profile paths to embedded data.
+pub type Reader<'a> = &'a dyn Fn(&Path) -> Result<String>;
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+impl Scenario {
+    /// Loads a scenario file and the profile files it names (relative to it).
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, path, &|p: &Path| std::fs::read_to_string(p).map_err(|e| Error::io(p, e)))
+    }
+
+    /// Parses scenario text from `path`, reading profiles through `read`.
+    pub fn parse(text: &str, path: &Path, read: Reader<'_>) -> Result<Self> {
+        let raw: RawScenario = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            Error::Syntax {
+                origin: Origin { file: path.to_path_buf(), line },
+                message: e.message().to_string(),
+            }
+        })?;
+        let at = |span: std::ops::Range<usize>| Origin::at(path, line_of(text, span.start));
+        let cat = Catalogue::builtin();
+        let gpu: &GpuSpec =
+            cat.gpu(raw.gpu.kind.get_ref()).map_err(|e| Error::field(at(raw.gpu.kind.span()), "gpu.kind", e.to_string()))?;
+        let count = *raw.gpu.count.get_ref();
+        if !(1..=100_000).contains(&count) {
+            return Err(Error::field(at(raw.gpu.count.span()), "gpu.count", format!("{count} must be between 1 and 100000")));
+        }
+        if raw.model.is_empty() {
+            return Err(Error::field(Origin::file(path), "model", "the scenario serves no model (add a [[model]] table)"));
+        }
+        let base = path.parent().unwrap_or(Path::new(""));
+        let mut models = Vec::new();
+        let mut profiles: Option<ProfileSet> = None;
+        for m in &raw.model {
+            let mo = at(m.span());
+            let m = m.get_ref();
+            let name = m.name.get_ref().trim().to_string();
+            if name.is_empty() {
+                return Err(Error::field(at(m.name.span()), "model.name", "is empty"));
+            }
+            if models.iter().any(|x: &ModelSpec| x.name.as_str() == name) {
+                return Err(Error::field(at(m.name.span()), "model.name", format!("`{name}` is listed twice")));
+            }
+            let sla = *m.sla_ms.get_ref();
+            if !sla.is_finite() || sla <= 0.0 {
+                return Err(Error::field(at(m.sla_ms.span()), "model.sla_ms", format!("{sla} must be a positive number of milliseconds")));
+            }
+            let demand = match (&m.rate_qps, &m.share) {
+                (Some(r), None) => {
+                    let v = *r.get_ref();
+                    if !v.is_finite() || v <= 0.0 {
+                        return Err(Error::field(at(r.span()), "model.rate_qps", format!("{v} must be a positive rate")));
+                    }
+                    Demand::Rate(v)
+                }
+                (None, Some(s)) => {
+                    let v = *s.get_ref();
+                    if !v.is_finite() || v <= 0.0 {
+                        return Err(Error::field(at(s.span()), "model.share", format!("{v} must be positive")));
+                    }
+                    Demand::Share(v)
+                }
+                (Some(_), Some(_)) => {
+                    return Err(Error::field(mo, "model", format!("`{name}` gives both rate_qps and share; give one")))
+                }
+                (None, None) => {
+                    return Err(Error::field(mo, "model", format!("`{name}` needs rate_qps or share")))
+                }
+            };
+            let batch = match &m.batch {
+                Some(b) => {
+                    check_batch(b.get_ref()).map_err(|msg| Error::field(at(b.span()), "model.batch", msg))?;
+                    b.get_ref().clone()
+                }
+                None => BatchDist::default(),
+            };
+            let ppath = base.join(m.profile.get_ref());
+            let ptext = read(&ppath).map_err(|e| Error::field(at(m.profile.span()), "model.profile", e.to_string()))?;
+            let set = ProfileSet::from_csv_str(&ptext, &ppath)?.restrict_to(&[name.as_str()]);
+            if set.curves.is_empty() {
+                return Err(Error::field(
+                    at(m.profile.span()),
+                    "model.profile",
+                    format!("{} has no rows for model `{name}`", ppath.display()),
+                ));
+            }
+            if set.gpu != gpu.name {
+                return Err(Error::field(
+                    at(m.profile.span()),
+                    "model.profile",
+                    format!("{} is measured on {}, the scenario's GPU is {}", ppath.display(), set.gpu, gpu.name),
+                ));
+            }
+            match profiles.as_mut() {
+                None => profiles = Some(set),
+                Some(p) => p.merge(set)?,
+            }
+            models.push(ModelSpec { name: name.into(), sla: Millis(sla), demand, batch, profile_path: ppath });
+        }
+        let kinds: Vec<bool> = models.iter().map(|m| matches!(m.demand, Demand::Rate(_))).collect();
+        if kinds.iter().any(|&k| k) && kinds.iter().any(|&k| !k) {
+            return Err(Error::field(Origin::file(path), "model", "mix of rate_qps and share: use one kind for every model"));
+        }
+        let name = raw
+            .name
+            .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        Ok(Scenario {
+            name,
+            description: raw.description,
+            gpu: gpu.name.clone(),
+            gpu_count: count as u32,
+            batch_lookup: raw.options.batch_lookup.unwrap_or_default(),
+            models,
+            profiles: profiles.expect("at least one model"),
+        })
+    }
+
+    /// The catalogue entry of the scenario's GPU.
+    pub fn gpu_spec(&self) -> &'static GpuSpec {
+        Catalogue::builtin().gpu(self.gpu.as_str()).expect("checked at load")
+    }
+
+    /// Each model's share of the total query rate (rates normalised when rates are given).
+    pub fn shares(&self) -> Vec<f64> {
+        let raw: Vec<f64> = self
+            .models
+            .iter()
+            .map(|m| match m.demand {
+                Demand::Rate(r) | Demand::Share(r) => r,
+            })
+            .collect();
+        let total: f64 = raw.iter().sum();
+        raw.iter().map(|r| r / total).collect()
+    }
+
+    /// Each model's request rate, if the scenario gives rates.
+    pub fn rates(&self) -> Option<Vec<f64>> {
+        self.models
+            .iter()
+            .map(|m| match m.demand {
+                Demand::Rate(r) => Some(r),
+                Demand::Share(_) => None,
+            })
+            .collect()
+    }
+
+    /// Looks a model up by name.
+    pub fn model(&self, name: &str) -> Option<&ModelSpec> {
+        self.models.iter().find(|m| m.name.as_str() == name)
+    }
+}
+
+fn check_batch(b: &BatchDist) -> std::result::Result<(), String> {
+    match b {
+        BatchDist::Fixed { size } if *size == 0 => Err("fixed size must be at least 1".into()),
+        BatchDist::Lognormal { median, sigma, max } => {
+            if !(median.is_finite() && *median >= 1.0) {
+                Err(format!("lognormal median {median} must be at least 1"))
+            } else if !(sigma.is_finite() && *sigma > 0.0) {
+                Err(format!("lognormal sigma {sigma} must be positive"))
+            } else if *max == 0 || (*max as f64) < *median {
+                Err(format!("lognormal max {max} must be at least the median"))
+            } else {
+                Ok(())
+            }
+        }
+        BatchDist::Table { sizes, probs } => {
+            if sizes.is_empty() || sizes.len() != probs.len() {
+                Err(format!("table has {} sizes and {} probs; they must pair up", sizes.len(), probs.len()))
+            } else if sizes.contains(&0) {
+                Err("table sizes must be at least 1".into())
+            } else if probs.iter().any(|p| !p.is_finite() || *p < 0.0) || probs.iter().sum::<f64>() <= 0.0 {
+                Err("table probs must be non-negative with a positive sum".into())
+            } else {
+                let mut s = sizes.clone();
+                s.sort_unstable();
+                s.dedup();
+                if s.len() != sizes.len() {
+                    Err("table lists a size twice".into())
+                } else {
+                    Ok(())
+                }
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approx::assert_relative_eq;
+
+    const PROF: &str = "model,gpu,profile,batch,latency_ms\n\
+        a,H100-80GB,1g.10gb,1,2\na,H100-80GB,1g.10gb,8,6\na,H100-80GB,7g.80gb,1,1\na,H100-80GB,7g.80gb,8,2\n\
+        b,H100-80GB,1g.10gb,1,3\nb,H100-80GB,7g.80gb,1,1\n";
+
+    fn read(_: &Path) -> Result<String> {
+        Ok(PROF.to_string())
+    }
+
+    fn parse(t: &str) -> Result<Scenario> {
+        Scenario::parse(t, Path::new("dir/s.toml"), &read)
+    }
+
+    const OK: &str = "[gpu]\nkind = \"H100-80GB\"\ncount = 2\n\
+        [[model]]\nname = \"a\"\nprofile = \"p.csv\"\nsla_ms = 10\nshare = 3\nbatch = { kind = \"table\", sizes = [1, 8], probs = [1, 1] }\n\
+        [[model]]\nname = \"b\"\nprofile = \"p.csv\"\nsla_ms = 5\nshare = 1\n";
+
+    #[test]
+    fn parses_and_normalises() {
+        let s = parse(OK).unwrap();
+        assert_eq!(s.name, "s");
+        assert_eq!(s.gpu_count, 2);
+        assert_eq!(s.shares(), vec![0.75, 0.25]);
+        assert_eq!(s.models[0].batch.pmf(), vec![(1, 0.5), (8, 0.5)]);
+        assert_eq!(s.models[0].profile_path, Path::new("dir/p.csv"));
+        assert_eq!(s.profiles.models().len(), 2);
+        assert!(s.rates().is_none());
+    }
+
+    #[test]
+    fn errors_name_the_line_and_field() {
+        let bad = OK.replace("sla_ms = 5", "sla_ms = -5");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert_eq!(e, "dir/s.toml:13: field `model.sla_ms`: -5 must be a positive number of milliseconds");
+        let e = parse(&OK.replace("H100-80GB", "V100")).unwrap_err().to_string();
+        assert!(e.starts_with("dir/s.toml:2: field `gpu.kind`: unknown GPU `V100`"), "{e}");
+        let e = parse(&OK.replace("share = 1\n", "")).unwrap_err().to_string();
+        assert!(e.contains("`b` needs rate_qps or share"), "{e}");
+        let e = parse(&OK.replace("count = 2", "count = 0")).unwrap_err().to_string();
+        assert!(e.contains("s.toml:3: field `gpu.count`"), "{e}");
+        let e = parse(&OK.replace("name = \"b\"", "name = \"zz\"")).unwrap_err().to_string();
+        assert!(e.contains("has no rows for model `zz`"), "{e}");
+    }
+
+    #[test]
+    fn lognormal_pmf_is_normalised_and_centred() {
+        let d = BatchDist::Lognormal { median: 8.0, sigma: 0.5, max: 64 };
+        let pmf = d.pmf();
+        assert_relative_eq!(pmf.iter().map(|p| p.1).sum::<f64>(), 1.0, epsilon = 1e-9);
+        let below: f64 = pmf.iter().filter(|p| p.0 <= 8).map(|p| p.1).sum();
+        assert!((below - 0.5).abs() < 0.05, "{below}");
+        assert!(d.max() <= 64);
+    }
+
+    #[test]
+    fn normal_cdf_matches_tables() {
+        assert_relative_eq!(normal_cdf(0.0), 0.5, epsilon = 1e-7);
+        assert_relative_eq!(normal_cdf(1.96), 0.9750021, epsilon = 1e-6);
+        assert_relative_eq!(normal_cdf(-1.0), 0.1586553, epsilon = 1e-6);
+    }
+}
