@@ -78,6 +78,10 @@ pub struct Curve {
     pub latency_ms: Vec<f64>,
     /// p99 latency at each batch, ms, where measured (else the median).
     pub p99_ms: Vec<f64>,
+    /// Throughput of the whole instance at each batch, queries per second: the CSV's
+    /// `throughput_qps` where given (imported sets carry more precise throughput than
+    /// latency), else procs·batch/latency.
+    pub throughput_qps: Vec<f64>,
     /// Whether p99 was measured for every batch.
     pub has_p99: bool,
 }
@@ -134,23 +138,19 @@ impl Curve {
         }
     }
 
-    /// Throughput (batches·size per second) at each measured batch, with `procs` processes.
-    pub fn throughputs(&self, procs: u32) -> Vec<f64> {
-        self.batches
-            .iter()
-            .zip(&self.latency_ms)
-            .map(|(&b, &l)| procs as f64 * b as f64 * 1000.0 / l)
-            .collect()
+    /// Instance throughput (queries per second) at a measured batch.
+    pub fn throughput_at(&self, batch: u32) -> Option<f64> {
+        self.batches.binary_search(&batch).ok().map(|i| self.throughput_qps[i])
     }
 
     /// Smallest measured batch whose throughput reaches `fraction` of the curve's peak
     /// (the knee; PARIS uses 90%).
     pub fn knee(&self, fraction: f64) -> u32 {
-        let tp = self.throughputs(1);
+        let tp = &self.throughput_qps;
         let peak = tp.iter().cloned().fold(0.0, f64::max);
         self.batches
             .iter()
-            .zip(&tp)
+            .zip(tp)
             .find(|(_, &t)| t >= fraction * peak)
             .map(|(&b, _)| b)
             .unwrap_or_else(|| self.max_batch())
@@ -226,7 +226,7 @@ impl ProfileSet {
         })?;
         let gpu = gpu_spec.name.clone();
         let mut seen: BTreeMap<(CurveKey, u32), Origin> = BTreeMap::new();
-        let mut grouped: BTreeMap<CurveKey, Vec<(u32, f64, Option<f64>)>> = BTreeMap::new();
+        let mut grouped: BTreeMap<CurveKey, Vec<(u32, f64, Option<f64>, f64)>> = BTreeMap::new();
         let mut methods = BTreeMap::new();
         for (origin, r) in &rows {
             let this = cat.gpu(r.gpu.as_str()).map_err(|e| Error::field(origin.clone(), "gpu", e.to_string()))?;
@@ -252,7 +252,7 @@ impl ProfileSet {
                 ));
             }
             methods.entry(r.model.clone()).or_insert(r.method);
-            grouped.entry(key).or_default().push((r.batch, r.latency_ms, r.latency_p99_ms));
+            grouped.entry(key).or_default().push((r.batch, r.latency_ms, r.latency_p99_ms, r.throughput_qps));
         }
         let mut warnings = Vec::new();
         let mut curves = BTreeMap::new();
@@ -276,6 +276,7 @@ impl ProfileSet {
                     batches: pts.iter().map(|p| p.0).collect(),
                     latency_ms: pts.iter().map(|p| p.1).collect(),
                     p99_ms: pts.iter().map(|p| p.2.unwrap_or(p.1)).collect(),
+                    throughput_qps: pts.iter().map(|p| p.3).collect(),
                     has_p99,
                 },
             );
@@ -358,11 +359,13 @@ impl ProfileSet {
     /// interpolation (only when the user asks: the rows it adds are not measurements).
     pub fn interpolated(&self) -> Self {
         let mut s = self.clone();
-        for c in s.curves.values_mut() {
+        for (key, c) in s.curves.iter_mut() {
             let (lo, hi) = (c.batches[0], c.max_batch());
             let batches: Vec<u32> = (lo..=hi).collect();
-            let lat = batches.iter().map(|&b| self_lookup(c, b, false)).collect();
-            let p99 = batches.iter().map(|&b| self_lookup(c, b, true)).collect();
+            let lat: Vec<f64> = batches.iter().map(|&b| self_lookup(c, b, false)).collect();
+            let p99: Vec<f64> = batches.iter().map(|&b| self_lookup(c, b, true)).collect();
+            c.throughput_qps =
+                batches.iter().zip(&lat).map(|(&b, &l)| key.procs as f64 * b as f64 * 1000.0 / l).collect();
             c.batches = batches;
             c.latency_ms = lat;
             c.p99_ms = p99;
