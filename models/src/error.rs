@@ -22,6 +22,17 @@ impl Origin {
     pub fn at(file: impl Into<PathBuf>, line: usize) -> Self {
         Self { file: file.into(), line: Some(line) }
     }
+
+    /// An origin at the line holding byte `offset` of `text`. Counting lines ourselves is
+    /// reliable for both LF and CRLF files (the csv crate's own line count is not for CRLF).
+    pub fn at_byte(file: impl Into<PathBuf>, text: &str, offset: u64) -> Self {
+        let mut end = (offset as usize).min(text.len());
+        // In CRLF files a record's recorded start can sit on the previous line's '\n'.
+        if text.as_bytes().get(end) == Some(&b'\n') {
+            end += 1;
+        }
+        Self::at(file, text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1)
+    }
 }
 
 impl std::fmt::Display for Origin {

@@ -410,11 +410,10 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
     let mut out = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
-            let line = e.position().map(|p| p.line() as usize).unwrap_or(0);
-            Error::Syntax { origin: Origin::at(path, line), message: e.to_string() }
+            let byte = e.position().map(|p| p.byte()).unwrap_or(0);
+            Error::Syntax { origin: Origin::at_byte(path, text, byte), message: e.to_string() }
         })?;
-        let line = rec.position().map(|p| p.line() as usize).unwrap_or(0);
-        let origin = Origin::at(path, line);
+        let origin = Origin::at_byte(path, text, rec.position().map(|p| p.byte()).unwrap_or(0));
         let get = |i: usize| rec.get(i).unwrap_or("");
         let text_field = |i: usize, name: &str| -> Result<String> {
             let v = get(i);
@@ -566,6 +565,13 @@ mod tests {
         let rows = parse_csv(CSV, Path::new("p.csv")).unwrap();
         assert_relative_eq!(rows[1].1.throughput_qps, 800.0);
         assert_eq!(rows[1].0, Origin::at("p.csv", 3));
+    }
+
+    #[test]
+    fn crlf_files_report_the_right_line() {
+        let t = "model,gpu,profile,batch,latency_ms\r\nm,H100-80GB,1g.10gb,1,3\r\nm,H100-80GB,1g.10gb,2,x\r\n";
+        let e = parse_csv(t, Path::new("c.csv")).unwrap_err().to_string();
+        assert_eq!(e, "c.csv:3: field `latency_ms`: `x` is not a number");
     }
 
     #[test]

@@ -1,0 +1,337 @@
+//! Importer for the ParvaGPU profile set (Lee et al., SC 2024; MIT licence): real MIG
+//! measurements of 11 models on an A100-80GB with MPS, and six SLO scenarios.
+//!
+//! Source layout: `prof_data/<model>.csv` with header
+//! `Mig instance,Batch size,Workload Number,Throughput,Latency` where `Mig instance` is the
+//! GPC count (1, 2, 3, 4, 7), `Workload Number` the MPS process count, `Throughput` the
+//! throughput of ONE process (requests/s) and `Latency` seconds; a row of `0,0` means the
+//! point was not run. `SLO/SLO_req_rate.csv` (requests/s) and `SLO/SLO_latency.csv` (ms)
+//! have no header: one row per scenario, one column per model in alphabetical order,
+//! `N/A` where the scenario does not serve the model.
+
+use migopt_models::error::{Error, Origin, Result};
+use migopt_models::profile::{write_csv, Method, ProfileRow};
+use migopt_models::Catalogue;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The GPU the data set was measured on.
+pub const GPU: &str = "A100-80GB";
+
+/// One model's demand in one scenario.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Demand {
+    /// Model name (file stem of its profile).
+    pub model: String,
+    /// Request rate, requests per second.
+    pub rate_qps: f64,
+    /// Latency SLO, ms.
+    pub slo_ms: f64,
+}
+
+/// One of the SLO scenarios (rows of the SLO files).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SloScenario {
+    /// 1-based row number in the SLO files.
+    pub index: usize,
+    /// Models served, alphabetical.
+    pub demands: Vec<Demand>,
+}
+
+/// The whole imported set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Import {
+    /// Models, alphabetical (the SLO files' column order).
+    pub models: Vec<String>,
+    /// Rows per model in migopt's schema, in model order.
+    pub rows: Vec<(String, Vec<ProfileRow>)>,
+    /// The SLO scenarios.
+    pub scenarios: Vec<SloScenario>,
+}
+
+/// Reads the data set at `dir`. Nothing is written; every problem names file, line, field.
+pub fn read(dir: &Path) -> Result<Import> {
+    let prof_dir = dir.join("prof_data");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&prof_dir)
+        .map_err(|e| Error::io(&prof_dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::Invalid(format!("{}: no profile CSV files", prof_dir.display())));
+    }
+    let gpu = Catalogue::builtin().gpu(GPU)?;
+    let mut models = Vec::new();
+    let mut rows = Vec::new();
+    for f in &files {
+        let model = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
+        let mut out = Vec::new();
+        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+        let header: Vec<String> = rdr
+            .headers()
+            .map_err(|e| Error::Syntax { origin: Origin::at(f, 1), message: e.to_string() })?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        const WANT: [&str; 5] = ["Mig instance", "Batch size", "Workload Number", "Throughput", "Latency"];
+        if header != WANT {
+            return Err(Error::Syntax {
+                origin: Origin::at(f, 1),
+                message: format!("header is `{}`, expected `{}`", header.join(","), WANT.join(",")),
+            });
+        }
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| Error::Syntax {
+                origin: Origin::at_byte(f, &text, e.position().map(|p| p.byte()).unwrap_or(0)),
+                message: e.to_string(),
+            })?;
+            let origin = Origin::at_byte(f, &text, rec.position().map(|p| p.byte()).unwrap_or(0));
+            let num = |i: usize| -> Result<f64> {
+                let s = rec.get(i).unwrap_or("");
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v >= 0.0)
+                    .ok_or_else(|| Error::field(origin.clone(), WANT[i], format!("`{s}` is not a non-negative number")))
+            };
+            let whole = |i: usize| -> Result<u32> {
+                let v = num(i)?;
+                if v.fract() != 0.0 || v < 1.0 {
+                    return Err(Error::field(origin.clone(), WANT[i], format!("{v} is not a whole number ≥ 1")));
+                }
+                Ok(v as u32)
+            };
+            let (gpcs, batch, procs) = (whole(0)?, whole(1)?, whole(2)?);
+            let (tp, lat_s) = (num(3)?, num(4)?);
+            if tp == 0.0 && lat_s == 0.0 {
+                continue; // not run
+            }
+            if tp == 0.0 || lat_s == 0.0 {
+                return Err(Error::field(
+                    origin.clone(),
+                    if tp == 0.0 { "Throughput" } else { "Latency" },
+                    "is zero while the other is not (0,0 marks a point not run)",
+                ));
+            }
+            let profile = gpu.classic_by_compute(gpcs).ok_or_else(|| {
+                Error::field(origin.clone(), "Mig instance", format!("{gpcs} GPCs is not a MIG size of {GPU} (1, 2, 3, 4, 7)"))
+            })?;
+            out.push(ProfileRow {
+                model: model.clone().into(),
+                gpu: gpu.name.clone(),
+                profile: profile.name.clone(),
+                batch,
+                latency_ms: lat_s * 1000.0,
+                latency_p99_ms: None,
+                procs,
+                throughput_qps: tp * procs as f64,
+                method: Method::Imported,
+            });
+        }
+        models.push(model.clone());
+        rows.push((model, out));
+    }
+    let rates = read_slo(&dir.join("SLO").join("SLO_req_rate.csv"), models.len())?;
+    let slos = read_slo(&dir.join("SLO").join("SLO_latency.csv"), models.len())?;
+    if rates.len() != slos.len() {
+        return Err(Error::Invalid(format!(
+            "{}: {} scenarios in SLO_req_rate.csv but {} in SLO_latency.csv",
+            dir.join("SLO").display(),
+            rates.len(),
+            slos.len()
+        )));
+    }
+    let mut scenarios = Vec::new();
+    for (i, (r, l)) in rates.iter().zip(&slos).enumerate() {
+        let mut demands = Vec::new();
+        for (j, m) in models.iter().enumerate() {
+            match (r[j], l[j]) {
+                (Some(rate), Some(slo)) => demands.push(Demand { model: m.clone(), rate_qps: rate, slo_ms: slo }),
+                (None, None) => {}
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "{}: scenario {} gives model {m} a rate or an SLO but not both",
+                        dir.join("SLO").display(),
+                        i + 1
+                    )))
+                }
+            }
+        }
+        scenarios.push(SloScenario { index: i + 1, demands });
+    }
+    Ok(Import { models, rows, scenarios })
+}
+
+fn read_slo(path: &Path, columns: usize) -> Result<Vec<Vec<Option<f64>>>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let origin = Origin::at(path, i + 1);
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        if cells.len() != columns {
+            return Err(Error::Syntax {
+                origin,
+                message: format!("{} columns, expected {} (one per model, alphabetical)", cells.len(), columns),
+            });
+        }
+        let row = cells
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                if *c == "N/A" {
+                    return Ok(None);
+                }
+                c.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                    .map(Some)
+                    .ok_or_else(|| Error::field(origin.clone(), format!("column {}", j + 1), format!("`{c}` is not a positive number or N/A")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.push(row);
+    }
+    Ok(out)
+}
+
+impl Import {
+    /// The scenario file text for one SLO scenario, referring to `<model>.csv` beside it.
+    /// The GPU count is an upper limit for the min-gpus planner.
+    pub fn scenario_toml(&self, s: &SloScenario) -> String {
+        let mut t = String::new();
+        let _ = writeln!(t, "# ParvaGPU SLO scenario {} (row {} of SLO/SLO_req_rate.csv and SLO/SLO_latency.csv),", s.index, s.index);
+        let _ = writeln!(t, "# imported by `migopt import parvagpu`. Requests are single; instances batch server-side.");
+        let _ = writeln!(t, "name = \"parvagpu-s{}\"", s.index);
+        let _ = writeln!(t, "description = \"ParvaGPU SLO scenario {}: {} models on A100-80GB MIG, rates in requests/s\"", s.index, s.demands.len());
+        let _ = writeln!(t, "\n[gpu]\nkind = \"{GPU}\"\ncount = 64\n");
+        for d in &s.demands {
+            let _ = writeln!(t, "[[model]]");
+            let _ = writeln!(t, "name = \"{}\"", d.model);
+            let _ = writeln!(t, "profile = \"{}.csv\"", d.model);
+            let _ = writeln!(t, "sla_ms = {}", d.slo_ms);
+            let _ = writeln!(t, "rate_qps = {}", d.rate_qps);
+            let _ = writeln!(t, "batch = {{ kind = \"fixed\", size = 1 }}\n");
+        }
+        t
+    }
+
+    /// Writes `<model>.csv` per model and `parvagpu-s<i>.toml` per scenario into `out`.
+    /// Everything is rendered in memory first, so bad input writes nothing.
+    pub fn write(&self, out: &Path) -> Result<Vec<PathBuf>> {
+        let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        for (m, rows) in &self.rows {
+            let mut buf = Vec::new();
+            write_csv(rows, &mut buf).map_err(|e| Error::io(out.join(format!("{m}.csv")), e))?;
+            files.push((out.join(format!("{m}.csv")), buf));
+        }
+        for s in &self.scenarios {
+            files.push((out.join(format!("parvagpu-s{}.toml", s.index)), self.scenario_toml(s).into_bytes()));
+        }
+        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+        for (p, data) in &files {
+            std::fs::write(p, data).map_err(|e| Error::io(p, e))?;
+        }
+        Ok(files.into_iter().map(|f| f.0).collect())
+    }
+
+    /// One scenario as a loaded [`migopt_models::Scenario`], without touching the disk
+    /// (profiles are rendered in memory), for tests and reproductions.
+    pub fn scenario(&self, s: &SloScenario) -> Result<migopt_models::Scenario> {
+        let text = self.scenario_toml(s);
+        let read = |p: &Path| -> Result<String> {
+            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let rows = self
+                .rows
+                .iter()
+                .find(|(m, _)| *m == stem)
+                .map(|r| &r.1)
+                .ok_or_else(|| Error::Invalid(format!("no imported model {stem}")))?;
+            let mut buf = Vec::new();
+            write_csv(rows, &mut buf).map_err(|e| Error::io(p, e))?;
+            String::from_utf8(buf).map_err(|e| Error::Invalid(e.to_string()))
+        };
+        migopt_models::Scenario::parse(&text, Path::new(&format!("parvagpu/parvagpu-s{}.toml", s.index)), &read)
+    }
+}
+
+/// Where the shared copy of the data set lives relative to this workspace, if present.
+pub fn shared_dataset() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/parvagpu-a100-80gb");
+    p.join("prof_data").is_dir().then_some(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mini(dir: &Path, prof: &str, rate: &str, lat: &str) {
+        std::fs::create_dir_all(dir.join("prof_data")).unwrap();
+        std::fs::create_dir_all(dir.join("SLO")).unwrap();
+        std::fs::write(dir.join("prof_data/aa.csv"), prof).unwrap();
+        std::fs::write(dir.join("prof_data/bb.csv"), "Mig instance,Batch size,Workload Number,Throughput,Latency\r\n7,1,1,500,0.002\r\n").unwrap();
+        std::fs::write(dir.join("SLO/SLO_req_rate.csv"), rate).unwrap();
+        std::fs::write(dir.join("SLO/SLO_latency.csv"), lat).unwrap();
+    }
+
+    const PROF: &str = "Mig instance,Batch size,Workload Number,Throughput,Latency\r\n1,1,1,196.762,0.005\r\n1,2,2,150.088,0.013\r\n1,4,4,0,0\r\n";
+
+    #[test]
+    fn converts_units_and_skips_unrun_points() {
+        let d = tempfile::tempdir().unwrap();
+        mini(d.path(), PROF, "10,N/A\n20,5", "100,N/A\n200,50");
+        let imp = read(d.path()).unwrap();
+        assert_eq!(imp.models, ["aa", "bb"]);
+        let rows = &imp.rows[0].1;
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].profile.as_str(), "1g.10gb");
+        assert_eq!(rows[1].procs, 2);
+        assert!((rows[1].latency_ms - 13.0).abs() < 1e-9);
+        assert!((rows[1].throughput_qps - 300.176).abs() < 1e-9);
+        assert_eq!(imp.scenarios[0].demands.len(), 1);
+        assert_eq!(imp.scenarios[1].demands[1], Demand { model: "bb".into(), rate_qps: 5.0, slo_ms: 50.0 });
+        let s = imp.scenario(&imp.scenarios[1]).unwrap();
+        assert_eq!(s.rates(), Some(vec![20.0, 5.0]));
+        assert_eq!(s.gpu.as_str(), "A100-80GB");
+    }
+
+    #[test]
+    fn bad_input_names_file_line_field_and_writes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        mini(d.path(), &PROF.replace("0.013", "abc"), "10,N/A", "100,N/A");
+        let e = read(d.path()).unwrap_err().to_string();
+        assert!(e.ends_with("aa.csv:3: field `Latency`: `abc` is not a non-negative number"), "{e}");
+        mini(d.path(), &PROF.replace("1,2,2", "5,2,2"), "10,N/A", "100,N/A");
+        let e = read(d.path()).unwrap_err().to_string();
+        assert!(e.contains("aa.csv:3: field `Mig instance`: 5 GPCs"), "{e}");
+        mini(d.path(), PROF, "10,N/A,3", "100,N/A");
+        let e = read(d.path()).unwrap_err().to_string();
+        assert!(e.ends_with("SLO_req_rate.csv:1: 3 columns, expected 2 (one per model, alphabetical)"), "{e}");
+        mini(d.path(), PROF, "10,4", "100,N/A");
+        let e = read(d.path()).unwrap_err().to_string();
+        assert!(e.contains("scenario 1 gives model bb a rate or an SLO but not both"), "{e}");
+    }
+
+    #[test]
+    fn the_shared_dataset_imports() {
+        let Some(dir) = shared_dataset() else {
+            eprintln!("skipped: ../shared/datasets/parvagpu-a100-80gb is absent");
+            return;
+        };
+        let imp = read(&dir).unwrap();
+        assert_eq!(imp.models.len(), 11);
+        assert_eq!(imp.scenarios.len(), 6);
+        assert_eq!(imp.scenarios[0].demands.len(), 6);
+        assert!(imp.scenarios[1..].iter().all(|s| s.demands.len() == 11));
+        for s in &imp.scenarios {
+            imp.scenario(s).unwrap();
+        }
+        let out = tempfile::tempdir().unwrap();
+        let written = imp.write(out.path()).unwrap();
+        assert_eq!(written.len(), 17);
+        migopt_models::Scenario::load(&out.path().join("parvagpu-s6.toml")).unwrap();
+    }
+}
