@@ -6,4 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod builtin;
 pub mod parvagpu;
+
+pub use builtin::{default_scenario, h100_profiles};
