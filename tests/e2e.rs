@@ -1,1 +1,188 @@
-fn main() {}
+//! End-to-end tests of the `migopt` binary: every command on real inputs, and the corpus of
+//! malformed files under `tests/corpus/`, each with the exact error it must produce.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn migopt() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_migopt"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn run(args: &[&str], dir: &Path) -> Output {
+    migopt()
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn shared_parvagpu() -> Option<PathBuf> {
+    let p = root().join("../shared/datasets/parvagpu-a100-80gb");
+    if p.join("prof_data").is_dir() {
+        Some(p)
+    } else {
+        eprintln!("skipped: ../shared/datasets/parvagpu-a100-80gb is absent");
+        None
+    }
+}
+
+/// Runs `args + file` for every file of the corpus folder with extension `ext` (except
+/// `ok.*`), asserting exit code 2, no output, and the exact message in `<name>.err`.
+fn corpus(folder: &str, ext: &str, args: &[&str]) -> usize {
+    let dir = root().join("tests/corpus").join(folder);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == ext)
+                && !p.file_stem().unwrap().to_string_lossy().starts_with("ok")
+        })
+        .collect();
+    files.sort();
+    for f in &files {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        let mut a = args.to_vec();
+        a.push(name);
+        let o = run(&a, &dir);
+        let want = std::fs::read_to_string(f.with_extension("err")).unwrap();
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert_eq!(stderr(&o), want, "{name}");
+        assert_eq!(stdout(&o), "", "{name} printed output despite bad input");
+    }
+    files.len()
+}
+
+#[test]
+fn malformed_profile_csvs_get_their_exact_error() {
+    assert!(corpus("csv", "csv", &["profile", "check"]) >= 15);
+}
+
+#[test]
+fn malformed_scenarios_get_their_exact_error() {
+    assert!(corpus("toml", "toml", &["scenario", "check"]) >= 15);
+    let ok = run(
+        &["scenario", "check", "ok.toml"],
+        &root().join("tests/corpus/toml"),
+    );
+    assert!(ok.status.success(), "{}", stderr(&ok));
+}
+
+#[test]
+fn layouts_counts_match_nvidia_rules() {
+    for (gpu, extra, want) in [
+        ("A100-40GB", None, 19),
+        ("A100-80GB", None, 19),
+        ("H100-80GB", None, 19),
+        ("H200-141GB", None, 19),
+        ("A100-40GB", Some("--pre-r510"), 18),
+        ("H100-80GB", Some("--pre-r510"), 18),
+        ("H200-141GB", Some("--pre-r510"), 18),
+        ("A30-24GB", None, 5),
+    ] {
+        let mut args = vec!["layouts", "--gpu", gpu, "--json"];
+        args.extend(extra);
+        let o = run(&args, &root());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["count"], want, "{gpu} {extra:?}");
+        assert_eq!(v["layouts"].as_array().unwrap().len(), want);
+    }
+    let o = run(
+        &["layouts", "--gpu", "H100-80GB", "--all-profiles", "--json"],
+        &root(),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: String = v["layouts"].to_string();
+    assert!(names.contains("1g.20gb") && names.contains("1g.10gb+me"));
+    let o = run(&["layouts", "--gpu", "H100-80GB"], &root());
+    assert!(stdout(&o).contains("[4444|22|1|.]"), "{}", stdout(&o));
+    let o = run(&["layouts", "--gpu", "V100"], &root());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown GPU `V100`"));
+}
+
+#[test]
+fn profile_check_passes_on_the_shipped_profiles() {
+    let files = ["resnet50", "mobilenetv2", "bert-base", "vit-b16"]
+        .map(|m| format!("profiles/h100-80gb/{m}.csv"));
+    let mut args = vec!["profile", "check", "--json"];
+    args.extend(files.iter().map(|s| s.as_str()));
+    let o = run(&args, &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = v["summaries"].as_array().unwrap();
+    assert_eq!(s.len(), 24);
+    assert!(s
+        .iter()
+        .all(|r| r["knee_batch"].as_u64().unwrap() >= 1 && r["method"] == "green-context"));
+    let o = run(&["profile", "check", &files[0]], &root());
+    assert!(
+        stdout(&o).contains("knee") && stdout(&o).contains("1 file(s) valid: 6 curves."),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn import_parvagpu_writes_profiles_and_scenarios() {
+    let Some(src) = shared_parvagpu() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("pv");
+    let o = run(
+        &[
+            "import",
+            "parvagpu",
+            src.to_str().unwrap(),
+            "--out",
+            dest.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("imported 11 models"));
+    for i in 1..=6 {
+        let s = dest.join(format!("parvagpu-s{i}.toml"));
+        let c = run(&["scenario", "check", s.to_str().unwrap()], &root());
+        assert!(c.status.success(), "{}", stderr(&c));
+    }
+    let c = run(
+        &["profile", "check", dest.join("bert.csv").to_str().unwrap()],
+        &root(),
+    );
+    assert!(c.status.success());
+}
+
+#[test]
+fn import_of_a_broken_data_set_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("prof_data")).unwrap();
+    std::fs::create_dir_all(src.join("SLO")).unwrap();
+    std::fs::write(
+        src.join("prof_data/m.csv"),
+        "Mig instance,Batch size,Workload Number,Throughput,Latency\n1,1,1,100,0.01\n1,2,1,100,x\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("SLO/SLO_req_rate.csv"), "10\n").unwrap();
+    std::fs::write(src.join("SLO/SLO_latency.csv"), "100\n").unwrap();
+    let dest = tmp.path().join("out");
+    let o = run(&["import", "parvagpu", "src", "--out", "out"], tmp.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        "migopt: error: src/prof_data/m.csv:3: field `Latency`: `x` is not a non-negative number\n"
+    );
+    assert!(!dest.exists(), "output written despite bad input");
+}

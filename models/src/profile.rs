@@ -140,7 +140,10 @@ impl Curve {
 
     /// Instance throughput (queries per second) at a measured batch.
     pub fn throughput_at(&self, batch: u32) -> Option<f64> {
-        self.batches.binary_search(&batch).ok().map(|i| self.throughput_qps[i])
+        self.batches
+            .binary_search(&batch)
+            .ok()
+            .map(|i| self.throughput_qps[i])
     }
 
     /// Smallest measured batch whose throughput reaches `fraction` of the curve's peak
@@ -158,7 +161,12 @@ impl Curve {
 
     /// Largest measured batch whose latency fits `limit`, if any.
     pub fn max_batch_within(&self, limit: Millis) -> Option<u32> {
-        self.batches.iter().zip(&self.latency_ms).filter(|(_, &l)| l <= limit.0).map(|(&b, _)| b).last()
+        self.batches
+            .iter()
+            .zip(&self.latency_ms)
+            .filter(|(_, &l)| l <= limit.0)
+            .map(|(&b, _)| b)
+            .last()
     }
 }
 
@@ -219,28 +227,39 @@ impl ProfileSet {
     pub fn from_rows(rows: Vec<(Origin, ProfileRow)>) -> Result<Self> {
         let cat = Catalogue::builtin();
         let Some((first_origin, first)) = rows.first() else {
-            return Err(Error::Invalid("no profile rows: the profile files are empty".into()));
+            return Err(Error::Invalid(
+                "no profile rows: the profile files are empty".into(),
+            ));
         };
-        let gpu_spec = cat.gpu(first.gpu.as_str()).map_err(|e| {
-            Error::field(first_origin.clone(), "gpu", e.to_string())
-        })?;
+        let gpu_spec = cat
+            .gpu(first.gpu.as_str())
+            .map_err(|e| Error::field(first_origin.clone(), "gpu", e.to_string()))?;
         let gpu = gpu_spec.name.clone();
         let mut seen: BTreeMap<(CurveKey, u32), Origin> = BTreeMap::new();
         let mut grouped: BTreeMap<CurveKey, Vec<(u32, f64, Option<f64>, f64)>> = BTreeMap::new();
         let mut methods = BTreeMap::new();
         for (origin, r) in &rows {
-            let this = cat.gpu(r.gpu.as_str()).map_err(|e| Error::field(origin.clone(), "gpu", e.to_string()))?;
+            let this = cat
+                .gpu(r.gpu.as_str())
+                .map_err(|e| Error::field(origin.clone(), "gpu", e.to_string()))?;
             if this.name != gpu {
                 return Err(Error::field(
                     origin.clone(),
                     "gpu",
-                    format!("{} differs from {} at {}: one profile set is for one GPU kind", this.name, gpu, first_origin),
+                    format!(
+                        "{} differs from {} at {}: one profile set is for one GPU kind",
+                        this.name, gpu, first_origin
+                    ),
                 ));
             }
             gpu_spec
                 .profile(r.profile.as_str())
                 .map_err(|e| Error::field(origin.clone(), "profile", e.to_string()))?;
-            let key = CurveKey { model: r.model.clone(), profile: r.profile.clone(), procs: r.procs };
+            let key = CurveKey {
+                model: r.model.clone(),
+                profile: r.profile.clone(),
+                procs: r.procs,
+            };
             if let Some(prev) = seen.insert((key.clone(), r.batch), origin.clone()) {
                 return Err(Error::field(
                     origin.clone(),
@@ -252,7 +271,12 @@ impl ProfileSet {
                 ));
             }
             methods.entry(r.model.clone()).or_insert(r.method);
-            grouped.entry(key).or_default().push((r.batch, r.latency_ms, r.latency_p99_ms, r.throughput_qps));
+            grouped.entry(key).or_default().push((
+                r.batch,
+                r.latency_ms,
+                r.latency_p99_ms,
+                r.throughput_qps,
+            ));
         }
         let mut warnings = Vec::new();
         let mut curves = BTreeMap::new();
@@ -281,17 +305,28 @@ impl ProfileSet {
                 },
             );
         }
-        Ok(Self { gpu, curves, methods, warnings })
+        Ok(Self {
+            gpu,
+            curves,
+            methods,
+            warnings,
+        })
     }
 
     /// The catalogue entry of this set's GPU.
     pub fn gpu_spec(&self) -> &'static GpuSpec {
-        Catalogue::builtin().gpu(self.gpu.as_str()).expect("checked at load")
+        Catalogue::builtin()
+            .gpu(self.gpu.as_str())
+            .expect("checked at load")
     }
 
     /// The curve of a model on a profile with `procs` processes.
     pub fn curve(&self, model: &str, profile: &str, procs: u32) -> Option<&Curve> {
-        self.curves.get(&CurveKey { model: model.into(), profile: profile.into(), procs })
+        self.curves.get(&CurveKey {
+            model: model.into(),
+            profile: profile.into(),
+            procs,
+        })
     }
 
     /// Models present, sorted.
@@ -306,7 +341,11 @@ impl ProfileSet {
         let spec = self.gpu_spec();
         spec.profiles
             .iter()
-            .filter(|p| self.curves.keys().any(|k| k.model.as_str() == model && k.profile == p.name))
+            .filter(|p| {
+                self.curves
+                    .keys()
+                    .any(|k| k.model.as_str() == model && k.profile == p.name)
+            })
             .map(|p| p.name.clone())
             .collect()
     }
@@ -364,8 +403,11 @@ impl ProfileSet {
             let batches: Vec<u32> = (lo..=hi).collect();
             let lat: Vec<f64> = batches.iter().map(|&b| self_lookup(c, b, false)).collect();
             let p99: Vec<f64> = batches.iter().map(|&b| self_lookup(c, b, true)).collect();
-            c.throughput_qps =
-                batches.iter().zip(&lat).map(|(&b, &l)| key.procs as f64 * b as f64 * 1000.0 / l).collect();
+            c.throughput_qps = batches
+                .iter()
+                .zip(&lat)
+                .map(|(&b, &l)| key.procs as f64 * b as f64 * 1000.0 / l)
+                .collect();
             c.batches = batches;
             c.latency_ms = lat;
             c.p99_ms = p99;
@@ -375,16 +417,26 @@ impl ProfileSet {
 }
 
 fn self_lookup(c: &Curve, b: u32, p99: bool) -> f64 {
-    let v = if p99 { c.latency_p99(b, BatchLookup::Interpolate) } else { c.latency(b, BatchLookup::Interpolate) };
+    let v = if p99 {
+        c.latency_p99(b, BatchLookup::Interpolate)
+    } else {
+        c.latency(b, BatchLookup::Interpolate)
+    };
     v.map(|m| m.0).unwrap_or(f64::NAN)
 }
 
 /// Parses migopt's profile CSV, reporting the file, line and column of every problem.
 pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
-    let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(text.as_bytes());
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(text.as_bytes());
     let headers = rdr
         .headers()
-        .map_err(|e| Error::Syntax { origin: Origin::at(path, 1), message: e.to_string() })?
+        .map_err(|e| Error::Syntax {
+            origin: Origin::at(path, 1),
+            message: e.to_string(),
+        })?
         .clone();
     let col = |name: &str| headers.iter().position(|h| h == name);
     for h in headers.iter() {
@@ -403,15 +455,34 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
     for (i, r) in REQUIRED.iter().enumerate() {
         idx[i] = col(r).ok_or_else(|| Error::Syntax {
             origin: Origin::at(path, 1),
-            message: format!("missing required column `{r}` (header must include {})", REQUIRED.join(",")),
+            message: format!(
+                "missing required column `{r}` (header must include {})",
+                REQUIRED.join(",")
+            ),
         })?;
     }
-    let (p99_i, procs_i, tp_i, method_i) = (col("latency_p99_ms"), col("procs"), col("throughput_qps"), col("method"));
+    let (p99_i, procs_i, tp_i, method_i) = (
+        col("latency_p99_ms"),
+        col("procs"),
+        col("throughput_qps"),
+        col("method"),
+    );
     let mut out = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
             let byte = e.position().map(|p| p.byte()).unwrap_or(0);
-            Error::Syntax { origin: Origin::at_byte(path, text, byte), message: e.to_string() }
+            let message = match e.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => {
+                    format!("{len} fields, but the header has {expected_len}")
+                }
+                _ => e.to_string(),
+            };
+            Error::Syntax {
+                origin: Origin::at_byte(path, text, byte),
+                message,
+            }
         })?;
         let origin = Origin::at_byte(path, text, rec.position().map(|p| p.byte()).unwrap_or(0));
         let get = |i: usize| rec.get(i).unwrap_or("");
@@ -426,9 +497,13 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
         let model = text_field(idx[0], "model")?;
         let gpu = text_field(idx[1], "gpu")?;
         let profile = text_field(idx[2], "profile")?;
-        let batch: u32 = get(idx[3])
-            .parse()
-            .map_err(|_| Error::field(origin.clone(), "batch", format!("`{}` is not a whole number", get(idx[3]))))?;
+        let batch: u32 = get(idx[3]).parse().map_err(|_| {
+            Error::field(
+                origin.clone(),
+                "batch",
+                format!("`{}` is not a whole number", get(idx[3])),
+            )
+        })?;
         if batch == 0 {
             return Err(Error::field(origin.clone(), "batch", "must be at least 1"));
         }
@@ -450,7 +525,13 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
         let procs: u32 = match procs_i.map(get).filter(|s| !s.is_empty()) {
             Some(s) => match s.parse() {
                 Ok(p) if p >= 1 => p,
-                _ => return Err(Error::field(origin.clone(), "procs", format!("`{s}` is not a whole number ≥ 1"))),
+                _ => {
+                    return Err(Error::field(
+                        origin.clone(),
+                        "procs",
+                        format!("`{s}` is not a whole number ≥ 1"),
+                    ))
+                }
             },
             None => 1,
         };
@@ -461,7 +542,11 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
         };
         let method = match method_i.map(get).filter(|s| !s.is_empty()) {
             Some(s) => Method::parse(s).ok_or_else(|| {
-                Error::field(origin.clone(), "method", format!("`{s}` is not one of mig, green-context, imported"))
+                Error::field(
+                    origin.clone(),
+                    "method",
+                    format!("`{s}` is not one of mig, green-context, imported"),
+                )
             })?,
             None => Method::Imported,
         };
@@ -481,22 +566,34 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
         ));
     }
     if out.is_empty() {
-        return Err(Error::Syntax { origin: Origin::file(path), message: "no data rows".into() });
+        return Err(Error::Syntax {
+            origin: Origin::file(path),
+            message: "no data rows".into(),
+        });
     }
     Ok(out)
 }
 
 fn positive(s: &str, origin: &Origin, field: &str) -> Result<f64> {
-    let v: f64 = s.parse().map_err(|_| Error::field(origin.clone(), field, format!("`{s}` is not a number")))?;
+    let v: f64 = s
+        .parse()
+        .map_err(|_| Error::field(origin.clone(), field, format!("`{s}` is not a number")))?;
     if !v.is_finite() || v <= 0.0 {
-        return Err(Error::field(origin.clone(), field, format!("{s} must be a positive finite number")));
+        return Err(Error::field(
+            origin.clone(),
+            field,
+            format!("{s} must be a positive finite number"),
+        ));
     }
     Ok(v)
 }
 
 /// Writes rows in migopt's CSV schema (all columns), for importers and the profiler's peers.
 pub fn write_csv(rows: &[ProfileRow], mut w: impl std::io::Write) -> std::io::Result<()> {
-    writeln!(w, "model,gpu,profile,batch,latency_ms,latency_p99_ms,procs,throughput_qps,method")?;
+    writeln!(
+        w,
+        "model,gpu,profile,batch,latency_ms,latency_p99_ms,procs,throughput_qps,method"
+    )?;
     for r in rows {
         writeln!(
             w,
@@ -592,7 +689,11 @@ mod tests {
 
     #[test]
     fn write_then_read_round_trips() {
-        let rows: Vec<ProfileRow> = parse_csv(CSV, Path::new("p.csv")).unwrap().into_iter().map(|r| r.1).collect();
+        let rows: Vec<ProfileRow> = parse_csv(CSV, Path::new("p.csv"))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.1)
+            .collect();
         let mut buf = Vec::new();
         write_csv(&rows, &mut buf).unwrap();
         let again = parse_csv(std::str::from_utf8(&buf).unwrap(), Path::new("q.csv")).unwrap();

@@ -1,0 +1,84 @@
+//! Command-line definitions and dispatch.
+
+mod import;
+mod layouts;
+mod profile;
+mod scenario;
+
+use clap::{Parser, Subcommand};
+use std::fmt;
+
+/// Plan NVIDIA MIG partitions for inference servers, prove how good the plan is, and
+/// simulate it under load.
+#[derive(Parser, Debug)]
+#[command(name = "migopt", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List every maximal MIG layout of a GPU, with NVML placements and idle slices.
+    Layouts(layouts::Args),
+    /// Work with latency profile CSV files.
+    #[command(subcommand)]
+    Profile(profile::Command),
+    /// Validate and summarise scenario files.
+    #[command(subcommand)]
+    Scenario(scenario::Command),
+    /// Convert public profile sets into migopt's CSV and scenario formats.
+    #[command(subcommand)]
+    Import(import::Command),
+}
+
+/// A failure, split by whose fault it is: bad input exits 2, internal failures exit 1.
+#[derive(Debug)]
+pub enum CliError {
+    /// The user's input is wrong or the request impossible.
+    Input(migopt_models::Error),
+    /// Something broke inside migopt (a solver failure, a bug).
+    Internal(String),
+}
+
+impl CliError {
+    /// Process exit code.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Input(_) => 2,
+            CliError::Internal(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Input(e) => write!(f, "{e}"),
+            CliError::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl From<migopt_models::Error> for CliError {
+    fn from(e: migopt_models::Error) -> Self {
+        CliError::Input(e)
+    }
+}
+
+/// Serialises to pretty JSON; failure here is internal.
+pub fn to_json<T: serde::Serialize>(v: &T) -> Result<String, CliError> {
+    serde_json::to_string_pretty(v)
+        .map(|s| s + "\n")
+        .map_err(|e| CliError::Internal(e.to_string()))
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Layouts(a) => layouts::run(a),
+        Command::Profile(c) => profile::run(c),
+        Command::Import(c) => import::run(c),
+        Command::Scenario(c) => scenario::run(c),
+    }
+}
