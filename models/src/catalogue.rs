@@ -102,11 +102,14 @@ pub struct GpuSpec {
 impl GpuSpec {
     /// Looks a profile up by name, with an error that lists the valid names.
     pub fn profile(&self, name: &str) -> Result<&ProfileSpec> {
-        self.profiles.iter().find(|p| p.name.as_str() == name).ok_or_else(|| Error::UnknownProfile {
-            gpu: self.name.to_string(),
-            profile: name.to_string(),
-            known: self.profile_names().join(", "),
-        })
+        self.profiles
+            .iter()
+            .find(|p| p.name.as_str() == name)
+            .ok_or_else(|| Error::UnknownProfile {
+                gpu: self.name.to_string(),
+                profile: name.to_string(),
+                known: self.profile_names().join(", "),
+            })
     }
 
     /// Index of a profile in `profiles`, if it exists.
@@ -121,13 +124,18 @@ impl GpuSpec {
 
     /// The classic profile with this many compute slices (`3` gives `3g.40gb` on H100).
     pub fn classic_by_compute(&self, compute: u32) -> Option<&ProfileSpec> {
-        self.profiles.iter().find(|p| p.class == ProfileClass::Classic && p.compute == compute)
+        self.profiles
+            .iter()
+            .find(|p| p.class == ProfileClass::Classic && p.compute == compute)
     }
 
     /// Classic profiles, smallest first: the partition sizes planners choose among.
     pub fn classic_profiles(&self) -> Vec<&ProfileSpec> {
-        let mut v: Vec<&ProfileSpec> =
-            self.profiles.iter().filter(|p| p.class == ProfileClass::Classic).collect();
+        let mut v: Vec<&ProfileSpec> = self
+            .profiles
+            .iter()
+            .filter(|p| p.class == ProfileClass::Classic)
+            .collect();
         v.sort_by_key(|p| (p.compute, p.slots));
         v
     }
@@ -179,15 +187,26 @@ impl Catalogue {
             })
             .ok_or_else(|| Error::UnknownGpu {
                 name: name.to_string(),
-                known: self.gpus.iter().map(|g| g.name.to_string()).collect::<Vec<_>>().join(", "),
+                known: self
+                    .gpus
+                    .iter()
+                    .map(|g| g.name.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
     fn check(&self) -> Result<()> {
-        let bad = |gpu: &GpuSpec, m: String| Error::InvalidPlacement { gpu: gpu.name.to_string(), message: m };
+        let bad = |gpu: &GpuSpec, m: String| Error::InvalidPlacement {
+            gpu: gpu.name.to_string(),
+            message: m,
+        };
         for g in &self.gpus {
             if g.memory_slots > 16 || g.memory_slots == 0 {
-                return Err(bad(g, format!("memory_slots {} out of range", g.memory_slots)));
+                return Err(bad(
+                    g,
+                    format!("memory_slots {} out of range", g.memory_slots),
+                ));
             }
             for p in &g.profiles {
                 if p.slots == 0 || p.compute == 0 || p.compute > g.compute_slices {
@@ -195,7 +214,10 @@ impl Catalogue {
                 }
                 for &s in &p.starts {
                     if s + p.slots > g.memory_slots {
-                        return Err(bad(g, format!("profile {} start {} overruns the slots", p.name, s)));
+                        return Err(bad(
+                            g,
+                            format!("profile {} start {} overruns the slots", p.name, s),
+                        ));
                     }
                 }
             }
@@ -216,16 +238,27 @@ mod tests {
     fn builtin_has_the_five_gpus() {
         let c = Catalogue::builtin();
         let names: Vec<_> = c.gpus.iter().map(|g| g.name.as_str()).collect();
-        assert_eq!(names, ["A100-40GB", "A100-80GB", "H100-80GB", "H200-141GB", "A30-24GB"]);
+        assert_eq!(
+            names,
+            [
+                "A100-40GB",
+                "A100-80GB",
+                "H100-80GB",
+                "H200-141GB",
+                "A30-24GB"
+            ]
+        );
     }
 
     #[test]
     fn h100_facts_match_nvidia_smi() {
         let g = Catalogue::builtin().gpu("H100-80GB").unwrap();
-        let sms: Vec<_> = ["1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"]
-            .iter()
-            .map(|n| g.profile(n).unwrap().sms)
-            .collect();
+        let sms: Vec<_> = [
+            "1g.10gb", "1g.20gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb",
+        ]
+        .iter()
+        .map(|n| g.profile(n).unwrap().sms)
+        .collect();
         assert_eq!(sms, [16, 26, 32, 60, 64, 132]);
         assert_eq!(g.profile("3g.40gb").unwrap().starts, [0, 4]);
         assert_eq!(g.profile("1g.20gb").unwrap().starts, [0, 2, 4, 6]);
@@ -235,9 +268,15 @@ mod tests {
     #[test]
     fn lookup_by_alias_and_errors_name_the_choices() {
         let c = Catalogue::builtin();
-        assert_eq!(c.gpu("nvidia h100 80gb hbm3").unwrap().name.as_str(), "H100-80GB");
+        assert_eq!(
+            c.gpu("nvidia h100 80gb hbm3").unwrap().name.as_str(),
+            "H100-80GB"
+        );
         let e = c.gpu("V100").unwrap_err().to_string();
-        assert!(e.contains("unknown GPU `V100`") && e.contains("H200-141GB"), "{e}");
+        assert!(
+            e.contains("unknown GPU `V100`") && e.contains("H200-141GB"),
+            "{e}"
+        );
         let g = c.gpu("A30-24GB").unwrap();
         let e = g.profile("3g.20gb").unwrap_err().to_string();
         assert!(e.contains("2g.12gb"), "{e}");
@@ -246,8 +285,15 @@ mod tests {
     #[test]
     fn classic_profiles_sorted_by_size() {
         let g = Catalogue::builtin().gpu("A100-80GB").unwrap();
-        let names: Vec<_> = g.classic_profiles().iter().map(|p| p.name.to_string()).collect();
-        assert_eq!(names, ["1g.10gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"]);
+        let names: Vec<_> = g
+            .classic_profiles()
+            .iter()
+            .map(|p| p.name.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["1g.10gb", "2g.20gb", "3g.40gb", "4g.40gb", "7g.80gb"]
+        );
     }
 
     #[test]
@@ -268,7 +314,12 @@ mod tests {
                     }
                     n
                 };
-                assert!(p.max_count == 1 || p.max_count == natural, "{} {}", g.name, p.name);
+                assert!(
+                    p.max_count == 1 || p.max_count == natural,
+                    "{} {}",
+                    g.name,
+                    p.name
+                );
             }
         }
     }

@@ -16,11 +16,17 @@ pub struct Origin {
 impl Origin {
     /// An origin without a line.
     pub fn file(file: impl Into<PathBuf>) -> Self {
-        Self { file: file.into(), line: None }
+        Self {
+            file: file.into(),
+            line: None,
+        }
     }
     /// An origin at a line.
     pub fn at(file: impl Into<PathBuf>, line: usize) -> Self {
-        Self { file: file.into(), line: Some(line) }
+        Self {
+            file: file.into(),
+            line: Some(line),
+        }
     }
 
     /// An origin at the line holding byte `offset` of `text`. Counting lines ourselves is
@@ -31,7 +37,14 @@ impl Origin {
         if text.as_bytes().get(end) == Some(&b'\n') {
             end += 1;
         }
-        Self::at(file, text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1)
+        Self::at(
+            file,
+            text.as_bytes()[..end]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1,
+        )
     }
 }
 
@@ -112,12 +125,19 @@ pub enum Error {
 impl Error {
     /// Shorthand for a field error.
     pub fn field(origin: Origin, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Field { origin, field: field.into(), message: message.into() }
+        Error::Field {
+            origin,
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// Shorthand for an I/O error on a path.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

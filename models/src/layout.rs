@@ -27,7 +27,10 @@ pub struct Placement {
 impl Placement {
     /// A placement from a profile name and start.
     pub fn new(profile: impl Into<ProfileName>, start: u32) -> Self {
-        Self { profile: profile.into(), start }
+        Self {
+            profile: profile.into(),
+            start,
+        }
     }
 }
 
@@ -62,8 +65,14 @@ impl Layout {
             used |= spec.slot_mask(p.start);
             compute += spec.compute;
         }
-        let idle_slots = (0..gpu.memory_slots).filter(|s| used & (1 << s) == 0).collect();
-        Ok(Self { instances, idle_slots, idle_compute: gpu.compute_slices.saturating_sub(compute) })
+        let idle_slots = (0..gpu.memory_slots)
+            .filter(|s| used & (1 << s) == 0)
+            .collect();
+        Ok(Self {
+            instances,
+            idle_slots,
+            idle_compute: gpu.compute_slices.saturating_sub(compute),
+        })
     }
 
     /// Short human label such as `4g.40gb+2g.20gb+1g.10gb`, largest first.
@@ -85,7 +94,10 @@ impl Layout {
 
 /// The compute-slice count written at the front of a profile name (`3` for `3g.40gb`).
 fn leading_compute(name: &str) -> u32 {
-    name.split('g').next().and_then(|d| d.parse().ok()).unwrap_or(0)
+    name.split('g')
+        .next()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
 }
 
 fn profile_allowed(p: &ProfileSpec, rules: LayoutRules) -> bool {
@@ -97,7 +109,12 @@ fn profile_allowed(p: &ProfileSpec, rules: LayoutRules) -> bool {
 /// no overlapping memory slots, compute within the GPU, and the pre-R510 pair rule when asked.
 /// Every plan migopt emits passes through here.
 pub fn validate(gpu: &GpuSpec, instances: &[Placement], rules: LayoutRules) -> Result<()> {
-    let fail = |m: String| Err(Error::InvalidPlacement { gpu: gpu.name.to_string(), message: m });
+    let fail = |m: String| {
+        Err(Error::InvalidPlacement {
+            gpu: gpu.name.to_string(),
+            message: m,
+        })
+    };
     let mut used = 0u32;
     let mut compute = 0u32;
     let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
@@ -105,7 +122,10 @@ pub fn validate(gpu: &GpuSpec, instances: &[Placement], rules: LayoutRules) -> R
     for p in instances {
         let spec = gpu.profile(p.profile.as_str())?;
         if !profile_allowed(spec, rules) {
-            return fail(format!("{} is not a classic profile (enable all profiles to use it)", spec.name));
+            return fail(format!(
+                "{} is not a classic profile (enable all profiles to use it)",
+                spec.name
+            ));
         }
         if !spec.starts.contains(&p.start) {
             return fail(format!(
@@ -115,14 +135,20 @@ pub fn validate(gpu: &GpuSpec, instances: &[Placement], rules: LayoutRules) -> R
         }
         let mask = spec.slot_mask(p.start);
         if used & mask != 0 {
-            return fail(format!("{}@{} overlaps memory slots already taken", spec.name, p.start));
+            return fail(format!(
+                "{}@{} overlaps memory slots already taken",
+                spec.name, p.start
+            ));
         }
         used |= mask;
         compute += spec.compute;
         let c = counts.entry(spec.name.as_str()).or_insert(0);
         *c += 1;
         if *c > spec.max_count {
-            return fail(format!("more than {} instances of {}", spec.max_count, spec.name));
+            return fail(format!(
+                "more than {} instances of {}",
+                spec.max_count, spec.name
+            ));
         }
         if spec.class == ProfileClass::Media {
             media += 1;
@@ -132,7 +158,10 @@ pub fn validate(gpu: &GpuSpec, instances: &[Placement], rules: LayoutRules) -> R
         }
     }
     if compute > gpu.compute_slices {
-        return fail(format!("{} compute slices used, the GPU has {}", compute, gpu.compute_slices));
+        return fail(format!(
+            "{} compute slices used, the GPU has {}",
+            compute, gpu.compute_slices
+        ));
     }
     if rules.pre_r510 {
         for f in &gpu.forbidden_before_r510 {
@@ -167,9 +196,10 @@ fn conflicts(gpu: &GpuSpec, a: (usize, u32), b: (usize, u32), rules: LayoutRules
         return true;
     }
     rules.pre_r510
-        && gpu.forbidden_before_r510.iter().any(|f| {
-            (f.a == pa.name && f.b == pb.name) || (f.a == pb.name && f.b == pa.name)
-        })
+        && gpu
+            .forbidden_before_r510
+            .iter()
+            .any(|f| (f.a == pa.name && f.b == pb.name) || (f.a == pb.name && f.b == pa.name))
 }
 
 /// The placement conflict graph: nodes are placements, edges join placements that cannot
@@ -198,7 +228,10 @@ pub fn enumerate_maximal(gpu: &GpuSpec, rules: LayoutRules) -> Vec<Layout> {
     // Maximal independent sets of the conflict graph are the maximal cliques of its
     // complement; petgraph's Bron–Kerbosch finds those.
     let mut compat: UnGraph<(), ()> = UnGraph::with_capacity(conflict.node_count(), 0);
-    let ids: Vec<NodeIndex> = conflict.node_indices().map(|_| compat.add_node(())).collect();
+    let ids: Vec<NodeIndex> = conflict
+        .node_indices()
+        .map(|_| compat.add_node(()))
+        .collect();
     for a in conflict.node_indices() {
         for b in conflict.node_indices() {
             if a < b && !conflict.contains_edge(a, b) {
@@ -223,10 +256,17 @@ fn layout_sort_key(gpu: &GpuSpec, l: &Layout) -> (Vec<std::cmp::Reverse<u32>>, V
     let mut sizes: Vec<u32> = l
         .instances
         .iter()
-        .map(|p| gpu.profile(p.profile.as_str()).map(|s| s.compute * 16 + s.slots).unwrap_or(0))
+        .map(|p| {
+            gpu.profile(p.profile.as_str())
+                .map(|s| s.compute * 16 + s.slots)
+                .unwrap_or(0)
+        })
         .collect();
     sizes.sort_unstable_by(|a, b| b.cmp(a));
-    (sizes.into_iter().map(std::cmp::Reverse).collect(), l.instances.iter().map(|p| p.start).collect())
+    (
+        sizes.into_iter().map(std::cmp::Reverse).collect(),
+        l.instances.iter().map(|p| p.start).collect(),
+    )
 }
 
 /// Whether every instance of `part` appears in `whole` (same profile and start).
@@ -249,14 +289,23 @@ mod tests {
             let g = gpu(name);
             let ls = enumerate_maximal(g, LayoutRules::default());
             assert_eq!(ls.len(), 19, "{name}");
-            let old = enumerate_maximal(g, LayoutRules { pre_r510: true, ..Default::default() });
+            let old = enumerate_maximal(
+                g,
+                LayoutRules {
+                    pre_r510: true,
+                    ..Default::default()
+                },
+            );
             assert_eq!(old.len(), 18, "{name} pre-R510");
         }
     }
 
     #[test]
     fn five_layouts_on_a30() {
-        assert_eq!(enumerate_maximal(gpu("A30-24GB"), LayoutRules::default()).len(), 5);
+        assert_eq!(
+            enumerate_maximal(gpu("A30-24GB"), LayoutRules::default()).len(),
+            5
+        );
     }
 
     #[test]
@@ -264,8 +313,14 @@ mod tests {
         for g in &Catalogue::builtin().gpus {
             for rules in [
                 LayoutRules::default(),
-                LayoutRules { all_profiles: true, pre_r510: false },
-                LayoutRules { all_profiles: true, pre_r510: true },
+                LayoutRules {
+                    all_profiles: true,
+                    pre_r510: false,
+                },
+                LayoutRules {
+                    all_profiles: true,
+                    pre_r510: true,
+                },
             ] {
                 let nodes = placement_nodes(g, rules);
                 for l in enumerate_maximal(g, rules) {
@@ -277,7 +332,12 @@ mod tests {
                         }
                         let mut more = l.instances.clone();
                         more.push(extra);
-                        assert!(validate(g, &more, rules).is_err(), "{} {} not maximal", g.name, l.label());
+                        assert!(
+                            validate(g, &more, rules).is_err(),
+                            "{} {} not maximal",
+                            g.name,
+                            l.label()
+                        );
                     }
                 }
             }
@@ -295,18 +355,37 @@ mod tests {
         assert!(e(&[("3g.40gb", 2)], r).contains("cannot start at memory slot 2"));
         assert!(e(&[("4g.40gb", 0), ("2g.20gb", 2)], r).contains("overlaps"));
         assert!(e(&[("1g.20gb", 0)], r).contains("not a classic profile"));
-        let all = LayoutRules { all_profiles: true, pre_r510: false };
+        let all = LayoutRules {
+            all_profiles: true,
+            pre_r510: false,
+        };
         assert!(e(&[("1g.10gb+me", 0), ("1g.10gb+me", 1)], all).contains("more than 1 instances"));
-        let old = LayoutRules { all_profiles: false, pre_r510: true };
+        let old = LayoutRules {
+            all_profiles: false,
+            pre_r510: true,
+        };
         assert!(e(&[("4g.40gb", 0), ("3g.40gb", 4)], old).contains("R510"));
         assert!(e(&[("5g.50gb", 0)], r).contains("no MIG profile"));
-        validate(g, &[Placement::new("4g.40gb", 0), Placement::new("3g.40gb", 4)], r).unwrap();
+        validate(
+            g,
+            &[Placement::new("4g.40gb", 0), Placement::new("3g.40gb", 4)],
+            r,
+        )
+        .unwrap();
     }
 
     #[test]
     fn idle_slots_are_reported() {
         let g = gpu("H100-80GB");
-        let l = Layout::new(g, vec![Placement::new("4g.40gb", 0), Placement::new("2g.20gb", 4), Placement::new("1g.10gb", 6)]).unwrap();
+        let l = Layout::new(
+            g,
+            vec![
+                Placement::new("4g.40gb", 0),
+                Placement::new("2g.20gb", 4),
+                Placement::new("1g.10gb", 6),
+            ],
+        )
+        .unwrap();
         assert_eq!(l.idle_slots, vec![7]);
         assert_eq!(l.idle_compute, 0);
         assert_eq!(l.label(), "4g.40gb+2g.20gb+1g.10gb");

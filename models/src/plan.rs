@@ -122,7 +122,11 @@ pub struct PlanParams {
 
 impl Default for PlanParams {
     fn default() -> Self {
-        Self { max_utilisation: 0.8, sla_fraction: 0.5, slo_factor: 0.45 }
+        Self {
+            max_utilisation: 0.8,
+            sla_fraction: 0.5,
+            slo_factor: 0.45,
+        }
     }
 }
 
@@ -175,11 +179,16 @@ impl Plan {
     pub fn validate(&self, rules: LayoutRules) -> Result<()> {
         let gpu = self.gpu_spec()?;
         for g in &self.gpus {
-            let ps: Vec<Placement> = g.layout.iter().map(|a| Placement::new(a.profile.clone(), a.start)).collect();
+            let ps: Vec<Placement> = g
+                .layout
+                .iter()
+                .map(|a| Placement::new(a.profile.clone(), a.start))
+                .collect();
             validate(gpu, &ps, rules).map_err(|e| match e {
-                Error::InvalidPlacement { gpu, message } => {
-                    Error::InvalidPlacement { gpu, message: format!("GPU {}: {message}", g.index) }
-                }
+                Error::InvalidPlacement { gpu, message } => Error::InvalidPlacement {
+                    gpu,
+                    message: format!("GPU {}: {message}", g.index),
+                },
                 other => other,
             })?;
         }
@@ -193,18 +202,28 @@ impl Plan {
 
     /// Every instance with its GPU index, in GPU then slot order.
     pub fn instances(&self) -> impl Iterator<Item = (u32, &Assignment)> {
-        self.gpus.iter().flat_map(|g| g.layout.iter().map(move |a| (g.index, a)))
+        self.gpus
+            .iter()
+            .flat_map(|g| g.layout.iter().map(move |a| (g.index, a)))
     }
 
     /// Compute slices used by all instances.
     pub fn gpcs_used(&self) -> Result<u32> {
         let gpu = self.gpu_spec()?;
-        self.instances().map(|(_, a)| gpu.profile(a.profile.as_str()).map(|p| p.compute)).sum()
+        self.instances()
+            .map(|(_, a)| gpu.profile(a.profile.as_str()).map(|p| p.compute))
+            .sum()
     }
 
     /// The layout of one GPU (profiles and starts only).
     pub fn layout_of(&self, g: &GpuPlan) -> Result<Layout> {
-        Layout::new(self.gpu_spec()?, g.layout.iter().map(|a| Placement::new(a.profile.clone(), a.start)).collect())
+        Layout::new(
+            self.gpu_spec()?,
+            g.layout
+                .iter()
+                .map(|a| Placement::new(a.profile.clone(), a.start))
+                .collect(),
+        )
     }
 
     /// A config for NVIDIA's mig-parted: one entry per distinct layout (with the devices
@@ -215,16 +234,28 @@ impl Plan {
         let mut groups: BTreeMap<Vec<(String, u32)>, Vec<u32>> = BTreeMap::new();
         for g in &self.gpus {
             let layout = self.layout_of(g)?;
-            let key: Vec<(String, u32)> = layout.counts().into_iter().map(|(p, c)| (p.0, c)).collect();
+            let key: Vec<(String, u32)> =
+                layout.counts().into_iter().map(|(p, c)| (p.0, c)).collect();
             groups.entry(key).or_default().push(g.index);
         }
         let mut y = String::new();
-        let _ = writeln!(y, "# Written by migopt for scenario {:?} ({} solver, {}).", self.scenario, self.solver, self.gpu);
-        let _ = writeln!(y, "# Apply with: nvidia-mig-parted apply -f <this file> -c migopt-plan");
+        let _ = writeln!(
+            y,
+            "# Written by migopt for scenario {:?} ({} solver, {}).",
+            self.scenario, self.solver, self.gpu
+        );
+        let _ = writeln!(
+            y,
+            "# Apply with: nvidia-mig-parted apply -f <this file> -c migopt-plan"
+        );
         let _ = writeln!(y, "version: v1");
         let _ = writeln!(y, "mig-configs:");
         let write_group = |y: &mut String, key: &Vec<(String, u32)>, devs: &Vec<u32>| {
-            let list = devs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+            let list = devs
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
             let _ = writeln!(y, "    - devices: [{list}]");
             let _ = writeln!(y, "      mig-enabled: {}", !key.is_empty());
             if key.is_empty() {
@@ -253,7 +284,13 @@ mod tests {
     use super::*;
 
     fn plan() -> Plan {
-        let a = |p: &str, s, m: &str| Assignment { profile: p.into(), start: s, model: m.into(), batch: 8, procs: 1 };
+        let a = |p: &str, s, m: &str| Assignment {
+            profile: p.into(),
+            start: s,
+            model: m.into(),
+            batch: 8,
+            procs: 1,
+        };
         Plan {
             scenario: "t".into(),
             scenario_path: None,
@@ -271,9 +308,18 @@ mod tests {
             },
             params: PlanParams::default(),
             gpus: vec![
-                GpuPlan { index: 0, layout: vec![a("4g.40gb", 0, "x"), a("3g.40gb", 4, "y")] },
-                GpuPlan { index: 1, layout: vec![a("7g.80gb", 0, "x")] },
-                GpuPlan { index: 2, layout: vec![a("4g.40gb", 0, "y"), a("3g.40gb", 4, "x")] },
+                GpuPlan {
+                    index: 0,
+                    layout: vec![a("4g.40gb", 0, "x"), a("3g.40gb", 4, "y")],
+                },
+                GpuPlan {
+                    index: 1,
+                    layout: vec![a("7g.80gb", 0, "x")],
+                },
+                GpuPlan {
+                    index: 2,
+                    layout: vec![a("4g.40gb", 0, "y"), a("3g.40gb", 4, "x")],
+                },
             ],
             routes: vec![],
             model_rates: vec![],
@@ -284,7 +330,14 @@ mod tests {
     fn json_round_trip_has_the_contract_fields() {
         let p = plan();
         let v: serde_json::Value = serde_json::to_value(&p).unwrap();
-        for f in ["status", "objective", "bound", "gap", "solve_seconds", "gpus"] {
+        for f in [
+            "status",
+            "objective",
+            "bound",
+            "gap",
+            "solve_seconds",
+            "gpus",
+        ] {
             assert!(v.get(f).is_some(), "missing {f}");
         }
         assert_eq!(v["gpus"][0]["layout"][1]["start"], 4);

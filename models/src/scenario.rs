@@ -66,17 +66,34 @@ impl BatchDist {
             BatchDist::Fixed { size } => vec![(*size, 1.0)],
             BatchDist::Lognormal { median, sigma, max } => {
                 let mu = median.ln();
-                let cdf = |x: f64| if x <= 0.0 { 0.0 } else { normal_cdf((x.ln() - mu) / sigma) };
-                (1..=*max).map(|b| (b, cdf(b as f64 + 0.5) - if b == 1 { 0.0 } else { cdf(b as f64 - 0.5) })).collect()
+                let cdf = |x: f64| {
+                    if x <= 0.0 {
+                        0.0
+                    } else {
+                        normal_cdf((x.ln() - mu) / sigma)
+                    }
+                };
+                (1..=*max)
+                    .map(|b| {
+                        (
+                            b,
+                            cdf(b as f64 + 0.5) - if b == 1 { 0.0 } else { cdf(b as f64 - 0.5) },
+                        )
+                    })
+                    .collect()
             }
             BatchDist::Table { sizes, probs } => {
-                let mut v: Vec<(u32, f64)> = sizes.iter().copied().zip(probs.iter().copied()).collect();
+                let mut v: Vec<(u32, f64)> =
+                    sizes.iter().copied().zip(probs.iter().copied()).collect();
                 v.sort_by_key(|p| p.0);
                 v
             }
         };
         let total: f64 = raw.iter().map(|p| p.1).sum();
-        raw.into_iter().filter(|p| p.1 > 1e-12).map(|(b, p)| (b, p / total)).collect()
+        raw.into_iter()
+            .filter(|p| p.1 > 1e-12)
+            .map(|(b, p)| (b, p / total))
+            .collect()
     }
 
     /// Mean batch size.
@@ -95,13 +112,16 @@ impl BatchDist {
 pub fn normal_cdf(z: f64) -> f64 {
     let x = -z / std::f64::consts::SQRT_2;
     let t = 1.0 / (1.0 + 0.5 * x.abs());
-    let y = t * (-x * x - 1.26551223
-        + t * (1.00002368
-            + t * (0.37409196
-                + t * (0.09678418
-                    + t * (-0.18628806
-                        + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
-        .exp();
+    let y = t
+        * (-x * x - 1.26551223
+            + t * (1.00002368
+                + t * (0.37409196
+                    + t * (0.09678418
+                        + t * (-0.18628806
+                            + t * (0.27886807
+                                + t * (-1.13520398
+                                    + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+            .exp();
     let erfc = if x >= 0.0 { y } else { 2.0 - y };
     0.5 * erfc
 }
@@ -191,14 +211,20 @@ struct RawModel {
 pub type Reader<'a> = &'a dyn Fn(&Path) -> Result<String>;
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 impl Scenario {
     /// Loads a scenario file and the profile files it names (relative to it).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::parse(&text, path, &|p: &Path| std::fs::read_to_string(p).map_err(|e| Error::io(p, e)))
+        Self::parse(&text, path, &|p: &Path| {
+            std::fs::read_to_string(p).map_err(|e| Error::io(p, e))
+        })
     }
 
     /// Parses scenario text from `path`, reading profiles through `read`.
@@ -206,20 +232,32 @@ impl Scenario {
         let raw: RawScenario = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
             Error::Syntax {
-                origin: Origin { file: path.to_path_buf(), line },
+                origin: Origin {
+                    file: path.to_path_buf(),
+                    line,
+                },
                 message: e.message().to_string(),
             }
         })?;
         let at = |span: std::ops::Range<usize>| Origin::at(path, line_of(text, span.start));
         let cat = Catalogue::builtin();
-        let gpu: &GpuSpec =
-            cat.gpu(raw.gpu.kind.get_ref()).map_err(|e| Error::field(at(raw.gpu.kind.span()), "gpu.kind", e.to_string()))?;
+        let gpu: &GpuSpec = cat
+            .gpu(raw.gpu.kind.get_ref())
+            .map_err(|e| Error::field(at(raw.gpu.kind.span()), "gpu.kind", e.to_string()))?;
         let count = *raw.gpu.count.get_ref();
         if !(1..=100_000).contains(&count) {
-            return Err(Error::field(at(raw.gpu.count.span()), "gpu.count", format!("{count} must be between 1 and 100000")));
+            return Err(Error::field(
+                at(raw.gpu.count.span()),
+                "gpu.count",
+                format!("{count} must be between 1 and 100000"),
+            ));
         }
         if raw.model.is_empty() {
-            return Err(Error::field(Origin::file(path), "model", "the scenario serves no model (add a [[model]] table)"));
+            return Err(Error::field(
+                Origin::file(path),
+                "model",
+                "the scenario serves no model (add a [[model]] table)",
+            ));
         }
         let base = path.parent().unwrap_or(Path::new(""));
         let mut models = Vec::new();
@@ -232,43 +270,69 @@ impl Scenario {
                 return Err(Error::field(at(m.name.span()), "model.name", "is empty"));
             }
             if models.iter().any(|x: &ModelSpec| x.name.as_str() == name) {
-                return Err(Error::field(at(m.name.span()), "model.name", format!("`{name}` is listed twice")));
+                return Err(Error::field(
+                    at(m.name.span()),
+                    "model.name",
+                    format!("`{name}` is listed twice"),
+                ));
             }
             let sla = *m.sla_ms.get_ref();
             if !sla.is_finite() || sla <= 0.0 {
-                return Err(Error::field(at(m.sla_ms.span()), "model.sla_ms", format!("{sla} must be a positive number of milliseconds")));
+                return Err(Error::field(
+                    at(m.sla_ms.span()),
+                    "model.sla_ms",
+                    format!("{sla} must be a positive number of milliseconds"),
+                ));
             }
             let demand = match (&m.rate_qps, &m.share) {
                 (Some(r), None) => {
                     let v = *r.get_ref();
                     if !v.is_finite() || v <= 0.0 {
-                        return Err(Error::field(at(r.span()), "model.rate_qps", format!("{v} must be a positive rate")));
+                        return Err(Error::field(
+                            at(r.span()),
+                            "model.rate_qps",
+                            format!("{v} must be a positive rate"),
+                        ));
                     }
                     Demand::Rate(v)
                 }
                 (None, Some(s)) => {
                     let v = *s.get_ref();
                     if !v.is_finite() || v <= 0.0 {
-                        return Err(Error::field(at(s.span()), "model.share", format!("{v} must be positive")));
+                        return Err(Error::field(
+                            at(s.span()),
+                            "model.share",
+                            format!("{v} must be positive"),
+                        ));
                     }
                     Demand::Share(v)
                 }
                 (Some(_), Some(_)) => {
-                    return Err(Error::field(mo, "model", format!("`{name}` gives both rate_qps and share; give one")))
+                    return Err(Error::field(
+                        mo,
+                        "model",
+                        format!("`{name}` gives both rate_qps and share; give one"),
+                    ))
                 }
                 (None, None) => {
-                    return Err(Error::field(mo, "model", format!("`{name}` needs rate_qps or share")))
+                    return Err(Error::field(
+                        mo,
+                        "model",
+                        format!("`{name}` needs rate_qps or share"),
+                    ))
                 }
             };
             let batch = match &m.batch {
                 Some(b) => {
-                    check_batch(b.get_ref()).map_err(|msg| Error::field(at(b.span()), "model.batch", msg))?;
+                    check_batch(b.get_ref())
+                        .map_err(|msg| Error::field(at(b.span()), "model.batch", msg))?;
                     b.get_ref().clone()
                 }
                 None => BatchDist::default(),
             };
             let ppath = base.join(m.profile.get_ref());
-            let ptext = read(&ppath).map_err(|e| Error::field(at(m.profile.span()), "model.profile", e.to_string()))?;
+            let ptext = read(&ppath)
+                .map_err(|e| Error::field(at(m.profile.span()), "model.profile", e.to_string()))?;
             let set = ProfileSet::from_csv_str(&ptext, &ppath)?.restrict_to(&[name.as_str()]);
             if set.curves.is_empty() {
                 return Err(Error::field(
@@ -281,22 +345,42 @@ impl Scenario {
                 return Err(Error::field(
                     at(m.profile.span()),
                     "model.profile",
-                    format!("{} is measured on {}, the scenario's GPU is {}", ppath.display(), set.gpu, gpu.name),
+                    format!(
+                        "{} is measured on {}, the scenario's GPU is {}",
+                        ppath.display(),
+                        set.gpu,
+                        gpu.name
+                    ),
                 ));
             }
             match profiles.as_mut() {
                 None => profiles = Some(set),
                 Some(p) => p.merge(set)?,
             }
-            models.push(ModelSpec { name: name.into(), sla: Millis(sla), demand, batch, profile_path: ppath });
+            models.push(ModelSpec {
+                name: name.into(),
+                sla: Millis(sla),
+                demand,
+                batch,
+                profile_path: ppath,
+            });
         }
-        let kinds: Vec<bool> = models.iter().map(|m| matches!(m.demand, Demand::Rate(_))).collect();
+        let kinds: Vec<bool> = models
+            .iter()
+            .map(|m| matches!(m.demand, Demand::Rate(_)))
+            .collect();
         if kinds.iter().any(|&k| k) && kinds.iter().any(|&k| !k) {
-            return Err(Error::field(Origin::file(path), "model", "mix of rate_qps and share: use one kind for every model"));
+            return Err(Error::field(
+                Origin::file(path),
+                "model",
+                "mix of rate_qps and share: use one kind for every model",
+            ));
         }
-        let name = raw
-            .name
-            .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        let name = raw.name.unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
         Ok(Scenario {
             name,
             description: raw.description,
@@ -310,7 +394,9 @@ impl Scenario {
 
     /// The catalogue entry of the scenario's GPU.
     pub fn gpu_spec(&self) -> &'static GpuSpec {
-        Catalogue::builtin().gpu(self.gpu.as_str()).expect("checked at load")
+        Catalogue::builtin()
+            .gpu(self.gpu.as_str())
+            .expect("checked at load")
     }
 
     /// Each model's share of the total query rate (rates normalised when rates are given).
@@ -359,10 +445,16 @@ fn check_batch(b: &BatchDist) -> std::result::Result<(), String> {
         }
         BatchDist::Table { sizes, probs } => {
             if sizes.is_empty() || sizes.len() != probs.len() {
-                Err(format!("table has {} sizes and {} probs; they must pair up", sizes.len(), probs.len()))
+                Err(format!(
+                    "table has {} sizes and {} probs; they must pair up",
+                    sizes.len(),
+                    probs.len()
+                ))
             } else if sizes.contains(&0) {
                 Err("table sizes must be at least 1".into())
-            } else if probs.iter().any(|p| !p.is_finite() || *p < 0.0) || probs.iter().sum::<f64>() <= 0.0 {
+            } else if probs.iter().any(|p| !p.is_finite() || *p < 0.0)
+                || probs.iter().sum::<f64>() <= 0.0
+            {
                 Err("table probs must be non-negative with a positive sum".into())
             } else {
                 let mut s = sizes.clone();
@@ -416,20 +508,38 @@ mod tests {
     fn errors_name_the_line_and_field() {
         let bad = OK.replace("sla_ms = 5", "sla_ms = -5");
         let e = parse(&bad).unwrap_err().to_string();
-        assert_eq!(e, "dir/s.toml:13: field `model.sla_ms`: -5 must be a positive number of milliseconds");
-        let e = parse(&OK.replace("H100-80GB", "V100")).unwrap_err().to_string();
-        assert!(e.starts_with("dir/s.toml:2: field `gpu.kind`: unknown GPU `V100`"), "{e}");
-        let e = parse(&OK.replace("share = 1\n", "")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "dir/s.toml:13: field `model.sla_ms`: -5 must be a positive number of milliseconds"
+        );
+        let e = parse(&OK.replace("H100-80GB", "V100"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("dir/s.toml:2: field `gpu.kind`: unknown GPU `V100`"),
+            "{e}"
+        );
+        let e = parse(&OK.replace("share = 1\n", ""))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`b` needs rate_qps or share"), "{e}");
-        let e = parse(&OK.replace("count = 2", "count = 0")).unwrap_err().to_string();
+        let e = parse(&OK.replace("count = 2", "count = 0"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("s.toml:3: field `gpu.count`"), "{e}");
-        let e = parse(&OK.replace("name = \"b\"", "name = \"zz\"")).unwrap_err().to_string();
+        let e = parse(&OK.replace("name = \"b\"", "name = \"zz\""))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("has no rows for model `zz`"), "{e}");
     }
 
     #[test]
     fn lognormal_pmf_is_normalised_and_centred() {
-        let d = BatchDist::Lognormal { median: 8.0, sigma: 0.5, max: 64 };
+        let d = BatchDist::Lognormal {
+            median: 8.0,
+            sigma: 0.5,
+            max: 64,
+        };
         let pmf = d.pmf();
         assert_relative_eq!(pmf.iter().map(|p| p.1).sum::<f64>(), 1.0, epsilon = 1e-9);
         let below: f64 = pmf.iter().filter(|p| p.0 <= 8).map(|p| p.1).sum();

@@ -25,7 +25,9 @@ impl fmt::Display for Millis {
 }
 
 /// A count of MIG compute slices (GPCs). A GPU has 7 (A30: 4); a `3g` profile uses 3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Gpcs(pub u32);
 

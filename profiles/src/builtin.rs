@@ -9,7 +9,10 @@ use std::path::Path;
 /// Shipped profile files, by file name, with their contents.
 pub const H100_80GB: &[(&str, &str)] = &[
     ("resnet50.csv", include_str!("../h100-80gb/resnet50.csv")),
-    ("mobilenetv2.csv", include_str!("../h100-80gb/mobilenetv2.csv")),
+    (
+        "mobilenetv2.csv",
+        include_str!("../h100-80gb/mobilenetv2.csv"),
+    ),
     ("bert-base.csv", include_str!("../h100-80gb/bert-base.csv")),
     ("vit-b16.csv", include_str!("../h100-80gb/vit-b16.csv")),
 ];
@@ -22,7 +25,10 @@ pub const EMBEDDED_DIR: &str = "profiles/h100-80gb";
 
 /// Reads an embedded file by the name a scenario gives it.
 fn read_embedded(p: &Path) -> Result<String> {
-    let name = p.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = p
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     H100_80GB
         .iter()
         .find(|(n, _)| *n == name)
@@ -32,7 +38,11 @@ fn read_embedded(p: &Path) -> Result<String> {
 
 /// The shipped default scenario, with its embedded profiles.
 pub fn default_scenario() -> Result<Scenario> {
-    Scenario::parse(DEFAULT_SCENARIO, &Path::new(EMBEDDED_DIR).join("default.toml"), &read_embedded)
+    Scenario::parse(
+        DEFAULT_SCENARIO,
+        &Path::new(EMBEDDED_DIR).join("default.toml"),
+        &read_embedded,
+    )
 }
 
 /// Every shipped H100-80GB curve, all models.
@@ -63,8 +73,16 @@ mod tests {
             assert_eq!(set.methods[m.as_str()], Method::GreenContext);
             assert_eq!(set.profiles_of(m).len(), 6, "{m}");
             // Bigger slices are faster at large batches: the data is physical, not noise.
-            let small = set.curve(m, "1g.10gb", 1).unwrap().latency(64, BatchLookup::Exact).unwrap();
-            let big = set.curve(m, "7g.80gb", 1).unwrap().latency(64, BatchLookup::Exact).unwrap();
+            let small = set
+                .curve(m, "1g.10gb", 1)
+                .unwrap()
+                .latency(64, BatchLookup::Exact)
+                .unwrap();
+            let big = set
+                .curve(m, "7g.80gb", 1)
+                .unwrap()
+                .latency(64, BatchLookup::Exact)
+                .unwrap();
             assert!(small.0 > 2.5 * big.0, "{m}: {small} vs {big}");
         }
     }
@@ -76,8 +94,13 @@ mod tests {
         assert_eq!(s.models.len(), 2);
         assert_eq!(s.shares(), vec![0.5, 0.5]);
         // The disk copy parses the same way (paths relative to the file).
-        let disk = Scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("h100-80gb/default.toml")).unwrap();
-        assert_eq!(disk.models.iter().map(|m| &m.name).collect::<Vec<_>>(), s.models.iter().map(|m| &m.name).collect::<Vec<_>>());
+        let disk =
+            Scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("h100-80gb/default.toml"))
+                .unwrap();
+        assert_eq!(
+            disk.models.iter().map(|m| &m.name).collect::<Vec<_>>(),
+            s.models.iter().map(|m| &m.name).collect::<Vec<_>>()
+        );
         assert_eq!(disk.profiles.curves, s.profiles.curves);
     }
 }

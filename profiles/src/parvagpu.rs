@@ -59,27 +59,48 @@ pub fn read(dir: &Path) -> Result<Import> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(Error::Invalid(format!("{}: no profile CSV files", prof_dir.display())));
+        return Err(Error::Invalid(format!(
+            "{}: no profile CSV files",
+            prof_dir.display()
+        )));
     }
     let gpu = Catalogue::builtin().gpu(GPU)?;
     let mut models = Vec::new();
     let mut rows = Vec::new();
     for f in &files {
-        let model = f.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let model = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
         let mut out = Vec::new();
-        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+        let mut rdr = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
         let header: Vec<String> = rdr
             .headers()
-            .map_err(|e| Error::Syntax { origin: Origin::at(f, 1), message: e.to_string() })?
+            .map_err(|e| Error::Syntax {
+                origin: Origin::at(f, 1),
+                message: e.to_string(),
+            })?
             .iter()
             .map(str::to_string)
             .collect();
-        const WANT: [&str; 5] = ["Mig instance", "Batch size", "Workload Number", "Throughput", "Latency"];
+        const WANT: [&str; 5] = [
+            "Mig instance",
+            "Batch size",
+            "Workload Number",
+            "Throughput",
+            "Latency",
+        ];
         if header != WANT {
             return Err(Error::Syntax {
                 origin: Origin::at(f, 1),
-                message: format!("header is `{}`, expected `{}`", header.join(","), WANT.join(",")),
+                message: format!(
+                    "header is `{}`, expected `{}`",
+                    header.join(","),
+                    WANT.join(",")
+                ),
             });
         }
         for rec in rdr.records() {
@@ -93,12 +114,22 @@ pub fn read(dir: &Path) -> Result<Import> {
                 s.parse::<f64>()
                     .ok()
                     .filter(|v| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| Error::field(origin.clone(), WANT[i], format!("`{s}` is not a non-negative number")))
+                    .ok_or_else(|| {
+                        Error::field(
+                            origin.clone(),
+                            WANT[i],
+                            format!("`{s}` is not a non-negative number"),
+                        )
+                    })
             };
             let whole = |i: usize| -> Result<u32> {
                 let v = num(i)?;
                 if v.fract() != 0.0 || v < 1.0 {
-                    return Err(Error::field(origin.clone(), WANT[i], format!("{v} is not a whole number ≥ 1")));
+                    return Err(Error::field(
+                        origin.clone(),
+                        WANT[i],
+                        format!("{v} is not a whole number ≥ 1"),
+                    ));
                 }
                 Ok(v as u32)
             };
@@ -115,7 +146,11 @@ pub fn read(dir: &Path) -> Result<Import> {
                 ));
             }
             let profile = gpu.classic_by_compute(gpcs).ok_or_else(|| {
-                Error::field(origin.clone(), "Mig instance", format!("{gpcs} GPCs is not a MIG size of {GPU} (1, 2, 3, 4, 7)"))
+                Error::field(
+                    origin.clone(),
+                    "Mig instance",
+                    format!("{gpcs} GPCs is not a MIG size of {GPU} (1, 2, 3, 4, 7)"),
+                )
             })?;
             out.push(ProfileRow {
                 model: model.clone().into(),
@@ -147,7 +182,11 @@ pub fn read(dir: &Path) -> Result<Import> {
         let mut demands = Vec::new();
         for (j, m) in models.iter().enumerate() {
             match (r[j], l[j]) {
-                (Some(rate), Some(slo)) => demands.push(Demand { model: m.clone(), rate_qps: rate, slo_ms: slo }),
+                (Some(rate), Some(slo)) => demands.push(Demand {
+                    model: m.clone(),
+                    rate_qps: rate,
+                    slo_ms: slo,
+                }),
                 (None, None) => {}
                 _ => {
                     return Err(Error::Invalid(format!(
@@ -158,9 +197,16 @@ pub fn read(dir: &Path) -> Result<Import> {
                 }
             }
         }
-        scenarios.push(SloScenario { index: i + 1, demands });
+        scenarios.push(SloScenario {
+            index: i + 1,
+            demands,
+        });
     }
-    Ok(Import { models, rows, scenarios })
+    Ok(Import {
+        models,
+        rows,
+        scenarios,
+    })
 }
 
 fn read_slo(path: &Path, columns: usize) -> Result<Vec<Vec<Option<f64>>>> {
@@ -176,7 +222,11 @@ fn read_slo(path: &Path, columns: usize) -> Result<Vec<Vec<Option<f64>>>> {
         if cells.len() != columns {
             return Err(Error::Syntax {
                 origin,
-                message: format!("{} columns, expected {} (one per model, alphabetical)", cells.len(), columns),
+                message: format!(
+                    "{} columns, expected {} (one per model, alphabetical)",
+                    cells.len(),
+                    columns
+                ),
             });
         }
         let row = cells
@@ -190,7 +240,13 @@ fn read_slo(path: &Path, columns: usize) -> Result<Vec<Vec<Option<f64>>>> {
                     .ok()
                     .filter(|v| v.is_finite() && *v > 0.0)
                     .map(Some)
-                    .ok_or_else(|| Error::field(origin.clone(), format!("column {}", j + 1), format!("`{c}` is not a positive number or N/A")))
+                    .ok_or_else(|| {
+                        Error::field(
+                            origin.clone(),
+                            format!("column {}", j + 1),
+                            format!("`{c}` is not a positive number or N/A"),
+                        )
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         out.push(row);
@@ -203,7 +259,11 @@ impl Import {
     /// The GPU count is an upper limit for the min-gpus planner.
     pub fn scenario_toml(&self, s: &SloScenario) -> String {
         let mut t = String::new();
-        let _ = writeln!(t, "# ParvaGPU SLO scenario {} (row {} of SLO/SLO_req_rate.csv and SLO/SLO_latency.csv),", s.index, s.index);
+        let _ = writeln!(
+            t,
+            "# ParvaGPU SLO scenario {} (row {} of SLO/SLO_req_rate.csv and SLO/SLO_latency.csv),",
+            s.index, s.index
+        );
         let _ = writeln!(t, "# imported by `migopt import parvagpu`. Requests are single; instances batch server-side.");
         let _ = writeln!(t, "name = \"parvagpu-s{}\"", s.index);
         let _ = writeln!(t, "description = \"ParvaGPU SLO scenario {}: {} models on A100-80GB MIG, rates in requests/s\"", s.index, s.demands.len());
@@ -229,7 +289,10 @@ impl Import {
             files.push((out.join(format!("{m}.csv")), buf));
         }
         for s in &self.scenarios {
-            files.push((out.join(format!("parvagpu-s{}.toml", s.index)), self.scenario_toml(s).into_bytes()));
+            files.push((
+                out.join(format!("parvagpu-s{}.toml", s.index)),
+                self.scenario_toml(s).into_bytes(),
+            ));
         }
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         for (p, data) in &files {
@@ -243,7 +306,10 @@ impl Import {
     pub fn scenario(&self, s: &SloScenario) -> Result<migopt_models::Scenario> {
         let text = self.scenario_toml(s);
         let read = |p: &Path| -> Result<String> {
-            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let rows = self
                 .rows
                 .iter()
@@ -254,7 +320,11 @@ impl Import {
             write_csv(rows, &mut buf).map_err(|e| Error::io(p, e))?;
             String::from_utf8(buf).map_err(|e| Error::Invalid(e.to_string()))
         };
-        migopt_models::Scenario::parse(&text, Path::new(&format!("parvagpu/parvagpu-s{}.toml", s.index)), &read)
+        migopt_models::Scenario::parse(
+            &text,
+            Path::new(&format!("parvagpu/parvagpu-s{}.toml", s.index)),
+            &read,
+        )
     }
 }
 
@@ -272,7 +342,11 @@ mod tests {
         std::fs::create_dir_all(dir.join("prof_data")).unwrap();
         std::fs::create_dir_all(dir.join("SLO")).unwrap();
         std::fs::write(dir.join("prof_data/aa.csv"), prof).unwrap();
-        std::fs::write(dir.join("prof_data/bb.csv"), "Mig instance,Batch size,Workload Number,Throughput,Latency\r\n7,1,1,500,0.002\r\n").unwrap();
+        std::fs::write(
+            dir.join("prof_data/bb.csv"),
+            "Mig instance,Batch size,Workload Number,Throughput,Latency\r\n7,1,1,500,0.002\r\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("SLO/SLO_req_rate.csv"), rate).unwrap();
         std::fs::write(dir.join("SLO/SLO_latency.csv"), lat).unwrap();
     }
@@ -292,7 +366,14 @@ mod tests {
         assert!((rows[1].latency_ms - 13.0).abs() < 1e-9);
         assert!((rows[1].throughput_qps - 300.176).abs() < 1e-9);
         assert_eq!(imp.scenarios[0].demands.len(), 1);
-        assert_eq!(imp.scenarios[1].demands[1], Demand { model: "bb".into(), rate_qps: 5.0, slo_ms: 50.0 });
+        assert_eq!(
+            imp.scenarios[1].demands[1],
+            Demand {
+                model: "bb".into(),
+                rate_qps: 5.0,
+                slo_ms: 50.0
+            }
+        );
         let s = imp.scenario(&imp.scenarios[1]).unwrap();
         assert_eq!(s.rates(), Some(vec![20.0, 5.0]));
         assert_eq!(s.gpu.as_str(), "A100-80GB");
@@ -303,16 +384,30 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         mini(d.path(), &PROF.replace("0.013", "abc"), "10,N/A", "100,N/A");
         let e = read(d.path()).unwrap_err().to_string();
-        assert!(e.ends_with("aa.csv:3: field `Latency`: `abc` is not a non-negative number"), "{e}");
-        mini(d.path(), &PROF.replace("1,2,2", "5,2,2"), "10,N/A", "100,N/A");
+        assert!(
+            e.ends_with("aa.csv:3: field `Latency`: `abc` is not a non-negative number"),
+            "{e}"
+        );
+        mini(
+            d.path(),
+            &PROF.replace("1,2,2", "5,2,2"),
+            "10,N/A",
+            "100,N/A",
+        );
         let e = read(d.path()).unwrap_err().to_string();
         assert!(e.contains("aa.csv:3: field `Mig instance`: 5 GPCs"), "{e}");
         mini(d.path(), PROF, "10,N/A,3", "100,N/A");
         let e = read(d.path()).unwrap_err().to_string();
-        assert!(e.ends_with("SLO_req_rate.csv:1: 3 columns, expected 2 (one per model, alphabetical)"), "{e}");
+        assert!(
+            e.ends_with("SLO_req_rate.csv:1: 3 columns, expected 2 (one per model, alphabetical)"),
+            "{e}"
+        );
         mini(d.path(), PROF, "10,4", "100,N/A");
         let e = read(d.path()).unwrap_err().to_string();
-        assert!(e.contains("scenario 1 gives model bb a rate or an SLO but not both"), "{e}");
+        assert!(
+            e.contains("scenario 1 gives model bb a rate or an SLO but not both"),
+            "{e}"
+        );
     }
 
     #[test]
