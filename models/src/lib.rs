@@ -12,13 +12,20 @@ pub mod error;
 pub mod layout;
 pub mod plan;
 pub mod profile;
+pub mod report;
 pub mod scenario;
 pub mod units;
 
 pub use catalogue::{Catalogue, GpuSpec, ProfileClass, ProfileSpec};
 pub use error::{Error, Origin, Result};
 pub use layout::{enumerate_maximal, validate, Layout, LayoutRules, Placement};
-pub use plan::{Assignment, GpuPlan, ModelRate, Objective, Plan, PlanParams, Route, SolveReport, SolveStatus};
+pub use plan::{
+    Assignment, GpuPlan, ModelRate, Objective, Plan, PlanParams, Route, SolveReport, SolveStatus,
+};
 pub use profile::{BatchLookup, Curve, CurveKey, Method, ProfileRow, ProfileSet};
+pub use report::{
+    CapacityProbe, CapacityReport, Estimate, GpuReport, InstanceReport, LatencySummary,
+    ModelReport, QueueSummary, SimReport,
+};
 pub use scenario::{BatchDist, Demand, ModelSpec, Scenario};
 pub use units::{Gpcs, GpuName, Millis, ModelName, ProfileName};

@@ -1,0 +1,550 @@
+//! Everything the engines look up, computed once per call before any query is simulated:
+//! service-time tables per (instance, batch), eligibility lists, ELSA's candidate lists and
+//! the queue topology. Every way a plan and a scenario can fail to fit together is found
+//! here, so the engines themselves never fail.
+
+use crate::rng::Alias;
+use crate::ServingMode;
+use migopt_models::{BatchLookup, Curve, Error, LayoutRules, Plan, Scenario};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One served model.
+#[derive(Debug, Clone)]
+pub(crate) struct PModel {
+    pub name: String,
+    pub sla: f64,
+    /// Batch sizes of the scenario's distribution, and an alias table over them.
+    pub batch_vals: Vec<u32>,
+    pub batch_alias: Alias,
+    /// Instances serving the model, in plan order.
+    pub insts: Vec<u32>,
+}
+
+/// One MIG instance of the plan.
+#[derive(Debug, Clone)]
+pub(crate) struct PInst {
+    pub gpu: u32,
+    pub profile: String,
+    pub start: u32,
+    pub model: u32,
+    pub batch: u32,
+    pub procs: u32,
+    pub compute: u32,
+    /// ELSA group and position in it.
+    pub group: u32,
+    pub leaf: u32,
+    /// First server (MPS process) of the instance; its servers are `srv..srv + procs`.
+    pub srv: u32,
+}
+
+/// Instances of one model that are interchangeable for ELSA: same profile, processes and
+/// batch limit, hence the same service time for every query. ELSA keeps a tournament tree
+/// per group so that the member that drains first is known in O(1).
+#[derive(Debug, Clone)]
+pub(crate) struct PGroup {
+    /// Offset of the group's tree in the shared tree array; the tree has `2·cap` slots,
+    /// root at 1, leaves at `cap..2·cap`.
+    pub tree_off: u32,
+    pub cap: u32,
+}
+
+/// One ELSA candidate for a (model, batch): a group with its service time for the batch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cand {
+    pub group: u32,
+    pub compute: u32,
+    pub svc: f64,
+}
+
+/// The queue a query joins in the event-driven engine, per mode and scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Topology {
+    /// Query batches, FIFS: one queue per (model, set of instances able to run the batch).
+    ClassQueues,
+    /// Dynamic batching, FIFS: one queue per model feeding all its instances.
+    ModelQueues,
+    /// Dynamic batching with dispatch at arrival: one queue per instance.
+    InstanceQueues,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub dynamic: Option<f64>,
+    pub models: Vec<PModel>,
+    pub insts: Vec<PInst>,
+    pub groups: Vec<PGroup>,
+    /// Initial tournament trees (leaves hold instance ids, padding is u32::MAX).
+    pub tree_init: Vec<u32>,
+    /// Table width: service tables are indexed `inst * width + batch`.
+    pub width: usize,
+    /// Median service time, ms; infinite where the instance may not run the batch.
+    pub med: Vec<f64>,
+    /// Jitter: service = shift + scale · Exp(1).
+    pub jshift: Vec<f64>,
+    pub jscale: Vec<f64>,
+    /// ELSA candidates per `model * width + batch`, ascending compute.
+    pub cand_off: Vec<u32>,
+    pub cands: Vec<Cand>,
+    /// Eligible instances per `model * width + batch`.
+    pub elig_off: Vec<u32>,
+    pub elig: Vec<u32>,
+    pub n_servers: usize,
+    pub srv_inst: Vec<u32>,
+    /// Compute slices of one GPU, and every GPU index of the plan with its instances.
+    pub gpu_slices: u32,
+    pub gpus: Vec<(u32, Vec<u32>)>,
+}
+
+fn inst_label(gpu: u32, profile: &str, start: u32) -> String {
+    format!("GPU {gpu} {profile}@{start}")
+}
+
+fn lookup_name(l: BatchLookup) -> &'static str {
+    match l {
+        BatchLookup::Exact => "exact",
+        BatchLookup::Interpolate => "interpolate",
+        BatchLookup::Pad => "pad",
+    }
+}
+
+fn measured_range(c: &Curve) -> String {
+    match (c.batches.first(), c.batches.last()) {
+        (Some(a), Some(b)) => format!("measured batches {a}..={b}"),
+        _ => "no measured batches".into(),
+    }
+}
+
+impl Prepared {
+    /// Checks the plan against the scenario and builds the tables. `extra` lists
+    /// (model, batch) pairs that a trace will ask for beyond the scenario's distributions.
+    pub(crate) fn new(
+        plan: &Plan,
+        sc: &Scenario,
+        mode: ServingMode,
+        extra: &BTreeSet<(u32, u32)>,
+    ) -> Result<Self, Error> {
+        let gpu = plan.gpu_spec()?;
+        let sgpu = sc.gpu_spec();
+        if gpu.name != sgpu.name {
+            return Err(Error::Invalid(format!(
+                "the plan is for {} but the scenario `{}` is for {}",
+                gpu.name, sc.name, sgpu.name
+            )));
+        }
+        // Non-classic profiles are legal MIG; the placement rules themselves are what must
+        // hold.
+        plan.validate(LayoutRules {
+            all_profiles: true,
+            pre_r510: false,
+        })?;
+        let dynamic = match mode {
+            ServingMode::QueryBatches => None,
+            ServingMode::DynamicBatching { max_queue_delay_ms } => {
+                if !max_queue_delay_ms.is_finite() || max_queue_delay_ms < 0.0 {
+                    return Err(Error::Invalid(format!(
+                        "max_queue_delay_ms {max_queue_delay_ms} must be a non-negative number of milliseconds"
+                    )));
+                }
+                Some(max_queue_delay_ms)
+            }
+        };
+        let lookup = sc.batch_lookup;
+        let mut models: Vec<PModel> = Vec::with_capacity(sc.models.len());
+        for m in &sc.models {
+            let pmf = m.batch.pmf();
+            if pmf.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "model `{}` has an empty batch-size distribution",
+                    m.name
+                )));
+            }
+            if !(m.sla.0.is_finite() && m.sla.0 > 0.0) {
+                return Err(Error::Invalid(format!(
+                    "model `{}` has SLA {} ms; it must be positive",
+                    m.name, m.sla.0
+                )));
+            }
+            models.push(PModel {
+                name: m.name.to_string(),
+                sla: m.sla.0,
+                batch_vals: pmf.iter().map(|p| p.0).collect(),
+                batch_alias: Alias::new(&pmf.iter().map(|p| p.1).collect::<Vec<_>>()),
+                insts: Vec::new(),
+            });
+        }
+        if models.len() > u16::MAX as usize {
+            return Err(Error::Invalid("more than 65535 models".into()));
+        }
+        // Instances, their curves and the batch sizes each must be able to run.
+        let mut insts = Vec::new();
+        let mut curves: Vec<&Curve> = Vec::new();
+        let mut n_servers = 0u32;
+        for (g, a) in plan.instances() {
+            let label = inst_label(g, a.profile.as_str(), a.start);
+            let Some(mi) = sc.models.iter().position(|m| m.name == a.model) else {
+                return Err(Error::Invalid(format!(
+                    "{label} serves model `{}`, which scenario `{}` does not have",
+                    a.model, sc.name
+                )));
+            };
+            if a.procs == 0 || a.batch == 0 {
+                return Err(Error::Invalid(format!(
+                    "{label}: batch {} and procs {} must both be at least 1",
+                    a.batch, a.procs
+                )));
+            }
+            let spec = gpu.profile(a.profile.as_str())?;
+            let Some(curve) = sc
+                .profiles
+                .curve(a.model.as_str(), a.profile.as_str(), a.procs)
+            else {
+                let have = sc.profiles.profiles_of(a.model.as_str());
+                let have = if have.is_empty() {
+                    "none".to_string()
+                } else {
+                    have.iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                return Err(Error::Invalid(format!(
+                    "{label}: no latency profile for model `{}` on {} with {} process(es) (profiled on: {have})",
+                    a.model, a.profile, a.procs
+                )));
+            };
+            models[mi].insts.push(insts.len() as u32);
+            insts.push(PInst {
+                gpu: g,
+                profile: a.profile.to_string(),
+                start: a.start,
+                model: mi as u32,
+                batch: a.batch,
+                procs: a.procs,
+                compute: spec.compute,
+                group: 0,
+                leaf: 0,
+                srv: n_servers,
+            });
+            n_servers += a.procs;
+            curves.push(curve);
+        }
+        for m in &models {
+            if m.insts.is_empty() {
+                return Err(Error::Invalid(format!(
+                    "model `{}` has traffic but no instance in the plan",
+                    m.name
+                )));
+            }
+        }
+        // Batch sizes each model's queries come in.
+        let mut needed: Vec<BTreeSet<u32>> = models
+            .iter()
+            .map(|m| m.batch_vals.iter().copied().collect())
+            .collect();
+        for &(m, b) in extra {
+            needed[m as usize].insert(b);
+        }
+        // A query batch no instance of its model can run is an error before any table is
+        // sized by it (a trace could name batch 10⁹).
+        for (mi, n) in needed.iter().enumerate() {
+            let top = models[mi]
+                .insts
+                .iter()
+                .map(|&i| {
+                    let inst = &insts[i as usize];
+                    if dynamic.is_some() {
+                        inst.batch
+                    } else {
+                        inst.batch.min(curves[i as usize].max_batch())
+                    }
+                })
+                .max()
+                .unwrap_or(0);
+            if let Some(&b) = n.iter().find(|&&b| b > top) {
+                return Err(no_instance_error(
+                    &models[mi],
+                    b,
+                    &insts,
+                    &curves,
+                    dynamic.is_some(),
+                    lookup,
+                ));
+            }
+        }
+        // Table width: the largest batch any instance may run, or any query carries.
+        let mut width = 1usize;
+        for (i, inst) in insts.iter().enumerate() {
+            let top = if dynamic.is_some() {
+                inst.batch
+            } else {
+                inst.batch.min(curves[i].max_batch().max(1))
+            };
+            width = width.max(top as usize + 1);
+        }
+        for n in &needed {
+            if let Some(&b) = n.iter().next_back() {
+                width = width.max(b as usize + 1);
+            }
+        }
+        let ni = insts.len();
+        let mut med = vec![f64::INFINITY; ni * width];
+        let mut jshift = vec![f64::INFINITY; ni * width];
+        let mut jscale = vec![0.0; ni * width];
+        for (i, inst) in insts.iter().enumerate() {
+            let c = curves[i];
+            let label = inst_label(inst.gpu, &inst.profile, inst.start);
+            let model = &models[inst.model as usize].name;
+            if dynamic.is_some() {
+                // A dynamic batch can come out at any size up to the instance's batch.
+                for n in 1..=inst.batch {
+                    let Some(l) = c.latency(n, lookup) else {
+                        return Err(Error::Invalid(format!(
+                            "model `{model}` on {} ({label}): dynamic batching may run batches of 1..={} but the profile has no latency for batch {n} ({}, batch_lookup {}; migopt never extrapolates)",
+                            inst.profile,
+                            inst.batch,
+                            measured_range(c),
+                            lookup_name(lookup)
+                        )));
+                    };
+                    let p99 = c.latency_p99(n, lookup).map(|m| m.0).unwrap_or(l.0);
+                    set_service(
+                        &mut med,
+                        &mut jshift,
+                        &mut jscale,
+                        i * width + n as usize,
+                        l.0,
+                        p99,
+                        c.has_p99,
+                    );
+                }
+            } else {
+                for b in 1..=inst.batch.min(width as u32 - 1) {
+                    if let Some(l) = c.latency(b, lookup) {
+                        let p99 = c.latency_p99(b, lookup).map(|m| m.0).unwrap_or(l.0);
+                        set_service(
+                            &mut med,
+                            &mut jshift,
+                            &mut jscale,
+                            i * width + b as usize,
+                            l.0,
+                            p99,
+                            c.has_p99,
+                        );
+                    }
+                }
+            }
+        }
+        // Eligibility: an instance may take a query of batch b if it has a service time for
+        // it (query batches: b ≤ the assignment's batch and the profile covers b; dynamic
+        // batching: b ≤ the instance's batch).
+        let nm = models.len();
+        let mut elig_off = vec![0u32; nm * width + 1];
+        let mut elig = Vec::new();
+        for (mi, m) in models.iter().enumerate() {
+            for b in 0..width {
+                let row = mi * width + b;
+                elig_off[row] = elig.len() as u32;
+                if b > 0 && needed[mi].contains(&(b as u32)) {
+                    let before = elig.len();
+                    for &i in &m.insts {
+                        let inst = &insts[i as usize];
+                        let ok = if dynamic.is_some() {
+                            b as u32 <= inst.batch
+                        } else {
+                            med[i as usize * width + b].is_finite()
+                        };
+                        if ok {
+                            elig.push(i);
+                        }
+                    }
+                    if elig.len() == before {
+                        return Err(no_instance_error(
+                            m,
+                            b as u32,
+                            &insts,
+                            &curves,
+                            dynamic.is_some(),
+                            lookup,
+                        ));
+                    }
+                }
+            }
+        }
+        elig_off[nm * width] = elig.len() as u32;
+        // ELSA groups: (model, profile, procs, batch limit).
+        let mut gkey: BTreeMap<(u32, String, u32, u32), Vec<u32>> = BTreeMap::new();
+        for (i, inst) in insts.iter().enumerate() {
+            gkey.entry((inst.model, inst.profile.clone(), inst.procs, inst.batch))
+                .or_default()
+                .push(i as u32);
+        }
+        let mut groups = Vec::new();
+        let mut tree_init = Vec::new();
+        for members in gkey.values() {
+            let cap = members.len().next_power_of_two() as u32;
+            let off = tree_init.len() as u32;
+            tree_init.resize(tree_init.len() + 2 * cap as usize, u32::MAX);
+            for (k, &i) in members.iter().enumerate() {
+                tree_init[(off + cap) as usize + k] = i;
+                insts[i as usize].group = groups.len() as u32;
+                insts[i as usize].leaf = k as u32;
+            }
+            // All drain times start at zero: the leftmost member wins every match.
+            for node in (1..cap).rev() {
+                let (l, r) = (
+                    tree_init[(off + 2 * node) as usize],
+                    tree_init[(off + 2 * node + 1) as usize],
+                );
+                tree_init[(off + node) as usize] = if l == u32::MAX { r } else { l };
+            }
+            groups.push(PGroup { tree_off: off, cap });
+        }
+        // ELSA candidates per (model, batch): one entry per group, smallest compute first.
+        let mut cand_off = vec![0u32; nm * width + 1];
+        let mut cands = Vec::new();
+        for mi in 0..nm {
+            for b in 0..width {
+                cand_off[mi * width + b] = cands.len() as u32;
+                let mut seen = BTreeSet::new();
+                let mut row: Vec<Cand> = Vec::new();
+                for &i in
+                    &elig[elig_off[mi * width + b] as usize..elig_off[mi * width + b + 1] as usize]
+                {
+                    let inst = &insts[i as usize];
+                    if seen.insert(inst.group) {
+                        let svc = med[i as usize * width + b];
+                        row.push(Cand {
+                            group: inst.group,
+                            compute: inst.compute,
+                            svc,
+                        });
+                    }
+                }
+                row.sort_by_key(|c| (c.compute, c.group));
+                cands.extend(row);
+            }
+        }
+        cand_off[nm * width] = cands.len() as u32;
+        let mut srv_inst = Vec::with_capacity(n_servers as usize);
+        for (i, inst) in insts.iter().enumerate() {
+            for _ in 0..inst.procs {
+                srv_inst.push(i as u32);
+            }
+        }
+        let gpus = plan
+            .gpus
+            .iter()
+            .map(|g| {
+                (
+                    g.index,
+                    insts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, x)| x.gpu == g.index)
+                        .map(|(i, _)| i as u32)
+                        .collect(),
+                )
+            })
+            .collect();
+        Ok(Self {
+            dynamic,
+            models,
+            insts,
+            groups,
+            tree_init,
+            width,
+            med,
+            jshift,
+            jscale,
+            cand_off,
+            cands,
+            elig_off,
+            elig,
+            n_servers: n_servers as usize,
+            srv_inst,
+            gpu_slices: gpu.compute_slices,
+            gpus,
+        })
+    }
+
+    /// Eligible instances for a (model, batch).
+    #[inline(always)]
+    pub(crate) fn eligible(&self, m: usize, b: usize) -> &[u32] {
+        let row = m * self.width + b;
+        &self.elig[self.elig_off[row] as usize..self.elig_off[row + 1] as usize]
+    }
+
+    /// ELSA candidates for a (model, batch).
+    #[inline(always)]
+    pub(crate) fn candidates(&self, m: usize, b: usize) -> &[Cand] {
+        let row = m * self.width + b;
+        &self.cands[self.cand_off[row] as usize..self.cand_off[row + 1] as usize]
+    }
+}
+
+/// Service-time parameters of one (instance, batch). With jitter the service time is a
+/// shifted exponential, shift + scale·Exp(1), whose median is the profile's p50 and whose
+/// 99th percentile is its p99: scale = (p99 − p50)/ln 50, shift = p50 − scale·ln 2. When
+/// p99 > 6.6·p50 that shift would be negative; the shift is then 0 and the scale p99/ln 100,
+/// keeping the p99 and lowering the median. Without a measured p99 there is no jitter.
+fn set_service(
+    med: &mut [f64],
+    shift: &mut [f64],
+    scale: &mut [f64],
+    k: usize,
+    p50: f64,
+    p99: f64,
+    has_p99: bool,
+) {
+    med[k] = p50;
+    if has_p99 && p99 > p50 {
+        let s = (p99 - p50) / 50f64.ln();
+        let a = p50 - s * 2f64.ln();
+        if a >= 0.0 {
+            shift[k] = a;
+            scale[k] = s;
+        } else {
+            shift[k] = 0.0;
+            scale[k] = p99 / 100f64.ln();
+        }
+    } else {
+        shift[k] = p50;
+        scale[k] = 0.0;
+    }
+}
+
+fn no_instance_error(
+    m: &PModel,
+    b: u32,
+    insts: &[PInst],
+    curves: &[&Curve],
+    dynamic: bool,
+    lookup: BatchLookup,
+) -> Error {
+    let mut why: Vec<String> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for &i in &m.insts {
+        let inst = &insts[i as usize];
+        let c = curves[i as usize];
+        let reason = if b > inst.batch {
+            format!("{} takes batches up to {}", inst.profile, inst.batch)
+        } else if !dynamic && c.latency(b, lookup).is_none() {
+            format!(
+                "{} has no latency for batch {b} ({}, batch_lookup {}; migopt never extrapolates)",
+                inst.profile,
+                measured_range(c),
+                lookup_name(lookup)
+            )
+        } else {
+            continue;
+        };
+        if seen.insert(reason.clone()) {
+            why.push(reason);
+        }
+    }
+    Error::Invalid(format!(
+        "no instance of model `{}` can serve a query of batch {b}: {}",
+        m.name,
+        why.join("; ")
+    ))
+}

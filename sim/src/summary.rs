@@ -1,0 +1,201 @@
+//! Turns raw per-replication accumulators into the report: per-replication values first,
+//! then means and intervals across replications.
+
+use crate::prep::Prepared;
+use crate::run::RepStats;
+use crate::stats::{
+    estimate, estimate_opt, latency_summary, queue_summary, LatPoint, QueuePoint, RESOLUTION,
+};
+use migopt_models::report::{GpuReport, InstanceReport, ModelReport, SimReport};
+
+/// Fields of the report that describe the run rather than measure it.
+pub(crate) struct Header {
+    pub scenario: String,
+    pub solver: String,
+    pub gpu: migopt_models::GpuName,
+    pub scheduler: String,
+    pub mode: String,
+    pub max_queue_delay_ms: Option<f64>,
+    pub arrivals: String,
+    pub offered_rate_qps: Option<f64>,
+    pub model_rates: Option<Vec<f64>>,
+    pub warmup_fraction: f64,
+    pub seed: u64,
+    pub jitter: bool,
+    pub drop_late: bool,
+}
+
+fn window_ms(r: &RepStats) -> f64 {
+    let w = r.tend - r.tw0;
+    if w.is_finite() && w > 0.0 {
+        w
+    } else {
+        0.0
+    }
+}
+
+pub(crate) fn utilisation(p: &Prepared, r: &RepStats, i: usize) -> f64 {
+    let w = window_ms(r);
+    if w > 0.0 {
+        (r.insts[i].busy / (p.insts[i].procs as f64 * w)).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
+/// Completed per second over the span from the first measured arrival to `last_finish`.
+fn per_second(count: u64, tw0: f64, last_finish: f64) -> Option<f64> {
+    let span = last_finish - tw0;
+    (count > 0 && span.is_finite() && span > 0.0).then(|| count as f64 * 1000.0 / span)
+}
+
+pub(crate) fn build(p: &Prepared, h: Header, reps: &[RepStats]) -> SimReport {
+    let mut models = Vec::with_capacity(p.models.len());
+    for (m, pm) in p.models.iter().enumerate() {
+        fn model_of(r: &RepStats, m: usize) -> &crate::run::ModelAcc {
+            &r.models[m]
+        }
+        let acc = |r| model_of(r, m);
+        let lat: Vec<Option<LatPoint>> = reps
+            .iter()
+            .map(|r| {
+                if acc(r).completed > 0 {
+                    LatPoint::from_hist(&acc(r).lat, acc(r).sum_lat)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let queue: Vec<Option<QueuePoint>> = reps
+            .iter()
+            .map(|r| QueuePoint::from_hist(&acc(r).qlen))
+            .collect();
+        let ratio = |num: fn(&crate::run::ModelAcc) -> u64| {
+            estimate_opt(reps.iter().map(|r| {
+                let a = acc(r);
+                (a.measured > 0).then(|| num(a) as f64 / a.measured as f64)
+            }))
+            .unwrap_or_else(|| estimate(&[]))
+        };
+        models.push(ModelReport {
+            model: pm.name.as_str().into(),
+            sla_ms: pm.sla,
+            offered_rate_qps: h.model_rates.as_ref().map(|v| v[m]),
+            queries: reps.iter().map(|r| acc(r).measured).sum(),
+            completed: reps.iter().map(|r| acc(r).completed).sum(),
+            dropped: reps.iter().map(|r| acc(r).dropped).sum(),
+            latency_ms: latency_summary(&lat),
+            wait_ms_mean: estimate_opt(reps.iter().map(|r| {
+                (acc(r).completed > 0).then(|| acc(r).sum_wait / acc(r).completed as f64)
+            })),
+            sla_violation_rate: ratio(|a| a.late + a.dropped),
+            drop_rate: ratio(|a| a.dropped),
+            throughput_qps: estimate_opt(
+                reps.iter()
+                    .map(|r| per_second(acc(r).completed, r.tw0, acc(r).last_finish)),
+            )
+            .unwrap_or_else(|| estimate(&[0.0])),
+            samples_per_s: estimate_opt(
+                reps.iter()
+                    .map(|r| per_second(acc(r).samples, r.tw0, acc(r).last_finish)),
+            )
+            .unwrap_or_else(|| estimate(&[0.0])),
+            queue_length: queue_summary(&queue),
+        });
+    }
+    let mut instances = Vec::with_capacity(p.insts.len());
+    for (i, pi) in p.insts.iter().enumerate() {
+        let queue: Vec<Option<QueuePoint>> = reps
+            .iter()
+            .map(|r| r.insts[i].qlen.as_ref().and_then(QueuePoint::from_hist))
+            .collect();
+        let has_queue = reps.iter().any(|r| r.insts[i].qlen.is_some());
+        instances.push(InstanceReport {
+            gpu: pi.gpu,
+            profile: pi.profile.as_str().into(),
+            start: pi.start,
+            model: p.models[pi.model as usize].name.as_str().into(),
+            batch: pi.batch,
+            procs: pi.procs,
+            utilisation: estimate(
+                &reps
+                    .iter()
+                    .map(|r| utilisation(p, r, i))
+                    .collect::<Vec<_>>(),
+            ),
+            queries: reps.iter().map(|r| r.insts[i].queries).sum(),
+            batches: reps.iter().map(|r| r.insts[i].batches).sum(),
+            queue_length: has_queue.then(|| queue_summary(&queue)),
+        });
+    }
+    let gpus = p
+        .gpus
+        .iter()
+        .map(|(index, members)| {
+            let u: Vec<f64> = reps
+                .iter()
+                .map(|r| {
+                    members
+                        .iter()
+                        .map(|&i| {
+                            p.insts[i as usize].compute as f64 * utilisation(p, r, i as usize)
+                        })
+                        .sum::<f64>()
+                        / p.gpu_slices as f64
+                })
+                .collect();
+            GpuReport {
+                index: *index,
+                instances: members.len() as u32,
+                utilisation: estimate(&u),
+            }
+        })
+        .collect();
+    let violation = estimate_opt(reps.iter().map(|r| {
+        let (bad, all) = r
+            .models
+            .iter()
+            .fold((0, 0), |(b, a), m| (b + m.late + m.dropped, a + m.measured));
+        (all > 0).then(|| bad as f64 / all as f64)
+    }))
+    .unwrap_or_else(|| estimate(&[]));
+    let throughput = estimate_opt(reps.iter().map(|r| {
+        let done: u64 = r.models.iter().map(|m| m.completed).sum();
+        let last = r
+            .models
+            .iter()
+            .map(|m| m.last_finish)
+            .fold(f64::NEG_INFINITY, f64::max);
+        per_second(done, r.tw0, last)
+    }))
+    .unwrap_or_else(|| estimate(&[0.0]));
+    SimReport {
+        scenario: h.scenario,
+        solver: h.solver,
+        gpu: h.gpu,
+        scheduler: h.scheduler,
+        mode: h.mode,
+        max_queue_delay_ms: h.max_queue_delay_ms,
+        arrivals: h.arrivals,
+        offered_rate_qps: h.offered_rate_qps,
+        replications: reps.len() as u32,
+        queries_per_replication: reps.iter().map(|r| r.generated as f64).sum::<f64>()
+            / reps.len().max(1) as f64,
+        warmup_fraction: h.warmup_fraction,
+        seed: h.seed,
+        jitter: h.jitter,
+        drop_late: h.drop_late,
+        window_s: estimate(
+            &reps
+                .iter()
+                .map(|r| window_ms(r) / 1000.0)
+                .collect::<Vec<_>>(),
+        ),
+        histogram_resolution: RESOLUTION,
+        models,
+        instances,
+        gpus,
+        sla_violation_rate: violation,
+        throughput_qps: throughput,
+    }
+}
