@@ -125,7 +125,7 @@ pub fn two_model_rows() -> String {
     rows
 }
 
-/// 8 H100s cut heterogeneously into 32 instances serving two models.
+/// 8 H100s cut heterogeneously into 28 instances serving two models.
 pub fn eight_gpu_plan(objective: Objective, batch: u32) -> Plan {
     let layouts: [&[(&str, u32)]; 4] = [
         &[("4g.40gb", 0), ("2g.20gb", 4), ("1g.10gb", 6)],
