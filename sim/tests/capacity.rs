@@ -1,0 +1,109 @@
+//! Capacity search against a closed form, and beside the planner's promise.
+
+mod common;
+
+use migopt_models::{BatchDist, Millis, Objective};
+use migopt_sim::{
+    capacity, capacity_with_progress, Arrivals, CapacityTarget, SimConfig, TraceRecord,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+fn cfg() -> SimConfig {
+    let mut c = SimConfig::new(Arrivals::Poisson {
+        total_rate_qps: 1.0,
+    });
+    c.queries = Some(200_000);
+    c.replications = 4;
+    c.seed = 5;
+    c
+}
+
+#[test]
+fn single_exponential_server_matches_the_closed_form() {
+    // M/M/1 with mean service 1 ms: sojourn is exponential with rate μ − λ, so
+    // P(sojourn > SLA) = e^{−(μ−λ)·SLA} ≤ 1% ⇔ λ ≤ μ − ln 100 / SLA = 769.7 queries/s for a
+    // 20 ms SLA; "p99 ≤ SLA" is the same condition.
+    let (p, mut sc) = common::single_server(1.0, true);
+    sc.models[0].sla = Millis(20.0);
+    let mut c = cfg();
+    c.jitter = true;
+    let want = 1000.0 * (1.0 - 100f64.ln() / 20.0);
+    for target in [
+        CapacityTarget::P99,
+        CapacityTarget::Violations { budget: 0.01 },
+    ] {
+        let r = capacity(&p, &sc, &c, target).unwrap();
+        let got = r.capacity_qps.mean;
+        eprintln!(
+            "{target:?}: capacity {got:.1} ± {:.1}, closed form {want:.1}",
+            r.capacity_qps.half_width().unwrap()
+        );
+        assert!(
+            (got / want - 1.0).abs() < 0.03,
+            "{target:?}: {got} vs {want}"
+        );
+        assert_eq!(r.per_replication_qps.len(), 4);
+        assert!(r.capacity_qps.half_width().unwrap() < 0.05 * want);
+        assert!(r.resolution_qps < 0.002 * want * 2.0);
+        assert_eq!(r.probes.len(), 40);
+        // The report at capacity shows the target just met.
+        let at = r.at_capacity.unwrap();
+        let v = at.models[0].sla_violation_rate.mean;
+        assert!(v < 0.02, "{target:?}: {v}");
+    }
+}
+
+#[test]
+fn fluid_promise_sits_beside_the_simulated_capacity() {
+    let mut p = common::eight_gpu_plan(Objective::MaxLoad, 32);
+    p.report.objective = 5000.0;
+    let sc = common::two_model_scenario(BatchDist::Lognormal {
+        median: 4.0,
+        sigma: 1.0,
+        max: 32,
+    });
+    let mut c = cfg();
+    c.queries = Some(50_000);
+    c.replications = 2;
+    let calls = AtomicU64::new(0);
+    let r = capacity_with_progress(
+        &p,
+        &sc,
+        &c,
+        CapacityTarget::Violations { budget: 0.01 },
+        &|done, total| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            assert!(done <= total && total == 21);
+        },
+    )
+    .unwrap();
+    assert_eq!(calls.load(Ordering::Relaxed), 21);
+    assert_eq!(r.fluid_capacity_qps, Some(5000.0));
+    let cap = r.capacity_qps.mean;
+    assert!((3000.0..6000.0).contains(&cap), "{cap}");
+    assert_eq!(r.ratio_to_fluid, Some(cap / 5000.0));
+    assert_eq!(r.target, "violations <= 0.01");
+}
+
+#[test]
+fn capacity_needs_poisson_arrivals_and_a_sane_budget() {
+    let (p, sc) = common::single_server(1.0, false);
+    let mut c = cfg();
+    c.arrivals = Arrivals::Trace(vec![TraceRecord {
+        arrival_ms: 0.0,
+        model: "m".into(),
+        batch: 1,
+    }]);
+    assert_eq!(
+        capacity(&p, &sc, &c, CapacityTarget::P99)
+            .unwrap_err()
+            .to_string(),
+        "capacity search varies the arrival rate, so it needs Poisson arrivals, not a trace"
+    );
+    assert_eq!(
+        capacity(&p, &sc, &cfg(), CapacityTarget::Violations { budget: 1.5 })
+            .unwrap_err()
+            .to_string(),
+        "violation budget 1.5 must be at least 0 and below 1"
+    );
+}
