@@ -325,7 +325,7 @@ pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) ->
         ended: false,
     };
     let mut rr = vec![0usize; p.models.len()];
-    let mut arr = Arrivals::new(spec, p);
+    let mut arr = Arrivals::new(spec);
     let mut next = arr.next(rng);
     let mut tend = f64::NAN;
     let w = p.width;

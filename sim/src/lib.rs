@@ -402,9 +402,22 @@ impl Job {
                     (None, None) => Some(DEFAULT_QUERIES),
                 };
                 (
-                    Source::Poisson {
-                        gap_ms: 1000.0 / total,
-                        models: rng::Alias::new(r),
+                    {
+                        let mut weights = Vec::new();
+                        let mut class_mb = Vec::new();
+                        for (m, pm) in self.prep.models.iter().enumerate() {
+                            for (&b, &pr) in pm.batch_vals.iter().zip(&pm.batch_probs) {
+                                if r[m] > 0.0 {
+                                    weights.push(r[m] * pr);
+                                    class_mb.push((m as u32, b));
+                                }
+                            }
+                        }
+                        Source::Poisson {
+                            gap_ms: 1000.0 / total,
+                            classes: rng::Alias::new(&weights),
+                            class_mb,
+                        }
                     },
                     q,
                 )

@@ -3,7 +3,6 @@
 //! the queue topology. Every way a plan and a scenario can fail to fit together is found
 //! here, so the engines themselves never fail.
 
-use crate::rng::Alias;
 use crate::ServingMode;
 use migopt_models::{BatchLookup, Curve, Error, LayoutRules, Plan, Scenario};
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +14,7 @@ pub(crate) struct PModel {
     pub sla: f64,
     /// Batch sizes of the scenario's distribution, and an alias table over them.
     pub batch_vals: Vec<u32>,
-    pub batch_alias: Alias,
+    pub batch_probs: Vec<f64>,
     /// Instances serving the model, in plan order.
     pub insts: Vec<u32>,
 }
@@ -37,6 +36,16 @@ pub(crate) struct PInst {
     pub srv: u32,
 }
 
+/// Per-instance fields read on every query.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hot {
+    pub srv: u32,
+    pub procs: u32,
+    pub tree_off: u32,
+    pub cap: u32,
+    pub leaf: u32,
+}
+
 /// Instances of one model that are interchangeable for ELSA: same profile, processes and
 /// batch limit, hence the same service time for every query. ELSA keeps a tournament tree
 /// per group so that the member that drains first is known in O(1).
@@ -51,7 +60,9 @@ pub(crate) struct PGroup {
 /// One ELSA candidate for a (model, batch): a group with its service time for the batch.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Cand {
-    pub group: u32,
+    /// Offset of the group's tournament tree (its root, the member that drains first, is at
+    /// `tree_off + 1`).
+    pub tree_off: u32,
     pub compute: u32,
     pub svc: f64,
 }
@@ -72,7 +83,8 @@ pub(crate) struct Prepared {
     pub dynamic: Option<f64>,
     pub models: Vec<PModel>,
     pub insts: Vec<PInst>,
-    pub groups: Vec<PGroup>,
+    /// The fields of `insts` the engines touch per query, packed for the cache.
+    pub hot: Vec<Hot>,
     /// Initial tournament trees (leaves hold instance ids, padding is u32::MAX).
     pub tree_init: Vec<u32>,
     /// Table width: service tables are indexed `inst * width + batch`.
@@ -168,7 +180,7 @@ impl Prepared {
                 name: m.name.to_string(),
                 sla: m.sla.0,
                 batch_vals: pmf.iter().map(|p| p.0).collect(),
-                batch_alias: Alias::new(&pmf.iter().map(|p| p.1).collect::<Vec<_>>()),
+                batch_probs: pmf.iter().map(|p| p.1).collect(),
                 insts: Vec::new(),
             });
         }
@@ -380,8 +392,16 @@ impl Prepared {
         }
         let mut groups = Vec::new();
         let mut tree_init = Vec::new();
+        // One depth for all trees: the update loop then always runs the same number of
+        // times, which the branch predictor learns.
+        let depth_cap = gkey
+            .values()
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(1)
+            .next_power_of_two() as u32;
         for members in gkey.values() {
-            let cap = members.len().next_power_of_two() as u32;
+            let cap = depth_cap;
             let off = tree_init.len() as u32;
             tree_init.resize(tree_init.len() + 2 * cap as usize, u32::MAX);
             for (k, &i) in members.iter().enumerate() {
@@ -413,14 +433,15 @@ impl Prepared {
                     let inst = &insts[i as usize];
                     if seen.insert(inst.group) {
                         let svc = med[i as usize * width + b];
+                        let tree_off = groups[inst.group as usize].tree_off;
                         row.push(Cand {
-                            group: inst.group,
+                            tree_off,
                             compute: inst.compute,
                             svc,
                         });
                     }
                 }
-                row.sort_by_key(|c| (c.compute, c.group));
+                row.sort_by_key(|c| (c.compute, c.tree_off));
                 cands.extend(row);
             }
         }
@@ -446,11 +467,24 @@ impl Prepared {
                 )
             })
             .collect();
+        let hot = insts
+            .iter()
+            .map(|i| {
+                let g = &groups[i.group as usize];
+                Hot {
+                    srv: i.srv,
+                    procs: i.procs,
+                    tree_off: g.tree_off,
+                    cap: g.cap,
+                    leaf: i.leaf,
+                }
+            })
+            .collect();
         Ok(Self {
             dynamic,
             models,
             insts,
-            groups,
+            hot,
             tree_init,
             width,
             med,

@@ -80,11 +80,11 @@ impl Alias {
         }
         let u = rng.next_u64();
         let i = below(u >> 32, n);
-        if (u as u32) < self.thr[i] {
-            i
-        } else {
-            self.alias[i] as usize
-        }
+        // A mask instead of a branch: the coin is random, so a branch would mispredict half
+        // the time.
+        let keep = ((u as u32) < self.thr[i]) as usize;
+        let m = keep.wrapping_neg();
+        (i & m) | (self.alias[i] as usize & !m)
     }
 }
 

@@ -17,11 +17,14 @@ pub(crate) struct TraceQ {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Source<'a> {
-    /// Superposed Poisson arrivals: exponential gaps of the total rate, the model picked by
-    /// its share (exactly equivalent to independent per-model Poisson streams).
+    /// Superposed Poisson arrivals: exponential gaps of the total rate, then one draw picks
+    /// the (model, batch) class with probability share(model)·pmf(batch) — exactly
+    /// independent per-model Poisson streams with independent batch sizes, at one random
+    /// number per query for both choices.
     Poisson {
         gap_ms: f64,
-        models: Alias,
+        classes: Alias,
+        class_mb: Vec<(u32, u32)>,
     },
     Trace(&'a [TraceQ]),
 }
@@ -47,21 +50,15 @@ pub(crate) struct RunSpec<'a> {
 }
 
 /// Produces arrivals in time order.
-pub(crate) struct Arrivals<'a, 'p> {
+pub(crate) struct Arrivals<'a> {
     spec: &'a RunSpec<'a>,
-    p: &'p Prepared,
     k: u64,
     t: f64,
 }
 
-impl<'a, 'p> Arrivals<'a, 'p> {
-    pub(crate) fn new(spec: &'a RunSpec<'a>, p: &'p Prepared) -> Self {
-        Self {
-            spec,
-            p,
-            k: 0,
-            t: 0.0,
-        }
+impl<'a> Arrivals<'a> {
+    pub(crate) fn new(spec: &'a RunSpec<'a>) -> Self {
+        Self { spec, k: 0, t: 0.0 }
     }
 
     /// The next query (time ms, model, batch, measured?), or `None` when the run is over.
@@ -74,13 +71,15 @@ impl<'a, 'p> Arrivals<'a, 'p> {
             return None;
         }
         let (t, m, b) = match &self.spec.src {
-            Source::Poisson { gap_ms, models } => {
+            Source::Poisson {
+                gap_ms,
+                classes,
+                class_mb,
+            } => {
                 let e: f64 = Exp1.sample(rng);
                 let t = self.t + e * gap_ms;
-                let m = models.sample(rng);
-                let pm = &self.p.models[m];
-                let b = pm.batch_vals[pm.batch_alias.sample(rng)] as usize;
-                (t, m, b)
+                let (m, b) = class_mb[classes.sample(rng)];
+                (t, m as usize, b as usize)
             }
             Source::Trace(q) => {
                 let r = q[self.k as usize];
@@ -190,9 +189,7 @@ impl RepStats {
         a.sum_lat += lat;
         a.sum_wait += start - arrival;
         a.late += (lat > sla) as u64;
-        if finish > a.last_finish {
-            a.last_finish = finish;
-        }
+        a.last_finish = a.last_finish.max(finish);
         a.lat.record(lat);
     }
 }

@@ -24,7 +24,6 @@ pub(crate) const RESOLUTION: f64 = 1.0 / (1u64 << SUB_BITS) as f64;
 #[derive(Debug, Clone)]
 pub(crate) struct LogHist {
     counts: Vec<u64>,
-    n: u64,
     max: f64,
 }
 
@@ -32,7 +31,6 @@ impl LogHist {
     pub(crate) fn new() -> Self {
         Self {
             counts: vec![0; LOG_BUCKETS],
-            n: 0,
             max: 0.0,
         }
     }
@@ -42,14 +40,14 @@ impl LogHist {
         let key = v.to_bits() >> KEY_SHIFT;
         let idx = (key.saturating_sub(KEY_LOW) as usize).min(LOG_BUCKETS - 1);
         self.counts[idx] += 1;
-        self.n += 1;
         if v > self.max {
             self.max = v;
         }
     }
 
+    /// Values recorded (a sum over buckets: recording stays one increment).
     pub(crate) fn count(&self) -> u64 {
-        self.n
+        self.counts.iter().sum()
     }
 
     pub(crate) fn max(&self) -> f64 {
@@ -73,7 +71,7 @@ impl LogHist {
             return None;
         }
         let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
-        if rank > self.n {
+        if rank > self.count() {
             return Some(f64::INFINITY);
         }
         let mut cum = 0;
@@ -88,7 +86,7 @@ impl LogHist {
 
     /// Percentile among the recorded values only.
     pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
-        self.quantile_of(q, self.n)
+        self.quantile_of(q, self.count())
     }
 }
 
