@@ -306,13 +306,14 @@ impl Job {
         let src_rates = match &cfg.arrivals {
             Arrivals::Poisson { total_rate_qps } => {
                 check_rate(*total_rate_qps, "total arrival rate")?;
-                Some(
-                    scenario
-                        .shares()
-                        .iter()
-                        .map(|s| s * total_rate_qps)
-                        .collect(),
-                )
+                let shares = scenario.shares();
+                if shares.iter().any(|s| !s.is_finite() || *s < 0.0) {
+                    return Err(Error::Invalid(format!(
+                        "scenario `{}`: model shares must be non-negative with a positive sum",
+                        scenario.name
+                    )));
+                }
+                Some(shares.iter().map(|s| s * total_rate_qps).collect())
             }
             Arrivals::PoissonPerModel { rates_qps } => {
                 if rates_qps.len() != nm {

@@ -99,7 +99,6 @@ const INT_BUCKETS: usize = INT_EXACT as usize + ((64 - 6) << INT_SUB);
 #[derive(Debug, Clone)]
 pub(crate) struct IntHist {
     counts: Vec<u64>,
-    n: u64,
     sum: u64,
     max: u64,
 }
@@ -108,7 +107,6 @@ impl IntHist {
     pub(crate) fn new() -> Self {
         Self {
             counts: vec![0; INT_BUCKETS],
-            n: 0,
             sum: 0,
             max: 0,
         }
@@ -124,7 +122,6 @@ impl IntHist {
             INT_EXACT as usize + (((e - 6) as usize) << INT_SUB) + sub as usize
         };
         self.counts[idx] += 1;
-        self.n += 1;
         self.sum += v;
         self.max = self.max.max(v);
     }
@@ -140,10 +137,11 @@ impl IntHist {
     }
 
     pub(crate) fn quantile(&self, q: f64) -> Option<f64> {
-        if self.n == 0 {
+        let n = self.count();
+        if n == 0 {
             return None;
         }
-        let rank = ((q * self.n as f64).ceil() as u64).clamp(1, self.n);
+        let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
         let mut cum = 0;
         for (i, &c) in self.counts.iter().enumerate() {
             cum += c;
@@ -155,11 +153,13 @@ impl IntHist {
     }
 
     pub(crate) fn mean(&self) -> Option<f64> {
-        (self.n > 0).then(|| self.sum as f64 / self.n as f64)
+        let n = self.count();
+        (n > 0).then(|| self.sum as f64 / n as f64)
     }
 
+    /// Values recorded (a sum over buckets: recording stays one increment).
     pub(crate) fn count(&self) -> u64 {
-        self.n
+        self.counts.iter().sum()
     }
 
     pub(crate) fn max(&self) -> u64 {
