@@ -34,7 +34,7 @@ pub use migopt_models::report::{
     CapacityProbe, CapacityReport, Estimate, GpuReport, InstanceReport, LatencySummary,
     ModelReport, QueueSummary, SimReport,
 };
-pub use trace::{read_trace, TraceRecord};
+pub use trace::{parse_trace, read_trace, TraceRecord};
 
 use migopt_models::{Error, Objective, Plan, Scenario};
 use prep::Prepared;
@@ -49,8 +49,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SchedulerKind {
-    /// ELSA (Kim et al., "ELSA: Exploiting Latency SLA in MIG inference", 2023), as
-    /// reconstructed here from the paper's description: for each instance the estimated
+    /// ELSA, the elastic scheduling algorithm of Kim, Choi and Rhu, "PARIS and ELSA: An
+    /// Elastic Scheduling Algorithm for Reconfigurable Multi-GPU Inference Servers" (DAC
+    /// 2022), as reconstructed here from the paper's description (not from its code): for each instance the estimated
     /// finish is max(now, when its queue drains) + L(size, batch); the query goes to the
     /// SMALLEST instance size whose estimate meets the deadline (arrival + SLA), ties to the
     /// earliest finish; if none meets it, to the earliest finish overall. Small instances
@@ -170,9 +171,10 @@ impl ServingMode {
     }
 }
 
-/// Where queries come from.
+/// Where queries come from. In JSON: `{"kind": "poisson", "with": {"total_rate_qps": 900}}`,
+/// `{"kind": "trace", "with": [{"arrival_ms": 0, "model": "m", "batch": 1}, ...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "kind")]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "with")]
 pub enum Arrivals {
     /// Poisson arrivals at a total rate, split among models by the scenario's shares
     /// (`Scenario::shares`), batch sizes drawn from each model's distribution.
