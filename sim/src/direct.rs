@@ -271,11 +271,9 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
         drain[inst] = if pi.procs == 1 {
             finish
         } else {
-            let mut d = f64::INFINITY;
-            for s in pi.srv as usize..(pi.srv + pi.procs) as usize {
-                d = d.min(srv_free[s]);
-            }
-            d
+            srv_free[pi.srv as usize..(pi.srv + pi.procs) as usize]
+                .iter()
+                .fold(f64::INFINITY, |d, &f| d.min(f))
         };
         if K == ELSA {
             tree.update(

@@ -69,6 +69,7 @@ pub(crate) struct Cand {
 
 /// The queue a query joins in the event-driven engine, per mode and scheduler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // the queue is what differs
 pub(crate) enum Topology {
     /// Query batches, FIFS: one queue per (model, set of instances able to run the batch).
     ClassQueues,

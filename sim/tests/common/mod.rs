@@ -107,7 +107,7 @@ pub fn single_server(s: f64, exponential: bool) -> (Plan, Scenario) {
 pub fn two_model_rows() -> String {
     let mut rows = String::new();
     let sizes = [
-        ("1g.10gb", 1.0),
+        ("1g.10gb", 1.0f64),
         ("2g.20gb", 2.0),
         ("3g.40gb", 3.0),
         ("4g.40gb", 4.0),
@@ -117,7 +117,7 @@ pub fn two_model_rows() -> String {
         for (p, g) in sizes {
             for b in [1u32, 2, 4, 8, 16, 32] {
                 // Smaller instances are slower, sub-linearly in compute slices.
-                let l = (base + per * b as f64) / (g as f64).powf(0.8);
+                let l = (base + per * b as f64) / g.powf(0.8);
                 rows.push_str(&format!("{model},{p},{b},{l:.4},{:.4}\n", l * 1.3));
             }
         }
