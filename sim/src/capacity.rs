@@ -64,8 +64,8 @@ fn worst_ratio(job: &Job, r: &RepStats, target: CapacityTarget) -> f64 {
 }
 
 /// An upper bound on the total rate: no instance serves queries faster than its fastest
-/// query (or, batching, than full batches of the smallest requests), so beyond this some
-/// model's queue grows without bound.
+/// query (or, batching, than its most efficient batch filled with the smallest requests),
+/// so beyond this some model's queue grows without bound.
 fn upper_bound(job: &Job, shares: &[f64]) -> f64 {
     let p = &job.prep;
     let w = p.width;
@@ -80,8 +80,11 @@ fn upper_bound(job: &Job, shares: &[f64]) -> f64 {
             let inst = &p.insts[i as usize];
             let row = &p.med[i as usize * w..(i as usize + 1) * w];
             let rate = if p.dynamic.is_some() {
-                let full = row[inst.batch as usize];
-                inst.batch as f64 / bmin * 1000.0 / full
+                // The best batch size for throughput, whatever the profile's shape: a batch
+                // of n samples holds at most n / (smallest request) requests.
+                (1..=inst.batch as usize)
+                    .map(|n| (n as f64 / bmin).floor().max(1.0) * 1000.0 / row[n])
+                    .fold(0.0, f64::max)
             } else {
                 let fastest = row.iter().copied().fold(f64::INFINITY, f64::min);
                 1000.0 / fastest

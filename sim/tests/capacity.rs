@@ -107,3 +107,27 @@ fn capacity_needs_poisson_arrivals_and_a_sane_budget() {
         "violation budget 1.5 must be at least 0 and below 1"
     );
 }
+
+#[test]
+fn dynamic_batching_capacity_stays_below_full_batch_throughput() {
+    // One instance batching up to 8 requests at 4 ms a batch carries at most 2000
+    // requests/s; with a 20 ms SLA the p99 target holds close to that.
+    let sc = common::scenario(
+        &[("m", 20.0, 1.0, BatchDist::Fixed { size: 1 })],
+        "m,7g.80gb,1,1\nm,7g.80gb,8,4\n",
+        migopt_models::BatchLookup::Interpolate,
+    );
+    let p = common::plan(
+        Objective::MinGpus,
+        vec![vec![common::a("7g.80gb", 0, "m", 8, 1)]],
+    );
+    let mut c = cfg();
+    c.queries = Some(50_000);
+    c.replications = 2;
+    let r = capacity(&p, &sc, &c, CapacityTarget::P99).unwrap();
+    assert_eq!(r.mode, "dynamic-batching");
+    let cap = r.capacity_qps.mean;
+    assert!((1500.0..2000.0).contains(&cap), "{cap}");
+    // A min-gpus plan without provisioned rates promises nothing to compare with.
+    assert_eq!(r.fluid_capacity_qps, None);
+}
