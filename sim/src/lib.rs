@@ -16,6 +16,20 @@
 //! query-batch mode (ELSA, JSQ, round-robin, random) need no event queue at all: a query's
 //! start and finish are known the moment it is dispatched. FIFS and dynamic batching, where
 //! start times depend on later events, run on a binary-heap event engine.
+//!
+//! ## Modelling choices
+//!
+//! * Service time is the profile's median latency L(profile, batch, procs), looked up with
+//!   the scenario's `batch_lookup` and never extrapolated. With `jitter` it is a shifted
+//!   exponential whose median is the profile's p50 and whose 99th percentile is its p99.
+//! * An instance with `procs` MPS processes is `procs` identical servers behind one FIFO
+//!   queue, each taking L(·, ·, procs).
+//! * ELSA and JSQ see each instance's true drain time (a real server observes completions);
+//!   only the new query's own service time is the profile's estimate.
+//! * Statistics cover queries after the warm-up; utilisation is busy time inside the window
+//!   from the first measured arrival to the last arrival, per process.
+//! * Dropped queries (`drop_late`) count as SLA violations and as infinitely late for p99
+//!   capacity targets, never as fast completions.
 
 #![warn(missing_docs)]
 
@@ -51,8 +65,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub enum SchedulerKind {
     /// ELSA, the elastic scheduling algorithm of Kim, Choi and Rhu, "PARIS and ELSA: An
     /// Elastic Scheduling Algorithm for Reconfigurable Multi-GPU Inference Servers" (DAC
-    /// 2022), as reconstructed here from the paper's description (not from its code): for each instance the estimated
-    /// finish is max(now, when its queue drains) + L(size, batch); the query goes to the
+    /// 2022), as reconstructed here from the paper's description (not from its code): for
+    /// each instance the estimated finish is max(now, when its queue drains) + L(size,
+    /// batch); the query goes to the
     /// SMALLEST instance size whose estimate meets the deadline (arrival + SLA), ties to the
     /// earliest finish; if none meets it, to the earliest finish overall. Small instances
     /// are kept busy and large ones stay free for the queries that need them. In query-batch
