@@ -206,8 +206,9 @@ pub struct CapacityProbe {
     /// Whether every model met the target at that rate.
     pub passed: bool,
     /// The worst model's ratio of the measured quantity to its limit (p99 ÷ SLA, or
-    /// violation rate ÷ budget): below 1 passes.
-    pub worst_ratio: f64,
+    /// violation rate ÷ budget): at most 1 passes. Absent when unbounded (the p99 query was
+    /// dropped, or the budget is zero and a query missed), since JSON has no infinity.
+    pub worst_ratio: Option<f64>,
 }
 
 /// The largest load a plan carries while meeting its SLAs, found by simulation.
@@ -352,7 +353,7 @@ mod tests {
                 replication: 0,
                 rate_qps: 800.0,
                 passed: true,
-                worst_ratio: 0.7,
+                worst_ratio: Some(0.7),
             }],
             at_capacity: Some(s),
         };

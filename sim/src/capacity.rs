@@ -191,7 +191,7 @@ pub fn capacity_with_progress(
                         replication: r,
                         rate_qps: mid,
                         passed,
-                        worst_ratio: ratio,
+                        worst_ratio: ratio.is_finite().then_some(ratio),
                     });
                     progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 }
