@@ -1,9 +1,13 @@
 //! Command-line definitions and dispatch.
 
+mod common;
+mod gap;
 mod import;
 mod layouts;
+mod plan;
 mod profile;
 mod scenario;
+mod simulate;
 
 use clap::{Parser, Subcommand};
 use std::fmt;
@@ -21,6 +25,14 @@ pub struct Cli {
 enum Command {
     /// List every maximal MIG layout of a GPU, with NVML placements and idle slices.
     Layouts(layouts::Args),
+    /// Plan MIG partitions for a scenario (default: the shipped 8x H100 scenario).
+    Plan(plan::Args),
+    /// Compare every heuristic with the MILP optimum, per scenario (and sweeps).
+    Gap(gap::Args),
+    /// Simulate a plan under load: latency percentiles, SLA violations, utilisation.
+    Simulate(simulate::SimFlags),
+    /// Find the largest load a plan sustains within its SLAs (bisection over the rate).
+    Capacity(simulate::CapacityArgs),
     /// Work with latency profile CSV files.
     #[command(subcommand)]
     Profile(profile::Command),
@@ -77,6 +89,10 @@ pub fn to_json<T: serde::Serialize>(v: &T) -> Result<String, CliError> {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Layouts(a) => layouts::run(a),
+        Command::Plan(a) => plan::run(a),
+        Command::Gap(a) => gap::run(a),
+        Command::Simulate(a) => simulate::run_simulate(a),
+        Command::Capacity(a) => simulate::run_capacity(a),
         Command::Profile(c) => profile::run(c),
         Command::Import(c) => import::run(c),
         Command::Scenario(c) => scenario::run(c),

@@ -1,0 +1,216 @@
+//! What several commands share: finding the scenario (a file or the shipped default),
+//! planner options from flags, progress bars.
+
+use super::CliError;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use migopt_models::{Objective, Plan, PlanParams, Scenario};
+use migopt_solver::{Encoding, PlanOptions};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// A scenario file, or the shipped default scenario when none is given.
+pub fn load_scenario(path: Option<&Path>) -> Result<Scenario, CliError> {
+    Ok(match path {
+        Some(p) => Scenario::load(p)?,
+        None => migopt_profiles::default_scenario()?,
+    })
+}
+
+/// The objective a scenario asks for unless told otherwise: rate targets mean fewest GPUs,
+/// traffic shares mean most load.
+pub fn default_objective(s: &Scenario) -> Objective {
+    if s.rates().is_some() {
+        Objective::MinGpus
+    } else {
+        Objective::MaxLoad
+    }
+}
+
+/// Planner flags shared by `plan`, `gap`, `simulate` and `capacity`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PlanFlags {
+    /// max-load (largest query rate the server carries) or min-gpus (fewest GPUs meeting
+    /// every rate target). Default: min-gpus when the scenario gives rates, else max-load.
+    #[arg(long, value_parser = parse_objective)]
+    pub objective: Option<Objective>,
+    /// MILP encoding of the MIG rules: layouts (counts per maximal layout) or placements
+    /// (binaries per GPU, profile and start).
+    #[arg(long, default_value = "layouts", value_parser = parse_encoding)]
+    pub encoding: Encoding,
+    /// Stop each MILP solve after this many seconds (reports the gap reached).
+    #[arg(long)]
+    pub time_limit: Option<f64>,
+    /// Stop at this relative MIP gap (0 proves optimality).
+    #[arg(long, default_value_t = 0.0)]
+    pub mip_gap: f64,
+    /// Highest planned utilisation of an instance (rho), max-load.
+    #[arg(long, default_value_t = PlanParams::default().max_utilisation)]
+    pub rho: f64,
+    /// A query class may use a size only if its latency there is at most beta x SLA, max-load.
+    #[arg(long, default_value_t = PlanParams::default().sla_fraction)]
+    pub beta: f64,
+    /// An instance is feasible when its batch latency < slo-factor x SLO, min-gpus
+    /// (0.45 = 0.9 x SLO / 2, ParvaGPU's rule).
+    #[arg(long, default_value_t = PlanParams::default().slo_factor)]
+    pub slo_factor: f64,
+    /// Also use double-memory 1g and +me profiles.
+    #[arg(long)]
+    pub all_profiles: bool,
+    /// Drivers before R510: no 4g beside 3g.
+    #[arg(long)]
+    pub pre_r510: bool,
+    /// min-gpus: use at most the scenario's gpu.count GPUs.
+    #[arg(long)]
+    pub cap_gpus: bool,
+}
+
+fn parse_objective(s: &str) -> Result<Objective, String> {
+    match s {
+        "max-load" => Ok(Objective::MaxLoad),
+        "min-gpus" => Ok(Objective::MinGpus),
+        _ => Err(format!("`{s}` is not max-load or min-gpus")),
+    }
+}
+
+fn parse_encoding(s: &str) -> Result<Encoding, String> {
+    s.parse().map_err(|e: migopt_models::Error| e.to_string())
+}
+
+impl PlanFlags {
+    /// Planner options for a scenario, checking the numbers a user can get wrong.
+    pub fn options(&self, s: &Scenario, threads: u32) -> Result<PlanOptions, CliError> {
+        let bad = |m: String| CliError::Input(migopt_models::Error::Invalid(m));
+        if !(self.rho > 0.0 && self.rho <= 1.0) {
+            return Err(bad(format!("--rho {} must be in (0, 1]", self.rho)));
+        }
+        if !(self.beta > 0.0 && self.beta.is_finite()) {
+            return Err(bad(format!("--beta {} must be positive", self.beta)));
+        }
+        if !(self.slo_factor > 0.0 && self.slo_factor.is_finite()) {
+            return Err(bad(format!(
+                "--slo-factor {} must be positive",
+                self.slo_factor
+            )));
+        }
+        if !(0.0..1.0).contains(&self.mip_gap) {
+            return Err(bad(format!("--mip-gap {} must be in [0, 1)", self.mip_gap)));
+        }
+        if let Some(t) = self.time_limit.filter(|t| !(*t > 0.0 && t.is_finite())) {
+            return Err(bad(format!(
+                "--time-limit {t} must be a positive number of seconds"
+            )));
+        }
+        if threads == 0 {
+            return Err(bad("--threads must be at least 1".into()));
+        }
+        let objective = self.objective.unwrap_or_else(|| default_objective(s));
+        Ok(PlanOptions {
+            objective,
+            params: PlanParams {
+                max_utilisation: self.rho,
+                sla_fraction: self.beta,
+                slo_factor: self.slo_factor,
+            },
+            time_limit: self.time_limit,
+            mip_gap: self.mip_gap,
+            threads,
+            encoding: self.encoding,
+            rules: migopt_models::LayoutRules {
+                all_profiles: self.all_profiles,
+                pre_r510: self.pre_r510,
+            },
+            node_limit: None,
+            gpu_cap: self.cap_gpus.then_some(s.gpu_count),
+        })
+    }
+}
+
+/// A plan file and the scenario it was made for: `--scenario`, else the path recorded in
+/// the plan, else the shipped default for plans of the default scenario.
+pub fn load_plan(path: &Path, scenario: Option<&Path>) -> Result<(Plan, Scenario), CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| migopt_models::Error::io(path, e))?;
+    let plan: Plan = serde_json::from_str(&text).map_err(|e| migopt_models::Error::Syntax {
+        origin: migopt_models::Origin::at(path, e.line()),
+        message: format!("not a migopt plan: {e}"),
+    })?;
+    let scen = match (scenario, plan.scenario_path.as_deref()) {
+        (Some(p), _) => Scenario::load(p)?,
+        (None, Some(p)) => Scenario::load(&resolve_recorded(path, p))?,
+        (None, None) if plan.scenario == "default" => migopt_profiles::default_scenario()?,
+        (None, None) => {
+            return Err(CliError::Input(migopt_models::Error::Invalid(format!(
+                "{}: the plan does not say which scenario it serves; pass --scenario",
+                path.display()
+            ))))
+        }
+    };
+    if scen.gpu != plan.gpu {
+        return Err(CliError::Input(migopt_models::Error::Invalid(format!(
+            "the plan is for {} but the scenario {} is for {}",
+            plan.gpu, scen.name, scen.gpu
+        ))));
+    }
+    Ok((plan, scen))
+}
+
+/// A scenario path recorded in a plan is relative to where `migopt plan` ran; if it does
+/// not exist from here, try it relative to the plan file.
+fn resolve_recorded(plan_path: &Path, recorded: &str) -> PathBuf {
+    let p = PathBuf::from(recorded);
+    if p.exists() || p.is_absolute() {
+        return p;
+    }
+    plan_path
+        .parent()
+        .map(|d| d.join(&p))
+        .filter(|q| q.exists())
+        .unwrap_or(p)
+}
+
+/// A progress bar on standard error that appears only if the work runs longer than a
+/// second, stderr is a terminal, and the output is not JSON.
+pub struct Progress {
+    bar: ProgressBar,
+    start: Instant,
+    enabled: bool,
+    shown: Mutex<bool>,
+}
+
+impl Progress {
+    /// A bar for `what`, shown only when `enabled` and stderr is a terminal.
+    pub fn new(what: &str, enabled: bool) -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+        if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(what.to_string());
+        Self {
+            bar,
+            start: Instant::now(),
+            enabled: enabled && std::io::stderr().is_terminal(),
+            shown: Mutex::new(false),
+        }
+    }
+
+    /// Progress callback for the simulator and the reproductions.
+    pub fn update(&self, done: u64, total: u64) {
+        if !self.enabled {
+            return;
+        }
+        if let Ok(mut shown) = self.shown.lock() {
+            if !*shown && self.start.elapsed().as_secs_f64() > 1.0 {
+                self.bar.set_draw_target(ProgressDrawTarget::stderr());
+                *shown = true;
+            }
+        }
+        self.bar.set_length(total);
+        self.bar.set_position(done);
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}

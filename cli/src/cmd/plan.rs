@@ -1,0 +1,188 @@
+//! `migopt plan`: decide how every GPU is cut and which model each instance serves.
+
+use super::common::{load_scenario, PlanFlags};
+use super::{to_json, CliError};
+use crate::out::{slot_bar, table, write_all};
+use migopt_models::{Layout, Objective, Placement, Plan, Scenario, SolveStatus};
+use migopt_solver::SolverKind;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Scenario TOML. Default: the shipped 8x H100-80GB scenario (profiles/h100-80gb/default.toml).
+    scenario: Option<PathBuf>,
+    /// milp (exact), paris, parvagpu, or homogeneous-<1g|2g|3g|4g|7g>.
+    #[arg(long, default_value = "milp")]
+    solver: String,
+    #[command(flatten)]
+    flags: PlanFlags,
+    /// HiGHS threads.
+    #[arg(long, default_value_t = 1)]
+    threads: u32,
+    /// Print the plan as JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+    /// Write the plan as JSON to this file (input of `migopt simulate`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write a config for NVIDIA's mig-parted to this file.
+    #[arg(long)]
+    mig_parted: Option<PathBuf>,
+}
+
+/// Plans a scenario (used by `simulate` and `capacity` too), recording where it came from.
+pub fn make_plan(
+    s: &Scenario,
+    path: Option<&std::path::Path>,
+    solver: &str,
+    flags: &PlanFlags,
+    threads: u32,
+) -> Result<Plan, CliError> {
+    let kind: SolverKind = solver.parse()?;
+    let opts = flags.options(s, threads)?;
+    let mut plan = migopt_solver::plan(s, kind, &opts)?;
+    plan.scenario_path = path.map(|p| p.display().to_string());
+    // Every plan leaves migopt validated; the solver checks too, this guards the contract.
+    plan.validate(opts.rules)
+        .map_err(|e| CliError::Internal(format!("planner returned an invalid plan: {e}")))?;
+    Ok(plan)
+}
+
+pub fn run(a: Args) -> Result<(), CliError> {
+    let s = load_scenario(a.scenario.as_deref())?;
+    let plan = make_plan(&s, a.scenario.as_deref(), &a.solver, &a.flags, a.threads)?;
+    let json = to_json(&plan)?;
+    let mut files = Vec::new();
+    if let Some(p) = &a.out {
+        files.push((p.as_path(), json.clone()));
+    }
+    if let Some(p) = &a.mig_parted {
+        files.push((p.as_path(), plan.to_mig_parted_yaml()?));
+    }
+    write_all(&files)?;
+    if a.json {
+        crate::say!("{json}");
+    } else {
+        crate::say!("{}", render(&plan, &s)?);
+        for (p, _) in &files {
+            crate::sayln!("wrote {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// The human report: what was solved, how well, and a table per GPU.
+pub fn render(plan: &Plan, s: &Scenario) -> Result<String, CliError> {
+    let gpu = plan.gpu_spec()?;
+    let r = &plan.report;
+    let mut o = String::new();
+    let unit = match plan.objective_kind {
+        Objective::MaxLoad => "queries/s",
+        Objective::MinGpus => "GPUs",
+    };
+    let obj = |v: f64| match plan.objective_kind {
+        Objective::MaxLoad => format!("{v:.1}"),
+        Objective::MinGpus => format!("{v:.0}"),
+    };
+    o += &format!(
+        "scenario {} · {} x {} · objective {} · solver {}\n",
+        s.name,
+        s.gpu_count,
+        plan.gpu,
+        match plan.objective_kind {
+            Objective::MaxLoad => "max-load",
+            Objective::MinGpus => "min-gpus",
+        },
+        plan.solver
+    );
+    o += &format!("status      {}\n", r.status.as_str());
+    o += &format!("objective   {} {unit}\n", obj(r.objective));
+    if let Some(b) = r.bound {
+        o += &format!("best bound  {} {unit}\n", obj(b));
+    }
+    if let Some(g) = r.gap {
+        o += &format!("gap         {:.3}%\n", g * 100.0);
+    }
+    if let Some(b) = r.lp_bound {
+        o += &format!("LP bound    {b:.2} {unit}\n");
+    }
+    o += &format!("solve time  {:.3} s\n", r.solve_seconds);
+    o += &format!(
+        "used        {} of {} GPUs, {} GPCs{}\n",
+        plan.gpus_used(),
+        plan.gpus.len(),
+        plan.gpcs_used()?,
+        if r.status == SolveStatus::Heuristic {
+            " (heuristic: no optimality claim)"
+        } else {
+            ""
+        }
+    );
+    if !plan.model_rates.is_empty() {
+        o += "provisioned ";
+        o += &plan
+            .model_rates
+            .iter()
+            .map(|m| format!("{} {:.1} q/s", m.model, m.rate_qps))
+            .collect::<Vec<_>>()
+            .join(", ");
+        o += "\n";
+    }
+    o += "\n";
+    let mut rows = Vec::new();
+    for g in &plan.gpus {
+        let layout = Layout::new(
+            gpu,
+            g.layout
+                .iter()
+                .map(|a| Placement::new(a.profile.clone(), a.start))
+                .collect(),
+        )?;
+        // Instances are lettered A, B, C... in the bar and listed in the same order.
+        let bar = slot_bar(gpu, &layout, |k| (b'A' + (k as u8 % 26)) as char);
+        let list = layout
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(k, p)| {
+                let a = g
+                    .layout
+                    .iter()
+                    .find(|a| a.start == p.start && a.profile == p.profile);
+                let (m, b, n) = a
+                    .map(|a| (a.model.to_string(), a.batch, a.procs))
+                    .unwrap_or_default();
+                let procs = if n > 1 {
+                    format!(" x{n} procs")
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{}={}@{} {m} b{b}{procs}",
+                    (b'A' + (k as u8 % 26)) as char,
+                    p.profile,
+                    p.start
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("  ");
+        rows.push(vec![
+            g.index.to_string(),
+            bar,
+            if list.is_empty() {
+                "(unused)".into()
+            } else {
+                list
+            },
+        ]);
+    }
+    o += &table(
+        &[
+            "GPU",
+            "memory slots",
+            "instances (profile@NVML start, model, batch)",
+        ],
+        &rows,
+    );
+    Ok(o)
+}

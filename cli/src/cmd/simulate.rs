@@ -1,0 +1,326 @@
+//! `migopt simulate` and `migopt capacity`: run a plan under load in the discrete-event
+//! simulator, with Monte-Carlo replications.
+
+use super::common::{load_plan, load_scenario, PlanFlags, Progress};
+use super::{to_json, CliError};
+use crate::out::table;
+use migopt_models::report::{Estimate, SimReport};
+use migopt_models::{Objective, Plan, Scenario};
+use migopt_sim::{Arrivals, CapacityTarget, SchedulerKind, ServingMode, SimConfig};
+use std::path::PathBuf;
+
+/// Input and simulation flags shared by `simulate` and `capacity`.
+#[derive(clap::Args, Debug)]
+pub struct SimFlags {
+    /// A plan (.json, from `migopt plan --out`) or a scenario (.toml, planned first with the
+    /// MILP). Default: the shipped default scenario, planned with the MILP.
+    input: Option<PathBuf>,
+    /// The scenario a plan serves, if the plan does not record it.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// elsa, fifs, jsq, round-robin (rr) or random.
+    #[arg(long, default_value = "elsa")]
+    scheduler: String,
+    /// Total arrival rate, queries/s, split by the scenario's shares. Default: the
+    /// scenario's rates, or else the plan's planned load (its objective).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Replay a trace CSV (`arrival_ms,model,batch`) instead of Poisson arrivals.
+    #[arg(long, conflicts_with = "rate")]
+    trace: Option<PathBuf>,
+    /// Queries per replication (warm-up included).
+    #[arg(long)]
+    queries: Option<u64>,
+    /// Simulated seconds per replication.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Fraction of each replication discarded as warm-up.
+    #[arg(long, default_value_t = 0.1)]
+    warmup: f64,
+    /// Independent replications (confidence intervals need 2 or more).
+    #[arg(long, default_value_t = 5)]
+    replications: u32,
+    /// Master seed: same seed, same result, at any thread count.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads for replications (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Draw service times between the profile's p50 and p99.
+    #[arg(long)]
+    jitter: bool,
+    /// Drop queries that can no longer meet their deadline.
+    #[arg(long)]
+    drop_late: bool,
+    /// Serving mode: query-batches or dynamic-batching (default: the plan's).
+    #[arg(long)]
+    mode: Option<String>,
+    /// Dynamic batching: longest wait for a batch to fill, ms (default: from the SLA).
+    #[arg(long)]
+    max_queue_delay: Option<f64>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// Planner flags, used when the input is a scenario.
+    #[command(flatten)]
+    plan_flags: PlanFlags,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CapacityArgs {
+    #[command(flatten)]
+    sim: SimFlags,
+    /// What "sustained" means: p99 (every model's p99 within its SLA) or violations.
+    #[arg(long, default_value = "p99")]
+    target: String,
+    /// Largest acceptable fraction of queries over their SLA, with --target violations.
+    #[arg(long, default_value_t = 0.01)]
+    violation_budget: f64,
+}
+
+fn bad(m: String) -> CliError {
+    CliError::Input(migopt_models::Error::Invalid(m))
+}
+
+/// The plan and scenario to simulate, and a note when the plan was made here.
+fn inputs(f: &SimFlags) -> Result<(Plan, Scenario, Option<String>), CliError> {
+    match f.input.as_deref() {
+        Some(p) if p.extension().is_some_and(|e| e == "json") => {
+            let (plan, s) = load_plan(p, f.scenario.as_deref())?;
+            Ok((plan, s, None))
+        }
+        other => {
+            let s = load_scenario(other)?;
+            let plan = super::plan::make_plan(&s, other, "milp", &f.plan_flags, 1)?;
+            let note = format!(
+                "planned {} first with the MILP ({}, {:.1} {})",
+                other
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "the default scenario".into()),
+                plan.report.status.as_str(),
+                plan.report.objective,
+                if plan.objective_kind == Objective::MaxLoad {
+                    "queries/s"
+                } else {
+                    "GPUs"
+                }
+            );
+            Ok((plan, s, Some(note)))
+        }
+    }
+}
+
+fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError> {
+    let arrivals = if let Some(t) = &f.trace {
+        Arrivals::Trace(migopt_sim::read_trace(t)?)
+    } else if let Some(r) = f.rate {
+        if !(r > 0.0 && r.is_finite()) {
+            return Err(bad(format!(
+                "--rate {r} must be a positive number of queries per second"
+            )));
+        }
+        Arrivals::Poisson { total_rate_qps: r }
+    } else if let Some(a) = Arrivals::from_scenario(s) {
+        a
+    } else {
+        Arrivals::Poisson {
+            total_rate_qps: plan.report.objective,
+        }
+    };
+    let mut cfg = SimConfig::new(arrivals);
+    cfg.scheduler = f.scheduler.parse::<SchedulerKind>()?;
+    cfg.queries = f.queries;
+    cfg.duration_s = f.duration;
+    cfg.warmup_fraction = f.warmup;
+    cfg.replications = f.replications;
+    cfg.seed = f.seed;
+    cfg.threads = f.threads;
+    cfg.jitter = f.jitter;
+    cfg.drop_late = f.drop_late;
+    cfg.mode = match f.mode.as_deref() {
+        None => f.max_queue_delay.map(|d| ServingMode::DynamicBatching {
+            max_queue_delay_ms: d,
+        }),
+        Some("query-batches") => Some(ServingMode::QueryBatches),
+        Some("dynamic-batching") => Some(ServingMode::DynamicBatching {
+            max_queue_delay_ms: match f.max_queue_delay {
+                Some(d) => d,
+                None => match ServingMode::for_plan(plan, s) {
+                    ServingMode::DynamicBatching { max_queue_delay_ms } => max_queue_delay_ms,
+                    ServingMode::QueryBatches => {
+                        s.models
+                            .iter()
+                            .map(|m| m.sla.0)
+                            .fold(f64::INFINITY, f64::min)
+                            / 4.0
+                    }
+                },
+            },
+        }),
+        Some(m) => {
+            return Err(bad(format!(
+                "unknown mode `{m}` (query-batches or dynamic-batching)"
+            )))
+        }
+    };
+    Ok(cfg)
+}
+
+/// `12.34 ± 0.56`
+pub fn est(e: &Estimate, digits: usize) -> String {
+    match e.half_width() {
+        Some(h) => format!("{:.*} ± {:.*}", digits, e.mean, digits, h),
+        None => format!("{:.*}", digits, e.mean),
+    }
+}
+
+pub fn run_simulate(f: SimFlags) -> Result<(), CliError> {
+    let (plan, s, note) = inputs(&f)?;
+    let cfg = config(&f, &plan, &s)?;
+    let bar = Progress::new("simulating", !f.json);
+    let report = migopt_sim::simulate_with_progress(&plan, &s, &cfg, &|d, t| bar.update(d, t))?;
+    bar.finish();
+    if f.json {
+        crate::say!("{}", to_json(&report)?);
+        return Ok(());
+    }
+    if let Some(n) = note {
+        crate::sayln!("{n}");
+    }
+    crate::say!("{}", render_sim(&report));
+    Ok(())
+}
+
+/// The human report of a simulation.
+pub fn render_sim(r: &SimReport) -> String {
+    let mut o = format!(
+        "simulated {} ({} plan) on {}: scheduler {}, {}, {}, {} replications x {:.0} queries, seed {}\n",
+        r.scenario, r.solver, r.gpu, r.scheduler, r.mode, r.arrivals, r.replications, r.queries_per_replication, r.seed
+    );
+    o += &format!(
+        "overall: throughput {} q/s, SLA violations {}% (95% intervals over replications)\n\n",
+        est(&r.throughput_qps, 1),
+        est(
+            &Estimate {
+                mean: r.sla_violation_rate.mean * 100.0,
+                ci_low: r.sla_violation_rate.ci_low.map(|v| v * 100.0),
+                ci_high: r.sla_violation_rate.ci_high.map(|v| v * 100.0),
+                n: r.sla_violation_rate.n
+            },
+            3
+        )
+    );
+    let rows: Vec<Vec<String>> = r
+        .models
+        .iter()
+        .map(|m| {
+            let l = m.latency_ms.as_ref();
+            let g = |f: fn(&migopt_models::report::LatencySummary) -> &Estimate| {
+                l.map(|l| est(f(l), 2)).unwrap_or("-".into())
+            };
+            vec![
+                m.model.to_string(),
+                format!("{:.1}", m.sla_ms),
+                g(|l| &l.p50),
+                g(|l| &l.p95),
+                g(|l| &l.p99),
+                g(|l| &l.p999),
+                format!("{:.3}", m.sla_violation_rate.mean * 100.0),
+                format!("{:.3}", m.drop_rate.mean * 100.0),
+                est(&m.throughput_qps, 1),
+                format!(
+                    "{:.2}/{:.0}",
+                    m.queue_length.p50.mean, m.queue_length.p99.mean
+                ),
+            ]
+        })
+        .collect();
+    o += &table(
+        &[
+            "model",
+            "SLA ms",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "viol %",
+            "drop %",
+            "q/s",
+            "queue p50/p99",
+        ],
+        &rows,
+    );
+    o += "\n";
+    let rows: Vec<Vec<String>> = r
+        .gpus
+        .iter()
+        .map(|g| {
+            let inst: Vec<String> = r
+                .instances
+                .iter()
+                .filter(|i| i.gpu == g.index)
+                .map(|i| {
+                    format!(
+                        "{}@{} {} {:.0}%",
+                        i.profile,
+                        i.start,
+                        i.model,
+                        i.utilisation.mean * 100.0
+                    )
+                })
+                .collect();
+            vec![
+                g.index.to_string(),
+                format!("{:.1}", g.utilisation.mean * 100.0),
+                inst.join("  "),
+            ]
+        })
+        .collect();
+    o += &table(&["GPU", "util %", "instances (utilisation)"], &rows);
+    o
+}
+
+pub fn run_capacity(a: CapacityArgs) -> Result<(), CliError> {
+    let (plan, s, note) = inputs(&a.sim)?;
+    let cfg = config(&a.sim, &plan, &s)?;
+    let target = match a.target.as_str() {
+        "p99" => CapacityTarget::P99,
+        "violations" => CapacityTarget::Violations {
+            budget: a.violation_budget,
+        },
+        t => return Err(bad(format!("unknown target `{t}` (p99 or violations)"))),
+    };
+    let bar = Progress::new("capacity search", !a.sim.json);
+    let report =
+        migopt_sim::capacity_with_progress(&plan, &s, &cfg, target, &|d, t| bar.update(d, t))?;
+    bar.finish();
+    if a.sim.json {
+        crate::say!("{}", to_json(&report)?);
+        return Ok(());
+    }
+    if let Some(n) = note {
+        crate::sayln!("{n}");
+    }
+    crate::sayln!(
+        "capacity of {} ({} plan) under {} ({}), target {}:",
+        report.scenario,
+        report.solver,
+        report.scheduler,
+        report.mode,
+        report.target
+    );
+    crate::sayln!(
+        "  simulated  {} queries/s (95% interval over {} replications)",
+        est(&report.capacity_qps, 1),
+        report.per_replication_qps.len()
+    );
+    match (report.fluid_capacity_qps, report.ratio_to_fluid) {
+        (Some(f), Some(r)) => crate::sayln!(
+            "  fluid      {f:.1} queries/s (the planner's objective); simulated/fluid = {r:.3}"
+        ),
+        (Some(f), None) => crate::sayln!("  fluid      {f:.1} queries/s (the planner's objective)"),
+        _ => {}
+    }
+    crate::sayln!("  resolution {:.1} queries/s", report.resolution_qps);
+    Ok(())
+}
