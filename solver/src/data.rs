@@ -1,0 +1,411 @@
+//! The numbers every planner works from, read once from a scenario: which instance sizes
+//! may be used, the maximal layouts, and per model the latency of each query class (max-load)
+//! or the best feasible operating point of each size (min-gpus). Infeasible input is
+//! reported here, in the user's terms, before any solver runs.
+
+use crate::fmt_ms;
+use migopt_models::{
+    enumerate_maximal, Error, GpuSpec, Layout, LayoutRules, PlanParams, ProfileClass, ProfileSpec,
+    Scenario,
+};
+
+/// The instance sizes (profiles) a planner may cut GPUs into, with the maximal layouts.
+#[derive(Debug, Clone)]
+pub(crate) struct Sizes {
+    /// The GPU kind.
+    pub gpu: &'static GpuSpec,
+    /// Usable profiles, smallest first (classic only unless `rules.all_profiles`).
+    pub profiles: Vec<&'static ProfileSpec>,
+    /// Maximal layouts of one GPU under the rules.
+    pub layouts: Vec<Layout>,
+    /// `count[l][k]`: instances of `profiles[k]` in `layouts[l]`.
+    pub count: Vec<Vec<u32>>,
+    /// The rules the sizes were chosen under.
+    pub rules: LayoutRules,
+}
+
+impl Sizes {
+    /// Sizes of the scenario's GPU under `rules`.
+    pub fn new(scenario: &Scenario, rules: LayoutRules) -> Self {
+        let gpu = scenario.gpu_spec();
+        let mut profiles: Vec<&'static ProfileSpec> = gpu
+            .profiles
+            .iter()
+            .filter(|p| rules.all_profiles || p.class == ProfileClass::Classic)
+            .collect();
+        profiles.sort_by_key(|p| (p.compute, p.slots, p.class != ProfileClass::Classic));
+        let layouts = enumerate_maximal(gpu, rules);
+        let count = layouts
+            .iter()
+            .map(|l| {
+                profiles
+                    .iter()
+                    .map(|p| l.instances.iter().filter(|i| i.profile == p.name).count() as u32)
+                    .collect()
+            })
+            .collect();
+        Self {
+            gpu,
+            profiles,
+            layouts,
+            count,
+            rules,
+        }
+    }
+
+    /// Index of a profile among the usable sizes.
+    pub fn index(&self, name: &str) -> Option<usize> {
+        self.profiles.iter().position(|p| p.name.as_str() == name)
+    }
+
+    /// Index of the classic profile with this many compute slices.
+    pub fn classic(&self, compute: u32) -> Option<usize> {
+        self.profiles
+            .iter()
+            .position(|p| p.class == ProfileClass::Classic && p.compute == compute)
+    }
+
+    /// Most instances of size `k` one GPU can hold.
+    pub fn per_gpu(&self, k: usize) -> u32 {
+        self.count.iter().map(|c| c[k]).max().unwrap_or(0)
+    }
+
+    /// The profile names, comma separated, for messages.
+    pub fn names(&self) -> String {
+        self.profiles
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// One query class of a model for max-load: a batch size and its probability.
+#[derive(Debug, Clone)]
+pub(crate) struct Class {
+    /// Query batch size.
+    pub batch: u32,
+    /// Probability of the batch size among the model's queries.
+    pub prob: f64,
+    /// Latency (ms) on each size, `None` where the size cannot serve the class within
+    /// β·SLA (or has no latency for it).
+    pub lat: Vec<Option<f64>>,
+}
+
+/// A model as max-load sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadModel {
+    /// Model name.
+    pub name: String,
+    /// Share of all queries.
+    pub share: f64,
+    /// Its query classes.
+    pub classes: Vec<Class>,
+}
+
+impl LoadModel {
+    /// Whether some class of the model may run on size `k`.
+    pub fn uses(&self, k: usize) -> bool {
+        self.classes.iter().any(|c| c.lat[k].is_some())
+    }
+    /// Mean latency of a query on size `k` (every class must fit there).
+    pub fn mean_latency(&self, k: usize) -> Option<f64> {
+        self.classes
+            .iter()
+            .map(|c| c.lat[k].map(|l| c.prob * l))
+            .sum()
+    }
+    /// Largest batch that may run on size `k`.
+    pub fn max_batch_on(&self, k: usize) -> u32 {
+        self.classes
+            .iter()
+            .filter(|c| c.lat[k].is_some())
+            .map(|c| c.batch)
+            .max()
+            .unwrap_or(1)
+    }
+}
+
+/// Everything max-load planners need.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadData {
+    /// Sizes and layouts.
+    pub sizes: Sizes,
+    /// Models in scenario order.
+    pub models: Vec<LoadModel>,
+    /// GPUs in the server.
+    pub gpus: u32,
+    /// Highest planned utilisation ρ.
+    pub rho: f64,
+}
+
+/// Reads the max-load view of a scenario, or explains why no plan can exist.
+pub(crate) fn load_data(
+    scenario: &Scenario,
+    params: &PlanParams,
+    rules: LayoutRules,
+) -> Result<LoadData, Error> {
+    check_params(params)?;
+    let sizes = Sizes::new(scenario, rules);
+    let shares = scenario.shares();
+    let mut models = Vec::new();
+    for (mi, m) in scenario.models.iter().enumerate() {
+        let name = m.name.as_str();
+        let curves: Vec<_> = sizes
+            .profiles
+            .iter()
+            .map(|p| scenario.profiles.curve(name, p.name.as_str(), 1))
+            .collect();
+        if curves.iter().all(|c| c.is_none()) {
+            return Err(no_profile(scenario, &sizes, name, " with 1 process"));
+        }
+        let limit = params.sla_fraction * m.sla.0;
+        let mut classes = Vec::new();
+        for (batch, prob) in m.batch.pmf() {
+            let raw: Vec<Option<f64>> = curves
+                .iter()
+                .map(|c| {
+                    c.and_then(|c| c.latency(batch, scenario.batch_lookup))
+                        .map(|l| l.0)
+                })
+                .collect();
+            let lat: Vec<Option<f64>> = raw.iter().map(|l| l.filter(|&l| l <= limit)).collect();
+            if lat.iter().all(|l| l.is_none()) {
+                return Err(Error::Infeasible(class_message(
+                    scenario, &sizes, mi, batch, &raw, params,
+                )));
+            }
+            classes.push(Class { batch, prob, lat });
+        }
+        models.push(LoadModel {
+            name: name.to_string(),
+            share: shares[mi],
+            classes,
+        });
+    }
+    Ok(LoadData {
+        sizes,
+        models,
+        gpus: scenario.gpu_count,
+        rho: params.max_utilisation,
+    })
+}
+
+fn check_params(p: &PlanParams) -> Result<(), Error> {
+    let ok = |v: f64| v.is_finite() && v > 0.0;
+    if !ok(p.max_utilisation) || p.max_utilisation > 1.0 {
+        return Err(Error::Invalid(format!(
+            "max utilisation {} must be in (0, 1]",
+            p.max_utilisation
+        )));
+    }
+    if !ok(p.sla_fraction) || !ok(p.slo_factor) {
+        return Err(Error::Invalid(format!(
+            "SLA fraction {} and SLO factor {} must be positive",
+            p.sla_fraction, p.slo_factor
+        )));
+    }
+    Ok(())
+}
+
+fn no_profile(scenario: &Scenario, sizes: &Sizes, model: &str, what: &str) -> Error {
+    let measured = scenario.profiles.profiles_of(model);
+    let extra = if measured.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (it is measured on {}{})",
+            measured
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if sizes.rules.all_profiles {
+                ""
+            } else {
+                "; enable all profiles to use non-classic ones"
+            }
+        )
+    };
+    Error::Infeasible(format!(
+        "model {model}: no latency profile{what} on any MIG profile the planner may use ({}){extra}",
+        sizes.names()
+    ))
+}
+
+/// The user-terms explanation for a query class no size can serve.
+fn class_message(
+    scenario: &Scenario,
+    sizes: &Sizes,
+    mi: usize,
+    batch: u32,
+    raw: &[Option<f64>],
+    params: &PlanParams,
+) -> String {
+    let m = &scenario.models[mi];
+    let name = m.name.as_str();
+    let best = raw
+        .iter()
+        .enumerate()
+        .filter_map(|(k, l)| l.map(|l| (k, l)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    match best {
+        Some((k, l)) => {
+            let largest = sizes
+                .profiles
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| raw[*j].is_some())
+                .map(|(j, p)| (p.compute, p.slots, j))
+                .max()
+                .map(|t| t.2);
+            let which = if largest == Some(k) {
+                "the largest profile"
+            } else {
+                "the fastest profile"
+            };
+            format!(
+                "model {name}: batch {batch} needs {} ms on {}, {which}, but the SLA allows {} × {} ms = {} ms",
+                fmt_ms(l),
+                sizes.profiles[k].name,
+                fmt_ms(params.sla_fraction),
+                fmt_ms(m.sla.0),
+                fmt_ms(params.sla_fraction * m.sla.0)
+            )
+        }
+        None => {
+            let measured = sizes
+                .profiles
+                .iter()
+                .filter_map(|p| {
+                    scenario
+                        .profiles
+                        .curve(name, p.name.as_str(), 1)
+                        .map(|c| (c.max_batch(), p))
+                })
+                .max_by_key(|(b, p)| (*b, p.compute));
+            match measured {
+                Some((mb, p)) if batch > mb => format!(
+                    "model {name}: batch {batch} is larger than any measured batch (the largest is {mb}, on {}); \
+                     measure it or cap the batch distribution",
+                    p.name
+                ),
+                _ => format!(
+                    "model {name}: batch {batch} was not measured on any profile and the batch lookup is exact"
+                ),
+            }
+        }
+    }
+}
+
+/// The best way to run a model on one size for min-gpus: server-side batch, MPS processes
+/// and the resulting capacity.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct OpPoint {
+    /// Server-side batch.
+    pub batch: u32,
+    /// MPS processes.
+    pub procs: u32,
+    /// Batch latency, ms.
+    pub latency: f64,
+    /// Requests per second the instance serves.
+    pub throughput: f64,
+}
+
+/// A model as min-gpus sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct RateModel {
+    /// Model name.
+    pub name: String,
+    /// Target rate, requests per second.
+    pub rate: f64,
+    /// Best feasible point per size (`None`: the size cannot serve the model).
+    pub best: Vec<Option<OpPoint>>,
+}
+
+/// Everything min-gpus planners need.
+#[derive(Debug, Clone)]
+pub(crate) struct RateData {
+    /// Sizes and layouts.
+    pub sizes: Sizes,
+    /// Models in scenario order.
+    pub models: Vec<RateModel>,
+}
+
+/// Reads the min-gpus view of a scenario, or explains why no plan can exist.
+pub(crate) fn rate_data(
+    scenario: &Scenario,
+    params: &PlanParams,
+    rules: LayoutRules,
+) -> Result<RateData, Error> {
+    check_params(params)?;
+    let Some(rates) = scenario.rates() else {
+        return Err(Error::Invalid(format!(
+            "scenario {}: fewest-GPUs planning needs a request rate (rate_qps) for every model, but the scenario gives shares",
+            scenario.name
+        )));
+    };
+    let sizes = Sizes::new(scenario, rules);
+    let mut models = Vec::new();
+    for (mi, m) in scenario.models.iter().enumerate() {
+        let name = m.name.as_str();
+        let limit = params.slo_factor * m.sla.0;
+        let mut best = Vec::new();
+        let mut fastest: Option<(f64, u32, u32, usize)> = None;
+        let mut any = false;
+        for (k, p) in sizes.profiles.iter().enumerate() {
+            // All measured (batch, procs) points of this size, in ParvaGPU's scan order
+            // (batch, then procs); the first point with the highest throughput wins.
+            let mut pts: Vec<OpPoint> = Vec::new();
+            for procs in scenario.profiles.procs_of(name, p.name.as_str()) {
+                if let Some(c) = scenario.profiles.curve(name, p.name.as_str(), procs) {
+                    any = true;
+                    for (&b, &l) in c.batches.iter().zip(&c.latency_ms) {
+                        if fastest.is_none_or(|f| l < f.0) {
+                            fastest = Some((l, b, procs, k));
+                        }
+                        if l < limit {
+                            let tp = procs as f64 * b as f64 * 1000.0 / l;
+                            pts.push(OpPoint {
+                                batch: b,
+                                procs,
+                                latency: l,
+                                throughput: tp,
+                            });
+                        }
+                    }
+                }
+            }
+            pts.sort_by_key(|o| (o.batch, o.procs));
+            let mut pick: Option<OpPoint> = None;
+            for o in pts {
+                if pick.is_none_or(|b| o.throughput > b.throughput) {
+                    pick = Some(o);
+                }
+            }
+            best.push(pick);
+        }
+        if !any {
+            return Err(no_profile(scenario, &sizes, name, ""));
+        }
+        if best.iter().all(|b| b.is_none()) {
+            let (l, b, procs, k) = fastest.unwrap_or((f64::NAN, 0, 0, 0));
+            return Err(Error::Infeasible(format!(
+                "model {name}: no measured (profile, batch, processes) point runs within {} × {} ms = {} ms; \
+                 the fastest is batch {b} with {procs} process{} on {} at {} ms",
+                fmt_ms(params.slo_factor),
+                fmt_ms(m.sla.0),
+                fmt_ms(limit),
+                if procs == 1 { "" } else { "es" },
+                sizes.profiles[k].name,
+                fmt_ms(l)
+            )));
+        }
+        models.push(RateModel {
+            name: name.to_string(),
+            rate: rates[mi],
+            best,
+        });
+    }
+    Ok(RateData { sizes, models })
+}

@@ -1,0 +1,169 @@
+//! The max-load MILP (the PARIS question): on a fixed server of N GPUs, choose how to cut
+//! every GPU, which model each instance serves and how to route each (model, batch) query
+//! class among instance sizes, to maximise the total query rate λ.
+//!
+//! ```text
+//!   maximise  λ
+//!   demand    Σ_k x[m,b,k] = λ·s_m·p_m(b)                  ∀ m, b
+//!   capacity  Σ_b x[m,b,k]·L_m(k,b)/1000 ≤ ρ·n[m,k]         ∀ m, k
+//!   supply    Σ_m n[m,k] ≤ (instances of size k the GPUs hold: encoding A or B)
+//!   λ ≥ 0; x ≥ 0 only where L_m(k,b) ≤ β·SLA_m; n ∈ ℤ≥0
+//! ```
+//!
+//! A query of batch b on an instance of size k keeps it busy for L_m(k,b) (the fluid model);
+//! an instance is planned to be busy at most a fraction ρ of the time.
+
+use crate::data::LoadData;
+use crate::fluid::{add_routing, load_on, read_routes, FluidEvaluation, Routing};
+use crate::milp::{lin, Builder, Failure, Outcome, Sense, Var};
+use crate::pack::assign;
+use crate::supply::{self, Supply};
+use crate::{Encoding, PlanOptions};
+use good_lp::constraint::leq;
+use good_lp::Expression;
+use migopt_models::{Error, GpuPlan, SolveReport, SolveStatus};
+
+/// The built model: routing, instance counts and the supply encoding.
+struct Model {
+    routing: Routing,
+    /// `n[m][k]`: instances of size k serving model m (absent where m cannot use k).
+    n: Vec<Vec<Option<Var>>>,
+    supply: Supply,
+}
+
+/// Instance counts n[m,k], one integer per (model, size) the model can use.
+fn instances(b: &mut Builder, d: &LoadData) -> Vec<Vec<Option<Var>>> {
+    d.models
+        .iter()
+        .enumerate()
+        .map(|(mi, m)| {
+            (0..d.sizes.profiles.len())
+                .map(|k| {
+                    let hi = d.gpus as f64 * d.sizes.per_gpu(k) as f64;
+                    (m.uses(k) && hi > 0.0).then(|| b.int(format!("n[{mi},{k}]"), hi))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `capacity  Σ_b x[m,b,k]·L_m(k,b)/1000 ≤ ρ·n[m,k]   ∀ m, k`
+fn capacity(b: &mut Builder, d: &LoadData, r: &Routing, n: &[Vec<Option<Var>>]) {
+    for m in 0..d.models.len() {
+        for k in 0..d.sizes.profiles.len() {
+            let rhs = match n[m][k] {
+                Some(v) => lin([(d.rho, v)]),
+                None => Expression::from(0.0),
+            };
+            b.push(leq(load_on(d, r, m, k), rhs));
+        }
+    }
+}
+
+/// Instances of each size the models ask for: Σ_m n[m,k].
+pub(crate) fn demand_by_size(n: &[Vec<Option<Var>>], sizes: usize) -> Vec<Expression> {
+    (0..sizes)
+        .map(|k| lin(n.iter().filter_map(|nm| nm[k]).map(|v| (1.0, v))))
+        .collect()
+}
+
+fn build(d: &LoadData, encoding: Encoding) -> (Builder, Model) {
+    let mut b = Builder::new();
+    let routing = add_routing(&mut b, d);
+    let n = instances(&mut b, d);
+    capacity(&mut b, d, &routing, &n);
+    let demand = demand_by_size(&n, d.sizes.profiles.len());
+    let supply = match encoding {
+        Encoding::Layouts => supply::layouts(&mut b, &d.sizes, &demand, d.gpus),
+        Encoding::Placements => supply::placements(&mut b, &d.sizes, &demand, d.gpus, false),
+    };
+    (b, Model { routing, n, supply })
+}
+
+/// Result of the max-load MILP before it becomes a plan.
+pub(crate) struct Solved {
+    pub gpus: Vec<GpuPlan>,
+    pub eval: FluidEvaluation,
+    pub report: SolveReport,
+}
+
+/// Solves the max-load MILP and turns the solution into explicit placements.
+pub(crate) fn solve(d: &LoadData, opts: &PlanOptions) -> Result<Solved, Error> {
+    let ctl = crate::control(opts, false);
+    let (b, model) = build(d, opts.encoding);
+    let lambda = model.routing.lambda;
+    let out = b
+        .solve(Sense::Maximise, Expression::from(lambda.v), &ctl)
+        .map_err(|f| fail(f))?;
+    let lp = {
+        let (b, m) = build(d, opts.encoding);
+        b.solve(
+            Sense::Maximise,
+            Expression::from(m.routing.lambda.v),
+            &crate::control(opts, true),
+        )
+        .ok()
+        .map(|o| o.objective)
+    };
+    let eval = read_routes(d, &model.routing, &|v| out.val(v));
+    let gpus = placements(d, &model, &out);
+    let report = SolveReport {
+        status: out.status,
+        objective: eval.lambda,
+        bound: Some(out.bound.max(eval.lambda)),
+        gap: Some(if out.status == SolveStatus::Optimal {
+            0.0
+        } else {
+            out.gap
+        }),
+        lp_bound: lp,
+        solve_seconds: out.seconds,
+        gpcs_used: None,
+    };
+    Ok(Solved { gpus, eval, report })
+}
+
+fn fail(f: Failure) -> Error {
+    f.into_error("max-load MILP")
+}
+
+/// Explicit GPUs from a solution: each GPU gets its layout (A) or placements (B); models
+/// are assigned to instances by the counts n; an instance no count claims goes to the model
+/// that loads that size most heavily (extra headroom at no cost), or stays uncut if no
+/// model can use the size. GPUs the solution leaves unused stay empty.
+fn placements(d: &LoadData, model: &Model, out: &Outcome) -> Vec<GpuPlan> {
+    let sizes = &d.sizes;
+    let mut per_gpu = model.supply.decode(sizes, out);
+    per_gpu.resize(d.gpus as usize, Vec::new());
+    let counts: Vec<Vec<u32>> = model
+        .n
+        .iter()
+        .map(|nm| {
+            nm.iter()
+                .map(|v| v.map(|v| out.int(v)).unwrap_or(0))
+                .collect()
+        })
+        .collect();
+    // Utilisation of (m, k) in the solution, to pick the model that gets a spare instance.
+    let util = |m: usize, k: usize| -> f64 {
+        let load: f64 = d.models[m]
+            .classes
+            .iter()
+            .enumerate()
+            .filter_map(|(ci, c)| Some(c.lat[k]? / 1000.0 * out.val(model.routing.x[m][ci][k]?)))
+            .sum();
+        load / counts[m][k].max(1) as f64
+    };
+    let spare = |k: usize| -> Option<usize> {
+        (0..d.models.len())
+            .filter(|&m| d.models[m].uses(k))
+            .max_by(|&a, &b| {
+                (util(a, k), d.models[a].share)
+                    .partial_cmp(&(util(b, k), d.models[b].share))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+    };
+    let names: Vec<String> = d.models.iter().map(|m| m.name.clone()).collect();
+    let point = |m: usize, k: usize| (d.models[m].max_batch_on(k), 1);
+    assign(sizes, &per_gpu, &counts, &names, &spare, &point)
+}

@@ -1,0 +1,271 @@
+//! A thin layer between the formulations and HiGHS.
+//!
+//! Formulations are written with good_lp (named variables, one function per constraint
+//! family). good_lp's own `solve()` hides the objective value, the best bound and the gap, so
+//! the problem is handed to the `highs` crate through `into_inner()` (see
+//! `shared/notes/highs.md`): options are set there, and the solution is read back by column.
+//! Columns are numbered in the order variables are added, which is why every variable goes
+//! through [`Builder`], which remembers its column.
+
+use good_lp::solvers::highs::highs;
+use good_lp::{variable, Constraint, Expression, ProblemVariables, SolverModel, Variable};
+use highs::{HighsModelStatus, HighsSolutionStatus};
+use migopt_models::{Error, SolveStatus};
+use std::time::Instant;
+
+/// A variable and its HiGHS column.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Var {
+    /// The good_lp handle, for building expressions.
+    pub v: Variable,
+    /// Column index, for reading the solution.
+    pub col: usize,
+}
+
+impl From<Var> for Expression {
+    fn from(v: Var) -> Expression {
+        Expression::from(v.v)
+    }
+}
+
+/// Which way to optimise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sense {
+    Maximise,
+    Minimise,
+}
+
+/// Solver controls shared by every solve.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Control {
+    /// Wall-clock limit, seconds.
+    pub time_limit: Option<f64>,
+    /// Relative MIP gap at which to stop (0 = prove optimality).
+    pub mip_gap: f64,
+    /// HiGHS threads (see the notes: keep one value per OS thread).
+    pub threads: u32,
+    /// Branch-and-bound node limit, for deterministic tests.
+    pub node_limit: Option<u64>,
+    /// Solve the LP relaxation instead (integrality dropped).
+    pub relax: bool,
+}
+
+impl Control {
+    /// Controls for a plain LP solve.
+    pub fn lp(threads: u32) -> Self {
+        Self {
+            time_limit: None,
+            mip_gap: 0.0,
+            threads,
+            node_limit: None,
+            relax: false,
+        }
+    }
+}
+
+/// What a solve produced.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    /// Optimal, gap-limit or time-limit (a node limit counts as a time limit).
+    pub status: SolveStatus,
+    /// Column values of the best solution.
+    pub values: Vec<f64>,
+    /// Objective value of that solution.
+    pub objective: f64,
+    /// Best proven bound (the objective itself for an LP).
+    pub bound: f64,
+    /// Relative gap as HiGHS reports it (0 for an LP).
+    pub gap: f64,
+    /// Wall time of HiGHS's run.
+    pub seconds: f64,
+}
+
+impl Outcome {
+    /// Value of a variable in the solution.
+    pub fn val(&self, v: Var) -> f64 {
+        self.values.get(v.col).copied().unwrap_or(0.0)
+    }
+    /// Value of an integer variable, rounded.
+    pub fn int(&self, v: Var) -> u32 {
+        let x = self.val(v).round();
+        if x <= 0.0 {
+            0
+        } else {
+            x as u32
+        }
+    }
+}
+
+/// Why a solve gave no solution.
+#[derive(Debug, Clone)]
+pub(crate) enum Failure {
+    /// HiGHS proved that no solution exists.
+    Infeasible,
+    /// A limit stopped the run before any solution was found.
+    NoSolution,
+    /// HiGHS failed (a bug or a numerical breakdown).
+    Solver(String),
+}
+
+impl Failure {
+    /// Turns the failure into a user-facing error, naming what was being solved.
+    pub fn into_error(self, what: &str) -> Error {
+        match self {
+            Failure::Infeasible => Error::Infeasible(format!("{what}: no plan satisfies the constraints")),
+            Failure::NoSolution => Error::Infeasible(format!(
+                "{what}: the time or node limit stopped the solver before it found any plan; raise the limit"
+            )),
+            Failure::Solver(m) => Error::Invalid(format!("{what}: internal solver failure: {m}")),
+        }
+    }
+}
+
+/// Collects variables (remembering their columns) and constraints.
+pub(crate) struct Builder {
+    vars: ProblemVariables,
+    constraints: Vec<Constraint>,
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Self {
+            vars: ProblemVariables::new(),
+            constraints: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, def: good_lp::VariableDefinition) -> Var {
+        let col = self.vars.len();
+        Var {
+            v: self.vars.add(def),
+            col,
+        }
+    }
+
+    /// A continuous variable in `[lo, hi]` (`hi` may be infinite).
+    pub fn cont(&mut self, name: String, lo: f64, hi: f64) -> Var {
+        let d = variable().name(name).min(lo);
+        self.add(if hi.is_finite() { d.max(hi) } else { d })
+    }
+
+    /// An integer variable in `[0, hi]`.
+    pub fn int(&mut self, name: String, hi: f64) -> Var {
+        self.add(variable().name(name).integer().min(0).max(hi))
+    }
+
+    /// A binary variable.
+    pub fn bin(&mut self, name: String) -> Var {
+        self.add(variable().name(name).binary())
+    }
+
+    /// Adds a constraint.
+    pub fn push(&mut self, c: Constraint) {
+        self.constraints.push(c);
+    }
+
+    /// Solves with HiGHS under the given controls.
+    pub fn solve(
+        self,
+        sense: Sense,
+        objective: Expression,
+        ctl: &Control,
+    ) -> Result<Outcome, Failure> {
+        let unsolved = match sense {
+            Sense::Maximise => self.vars.maximise(objective),
+            Sense::Minimise => self.vars.minimise(objective),
+        };
+        let problem = unsolved.using(highs).with_all(self.constraints);
+        let mut model = problem
+            .try_into_inner()
+            .map_err(|e| Failure::Solver(e.to_string()))?;
+        model.make_quiet();
+        let set = |k: &str, r: Result<(), highs::TrySetOptionError>| {
+            r.map_err(|_| Failure::Solver(format!("HiGHS refused option {k}")))
+        };
+        set(
+            "threads",
+            model.try_set_option("threads", ctl.threads.max(1) as i32),
+        )?;
+        set("random_seed", model.try_set_option("random_seed", 1))?;
+        set(
+            "mip_rel_gap",
+            model.try_set_option("mip_rel_gap", ctl.mip_gap.max(0.0)),
+        )?;
+        if let Some(t) = ctl.time_limit {
+            set("time_limit", model.try_set_option("time_limit", t.max(0.0)))?;
+        }
+        if let Some(n) = ctl.node_limit {
+            let n = i32::try_from(n).unwrap_or(i32::MAX);
+            set("mip_max_nodes", model.try_set_option("mip_max_nodes", n))?;
+        }
+        if ctl.relax {
+            set(
+                "solve_relaxation",
+                model.try_set_option("solve_relaxation", true),
+            )?;
+        }
+        let start = Instant::now();
+        let solved = model
+            .try_solve()
+            .map_err(|e| Failure::Solver(format!("{e:?}")))?;
+        let seconds = start.elapsed().as_secs_f64();
+        let status = match solved.status() {
+            HighsModelStatus::Infeasible | HighsModelStatus::UnboundedOrInfeasible => {
+                return Err(Failure::Infeasible)
+            }
+            HighsModelStatus::Optimal
+            | HighsModelStatus::ObjectiveBound
+            | HighsModelStatus::ObjectiveTarget => SolveStatus::Optimal,
+            HighsModelStatus::ReachedTimeLimit
+            | HighsModelStatus::ReachedSolutionLimit
+            | HighsModelStatus::ReachedInterrupt
+            | HighsModelStatus::ReachedIterationLimit
+            | HighsModelStatus::ReachedMemoryLimit => SolveStatus::TimeLimit,
+            other => {
+                return Err(Failure::Solver(format!(
+                    "HiGHS ended with status {other:?}"
+                )))
+            }
+        };
+        if solved.primal_solution_status() != HighsSolutionStatus::Feasible {
+            return Err(Failure::NoSolution);
+        }
+        let values = solved.get_solution().columns().to_vec();
+        let objective = solved.objective_value();
+        let is_mip = !ctl.relax && solved.mip_gap().is_finite();
+        let (bound, gap) = if is_mip {
+            let b = solved
+                .double_info_value(c"mip_dual_bound")
+                .unwrap_or(f64::NAN);
+            let g = solved.mip_gap();
+            (b, if g.is_finite() { g.max(0.0) } else { 0.0 })
+        } else {
+            (objective, 0.0)
+        };
+        let status = match status {
+            SolveStatus::Optimal
+                if gap > ctl.mip_gap.max(0.0) + 1e-9 || (gap > 1e-9 && ctl.mip_gap > 0.0) =>
+            {
+                SolveStatus::GapLimit
+            }
+            s => s,
+        };
+        Ok(Outcome {
+            status,
+            values,
+            objective,
+            bound,
+            gap,
+            seconds,
+        })
+    }
+}
+
+/// Sum of `coef · var` terms as an expression.
+pub(crate) fn lin(terms: impl IntoIterator<Item = (f64, Var)>) -> Expression {
+    let mut e = Expression::from(0.0);
+    for (c, v) in terms {
+        e.add_mul(c, v.v);
+    }
+    e
+}

@@ -1,0 +1,210 @@
+//! The min-gpus MILP (the ParvaGPU / MIG-serving question): the fewest GPUs whose instances
+//! serve every model's request rate within its SLO, with server-side batching and MPS.
+//!
+//! An instance of size k running batch b with p MPS processes serves p·b/L(k,b,p)·1000
+//! requests/s and is feasible when L(k,b,p) < slo_factor·SLO. Only the choice of size
+//! interacts with the rest of the problem, so each (model, size) runs its best feasible
+//! measured (b, p): T_m(k) is that throughput. This reduction is exact.
+//!
+//! ```text
+//!   minimise  BIG·(GPUs used) + Σ_{m,k} compute_k·n[m,k]      (fewest GPUs, then fewest GPCs)
+//!   cover     Σ_k T_m(k)·n[m,k] ≥ r_m                         ∀ m
+//!   supply    Σ_m n[m,k] ≤ (instances of size k the GPUs hold: encoding A or B), GPUs ≤ U
+//!   n[m,k] ∈ ℤ≥0, at most ⌈r_m / T_m(k)⌉ (more is never optimal)
+//! ```
+//!
+//! BIG = C·U + 1 with C compute slices per GPU and U the GPU limit, so one GPU always
+//! outweighs any difference in GPCs: the single solve is lexicographic.
+
+use crate::data::RateData;
+use crate::maxload::demand_by_size;
+use crate::milp::{lin, Builder, Outcome, Sense, Var};
+use crate::pack::assign;
+use crate::supply::{self, Supply};
+use crate::{Encoding, PlanOptions};
+use good_lp::constraint::geq;
+use good_lp::Expression;
+use migopt_models::{Error, GpuPlan, ModelRate, SolveReport, SolveStatus};
+
+struct Model {
+    n: Vec<Vec<Option<Var>>>,
+    supply: Supply,
+}
+
+/// Instance counts, one integer per (model, size) with a feasible operating point.
+fn instances(b: &mut Builder, d: &RateData) -> Vec<Vec<Option<Var>>> {
+    d.models
+        .iter()
+        .enumerate()
+        .map(|(mi, m)| {
+            m.best
+                .iter()
+                .enumerate()
+                .map(|(k, o)| {
+                    o.map(|o| {
+                        b.int(
+                            format!("n[{mi},{k}]"),
+                            (m.rate / o.throughput).ceil().max(1.0),
+                        )
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// `cover  Σ_k T_m(k)·n[m,k] ≥ r_m   ∀ m`
+fn cover(b: &mut Builder, d: &RateData, n: &[Vec<Option<Var>>]) {
+    for (mi, m) in d.models.iter().enumerate() {
+        let served = lin(m
+            .best
+            .iter()
+            .zip(&n[mi])
+            .filter_map(|(o, v)| Some((o.as_ref()?.throughput, (*v)?))));
+        b.push(geq(served, m.rate));
+    }
+}
+
+/// GPCs of all instances: Σ compute_k·n[m,k].
+fn gpcs(d: &RateData, n: &[Vec<Option<Var>>]) -> Expression {
+    lin(n.iter().flat_map(|nm| {
+        nm.iter()
+            .enumerate()
+            .filter_map(|(k, v)| Some((d.sizes.profiles[k].compute as f64, (*v)?)))
+    }))
+}
+
+fn build(d: &RateData, encoding: Encoding, max_gpus: u32) -> (Builder, Model) {
+    let mut b = Builder::new();
+    let n = instances(&mut b, d);
+    cover(&mut b, d, &n);
+    let demand = demand_by_size(&n, d.sizes.profiles.len());
+    let supply = match encoding {
+        Encoding::Layouts => supply::layouts(&mut b, &d.sizes, &demand, max_gpus),
+        Encoding::Placements => supply::placements(&mut b, &d.sizes, &demand, max_gpus, true),
+    };
+    (b, Model { n, supply })
+}
+
+/// Weight of one GPU in the objective: more than all GPCs of `max_gpus` GPUs.
+fn big(d: &RateData, max_gpus: u32) -> f64 {
+    (d.sizes.gpu.compute_slices as f64) * max_gpus as f64 + 1.0
+}
+
+/// The LP bound on GPUs: the relaxation of encoding A (or B) minimising GPUs alone.
+pub(crate) fn lp_gpus(
+    d: &RateData,
+    encoding: Encoding,
+    max_gpus: u32,
+    opts: &PlanOptions,
+) -> Result<Option<f64>, Error> {
+    let (b, m) = build(d, encoding, max_gpus);
+    match b.solve(
+        Sense::Minimise,
+        m.supply.gpus(),
+        &crate::control(opts, true),
+    ) {
+        Ok(o) => Ok(Some(o.objective)),
+        Err(crate::milp::Failure::Infeasible) => Ok(None),
+        Err(f) => Err(f.into_error("min-gpus LP relaxation")),
+    }
+}
+
+/// Result of the min-gpus MILP before it becomes a plan.
+pub(crate) struct Solved {
+    pub gpus: Vec<GpuPlan>,
+    pub model_rates: Vec<ModelRate>,
+    pub report: SolveReport,
+}
+
+/// Solves the min-gpus MILP with at most `max_gpus` GPUs (a cap, or a heuristic's count).
+pub(crate) fn solve(
+    d: &RateData,
+    opts: &PlanOptions,
+    max_gpus: u32,
+    lp: Option<f64>,
+) -> Result<Solved, Error> {
+    let (b, model) = build(d, opts.encoding, max_gpus);
+    let weight = big(d, max_gpus);
+    let objective = model.supply.gpus() * weight + gpcs(d, &model.n);
+    let out = b
+        .solve(Sense::Minimise, objective, &crate::control(opts, false))
+        .map_err(|f| match f {
+            crate::milp::Failure::Infeasible => Error::Infeasible(format!(
+                "the rate targets need more than {max_gpus} GPUs: no plan fits in {max_gpus}{}",
+                lp.map(|l| format!(" (the LP bound is {:.2} GPUs)", l))
+                    .unwrap_or_default()
+            )),
+            f => f.into_error("min-gpus MILP"),
+        })?;
+    let (gpus, counts) = placements(d, &model, &out);
+    let used = gpus.len() as f64;
+    let gpc: u32 = gpus
+        .iter()
+        .flat_map(|g| &g.layout)
+        .filter_map(|a| d.sizes.index(a.profile.as_str()))
+        .map(|k| d.sizes.profiles[k].compute)
+        .sum();
+    let mip_bound = ((out.bound + 1e-6) / weight).floor();
+    let lp_ceil = lp.map(|l| (l - 1e-6).ceil()).unwrap_or(0.0);
+    let bound = if out.status == SolveStatus::Optimal {
+        used
+    } else {
+        mip_bound.max(lp_ceil).min(used)
+    };
+    let report = SolveReport {
+        status: out.status,
+        objective: used,
+        bound: Some(bound),
+        gap: Some(if used > 0.0 {
+            (used - bound) / used
+        } else {
+            0.0
+        }),
+        lp_bound: lp,
+        solve_seconds: out.seconds,
+        gpcs_used: Some(gpc),
+    };
+    let model_rates = d
+        .models
+        .iter()
+        .enumerate()
+        .map(|(m, rm)| ModelRate {
+            model: rm.name.as_str().into(),
+            rate_qps: rm
+                .best
+                .iter()
+                .zip(&counts[m])
+                .filter_map(|(o, &c)| Some(o.as_ref()?.throughput * c as f64))
+                .sum(),
+        })
+        .collect();
+    Ok(Solved {
+        gpus,
+        model_rates,
+        report,
+    })
+}
+
+/// Explicit GPUs from a solution; instances no count claims are not created, and GPUs left
+/// with nothing are dropped (the plan lists the GPUs it uses, numbered from 0).
+fn placements(d: &RateData, model: &Model, out: &Outcome) -> (Vec<GpuPlan>, Vec<Vec<u32>>) {
+    let per_gpu = model.supply.decode(&d.sizes, out);
+    let counts: Vec<Vec<u32>> = model
+        .n
+        .iter()
+        .map(|nm| {
+            nm.iter()
+                .map(|v| v.map(|v| out.int(v)).unwrap_or(0))
+                .collect()
+        })
+        .collect();
+    let names: Vec<String> = d.models.iter().map(|m| m.name.clone()).collect();
+    let point = |m: usize, k: usize| {
+        d.models[m].best[k]
+            .map(|o| (o.batch, o.procs))
+            .unwrap_or((1, 1))
+    };
+    let gpus = assign(&d.sizes, &per_gpu, &counts, &names, &|_| None, &point);
+    (crate::renumber(gpus), counts)
+}

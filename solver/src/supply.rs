@@ -1,0 +1,222 @@
+//! The two exact encodings of "which instances can the GPUs hold", shared by both
+//! objectives. Both take the instance demand per size (an expression per size, Σ_m n[m,k])
+//! and constrain it by what the GPUs offer.
+//!
+//! * Layouts (encoding A): an integer y[ℓ] counts the GPUs cut by maximal layout ℓ. Its
+//!   size does not grow with the GPU count, so it scales to thousands of GPUs.
+//! * Placements (encoding B): a binary z[g,k,s] says that GPU g holds an instance of size k
+//!   at start s, with NVIDIA's placement rules written as constraints. It derives the
+//!   valid layouts independently of the enumeration, which is what makes agreement between
+//!   A and B a meaningful test, but it grows with the GPU count.
+
+use crate::data::Sizes;
+use crate::milp::{lin, Builder, Outcome, Var};
+use good_lp::constraint::{geq, leq};
+use good_lp::Expression;
+use migopt_models::ProfileClass;
+
+/// The supply side of a model, after it is built.
+pub(crate) enum Supply {
+    /// Encoding A: y[ℓ], GPUs per maximal layout.
+    Layouts { y: Vec<Var> },
+    /// Encoding B: per GPU its placement binaries (size, start, z) and, when GPUs may stay
+    /// unused, the binary saying it is used.
+    Placements {
+        z: Vec<Vec<(usize, u32, Var)>>,
+        used: Vec<Option<Var>>,
+    },
+}
+
+impl Supply {
+    /// GPUs in use, as an expression (for min-gpus' objective).
+    pub fn gpus(&self) -> Expression {
+        match self {
+            Supply::Layouts { y } => lin(y.iter().map(|&v| (1.0, v))),
+            Supply::Placements { used, .. } => {
+                let fixed = used.iter().filter(|u| u.is_none()).count() as f64;
+                lin(used.iter().flatten().map(|&v| (1.0, v))) + fixed
+            }
+        }
+    }
+
+    /// Per GPU, its instances as (size index, start), from a solution. Unused GPUs come out
+    /// empty (encoding B) or are absent (encoding A).
+    pub fn decode(&self, sizes: &Sizes, out: &Outcome) -> Vec<Vec<(usize, u32)>> {
+        match self {
+            Supply::Layouts { y } => {
+                let mut gpus = Vec::new();
+                for (l, &v) in y.iter().enumerate() {
+                    for _ in 0..out.int(v) {
+                        gpus.push(crate::pack::layout_slots(sizes, l));
+                    }
+                }
+                gpus
+            }
+            Supply::Placements { z, .. } => z
+                .iter()
+                .map(|g| {
+                    g.iter()
+                        .filter(|(_, _, v)| out.val(*v) > 0.5)
+                        .map(|&(k, s, _)| (k, s))
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Encoding A, GPUs cut by maximal layouts:
+///
+/// ```text
+///   supply    Σ_m n[m,k] ≤ Σ_ℓ c[ℓ,k]·y[ℓ]      ∀ k   (instances of a layout may stay unused)
+///   gpus      Σ_ℓ y[ℓ] ≤ N
+///   y[ℓ] ∈ ℤ≥0
+/// ```
+pub(crate) fn layouts(
+    b: &mut Builder,
+    sizes: &Sizes,
+    demand: &[Expression],
+    max_gpus: u32,
+) -> Supply {
+    let y: Vec<Var> = (0..sizes.layouts.len())
+        .map(|l| b.int(format!("y[{l}]"), max_gpus as f64))
+        .collect();
+    supply_by_layouts(b, sizes, demand, &y);
+    gpu_limit(b, &y, max_gpus);
+    Supply::Layouts { y }
+}
+
+fn supply_by_layouts(b: &mut Builder, sizes: &Sizes, demand: &[Expression], y: &[Var]) {
+    for (k, need) in demand.iter().enumerate() {
+        let offer = lin(y
+            .iter()
+            .enumerate()
+            .map(|(l, &v)| (sizes.count[l][k] as f64, v)));
+        b.push(leq(need.clone(), offer));
+    }
+}
+
+fn gpu_limit(b: &mut Builder, y: &[Var], max_gpus: u32) {
+    b.push(leq(lin(y.iter().map(|&v| (1.0, v))), max_gpus as f64));
+}
+
+/// Encoding B, explicit placements on `gpus` GPUs (each may stay unused when `optional`):
+///
+/// ```text
+///   supply    Σ_m n[m,k] ≤ Σ_g Σ_s z[g,k,s]                         ∀ k
+///   slots     Σ_{(k,s) covers slot t} z[g,k,s] ≤ u[g]               ∀ g, t
+///   compute   Σ_{k,s} compute_k·z[g,k,s] ≤ C·u[g]                   ∀ g
+///   max count Σ_s z[g,k,s] ≤ max_count_k      (where it binds)      ∀ g, k
+///   media     Σ_{k media} Σ_s z[g,k,s] ≤ 1                          ∀ g
+///   pre-R510  z[g,a,s] + z[g,b,t] ≤ 1        (forbidden pairs a, b) ∀ g, s, t
+///   symmetry  Σ compute·z[g,·] ≥ Σ compute·z[g+1,·],  u[g] ≥ u[g+1]  ∀ g
+///   z, u ∈ {0,1}   (u[g] = 1 when GPUs are not optional)
+/// ```
+pub(crate) fn placements(
+    b: &mut Builder,
+    sizes: &Sizes,
+    demand: &[Expression],
+    gpus: u32,
+    optional: bool,
+) -> Supply {
+    let mut z = Vec::new();
+    let mut used = Vec::new();
+    for g in 0..gpus {
+        let u = optional.then(|| b.bin(format!("u[{g}]")));
+        let zg: Vec<(usize, u32, Var)> = sizes
+            .profiles
+            .iter()
+            .enumerate()
+            .flat_map(|(k, p)| p.starts.iter().map(move |&s| (k, s)))
+            .map(|(k, s)| (k, s, b.bin(format!("z[{g},{k},{s}]"))))
+            .collect();
+        z.push(zg);
+        used.push(u);
+    }
+    placement_supply(b, &z, demand);
+    for g in 0..gpus as usize {
+        placement_rules(b, sizes, &z[g], used[g]);
+    }
+    placement_symmetry(b, sizes, &z, &used);
+    Supply::Placements { z, used }
+}
+
+fn placement_supply(b: &mut Builder, z: &[Vec<(usize, u32, Var)>], demand: &[Expression]) {
+    for (k, need) in demand.iter().enumerate() {
+        let offer = lin(z.iter().flatten().filter(|e| e.0 == k).map(|e| (1.0, e.2)));
+        b.push(leq(need.clone(), offer));
+    }
+}
+
+/// Right-hand side `c·u[g]`, or `c` for a GPU that is always there.
+fn scaled(c: f64, u: Option<Var>) -> Expression {
+    match u {
+        Some(u) => lin([(c, u)]),
+        None => Expression::from(c),
+    }
+}
+
+fn placement_rules(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)], u: Option<Var>) {
+    let gpu = sizes.gpu;
+    // slots: no two instances share a memory slot.
+    for t in 0..gpu.memory_slots {
+        let covering = zg
+            .iter()
+            .filter(|&&(k, s, _)| s <= t && t < s + sizes.profiles[k].slots);
+        b.push(leq(lin(covering.map(|e| (1.0, e.2))), scaled(1.0, u)));
+    }
+    // compute: within the GPU's compute slices.
+    let used = lin(zg
+        .iter()
+        .map(|&(k, _, v)| (sizes.profiles[k].compute as f64, v)));
+    b.push(leq(used, scaled(gpu.compute_slices as f64, u)));
+    // max count, where the placements alone would allow more.
+    for (k, p) in sizes.profiles.iter().enumerate() {
+        if (p.max_count as usize) < p.starts.len() {
+            b.push(leq(
+                lin(zg.iter().filter(|e| e.0 == k).map(|e| (1.0, e.2))),
+                p.max_count as f64,
+            ));
+        }
+    }
+    // media: one media-engine instance per GPU.
+    let media: Vec<_> = zg
+        .iter()
+        .filter(|e| sizes.profiles[e.0].class == ProfileClass::Media)
+        .collect();
+    if media.len() > 1 {
+        b.push(leq(lin(media.iter().map(|e| (1.0, e.2))), 1.0));
+    }
+    // pre-R510 pairs.
+    if sizes.rules.pre_r510 {
+        for f in &gpu.forbidden_before_r510 {
+            let (Some(a), Some(c)) = (sizes.index(f.a.as_str()), sizes.index(f.b.as_str())) else {
+                continue;
+            };
+            for ea in zg.iter().filter(|e| e.0 == a) {
+                for ec in zg.iter().filter(|e| e.0 == c) {
+                    b.push(leq(lin([(1.0, ea.2), (1.0, ec.2)]), 1.0));
+                }
+            }
+        }
+    }
+}
+
+fn placement_symmetry(
+    b: &mut Builder,
+    sizes: &Sizes,
+    z: &[Vec<(usize, u32, Var)>],
+    used: &[Option<Var>],
+) {
+    let compute = |zg: &[(usize, u32, Var)]| {
+        lin(zg
+            .iter()
+            .map(|&(k, _, v)| (sizes.profiles[k].compute as f64, v)))
+    };
+    for g in 1..z.len() {
+        b.push(geq(compute(&z[g - 1]), compute(&z[g])));
+        if let (Some(a), Some(c)) = (used[g - 1], used[g]) {
+            b.push(geq(lin([(1.0, a)]), lin([(1.0, c)])));
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the planners: one test binary (HiGHS links slowly), one module per
+//! concern.
+
+mod data;
+mod messages;
+mod parvagpu;
+mod props;
