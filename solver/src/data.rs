@@ -27,7 +27,11 @@ pub(crate) struct Sizes {
 impl Sizes {
     /// Sizes of the scenario's GPU under `rules`.
     pub fn new(scenario: &Scenario, rules: LayoutRules) -> Self {
-        let gpu = scenario.gpu_spec();
+        Self::for_gpu(scenario.gpu_spec(), rules)
+    }
+
+    /// Sizes of a GPU kind under `rules`.
+    pub fn for_gpu(gpu: &'static GpuSpec, rules: LayoutRules) -> Self {
         let mut profiles: Vec<&'static ProfileSpec> = gpu
             .profiles
             .iter()

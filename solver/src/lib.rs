@@ -665,3 +665,47 @@ pub fn gap_report(scenario: &Scenario, opts: &PlanOptions) -> Result<Vec<GapRow>
     }
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn solver_names_parse_and_print() {
+        for (s, name) in [
+            ("milp", "milp"),
+            ("PARIS", "paris"),
+            ("parvagpu", "parvagpu"),
+            ("homogeneous-3g", "homogeneous-3g"),
+            ("homogeneous-3g.40gb", "homogeneous-3g"),
+            ("homogeneous-7", "homogeneous-7g"),
+        ] {
+            assert_eq!(s.parse::<SolverKind>().unwrap().name(), name);
+        }
+        let e = "greedy".parse::<SolverKind>().unwrap_err().to_string();
+        assert_eq!(e, "unknown solver `greedy` (choose milp, paris, parvagpu or homogeneous-<profile>, e.g. homogeneous-3g)");
+        assert_eq!(
+            "placements".parse::<Encoding>().unwrap(),
+            Encoding::Placements
+        );
+        assert!("x".parse::<Encoding>().is_err());
+    }
+
+    #[test]
+    fn milliseconds_print_short() {
+        assert_eq!(fmt_ms(20.0), "20");
+        assert_eq!(fmt_ms(23.1), "23.1");
+        assert_eq!(fmt_ms(0.45), "0.45");
+        assert_eq!(fmt_ms(7.530612), "7.531");
+    }
+
+    #[test]
+    fn defaults_prove_optimality_on_one_thread() {
+        let o = PlanOptions::default();
+        assert_eq!(
+            (o.mip_gap, o.threads, o.encoding, o.time_limit),
+            (0.0, 1, Encoding::Layouts, None)
+        );
+        assert_eq!(o.params, PlanParams::default());
+    }
+}

@@ -186,3 +186,55 @@ pub(crate) fn layout_slots(sizes: &Sizes, l: usize) -> Vec<(usize, u32)> {
         .filter_map(|i: &Placement| sizes.index(i.profile.as_str()).map(|k| (k, i.start)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migopt_models::{validate, Catalogue, LayoutRules, Placement};
+
+    fn sizes() -> Sizes {
+        let gpu = Catalogue::builtin().gpu("A100-80GB").unwrap();
+        Sizes::for_gpu(gpu, LayoutRules::default())
+    }
+
+    fn check(s: &Sizes, gpus: &[PackedGpu<usize>]) {
+        for g in gpus {
+            let ps: Vec<Placement> = g
+                .iter()
+                .map(|&(k, st, _)| Placement::new(s.profiles[k].name.clone(), st))
+                .collect();
+            validate(s.gpu, &ps, LayoutRules::default()).unwrap();
+        }
+    }
+
+    #[test]
+    fn best_fit_fills_gpus_with_valid_starts() {
+        let s = sizes();
+        let (k1, k2, k3, k4) = (
+            s.classic(1).unwrap(),
+            s.classic(2).unwrap(),
+            s.classic(3).unwrap(),
+            s.classic(4).unwrap(),
+        );
+        // 4g+3g on one GPU, then 2g+2g+2g+1g on another.
+        let items = vec![(k2, 0), (k4, 1), (k2, 2), (k3, 3), (k2, 4), (k1, 5)];
+        let (gpus, left) = Packer::new(&s).pack(items, None);
+        assert!(left.is_empty());
+        assert_eq!(gpus.len(), 2);
+        check(&s, &gpus);
+        // Two 3g share a GPU at starts 0 and 4; a 1g then needs another GPU (no slot left).
+        let (gpus, _) = Packer::new(&s).pack(vec![(k3, 0), (k3, 1), (k1, 2)], None);
+        assert_eq!(gpus.len(), 2);
+        let starts: Vec<u32> = gpus[0].iter().map(|e| e.1).collect();
+        assert_eq!(starts, [4, 0]);
+        check(&s, &gpus);
+    }
+
+    #[test]
+    fn cap_leaves_items_out() {
+        let s = sizes();
+        let k7 = s.classic(7).unwrap();
+        let (gpus, left) = Packer::new(&s).pack(vec![(k7, 0), (k7, 1), (k7, 2)], Some(2));
+        assert_eq!((gpus.len(), left.len()), (2, 1));
+    }
+}

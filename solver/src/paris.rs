@@ -320,3 +320,39 @@ pub(crate) fn rate_points(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migopt_models::{Catalogue, LayoutRules};
+
+    #[test]
+    fn splits_halve_instances() {
+        let gpu = Catalogue::builtin().gpu("A100-80GB").unwrap();
+        let s = Sizes::for_gpu(gpu, LayoutRules::default());
+        let c = |k: usize| s.profiles[k].compute;
+        let split_of = |g: u32| {
+            split(&s, s.classic(g).unwrap())
+                .into_iter()
+                .map(c)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(split_of(7), [4, 3]);
+        assert_eq!(split_of(4), [2, 2]);
+        assert_eq!(split_of(3), [2, 1]);
+        assert_eq!(split_of(2), [1, 1]);
+        assert!(split_of(1).is_empty());
+        let a30 = Sizes::for_gpu(
+            Catalogue::builtin().gpu("A30-24GB").unwrap(),
+            LayoutRules::default(),
+        );
+        let k4 = a30.classic(4).unwrap();
+        assert_eq!(
+            split(&a30, k4)
+                .into_iter()
+                .map(|k| a30.profiles[k].compute)
+                .collect::<Vec<_>>(),
+            [2, 2]
+        );
+    }
+}

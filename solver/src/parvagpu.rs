@@ -205,3 +205,42 @@ pub(crate) fn max_load(d: &LoadData) -> Result<Vec<PackedGpu<usize>>, Error> {
     }
     Ok(best)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migopt_models::{Catalogue, LayoutRules};
+
+    fn sizes() -> Sizes {
+        Sizes::for_gpu(
+            Catalogue::builtin().gpu("A100-80GB").unwrap(),
+            LayoutRules::default(),
+        )
+    }
+
+    #[test]
+    fn best_per_gpc_replicated_and_remainder_on_smallest_cover() {
+        let s = sizes();
+        let (k1, k2, k3, k7) = (
+            s.classic(1).unwrap(),
+            s.classic(2).unwrap(),
+            s.classic(3).unwrap(),
+            s.classic(7).unwrap(),
+        );
+        // Per GPC: 1g 100, 2g 110, 3g 120 (best), 7g 90.
+        let caps = [(k1, 100.0), (k2, 220.0), (k3, 360.0), (k7, 630.0)];
+        // 1000 = 2 × 360 + 280: the smallest size covering 280 is 3g (2g gives 220).
+        assert_eq!(segments(&s, &caps, 1000.0), [(k3, 2), (k3, 1)]);
+        // 800 = 2 × 360 + 80: a 1g covers 80.
+        assert_eq!(segments(&s, &caps, 800.0), [(k3, 2), (k1, 1)]);
+        // A whole multiple keeps one segment back for the "last" one: 720 = 1 × 360 + 360.
+        assert_eq!(segments(&s, &caps, 720.0), [(k3, 1), (k3, 1)]);
+        // Below one segment: only the last one.
+        assert_eq!(segments(&s, &caps, 50.0), [(k1, 1)]);
+        // Ties on throughput per GPC go to the smaller size, as the original's strict `>`.
+        assert_eq!(
+            segments(&s, &[(k1, 100.0), (k2, 200.0)], 250.0),
+            [(k1, 2), (k1, 1)]
+        );
+    }
+}

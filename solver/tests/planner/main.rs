@@ -5,3 +5,4 @@ mod data;
 mod messages;
 mod parvagpu;
 mod props;
+mod report;
