@@ -1,8 +1,106 @@
 //! # migopt-papers
 //!
 //! Reproductions of published MIG partitioning results on migopt's own planner, simulator
-//! and data: every number in a `RESULTS.md` is written by the code here, never by hand.
+//! and data: every number and figure in a `RESULTS.md` is written by the code here, never by
+//! hand. `migopt reproduce papers/<study>` runs one study and writes its folder.
 
 #![warn(missing_docs)]
 
+pub mod md;
+pub mod paris_elsa;
+pub mod parvagpu;
 pub mod plot;
+
+use migopt_models::Error;
+use std::path::{Path, PathBuf};
+
+/// The studies that can be reproduced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Study {
+    /// PARIS + ELSA (DAC 2022) against homogeneous partitions and baseline schedulers.
+    ParisElsa,
+    /// ParvaGPU's six SLO scenarios (SC 2024): GPUs used, optimality, simulated SLOs.
+    Parvagpu,
+}
+
+impl Study {
+    /// Picks the study from a folder such as `papers/paris-elsa`.
+    pub fn from_dir(dir: &Path) -> Result<Self, Error> {
+        match dir.file_name().and_then(|n| n.to_str()) {
+            Some("paris-elsa") => Ok(Study::ParisElsa),
+            Some("parvagpu") => Ok(Study::Parvagpu),
+            _ => Err(Error::Invalid(format!(
+                "{}: not a study folder (use papers/paris-elsa or papers/parvagpu)",
+                dir.display()
+            ))),
+        }
+    }
+}
+
+/// How hard to try, and where the shared data set is.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// A reduced run (one workload, fewer queries) for tests and CI.
+    pub quick: bool,
+    /// Master seed of every simulation.
+    pub seed: u64,
+    /// Simulator threads (results do not depend on it).
+    pub threads: Option<usize>,
+    /// The ParvaGPU data set (`../shared/datasets/parvagpu-a100-80gb`), if present.
+    pub dataset: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            quick: false,
+            seed: 1,
+            threads: None,
+            dataset: migopt_profiles::parvagpu::shared_dataset(),
+        }
+    }
+}
+
+/// A qualitative claim the run checked, and whether it held.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Claim {
+    /// What is claimed.
+    pub text: String,
+    /// Whether the numbers of this run bear it out.
+    pub holds: bool,
+}
+
+/// Everything a study produces: files (path relative to the study folder, contents) and
+/// the claims it checked.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    /// Files to write, relative to the study folder.
+    pub files: Vec<(PathBuf, String)>,
+    /// Checked claims.
+    pub claims: Vec<Claim>,
+}
+
+/// Progress callback: (steps done, steps in all).
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+/// Runs a study and returns its files, without writing anything.
+pub fn reproduce(study: Study, opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
+    match study {
+        Study::ParisElsa => paris_elsa::run(opts, progress),
+        Study::Parvagpu => parvagpu::run(opts, progress),
+    }
+}
+
+/// Writes a study's files under `dir` (after they all rendered).
+pub fn write(dir: &Path, out: &Output) -> Result<Vec<PathBuf>, Error> {
+    let mut written = Vec::new();
+    for (rel, text) in &out.files {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
+        written.push(p);
+    }
+    Ok(written)
+}

@@ -6,6 +6,7 @@ mod import;
 mod layouts;
 mod plan;
 mod profile;
+mod reproduce;
 mod scenario;
 mod simulate;
 
@@ -33,6 +34,8 @@ enum Command {
     Simulate(simulate::SimFlags),
     /// Find the largest load a plan sustains within its SLAs (bisection over the rate).
     Capacity(simulate::CapacityArgs),
+    /// Regenerate a reproduction under papers/ (CSVs, SVG figures, RESULTS.md).
+    Reproduce(reproduce::Args),
     /// Work with latency profile CSV files.
     #[command(subcommand)]
     Profile(profile::Command),
@@ -90,6 +93,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Layouts(a) => layouts::run(a),
         Command::Plan(a) => plan::run(a),
+        Command::Reproduce(a) => reproduce::run(a),
         Command::Gap(a) => gap::run(a),
         Command::Simulate(a) => simulate::run_simulate(a),
         Command::Capacity(a) => simulate::run_capacity(a),

@@ -1,0 +1,52 @@
+//! `migopt reproduce papers/<study>`: regenerate a reproduction's CSVs, figures and
+//! RESULTS.md.
+
+use super::common::Progress;
+use super::CliError;
+use migopt_papers::{Options, Study};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The study folder: papers/paris-elsa or papers/parvagpu.
+    dir: PathBuf,
+    /// A reduced run (one workload, fewer queries), as the tests use.
+    #[arg(long)]
+    quick: bool,
+    /// Master seed of every simulation.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Simulator threads (results do not depend on it).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// The ParvaGPU data set folder (default: ../shared/datasets/parvagpu-a100-80gb when present).
+    #[arg(long)]
+    dataset: Option<PathBuf>,
+    /// Write the outputs here instead of the study folder.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> Result<(), CliError> {
+    let study = Study::from_dir(&a.dir)?;
+    let dataset = a.dataset.clone().or_else(|| {
+        let p = PathBuf::from("../shared/datasets/parvagpu-a100-80gb");
+        p.join("prof_data").is_dir().then_some(p)
+    });
+    let opts = Options {
+        quick: a.quick,
+        seed: a.seed,
+        threads: a.threads,
+        dataset: dataset.or_else(|| Options::default().dataset),
+    };
+    let bar = Progress::new(&format!("reproducing {}", a.dir.display()), true);
+    let out = migopt_papers::reproduce(study, &opts, &|d, t| bar.update(d, t))?;
+    bar.finish();
+    let dir = a.out.unwrap_or(a.dir);
+    let written = migopt_papers::write(&dir, &out)?;
+    crate::sayln!("wrote {} files under {}", written.len(), dir.display());
+    for c in &out.claims {
+        crate::sayln!("[{}] {}", if c.holds { "holds" } else { "fails" }, c.text);
+    }
+    Ok(())
+}

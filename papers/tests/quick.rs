@@ -1,0 +1,68 @@
+//! Reduced reproductions, as CI runs them: the files are produced and the qualitative
+//! claims that a small run can check hold.
+
+use migopt_papers::{reproduce, Options, Study};
+
+#[test]
+fn paris_elsa_quick_run_checks_its_claims() {
+    let opts = Options {
+        quick: true,
+        threads: Some(2),
+        ..Options::default()
+    };
+    let out = reproduce(Study::ParisElsa, &opts, &|_, _| {}).unwrap();
+    let names: Vec<String> = out
+        .files
+        .iter()
+        .map(|f| f.0.display().to_string())
+        .collect();
+    for want in [
+        "RESULTS.md",
+        "results/capacity.csv",
+        "results/p99_vs_load.csv",
+        "figures/h100-resnet50-p99-vs-load.svg",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from {names:?}"
+        );
+    }
+    // The fluid optimum dominates PARIS by construction; the simulated capacities must agree
+    // within their intervals; PARIS+ELSA must beat the best homogeneous cut with FIFS.
+    for c in &out.claims {
+        assert!(c.holds, "claim failed: {}", c.text);
+    }
+    let md = &out
+        .files
+        .iter()
+        .find(|f| f.0.ends_with("RESULTS.md"))
+        .unwrap()
+        .1;
+    assert!(md.contains("| h100-resnet50 |"), "{md}");
+}
+
+#[test]
+fn parvagpu_quick_run_proves_optimality() {
+    let opts = Options {
+        quick: true,
+        threads: Some(2),
+        ..Options::default()
+    };
+    if opts.dataset.is_none() {
+        eprintln!("skipped: ../shared/datasets/parvagpu-a100-80gb is absent");
+        return;
+    }
+    let out = reproduce(Study::Parvagpu, &opts, &|_, _| {}).unwrap();
+    let optimal = out
+        .claims
+        .iter()
+        .find(|c| c.text.contains("proves its optimum"))
+        .unwrap();
+    assert!(optimal.holds);
+    let fewer = out
+        .claims
+        .iter()
+        .find(|c| c.text.contains("no more GPUs"))
+        .unwrap();
+    assert!(fewer.holds);
+}
