@@ -186,3 +186,151 @@ fn import_of_a_broken_data_set_writes_nothing() {
     );
     assert!(!dest.exists(), "output written despite bad input");
 }
+
+#[test]
+fn plan_rejects_bad_scenarios_with_the_same_messages() {
+    // The planner reads scenarios through the same loader as `scenario check`.
+    corpus("toml", "toml", &["plan"]);
+    // Scenarios that parse but cannot be planned say why, in user terms.
+    assert_eq!(corpus("plan", "toml", &["plan", "--cap-gpus"]), 3);
+}
+
+fn tmp_plan(dir: &Path) -> PathBuf {
+    let plan = dir.join("plan.json");
+    let o = run(&["plan", "--out", plan.to_str().unwrap()], &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    plan
+}
+
+#[test]
+fn plan_default_is_proven_optimal_and_exports() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(&["plan", "--json"], &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "optimal");
+    for f in ["objective", "bound", "gap", "lp_bound", "solve_seconds"] {
+        assert!(v[f].is_number(), "{f}: {}", v[f]);
+    }
+    assert!(v["bound"].as_f64().unwrap() + 1e-6 >= v["objective"].as_f64().unwrap());
+    assert!(v["lp_bound"].as_f64().unwrap() + 1e-6 >= v["bound"].as_f64().unwrap());
+    let gpus = v["gpus"].as_array().unwrap();
+    assert_eq!(gpus.len(), 8);
+    for a in gpus.iter().flat_map(|g| g["layout"].as_array().unwrap()) {
+        for f in ["profile", "start", "model", "batch", "procs"] {
+            assert!(!a[f].is_null(), "{f} missing in {a}");
+        }
+    }
+    let yaml = tmp.path().join("mig.yaml");
+    let plan = tmp.path().join("p.json");
+    let o = run(
+        &["plan", "--solver", "paris", "--out", plan.to_str().unwrap(), "--mig-parted", yaml.to_str().unwrap()],
+        &root(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("status      heuristic"));
+    let y = std::fs::read_to_string(&yaml).unwrap();
+    for want in ["version: v1", "mig-configs:", "migopt-plan:", "devices: [", "mig-enabled: true", "mig-devices:"] {
+        assert!(y.contains(want), "{want} missing:\n{y}");
+    }
+    let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    assert_eq!(p["solver"], "paris");
+    // Both encodings give the same optimum on the default scenario.
+    let o = run(&["plan", "--encoding", "placements", "--json"], &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (a, b) = (v["objective"].as_f64().unwrap(), w["objective"].as_f64().unwrap());
+    assert!((a - b).abs() <= 1e-6 * a, "{a} vs {b}");
+}
+
+#[test]
+fn gap_compares_every_heuristic_with_the_milp() {
+    let o = run(&["gap", "--json"], &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    let solvers: Vec<&str> = rows.iter().map(|r| r["solver"].as_str().unwrap()).collect();
+    for s in ["milp", "paris", "parvagpu", "homogeneous-3g"] {
+        assert!(solvers.contains(&s), "{s} missing: {solvers:?}");
+    }
+    for r in rows.iter().filter(|r| r["objective"].is_number()) {
+        assert!(r["gap_pct"].as_f64().unwrap() >= -1e-6, "a heuristic beat the MILP: {r}");
+    }
+}
+
+#[test]
+fn simulate_and_capacity_run_a_plan_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = tmp_plan(tmp.path());
+    let p = plan.to_str().unwrap();
+    let args = ["--queries", "20000", "--replications", "2", "--json"];
+    let mut a = vec!["simulate", p, "--scheduler", "fifs"];
+    a.extend(args);
+    let o = run(&a, &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["scheduler"], "fifs");
+    assert_eq!(v["models"].as_array().unwrap().len(), 2);
+    assert!(v["models"][0]["latency_ms"]["p99"]["mean"].as_f64().unwrap() > 0.0);
+    // Same seed, same result, whatever the thread count.
+    let mut a1 = vec!["simulate", p, "--threads", "1"];
+    a1.extend(args);
+    let mut a2 = vec!["simulate", p, "--threads", "2"];
+    a2.extend(args);
+    assert_eq!(run(&a1, &root()).stdout, run(&a2, &root()).stdout);
+    let mut a = vec!["capacity", p];
+    a.extend(args);
+    let o = run(&a, &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["capacity_qps"]["mean"].as_f64().unwrap() > 0.0);
+    assert!(v["fluid_capacity_qps"].as_f64().unwrap() > 0.0);
+    // A scenario is planned first, and says so.
+    let o = run(&["simulate", "profiles/h100-80gb/default.toml", "--queries", "5000", "--replications", "2"], &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("planned profiles/h100-80gb/default.toml first with the MILP"), "{}", stdout(&o));
+}
+
+#[test]
+fn simulate_rejects_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = tmp_plan(tmp.path());
+    let p = plan.to_str().unwrap();
+    let expect = |args: &[&str], want: &str| {
+        let o = run(args, &root());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "");
+    };
+    expect(&["simulate", p, "--rate", "0"], "--rate 0 must be a positive number of queries per second");
+    let text = std::fs::read_to_string(&plan).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["gpus"][0]["layout"][0]["start"] = serde_json::json!(7);
+    let bad = tmp.path().join("bad-start.json");
+    std::fs::write(&bad, v.to_string()).unwrap();
+    expect(&["simulate", bad.to_str().unwrap()], "invalid MIG placement on H100-80GB: GPU 0:");
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["gpus"][0]["layout"][0]["model"] = serde_json::json!("resnet18");
+    let bad = tmp.path().join("bad-model.json");
+    std::fs::write(&bad, v.to_string()).unwrap();
+    expect(&["simulate", bad.to_str().unwrap()], "resnet18");
+    let trace = tmp.path().join("trace.csv");
+    std::fs::write(&trace, "arrival_ms,model,batch\n0.0,resnet50,4\n5.0,bert-base,2\n3.0,resnet50,1\n").unwrap();
+    expect(&["simulate", p, "--trace", trace.to_str().unwrap()], "trace.csv:4");
+    let junk = tmp.path().join("junk.json");
+    std::fs::write(&junk, "{\"not\": \"a plan\"}").unwrap();
+    expect(&["simulate", junk.to_str().unwrap()], "not a migopt plan");
+}
+
+#[test]
+fn reproduce_quick_writes_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pe");
+    let o = run(&["reproduce", "papers/paris-elsa", "--quick", "--out", out.to_str().unwrap()], &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("RESULTS.md").is_file());
+    assert!(out.join("results/capacity.csv").is_file());
+    assert!(!stdout(&o).contains("[fails]"), "{}", stdout(&o));
+    let o = run(&["reproduce", "papers/nope"], &root());
+    assert_eq!(o.status.code(), Some(2));
+}
