@@ -164,9 +164,9 @@ impl Curve {
         self.batches
             .iter()
             .zip(&self.latency_ms)
-            .filter(|(_, &l)| l <= limit.0)
+            .rev()
+            .find(|(_, &l)| l <= limit.0)
             .map(|(&b, _)| b)
-            .last()
     }
 }
 
@@ -236,7 +236,7 @@ impl ProfileSet {
             .map_err(|e| Error::field(first_origin.clone(), "gpu", e.to_string()))?;
         let gpu = gpu_spec.name.clone();
         let mut seen: BTreeMap<(CurveKey, u32), Origin> = BTreeMap::new();
-        let mut grouped: BTreeMap<CurveKey, Vec<(u32, f64, Option<f64>, f64)>> = BTreeMap::new();
+        let mut grouped: BTreeMap<CurveKey, Vec<&ProfileRow>> = BTreeMap::new();
         let mut methods = BTreeMap::new();
         for (origin, r) in &rows {
             let this = cat
@@ -271,39 +271,34 @@ impl ProfileSet {
                 ));
             }
             methods.entry(r.model.clone()).or_insert(r.method);
-            grouped.entry(key).or_default().push((
-                r.batch,
-                r.latency_ms,
-                r.latency_p99_ms,
-                r.throughput_qps,
-            ));
+            grouped.entry(key).or_default().push(r);
         }
         let mut warnings = Vec::new();
         let mut curves = BTreeMap::new();
         for (key, mut pts) in grouped {
-            pts.sort_by_key(|p| p.0);
-            let has_p99 = pts.iter().all(|p| p.2.is_some());
+            pts.sort_by_key(|r| r.batch);
             for w in pts.windows(2) {
-                if w[1].1 < w[0].1 {
+                if w[1].latency_ms < w[0].latency_ms {
                     warnings.push(Warning {
                         at: format!("{} on {} (procs {})", key.model, key.profile, key.procs),
                         message: format!(
                             "latency falls from {:.3} ms at batch {} to {:.3} ms at batch {}",
-                            w[0].1, w[0].0, w[1].1, w[1].0
+                            w[0].latency_ms, w[0].batch, w[1].latency_ms, w[1].batch
                         ),
                     });
                 }
             }
-            curves.insert(
-                key,
-                Curve {
-                    batches: pts.iter().map(|p| p.0).collect(),
-                    latency_ms: pts.iter().map(|p| p.1).collect(),
-                    p99_ms: pts.iter().map(|p| p.2.unwrap_or(p.1)).collect(),
-                    throughput_qps: pts.iter().map(|p| p.3).collect(),
-                    has_p99,
-                },
-            );
+            let curve = Curve {
+                batches: pts.iter().map(|r| r.batch).collect(),
+                latency_ms: pts.iter().map(|r| r.latency_ms).collect(),
+                p99_ms: pts
+                    .iter()
+                    .map(|r| r.latency_p99_ms.unwrap_or(r.latency_ms))
+                    .collect(),
+                throughput_qps: pts.iter().map(|r| r.throughput_qps).collect(),
+                has_p99: pts.iter().all(|r| r.latency_p99_ms.is_some()),
+            };
+            curves.insert(key, curve);
         }
         Ok(Self {
             gpu,

@@ -1,11 +1,16 @@
 //! Property tests tying the layout enumeration (conflict graph + maximal cliques) to the
 //! independent validator (slot bit masks): they must describe the same set of layouts.
 
-use migopt_models::{enumerate_maximal, layout::contains, validate, Catalogue, LayoutRules, Placement};
+use migopt_models::{
+    enumerate_maximal, layout::contains, validate, Catalogue, LayoutRules, Placement,
+};
 use proptest::prelude::*;
 
 fn rules() -> impl Strategy<Value = LayoutRules> {
-    (any::<bool>(), any::<bool>()).prop_map(|(all_profiles, pre_r510)| LayoutRules { all_profiles, pre_r510 })
+    (any::<bool>(), any::<bool>()).prop_map(|(all_profiles, pre_r510)| LayoutRules {
+        all_profiles,
+        pre_r510,
+    })
 }
 
 proptest! {
