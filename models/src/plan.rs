@@ -71,6 +71,21 @@ pub struct SolveReport {
     pub gpcs_used: Option<u32>,
 }
 
+impl SolveReport {
+    /// The report of a heuristic: an objective and a time, no optimality claim.
+    pub fn heuristic(objective: f64, solve_seconds: f64) -> Self {
+        Self {
+            status: SolveStatus::Heuristic,
+            objective,
+            bound: None,
+            gap: None,
+            lp_bound: None,
+            solve_seconds,
+            gpcs_used: None,
+        }
+    }
+}
+
 /// One GPU instance of a plan and what runs on it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Assignment {
@@ -297,15 +312,7 @@ mod tests {
             gpu: "H100-80GB".into(),
             objective_kind: Objective::MaxLoad,
             solver: "test".into(),
-            report: SolveReport {
-                status: SolveStatus::Heuristic,
-                objective: 1.0,
-                bound: None,
-                gap: None,
-                lp_bound: None,
-                solve_seconds: 0.0,
-                gpcs_used: None,
-            },
+            report: SolveReport::heuristic(1.0, 0.0),
             params: PlanParams::default(),
             gpus: vec![
                 GpuPlan {

@@ -150,7 +150,13 @@ pub fn a100_profiles(dir: &Path) -> Result<ProfileSet, Error> {
 /// Partitionings compared, as planner names.
 fn partitionings(quick: bool) -> Vec<&'static str> {
     if quick {
-        vec!["homogeneous-1g", "homogeneous-3g", "homogeneous-7g", "paris", "milp"]
+        vec![
+            "homogeneous-1g",
+            "homogeneous-3g",
+            "homogeneous-7g",
+            "paris",
+            "milp",
+        ]
     } else {
         vec![
             "homogeneous-1g",
@@ -266,7 +272,12 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
                 } else {
                     num(plan.map(|p| p.report.objective), 1)
                 },
-                plans[p].as_ref().err().or(unplanned.get(p)).cloned().unwrap_or_default(),
+                plans[p]
+                    .as_ref()
+                    .err()
+                    .or(unplanned.get(p))
+                    .cloned()
+                    .unwrap_or_default(),
             ]);
             for &sch in &scheds {
                 let mut cell = Cell {
@@ -462,7 +473,7 @@ struct Headline {
 /// Every GPU cut into as many instances of one classic profile as fit, all serving the
 /// scenario's first model and accepting every batch their profile was measured at.
 fn homogeneous_anyway(s: &Scenario, short: &str) -> Result<Plan, Error> {
-    use migopt_models::{Assignment, GpuPlan, PlanParams, SolveReport, SolveStatus};
+    use migopt_models::{Assignment, GpuPlan, PlanParams, SolveReport};
     let gpu = s.gpu_spec();
     let bad = || Error::Invalid(format!("{} has no {short} profile", gpu.name));
     let n: u32 = short.trim_end_matches('g').parse().map_err(|_| bad())?;
@@ -503,15 +514,8 @@ fn homogeneous_anyway(s: &Scenario, short: &str) -> Result<Plan, Error> {
         gpu: gpu.name.clone(),
         objective_kind: Objective::MaxLoad,
         solver: format!("homogeneous-{short}"),
-        report: SolveReport {
-            status: SolveStatus::Heuristic,
-            objective: 0.0,
-            bound: None,
-            gap: None,
-            lp_bound: None,
-            solve_seconds: 0.0,
-            gpcs_used: None,
-        },
+        // Not planned: no fluid capacity to claim.
+        report: SolveReport::heuristic(0.0, 0.0),
         params: PlanParams::default(),
         gpus,
         routes: Vec::new(),
