@@ -133,6 +133,15 @@ pub struct PlanParams {
     pub sla_fraction: f64,
     /// Min-gpus: an instance is feasible if its batch latency < slo_factor·SLO.
     pub slo_factor: f64,
+    /// Min-gpus: each instance is planned to carry at most this fraction of its measured
+    /// throughput. 1.0 is ParvaGPU's rule (throughput ≥ rate); below 1 leaves queueing
+    /// headroom, which the simulation shows server-side batching needs near saturation.
+    #[serde(default = "one")]
+    pub rate_headroom: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Default for PlanParams {
@@ -141,6 +150,7 @@ impl Default for PlanParams {
             max_utilisation: 0.8,
             sla_fraction: 0.5,
             slo_factor: 0.45,
+            rate_headroom: 1.0,
         }
     }
 }

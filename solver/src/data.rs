@@ -203,6 +203,12 @@ fn check_params(p: &PlanParams) -> Result<(), Error> {
             p.max_utilisation
         )));
     }
+    if !ok(p.rate_headroom) || p.rate_headroom > 1.0 {
+        return Err(Error::Invalid(format!(
+            "rate headroom {} must be in (0, 1]",
+            p.rate_headroom
+        )));
+    }
     if !ok(p.sla_fraction) || !ok(p.slo_factor) {
         return Err(Error::Invalid(format!(
             "SLA fraction {} and SLO factor {} must be positive",
@@ -369,7 +375,9 @@ pub(crate) fn rate_data(
                             fastest = Some((l, b, procs, k));
                         }
                         if l < limit {
-                            let tp = procs as f64 * b as f64 * 1000.0 / l;
+                            // Planned capacity: the measured rate, less the headroom kept
+                            // for queueing (none under ParvaGPU's rule).
+                            let tp = procs as f64 * b as f64 * 1000.0 / l * params.rate_headroom;
                             pts.push(OpPoint {
                                 batch: b,
                                 procs,

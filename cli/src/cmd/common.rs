@@ -55,6 +55,10 @@ pub struct PlanFlags {
     /// (0.45 = 0.9 x SLO / 2, ParvaGPU's rule).
     #[arg(long, default_value_t = PlanParams::default().slo_factor)]
     pub slo_factor: f64,
+    /// Plan each instance to carry at most this fraction of its throughput, min-gpus
+    /// (1 = ParvaGPU's rule; lower leaves queueing headroom).
+    #[arg(long, default_value_t = 1.0)]
+    pub headroom: f64,
     /// Also use double-memory 1g and +me profiles.
     #[arg(long)]
     pub all_profiles: bool,
@@ -94,6 +98,12 @@ impl PlanFlags {
                 self.slo_factor
             )));
         }
+        if !(self.headroom > 0.0 && self.headroom <= 1.0) {
+            return Err(bad(format!(
+                "--headroom {} must be in (0, 1]",
+                self.headroom
+            )));
+        }
         if !(0.0..1.0).contains(&self.mip_gap) {
             return Err(bad(format!("--mip-gap {} must be in [0, 1)", self.mip_gap)));
         }
@@ -112,6 +122,7 @@ impl PlanFlags {
                 max_utilisation: self.rho,
                 sla_fraction: self.beta,
                 slo_factor: self.slo_factor,
+                rate_headroom: self.headroom,
             },
             time_limit: self.time_limit,
             mip_gap: self.mip_gap,
