@@ -224,22 +224,41 @@ fn plan_default_is_proven_optimal_and_exports() {
     let yaml = tmp.path().join("mig.yaml");
     let plan = tmp.path().join("p.json");
     let o = run(
-        &["plan", "--solver", "paris", "--out", plan.to_str().unwrap(), "--mig-parted", yaml.to_str().unwrap()],
+        &[
+            "plan",
+            "--solver",
+            "paris",
+            "--out",
+            plan.to_str().unwrap(),
+            "--mig-parted",
+            yaml.to_str().unwrap(),
+        ],
         &root(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("status      heuristic"));
     let y = std::fs::read_to_string(&yaml).unwrap();
-    for want in ["version: v1", "mig-configs:", "migopt-plan:", "devices: [", "mig-enabled: true", "mig-devices:"] {
+    for want in [
+        "version: v1",
+        "mig-configs:",
+        "migopt-plan:",
+        "devices: [",
+        "mig-enabled: true",
+        "mig-devices:",
+    ] {
         assert!(y.contains(want), "{want} missing:\n{y}");
     }
-    let p: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let p: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
     assert_eq!(p["solver"], "paris");
     // Both encodings give the same optimum on the default scenario.
     let o = run(&["plan", "--encoding", "placements", "--json"], &root());
     assert!(o.status.success(), "{}", stderr(&o));
     let w: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let (a, b) = (v["objective"].as_f64().unwrap(), w["objective"].as_f64().unwrap());
+    let (a, b) = (
+        v["objective"].as_f64().unwrap(),
+        w["objective"].as_f64().unwrap(),
+    );
     assert!((a - b).abs() <= 1e-6 * a, "{a} vs {b}");
 }
 
@@ -254,7 +273,10 @@ fn gap_compares_every_heuristic_with_the_milp() {
         assert!(solvers.contains(&s), "{s} missing: {solvers:?}");
     }
     for r in rows.iter().filter(|r| r["objective"].is_number()) {
-        assert!(r["gap_pct"].as_f64().unwrap() >= -1e-6, "a heuristic beat the MILP: {r}");
+        assert!(
+            r["gap_pct"].as_f64().unwrap() >= -1e-6,
+            "a heuristic beat the MILP: {r}"
+        );
     }
 }
 
@@ -271,7 +293,12 @@ fn simulate_and_capacity_run_a_plan_file() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["scheduler"], "fifs");
     assert_eq!(v["models"].as_array().unwrap().len(), 2);
-    assert!(v["models"][0]["latency_ms"]["p99"]["mean"].as_f64().unwrap() > 0.0);
+    assert!(
+        v["models"][0]["latency_ms"]["p99"]["mean"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     // Same seed, same result, whatever the thread count.
     let mut a1 = vec!["simulate", p, "--threads", "1"];
     a1.extend(args);
@@ -286,9 +313,23 @@ fn simulate_and_capacity_run_a_plan_file() {
     assert!(v["capacity_qps"]["mean"].as_f64().unwrap() > 0.0);
     assert!(v["fluid_capacity_qps"].as_f64().unwrap() > 0.0);
     // A scenario is planned first, and says so.
-    let o = run(&["simulate", "profiles/h100-80gb/default.toml", "--queries", "5000", "--replications", "2"], &root());
+    let o = run(
+        &[
+            "simulate",
+            "profiles/h100-80gb/default.toml",
+            "--queries",
+            "5000",
+            "--replications",
+            "2",
+        ],
+        &root(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).starts_with("planned profiles/h100-80gb/default.toml first with the MILP"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("planned profiles/h100-80gb/default.toml first with the MILP"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -302,21 +343,34 @@ fn simulate_rejects_bad_input() {
         assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
         assert_eq!(stdout(&o), "");
     };
-    expect(&["simulate", p, "--rate", "0"], "--rate 0 must be a positive number of queries per second");
+    expect(
+        &["simulate", p, "--rate", "0"],
+        "--rate 0 must be a positive number of queries per second",
+    );
     let text = std::fs::read_to_string(&plan).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     v["gpus"][0]["layout"][0]["start"] = serde_json::json!(7);
     let bad = tmp.path().join("bad-start.json");
     std::fs::write(&bad, v.to_string()).unwrap();
-    expect(&["simulate", bad.to_str().unwrap()], "invalid MIG placement on H100-80GB: GPU 0:");
+    expect(
+        &["simulate", bad.to_str().unwrap()],
+        "invalid MIG placement on H100-80GB: GPU 0:",
+    );
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     v["gpus"][0]["layout"][0]["model"] = serde_json::json!("resnet18");
     let bad = tmp.path().join("bad-model.json");
     std::fs::write(&bad, v.to_string()).unwrap();
     expect(&["simulate", bad.to_str().unwrap()], "resnet18");
     let trace = tmp.path().join("trace.csv");
-    std::fs::write(&trace, "arrival_ms,model,batch\n0.0,resnet50,4\n5.0,bert-base,2\n3.0,resnet50,1\n").unwrap();
-    expect(&["simulate", p, "--trace", trace.to_str().unwrap()], "trace.csv:4");
+    std::fs::write(
+        &trace,
+        "arrival_ms,model,batch\n0.0,resnet50,4\n5.0,bert-base,2\n3.0,resnet50,1\n",
+    )
+    .unwrap();
+    expect(
+        &["simulate", p, "--trace", trace.to_str().unwrap()],
+        "trace.csv:4",
+    );
     let junk = tmp.path().join("junk.json");
     std::fs::write(&junk, "{\"not\": \"a plan\"}").unwrap();
     expect(&["simulate", junk.to_str().unwrap()], "not a migopt plan");
@@ -326,11 +380,24 @@ fn simulate_rejects_bad_input() {
 fn reproduce_quick_writes_results() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("pe");
-    let o = run(&["reproduce", "papers/paris-elsa", "--quick", "--out", out.to_str().unwrap()], &root());
+    let o = run(
+        &[
+            "reproduce",
+            "papers/paris-elsa",
+            "--quick",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &root(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.join("RESULTS.md").is_file());
     assert!(out.join("results/capacity.csv").is_file());
-    assert!(stdout(&o).contains("[holds] MILP fluid capacity ≥ PARIS fluid capacity"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("[holds] MILP fluid capacity ≥ PARIS fluid capacity"),
+        "{}",
+        stdout(&o)
+    );
     let o = run(&["reproduce", "papers/nope"], &root());
     assert_eq!(o.status.code(), Some(2));
 }
