@@ -331,6 +331,9 @@ pub(crate) struct RateModel {
     pub rate: f64,
     /// Best feasible point per size (`None`: the size cannot serve the model).
     pub best: Vec<Option<OpPoint>>,
+    /// Fewest GPCs any set of instances serving the model alone can have (a knapsack solved
+    /// exactly by dynamic programming); a valid cut for the MILP.
+    pub min_gpcs: u32,
 }
 
 /// Everything min-gpus planners need.
@@ -413,11 +416,66 @@ pub(crate) fn rate_data(
                 fmt_ms(l)
             )));
         }
+        let (min_gpcs, _) = min_gpcs(&sizes, &best, rates[mi]);
         models.push(RateModel {
             name: name.to_string(),
             rate: rates[mi],
             best,
+            min_gpcs,
         });
     }
     Ok(RateData { sizes, models })
+}
+
+/// Fewest GPCs whose instances (each size at its best point) reach `rate`, and one such
+/// set of instances (count per size): the unbounded knapsack
+/// `min Σ c_k·n_k  s.t.  Σ T_k·n_k ≥ rate`, by dynamic programming over GPCs (f[g] = the
+/// most requests/s g GPCs can serve).
+pub(crate) fn min_gpcs(sizes: &Sizes, best: &[Option<OpPoint>], rate: f64) -> (u32, Vec<u32>) {
+    let mut counts = vec![0u32; best.len()];
+    let items: Vec<(usize, usize, f64)> = best
+        .iter()
+        .enumerate()
+        .filter_map(|(k, o)| o.map(|o| (k, sizes.profiles[k].compute as usize, o.throughput)))
+        .filter(|&(_, c, t)| c > 0 && t > 0.0)
+        .collect();
+    // An upper limit: one size alone, rounded up to whole instances.
+    let Some(&(k0, c0, t0)) = items
+        .iter()
+        .min_by_key(|&&(_, c, t)| c * (rate / t).ceil().max(1.0) as usize)
+    else {
+        return (0, counts);
+    };
+    let n0 = (rate / t0).ceil().max(1.0) as usize;
+    let limit = c0 * n0;
+    let target = rate * (1.0 - 1e-12);
+    let mut f = vec![0.0f64; limit + 1];
+    // choice[g]: the item added to reach f[g] (None: g−1 GPCs and one idle).
+    let mut choice: Vec<Option<usize>> = vec![None; limit + 1];
+    for g in 1..=limit {
+        let (mut v, mut ch) = (f[g - 1], None);
+        for (i, &(_, c, t)) in items.iter().enumerate() {
+            if c <= g && f[g - c] + t > v {
+                v = f[g - c] + t;
+                ch = Some(i);
+            }
+        }
+        f[g] = v;
+        choice[g] = ch;
+        if v >= target {
+            let mut at = g;
+            while at > 0 {
+                match choice[at] {
+                    Some(i) => {
+                        counts[items[i].0] += 1;
+                        at -= items[i].1;
+                    }
+                    None => at -= 1,
+                }
+            }
+            return (g as u32, counts);
+        }
+    }
+    counts[k0] = n0 as u32;
+    (limit as u32, counts)
 }

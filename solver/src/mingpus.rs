@@ -65,6 +65,25 @@ fn cover(b: &mut Builder, d: &RateData, n: &[Vec<Option<Var>>]) {
     }
 }
 
+/// `min gpcs  Σ_k compute_k·n[m,k] ≥ G*_m   ∀ m`, G*_m the fewest GPCs that can serve model m
+/// alone (exact knapsack), and `Σ GPUs ≥ ⌈Σ_m G*_m / C⌉`. Both are valid for every integer
+/// solution; they lift the LP bound from fractional instances to whole ones, which is what
+/// lets large instances close their gap.
+fn knapsack_cuts(b: &mut Builder, d: &RateData, n: &[Vec<Option<Var>>], gpus: Expression) {
+    for (mi, m) in d.models.iter().enumerate() {
+        let used = lin(n[mi]
+            .iter()
+            .enumerate()
+            .filter_map(|(k, v)| Some((d.sizes.profiles[k].compute as f64, (*v)?))));
+        b.push(geq(used, m.min_gpcs as f64));
+    }
+    let total: u32 = d.models.iter().map(|m| m.min_gpcs).sum();
+    b.push(geq(
+        gpus,
+        (total as f64 / d.sizes.gpu.compute_slices as f64).ceil(),
+    ));
+}
+
 /// GPCs of all instances: Σ compute_k·n[m,k].
 fn gpcs(d: &RateData, n: &[Vec<Option<Var>>]) -> Expression {
     lin(n.iter().flat_map(|nm| {
@@ -83,6 +102,7 @@ fn build(d: &RateData, encoding: Encoding, max_gpus: u32) -> (Builder, Model) {
         Encoding::Layouts => supply::layouts(&mut b, &d.sizes, &demand, max_gpus),
         Encoding::Placements => supply::placements(&mut b, &d.sizes, &demand, max_gpus, true),
     };
+    knapsack_cuts(&mut b, d, &n, supply.gpus());
     (b, Model { n, supply })
 }
 
@@ -117,6 +137,96 @@ pub(crate) struct Solved {
     pub report: SolveReport,
 }
 
+/// A first plan for the MILP to improve on, by rounding its LP relaxation: each model keeps
+/// the whole instances of the LP solution (rounded down) and covers the rest of its rate with
+/// the fewest GPCs (the knapsack of [`crate::data::min_gpcs`]); the instances are then packed
+/// by the small layout IP `min Σ_ℓ y[ℓ]  s.t.  Σ_ℓ c[ℓ,k]·y[ℓ] ≥ N_k`. The LP's mix of sizes
+/// is one that packs well, which per-model choices alone are not. Returns the instance
+/// counts and GPUs per layout. Without it, HiGHS spends most of a large solve looking for a
+/// plan this good.
+fn warm_start(
+    d: &RateData,
+    opts: &PlanOptions,
+    max_gpus: u32,
+) -> Option<(Vec<Vec<u32>>, Vec<u32>)> {
+    let ctl = crate::milp::Control {
+        time_limit: opts.time_limit,
+        ..crate::milp::Control::lp(opts.threads.max(1))
+    };
+    let (b, model) = build(d, Encoding::Layouts, max_gpus);
+    let objective = model.supply.gpus() * big(d, max_gpus) + gpcs(d, &model.n);
+    let relaxed = b
+        .solve(
+            Sense::Minimise,
+            objective,
+            &crate::milp::Control { relax: true, ..ctl },
+        )
+        .ok()?;
+    let counts: Vec<Vec<u32>> = d
+        .models
+        .iter()
+        .zip(&model.n)
+        .map(|(m, nm)| {
+            let mut c: Vec<u32> = nm
+                .iter()
+                .map(|v| v.map_or(0, |v| (relaxed.val(v) + 1e-9).floor().max(0.0) as u32))
+                .collect();
+            let served: f64 = m
+                .best
+                .iter()
+                .zip(&c)
+                .filter_map(|(o, &n)| Some(o.as_ref()?.throughput * n as f64))
+                .sum();
+            if served < m.rate * (1.0 - 1e-12) {
+                let (_, rest) = crate::data::min_gpcs(&d.sizes, &m.best, m.rate - served);
+                for (ck, r) in c.iter_mut().zip(rest) {
+                    *ck += r;
+                }
+            }
+            c
+        })
+        .collect();
+    let need: Vec<f64> = (0..d.sizes.profiles.len())
+        .map(|k| counts.iter().map(|c| c[k] as f64).sum())
+        .collect();
+    let total: f64 = need.iter().sum();
+    let mut b = Builder::new();
+    let y: Vec<Var> = (0..d.sizes.layouts.len())
+        .map(|l| b.int(format!("y[{l}]"), total.max(1.0)))
+        .collect();
+    for (k, &nk) in need.iter().enumerate() {
+        let offer = lin(y
+            .iter()
+            .enumerate()
+            .map(|(l, &v)| (d.sizes.count[l][k] as f64, v)));
+        b.push(geq(offer, nk));
+    }
+    let out = b
+        .solve(Sense::Minimise, lin(y.iter().map(|&v| (1.0, v))), &ctl)
+        .ok()?;
+    Some((counts, y.iter().map(|&v| out.int(v)).collect()))
+}
+
+/// Column values of a start: the counts, and the layouts as encoding A or B holds them.
+fn start_values(
+    b: &Builder,
+    d: &RateData,
+    model: &Model,
+    counts: &[Vec<u32>],
+    per_layout: &[u32],
+) -> Vec<f64> {
+    let mut cols = vec![0.0; b.num_vars()];
+    for (nm, cm) in model.n.iter().zip(counts) {
+        for (v, &c) in nm.iter().zip(cm) {
+            if let Some(v) = v {
+                cols[v.col] = c as f64;
+            }
+        }
+    }
+    model.supply.set_start(&d.sizes, per_layout, &mut cols);
+    cols
+}
+
 /// Solves the min-gpus MILP with at most `max_gpus` GPUs (a cap, or a heuristic's count).
 pub(crate) fn solve(
     d: &RateData,
@@ -124,11 +234,24 @@ pub(crate) fn solve(
     max_gpus: u32,
     lp: Option<f64>,
 ) -> Result<Solved, Error> {
-    let (b, model) = build(d, opts.encoding, max_gpus);
-    let weight = big(d, max_gpus);
+    let warm = warm_start(d, opts, max_gpus).filter(|(_, y)| y.iter().sum::<u32>() <= max_gpus);
+    // The start is a plan: no optimum needs more GPUs than it has.
+    let limit = warm
+        .as_ref()
+        .map_or(max_gpus, |(_, y)| y.iter().sum::<u32>().max(1));
+    let (b, model) = build(d, opts.encoding, limit);
+    let start = warm
+        .as_ref()
+        .map(|(c, y)| start_values(&b, d, &model, c, y));
+    let weight = big(d, limit);
     let objective = model.supply.gpus() * weight + gpcs(d, &model.n);
     let out = b
-        .solve(Sense::Minimise, objective, &crate::control(opts, false))
+        .solve_from(
+            Sense::Minimise,
+            objective,
+            &crate::control(opts, false),
+            start.as_deref(),
+        )
         .map_err(|f| match f {
             crate::milp::Failure::Infeasible => Error::Infeasible(format!(
                 "the rate targets need more than {max_gpus} GPUs: no plan fits in {max_gpus}{}",

@@ -39,6 +39,43 @@ impl Supply {
         }
     }
 
+    /// Writes a start into column values: `per_layout[ℓ]` GPUs cut by maximal layout ℓ
+    /// (encoding B: the fullest GPUs first, as the symmetry constraints want; GPUs beyond
+    /// the model's count are left out).
+    pub fn set_start(&self, sizes: &Sizes, per_layout: &[u32], cols: &mut [f64]) {
+        match self {
+            Supply::Layouts { y } => {
+                for (v, &c) in y.iter().zip(per_layout) {
+                    cols[v.col] = c as f64;
+                }
+            }
+            Supply::Placements { z, used } => {
+                let mut gpus: Vec<usize> = per_layout
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(l, &c)| std::iter::repeat_n(l, c as usize))
+                    .collect();
+                let compute = |l: usize| -> u32 {
+                    crate::pack::layout_slots(sizes, l)
+                        .iter()
+                        .map(|&(k, _)| sizes.profiles[k].compute)
+                        .sum()
+                };
+                gpus.sort_by_key(|&l| std::cmp::Reverse(compute(l)));
+                for (g, l) in gpus.into_iter().enumerate().take(z.len()) {
+                    if let Some(u) = used[g] {
+                        cols[u.col] = 1.0;
+                    }
+                    for (k, s) in crate::pack::layout_slots(sizes, l) {
+                        if let Some(e) = z[g].iter().find(|e| e.0 == k && e.1 == s) {
+                            cols[e.2.col] = 1.0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Per GPU, its instances as (size index, start), from a solution. Unused GPUs come out
     /// empty (encoding B) or are absent (encoding A).
     pub fn decode(&self, sizes: &Sizes, out: &Outcome) -> Vec<Vec<(usize, u32)>> {

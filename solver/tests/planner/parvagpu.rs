@@ -76,6 +76,7 @@ fn milp_proves_optimum_within_published_counts() {
             s.name,
             p.gpus_used()
         );
+        assert_eq!(p.gpus_used(), MILP[i], "{}", s.name);
         assert_eq!(p.report.bound, Some(p.gpus_used() as f64));
         let lp = p.report.lp_bound.unwrap();
         assert!(lp <= p.gpus_used() as f64 + 1e-6);

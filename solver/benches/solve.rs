@@ -1,0 +1,242 @@
+//! Planner benchmarks (divan). Synthetic but realistic latency curves on A100-80GB: a
+//! fixed cost plus work spread over the instance's SMs, L(k, b, p) = a·(1 + 0.25·(p−1)) +
+//! c·b·p / SMs(k), measured at batches 1, 2, 4, …, 32 and 1–3 MPS processes, with (a, c)
+//! drawn deterministically per model.
+//!
+//! * `max_load_8_gpus_3_models`: max-load MILP, 8 GPUs, 3 models with log-normal query
+//!   batches, proven optimal (gap 0). Goal < 0.5 s.
+//! * `min_gpus_1000_gpus_100_models`: min-gpus MILP, 100 models whose rates need about
+//!   1,000 GPUs in all, to a gap of 0.1 %. Goal < 5 s.
+//! * `max_load_scaling` / `min_gpus_scaling`: solve time against the GPU count for both
+//!   encodings (gap 0).
+//!
+//! Run: `cargo bench -p migopt-solver`.
+
+use migopt_models::{
+    BatchDist, BatchLookup, Demand, Method, Millis, ModelSpec, Objective, Origin, ProfileRow,
+    ProfileSet, Scenario,
+};
+use migopt_solver::{plan, Encoding, PlanOptions, SolverKind};
+use std::path::PathBuf;
+
+fn main() {
+    divan::main();
+}
+
+const SMS: [(&str, f64); 5] = [
+    ("1g.10gb", 14.0),
+    ("2g.20gb", 28.0),
+    ("3g.40gb", 42.0),
+    ("4g.40gb", 56.0),
+    ("7g.80gb", 98.0),
+];
+
+/// Deterministic pseudo-random numbers in [0, 1) (SplitMix64), so every run plans the same
+/// scenario.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) as f64 / u64::MAX as f64
+    }
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.next()
+    }
+}
+
+fn latency(a: f64, c: f64, b: u32, p: u32, sms: f64) -> f64 {
+    a * (1.0 + 0.25 * (p - 1) as f64) + c * b as f64 * p as f64 / sms
+}
+
+fn rows(model: &str, a: f64, c: f64) -> Vec<(Origin, ProfileRow)> {
+    let mut out = Vec::new();
+    for (profile, sms) in SMS {
+        for p in 1..=3u32 {
+            for b in [1u32, 2, 4, 8, 16, 32] {
+                let l = latency(a, c, b, p, sms);
+                out.push((
+                    Origin::file("bench"),
+                    ProfileRow {
+                        model: model.into(),
+                        gpu: "A100-80GB".into(),
+                        profile: profile.into(),
+                        batch: b,
+                        latency_ms: l,
+                        latency_p99_ms: None,
+                        procs: p,
+                        throughput_qps: p as f64 * b as f64 * 1000.0 / l,
+                        method: Method::Imported,
+                    },
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn scenario(
+    name: &str,
+    gpus: u32,
+    models: Vec<(String, f64, f64, f64, Demand, BatchDist)>,
+) -> Scenario {
+    let mut all = Vec::new();
+    let mut specs = Vec::new();
+    for (n, a, c, sla, demand, batch) in models {
+        all.extend(rows(&n, a, c));
+        specs.push(ModelSpec {
+            name: n.as_str().into(),
+            sla: Millis(sla),
+            demand,
+            batch,
+            profile_path: PathBuf::from("bench"),
+        });
+    }
+    Scenario {
+        name: name.into(),
+        description: None,
+        gpu: "A100-80GB".into(),
+        gpu_count: gpus,
+        batch_lookup: BatchLookup::Interpolate,
+        profiles: ProfileSet::from_rows(all).expect("valid rows"),
+        models: specs,
+    }
+}
+
+/// Three models with log-normal query batches on `gpus` GPUs (max-load).
+fn three_models(gpus: u32) -> Scenario {
+    let ln = |median: f64| BatchDist::Lognormal {
+        median,
+        sigma: 1.0,
+        max: 32,
+    };
+    scenario(
+        "three-models",
+        gpus,
+        vec![
+            (
+                "resnet-like".into(),
+                1.0,
+                8.0,
+                25.0,
+                Demand::Share(0.5),
+                ln(4.0),
+            ),
+            (
+                "bert-like".into(),
+                2.5,
+                20.0,
+                50.0,
+                Demand::Share(0.3),
+                ln(8.0),
+            ),
+            (
+                "mobilenet-like".into(),
+                0.6,
+                3.0,
+                10.0,
+                Demand::Share(0.2),
+                ln(2.0),
+            ),
+        ],
+    )
+}
+
+/// `models` models whose rate targets need about `gpus` GPUs in all (min-gpus).
+fn many_models(models: usize, gpus: f64, seed: u64) -> Scenario {
+    let mut rng = Rng(seed);
+    let mut specs = Vec::new();
+    let weights: Vec<f64> = (0..models).map(|_| rng.range(0.2, 1.8)).collect();
+    let total: f64 = weights.iter().sum();
+    for (i, w) in weights.iter().enumerate() {
+        let (a, c) = (rng.range(0.5, 5.0), rng.range(2.0, 40.0));
+        let slo = latency(a, c, 1, 1, 98.0) / 0.45 * rng.range(1.5, 8.0);
+        // Best feasible requests/s per GPC over the measured points, as a yardstick for rates.
+        let mut per_gpc: f64 = 0.0;
+        for (_, sms) in SMS {
+            let gpc = (sms / 14.0).round();
+            for p in 1..=3u32 {
+                for b in [1u32, 2, 4, 8, 16, 32] {
+                    let l = latency(a, c, b, p, sms);
+                    if l < 0.45 * slo {
+                        per_gpc = per_gpc.max(p as f64 * b as f64 * 1000.0 / l / gpc);
+                    }
+                }
+            }
+        }
+        let rate = gpus * w / total * 7.0 * per_gpc * rng.range(0.9, 1.0);
+        specs.push((
+            format!("m{i:03}"),
+            a,
+            c,
+            slo,
+            Demand::Rate(rate),
+            BatchDist::default(),
+        ));
+    }
+    scenario("many-models", 1, specs)
+}
+
+fn min_gpus(encoding: Encoding, mip_gap: f64) -> PlanOptions {
+    PlanOptions {
+        objective: Objective::MinGpus,
+        encoding,
+        mip_gap,
+        ..Default::default()
+    }
+}
+
+#[divan::bench(sample_count = 10, sample_size = 1)]
+fn max_load_8_gpus_3_models(bencher: divan::Bencher) {
+    let s = three_models(8);
+    let o = PlanOptions::default();
+    bencher.bench(|| {
+        let p = plan(&s, SolverKind::Milp, &o).expect("plannable");
+        assert_eq!(p.report.status, migopt_models::SolveStatus::Optimal);
+        p
+    });
+}
+
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn min_gpus_1000_gpus_100_models(bencher: divan::Bencher) {
+    let s = many_models(100, 1000.0, 7);
+    let o = min_gpus(Encoding::Layouts, 0.001);
+    bencher.bench(|| {
+        let p = plan(&s, SolverKind::Milp, &o).expect("plannable");
+        assert!(
+            p.report.gap.unwrap_or(1.0) <= 0.001 + 1e-12,
+            "{:?}",
+            p.report
+        );
+        p
+    });
+}
+
+#[divan::bench(args = [1, 2, 4, 8, 16], consts = [false, true], sample_count = 5, sample_size = 1)]
+fn max_load_scaling<const PLACEMENTS: bool>(bencher: divan::Bencher, gpus: u32) {
+    let s = three_models(gpus);
+    let encoding = if PLACEMENTS {
+        Encoding::Placements
+    } else {
+        Encoding::Layouts
+    };
+    let o = PlanOptions {
+        encoding,
+        ..Default::default()
+    };
+    bencher.bench(|| plan(&s, SolverKind::Milp, &o).expect("plannable"));
+}
+
+#[divan::bench(args = [1, 2, 4, 8, 16], consts = [false, true], sample_count = 5, sample_size = 1)]
+fn min_gpus_scaling<const PLACEMENTS: bool>(bencher: divan::Bencher, gpus: u32) {
+    let s = many_models(3, gpus as f64, 11);
+    let encoding = if PLACEMENTS {
+        Encoding::Placements
+    } else {
+        Encoding::Layouts
+    };
+    let o = min_gpus(encoding, 0.0);
+    bencher.bench(|| plan(&s, SolverKind::Milp, &o).expect("plannable"));
+}
