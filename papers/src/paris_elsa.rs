@@ -833,12 +833,18 @@ fn section(
 /// What the headline table says, in words written from its numbers.
 fn reading(h: &[Headline]) -> String {
     let mut s = String::from("\n**Reading the numbers.**\n\n");
-    for (label, real) in [("real A100 MIG", true), ("emulated H100 (green contexts)", false)] {
+    for (label, real) in [
+        ("real A100 MIG", true),
+        ("emulated H100 (green contexts)", false),
+    ] {
         let g: Vec<&Headline> = h.iter().filter(|x| x.real_mig == real).collect();
         if g.is_empty() {
             continue;
         }
-        let pe = g.iter().filter(|x| x.ratio.is_some_and(|r| r > 1.0)).count();
+        let pe = g
+            .iter()
+            .filter(|x| x.ratio.is_some_and(|r| r > 1.0))
+            .count();
         let me = g.iter().filter(|x| x.milp_elsa_mean > x.best_cap).count();
         let _ = writeln!(
             s,
@@ -846,7 +852,11 @@ fn reading(h: &[Headline]) -> String {
              {pe} of {n} workloads, and MILP+ELSA on {me} of {n}.",
             n = g.len()
         );
-        let rejected: Vec<&str> = g.iter().filter(|x| x.best_unplanned).map(|x| x.workload.as_str()).collect();
+        let rejected: Vec<&str> = g
+            .iter()
+            .filter(|x| x.best_unplanned)
+            .map(|x| x.workload.as_str())
+            .collect();
         if !rejected.is_empty() {
             let _ = writeln!(
                 s,

@@ -44,6 +44,16 @@ fn sim(opts: &Options, plan: &Plan, s: &Scenario) -> Result<SimReport, Error> {
     migopt_sim::simulate(plan, s, &c)
 }
 
+/// One MILP re-plan of the rule sweep and what the simulation made of it.
+struct SweepCell {
+    /// (SLO factor, rate headroom).
+    rule: (f64, f64),
+    /// GPUs used (`None`: no plan under this rule).
+    gpus: Option<u32>,
+    /// Models missing their SLO at p99 (`None`: no plan).
+    misses: Option<usize>,
+}
+
 /// Models whose simulated p99 exceeds their SLO, with the numbers.
 fn misses(r: &SimReport) -> Vec<String> {
     r.models
@@ -84,7 +94,7 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     let mut all_optimal = true;
     let mut parva_matches = 0;
     let mut sim_notes = String::new();
-    let mut sweep: Vec<((f64, f64), usize, Option<u32>, Option<usize>)> = Vec::new();
+    let mut sweep: Vec<SweepCell> = Vec::new();
     for &i in &picks {
         let sc = &imp.scenarios[i];
         let s = imp.scenario(sc)?;
@@ -179,7 +189,11 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
                     .unwrap_or_else(|| "infeasible".into()),
                 miss.map(|m| m.to_string()).unwrap_or_default(),
             ]);
-            sweep.push(((f, h), sc.index, gpus, miss));
+            sweep.push(SweepCell {
+                rule: (f, h),
+                gpus,
+                misses: miss,
+            });
         }
     }
     out.files.push((
@@ -282,15 +296,14 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     let mut trows = Vec::new();
     let mut best: Option<((f64, f64), u32)> = None;
     for &rule in &fs {
-        let cells: Vec<&((f64, f64), usize, Option<u32>, Option<usize>)> =
-            sweep.iter().filter(|x| x.0 == rule).collect();
+        let cells: Vec<&SweepCell> = sweep.iter().filter(|x| x.rule == rule).collect();
         let mut r = vec![format!("{}", rule.0), format!("{}", rule.1)];
-        r.extend(cells.iter().map(|x| match (x.2, x.3) {
+        r.extend(cells.iter().map(|x| match (x.gpus, x.misses) {
             (Some(g), Some(m)) => format!("{g} GPUs, {m} miss"),
             _ => "infeasible".into(),
         }));
-        let total: Option<u32> = cells.iter().map(|x| x.2).sum();
-        let all_met = cells.iter().all(|x| x.3 == Some(0));
+        let total: Option<u32> = cells.iter().map(|x| x.gpus).sum();
+        let all_met = cells.iter().all(|x| x.misses == Some(0));
         r.push(total.map(|t| t.to_string()).unwrap_or("-".into()));
         r.push(if all_met { "yes".into() } else { "no".into() });
         if let (true, Some(t)) = (all_met, total) {
@@ -304,13 +317,13 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     s += &md::table(&hdr, &trows);
     let parva_total: Option<u32> = sweep
         .iter()
-        .filter(|x| x.0 == (0.45, 1.0))
-        .map(|x| x.2)
+        .filter(|x| x.rule == (0.45, 1.0))
+        .map(|x| x.gpus)
         .sum();
     let parva_met = sweep
         .iter()
-        .filter(|x| x.0 == (0.45, 1.0))
-        .all(|x| x.3 == Some(0));
+        .filter(|x| x.rule == (0.45, 1.0))
+        .all(|x| x.misses == Some(0));
     s += &match best {
         Some(((f, h), t)) => format!(
             "\nThe cheapest rule under which every simulated plan meets every SLO is f = **{f}**, h = **{h}**: \
