@@ -2,8 +2,8 @@
 //! published: GPUs and GPC slices used by ParvaGPU's allocator (migopt's reimplementation),
 //! by the exact MILP (with its optimality proof), and whether each plan meets every model's
 //! SLO at p99 when simulated with server-side dynamic batching at the target rates. PARIS
-//! does not apply here: it sizes a fixed server for a distribution of query batches, while
-//! these scenarios give rate targets served with server-side batching.
+//! sizes a fixed server for a distribution of query batches; for these rate targets its
+//! knee rule is applied per model (as migopt's PARIS planner does for min-gpus).
 
 use crate::md::{self, num};
 use crate::{Claim, Options, Output, Progress};
@@ -106,6 +106,13 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
         tick();
         let milp = migopt_solver::plan(&s, SolverKind::Milp, &popts)?;
         tick();
+        // PARIS answers the fixed-server question; for rate targets migopt runs its knee
+        // rule (each model on its knee batch per size) through the same packer.
+        let paris = migopt_solver::plan(&s, SolverKind::Paris, &popts);
+        let paris_cell = match &paris {
+            Ok(p) => format!("{} / {}", p.gpus_used(), p.gpcs_used()?),
+            Err(e) => format!("n/a ({e})"),
+        };
         let published = PUBLISHED_GPUS.get(i).copied();
         let (pg, mg) = (parva.gpus_used() as u32, milp.gpus_used() as u32);
         all_le_published &= published.is_none_or(|p| mg <= p);
@@ -119,6 +126,7 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
             s.models.len().to_string(),
             published.map(|p| p.to_string()).unwrap_or("-".into()),
             format!("{pg} / {}", parva.gpcs_used()?),
+            paris_cell.clone(),
             format!("{mg} / {}", milp.gpcs_used()?),
             milp.report.status.as_str().to_string(),
             num(milp.report.lp_bound, 2),
@@ -141,6 +149,10 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
             pg.to_string(),
             parva.gpcs_used()?.to_string(),
             format!("{:.4}", parva.report.solve_seconds),
+            paris
+                .as_ref()
+                .map(|p| p.gpus_used().to_string())
+                .unwrap_or_default(),
             mg.to_string(),
             milp.gpcs_used()?.to_string(),
             milp.report.status.as_str().into(),
@@ -206,6 +218,7 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
                 "parvagpu_gpus",
                 "parvagpu_gpcs",
                 "parvagpu_seconds",
+                "paris_gpus",
                 "milp_gpus",
                 "milp_gpcs",
                 "milp_status",
@@ -261,6 +274,7 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
             "models",
             "ParvaGPU published GPUs",
             "ParvaGPU (migopt) GPUs / GPCs",
+            "PARIS knee rule GPUs / GPCs",
             "MILP GPUs / GPCs",
             "MILP status",
             "LP bound (GPUs)",
