@@ -166,7 +166,7 @@ fn many_models(models: usize, gpus: f64, seed: u64) -> Scenario {
                 }
             }
         }
-        let rate = gpus * w / total * 7.0 * per_gpc * rng.range(0.9, 1.0);
+        let rate = gpus * w / total * 7.0 * per_gpc;
         specs.push((
             format!("m{i:03}"),
             a,

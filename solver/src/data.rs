@@ -20,6 +20,11 @@ pub(crate) struct Sizes {
     pub layouts: Vec<Layout>,
     /// `count[l][k]`: instances of `profiles[k]` in `layouts[l]`.
     pub count: Vec<Vec<u32>>,
+    /// The layouts encoding A needs: one per distinct count vector, leaving out any whose
+    /// counts another layout's counts cover (instances may stay unused, so a GPU can always
+    /// take the covering layout instead). The choice among same-count layouts is only where
+    /// the instances start; dropping the duplicates removes symmetry from the MILP.
+    pub patterns: Vec<usize>,
     /// The rules the sizes were chosen under.
     pub rules: LayoutRules,
 }
@@ -39,7 +44,7 @@ impl Sizes {
             .collect();
         profiles.sort_by_key(|p| (p.compute, p.slots, p.class != ProfileClass::Classic));
         let layouts = enumerate_maximal(gpu, rules);
-        let count = layouts
+        let count: Vec<Vec<u32>> = layouts
             .iter()
             .map(|l| {
                 profiles
@@ -52,6 +57,7 @@ impl Sizes {
             gpu,
             profiles,
             layouts,
+            patterns: patterns(&count),
             count,
             rules,
         }
@@ -82,6 +88,23 @@ impl Sizes {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Layouts with distinct count vectors that no other layout's counts cover, first of each
+/// in the enumeration's order.
+fn patterns(count: &[Vec<u32>]) -> Vec<usize> {
+    let covers = |a: &[u32], b: &[u32]| a.iter().zip(b).all(|(x, y)| x >= y);
+    let mut out: Vec<usize> = Vec::new();
+    for (l, c) in count.iter().enumerate() {
+        let dominated = count
+            .iter()
+            .enumerate()
+            .any(|(j, d)| j != l && covers(d, c) && (d != c || j < l));
+        if !dominated {
+            out.push(l);
+        }
+    }
+    out
 }
 
 /// One query class of a model for max-load: a batch size and its probability.

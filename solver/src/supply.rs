@@ -17,8 +17,8 @@ use migopt_models::ProfileClass;
 
 /// The supply side of a model, after it is built.
 pub(crate) enum Supply {
-    /// Encoding A: y[ℓ], GPUs per maximal layout.
-    Layouts { y: Vec<Var> },
+    /// Encoding A: (layout index, y[ℓ]): GPUs per maximal layout, for the count patterns.
+    Layouts { y: Vec<(usize, Var)> },
     /// Encoding B: per GPU its placement binaries (size, start, z) and, when GPUs may stay
     /// unused, the binary saying it is used.
     Placements {
@@ -31,7 +31,7 @@ impl Supply {
     /// GPUs in use, as an expression (for min-gpus' objective).
     pub fn gpus(&self) -> Expression {
         match self {
-            Supply::Layouts { y } => lin(y.iter().map(|&v| (1.0, v))),
+            Supply::Layouts { y } => lin(y.iter().map(|&(_, v)| (1.0, v))),
             Supply::Placements { used, .. } => {
                 let fixed = used.iter().filter(|u| u.is_none()).count() as f64;
                 lin(used.iter().flatten().map(|&v| (1.0, v))) + fixed
@@ -45,8 +45,8 @@ impl Supply {
     pub fn set_start(&self, sizes: &Sizes, per_layout: &[u32], cols: &mut [f64]) {
         match self {
             Supply::Layouts { y } => {
-                for (v, &c) in y.iter().zip(per_layout) {
-                    cols[v.col] = c as f64;
+                for &(l, v) in y {
+                    cols[v.col] = per_layout.get(l).copied().unwrap_or(0) as f64;
                 }
             }
             Supply::Placements { z, used } => {
@@ -82,7 +82,7 @@ impl Supply {
         match self {
             Supply::Layouts { y } => {
                 let mut gpus = Vec::new();
-                for (l, &v) in y.iter().enumerate() {
+                for &(l, v) in y {
                     for _ in 0..out.int(v) {
                         gpus.push(crate::pack::layout_slots(sizes, l));
                     }
@@ -107,7 +107,7 @@ impl Supply {
 /// ```text
 ///   supply    Σ_m n[m,k] ≤ Σ_ℓ c[ℓ,k]·y[ℓ]      ∀ k   (instances of a layout may stay unused)
 ///   gpus      Σ_ℓ y[ℓ] ≤ N
-///   y[ℓ] ∈ ℤ≥0
+///   y[ℓ] ∈ ℤ≥0, one per count pattern (see `Sizes::patterns`)
 /// ```
 pub(crate) fn layouts(
     b: &mut Builder,
@@ -115,26 +115,25 @@ pub(crate) fn layouts(
     demand: &[Expression],
     max_gpus: u32,
 ) -> Supply {
-    let y: Vec<Var> = (0..sizes.layouts.len())
-        .map(|l| b.int(format!("y[{l}]"), max_gpus as f64))
+    let y: Vec<(usize, Var)> = sizes
+        .patterns
+        .iter()
+        .map(|&l| (l, b.int(format!("y[{l}]"), max_gpus as f64)))
         .collect();
     supply_by_layouts(b, sizes, demand, &y);
     gpu_limit(b, &y, max_gpus);
     Supply::Layouts { y }
 }
 
-fn supply_by_layouts(b: &mut Builder, sizes: &Sizes, demand: &[Expression], y: &[Var]) {
+fn supply_by_layouts(b: &mut Builder, sizes: &Sizes, demand: &[Expression], y: &[(usize, Var)]) {
     for (k, need) in demand.iter().enumerate() {
-        let offer = lin(y
-            .iter()
-            .enumerate()
-            .map(|(l, &v)| (sizes.count[l][k] as f64, v)));
+        let offer = lin(y.iter().map(|&(l, v)| (sizes.count[l][k] as f64, v)));
         b.push(leq(need.clone(), offer));
     }
 }
 
-fn gpu_limit(b: &mut Builder, y: &[Var], max_gpus: u32) {
-    b.push(leq(lin(y.iter().map(|&v| (1.0, v))), max_gpus as f64));
+fn gpu_limit(b: &mut Builder, y: &[(usize, Var)], max_gpus: u32) {
+    b.push(leq(lin(y.iter().map(|&(_, v)| (1.0, v))), max_gpus as f64));
 }
 
 /// Encoding B, explicit placements on `gpus` GPUs (each may stay unused when `optional`):

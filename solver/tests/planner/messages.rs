@@ -145,7 +145,7 @@ fn rate_targets_beyond_the_cap() {
         e,
         format!(
             "the rate targets need at least {} GPUs (LP bound) but the server has 2",
-            lp.ceil()
+            (lp - 1e-6).ceil()
         )
     );
     assert_eq!(explain_infeasible(&s, &opts), Some(e));
