@@ -177,6 +177,7 @@ pub(crate) fn control(opts: &PlanOptions, relax: bool) -> milp::Control {
         threads: opts.threads.max(1),
         node_limit: opts.node_limit,
         relax,
+        lean: false,
     }
 }
 

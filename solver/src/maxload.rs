@@ -15,7 +15,7 @@
 
 use crate::data::LoadData;
 use crate::fluid::{add_routing, load_on, read_routes, FluidEvaluation, Routing};
-use crate::milp::{lin, Builder, Failure, Outcome, Sense, Var};
+use crate::milp::{self, lin, Builder, Failure, Outcome, Sense, Var};
 use crate::pack::assign;
 use crate::supply::{self, Supply};
 use crate::{Encoding, PlanOptions};
@@ -89,7 +89,10 @@ pub(crate) struct Solved {
 
 /// Solves the max-load MILP and turns the solution into explicit placements.
 pub(crate) fn solve(d: &LoadData, opts: &PlanOptions) -> Result<Solved, Error> {
-    let ctl = crate::control(opts, false);
+    let ctl = milp::Control {
+        lean: true,
+        ..crate::control(opts, false)
+    };
     let (b, model) = build(d, opts.encoding);
     let lambda = model.routing.lambda;
     let out = b

@@ -48,6 +48,11 @@ pub(crate) struct Control {
     pub node_limit: Option<u64>,
     /// Solve the LP relaxation instead (integrality dropped).
     pub relax: bool,
+    /// Skip HiGHS's RINS and RENS sub-MIP heuristics. On the max-load MILP they spend half
+    /// the solve re-finding the incumbent the root already has (measured: 0.40 s → 0.25 s for
+    /// 8 GPUs, 35–45% less for 1–16 GPUs); on min-gpus they are what finds tight packings
+    /// (1,000 GPUs: 7.7 s → more than 20 s without them), so only max-load sets this.
+    pub lean: bool,
 }
 
 impl Control {
@@ -59,6 +64,7 @@ impl Control {
             threads,
             node_limit: None,
             relax: false,
+            lean: false,
         }
     }
 }
@@ -218,6 +224,16 @@ impl Builder {
         if let Some(n) = ctl.node_limit {
             let n = i32::try_from(n).unwrap_or(i32::MAX);
             set("mip_max_nodes", model.try_set_option("mip_max_nodes", n))?;
+        }
+        if ctl.lean {
+            set(
+                "mip_heuristic_run_rins",
+                model.try_set_option("mip_heuristic_run_rins", false),
+            )?;
+            set(
+                "mip_heuristic_run_rens",
+                model.try_set_option("mip_heuristic_run_rens", false),
+            )?;
         }
         if ctl.relax {
             set(
