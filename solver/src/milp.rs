@@ -48,10 +48,12 @@ pub(crate) struct Control {
     pub node_limit: Option<u64>,
     /// Solve the LP relaxation instead (integrality dropped).
     pub relax: bool,
-    /// Skip HiGHS's RINS and RENS sub-MIP heuristics. On the max-load MILP they spend half
-    /// the solve re-finding the incumbent the root already has (measured: 0.40 s → 0.25 s for
-    /// 8 GPUs, 35–45% less for 1–16 GPUs); on min-gpus they are what finds tight packings
-    /// (1,000 GPUs: 7.7 s → more than 20 s without them), so only max-load sets this.
+    /// Skip HiGHS's RINS and RENS sub-MIP heuristics. On the max-load MILP in the layout
+    /// encoding they spend half the solve re-finding the incumbent the root already has
+    /// (measured: 0.40 s → 0.25 s for 8 GPUs, 35–45% less for 1–16 GPUs); in the placement
+    /// encoding they help (2–8 GPUs: 0.4–0.6 s → 0.7–1.0 s without them), and on min-gpus
+    /// they are what finds tight packings (1,000 GPUs: 7.7 s → over 20 s without them). So
+    /// only max-load in the layout encoding sets this.
     pub lean: bool,
 }
 
