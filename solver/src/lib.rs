@@ -18,6 +18,22 @@
 //! (compact, independent of N) or explicit per-GPU placements (the placement rules as
 //! constraints). Every plan returned carries explicit placements, passes the catalogue's
 //! independent validator, and reports how it was obtained ([`SolveReport`]).
+//!
+//! ```
+//! use migopt_models::{LayoutRules, SolveStatus};
+//! use migopt_solver::{plan, PlanOptions, SolverKind};
+//!
+//! // The shipped scenario: 8x H100-80GB serving ResNet-50 and BERT-base.
+//! let scenario = migopt_profiles::default_scenario().unwrap();
+//! let opts = PlanOptions::default();
+//! let exact = plan(&scenario, SolverKind::Milp, &opts).unwrap();
+//! let paris = plan(&scenario, SolverKind::Paris, &opts).unwrap();
+//! assert_eq!(exact.report.status, SolveStatus::Optimal);
+//! // The optimum is never below a heuristic, nor above its own bounds.
+//! assert!(exact.report.objective >= paris.report.objective - 1e-6);
+//! assert!(exact.report.lp_bound.unwrap() >= exact.report.objective - 1e-6);
+//! exact.validate(LayoutRules::default()).unwrap();
+//! ```
 
 #![warn(missing_docs)]
 
