@@ -9,7 +9,7 @@
 //!   worth at each model's best throughput per GPC (whole instances make it 1,010), to a gap
 //!   of 0.1 %. Goal < 5 s.
 //! * `max_load_scaling_*`: the 3-model max-load MILP on 1–16 GPUs, for both encodings (gap 0).
-//! * `min_gpus_scaling_*`: a 3-model min-gpus MILP whose rates need 1–16 GPUs' worth, for
+//! * `min_gpus_scaling_*`: a 10-model min-gpus MILP whose rates are 1–16 GPUs' worth, for
 //!   both encodings (gap 0).
 //!
 //! Every plan is timed end to end (`plan()`: input checks, heuristic bound, LP bound, MIP
@@ -229,7 +229,7 @@ fn scaling_max_load(bencher: divan::Bencher, gpus: u32, encoding: Encoding) {
 }
 
 fn scaling_min_gpus(bencher: divan::Bencher, gpus: u32, encoding: Encoding) {
-    let s = many_models(3, gpus as f64, 11);
+    let s = many_models(10, gpus as f64, 11);
     let o = min_gpus(encoding, 0.0);
     bencher.bench(|| plan(&s, SolverKind::Milp, &o).expect("plannable"));
 }
