@@ -379,16 +379,16 @@ fn evaluate(d: &LoadData, counts: &[Vec<u32>], threads: u32) -> Result<FluidEval
 }
 
 /// Scores a plan's instances under the max-load fluid model: the largest total query rate
-/// they carry with the best routing of query classes to profiles (ρ, β and the batch
-/// lookup from the scenario and `params`). PARIS, ParvaGPU and homogeneous plans are scored
-/// by this, and the MILP maximises the same quantity, so all planners share one yardstick.
+/// they carry with the best routing of query classes to profiles (ρ, β from `opts.params`,
+/// the batch lookup from the scenario, profiles allowed by `opts.rules`, HiGHS on
+/// `opts.threads`). PARIS, ParvaGPU and homogeneous plans are scored by this, and the MILP
+/// maximises the same quantity, so all planners share one yardstick.
 pub fn evaluate_fixed_instances(
     scenario: &Scenario,
     gpus: &[GpuPlan],
-    params: &PlanParams,
-    rules: LayoutRules,
+    opts: &PlanOptions,
 ) -> Result<FluidEvaluation, Error> {
-    let d = data::load_data(scenario, params, rules)?;
+    let d = data::load_data(scenario, &opts.params, opts.rules)?;
     let mut counts = vec![vec![0u32; d.sizes.profiles.len()]; d.models.len()];
     for g in gpus {
         for a in &g.layout {
@@ -413,7 +413,7 @@ pub fn evaluate_fixed_instances(
             counts[m][k] += 1;
         }
     }
-    evaluate(&d, &counts, 1)
+    evaluate(&d, &counts, opts.threads)
 }
 
 /// Fills batches from the routes (the largest query batch routed to the instance's size

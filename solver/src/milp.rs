@@ -113,6 +113,14 @@ pub(crate) enum Failure {
     NoSolution,
     /// HiGHS failed (a bug or a numerical breakdown).
     Solver(String),
+    /// This OS thread already solved with another thread count (HiGHS keeps one scheduler
+    /// per OS thread, created at its first solve).
+    Threads { first: u32, asked: u32 },
+}
+
+thread_local! {
+    /// The thread count of this OS thread's first HiGHS solve.
+    static FIRST_THREADS: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
 }
 
 impl Failure {
@@ -124,6 +132,10 @@ impl Failure {
                 "{what}: the time or node limit stopped the solver before it found any plan; raise the limit"
             )),
             Failure::Solver(m) => Error::Invalid(format!("{what}: internal solver failure: {m}")),
+            Failure::Threads { first, asked } => Error::Invalid(format!(
+                "{what}: this thread already ran HiGHS with {first} thread(s) and HiGHS cannot switch to {asked} \
+                 on the same thread; use one `threads` value per thread (or plan on a new thread)"
+            )),
         }
     }
 }
@@ -195,6 +207,17 @@ impl Builder {
         ctl: &Control,
         start: Option<&[f64]>,
     ) -> Result<Outcome, Failure> {
+        let threads = ctl.threads.max(1);
+        match FIRST_THREADS.with(|f| f.get()) {
+            Some(first) if first != threads => {
+                return Err(Failure::Threads {
+                    first,
+                    asked: threads,
+                })
+            }
+            Some(_) => {}
+            None => FIRST_THREADS.with(|f| f.set(Some(threads))),
+        }
         let unsolved = match sense {
             Sense::Maximise => self.vars.maximise(objective),
             Sense::Minimise => self.vars.minimise(objective),

@@ -110,7 +110,7 @@ fn max_load_plan_shape() {
         assert_eq!(a.procs, 1);
     }
     // The shared yardstick gives the MILP's plan (spare instances included) at least its λ.
-    let e = evaluate_fixed_instances(&s, &p.gpus, &p.params, LayoutRules::default()).unwrap();
+    let e = evaluate_fixed_instances(&s, &p.gpus, &PlanOptions::default()).unwrap();
     assert!(
         e.lambda >= p.report.objective * (1.0 - 1e-6),
         "{} < {}",
@@ -166,4 +166,58 @@ fn min_gpus_gap_report_on_parvagpu_scenario() {
     let parva = rows.iter().find(|r| r.solver == "parvagpu").unwrap();
     assert_eq!(parva.objective, Some(14.0));
     assert!((parva.gap_pct.unwrap() - 100.0 * 2.0 / 12.0).abs() < 1e-9);
+}
+
+#[test]
+fn node_limit_repeats_exactly_and_still_plans() {
+    let Some(dir) = dataset_dir() else { return };
+    let s = &parvagpu_scenarios(&dir)[5];
+    let o = PlanOptions {
+        objective: Objective::MinGpus,
+        node_limit: Some(1),
+        ..Default::default()
+    };
+    let a = plan(s, SolverKind::Milp, &o).unwrap();
+    let b = plan(s, SolverKind::Milp, &o).unwrap();
+    assert_eq!(a.gpus, b.gpus);
+    assert_eq!(a.report.objective, b.report.objective);
+    assert!(matches!(
+        a.report.status,
+        SolveStatus::TimeLimit | SolveStatus::Optimal | SolveStatus::GapLimit
+    ));
+    // Whatever the limit, the plan is valid, covers the rates and respects its bound.
+    a.validate(LayoutRules::default()).unwrap();
+    assert!(a.report.objective >= a.report.bound.unwrap());
+    for (m, r) in s.models.iter().zip(&a.model_rates) {
+        let Demand::Rate(t) = m.demand else {
+            unreachable!()
+        };
+        assert!(r.rate_qps >= t - 1e-6);
+    }
+}
+
+#[test]
+fn one_thread_count_per_os_thread() {
+    let s = three_models(1, 1.0);
+    let run = |threads: u32| {
+        plan(
+            &s,
+            SolverKind::Milp,
+            &PlanOptions {
+                threads,
+                ..Default::default()
+            },
+        )
+    };
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            run(2).unwrap();
+            let e = run(1).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                "max-load MILP: this thread already ran HiGHS with 2 thread(s) and HiGHS cannot switch to 1 \
+                 on the same thread; use one `threads` value per thread (or plan on a new thread)"
+            );
+        });
+    });
 }
