@@ -5,8 +5,8 @@
 
 use crate::fmt_ms;
 use migopt_models::{
-    enumerate_maximal, Error, GpuSpec, Layout, LayoutRules, PlanParams, ProfileClass, ProfileSpec,
-    Scenario,
+    enumerate_maximal, Catalogue, Error, GpuSpec, Layout, LayoutRules, PlanParams, ProfileClass,
+    ProfileSpec, Scenario,
 };
 
 /// The instance sizes (profiles) a planner may cut GPUs into, with the maximal layouts.
@@ -30,9 +30,19 @@ pub(crate) struct Sizes {
 }
 
 impl Sizes {
-    /// Sizes of the scenario's GPU under `rules`.
-    pub fn new(scenario: &Scenario, rules: LayoutRules) -> Self {
-        Self::for_gpu(scenario.gpu_spec(), rules)
+    /// Sizes of the scenario's GPU under `rules`; errors if the scenario (built in code, not
+    /// loaded) names a GPU the catalogue does not know, or serves no model.
+    pub fn new(scenario: &Scenario, rules: LayoutRules) -> Result<Self, Error> {
+        if scenario.models.is_empty() {
+            return Err(Error::Invalid(format!(
+                "scenario {} serves no model",
+                scenario.name
+            )));
+        }
+        Ok(Self::for_gpu(
+            Catalogue::builtin().gpu(scenario.gpu.as_str())?,
+            rules,
+        ))
     }
 
     /// Sizes of a GPU kind under `rules`.
@@ -173,7 +183,7 @@ pub(crate) fn load_data(
     rules: LayoutRules,
 ) -> Result<LoadData, Error> {
     check_params(params)?;
-    let sizes = Sizes::new(scenario, rules);
+    let sizes = Sizes::new(scenario, rules)?;
     let shares = scenario.shares();
     let mut models = Vec::new();
     for (mi, m) in scenario.models.iter().enumerate() {
@@ -381,7 +391,7 @@ pub(crate) fn rate_data(
             scenario.name
         )));
     };
-    let sizes = Sizes::new(scenario, rules);
+    let sizes = Sizes::new(scenario, rules)?;
     let mut models = Vec::new();
     for (mi, m) in scenario.models.iter().enumerate() {
         let name = m.name.as_str();

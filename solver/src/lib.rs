@@ -306,7 +306,7 @@ pub fn plan(scenario: &Scenario, solver: SolverKind, opts: &PlanOptions) -> Resu
 }
 
 /// Plans with every GPU cut into one classic profile (`1g`, `3g`, `3g.40gb`, ...); see
-/// [`homogeneous`]. The same as `plan(scenario, SolverKind::Homogeneous(profile), opts)`.
+/// [`mod@homogeneous`]. The same as `plan(scenario, SolverKind::Homogeneous(profile), opts)`.
 pub fn homogeneous(scenario: &Scenario, profile: &str, opts: &PlanOptions) -> Result<Plan, Error> {
     plan(scenario, SolverKind::Homogeneous(profile.to_string()), opts)
 }
@@ -625,7 +625,7 @@ pub fn gap_report(scenario: &Scenario, opts: &PlanOptions) -> Result<Vec<GapRow>
     let milp = plan(scenario, SolverKind::Milp, opts)?;
     let best = milp.report.objective;
     let mut solvers = vec![SolverKind::Milp, SolverKind::Paris, SolverKind::Parvagpu];
-    let sizes = data::Sizes::new(scenario, opts.rules);
+    let sizes = data::Sizes::new(scenario, opts.rules)?;
     for p in paris::classic_sizes(&sizes) {
         solvers.push(SolverKind::Homogeneous(sizes.profiles[p].name.to_string()));
     }

@@ -49,10 +49,10 @@ fn instances(b: &mut Builder, d: &LoadData) -> Vec<Vec<Option<Var>>> {
 
 /// `capacity  Σ_b x[m,b,k]·L_m(k,b)/1000 ≤ ρ·n[m,k]   ∀ m, k`
 fn capacity(b: &mut Builder, d: &LoadData, r: &Routing, n: &[Vec<Option<Var>>]) {
-    for m in 0..d.models.len() {
-        for k in 0..d.sizes.profiles.len() {
-            let rhs = match n[m][k] {
-                Some(v) => lin([(d.rho, v)]),
+    for (m, nm) in n.iter().enumerate() {
+        for (k, v) in nm.iter().enumerate() {
+            let rhs = match v {
+                Some(v) => lin([(d.rho, *v)]),
                 None => Expression::from(0.0),
             };
             b.push(leq(load_on(d, r, m, k), rhs));
@@ -99,7 +99,7 @@ pub(crate) fn solve(d: &LoadData, opts: &PlanOptions) -> Result<Solved, Error> {
     let lambda = model.routing.lambda;
     let out = b
         .solve(Sense::Maximise, Expression::from(lambda.v), &ctl)
-        .map_err(|f| fail(f))?;
+        .map_err(fail)?;
     let lp = {
         let (b, m) = build(d, opts.encoding);
         b.solve(
