@@ -118,3 +118,20 @@ fn placements_encoding_agrees_on_small_scenarios() {
         assert_eq!(a.report.gpcs_used, p.report.gpcs_used, "{}", s.name);
     }
 }
+
+/// The same counts through the project's importer (`migopt_profiles::parvagpu`), which
+/// renders the data set into migopt's CSV and scenario files.
+#[test]
+fn same_counts_through_the_importer() {
+    let Some(dir) = dataset_dir() else { return };
+    let import = migopt_profiles::parvagpu::read(&dir).unwrap();
+    assert_eq!(import.scenarios.len(), 6);
+    for (i, sc) in import.scenarios.iter().enumerate() {
+        let s = import.scenario(sc).unwrap();
+        let parva = plan(&s, SolverKind::Parvagpu, &opts()).unwrap();
+        let milp = plan(&s, SolverKind::Milp, &opts()).unwrap();
+        assert_eq!(parva.gpus_used(), REIMPLEMENTED[i], "{}", s.name);
+        assert_eq!(milp.gpus_used(), MILP[i], "{}", s.name);
+        assert_eq!(milp.report.status, SolveStatus::Optimal);
+    }
+}
