@@ -192,21 +192,38 @@ fn scaled(c: f64, u: Option<Var>) -> Expression {
     }
 }
 
+/// One GPU's placement rules: one function per constraint family below.
 fn placement_rules(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)], u: Option<Var>) {
-    let gpu = sizes.gpu;
-    // slots: no two instances share a memory slot.
-    for t in 0..gpu.memory_slots {
+    slots(b, sizes, zg, u);
+    compute(b, sizes, zg, u);
+    max_count(b, sizes, zg);
+    media(b, sizes, zg);
+    pre_r510(b, sizes, zg);
+}
+
+/// `slots  Σ_{(k,s) covers slot t} z[g,k,s] ≤ u[g]   ∀ t`: no two instances share a memory
+/// slot, and an unused GPU holds nothing.
+fn slots(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)], u: Option<Var>) {
+    for t in 0..sizes.gpu.memory_slots {
         let covering = zg
             .iter()
             .filter(|&&(k, s, _)| s <= t && t < s + sizes.profiles[k].slots);
         b.push(leq(lin(covering.map(|e| (1.0, e.2))), scaled(1.0, u)));
     }
-    // compute: within the GPU's compute slices.
+}
+
+/// `compute  Σ_{k,s} compute_k·z[g,k,s] ≤ C·u[g]`: within the GPU's compute slices (implied
+/// by the slots on NVIDIA's GPUs, kept because the validator checks it independently).
+fn compute(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)], u: Option<Var>) {
     let used = lin(zg
         .iter()
         .map(|&(k, _, v)| (sizes.profiles[k].compute as f64, v)));
-    b.push(leq(used, scaled(gpu.compute_slices as f64, u)));
-    // max count, where the placements alone would allow more.
+    b.push(leq(used, scaled(sizes.gpu.compute_slices as f64, u)));
+}
+
+/// `max count  Σ_s z[g,k,s] ≤ max_count_k`, only where the placements alone would allow
+/// more (the `+me` profile: one per GPU, seven starts).
+fn max_count(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)]) {
     for (k, p) in sizes.profiles.iter().enumerate() {
         if (p.max_count as usize) < p.starts.len() {
             b.push(leq(
@@ -215,7 +232,11 @@ fn placement_rules(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)], u: 
             ));
         }
     }
-    // media: one media-engine instance per GPU.
+}
+
+/// `media  Σ_{k media} Σ_s z[g,k,s] ≤ 1`: one media-engine instance per GPU, whichever
+/// media profile it is.
+fn media(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)]) {
     let media: Vec<_> = zg
         .iter()
         .filter(|e| sizes.profiles[e.0].class == ProfileClass::Media)
@@ -223,21 +244,28 @@ fn placement_rules(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)], u: 
     if media.len() > 1 {
         b.push(leq(lin(media.iter().map(|e| (1.0, e.2))), 1.0));
     }
-    // pre-R510 pairs.
-    if sizes.rules.pre_r510 {
-        for f in &gpu.forbidden_before_r510 {
-            let (Some(a), Some(c)) = (sizes.index(f.a.as_str()), sizes.index(f.b.as_str())) else {
-                continue;
-            };
-            for ea in zg.iter().filter(|e| e.0 == a) {
-                for ec in zg.iter().filter(|e| e.0 == c) {
-                    b.push(leq(lin([(1.0, ea.2), (1.0, ec.2)]), 1.0));
-                }
+}
+
+/// `pre-R510  z[g,a,s] + z[g,b,t] ≤ 1` for the pairs older drivers refuse side by side, when
+/// the rules ask for them.
+fn pre_r510(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)]) {
+    if !sizes.rules.pre_r510 {
+        return;
+    }
+    for f in &sizes.gpu.forbidden_before_r510 {
+        let (Some(a), Some(c)) = (sizes.index(f.a.as_str()), sizes.index(f.b.as_str())) else {
+            continue;
+        };
+        for ea in zg.iter().filter(|e| e.0 == a) {
+            for ec in zg.iter().filter(|e| e.0 == c) {
+                b.push(leq(lin([(1.0, ea.2), (1.0, ec.2)]), 1.0));
             }
         }
     }
 }
 
+/// `symmetry  Σ compute·z[g,·] ≥ Σ compute·z[g+1,·],  u[g] ≥ u[g+1]`: GPUs are identical,
+/// so only orderings by compute used need exploring.
 fn placement_symmetry(
     b: &mut Builder,
     sizes: &Sizes,

@@ -143,6 +143,34 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Under the pre-R510 rule (no 4g beside 3g) the encodings still agree, and plans obey it.
+    #[test]
+    fn encodings_agree_under_pre_r510(s in scenario(true), max_load in any::<bool>()) {
+        let rules = LayoutRules { all_profiles: false, pre_r510: true };
+        let objective = if max_load { Objective::MaxLoad } else { Objective::MinGpus };
+        let mut s = s;
+        if max_load {
+            for m in &mut s.models {
+                m.demand = Demand::Share(1.0);
+            }
+        }
+        let a = plan(&s, SolverKind::Milp, &PlanOptions { rules, ..opts(objective, Encoding::Layouts) }).unwrap();
+        let b = plan(&s, SolverKind::Milp, &PlanOptions { rules, ..opts(objective, Encoding::Placements) }).unwrap();
+        prop_assert!(close(a.report.objective, b.report.objective), "{} vs {}", a.report.objective, b.report.objective);
+        prop_assert_eq!(a.report.gpcs_used, b.report.gpcs_used);
+        a.validate(rules).unwrap();
+        b.validate(rules).unwrap();
+        for h in heuristics() {
+            if let Ok(p) = plan(&s, h, &PlanOptions { rules, ..opts(objective, Encoding::Layouts) }) {
+                p.validate(rules).unwrap();
+            }
+        }
+    }
+}
+
 fn heuristics() -> Vec<SolverKind> {
     let mut v = vec![SolverKind::Paris, SolverKind::Parvagpu];
     for p in ["1g", "2g", "3g", "4g", "7g"] {
