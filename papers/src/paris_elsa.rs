@@ -854,17 +854,28 @@ fn reading(h: &[Headline]) -> String {
         );
         let rejected: Vec<&str> = g
             .iter()
-            .filter(|x| x.best_unplanned)
+            .filter(|x| x.best_unplanned && x.ratio.is_some_and(|r| r < 1.0))
             .map(|x| x.workload.as_str())
             .collect();
+        let big: f64 = BatchDist::Lognormal {
+            median: MEDIAN,
+            sigma: SIGMA,
+            max: MAX_BATCH,
+        }
+        .pmf()
+        .iter()
+        .filter(|p| p.0 > 64)
+        .map(|p| p.1)
+        .sum();
         if !rejected.is_empty() {
             let _ = writeln!(
                 s,
-                "- Where the best homogeneous cut wins ({}), it is one the planner rejects: some batch sizes cannot \
-                 run within β·SLA on its slices. At p99 the rare large batches (about 2% of queries exceed batch 64) \
-                 do not count, while PARIS and the MILP keep large slices for them. A stricter target \
-                 (`migopt capacity --target violations`) or a smaller β changes that balance.",
-                rejected.join(", ")
+                "- Where the best homogeneous cut beats PARIS+ELSA ({}), it is one the planner rejects: some batch \
+                 sizes cannot run within β·SLA on its slices. At p99 the rare large batches ({:.1}% of queries \
+                 exceed batch 64) do not count, while PARIS and the MILP keep large slices for them. A stricter \
+                 target (`migopt capacity --target violations`) or a smaller β changes that balance.",
+                rejected.join(", "),
+                big * 100.0
             );
         }
     }
