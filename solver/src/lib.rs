@@ -17,7 +17,8 @@
 //! The MILPs come in two exact encodings ([`Encoding`]): GPUs counted per maximal layout
 //! (compact, independent of N) or explicit per-GPU placements (the placement rules as
 //! constraints). Every plan returned carries explicit placements, passes the catalogue's
-//! independent validator, and reports how it was obtained ([`SolveReport`]).
+//! independent validator, and reports how it was obtained ([`SolveReport`]). HiGHS is silent;
+//! set `MIGOPT_HIGHS_LOG=1` in the environment to see its log when a solve needs explaining.
 //!
 //! ```
 //! use migopt_models::{LayoutRules, SolveStatus};
