@@ -149,7 +149,9 @@ pub fn run(a: Args) -> Result<(), CliError> {
                 } else {
                     "-".into()
                 },
-                r.gap_pct.map(|g| format!("{g:.2}")).unwrap_or("-".into()),
+                r.gap_pct
+                    .map(|g| format!("{:.2}", if g.abs() < 0.005 { 0.0 } else { g }))
+                    .unwrap_or("-".into()),
                 format!("{:.3}", r.seconds),
                 r.gpus_used.to_string(),
                 r.gpcs_used.to_string(),
