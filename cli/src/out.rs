@@ -31,12 +31,13 @@ macro_rules! sayln {
 }
 
 /// Writes every (path, contents) pair, after all were rendered; creates parent folders.
-pub fn write_all(files: &[(&Path, String)]) -> Result<(), Error> {
+pub fn write_all<P: AsRef<Path>>(files: &[(P, String)]) -> Result<(), Error> {
     for (p, data) in files {
+        let p = p.as_ref();
         if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        std::fs::write(p, data).map_err(|e| Error::io(*p, e))?;
+        std::fs::write(p, data).map_err(|e| Error::io(p, e))?;
     }
     Ok(())
 }

@@ -34,6 +34,25 @@ impl Estimate {
             _ => None,
         }
     }
+
+    /// `mean ± half-width` with `digits` decimals (just the mean without an interval): the
+    /// one way tables print an estimate.
+    pub fn fmt_pm(&self, digits: usize) -> String {
+        match self.half_width() {
+            Some(h) => format!("{:.*} ± {:.*}", digits, self.mean, digits, h),
+            None => format!("{:.*}", digits, self.mean),
+        }
+    }
+
+    /// The same estimate in other units (e.g. ×100 for percent).
+    pub fn scaled(&self, factor: f64) -> Estimate {
+        Estimate {
+            mean: self.mean * factor,
+            ci_low: self.ci_low.map(|v| v * factor),
+            ci_high: self.ci_high.map(|v| v * factor),
+            n: self.n,
+        }
+    }
 }
 
 /// Latency of completed queries, arrival to completion, in milliseconds. Percentiles come

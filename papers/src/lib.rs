@@ -90,17 +90,3 @@ pub fn reproduce(study: Study, opts: &Options, progress: Progress<'_>) -> Result
         Study::Parvagpu => parvagpu::run(opts, progress),
     }
 }
-
-/// Writes a study's files under `dir` (after they all rendered).
-pub fn write(dir: &Path, out: &Output) -> Result<Vec<PathBuf>, Error> {
-    let mut written = Vec::new();
-    for (rel, text) in &out.files {
-        let p = dir.join(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        }
-        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))?;
-        written.push(p);
-    }
-    Ok(written)
-}

@@ -35,10 +35,7 @@ pub fn num(v: Option<f64>, d: usize) -> String {
 
 /// `mean ± half-width` from an estimate.
 pub fn pm(e: &migopt_models::report::Estimate, d: usize) -> String {
-    match e.half_width() {
-        Some(h) => format!("{:.d$} ± {:.d$}", e.mean, h),
-        None => format!("{:.d$}", e.mean),
-    }
+    e.fmt_pm(d)
 }
 
 #[cfg(test)]

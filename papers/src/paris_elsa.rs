@@ -138,13 +138,18 @@ pub fn workloads(opts: &Options) -> Result<(Vec<Workload>, Option<String>), Erro
 /// The ParvaGPU profiles with one process per instance (PARIS/ELSA use no MPS).
 pub fn a100_profiles(dir: &Path) -> Result<ProfileSet, Error> {
     let imp = migopt_profiles::parvagpu::read(dir)?;
-    let mut rows = Vec::new();
-    for (_, r) in &imp.rows {
-        rows.extend(r.iter().filter(|r| r.procs == 1).cloned());
-    }
-    let mut buf = Vec::new();
-    migopt_models::profile::write_csv(&rows, &mut buf).map_err(|e| Error::io(dir, e))?;
-    ProfileSet::from_csv_str(&String::from_utf8_lossy(&buf), &dir.join("prof_data"))
+    let rows = imp
+        .rows
+        .iter()
+        .flat_map(|(m, r)| {
+            let origin =
+                migopt_models::Origin::file(dir.join("prof_data").join(format!("{m}.csv")));
+            r.iter()
+                .filter(|r| r.procs == 1)
+                .map(move |r| (origin.clone(), r.clone()))
+        })
+        .collect();
+    ProfileSet::from_rows(rows)
 }
 
 /// Partitionings compared, as planner names.

@@ -43,9 +43,15 @@ pub fn run(a: Args) -> Result<(), CliError> {
     let out = migopt_papers::reproduce(study, &opts, &|d, t| bar.update(d, t))?;
     bar.finish();
     let dir = a.out.unwrap_or(a.dir);
-    let written = migopt_papers::write(&dir, &out)?;
-    crate::sayln!("wrote {} files under {}", written.len(), dir.display());
-    for c in &out.claims {
+    let claims = out.claims;
+    let files: Vec<(PathBuf, String)> = out
+        .files
+        .into_iter()
+        .map(|(rel, text)| (dir.join(rel), text))
+        .collect();
+    crate::out::write_all(&files)?;
+    crate::sayln!("wrote {} files under {}", files.len(), dir.display());
+    for c in &claims {
         crate::sayln!("[{}] {}", if c.holds { "holds" } else { "fails" }, c.text);
     }
     Ok(())

@@ -167,11 +167,8 @@ fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError
 }
 
 /// `12.34 ± 0.56`
-pub fn est(e: &Estimate, digits: usize) -> String {
-    match e.half_width() {
-        Some(h) => format!("{:.*} ± {:.*}", digits, e.mean, digits, h),
-        None => format!("{:.*}", digits, e.mean),
-    }
+fn est(e: &Estimate, digits: usize) -> String {
+    e.fmt_pm(digits)
 }
 
 pub fn run_simulate(f: SimFlags) -> Result<(), CliError> {
@@ -200,15 +197,7 @@ pub fn render_sim(r: &SimReport) -> String {
     o += &format!(
         "overall: throughput {} q/s, SLA violations {}% (95% intervals over replications)\n\n",
         est(&r.throughput_qps, 1),
-        est(
-            &Estimate {
-                mean: r.sla_violation_rate.mean * 100.0,
-                ci_low: r.sla_violation_rate.ci_low.map(|v| v * 100.0),
-                ci_high: r.sla_violation_rate.ci_high.map(|v| v * 100.0),
-                n: r.sla_violation_rate.n
-            },
-            3
-        )
+        est(&r.sla_violation_rate.scaled(100.0), 3)
     );
     let rows: Vec<Vec<String>> = r
         .models
