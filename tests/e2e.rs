@@ -401,3 +401,55 @@ fn reproduce_quick_writes_results() {
     let o = run(&["reproduce", "papers/nope"], &root());
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn gap_sweeps_gpu_counts_and_sla_multipliers() {
+    let dir = root().join("tests/corpus/toml");
+    let o = run(
+        &[
+            "gap",
+            "ok.toml",
+            "--sweep",
+            "--sla-multipliers",
+            "0.5,1",
+            "--json",
+        ],
+        &dir,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    // ok.toml has 4 GPUs: counts 1..4 x 2 multipliers, each with the MILP row first.
+    let milp: Vec<(u64, f64)> = rows
+        .iter()
+        .filter(|r| r["solver"] == "milp")
+        .map(|r| {
+            (
+                r["gpus"].as_u64().unwrap(),
+                r["sla_multiplier"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        milp,
+        [
+            (1, 0.5),
+            (1, 1.0),
+            (2, 0.5),
+            (2, 1.0),
+            (3, 0.5),
+            (3, 1.0),
+            (4, 0.5),
+            (4, 1.0)
+        ]
+    );
+    // More GPUs never carry less load.
+    let at = |n: u64| {
+        rows.iter()
+            .find(|r| r["solver"] == "milp" && r["gpus"] == n && r["sla_multiplier"] == 1.0)
+            .unwrap()["objective"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(at(4) >= at(3) && at(3) >= at(2) && at(2) >= at(1));
+}

@@ -116,7 +116,8 @@ pub fn workloads(opts: &Options) -> Result<(Vec<Workload>, Option<String>), Erro
         match &opts.dataset {
             Some(dir) => {
                 let set = a100_profiles(dir)?;
-                for m in ["resnet50", "mobilenetv2", "inceptionv3"] {
+                for m in set.models() {
+                    let m = m.as_str();
                     w.push(workload(
                         &format!("a100-{m}"),
                         "A100-80GB, real MIG (ParvaGPU data set)",
@@ -803,7 +804,8 @@ fn section(
         "![latency distribution](figures/{}-latency-cdf.svg)\n",
         w.id
     );
-    for p in ["paris", "milp"] {
+    let mut others = Vec::new();
+    for &p in parts {
         if let Some(Ok(plan)) = plans.get(p) {
             let models: Vec<String> = s.models.iter().map(|m| m.name.to_string()).collect();
             out.files.push((
@@ -817,8 +819,15 @@ fn section(
                     &models,
                 )?,
             ));
-            md += &format!("![{p} plan](figures/{}-plan-{p}.svg)\n", w.id);
+            if p == "paris" || p == "milp" {
+                md += &format!("![{p} plan](figures/{}-plan-{p}.svg)\n", w.id);
+            } else {
+                others.push(format!("[{p}](figures/{}-plan-{p}.svg)", w.id));
+            }
         }
+    }
+    if !others.is_empty() {
+        md += &format!("\nOther plans drawn: {}.\n", others.join(", "));
     }
     for p in parts {
         if let Some(Err(e)) = plans.get(p) {

@@ -120,6 +120,14 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
         parva_matches += usize::from(published == Some(pg));
         let sp = sim(opts, &parva, &s)?;
         let sm = sim(opts, &milp, &s)?;
+        let names: Vec<String> = s.models.iter().map(|m| m.name.to_string()).collect();
+        for (tag, p) in [("parvagpu", &parva), ("milp", &milp)] {
+            let title = format!("scenario {}: {tag} plan, {} GPUs", sc.index, p.gpus_used());
+            out.files.push((
+                format!("figures/s{}-plan-{tag}.svg", sc.index).into(),
+                crate::plot::plan_drawing(p, &title, &names)?,
+            ));
+        }
         let (mp, mm) = (misses(&sp), misses(&sm));
         rows.push(vec![
             format!("{}", sc.index),
@@ -364,6 +372,14 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     s += "\nChecked claims:\n\n";
     for c in &out.claims {
         let _ = writeln!(s, "- [{}] {}", if c.holds { "x" } else { " " }, c.text);
+    }
+    s += "\n## Plans\n\n";
+    for &i in &picks {
+        let n = imp.scenarios[i].index;
+        let _ = writeln!(
+            s,
+            "- scenario {n}: [ParvaGPU (migopt)](figures/s{n}-plan-parvagpu.svg), [MILP](figures/s{n}-plan-milp.svg)"
+        );
     }
     out.files.push(("RESULTS.md".into(), s));
     Ok(out)

@@ -33,7 +33,7 @@ pub struct Chart<'a> {
     pub y_max: Option<f64>,
 }
 
-const PALETTE: [RGBColor; 10] = [
+const PALETTE: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -44,6 +44,8 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(0, 0, 128),
+    RGBColor(128, 128, 0),
 ];
 
 /// A colour for the i-th series or model, stable across figures.
@@ -157,13 +159,17 @@ pub fn line_chart(c: &Chart<'_>) -> Result<String, Error> {
     Ok(svg)
 }
 
+const LEGEND_COLUMNS: usize = 5;
+
 /// Draws a plan's GPUs: one row per GPU, memory slots left to right, each instance a box
 /// coloured by model and labelled with its profile; idle slots are left grey.
 pub fn plan_drawing(plan: &Plan, title: &str, models: &[String]) -> Result<String, Error> {
     let gpu = plan.gpu_spec()?;
     let rows = plan.gpus.len().max(1);
     let (w, row_h, top, left) = (900i32, 46i32, 60i32, 70i32);
-    let h = top + rows as i32 * row_h + 60;
+    // The legend wraps every LEGEND_COLUMNS models.
+    let legend_rows = models.len().div_ceil(LEGEND_COLUMNS).max(1) as i32;
+    let h = top + rows as i32 * row_h + 42 + 20 * legend_rows;
     let slot_w = (w - left - 20) / gpu.memory_slots as i32;
     let mut svg = String::new();
     {
@@ -210,7 +216,11 @@ pub fn plan_drawing(plan: &Plan, title: &str, models: &[String]) -> Result<Strin
                 ))
                 .map_err(draw_err)?;
                 root.draw(&Text::new(
-                    format!("{} b{}", a.profile, a.batch),
+                    if a.procs > 1 {
+                        format!("{} b{} x{}", a.profile, a.batch, a.procs)
+                    } else {
+                        format!("{} b{}", a.profile, a.batch)
+                    },
                     (x + 4, y + 5),
                     ("sans-serif", 12),
                 ))
@@ -225,7 +235,8 @@ pub fn plan_drawing(plan: &Plan, title: &str, models: &[String]) -> Result<Strin
         }
         let ly = top + rows as i32 * row_h + 14;
         for (i, m) in models.iter().enumerate() {
-            let x = left + i as i32 * 160;
+            let x = left + (i % LEGEND_COLUMNS) as i32 * 160;
+            let ly = ly + (i / LEGEND_COLUMNS) as i32 * 20;
             root.draw(&Rectangle::new(
                 [(x, ly), (x + 14, ly + 14)],
                 colour(i).mix(0.75).filled(),
@@ -236,7 +247,7 @@ pub fn plan_drawing(plan: &Plan, title: &str, models: &[String]) -> Result<Strin
         }
         root.draw(&Text::new(
             "memory slots 0..7 left to right; grey = idle",
-            (left, ly + 22),
+            (left, ly + 20 * legend_rows + 2),
             ("sans-serif", 12),
         ))
         .map_err(draw_err)?;
