@@ -2,7 +2,7 @@
 """Compare the shape of the H100 green-context profiles with real A100-80GB MIG measurements.
 
 Reads profiles/h100-80gb/<model>.csv (this repository) and the ParvaGPU A100-80GB MIG profiles in
-../shared/datasets/parvagpu-a100-80gb/prof_data/ (beside the repository root; --shared overrides), and prints a
+profiles/parvagpu-a100-80gb/prof_data/ (vendored in the repository; --dataset overrides), and prints a
 markdown table per model: latency(1g)/latency(7g) and latency(3g)/latency(7g) at a few batch sizes, for both.
 
 Stdlib only. Prints a skip message (exit 0) when the shared dataset is absent.
@@ -19,8 +19,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-DEFAULT_SHARED = os.path.join(os.path.dirname(REPO), "shared")
-PARVA_SUBDIR = os.path.join("datasets", "parvagpu-a100-80gb", "prof_data")
+DEFAULT_DATASET = os.path.join(HERE, "parvagpu-a100-80gb")
 
 # our model name -> ParvaGPU file
 MODEL_FILES = {"resnet50": "resnet50.csv", "mobilenetv2": "mobilenetv2.csv", "bert-base": "bert.csv"}
@@ -82,13 +81,14 @@ def table(model, parva, ours, batches=BATCHES):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    ap.add_argument("--shared", default=DEFAULT_SHARED, help="the shared folder (default: ../shared beside the repo)")
+    ap.add_argument("--dataset", default=DEFAULT_DATASET,
+                    help="the ParvaGPU A100-80GB data set (default: the copy vendored in profiles/)")
     ap.add_argument("--profiles-dir", default=os.path.join(HERE, "h100-80gb"))
     args = ap.parse_args(argv)
-    parva_dir = os.path.join(args.shared, PARVA_SUBDIR)
+    parva_dir = os.path.join(args.dataset, "prof_data")
     if not os.path.isdir(parva_dir):
-        print("compare_mig.py: skipped, no ParvaGPU A100 data at %s" % parva_dir)
-        return 0
+        print("compare_mig.py: error: no ParvaGPU A100 data at %s" % parva_dir, file=sys.stderr)
+        return 2
     print("SMs per slice: A100 MIG 1g/3g/7g = %d/%d/%d (7g/1g = %.2f, 7g/3g = %.2f); "
           "H100 green contexts 1g/3g/7g = %d/%d/%d (7g/1g = %.2f, 7g/3g = %.2f)." % (
               SMS["A100"][1], SMS["A100"][3], SMS["A100"][7], SMS["A100"][7] / SMS["A100"][1],

@@ -28,14 +28,9 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn shared_parvagpu() -> Option<PathBuf> {
-    let p = root().join("../shared/datasets/parvagpu-a100-80gb");
-    if p.join("prof_data").is_dir() {
-        Some(p)
-    } else {
-        eprintln!("skipped: ../shared/datasets/parvagpu-a100-80gb is absent");
-        None
-    }
+/// The ParvaGPU data set vendored in the repository.
+fn parvagpu_dir() -> PathBuf {
+    root().join("profiles/parvagpu-a100-80gb")
 }
 
 /// Runs `args + file` for every file of the corpus folder with extension `ext` (except
@@ -137,7 +132,7 @@ fn profile_check_passes_on_the_shipped_profiles() {
 
 #[test]
 fn import_parvagpu_writes_profiles_and_scenarios() {
-    let Some(src) = shared_parvagpu() else { return };
+    let src = parvagpu_dir();
     let out = tempfile::tempdir().unwrap();
     let dest = out.path().join("pv");
     let o = run(

@@ -58,7 +58,8 @@ impl std::fmt::Display for Origin {
 }
 
 /// Every way input can be wrong, or a request impossible. The CLI maps all of these to
-/// exit code 2 (bad input), keeping exit code 1 for internal failures.
+/// exit code 2 (bad input), except [`Error::Internal`], which exits 1 (see
+/// [`Error::is_internal`]).
 #[derive(Debug, Error)]
 pub enum Error {
     /// A file could not be read or written.
@@ -120,6 +121,10 @@ pub enum Error {
     /// Anything else the user must fix, with enough context to find it.
     #[error("{0}")]
     Invalid(String),
+    /// Something broke inside migopt (a solver failure, a broken invariant): not the user's
+    /// input. The CLI exits 1 for it.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -130,6 +135,16 @@ impl Error {
             field: field.into(),
             message: message.into(),
         }
+    }
+
+    /// Whether this is migopt's fault (exit 1) rather than the input's (exit 2).
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Error::Internal(_))
+    }
+
+    /// Shorthand for an internal failure.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::Internal(message.into())
     }
 
     /// Shorthand for an I/O error on a path.

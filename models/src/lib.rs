@@ -10,6 +10,7 @@
 pub mod catalogue;
 pub mod error;
 pub mod layout;
+pub mod limits;
 pub mod plan;
 pub mod profile;
 pub mod report;

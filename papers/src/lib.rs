@@ -46,8 +46,8 @@ pub struct Options {
     pub seed: u64,
     /// Simulator threads (results do not depend on it).
     pub threads: Option<usize>,
-    /// The ParvaGPU data set (`../shared/datasets/parvagpu-a100-80gb`), if present.
-    pub dataset: Option<PathBuf>,
+    /// The ParvaGPU data set (default: the copy vendored in `profiles/parvagpu-a100-80gb`).
+    pub dataset: PathBuf,
 }
 
 impl Default for Options {
@@ -56,7 +56,7 @@ impl Default for Options {
             quick: false,
             seed: 1,
             threads: None,
-            dataset: migopt_profiles::parvagpu::shared_dataset(),
+            dataset: migopt_profiles::parvagpu::dataset_dir(),
         }
     }
 }

@@ -92,9 +92,9 @@ pub fn workload(
     })
 }
 
-/// The workloads: the four shipped H100 models, and three models of the ParvaGPU A100 MIG
-/// data (real MIG measurements) when the data set is present. Quick runs take one.
-pub fn workloads(opts: &Options) -> Result<(Vec<Workload>, Option<String>), Error> {
+/// The workloads: the four shipped H100 models, and the eleven models of the vendored
+/// ParvaGPU A100 MIG data (real MIG measurements). Quick runs take one.
+pub fn workloads(opts: &Options) -> Result<Vec<Workload>, Error> {
     let h100 = migopt_profiles::h100_profiles()?;
     let mut w = Vec::new();
     let h100_models: &[&str] = if opts.quick {
@@ -111,29 +111,20 @@ pub fn workloads(opts: &Options) -> Result<(Vec<Workload>, Option<String>), Erro
             8,
         )?);
     }
-    let mut skipped = None;
     if !opts.quick {
-        match &opts.dataset {
-            Some(dir) => {
-                let set = a100_profiles(dir)?;
-                for m in set.models() {
-                    let m = m.as_str();
-                    w.push(workload(
-                        &format!("a100-{m}"),
-                        "A100-80GB, real MIG (ParvaGPU data set)",
-                        &set,
-                        m,
-                        8,
-                    )?);
-                }
-            }
-            None => skipped = Some(
-                "the ParvaGPU A100 MIG data set (../shared/datasets/parvagpu-a100-80gb) is absent"
-                    .to_string(),
-            ),
+        let set = a100_profiles(&opts.dataset)?;
+        for m in set.models() {
+            let m = m.as_str();
+            w.push(workload(
+                &format!("a100-{m}"),
+                "A100-80GB, real MIG (ParvaGPU data set)",
+                &set,
+                m,
+                8,
+            )?);
         }
     }
-    Ok((w, skipped))
+    Ok(w)
 }
 
 /// The ParvaGPU profiles with one process per instance (PARIS/ELSA use no MPS).
@@ -213,7 +204,7 @@ struct Cell {
 
 /// Runs the study.
 pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
-    let (loads, skipped) = workloads(opts)?;
+    let loads = workloads(opts)?;
     let parts = partitionings(opts.quick);
     let scheds = schedulers(opts.quick);
     let fr = fractions(opts.quick);
@@ -451,7 +442,6 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
             &headline,
             &md_sections,
             &out.claims,
-            skipped.as_deref(),
         ),
     ));
     Ok(out)
@@ -909,7 +899,6 @@ fn results_md(
     h: &[Headline],
     sections: &str,
     claims: &[Claim],
-    skipped: Option<&str>,
 ) -> String {
     let mut s = String::from("# PARIS + ELSA, reproduced with migopt\n\n");
     s += "Written by `migopt reproduce papers/paris-elsa`; do not edit by hand. Every number below is in `results/*.csv`.\n\n";
@@ -927,9 +916,6 @@ fn results_md(
         opts.seed,
         if opts.quick { " **Quick run** (reduced; for tests)." } else { "" }
     );
-    if let Some(sk) = skipped {
-        let _ = writeln!(s, "Skipped: {sk}.\n");
-    }
     s += "## Headline: PARIS+ELSA against the best homogeneous partitioning with FIFS\n\n";
     let rows: Vec<Vec<String>> = h
         .iter()

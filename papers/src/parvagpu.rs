@@ -67,12 +67,7 @@ fn misses(r: &SimReport) -> Vec<String> {
 
 /// Runs the study.
 pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
-    let dir = opts.dataset.clone().ok_or_else(|| {
-        Error::Invalid(
-            "the ParvaGPU data set is needed: ../shared/datasets/parvagpu-a100-80gb is absent"
-                .into(),
-        )
-    })?;
+    let dir = opts.dataset.clone();
     let imp = migopt_profiles::parvagpu::read(&dir)?;
     let picks: Vec<usize> = if opts.quick {
         vec![0, 1]
@@ -269,7 +264,7 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     let mut s = String::from("# ParvaGPU's SLO scenarios, reproduced with migopt\n\n");
     s += "Written by `migopt reproduce papers/parvagpu`; do not edit by hand. Every number is in `results/*.csv`.\n\n";
     s += "Data: the ParvaGPU profiles of 11 models measured on an A100-80GB with MIG and MPS, and its six SLO scenarios \
-          (`../shared/datasets/parvagpu-a100-80gb`, MIT licence), imported with `migopt import parvagpu`. Each instance \
+          (vendored in `profiles/parvagpu-a100-80gb`, MIT licence), imported with `migopt import parvagpu`. Each instance \
           runs a (MIG size, batch, MPS processes) point; it is feasible when its batch latency < 0.9 x SLO / 2 \
           (ParvaGPU's rule, `--slo-factor 0.45`). Objective: fewest GPUs, then fewest GPC slices.\n\n";
     if opts.quick {

@@ -51,10 +51,6 @@ fn parvagpu_quick_run_proves_optimality() {
         threads: Some(2),
         ..Options::default()
     };
-    if opts.dataset.is_none() {
-        eprintln!("skipped: ../shared/datasets/parvagpu-a100-80gb is absent");
-        return;
-    }
     let out = reproduce(Study::Parvagpu, &opts, &|_, _| {}).unwrap();
     let optimal = out
         .claims

@@ -328,10 +328,10 @@ impl Import {
     }
 }
 
-/// Where the shared copy of the data set lives relative to this workspace, if present.
-pub fn shared_dataset() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/parvagpu-a100-80gb");
-    p.join("prof_data").is_dir().then_some(p)
+/// The ParvaGPU A100-80GB data set vendored in this repository (`profiles/parvagpu-a100-80gb/`,
+/// MIT licence, with its LICENSE). The one place that knows where it lives.
+pub fn dataset_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("parvagpu-a100-80gb")
 }
 
 #[cfg(test)]
@@ -411,11 +411,8 @@ mod tests {
     }
 
     #[test]
-    fn the_shared_dataset_imports() {
-        let Some(dir) = shared_dataset() else {
-            eprintln!("skipped: ../shared/datasets/parvagpu-a100-80gb is absent");
-            return;
-        };
+    fn the_vendored_dataset_imports() {
+        let dir = dataset_dir();
         let imp = read(&dir).unwrap();
         assert_eq!(imp.models.len(), 11);
         assert_eq!(imp.scenarios.len(), 6);

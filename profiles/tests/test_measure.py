@@ -305,12 +305,20 @@ class CompareMigTest(unittest.TestCase):
             self.assertIn("| 8 | 4.00 | 4.00 | 2.00 | 2.00 |", lines)
             self.assertIn("| 64 | - | - | - | - |", lines)
 
-    def test_skips_without_shared(self):
+    def test_fails_and_names_a_missing_dataset(self):
+        err = io.StringIO()
+        missing = os.path.join(tempfile.gettempdir(), "no-such-dataset-dir")
+        with contextlib.redirect_stderr(err):
+            rc = compare_mig.main(["--dataset", missing])
+        self.assertEqual(rc, 2)
+        self.assertIn(missing, err.getvalue())
+
+    def test_the_vendored_dataset_compares(self):
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            rc = compare_mig.main(["--shared", os.path.join(tempfile.gettempdir(), "no-such-shared-dir")])
+            rc = compare_mig.main([])
         self.assertEqual(rc, 0)
-        self.assertIn("skipped", out.getvalue())
+        self.assertIn("resnet50", out.getvalue())
 
 
 _REASON = _torch_cuda_reason()

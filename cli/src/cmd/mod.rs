@@ -60,6 +60,7 @@ impl CliError {
     /// Process exit code.
     pub fn exit_code(&self) -> u8 {
         match self {
+            CliError::Input(e) if e.is_internal() => 1,
             CliError::Input(_) => 2,
             CliError::Internal(_) => 1,
         }

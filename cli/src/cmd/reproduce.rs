@@ -19,7 +19,7 @@ pub struct Args {
     /// Simulator threads (results do not depend on it).
     #[arg(long)]
     threads: Option<usize>,
-    /// The ParvaGPU data set folder (default: ../shared/datasets/parvagpu-a100-80gb when present).
+    /// The ParvaGPU data set folder (default: the copy vendored in profiles/parvagpu-a100-80gb).
     #[arg(long)]
     dataset: Option<PathBuf>,
     /// Write the outputs here instead of the study folder.
@@ -29,15 +29,11 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<(), CliError> {
     let study = Study::from_dir(&a.dir)?;
-    let dataset = a.dataset.clone().or_else(|| {
-        let p = PathBuf::from("../shared/datasets/parvagpu-a100-80gb");
-        p.join("prof_data").is_dir().then_some(p)
-    });
     let opts = Options {
         quick: a.quick,
         seed: a.seed,
         threads: a.threads,
-        dataset: dataset.or_else(|| Options::default().dataset),
+        dataset: a.dataset.clone().unwrap_or_else(migopt_profiles::parvagpu::dataset_dir),
     };
     let bar = Progress::new(&format!("reproducing {}", a.dir.display()), true);
     let out = migopt_papers::reproduce(study, &opts, &|d, t| bar.update(d, t))?;

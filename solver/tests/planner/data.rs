@@ -22,24 +22,9 @@ pub const MODELS: [&str; 11] = [
     "vgg19",
 ];
 
-/// The data set's directory, or `None` (with the reason printed) when the shared folder is
-/// not there.
-pub fn dataset_dir() -> Option<PathBuf> {
-    let candidates = [
-        PathBuf::from("/work/shared/datasets/parvagpu-a100-80gb"),
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/datasets/parvagpu-a100-80gb"
-        )),
-    ];
-    let found = candidates
-        .iter()
-        .find(|p| p.join("SLO/SLO_req_rate.csv").is_file())
-        .cloned();
-    if found.is_none() {
-        eprintln!("skipping: the ParvaGPU data set is not present (looked in {candidates:?})");
-    }
-    found
+/// The vendored data set's directory (it ships with the repository, so tests never skip).
+pub fn dataset_dir() -> PathBuf {
+    migopt_profiles::parvagpu::dataset_dir()
 }
 
 fn profile_of(gpcs: u32) -> Option<&'static str> {

@@ -21,7 +21,7 @@ fn opts() -> PlanOptions {
 
 #[test]
 fn parvagpu_reimplementation_counts() {
-    let Some(dir) = dataset_dir() else { return };
+    let dir = dataset_dir();
     let counts: Vec<usize> = parvagpu_scenarios(&dir)
         .iter()
         .map(|s| {
@@ -48,7 +48,7 @@ fn parvagpu_reimplementation_counts() {
 
 #[test]
 fn parvagpu_segments_of_scenario_5() {
-    let Some(dir) = dataset_dir() else { return };
+    let dir = dataset_dir();
     let s = &parvagpu_scenarios(&dir)[4];
     let p = plan(s, SolverKind::Parvagpu, &opts()).unwrap();
     let mut sizes = std::collections::BTreeMap::new();
@@ -66,7 +66,7 @@ fn parvagpu_segments_of_scenario_5() {
 
 #[test]
 fn milp_proves_optimum_within_published_counts() {
-    let Some(dir) = dataset_dir() else { return };
+    let dir = dataset_dir();
     for (i, s) in parvagpu_scenarios(&dir).iter().enumerate() {
         let p = plan(s, SolverKind::Milp, &opts()).unwrap();
         assert_eq!(p.report.status, SolveStatus::Optimal, "{}", s.name);
@@ -105,7 +105,7 @@ fn milp_proves_optimum_within_published_counts() {
 
 #[test]
 fn placements_encoding_agrees_on_small_scenarios() {
-    let Some(dir) = dataset_dir() else { return };
+    let dir = dataset_dir();
     let b = PlanOptions {
         encoding: Encoding::Placements,
         ..opts()
@@ -123,7 +123,7 @@ fn placements_encoding_agrees_on_small_scenarios() {
 /// renders the data set into migopt's CSV and scenario files.
 #[test]
 fn same_counts_through_the_importer() {
-    let Some(dir) = dataset_dir() else { return };
+    let dir = dataset_dir();
     let import = migopt_profiles::parvagpu::read(&dir).unwrap();
     assert_eq!(import.scenarios.len(), 6);
     for (i, sc) in import.scenarios.iter().enumerate() {

@@ -144,7 +144,7 @@ fn homogeneous_cuts() {
 
 #[test]
 fn min_gpus_gap_report_on_parvagpu_scenario() {
-    let Some(dir) = dataset_dir() else { return };
+    let dir = dataset_dir();
     let s = &parvagpu_scenarios(&dir)[4];
     let o = PlanOptions {
         objective: Objective::MinGpus,
@@ -170,7 +170,7 @@ fn min_gpus_gap_report_on_parvagpu_scenario() {
 
 #[test]
 fn node_limit_repeats_exactly_and_still_plans() {
-    let Some(dir) = dataset_dir() else { return };
+    let dir = dataset_dir();
     let s = &parvagpu_scenarios(&dir)[5];
     let o = PlanOptions {
         objective: Objective::MinGpus,
