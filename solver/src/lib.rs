@@ -47,6 +47,7 @@ mod mingpus;
 mod pack;
 pub mod paris;
 pub mod parvagpu;
+pub mod replan;
 mod supply;
 
 pub use fluid::FluidEvaluation;
@@ -151,8 +152,12 @@ pub struct PlanOptions {
     pub objective: Objective,
     /// Fluid-model parameters (ρ, β, SLO factor).
     pub params: PlanParams,
-    /// Wall-clock limit of each MILP solve, seconds (none: until the gap is met).
+    /// Wall-clock limit of the whole `plan()` call, seconds (none: until the gap is met).
+    /// Every MILP and LP solve of the call gets the time left of it.
     pub time_limit: Option<f64>,
+    /// The instant by which the call must end: `plan()` sets it from `time_limit` when it
+    /// is `None`; set it to share one limit among several calls.
+    pub deadline: Option<Instant>,
     /// Relative MIP gap at which to stop; 0 (the default) proves optimality.
     pub mip_gap: f64,
     /// HiGHS threads. HiGHS keeps one scheduler per OS thread, created at its first solve;
@@ -182,6 +187,33 @@ impl Default for PlanOptions {
             rules: LayoutRules::default(),
             node_limit: None,
             gpu_cap: None,
+            deadline: None,
+        }
+    }
+}
+
+impl PlanOptions {
+    /// The options with the deadline fixed: now + `time_limit`, unless one is set already.
+    pub fn with_deadline(&self) -> PlanOptions {
+        let mut o = self.clone();
+        if o.deadline.is_none() {
+            o.deadline = o
+                .time_limit
+                .filter(|t| t.is_finite() && *t >= 0.0)
+                .and_then(|t| Instant::now().checked_add(std::time::Duration::from_secs_f64(t)));
+        }
+        o
+    }
+
+    /// Seconds left before the deadline (at least a few milliseconds, so a solve that starts
+    /// late still returns its MIP start), or `None` without a limit.
+    pub(crate) fn time_left(&self) -> Option<f64> {
+        let left = self
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()).as_secs_f64());
+        match (left, self.time_limit) {
+            (Some(l), _) => Some(l.max(0.01)),
+            (None, t) => t,
         }
     }
 }
@@ -189,7 +221,7 @@ impl Default for PlanOptions {
 /// MILP controls from the options.
 pub(crate) fn control(opts: &PlanOptions, relax: bool) -> milp::Control {
     milp::Control {
-        time_limit: opts.time_limit,
+        time_limit: opts.time_left(),
         mip_gap: opts.mip_gap,
         threads: opts.threads.max(1),
         node_limit: opts.node_limit,
@@ -223,6 +255,7 @@ pub(crate) fn renumber(gpus: Vec<GpuPlan>) -> Vec<GpuPlan> {
 /// models, batch sizes and latencies), [`Error::Invalid`] for unusable options.
 pub fn plan(scenario: &Scenario, solver: SolverKind, opts: &PlanOptions) -> Result<Plan, Error> {
     let start = Instant::now();
+    let opts = &opts.with_deadline();
     match opts.objective {
         Objective::MaxLoad => {
             let d = data::load_data(scenario, &opts.params, opts.rules)?;
@@ -517,8 +550,8 @@ fn capacity(scenario: &Scenario, gpus: &[GpuPlan]) -> Vec<ModelRate> {
                         scenario
                             .profiles
                             .curve(m.name.as_str(), a.profile.as_str(), a.procs)?;
-                    let l = c.latency(a.batch, migopt_models::BatchLookup::Exact)?;
-                    Some(a.procs as f64 * a.batch as f64 * 1000.0 / l.0)
+                    // The throughput column (measured where the profile gives one).
+                    c.throughput_at(a.batch)
                 })
                 .sum();
             ModelRate {
@@ -533,8 +566,8 @@ fn capacity(scenario: &Scenario, gpus: &[GpuPlan]) -> Vec<ModelRate> {
 fn checked(plan: Plan, opts: &PlanOptions) -> Result<Plan, Error> {
     match plan.validate(opts.rules) {
         Ok(()) => Ok(plan),
-        Err(e) => Err(Error::Invalid(format!(
-            "internal planner error: {} produced a plan the MIG validator rejects ({e}); please report this",
+        Err(e) => Err(Error::Internal(format!(
+            "planner bug: {} produced a plan the MIG validator rejects ({e}); please report this",
             plan.solver
         ))),
     }
@@ -557,7 +590,7 @@ fn min_gpus_limit(d: &RateData, opts: &PlanOptions) -> Result<(u32, Option<f64>)
                 .fold(0.0, f64::max);
             (m.rate / best).ceil().max(1.0) as u32
         })
-        .sum();
+        .fold(0u32, u32::saturating_add);
     let upper = heuristic.unwrap_or(safe).max(1);
     let lp = mingpus::lp_gpus(d, Encoding::Layouts, upper, opts)?;
     let needed = lp.map(|l| (l - 1e-6).ceil().max(1.0) as u32);

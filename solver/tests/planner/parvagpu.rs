@@ -56,12 +56,12 @@ fn parvagpu_segments_of_scenario_5() {
         *sizes.entry(a.profile.to_string()).or_insert(0) += 1;
     }
     let want: std::collections::BTreeMap<String, i32> =
-        [("1g.10gb", 13), ("2g.20gb", 5), ("3g.40gb", 20)]
+        [("1g.10gb", 12), ("2g.20gb", 5), ("3g.40gb", 20)]
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
     assert_eq!(sizes, want);
-    assert_eq!(p.report.gpcs_used, Some(83));
+    assert_eq!(p.report.gpcs_used, Some(82));
 }
 
 #[test]
