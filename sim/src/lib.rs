@@ -48,7 +48,7 @@ pub use migopt_models::report::{
     CapacityProbe, CapacityReport, Estimate, GpuReport, InstanceReport, LatencySummary,
     ModelReport, QueueSummary, SimReport,
 };
-pub use trace::{parse_trace, read_trace, TraceRecord};
+pub use trace::{parse_trace, parse_trace_for, read_trace, read_trace_for, TraceRecord};
 
 use migopt_models::{Error, Objective, Plan, Scenario};
 use prep::Prepared;

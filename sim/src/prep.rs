@@ -300,6 +300,15 @@ impl Prepared {
             }
         }
         let ni = insts.len();
+        let cells = (ni + models.len()).saturating_mul(width);
+        if cells > migopt_models::limits::MAX_SERVICE_TABLE_CELLS {
+            return Err(Error::Invalid(format!(
+                "the plan's {ni} instances and {} models with batches up to {} need {cells} service-table entries, above the limit of {}",
+                models.len(),
+                width - 1,
+                migopt_models::limits::MAX_SERVICE_TABLE_CELLS
+            )));
+        }
         let mut med = vec![f64::INFINITY; ni * width];
         let mut jshift = vec![f64::INFINITY; ni * width];
         let mut jscale = vec![0.0; ni * width];
