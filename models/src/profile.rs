@@ -3,7 +3,16 @@
 //! The CSV schema (one row per measurement):
 //! `model,gpu,profile,batch,latency_ms` required; optional `latency_p99_ms`, `procs` (MPS
 //! processes sharing the instance, default 1), `throughput_qps` (derived as
-//! procs·batch/latency when absent) and `method` (`mig`, `green-context`, `imported`).
+//! procs·batch/latency when absent), `method` (`mig`, `green-context`, `mps`, `imported`) and
+//! `neighbour_load` (default 0).
+//!
+//! `neighbour_load` d in [0, 1]: the row was measured while every other instance of the GPU
+//! (the layout named in the sidecar) was busy a fraction d of the time. Rows with d = 0 (or
+//! without the column) are the curves every planner and the simulator use; rows with d > 0
+//! are kept beside them ([`ProfileSet::loaded`]) and feed the simulator's interference model
+//! (`migopt_sim::interference`), which scales an instance's service time by how busy its
+//! neighbours are, interpolating between the measured loads. A set without such rows has no
+//! interference model.
 //! Every problem is reported with file, line and column.
 
 use crate::catalogue::{Catalogue, GpuSpec};
@@ -25,6 +34,9 @@ pub enum Method {
     Mig,
     /// Emulated with CUDA green contexts (SM share only).
     GreenContext,
+    /// Emulated with MPS clients limited to the slice's share of SMs
+    /// (`CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`), the way `migopt serve` co-locates partitions.
+    Mps,
     /// Converted from a third-party data set.
     #[default]
     Imported,
@@ -35,6 +47,7 @@ impl Method {
         match s {
             "mig" => Some(Method::Mig),
             "green-context" => Some(Method::GreenContext),
+            "mps" => Some(Method::Mps),
             "imported" => Some(Method::Imported),
             _ => None,
         }
@@ -44,6 +57,7 @@ impl Method {
         match self {
             Method::Mig => "mig",
             Method::GreenContext => "green-context",
+            Method::Mps => "mps",
             Method::Imported => "imported",
         }
     }
@@ -70,6 +84,10 @@ pub struct ProfileRow {
     pub throughput_qps: f64,
     /// How it was measured.
     pub method: Method,
+    /// Fraction of the time the GPU's other instances were busy during the measurement (0:
+    /// measured alone).
+    #[serde(default)]
+    pub neighbour_load: f64,
 }
 
 /// The latency curve of one (model, profile, procs): measured batches in increasing order.
@@ -204,10 +222,29 @@ pub struct ProfileSet {
     pub methods: BTreeMap<ModelName, Method>,
     /// Odd-looking but accepted measurements.
     pub warnings: Vec<Warning>,
+    /// Curves measured under neighbour load (rows with `neighbour_load` > 0), per key, in
+    /// increasing load: the interference model's data. Empty for most sets.
+    #[serde(default)]
+    pub loaded: BTreeMap<CurveKey, Vec<LoadedCurve>>,
+}
+
+/// A curve measured while the GPU's other instances were busy a fraction `load` of the time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadedCurve {
+    /// Neighbour load in (0, 1].
+    pub load: f64,
+    /// The latency curve measured at that load.
+    pub curve: Curve,
 }
 
 const REQUIRED: [&str; 5] = ["model", "gpu", "profile", "batch", "latency_ms"];
-const OPTIONAL: [&str; 4] = ["latency_p99_ms", "procs", "throughput_qps", "method"];
+const OPTIONAL: [&str; 5] = [
+    "latency_p99_ms",
+    "procs",
+    "throughput_qps",
+    "method",
+    "neighbour_load",
+];
 
 impl ProfileSet {
     /// Reads and validates one or more profile CSV files. All rows must be for one GPU kind.
@@ -238,8 +275,9 @@ impl ProfileSet {
             .gpu(first.gpu.as_str())
             .map_err(|e| Error::field(first_origin.clone(), "gpu", e.to_string()))?;
         let gpu = gpu_spec.name.clone();
-        let mut seen: BTreeMap<(CurveKey, u32), Origin> = BTreeMap::new();
+        let mut seen: BTreeMap<(CurveKey, u32, u64), Origin> = BTreeMap::new();
         let mut grouped: BTreeMap<CurveKey, Vec<&ProfileRow>> = BTreeMap::new();
+        let mut loaded_rows: BTreeMap<(CurveKey, u64), Vec<&ProfileRow>> = BTreeMap::new();
         let mut methods = BTreeMap::new();
         for (origin, r) in &rows {
             let this = cat
@@ -263,18 +301,32 @@ impl ProfileSet {
                 profile: r.profile.clone(),
                 procs: r.procs,
             };
-            if let Some(prev) = seen.insert((key.clone(), r.batch), origin.clone()) {
+            let load = r.neighbour_load.to_bits();
+            if let Some(prev) = seen.insert((key.clone(), r.batch, load), origin.clone()) {
                 return Err(Error::field(
                     origin.clone(),
                     "batch",
                     format!(
-                        "duplicate measurement of {} on {} at batch {} with {} procs (first at {})",
-                        r.model, r.profile, r.batch, r.procs, prev
+                        "duplicate measurement of {} on {} at batch {} with {} procs{} (first at {})",
+                        r.model,
+                        r.profile,
+                        r.batch,
+                        r.procs,
+                        if r.neighbour_load > 0.0 {
+                            format!(" under neighbour load {}", r.neighbour_load)
+                        } else {
+                            String::new()
+                        },
+                        prev
                     ),
                 ));
             }
             methods.entry(r.model.clone()).or_insert(r.method);
-            grouped.entry(key).or_default().push(r);
+            if r.neighbour_load > 0.0 {
+                loaded_rows.entry((key, load)).or_default().push(r);
+            } else {
+                grouped.entry(key).or_default().push(r);
+            }
         }
         let mut warnings = Vec::new();
         let mut curves = BTreeMap::new();
@@ -291,23 +343,31 @@ impl ProfileSet {
                     });
                 }
             }
-            let curve = Curve {
-                batches: pts.iter().map(|r| r.batch).collect(),
-                latency_ms: pts.iter().map(|r| r.latency_ms).collect(),
-                p99_ms: pts
-                    .iter()
-                    .map(|r| r.latency_p99_ms.unwrap_or(r.latency_ms))
-                    .collect(),
-                throughput_qps: pts.iter().map(|r| r.throughput_qps).collect(),
-                has_p99: pts.iter().all(|r| r.latency_p99_ms.is_some()),
-            };
-            curves.insert(key, curve);
+            curves.insert(key, curve_of(&pts));
+        }
+        let mut loaded: BTreeMap<CurveKey, Vec<LoadedCurve>> = BTreeMap::new();
+        for ((key, load), mut pts) in loaded_rows {
+            if !curves.contains_key(&key) {
+                return Err(Error::Invalid(format!(
+                    "{} on {} (procs {}) is measured under neighbour load but never alone (no row with neighbour_load 0): the interference model needs the isolated curve",
+                    key.model, key.profile, key.procs
+                )));
+            }
+            pts.sort_by_key(|r| r.batch);
+            loaded.entry(key).or_default().push(LoadedCurve {
+                load: f64::from_bits(load),
+                curve: curve_of(&pts),
+            });
+        }
+        for v in loaded.values_mut() {
+            v.sort_by(|a, b| a.load.total_cmp(&b.load));
         }
         Ok(Self {
             gpu,
             curves,
             methods,
             warnings,
+            loaded,
         })
     }
 
@@ -361,6 +421,7 @@ impl ProfileSet {
     pub fn restrict_to(&self, models: &[&str]) -> Self {
         let mut s = self.clone();
         s.curves.retain(|k, _| models.contains(&k.model.as_str()));
+        s.loaded.retain(|k, _| models.contains(&k.model.as_str()));
         s.methods.retain(|k, _| models.contains(&k.as_str()));
         s
     }
@@ -375,6 +436,12 @@ impl ProfileSet {
         };
         let curves: BTreeMap<CurveKey, Curve> = self
             .curves
+            .range(from.clone()..)
+            .take_while(|(k, _)| k.model.as_str() == model)
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        let loaded: BTreeMap<CurveKey, Vec<LoadedCurve>> = self
+            .loaded
             .range(from..)
             .take_while(|(k, _)| k.model.as_str() == model)
             .map(|(k, c)| (k.clone(), c.clone()))
@@ -383,6 +450,7 @@ impl ProfileSet {
         Self {
             gpu: self.gpu.clone(),
             curves,
+            loaded,
             methods: self
                 .methods
                 .get_key_value(model)
@@ -418,11 +486,60 @@ impl ProfileSet {
             }
             self.curves.insert(k, c);
         }
+        for (k, v) in other.loaded {
+            match self.loaded.get(&k) {
+                Some(mine) if *mine != v => {
+                    return Err(Error::Invalid(format!(
+                        "{} on {} (procs {}) has neighbour-load curves in two different profile files",
+                        k.model, k.profile, k.procs
+                    )))
+                }
+                _ => {
+                    self.loaded.insert(k, v);
+                }
+            }
+        }
         for (m, me) in other.methods {
             self.methods.entry(m).or_insert(me);
         }
         self.warnings.extend(other.warnings);
         Ok(())
+    }
+
+    /// Whether any curve was measured under neighbour load.
+    pub fn has_loaded(&self) -> bool {
+        !self.loaded.is_empty()
+    }
+
+    /// The set as measured with every neighbour at `load`: each curve that has a curve
+    /// measured at exactly that load is replaced by it (curves without one, such as a
+    /// whole-GPU profile that has no neighbours, stay as they are), and the loaded curves are
+    /// dropped, so no interference model applies on top. `load` 1 gives the "all neighbours
+    /// flat out" profiles. An error if no curve was measured at that load.
+    pub fn at_neighbour_load(&self, load: f64) -> Result<Self> {
+        let mut s = self.clone();
+        let mut hit = 0;
+        for (k, v) in &self.loaded {
+            if let Some(lc) = v.iter().find(|lc| (lc.load - load).abs() < 1e-9) {
+                s.curves.insert(k.clone(), lc.curve.clone());
+                hit += 1;
+            }
+        }
+        if hit == 0 {
+            return Err(Error::Invalid(format!(
+                "no curve of the {} profiles was measured at neighbour load {load}",
+                self.gpu
+            )));
+        }
+        s.loaded.clear();
+        Ok(s)
+    }
+
+    /// The set without its neighbour-load curves (isolated profiles, no interference model).
+    pub fn isolated(&self) -> Self {
+        let mut s = self.clone();
+        s.loaded.clear();
+        s
     }
 
     /// Fills every missing batch between the smallest and largest measured one by linear
@@ -455,6 +572,19 @@ impl ProfileSet {
             c.p99_ms = p99;
         }
         Ok(s)
+    }
+}
+
+fn curve_of(pts: &[&ProfileRow]) -> Curve {
+    Curve {
+        batches: pts.iter().map(|r| r.batch).collect(),
+        latency_ms: pts.iter().map(|r| r.latency_ms).collect(),
+        p99_ms: pts
+            .iter()
+            .map(|r| r.latency_p99_ms.unwrap_or(r.latency_ms))
+            .collect(),
+        throughput_qps: pts.iter().map(|r| r.throughput_qps).collect(),
+        has_p99: pts.iter().all(|r| r.latency_p99_ms.is_some()),
     }
 }
 
@@ -503,11 +633,12 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
             ),
         })?;
     }
-    let (p99_i, procs_i, tp_i, method_i) = (
+    let (p99_i, procs_i, tp_i, method_i, load_i) = (
         col("latency_p99_ms"),
         col("procs"),
         col("throughput_qps"),
         col("method"),
+        col("neighbour_load"),
     );
     let lines = LineIndex::new(text);
     let mut out = Vec::new();
@@ -580,10 +711,23 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
                 Error::field(
                     origin.clone(),
                     "method",
-                    format!("`{s}` is not one of mig, green-context, imported"),
+                    format!("`{s}` is not one of mig, green-context, mps, imported"),
                 )
             })?,
             None => Method::Imported,
+        };
+        let neighbour_load = match load_i.map(get).filter(|s| !s.is_empty()) {
+            Some(s) => match s.parse::<f64>() {
+                Ok(v) if (0.0..=1.0).contains(&v) => v,
+                _ => {
+                    return Err(Error::field(
+                        origin.clone(),
+                        "neighbour_load",
+                        format!("`{s}` is not a fraction between 0 and 1"),
+                    ))
+                }
+            },
+            None => 0.0,
         };
         out.push((
             origin,
@@ -597,6 +741,7 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
                 procs,
                 throughput_qps,
                 method,
+                neighbour_load,
             },
         ));
     }
@@ -663,12 +808,14 @@ fn positive(s: &str, origin: &Origin, field: &str) -> Result<f64> {
 
 /// Writes rows in migopt's CSV schema (all columns), for importers and the profiler's peers.
 pub fn write_csv(rows: &[ProfileRow], mut w: impl std::io::Write) -> std::io::Result<()> {
+    let loaded = rows.iter().any(|r| r.neighbour_load > 0.0);
     writeln!(
         w,
-        "model,gpu,profile,batch,latency_ms,latency_p99_ms,procs,throughput_qps,method"
+        "model,gpu,profile,batch,latency_ms,latency_p99_ms,procs,throughput_qps,method{}",
+        if loaded { ",neighbour_load" } else { "" }
     )?;
     for r in rows {
-        writeln!(
+        write!(
             w,
             "{},{},{},{},{},{},{},{},{}",
             r.model,
@@ -681,6 +828,10 @@ pub fn write_csv(rows: &[ProfileRow], mut w: impl std::io::Write) -> std::io::Re
             fmt_num(r.throughput_qps),
             r.method.as_str()
         )?;
+        if loaded {
+            write!(w, ",{}", fmt_num(r.neighbour_load))?;
+        }
+        writeln!(w)?;
     }
     Ok(())
 }
@@ -758,6 +909,73 @@ mod tests {
         let c = s.curve("m", "1g.10gb", 1).unwrap();
         assert_eq!(c.batches, (1..=8).collect::<Vec<_>>());
         assert_relative_eq!(c.latency_ms[2], 4.0);
+    }
+
+    const LOADED: &str = "model,gpu,profile,batch,latency_ms,latency_p99_ms,method,neighbour_load\n\
+        m,H200-141GB,1g.18gb,1,2.0,2.5,mps,0\n\
+        m,H200-141GB,1g.18gb,8,8.0,9,mps,0\n\
+        m,H200-141GB,1g.18gb,1,2.2,2.9,mps,0.3\n\
+        m,H200-141GB,1g.18gb,8,9.0,10,mps,0.3\n\
+        m,H200-141GB,1g.18gb,1,3.0,3.5,mps,1\n\
+        m,H200-141GB,1g.18gb,8,11.0,12,mps,1\n\
+        m,H200-141GB,7g.141gb,1,1.0,1.1,mps,0\n";
+
+    #[test]
+    fn neighbour_load_rows_are_kept_beside_the_isolated_curves() {
+        let s = ProfileSet::from_csv_str(LOADED, Path::new("l.csv")).unwrap();
+        assert_eq!(s.methods["m"], Method::Mps);
+        let c = s.curve("m", "1g.18gb", 1).unwrap();
+        assert_eq!(c.latency_ms, vec![2.0, 8.0]);
+        let key = CurveKey {
+            model: "m".into(),
+            profile: "1g.18gb".into(),
+            procs: 1,
+        };
+        let l = &s.loaded[&key];
+        assert_eq!(l.iter().map(|x| x.load).collect::<Vec<_>>(), vec![0.3, 1.0]);
+        assert_eq!(l[1].curve.latency_ms, vec![3.0, 11.0]);
+        // all neighbours flat out: the 1.0 curves replace the isolated ones; 7g has none
+        let flat = s.at_neighbour_load(1.0).unwrap();
+        assert_eq!(flat.curve("m", "1g.18gb", 1).unwrap().latency_ms, vec![3.0, 11.0]);
+        assert_eq!(flat.curve("m", "7g.141gb", 1).unwrap().latency_ms, vec![1.0]);
+        assert!(!flat.has_loaded());
+        assert!(s.at_neighbour_load(0.6).is_err());
+        assert!(!s.isolated().has_loaded());
+    }
+
+    #[test]
+    fn neighbour_load_errors_name_the_field() {
+        let bad = LOADED.replace("mps,0.3", "mps,1.3");
+        let e = ProfileSet::from_csv_str(&bad, Path::new("l.csv")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "l.csv:4: field `neighbour_load`: `1.3` is not a fraction between 0 and 1"
+        );
+        let only_loaded = "model,gpu,profile,batch,latency_ms,neighbour_load\nm,H200-141GB,1g.18gb,1,2,0.5\n";
+        let e = ProfileSet::from_csv_str(only_loaded, Path::new("o.csv")).unwrap_err().to_string();
+        assert!(e.contains("never alone"), "{e}");
+        let dup = format!("{LOADED}m,H200-141GB,1g.18gb,8,9.5,10,mps,0.3\n");
+        let e = ProfileSet::from_csv_str(&dup, Path::new("d.csv")).unwrap_err().to_string();
+        assert!(e.starts_with("d.csv:9: field `batch`: duplicate measurement of m on 1g.18gb at batch 8 with 1 procs under neighbour load 0.3"), "{e}");
+    }
+
+    #[test]
+    fn loaded_rows_round_trip_through_write_csv() {
+        let rows: Vec<ProfileRow> = parse_csv(LOADED, Path::new("l.csv"))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.1)
+            .collect();
+        let mut buf = Vec::new();
+        write_csv(&rows, &mut buf).unwrap();
+        let text = std::str::from_utf8(&buf).unwrap();
+        assert!(text.lines().next().unwrap().ends_with(",method,neighbour_load"));
+        let again = parse_csv(text, Path::new("q.csv")).unwrap();
+        let key = |r: &ProfileRow| (r.profile.clone(), r.batch, r.latency_ms, r.neighbour_load);
+        assert_eq!(
+            again.iter().map(|r| key(&r.1)).collect::<Vec<_>>(),
+            rows.iter().map(key).collect::<Vec<_>>()
+        );
     }
 
     #[test]

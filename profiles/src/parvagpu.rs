@@ -196,6 +196,7 @@ pub fn read(dir: &Path) -> Result<Import> {
                 procs,
                 throughput_qps: tp * procs as f64,
                 method: Method::Imported,
+                neighbour_load: 0.0,
             });
         }
         if out.is_empty() {

@@ -9,6 +9,35 @@ use migopt_models::{Objective, Plan, Scenario};
 use migopt_sim::{Arrivals, CapacityTarget, SchedulerKind, ServingMode, SimConfig};
 use std::path::PathBuf;
 
+/// `--scheduler`: every [`SchedulerKind`], by its report name (`rr` for round-robin too).
+#[derive(Debug, Clone, Copy)]
+pub struct Scheduler(pub SchedulerKind);
+
+const SCHEDULERS: [Scheduler; SchedulerKind::ALL.len()] = {
+    let mut v = [Scheduler(SchedulerKind::Elsa); SchedulerKind::ALL.len()];
+    let mut i = 0;
+    while i < v.len() {
+        v[i] = Scheduler(SchedulerKind::ALL[i]);
+        i += 1;
+    }
+    v
+};
+
+impl clap::ValueEnum for Scheduler {
+    fn value_variants<'a>() -> &'a [Self] {
+        &SCHEDULERS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let v = clap::builder::PossibleValue::new(self.0.as_str()).help(self.0.summary());
+        Some(if self.0 == SchedulerKind::RoundRobin {
+            v.alias("rr")
+        } else {
+            v
+        })
+    }
+}
+
 /// Input and simulation flags shared by `simulate` and `capacity`.
 #[derive(clap::Args, Debug)]
 pub struct SimFlags {
@@ -18,9 +47,9 @@ pub struct SimFlags {
     /// The scenario a plan serves, if the plan does not record it.
     #[arg(long)]
     scenario: Option<PathBuf>,
-    /// elsa, fifs, jsq, round-robin (rr) or random.
-    #[arg(long, default_value = "elsa")]
-    scheduler: String,
+    /// Scheduler.
+    #[arg(long, value_enum, default_value = "elsa")]
+    scheduler: Scheduler,
     /// Total arrival rate, queries/s, split by the scenario's shares. Default: the
     /// scenario's rates, or else the plan's planned load (its objective).
     #[arg(long)]
@@ -52,6 +81,11 @@ pub struct SimFlags {
     /// Drop queries that can no longer meet their deadline.
     #[arg(long)]
     drop_late: bool,
+    /// With --jitter: let schedulers read the service times already drawn for queued and
+    /// running queries (oracle knowledge). Default: only the medians of queued work and the
+    /// elapsed time of running work, as a real dispatcher knows.
+    #[arg(long, requires = "jitter")]
+    oracle_estimates: bool,
     /// Serving mode: query-batches or dynamic-batching (default: the plan's).
     #[arg(long)]
     mode: Option<String>,
@@ -156,7 +190,7 @@ fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError
         )));
     }
     let mut cfg = SimConfig::new(arrivals);
-    cfg.scheduler = f.scheduler.parse::<SchedulerKind>()?;
+    cfg.scheduler = f.scheduler.0;
     cfg.queries = f.queries;
     cfg.duration_s = f.duration;
     cfg.warmup_fraction = f.warmup;
@@ -165,6 +199,7 @@ fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError
     cfg.threads = f.threads;
     cfg.jitter = f.jitter;
     cfg.drop_late = f.drop_late;
+    cfg.oracle_estimates = f.oracle_estimates;
     cfg.mode = match f.mode.as_deref() {
         None => f.max_queue_delay.map(|d| ServingMode::DynamicBatching {
             max_queue_delay_ms: d,
