@@ -10,8 +10,28 @@
 //!   profile, and GPUs are filled in order.
 
 use crate::data::{LoadData, RateData, Sizes};
+use crate::finish;
 use crate::pack::PackedGpu;
+use crate::parvagpu::best_point;
+use crate::planner::{Job, LoadPlan, Planner, RatePlan};
 use migopt_models::{Error, ProfileClass};
+
+/// A homogeneous cut as a planner: the profile as the user named it.
+pub(crate) struct Homogeneous<'a>(pub &'a str);
+
+impl Planner for Homogeneous<'_> {
+    fn max_load(&self, job: &Job<LoadData>) -> Result<LoadPlan, Error> {
+        let k = resolve(&job.data.sizes, self.0)?;
+        finish::scored(job, max_load(job.data, k)?)
+    }
+
+    fn min_gpus(&self, job: &Job<RateData>) -> Result<RatePlan, Error> {
+        let d = job.data;
+        let k = resolve(&d.sizes, self.0)?;
+        let packed = min_gpus(d, k, job.opts.gpu_cap)?;
+        Ok(finish::counted(job, packed, &|m, k| best_point(d, m, k)))
+    }
+}
 
 /// Resolves `3g`, `3` or `3g.40gb` to the index of a classic size.
 pub(crate) fn resolve(sizes: &Sizes, profile: &str) -> Result<usize, Error> {

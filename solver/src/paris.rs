@@ -28,9 +28,39 @@
 //! process (the largest feasible batch of the best size if no knee fits), replicated to
 //! cover the rate and packed like the other heuristics. This adaptation is ours.
 
-use crate::data::{LoadData, Sizes};
+use crate::data::{LoadData, RateData, Sizes};
+use crate::finish;
 use crate::pack::{PackedGpu, Packer};
+use crate::planner::{Job, LoadPlan, Planner, RatePlan};
 use migopt_models::{Assignment, Error, GpuPlan, Millis, ProfileClass, Scenario};
+
+/// PARIS as a planner.
+pub(crate) struct Paris;
+
+impl Planner for Paris {
+    fn max_load(&self, job: &Job<LoadData>) -> Result<LoadPlan, Error> {
+        let (gpus, counts) = max_load(job.scenario, job.data, job.opts.params.sla_fraction)?;
+        finish::scored_plans(job, gpus, counts)
+    }
+
+    fn min_gpus(&self, job: &Job<RateData>) -> Result<RatePlan, Error> {
+        let (d, opts) = (job.data, job.opts);
+        let pts = rate_points(job.scenario, &d.sizes, opts.params.slo_factor)?;
+        let mut items = Vec::new();
+        for (m, &(k, _, tp)) in pts.iter().enumerate() {
+            let n = (d.models[m].rate / tp).ceil().max(1.0) as usize;
+            items.extend(std::iter::repeat_n((k, m), n));
+        }
+        let (packed, left) = Packer::new(&d.sizes).pack(items, opts.gpu_cap.map(|c| c as usize));
+        if !left.is_empty() {
+            return Err(Error::Infeasible(format!(
+                "PARIS needs more than {} GPUs for the rate targets",
+                opts.gpu_cap.unwrap_or(0)
+            )));
+        }
+        Ok(finish::counted(job, packed, &|m, _k| (pts[m].1, 1)))
+    }
+}
 
 /// Indices of the classic sizes, smallest first.
 pub(crate) fn classic_sizes(sizes: &Sizes) -> Vec<usize> {

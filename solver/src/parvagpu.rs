@@ -35,9 +35,33 @@
 //! server. The plan is then scored by the shared fluid LP. This adaptation is ours.
 
 use crate::data::{LoadData, RateData, Sizes};
+use crate::finish;
 use crate::pack::{PackedGpu, Packer};
 use crate::paris::classic_sizes;
+use crate::planner::{Job, LoadPlan, Planner, RatePlan};
 use migopt_models::Error;
+
+/// ParvaGPU's allocator as a planner.
+pub(crate) struct Parvagpu;
+
+impl Planner for Parvagpu {
+    fn max_load(&self, job: &Job<LoadData>) -> Result<LoadPlan, Error> {
+        finish::scored(job, max_load(job.data)?)
+    }
+
+    fn min_gpus(&self, job: &Job<RateData>) -> Result<RatePlan, Error> {
+        let d = job.data;
+        let packed = min_gpus(d, job.opts.gpu_cap)?;
+        Ok(finish::counted(job, packed, &|m, k| best_point(d, m, k)))
+    }
+}
+
+/// The (batch, procs) model m runs on size k: its best feasible point.
+pub(crate) fn best_point(d: &RateData, m: usize, k: usize) -> (u32, u32) {
+    d.models[m].best[k]
+        .map(|o| (o.batch, o.procs))
+        .unwrap_or((1, 1))
+}
 
 /// ParvaGPU's segments for one model: (size, count) pairs, given per-size capacities
 /// (`None`: size unusable) in increasing size order.

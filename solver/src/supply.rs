@@ -295,14 +295,24 @@ fn placement_symmetry(
 ///   supply    (encoding A on the server's N GPUs)
 /// ```
 ///
-/// The culprit is found by adding the classes model by model (batches ascending) until this
-/// feasibility problem has no solution: the class that breaks it is the one named.
+/// The culprit is found by adding the classes model by model (the most demanding first)
+/// until this feasibility problem has no solution (by bisection): the class that breaks it
+/// is the one named.
 pub(crate) fn unplaceable(d: &crate::data::LoadData, threads: u32) -> Option<String> {
+    // Within a model, the most demanding classes first (fewest sizes, then largest batch),
+    // so the class named is the one that needs what the GPUs cannot give.
     let classes: Vec<(usize, usize)> = d
         .models
         .iter()
         .enumerate()
-        .flat_map(|(m, lm)| (0..lm.classes.len()).map(move |c| (m, c)))
+        .flat_map(|(m, lm)| {
+            let mut cs: Vec<usize> = (0..lm.classes.len()).collect();
+            cs.sort_by_key(|&c| {
+                let c = &lm.classes[c];
+                (c.lat.iter().flatten().count(), std::cmp::Reverse(c.batch))
+            });
+            cs.into_iter().map(move |c| (m, c))
+        })
         .collect();
     let feasible = |upto: usize| -> bool {
         let mut b = Builder::new();

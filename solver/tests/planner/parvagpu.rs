@@ -135,3 +135,30 @@ fn same_counts_through_the_importer() {
         assert_eq!(milp.report.status, SolveStatus::Optimal);
     }
 }
+
+#[test]
+fn milp_with_parvagpus_mps_limit() {
+    // ParvaGPU's README runs at most 3 MPS processes per instance; the data set measures up
+    // to 5 (the counts above).
+    let dir = dataset_dir();
+    let o = PlanOptions {
+        params: migopt_models::PlanParams {
+            max_procs: Some(3),
+            ..Default::default()
+        },
+        ..opts()
+    };
+    let counts: Vec<usize> = parvagpu_scenarios(&dir)
+        .iter()
+        .map(|s| {
+            let p = plan(s, SolverKind::Milp, &o).unwrap();
+            assert_eq!(p.report.status, SolveStatus::Optimal, "{}", s.name);
+            assert!(p.instances().all(|(_, a)| a.procs <= 3));
+            p.gpus_used()
+        })
+        .collect();
+    assert_eq!(counts[5], 16, "{counts:?}");
+    for (c, m) in counts.iter().zip(MILP) {
+        assert!(*c >= m);
+    }
+}
