@@ -697,6 +697,67 @@ mod tests {
     }
 
     #[test]
+    fn a_profile_file_named_by_many_models_is_read_once() {
+        let mut csv = String::from("model,gpu,profile,batch,latency_ms\n");
+        let mut toml = String::from("[gpu]\nkind = \"H100-80GB\"\ncount = 2\n");
+        for m in 0..200 {
+            csv += &format!("m{m},H100-80GB,1g.10gb,1,2\nm{m},H100-80GB,7g.80gb,1,1\n");
+            toml += &format!(
+                "[[model]]\nname = \"m{m}\"\nprofile = \"all.csv\"\nsla_ms = 10\nrate_qps = 5\n"
+            );
+        }
+        let reads = std::cell::Cell::new(0);
+        let reader = |_: &Path| {
+            reads.set(reads.get() + 1);
+            Ok(csv.clone())
+        };
+        let s = Scenario::parse(&toml, Path::new("s.toml"), &reader).unwrap();
+        assert_eq!(reads.get(), 1);
+        assert_eq!(s.models.len(), 200);
+        assert_eq!(s.profiles.curves.len(), 400);
+        // Each model keeps only its own curves, and errors still name the CSV's line.
+        let bad = csv.replace("m7,H100-80GB,7g.80gb,1,1", "m7,H100-80GB,7g.80gb,1,-1");
+        let e = Scenario::parse(&toml, Path::new("s.toml"), &|_: &Path| Ok(bad.clone()))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "all.csv:17: field `latency_ms`: -1 must be a positive finite number"
+        );
+    }
+
+    #[test]
+    fn sizes_and_rates_are_bounded_where_they_are_read() {
+        let e = |t: &str| parse(t).unwrap_err().to_string();
+        assert!(e(&OK.replace("count = 2", "count = 100001"))
+            .ends_with("field `gpu.count`: 100001 must be between 1 and 100000"));
+        let lognormal =
+            "batch = { kind = \"lognormal\", median = 8.0, sigma = 1.0, max = 4000000000 }";
+        let t = OK.replace(
+            "batch = { kind = \"table\", sizes = [1, 8], probs = [1, 1] }",
+            lognormal,
+        );
+        assert!(
+            e(&t).ends_with("lognormal max 4000000000 is above the limit of 65536"),
+            "{}",
+            e(&t)
+        );
+        let t = OK
+            .replace("share = 3", "rate_qps = 1e300")
+            .replace("share = 1\n", "rate_qps = 1\n");
+        assert!(
+            e(&t).ends_with("field `model.rate_qps`: 1e300 queries/s is above the limit of 1e9"),
+            "{}",
+            e(&t)
+        );
+        let t = OK
+            .replace("share = 3", "rate_qps = 1")
+            .replace("share = 1\n", "rate_qps = 1e9\n");
+        assert!(e(&t).ends_with("field `model.rate_qps`: 1e9 queries/s needs at least 1.000e6 instances of `b` (its fastest measured point serves 1000.0000 queries/s), above the limit of 1000000"), "{}", e(&t));
+        assert!(e(&OK.replace("sla_ms = 5", "sla_ms = 5e-324")).contains("5e-324 ms is outside"));
+    }
+
+    #[test]
     fn lognormal_pmf_is_normalised_and_centred() {
         let d = BatchDist::Lognormal {
             median: 8.0,
