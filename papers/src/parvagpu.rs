@@ -108,6 +108,24 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
             Ok(p) => format!("{} / {}", p.gpus_used(), p.gpcs_used()?),
             Err(e) => format!("n/a ({e})"),
         };
+        // The MILP under an MPS cap: ParvaGPU's README runs at most 3 processes per
+        // instance; its data set measures up to 5.
+        let capped = |n: u32| -> Result<String, Error> {
+            let o = PlanOptions {
+                params: PlanParams {
+                    max_procs: Some(n),
+                    ..popts.params
+                },
+                ..popts.clone()
+            };
+            let p = migopt_solver::plan(&s, SolverKind::Milp, &o)?;
+            Ok(format!(
+                "{}{}",
+                p.gpus_used(),
+                if p.report.status == migopt_models::SolveStatus::Optimal { "" } else { " (not proven)" }
+            ))
+        };
+        let (procs3, procs5) = (capped(3)?, capped(5)?);
         let published = PUBLISHED_GPUS.get(i).copied();
         let (pg, mg) = (parva.gpus_used() as u32, milp.gpus_used() as u32);
         all_le_published &= published.is_none_or(|p| mg <= p);
@@ -131,6 +149,8 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
             format!("{pg} / {}", parva.gpcs_used()?),
             paris_cell.clone(),
             format!("{mg} / {}", milp.gpcs_used()?),
+            procs3.clone(),
+            procs5.clone(),
             milp.report.status.as_str().to_string(),
             num(milp.report.lp_bound, 2),
             format!("{:.3}", milp.report.solve_seconds),
@@ -158,6 +178,8 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
                 .unwrap_or_default(),
             mg.to_string(),
             milp.gpcs_used()?.to_string(),
+            procs3,
+            procs5,
             milp.report.status.as_str().into(),
             num(milp.report.bound, 3),
             num(milp.report.gap, 6),
@@ -224,6 +246,8 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
                 "paris_gpus",
                 "milp_gpus",
                 "milp_gpcs",
+                "milp_gpus_max3_procs",
+                "milp_gpus_max5_procs",
                 "milp_status",
                 "milp_bound",
                 "milp_gap",
@@ -279,6 +303,8 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
             "ParvaGPU (migopt) GPUs / GPCs",
             "PARIS knee rule GPUs / GPCs",
             "MILP GPUs / GPCs",
+            "MILP GPUs, ≤ 3 MPS procs",
+            "MILP GPUs, ≤ 5 MPS procs",
             "MILP status",
             "LP bound (GPUs)",
             "MILP seconds",
