@@ -303,26 +303,29 @@ fn simulate(
     if served.iter().all(|s| !s) {
         return Ok((1.0, f64::INFINITY));
     }
+    // The simulator wants an instance for every model: simulate the served ones only.
+    let mut sub = s.clone();
+    let keep: Vec<bool> = served.clone();
+    let mut it = keep.iter();
+    sub.models.retain(|_| *it.next().unwrap_or(&false));
     let sim_rates: Vec<f64> = rates
         .iter()
         .zip(&served)
-        .map(|(r, s)| if *s { *r } else { 0.0 })
+        .filter(|(_, s)| **s)
+        .map(|(r, _)| *r)
         .collect();
     let mut c = SimConfig::new(Arrivals::PoissonPerModel {
-        rates_qps: sim_rates,
+        rates_qps: sim_rates.clone(),
     });
     c.scheduler = SchedulerKind::Jsq;
     c.duration_s = Some(opts.sim_seconds);
     c.replications = opts.replications.max(1);
     c.seed = opts.seed.wrapping_add(salt);
     c.threads = opts.threads;
-    let r = migopt_sim::simulate(&p, s, &c)?;
+    let r = migopt_sim::simulate(&p, &sub, &c)?;
     let mut missed = lost;
     let mut worst: f64 = if lost > 0.0 { f64::INFINITY } else { 0.0 };
-    for ((m, &rate), &ok) in r.models.iter().zip(&rates).zip(&served) {
-        if !ok {
-            continue;
-        }
+    for (m, &rate) in r.models.iter().zip(&sim_rates) {
         missed += rate * m.sla_violation_rate.mean;
         let p99 = m.latency_ms.map(|l| l.p99.mean).unwrap_or(f64::INFINITY);
         worst = worst.max(p99 / m.sla_ms);
