@@ -1,32 +1,42 @@
-//! The arrival-dispatch engine for query batches (ELSA, JSQ, round-robin, random).
+//! The arrival-dispatch engine for query batches (the ELSA family, JSQ, round-robin,
+//! random) when service times are the profile's medians, or when the dispatcher is allowed
+//! to read the drawn ones (`oracle_estimates`).
 //!
 //! Each instance is a FIFO queue in front of `procs` identical servers. Because the
 //! scheduler picks the instance at arrival and service times are known when the query is
 //! dispatched, the query's start is max(now, the instance's earliest free server) and its
 //! finish is start + service (the Kiefer–Wolfowitz recursion). Nothing happens between
 //! arrivals that the next arrival needs to see, so the engine keeps no event queue at all:
-//! one loop iteration per query, no allocation, state in flat arrays.
+//! one loop iteration per query, no allocation, state in flat arrays. Without jitter the
+//! drain times it keeps are exactly what a dispatcher knows (the medians of queued work
+//! and the start of running work); the decisions are the functions of [`crate::sched`].
 
 use crate::prep::Prepared;
 use crate::run::{Arrivals, RepStats, RunSpec};
-use crate::SchedulerKind;
+use crate::sched::{rules, Candidate, Query, Rule, MARGIN_ALPHA, PLAN_ALPHA};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::Rng;
 use rand_distr::{Distribution, Exp1};
 
-const ELSA: u8 = 0;
-const JSQ: u8 = 1;
-const RR: u8 = 2;
-const RANDOM: u8 = 3;
+const GREEDY: u8 = 0;
+const MARGIN: u8 = 1;
+const PROTECT: u8 = 2;
+const PLAN: u8 = 3;
+const JSQ: u8 = 4;
+const RR: u8 = 5;
+const RANDOM: u8 = 6;
 
 pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) -> RepStats {
-    match spec.scheduler {
-        SchedulerKind::Elsa => run_k::<ELSA>(p, spec, rng),
-        SchedulerKind::Jsq => run_k::<JSQ>(p, spec, rng),
-        SchedulerKind::RoundRobin => run_k::<RR>(p, spec, rng),
-        SchedulerKind::Random => run_k::<RANDOM>(p, spec, rng),
+    match spec.scheduler.rule() {
+        Rule::Greedy => run_k::<GREEDY>(p, spec, rng),
+        Rule::Margin => run_k::<MARGIN>(p, spec, rng),
+        Rule::Protect => run_k::<PROTECT>(p, spec, rng),
+        Rule::Plan => run_k::<PLAN>(p, spec, rng),
+        Rule::Jsq => run_k::<JSQ>(p, spec, rng),
+        Rule::RoundRobin => run_k::<RR>(p, spec, rng),
+        Rule::Random => run_k::<RANDOM>(p, spec, rng),
         // FIFS holds queries centrally and is run by the event engine.
-        SchedulerKind::Fifs => unreachable!("FIFS is event-driven"),
+        Rule::Fifs => unreachable!("FIFS is event-driven"),
     }
 }
 
@@ -133,20 +143,6 @@ impl Waiting {
 }
 
 #[inline(always)]
-fn select_f(c: bool, a: f64, b: f64) -> f64 {
-    // On the bit patterns, so that it compiles to masks rather than a jump.
-    let m = (c as u64).wrapping_neg();
-    f64::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
-}
-
-#[inline(always)]
-fn select_u(c: bool, a: u32, b: u32) -> u32 {
-    // Arithmetic select: the compiler keeps it branch-free.
-    let m = (c as u32).wrapping_neg();
-    (a & m) | (b & !m)
-}
-
-#[inline(always)]
 fn fmax(a: f64, b: f64) -> f64 {
     if a > b {
         a
@@ -162,6 +158,9 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
     let mut drain = vec![0.0f64; ni];
     let mut tree = Trees::new(&p.tree_init);
     let mut rr = vec![0usize; p.models.len()];
+    // Plan-aware rule: queries of each class sent to each size, and per class.
+    let mut sent = vec![0u64; p.slot_share.len()];
+    let mut class_sent = vec![0u64; p.models.len() * w];
     // Start times of queries dispatched but not yet started, per instance (FIFO, so the
     // front starts first): their count is the queue length an arrival sees.
     let mut waiting: Vec<Waiting> = (0..ni).map(|_| Waiting::new()).collect();
@@ -184,61 +183,67 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
         tend = t;
         let sla = p.models[m].sla;
         let deadline = t + sla;
-        let inst = match K {
-            ELSA => {
-                // Smallest instance size whose estimated finish meets the deadline (ties to
-                // the earliest finish); if none does, the earliest finish overall.
-                // Selects instead of branches: which candidate wins is data, not control
-                // flow, so the CPU has nothing to mispredict.
-                let (mut any_fin, mut any_i) = (f64::INFINITY, u32::MAX);
-                let (mut meet_fin, mut meet_i, mut meet_c) = (f64::INFINITY, u32::MAX, u32::MAX);
-                for c in p.candidates(m, b) {
-                    if c.compute > meet_c {
-                        break;
-                    }
-                    let root = c.tree_off as usize + 1;
-                    let (d, i) = (tree.key[root], tree.id[root]);
-                    let fin = fmax(d, t) + c.svc;
-                    let ok = (fin <= deadline) & (fin < meet_fin);
-                    meet_fin = select_f(ok, fin, meet_fin);
-                    meet_i = select_u(ok, i, meet_i);
-                    meet_c = select_u(ok, c.compute, meet_c);
-                    let better = fin < any_fin;
-                    any_fin = select_f(better, fin, any_fin);
-                    any_i = select_u(better, i, any_i);
+        let q = Query {
+            model: m as u32,
+            batch: b as u32,
+            arrival_ms: t,
+            sla_ms: sla,
+        };
+        let inst = if K <= PLAN {
+            // One candidate per group of identical instances: its earliest-draining member.
+            let row = m * w + b;
+            let cands = p.candidates(m, b).iter().map(|c| {
+                let root = c.tree_off as usize + 1;
+                Candidate {
+                    instance: tree.id[root],
+                    compute: c.compute,
+                    start_ms: fmax(tree.key[root], t),
+                    service_ms: c.svc,
+                    deficit: if K == PLAN {
+                        c.share * (class_sent[row] + 1) as f64 - sent[c.slot as usize] as f64
+                    } else {
+                        0.0
+                    },
+                    protected: c.protected,
                 }
-                select_u(meet_i != u32::MAX, meet_i, any_i) as usize
-            }
-            JSQ => {
-                // Least backlog (time until the query could start); ties to the earliest
-                // finish, then to plan order.
-                let mut best = (f64::INFINITY, f64::INFINITY, 0usize);
-                for &i in p.eligible(m, b) {
-                    let i = i as usize;
-                    let back = (drain[i] - t).max(0.0);
-                    let fin = drain[i].max(t) + p.med[i * w + b];
-                    if back < best.0 || (back == best.0 && fin < best.1) {
-                        best = (back, fin, i);
-                    }
-                }
-                best.2
-            }
-            RR => {
-                // The model's instances in turn, skipping those that cannot run the batch.
-                let list = &p.models[m].insts;
-                loop {
-                    let c = rr[m];
-                    rr[m] = if c + 1 == list.len() { 0 } else { c + 1 };
-                    let i = list[c] as usize;
-                    if p.med[i * w + b].is_finite() {
-                        break i;
-                    }
+            });
+            let pick = match K {
+                GREEDY => rules::elsa_greedy(&q, cands),
+                MARGIN => rules::elsa_margin(&q, MARGIN_ALPHA, cands),
+                PROTECT => rules::elsa_protect(&q, MARGIN_ALPHA, cands),
+                _ => rules::elsa_plan(&q, PLAN_ALPHA, cands),
+            };
+            let i = pick.unwrap_or(u32::MAX);
+            if K == PLAN {
+                if let Some(c) = p
+                    .candidates(m, b)
+                    .iter()
+                    .find(|c| tree.id[c.tree_off as usize + 1] == i)
+                {
+                    sent[c.slot as usize] += 1;
+                    class_sent[row] += 1;
                 }
             }
-            _ => {
-                let e = p.eligible(m, b);
-                e[crate::rng::below(rng.next_u64() >> 32, e.len())] as usize
-            }
+            i as usize
+        } else {
+            let pick = match K {
+                JSQ => rules::jsq(
+                    t,
+                    p.eligible(m, b).iter().map(|&i| Candidate {
+                        instance: i,
+                        compute: 0,
+                        start_ms: fmax(drain[i as usize], t),
+                        service_ms: p.med[i as usize * w + b],
+                        deficit: 0.0,
+                        protected: false,
+                    }),
+                ),
+                RR => rules::round_robin(&mut rr[m], &p.models[m].insts, |i| {
+                    p.med[i as usize * w + b].is_finite()
+                }),
+                _ => rules::random(rng.next_u64() >> 32, p.eligible(m, b)),
+            };
+            pick.unwrap_or(u32::MAX) as usize
         };
         let k = inst * w + b;
         let est = p.med[k];
@@ -262,7 +267,7 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
             continue;
         }
         let svc = if spec.jitter {
-            p.jshift[k] + p.jscale[k] * Distribution::<f64>::sample(&Exp1, rng)
+            p.jitter.draw(k, Distribution::<f64>::sample(&Exp1, rng))
         } else {
             est
         };
@@ -275,7 +280,7 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
                 .iter()
                 .fold(f64::INFINITY, |d, &f| d.min(f))
         };
-        if K == ELSA {
+        if K <= PLAN {
             tree.update(
                 pi.tree_off as usize,
                 pi.cap as usize,

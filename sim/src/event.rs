@@ -1,6 +1,9 @@
 //! The event-driven engine, for the cases where a query's start is not known at arrival:
-//! FIFS (queries wait in a shared queue until some instance frees up) and dynamic batching
-//! (requests wait until a batch fills or times out). Events are server completions and
+//! FIFS (queries wait in a shared queue until some instance frees up), dynamic batching
+//! (requests wait until a batch fills or times out), and dispatch at arrival when service
+//! times are drawn (`jitter`) and the dispatcher may not read them. Dispatch-at-arrival rules
+//! decide from a [`DispatchState`] that the engine updates exactly as a real server would:
+//! on dispatch, on every start and on every completion. Events are server completions and
 //! batch timeouts in a binary heap ordered by (time, id), so simultaneous events resolve the
 //! same way every run; arrivals are generated one ahead and merged with the heap, never
 //! stored. The heap holds at most one completion per server and one timeout per queue, and
@@ -8,6 +11,7 @@
 
 use crate::prep::{Prepared, Topology};
 use crate::run::{Arrivals, RepStats, RunSpec};
+use crate::sched::{DispatchState, Query, Rule};
 use crate::SchedulerKind;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::Rng;
@@ -36,9 +40,9 @@ struct Topo {
 impl Topo {
     fn new(p: &Prepared, sched: SchedulerKind) -> Self {
         let kind = match (p.dynamic, sched) {
-            (None, _) => Topology::ClassQueues,
+            (None, SchedulerKind::Fifs) => Topology::ClassQueues,
             (Some(_), SchedulerKind::Fifs) => Topology::ModelQueues,
-            (Some(_), _) => Topology::InstanceQueues,
+            (_, _) => Topology::InstanceQueues,
         };
         let w = p.width;
         let servers_of = |i: u32| {
@@ -108,6 +112,8 @@ struct Ev<'p> {
     st: RepStats,
     measuring: bool,
     ended: bool,
+    /// What the dispatcher knows (per-instance queues only).
+    know: DispatchState,
 }
 
 /// Heap key of a non-negative time: IEEE-754 bits order like the values.
@@ -158,6 +164,9 @@ impl<'p> Ev<'p> {
                     if now + est > h.arr + sla {
                         self.queues[q].pop_front();
                         self.q_samples[q] -= h.b as u64;
+                        if self.topo.kind == Topology::InstanceQueues {
+                            self.know.dequeue(q, 1);
+                        }
                         if h.measured {
                             let a = &mut self.st.models[h.m as usize];
                             a.measured += 1;
@@ -197,11 +206,15 @@ impl<'p> Ev<'p> {
             };
             let k = i * w + n;
             let svc = if self.jitter {
-                p.jshift[k] + p.jscale[k] * Distribution::<f64>::sample(&Exp1, rng)
+                p.jitter.draw(k, Distribution::<f64>::sample(&Exp1, rng))
             } else {
                 p.med[k]
             };
             let finish = now + svc;
+            if self.topo.kind == Topology::InstanceQueues {
+                self.know.dequeue(i, count);
+                self.know.run(pick, now, p.med[k]);
+            }
             self.busy[pick] = true;
             self.until[pick] = finish;
             self.heap.push(Reverse((key(finish), pick as u32)));
@@ -228,80 +241,6 @@ impl<'p> Ev<'p> {
             }
         }
     }
-
-    /// Dynamic batching with dispatch at arrival: the instance a request joins.
-    fn pick_instance(
-        &self,
-        sched: SchedulerKind,
-        rr: &mut [usize],
-        m: usize,
-        b: usize,
-        now: f64,
-        rng: &mut Xoshiro256PlusPlus,
-    ) -> usize {
-        let p = self.p;
-        let w = p.width;
-        match sched {
-            SchedulerKind::RoundRobin => {
-                let list = &p.models[m].insts;
-                loop {
-                    let c = rr[m];
-                    rr[m] = (c + 1) % list.len();
-                    let i = list[c] as usize;
-                    if b as u32 <= p.insts[i].batch {
-                        return i;
-                    }
-                }
-            }
-            SchedulerKind::Random => {
-                let e = p.eligible(m, b);
-                e[crate::rng::below(rng.next_u64() >> 32, e.len())] as usize
-            }
-            _ => {
-                // Estimated backlog: until a process frees, plus the queued samples at the
-                // instance's full-batch rate. JSQ takes the least backlog; ELSA the smallest
-                // size whose estimated finish meets the deadline.
-                let deadline = now + p.models[m].sla;
-                let mut jsq = (f64::INFINITY, f64::INFINITY, usize::MAX);
-                let mut meet = (f64::INFINITY, u32::MAX, usize::MAX);
-                let mut any = (f64::INFINITY, usize::MAX);
-                for &i in p.eligible(m, b) {
-                    let i = i as usize;
-                    let inst = &p.insts[i];
-                    let mut ef = f64::INFINITY;
-                    for s in inst.srv..inst.srv + inst.procs {
-                        let s = s as usize;
-                        ef = ef.min(if self.busy[s] { self.until[s] } else { now });
-                    }
-                    let cap = inst.batch as usize;
-                    let queued = self.q_samples[i];
-                    let full = p.med[i * w + cap];
-                    let back =
-                        (ef - now).max(0.0) + queued as f64 / cap as f64 * full / inst.procs as f64;
-                    let next = ((queued as usize % cap) + b).min(cap);
-                    let fin = now + back + p.med[i * w + next];
-                    if back < jsq.0 || (back == jsq.0 && fin < jsq.1) {
-                        jsq = (back, fin, i);
-                    }
-                    if fin <= deadline
-                        && (inst.compute < meet.1 || (inst.compute == meet.1 && fin < meet.0))
-                    {
-                        meet = (fin, inst.compute, i);
-                    }
-                    if fin < any.0 {
-                        any = (fin, i);
-                    }
-                }
-                if sched == SchedulerKind::Jsq {
-                    jsq.2
-                } else if meet.2 != usize::MAX {
-                    meet.2
-                } else {
-                    any.1
-                }
-            }
-        }
-    }
 }
 
 pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) -> RepStats {
@@ -323,8 +262,9 @@ pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) ->
         st: RepStats::new(p, per_instance),
         measuring: false,
         ended: false,
+        know: DispatchState::new(p),
     };
-    let mut rr = vec![0usize; p.models.len()];
+    let rule = spec.scheduler.rule();
     let mut arr = Arrivals::new(spec);
     let mut next = arr.next(rng);
     let mut tend = f64::NAN;
@@ -355,7 +295,19 @@ pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) ->
                 Topology::ClassQueues => (ev.topo.class_of[m * w + b] as usize, None),
                 Topology::ModelQueues => (m, None),
                 Topology::InstanceQueues => {
-                    let i = ev.pick_instance(spec.scheduler, &mut rr, m, b, t, rng);
+                    let q = Query {
+                        model: m as u32,
+                        batch: b as u32,
+                        arrival_ms: t,
+                        sla_ms: p.models[m].sla,
+                    };
+                    let bits = if rule == Rule::Random {
+                        rng.next_u64() >> 32
+                    } else {
+                        0
+                    };
+                    let i = ev.know.pick(p, rule, &q, t, bits).unwrap_or(0) as usize;
+                    ev.know.enqueue(p, i, b as u32);
                     (i, Some(i))
                 }
             };
@@ -392,6 +344,7 @@ pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) ->
             let id = id as usize;
             if id < p.n_servers {
                 ev.busy[id] = false;
+                ev.know.idle(id);
                 ev.idle_since[id] = now;
                 if ev.topo.kind == Topology::ClassQueues {
                     // Oldest waiting query among the queues this server can take from.

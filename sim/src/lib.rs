@@ -12,20 +12,26 @@
 //!   every model still meets its target, beside the plan's fluid promise.
 //! * [`read_trace`] reads a `arrival_ms,model,batch` CSV for exact replay.
 //!
-//! Two engines sit behind one API. Schedulers that pick an instance at arrival in
-//! query-batch mode (ELSA, JSQ, round-robin, random) need no event queue at all: a query's
-//! start and finish are known the moment it is dispatched. FIFS and dynamic batching, where
-//! start times depend on later events, run on a binary-heap event engine.
+//! Two engines sit behind one API, and both take their decisions from one place,
+//! [`sched`]: a decision function per scheduler, over candidates that carry only what a real
+//! dispatcher knows (see [`sched::Dispatcher`], the same state and rules for a real server).
+//! Dispatch-at-arrival schedulers in query-batch mode with median service times need no
+//! event queue at all: a query's start and finish are known the moment it is dispatched.
+//! FIFS, dynamic batching, and dispatch at arrival under `jitter` (where the dispatcher must
+//! not read the drawn service times), run on a binary-heap event engine.
 //!
 //! ## Modelling choices
 //!
 //! * Service time is the profile's median latency L(profile, batch, procs), looked up with
-//!   the scenario's `batch_lookup` and never extrapolated. With `jitter` it is a shifted
-//!   exponential whose median is the profile's p50 and whose 99th percentile is its p99.
+//!   the scenario's `batch_lookup` and never extrapolated. With `jitter` it is drawn from a
+//!   shifted exponential (a Weibull where p99 > 6.6·p50) whose median is the profile's p50
+//!   and whose 99th percentile is its p99, both exactly.
 //! * An instance with `procs` MPS processes is `procs` identical servers behind one FIFO
 //!   queue, each taking L(·, ·, procs).
-//! * ELSA and JSQ see each instance's true drain time (a real server observes completions);
-//!   only the new query's own service time is the profile's estimate.
+//! * Schedulers estimate from the medians of queued work and the elapsed time of running
+//!   work (running work's median minus the time it has run, never below zero), as a real
+//!   dispatcher can. Without jitter these estimates are exact. With jitter and
+//!   `oracle_estimates` they read the drawn service times instead (the optimistic bound).
 //! * Statistics cover queries after the warm-up; utilisation is busy time inside the window
 //!   from the first measured arrival to the last arrival, per process.
 //! * Dropped queries (`drop_late`) count as SLA violations and as infinitely late for p99
@@ -39,6 +45,7 @@ mod event;
 mod prep;
 mod rng;
 mod run;
+pub mod sched;
 mod stats;
 mod summary;
 mod trace;
@@ -48,7 +55,8 @@ pub use migopt_models::report::{
     CapacityProbe, CapacityReport, Estimate, GpuReport, InstanceReport, LatencySummary,
     ModelReport, QueueSummary, SimReport,
 };
-pub use trace::{parse_trace, read_trace, TraceRecord};
+pub use sched::{Dispatcher, SchedulerKind};
+pub use trace::{parse_trace, parse_trace_for, read_trace, read_trace_for, TraceRecord};
 
 use migopt_models::{Error, Objective, Plan, Scenario};
 use prep::Prepared;
@@ -57,78 +65,6 @@ use run::{RepStats, RunSpec, Source, TraceQ, Warm};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// How a query is sent to an instance. All schedulers choose only among instances assigned
-/// to the query's model that can run its batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SchedulerKind {
-    /// ELSA, the elastic scheduling algorithm of Kim, Choi and Rhu, "PARIS and ELSA: An
-    /// Elastic Scheduling Algorithm for Reconfigurable Multi-GPU Inference Servers" (DAC
-    /// 2022), as reconstructed here from the paper's description (not from its code): for
-    /// each instance the estimated finish is max(now, when its queue drains) + L(size,
-    /// batch); the query goes to the
-    /// SMALLEST instance size whose estimate meets the deadline (arrival + SLA), ties to the
-    /// earliest finish; if none meets it, to the earliest finish overall. Small instances
-    /// are kept busy and large ones stay free for the queries that need them. In query-batch
-    /// mode each (model, size) group keeps a tournament tree of drain times, so a decision
-    /// costs one look per size, not per instance.
-    Elsa,
-    /// First idle, first served: one central FIFO queue per model; an instance that goes
-    /// idle takes the oldest query it can run. Work-conserving baseline of the ELSA paper.
-    Fifs,
-    /// Join the instance with the least estimated backlog (time until the query could
-    /// start), ties to the earliest finish.
-    Jsq,
-    /// The model's instances in turn.
-    RoundRobin,
-    /// A uniformly random instance of the model.
-    Random,
-}
-
-impl SchedulerKind {
-    /// Every scheduler, for help texts and comparisons.
-    pub const ALL: [SchedulerKind; 5] = [
-        SchedulerKind::Elsa,
-        SchedulerKind::Fifs,
-        SchedulerKind::Jsq,
-        SchedulerKind::RoundRobin,
-        SchedulerKind::Random,
-    ];
-
-    /// The name used on the command line and in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SchedulerKind::Elsa => "elsa",
-            SchedulerKind::Fifs => "fifs",
-            SchedulerKind::Jsq => "jsq",
-            SchedulerKind::RoundRobin => "round-robin",
-            SchedulerKind::Random => "random",
-        }
-    }
-}
-
-impl std::fmt::Display for SchedulerKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for SchedulerKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        let want = s.trim().to_ascii_lowercase().replace('_', "-");
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == want || (want == "rr" && *k == SchedulerKind::RoundRobin))
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "unknown scheduler `{s}` (known: {})",
-                    Self::ALL.map(|k| k.as_str()).join(", ")
-                ))
-            })
-    }
-}
 
 /// How instances turn queries into GPU work.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -247,6 +183,12 @@ pub struct SimConfig {
     pub jitter: bool,
     /// Drop a query once it can no longer meet its deadline (reported separately).
     pub drop_late: bool,
+    /// With `jitter`: let dispatch-at-arrival schedulers read the service times already
+    /// drawn for queued and running queries (oracle knowledge, as migopt did before 0.2).
+    /// Off, they know only the medians of queued work and how long running work has run,
+    /// as a real dispatcher does. Without jitter both are the same.
+    #[serde(default)]
+    pub oracle_estimates: bool,
 }
 
 impl SimConfig {
@@ -265,6 +207,7 @@ impl SimConfig {
             threads: None,
             jitter: false,
             drop_late: false,
+            oracle_estimates: false,
         }
     }
 
@@ -466,7 +409,9 @@ impl Job {
     /// Runs replication `rep`; its random stream depends only on (seed, rep).
     pub(crate) fn replicate(&self, spec: &RunSpec<'_>, rep: u32) -> RepStats {
         let mut rng = rng::stream(self.cfg.seed, rep as u64);
-        if self.prep.dynamic.is_none() && self.cfg.scheduler != SchedulerKind::Fifs {
+        let knows_truth = !self.cfg.jitter || self.cfg.oracle_estimates;
+        if self.prep.dynamic.is_none() && self.cfg.scheduler.dispatches_at_arrival() && knows_truth
+        {
             direct::run(&self.prep, spec, &mut rng)
         } else {
             event::run(&self.prep, spec, &mut rng)

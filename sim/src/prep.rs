@@ -65,6 +65,11 @@ pub(crate) struct Cand {
     pub tree_off: u32,
     pub compute: u32,
     pub svc: f64,
+    /// Plan-aware rules: the (class, size) share slot and its target share.
+    pub slot: u32,
+    pub share: f64,
+    /// The size is the only one some batch class of the model may run on.
+    pub protected: bool,
 }
 
 /// The queue a query joins in the event-driven engine, per mode and scheduler.
@@ -75,7 +80,8 @@ pub(crate) enum Topology {
     ClassQueues,
     /// Dynamic batching, FIFS: one queue per model feeding all its instances.
     ModelQueues,
-    /// Dynamic batching with dispatch at arrival: one queue per instance.
+    /// Dispatch at arrival in the event engine (dynamic batching, or query batches with
+    /// jitter and no oracle): one queue per instance.
     InstanceQueues,
 }
 
@@ -92,15 +98,22 @@ pub(crate) struct Prepared {
     pub width: usize,
     /// Median service time, ms; infinite where the instance may not run the batch.
     pub med: Vec<f64>,
-    /// Jitter: service = shift + scale · Exp(1).
-    pub jshift: Vec<f64>,
-    pub jscale: Vec<f64>,
+    /// Jitter: service = shift + scale · Exp(1)^power.
+    pub jitter: Jitter,
     /// ELSA candidates per `model * width + batch`, ascending compute.
     pub cand_off: Vec<u32>,
     pub cands: Vec<Cand>,
     /// Eligible instances per `model * width + batch`.
     pub elig_off: Vec<u32>,
     pub elig: Vec<u32>,
+    /// The same lists (same offsets) in ascending size, then plan order, with each entry's
+    /// share slot: what the dispatcher's candidate lists are built from.
+    pub elig_sized: Vec<u32>,
+    pub elig_slot: Vec<u32>,
+    /// Target share of each (model, batch, profile) slot: the plan's route fraction.
+    pub slot_share: Vec<f64>,
+    /// Per instance: its size is the only one some batch class of its model may run on.
+    pub protected: Vec<bool>,
     pub n_servers: usize,
     pub srv_inst: Vec<u32>,
     /// Compute slices of one GPU, and every GPU index of the plan with its instances.
@@ -300,9 +313,17 @@ impl Prepared {
             }
         }
         let ni = insts.len();
+        let cells = (ni + models.len()).saturating_mul(width);
+        if cells > migopt_models::limits::MAX_SERVICE_TABLE_CELLS {
+            return Err(Error::Invalid(format!(
+                "the plan's {ni} instances and {} models with batches up to {} need {cells} service-table entries, above the limit of {}",
+                models.len(),
+                width - 1,
+                migopt_models::limits::MAX_SERVICE_TABLE_CELLS
+            )));
+        }
         let mut med = vec![f64::INFINITY; ni * width];
-        let mut jshift = vec![f64::INFINITY; ni * width];
-        let mut jscale = vec![0.0; ni * width];
+        let mut jit = Jitter::new(ni * width);
         for (i, inst) in insts.iter().enumerate() {
             let c = curves[i];
             let label = inst_label(inst.gpu, &inst.profile, inst.start);
@@ -322,8 +343,7 @@ impl Prepared {
                     let p99 = c.latency_p99(n, lookup).map(|m| m.0).unwrap_or(l.0);
                     set_service(
                         &mut med,
-                        &mut jshift,
-                        &mut jscale,
+                        &mut jit,
                         i * width + n as usize,
                         l.0,
                         p99,
@@ -336,8 +356,7 @@ impl Prepared {
                         let p99 = c.latency_p99(b, lookup).map(|m| m.0).unwrap_or(l.0);
                         set_service(
                             &mut med,
-                            &mut jshift,
-                            &mut jscale,
+                            &mut jit,
                             i * width + b as usize,
                             l.0,
                             p99,
@@ -384,6 +403,7 @@ impl Prepared {
             }
         }
         elig_off[nm * width] = elig.len() as u32;
+        let shares = crate::sched::ShareTables::new(plan, &models, &insts, width, &elig_off, &elig);
         // ELSA groups: (model, profile, procs, batch limit).
         let mut gkey: BTreeMap<(u32, String, u32, u32), Vec<u32>> = BTreeMap::new();
         for (i, inst) in insts.iter().enumerate() {
@@ -435,10 +455,14 @@ impl Prepared {
                     if seen.insert(inst.group) {
                         let svc = med[i as usize * width + b];
                         let tree_off = groups[inst.group as usize].tree_off;
+                        let slot = shares.slot_of(mi * width + b, i);
                         row.push(Cand {
                             tree_off,
                             compute: inst.compute,
                             svc,
+                            slot,
+                            share: shares.slot_share[slot as usize],
+                            protected: shares.protected[i as usize],
                         });
                     }
                 }
@@ -489,12 +513,15 @@ impl Prepared {
             tree_init,
             width,
             med,
-            jshift,
-            jscale,
+            jitter: jit,
             cand_off,
             cands,
             elig_off,
             elig,
+            elig_sized: shares.elig_sized,
+            elig_slot: shares.elig_slot,
+            slot_share: shares.slot_share,
+            protected: shares.protected,
             n_servers: n_servers as usize,
             srv_inst,
             gpu_slices: gpu.compute_slices,
@@ -509,6 +536,14 @@ impl Prepared {
         &self.elig[self.elig_off[row] as usize..self.elig_off[row + 1] as usize]
     }
 
+    /// Eligible instances for a (model, batch) in ascending size, with their share slots.
+    #[inline(always)]
+    pub(crate) fn eligible_sized(&self, m: usize, b: usize) -> (&[u32], &[u32]) {
+        let row = m * self.width + b;
+        let r = self.elig_off[row] as usize..self.elig_off[row + 1] as usize;
+        (&self.elig_sized[r.clone()], &self.elig_slot[r])
+    }
+
     /// ELSA candidates for a (model, batch).
     #[inline(always)]
     pub(crate) fn candidates(&self, m: usize, b: usize) -> &[Cand] {
@@ -517,34 +552,63 @@ impl Prepared {
     }
 }
 
-/// Service-time parameters of one (instance, batch). With jitter the service time is a
-/// shifted exponential, shift + scale·Exp(1), whose median is the profile's p50 and whose
-/// 99th percentile is its p99: scale = (p99 − p50)/ln 50, shift = p50 − scale·ln 2. When
-/// p99 > 6.6·p50 that shift would be negative; the shift is then 0 and the scale p99/ln 100,
-/// keeping the p99 and lowering the median. Without a measured p99 there is no jitter.
+/// Service-time parameters of one (instance, batch). With jitter the service time is
+/// shift + scale·E^power with E ~ Exp(1), fitted so that its median is the profile's p50 and
+/// its 99th percentile the profile's p99:
+///
+/// * while p99 ≤ (ln 100 / ln 2)·p50 ≈ 6.64·p50, a shifted exponential (power 1):
+///   scale = (p99 − p50)/ln 50, shift = p50 − scale·ln 2;
+/// * beyond, that shift would be negative, so a Weibull (shift 0): power
+///   γ = ln(p99/p50) / ln(ln 100 / ln 2), scale = p50/(ln 2)^γ.
+///
+/// Either way both quantiles are the profile's. Without a measured p99 there is no jitter.
 fn set_service(
     med: &mut [f64],
-    shift: &mut [f64],
-    scale: &mut [f64],
+    j: &mut Jitter,
     k: usize,
     p50: f64,
     p99: f64,
     has_p99: bool,
 ) {
     med[k] = p50;
+    let (ln2, ln100) = (2f64.ln(), 100f64.ln());
     if has_p99 && p99 > p50 {
         let s = (p99 - p50) / 50f64.ln();
-        let a = p50 - s * 2f64.ln();
+        let a = p50 - s * ln2;
         if a >= 0.0 {
-            shift[k] = a;
-            scale[k] = s;
+            (j.shift[k], j.scale[k], j.power[k]) = (a, s, 1.0);
         } else {
-            shift[k] = 0.0;
-            scale[k] = p99 / 100f64.ln();
+            let g = (p99 / p50).ln() / (ln100 / ln2).ln();
+            (j.shift[k], j.scale[k], j.power[k]) = (0.0, p50 / ln2.powf(g), g);
         }
     } else {
-        shift[k] = p50;
-        scale[k] = 0.0;
+        (j.shift[k], j.scale[k], j.power[k]) = (p50, 0.0, 1.0);
+    }
+}
+
+/// Jitter parameters per `inst * width + batch` (see [`set_service`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Jitter {
+    pub shift: Vec<f64>,
+    pub scale: Vec<f64>,
+    pub power: Vec<f64>,
+}
+
+impl Jitter {
+    fn new(n: usize) -> Self {
+        Self {
+            shift: vec![f64::INFINITY; n],
+            scale: vec![0.0; n],
+            power: vec![1.0; n],
+        }
+    }
+
+    /// A service time for cell `k` from one Exp(1) draw `e`.
+    #[inline(always)]
+    pub(crate) fn draw(&self, k: usize, e: f64) -> f64 {
+        let p = self.power[k];
+        let x = if p == 1.0 { e } else { e.powf(p) };
+        self.shift[k] + self.scale[k] * x
     }
 }
 

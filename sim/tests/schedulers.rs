@@ -72,10 +72,10 @@ fn every_scheduler_conserves_queries_and_reports_every_instance() {
 }
 
 #[test]
-fn elsa_fills_small_instances_first() {
+fn elsa_greedy_fills_small_instances_first() {
     // At light load every query fits its deadline on the smallest instance that can run it,
     // so 1g instances are the busiest and 4g the least busy.
-    let r = run(SchedulerKind::Elsa, 800.0, false);
+    let r = run(SchedulerKind::ElsaGreedy, 800.0, false);
     let util = |p: &str| {
         let v: Vec<f64> = r
             .instances

@@ -74,6 +74,7 @@ fn rows(model: &str, a: f64, c: f64) -> Vec<(Origin, ProfileRow)> {
                         procs: p,
                         throughput_qps: p as f64 * b as f64 * 1000.0 / l,
                         method: Method::Imported,
+                        neighbour_load: 0.0,
                     },
                 ));
             }

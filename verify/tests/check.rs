@@ -36,6 +36,7 @@ fn scenario(gpus: u32, a: f64, c: f64, sla: f64, batch: BatchDist) -> Scenario {
                     procs: 1,
                     throughput_qps: b as f64 * 1000.0 / lat,
                     method: Method::Imported,
+                    neighbour_load: 0.0,
                 },
             ));
         }

@@ -103,3 +103,23 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Scenario(c) => scenario::run(c),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_exit_1_and_input_errors_exit_2() {
+        use migopt_models::Error;
+        assert_eq!(
+            CliError::from(Error::internal("HiGHS failed")).exit_code(),
+            1
+        );
+        assert_eq!(CliError::Internal("bug".into()).exit_code(), 1);
+        assert_eq!(CliError::from(Error::Invalid("bad".into())).exit_code(), 2);
+        assert_eq!(
+            CliError::from(Error::Infeasible("no".into())).exit_code(),
+            2
+        );
+    }
+}

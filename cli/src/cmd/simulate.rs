@@ -3,11 +3,40 @@
 
 use super::common::{load_plan, load_scenario, PlanFlags, Progress};
 use super::{to_json, CliError};
-use crate::out::table;
+use crate::out::{table, table_fit, term_width};
 use migopt_models::report::{Estimate, SimReport};
 use migopt_models::{Objective, Plan, Scenario};
 use migopt_sim::{Arrivals, CapacityTarget, SchedulerKind, ServingMode, SimConfig};
 use std::path::PathBuf;
+
+/// `--scheduler`: every [`SchedulerKind`], by its report name (`rr` for round-robin too).
+#[derive(Debug, Clone, Copy)]
+pub struct Scheduler(pub SchedulerKind);
+
+const SCHEDULERS: [Scheduler; SchedulerKind::ALL.len()] = {
+    let mut v = [Scheduler(SchedulerKind::Elsa); SchedulerKind::ALL.len()];
+    let mut i = 0;
+    while i < v.len() {
+        v[i] = Scheduler(SchedulerKind::ALL[i]);
+        i += 1;
+    }
+    v
+};
+
+impl clap::ValueEnum for Scheduler {
+    fn value_variants<'a>() -> &'a [Self] {
+        &SCHEDULERS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let v = clap::builder::PossibleValue::new(self.0.as_str()).help(self.0.summary());
+        Some(if self.0 == SchedulerKind::RoundRobin {
+            v.alias("rr")
+        } else {
+            v
+        })
+    }
+}
 
 /// Input and simulation flags shared by `simulate` and `capacity`.
 #[derive(clap::Args, Debug)]
@@ -18,9 +47,9 @@ pub struct SimFlags {
     /// The scenario a plan serves, if the plan does not record it.
     #[arg(long)]
     scenario: Option<PathBuf>,
-    /// elsa, fifs, jsq, round-robin (rr) or random.
-    #[arg(long, default_value = "elsa")]
-    scheduler: String,
+    /// Scheduler.
+    #[arg(long, value_enum, default_value = "elsa")]
+    scheduler: Scheduler,
     /// Total arrival rate, queries/s, split by the scenario's shares. Default: the
     /// scenario's rates, or else the plan's planned load (its objective).
     #[arg(long)]
@@ -52,6 +81,11 @@ pub struct SimFlags {
     /// Drop queries that can no longer meet their deadline.
     #[arg(long)]
     drop_late: bool,
+    /// With --jitter: let schedulers read the service times already drawn for queued and
+    /// running queries (oracle knowledge). Default: only the medians of queued work and the
+    /// elapsed time of running work, as a real dispatcher knows.
+    #[arg(long, requires = "jitter")]
+    oracle_estimates: bool,
     /// Serving mode: query-batches or dynamic-batching (default: the plan's).
     #[arg(long)]
     mode: Option<String>,
@@ -110,10 +144,16 @@ fn inputs(f: &SimFlags) -> Result<(Plan, Scenario, Option<String>), CliError> {
     }
 }
 
-fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError> {
-    let arrivals = if let Some(t) = &f.trace {
-        Arrivals::Trace(migopt_sim::read_trace(t)?)
-    } else if let Some(r) = f.rate {
+/// The arrival process, with the size of a replication checked against the limits.
+fn arrivals(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<Arrivals, CliError> {
+    if let Some(t) = &f.trace {
+        let names: Vec<&str> = s.models.iter().map(|m| m.name.as_str()).collect();
+        return Ok(Arrivals::Trace(migopt_sim::read_trace_for(
+            t,
+            Some(&names),
+        )?));
+    }
+    let a = if let Some(r) = f.rate {
         if !(r > 0.0 && r.is_finite()) {
             return Err(bad(format!(
                 "--rate {r} must be a positive number of queries per second"
@@ -127,8 +167,30 @@ fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError
             total_rate_qps: plan.report.objective,
         }
     };
+    let total = match &a {
+        Arrivals::Poisson { total_rate_qps } => *total_rate_qps,
+        Arrivals::PoissonPerModel { rates_qps } => rates_qps.iter().sum(),
+        Arrivals::Trace(_) => return Ok(a),
+    };
+    migopt_models::limits::check_run(total, f.queries, f.duration, migopt_sim::DEFAULT_QUERIES)
+        .map_err(bad)?;
+    Ok(a)
+}
+
+fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError> {
+    let arrivals = arrivals(f, plan, s)?;
+    if let Some(t) = f.threads {
+        super::common::check_threads(t as u64)?;
+    }
+    if f.replications > migopt_models::limits::MAX_REPLICATIONS {
+        return Err(bad(format!(
+            "--replications {} is above the limit of {}",
+            f.replications,
+            migopt_models::limits::MAX_REPLICATIONS
+        )));
+    }
     let mut cfg = SimConfig::new(arrivals);
-    cfg.scheduler = f.scheduler.parse::<SchedulerKind>()?;
+    cfg.scheduler = f.scheduler.0;
     cfg.queries = f.queries;
     cfg.duration_s = f.duration;
     cfg.warmup_fraction = f.warmup;
@@ -137,6 +199,7 @@ fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError
     cfg.threads = f.threads;
     cfg.jitter = f.jitter;
     cfg.drop_late = f.drop_late;
+    cfg.oracle_estimates = f.oracle_estimates;
     cfg.mode = match f.mode.as_deref() {
         None => f.max_queue_delay.map(|d| ServingMode::DynamicBatching {
             max_queue_delay_ms: d,
@@ -191,7 +254,7 @@ pub fn run_simulate(f: SimFlags) -> Result<(), CliError> {
 /// The human report of a simulation.
 pub fn render_sim(r: &SimReport) -> String {
     let mut o = format!(
-        "simulated {} ({} plan) on {}: scheduler {}, {}, {}, {} replications x {:.0} queries, seed {}\n",
+        "simulated {} ({} plan) on {}: scheduler {}, {}\narrivals {}, {} replications x {:.0} queries, seed {}\n",
         r.scenario, r.solver, r.gpu, r.scheduler, r.mode, r.arrivals, r.replications, r.queries_per_replication, r.seed
     );
     o += &format!(
@@ -265,7 +328,11 @@ pub fn render_sim(r: &SimReport) -> String {
             ]
         })
         .collect();
-    o += &table(&["GPU", "util %", "instances (utilisation)"], &rows);
+    o += &table_fit(
+        &["GPU", "util %", "instances (utilisation)"],
+        &rows,
+        term_width(),
+    );
     o
 }
 

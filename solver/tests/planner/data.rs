@@ -70,6 +70,7 @@ fn read_profile(dir: &Path, model: &str) -> Vec<(Origin, ProfileRow)> {
                 procs,
                 throughput_qps: procs as f64 * tp,
                 method: Method::Imported,
+                neighbour_load: 0.0,
             },
         ));
     }
@@ -152,6 +153,7 @@ pub fn synthetic_rows(model: &str, a: f64, c: f64, procs: u32) -> Vec<(Origin, P
                         procs: p,
                         throughput_qps: p as f64 * b as f64 * 1000.0 / lat,
                         method: Method::Imported,
+                        neighbour_load: 0.0,
                     },
                 ));
             }

@@ -1,0 +1,96 @@
+//! A small driver for iterating on schedulers without the full `migopt reproduce`: for the
+//! named workloads of `papers/paris-elsa` (default: three), plans PARIS and the MILP, then
+//! for each scheduler measures the capacity at the SLA and the p99 at 70% of FIFS's.
+//!
+//! `cargo run --release -p migopt-papers --example elsa_quick -- [workload ...]
+//!  [--sched a,b,c] [--reps N] [--queries N] [--parts paris,milp] [--jitter]`
+
+use migopt_models::{Objective, Plan};
+use migopt_papers::paris_elsa::workloads;
+use migopt_papers::Options;
+use migopt_sim::{capacity, simulate, Arrivals, CapacityTarget, SchedulerKind, SimConfig};
+use migopt_solver::{PlanOptions, SolverKind};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut scheds: Vec<SchedulerKind> = vec![
+        SchedulerKind::Fifs,
+        SchedulerKind::Jsq,
+        SchedulerKind::ElsaGreedy,
+        SchedulerKind::ElsaMargin,
+        SchedulerKind::ElsaProtect,
+        SchedulerKind::ElsaPlan,
+    ];
+    let (mut reps, mut queries, mut jitter) = (4u32, 50_000u64, false);
+    let mut parts = vec!["paris".to_string(), "milp".to_string()];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--sched" => {
+                scheds = args
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|s| s.parse())
+                    .collect::<Result<_, _>>()?
+            }
+            "--reps" => reps = args.next().unwrap_or_default().parse()?,
+            "--queries" => queries = args.next().unwrap_or_default().parse()?,
+            "--parts" => parts = args.next().unwrap_or_default().split(',').map(String::from).collect(),
+            "--jitter" => jitter = true,
+            _ => ids.push(a),
+        }
+    }
+    if ids.is_empty() {
+        ids = ["a100-mobilenetv2", "a100-vgg19", "h100-resnet50"].map(String::from).to_vec();
+    }
+    let all = workloads(&Options::default())?;
+    let cfg = |s: SchedulerKind, rate: f64| {
+        let mut c = SimConfig::new(Arrivals::Poisson { total_rate_qps: rate });
+        c.scheduler = s;
+        c.queries = Some(queries);
+        c.replications = reps;
+        c.seed = 1;
+        c.jitter = jitter;
+        c
+    };
+    for w in all.iter().filter(|w| ids.contains(&w.id)) {
+        let sc = &w.scenario;
+        for part in &parts {
+            let kind: SolverKind = part.parse()?;
+            let popts = PlanOptions { objective: Objective::MaxLoad, ..PlanOptions::default() };
+            let plan: Plan = migopt_solver::plan(sc, kind, &popts)?;
+            let fluid = plan.report.objective;
+            let fifs = capacity(&plan, sc, &cfg(SchedulerKind::Fifs, fluid), CapacityTarget::P99)?;
+            let base = fifs.capacity_qps.mean;
+            println!("{} {part}: fluid {fluid:.0}, ceiling {:.0}", w.id, fluid / 0.8);
+            for &s in &scheds {
+                let c = if s == SchedulerKind::Fifs {
+                    fifs.clone()
+                } else {
+                    capacity(&plan, sc, &cfg(s, fluid), CapacityTarget::P99)?
+                };
+                let mut line = format!(
+                    "  {:<13} cap {:>8.1} [{:>7.1},{:>7.1}] ({:+5.1}%)",
+                    s.as_str(),
+                    c.capacity_qps.mean,
+                    c.capacity_qps.ci_low.unwrap_or(f64::NAN),
+                    c.capacity_qps.ci_high.unwrap_or(f64::NAN),
+                    (c.capacity_qps.mean / base - 1.0) * 100.0
+                );
+                for f in [0.5, 0.7, 0.9] {
+                    let r = simulate(&plan, sc, &cfg(s, base * f))?;
+                    let m = &r.models[0];
+                    line += &format!(
+                        " | {:.0}%: p99 {:>7.2} viol {:.4}",
+                        f * 100.0,
+                        m.latency_ms.map(|l| l.p99.mean).unwrap_or(f64::NAN),
+                        m.sla_violation_rate.mean
+                    );
+                }
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}

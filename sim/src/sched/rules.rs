@@ -1,0 +1,191 @@
+//! The decision functions. Each takes the query and its candidates (see [`Candidate`]) and
+//! returns the chosen instance, or `None` when there is no candidate. Rules that prefer
+//! small sizes expect the candidates in ascending `compute`; ties go to the earliest
+//! estimated finish, then to the candidate met first. They are pure: same candidates, same
+//! answer, so each is pinned by trace tests (`sim/tests/sched_traces.rs`).
+//!
+//! The bodies use selects rather than branches where the winner is data: the event-free
+//! engine calls them tens of millions of times a second, and which candidate wins is not
+//! something a branch predictor can learn.
+
+use super::{Candidate, Query};
+
+/// Deadline margin of the margin, protect and plan rules: a candidate "meets the deadline"
+/// when its estimated finish is within arrival + α·SLA. Half the SLA leaves the other half
+/// for what the estimate cannot see (later arrivals, service-time jitter); measured against
+/// 0.7 and 1.0 in `papers/paris-elsa`.
+pub const MARGIN_ALPHA: f64 = 0.5;
+
+#[inline(always)]
+fn select_f(c: bool, a: f64, b: f64) -> f64 {
+    // On the bit patterns, so that it compiles to masks rather than a jump.
+    let m = (c as u64).wrapping_neg();
+    f64::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
+}
+
+#[inline(always)]
+fn select_u(c: bool, a: u32, b: u32) -> u32 {
+    let m = (c as u32).wrapping_neg();
+    (a & m) | (b & !m)
+}
+
+/// The smallest size whose estimated finish is at most `deadline` (ties to the earliest
+/// finish), else the earliest finish overall. Candidates in ascending `compute`.
+#[inline(always)]
+fn smallest_meeting<I: IntoIterator<Item = Candidate>>(deadline: f64, cands: I) -> Option<u32> {
+    let (mut any_fin, mut any_i) = (f64::INFINITY, u32::MAX);
+    let (mut meet_fin, mut meet_i, mut meet_c) = (f64::INFINITY, u32::MAX, u32::MAX);
+    for c in cands {
+        if c.compute > meet_c {
+            // Ascending sizes: nothing later is smaller than the one that meets it.
+            break;
+        }
+        let fin = c.finish_ms();
+        let ok = (fin <= deadline) & (fin < meet_fin);
+        meet_fin = select_f(ok, fin, meet_fin);
+        meet_i = select_u(ok, c.instance, meet_i);
+        meet_c = select_u(ok, c.compute, meet_c);
+        let better = fin < any_fin;
+        any_fin = select_f(better, fin, any_fin);
+        any_i = select_u(better, c.instance, any_i);
+    }
+    let pick = select_u(meet_i != u32::MAX, meet_i, any_i);
+    (pick != u32::MAX).then_some(pick)
+}
+
+/// `elsa-greedy`, the reconstruction of the paper's ELSA: the smallest size whose estimated
+/// finish meets arrival + SLA, ties to the earliest finish; if none does, the earliest
+/// finish overall. Candidates in ascending `compute`.
+#[inline(always)]
+pub fn elsa_greedy<I: IntoIterator<Item = Candidate>>(q: &Query, cands: I) -> Option<u32> {
+    smallest_meeting(q.deadline(), cands)
+}
+
+/// `elsa-margin`: [`elsa_greedy`] against arrival + α·SLA instead of the full deadline, so a
+/// query is not parked on a small instance until just before its deadline. Candidates in
+/// ascending `compute`.
+#[inline(always)]
+pub fn elsa_margin<I: IntoIterator<Item = Candidate>>(
+    q: &Query,
+    alpha: f64,
+    cands: I,
+) -> Option<u32> {
+    smallest_meeting(q.arrival_ms + alpha * q.sla_ms, cands)
+}
+
+/// `elsa-protect`: the smallest *unprotected* size meeting arrival + α·SLA; else the
+/// smallest protected one meeting it; else the earliest finish. A size is protected when
+/// some batch class of the model may run only there, so other queries keep off it while
+/// they have anywhere else to go. Candidates in ascending `compute`.
+#[inline(always)]
+pub fn elsa_protect<I: IntoIterator<Item = Candidate>>(
+    q: &Query,
+    alpha: f64,
+    cands: I,
+) -> Option<u32> {
+    let deadline = q.arrival_ms + alpha * q.sla_ms;
+    // Best meeting candidate per tier (0: unprotected, 1: protected) and overall.
+    let mut meet = [(u32::MAX, f64::INFINITY, u32::MAX); 2];
+    let (mut any_fin, mut any_i) = (f64::INFINITY, u32::MAX);
+    for c in cands {
+        let fin = c.finish_ms();
+        let t = &mut meet[c.protected as usize];
+        let ok = (fin <= deadline) & ((c.compute < t.0) | ((c.compute == t.0) & (fin < t.1)));
+        if ok {
+            *t = (c.compute, fin, c.instance);
+        }
+        if fin < any_fin {
+            any_fin = fin;
+            any_i = c.instance;
+        }
+    }
+    let pick = if meet[0].2 != u32::MAX {
+        meet[0].2
+    } else if meet[1].2 != u32::MAX {
+        meet[1].2
+    } else {
+        any_i
+    };
+    (pick != u32::MAX).then_some(pick)
+}
+
+/// `elsa-plan`: among candidates whose estimated finish meets arrival + α·SLA, the one
+/// whose size is furthest behind the plan's target share of the query's class (largest
+/// `deficit`), ties to the earliest finish; if none meets it, the earliest finish overall.
+/// Any candidate order.
+#[inline(always)]
+pub fn elsa_plan<I: IntoIterator<Item = Candidate>>(
+    q: &Query,
+    alpha: f64,
+    cands: I,
+) -> Option<u32> {
+    let deadline = q.arrival_ms + alpha * q.sla_ms;
+    let (mut any_fin, mut any_i) = (f64::INFINITY, u32::MAX);
+    let (mut meet_def, mut meet_fin, mut meet_i) = (f64::NEG_INFINITY, f64::INFINITY, u32::MAX);
+    for c in cands {
+        let fin = c.finish_ms();
+        let ok = (fin <= deadline)
+            & ((c.deficit > meet_def) | ((c.deficit == meet_def) & (fin < meet_fin)));
+        meet_def = select_f(ok, c.deficit, meet_def);
+        meet_fin = select_f(ok, fin, meet_fin);
+        meet_i = select_u(ok, c.instance, meet_i);
+        let better = fin < any_fin;
+        any_fin = select_f(better, fin, any_fin);
+        any_i = select_u(better, c.instance, any_i);
+    }
+    let pick = select_u(meet_i != u32::MAX, meet_i, any_i);
+    (pick != u32::MAX).then_some(pick)
+}
+
+/// The earliest estimated finish (ties to the candidate met first).
+#[inline(always)]
+pub fn earliest_finish<I: IntoIterator<Item = Candidate>>(cands: I) -> Option<u32> {
+    let (mut fin, mut pick) = (f64::INFINITY, u32::MAX);
+    for c in cands {
+        let f = c.finish_ms();
+        let better = f < fin;
+        fin = select_f(better, f, fin);
+        pick = select_u(better, c.instance, pick);
+    }
+    (pick != u32::MAX).then_some(pick)
+}
+
+/// `jsq`: the least estimated backlog (time from `now` until the query could start), ties
+/// to the earliest finish, then to the candidate met first. One candidate per instance.
+#[inline(always)]
+pub fn jsq<I: IntoIterator<Item = Candidate>>(now: f64, cands: I) -> Option<u32> {
+    let mut best = (f64::INFINITY, f64::INFINITY, u32::MAX);
+    for c in cands {
+        let back = (c.start_ms - now).max(0.0);
+        let fin = c.finish_ms();
+        if back < best.0 || (back == best.0 && fin < best.1) {
+            best = (back, fin, c.instance);
+        }
+    }
+    (best.2 != u32::MAX).then_some(best.2)
+}
+
+/// `round-robin`: the model's instances in turn from `cursor`, skipping those for which
+/// `eligible` is false; advances the cursor. `None` if no instance is eligible.
+#[inline]
+pub fn round_robin(
+    cursor: &mut usize,
+    instances: &[u32],
+    eligible: impl Fn(u32) -> bool,
+) -> Option<u32> {
+    for _ in 0..instances.len() {
+        let c = *cursor % instances.len();
+        *cursor = if c + 1 == instances.len() { 0 } else { c + 1 };
+        if eligible(instances[c]) {
+            return Some(instances[c]);
+        }
+    }
+    None
+}
+
+/// `random`: a uniformly random eligible instance, from 32 random bits (in the low half of
+/// `bits32`).
+#[inline(always)]
+pub fn random(bits32: u64, eligible: &[u32]) -> Option<u32> {
+    (!eligible.is_empty()).then(|| eligible[crate::rng::below(bits32, eligible.len())])
+}
