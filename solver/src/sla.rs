@@ -21,8 +21,6 @@ pub struct SlaOptions {
     /// Per model (scenario order), a factor ≤ 1 on its pools' admissible rates: the
     /// simulation loop's cuts. Missing entries are 1.
     pub cuts: Vec<f64>,
-    /// Min-gpus: most MPS processes an instance may run (`None`: as measured).
-    pub max_procs: Option<u32>,
 }
 
 impl Default for SlaOptions {
@@ -31,7 +29,6 @@ impl Default for SlaOptions {
             budget: 0.01,
             margin: 0.1,
             cuts: Vec::new(),
-            max_procs: None,
         }
     }
 }

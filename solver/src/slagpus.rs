@@ -120,7 +120,10 @@ fn options(job: &Job<RateData>) -> Vec<Vec<Vec<Option_>>> {
     let (s, d, opts) = (job.scenario, job.data, job.opts);
     let tau = queue_delay(s, opts.params.slo_factor);
     let budget = opts.sla.budget * (1.0 - opts.sla.margin);
-    let max_procs = opts.sla.max_procs;
+    let max_procs = match (opts.params.max_procs, s.max_procs) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     d.models
         .iter()
         .enumerate()

@@ -47,6 +47,7 @@ fn scenario(gpus: u32, a: f64, c: f64, sla: f64, batch: BatchDist) -> Scenario {
         gpu: "A100-80GB".into(),
         gpu_count: gpus,
         batch_lookup: BatchLookup::Interpolate,
+        max_procs: None,
         profiles: ProfileSet::from_rows(rows).expect("valid rows"),
         models: vec![ModelSpec {
             name: "m".into(),
