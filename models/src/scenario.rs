@@ -8,6 +8,10 @@
 //! kind = "H100-80GB"
 //! count = 8                   # GPUs in the server (an upper limit for min-gpus)
 //!
+//! [options]                   # optional
+//! batch_lookup = "interpolate"  # or "exact", "pad"
+//! max_procs = 3               # min-gpus: at most 3 MPS processes per instance
+//!
 //! [[model]]
 //! name = "resnet50"
 //! profile = "h100-80gb/resnet50.csv"   # relative to this file
@@ -174,6 +178,10 @@ pub struct Scenario {
     pub models: Vec<ModelSpec>,
     /// Latency curves of the models, restricted to them.
     pub profiles: ProfileSet,
+    /// The most MPS processes an instance may run (`[options] max_procs`); `None`: any
+    /// measured count.
+    #[serde(default)]
+    pub max_procs: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +207,7 @@ struct RawGpu {
 #[serde(deny_unknown_fields)]
 struct RawOptions {
     batch_lookup: Option<BatchLookup>,
+    max_procs: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -333,6 +342,20 @@ impl Scenario {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default()
         });
+        let max_procs = match &raw.options.max_procs {
+            None => None,
+            Some(v) => {
+                let n = *v.get_ref();
+                if !(1..=crate::limits::MAX_PROCS as i64).contains(&n) {
+                    return Err(Error::field(
+                        loc.at(v.span()),
+                        "options.max_procs",
+                        format!("{n} must be between 1 and {}", crate::limits::MAX_PROCS),
+                    ));
+                }
+                Some(n as u32)
+            }
+        };
         let Some(profiles) = profiles else {
             return Err(Error::internal("a scenario with models has no profiles"));
         };
@@ -344,6 +367,7 @@ impl Scenario {
             batch_lookup: raw.options.batch_lookup.unwrap_or_default(),
             models,
             profiles,
+            max_procs,
         })
     }
 
