@@ -46,6 +46,7 @@ mod prep;
 mod rng;
 mod run;
 pub mod sched;
+mod served;
 mod stats;
 mod summary;
 mod trace;
@@ -56,6 +57,7 @@ pub use migopt_models::report::{
     ModelReport, QueueSummary, SimReport,
 };
 pub use sched::{Dispatcher, SchedulerKind};
+pub use served::{poisson_trace, served_report, ServedQuery};
 pub use trace::{parse_trace, read_trace, TraceRecord};
 
 use migopt_models::{Error, Objective, Plan, Scenario};

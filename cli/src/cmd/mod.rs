@@ -8,6 +8,7 @@ mod plan;
 mod profile;
 mod reproduce;
 mod scenario;
+mod serve;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,9 @@ enum Command {
     Simulate(simulate::SimFlags),
     /// Find the largest load a plan sustains within its SLAs (bisection over the rate).
     Capacity(simulate::CapacityArgs),
+    /// Serve a plan for real: one worker process per instance (MPS-emulated slices, real MIG
+    /// devices, or fake CPU workers), the simulator's schedulers dispatching, every query recorded.
+    Serve(serve::ServeArgs),
     /// Regenerate a reproduction under papers/ (CSVs, SVG figures, RESULTS.md).
     Reproduce(reproduce::Args),
     /// Work with latency profile CSV files.
@@ -98,6 +102,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Gap(a) => gap::run(a),
         Command::Simulate(a) => simulate::run_simulate(a),
         Command::Capacity(a) => simulate::run_capacity(a),
+        Command::Serve(a) => serve::run_serve(a),
         Command::Profile(c) => profile::run(c),
         Command::Import(c) => import::run(c),
         Command::Scenario(c) => scenario::run(c),

@@ -1,0 +1,162 @@
+//! `migopt serve` end to end on the CPU: the real front end, real worker processes
+//! (`profiles/worker.py --fake`, which sleeps for the profiled latency), the H200 profiles.
+//! Checks that served queries are complete and consistent, that the served latencies match
+//! the simulator's prediction of the same trace (both schedulers kinds: dispatch at arrival
+//! and FIFS's central queue), and that a worker that dies or hangs ends the run with an error
+//! naming its instance and leaves no process behind.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn migopt() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_migopt"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A folder with the plan of papers/sim-to-real, a short trace, and a private copy of the
+/// worker (so the test can tell its own worker processes apart from anyone else's).
+fn setup(name: &str, rate: f64, secs: f64) -> tempfile::TempDir {
+    let d = tempfile::Builder::new().prefix(name).tempdir().unwrap();
+    let scen = root().join("papers/sim-to-real/scenario.toml");
+    let o = migopt()
+        .args(["plan", scen.to_str().unwrap(), "--out"])
+        .arg(d.path().join("plan.json"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["worker.py", "measure.py"] {
+        std::fs::copy(root().join("profiles").join(f), d.path().join(f)).unwrap();
+    }
+    // Poisson arrivals, 60% ResNet-50 and 40% BERT, the scenario's batch sizes in turn.
+    let mut t = String::from("arrival_ms,model,batch\n");
+    let n = (rate * secs) as usize;
+    let sizes = [1, 2, 4, 8, 1, 2, 16, 4, 1, 32];
+    for k in 0..n {
+        let at = k as f64 * 1000.0 / rate + ((k * 7919) % 13) as f64 * 0.1;
+        let m = if k % 5 < 3 { "resnet50" } else { "bert-base" };
+        t += &format!("{at:.3},{m},{}\n", sizes[k % sizes.len()]);
+    }
+    std::fs::write(d.path().join("trace.csv"), t).unwrap();
+    d
+}
+
+fn serve(d: &Path, extra: &[&str]) -> Output {
+    let scen = root().join("papers/sim-to-real/scenario.toml");
+    migopt()
+        .current_dir(d)
+        .args(["serve", "plan.json", "--scenario", scen.to_str().unwrap()])
+        .args(["--trace", "trace.csv", "--placement", "fake", "--worker", "worker.py"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Processes whose command line mentions `dir` (our workers), from /proc.
+fn processes_mentioning(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().into_owned();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            if c.contains(&needle) {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+fn p50_p99(text: &str, model: &str) -> (f64, f64) {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(model))
+        .unwrap_or_else(|| panic!("no row for {model} in\n{text}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let num = |s: &str| s.split('±').next().unwrap().trim().parse::<f64>().unwrap();
+    (num(f[2]), num(f[4]))
+}
+
+#[test]
+fn served_latencies_match_the_simulated_ones() {
+    for sched in ["elsa", "fifs"] {
+        let d = setup("migopt-serve-ok", 250.0, 2.0);
+        let o = serve(d.path(), &["--scheduler", sched, "--out", "m.csv", "--warmup", "0"]);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{}\n{out}", String::from_utf8_lossy(&o.stderr));
+        assert!(out.starts_with("served sim-to-real"), "{out}");
+        let recs = std::fs::read_to_string(d.path().join("m.csv")).unwrap();
+        let rows: Vec<Vec<f64>> = recs
+            .lines()
+            .skip(1)
+            .map(|l| {
+                l.split(',')
+                    .enumerate()
+                    .filter(|(i, _)| *i != 2)
+                    .map(|(_, x)| x.parse().unwrap())
+                    .collect()
+            })
+            .collect();
+        assert_eq!(rows.len(), 500);
+        for r in &rows {
+            // query arrival batch instance dispatch start finish service ran
+            let (arr, b, inst, disp, start, fin, svc, ran) =
+                (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]);
+            assert!(inst < 4.0 && ran >= b, "{r:?}");
+            assert!(disp >= arr - 0.5 && fin > disp && start >= disp - 0.5, "{r:?}");
+            assert!(svc > 0.5 && (fin - start - svc).abs() < 1e-3, "{r:?}");
+        }
+        let sidecar: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.path().join("m.csv.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(sidecar["scheduler"], sched);
+        assert_eq!(sidecar["workers"].as_array().unwrap().len(), 4);
+        // The simulator's prediction of the same trace: the fake workers sleep for exactly
+        // the profiled medians, so only the front end's overhead and the OS separate them.
+        let scen = root().join("papers/sim-to-real/scenario.toml");
+        let sim = migopt()
+            .current_dir(d.path())
+            .args(["simulate", "plan.json", "--scenario", scen.to_str().unwrap()])
+            .args(["--trace", "trace.csv", "--scheduler", sched, "--warmup", "0", "--replications", "1"])
+            .output()
+            .unwrap();
+        let sim = String::from_utf8_lossy(&sim.stdout).into_owned();
+        for m in ["resnet50", "bert-base"] {
+            let (mp50, mp99) = p50_p99(&out, m);
+            let (sp50, sp99) = p50_p99(&sim, m);
+            assert!((mp50 - sp50).abs() <= 0.2 * sp50 + 1.0, "{sched} {m} p50 served {mp50} simulated {sp50}\n{out}\n{sim}");
+            assert!((mp99 - sp99).abs() <= 0.25 * sp99 + 2.0, "{sched} {m} p99 served {mp99} simulated {sp99}\n{out}\n{sim}");
+        }
+        assert!(processes_mentioning(d.path()).is_empty());
+    }
+}
+
+fn assert_fails_cleanly(o: &Output, d: &Path, instance: &str, what: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(instance) && err.contains(what), "{err}");
+    assert!(!d.join("m.csv").exists(), "no partial output");
+    // Every worker is gone once migopt has returned.
+    let left = processes_mentioning(d);
+    assert!(left.is_empty(), "orphans: {left:?}");
+}
+
+#[test]
+fn a_dead_worker_is_named_and_nothing_is_left_behind() {
+    let d = setup("migopt-serve-dead", 200.0, 1.0);
+    let o = serve(d.path(), &["--out", "m.csv", "--worker-fault", "1:--fake-die-after 3"]);
+    assert_fails_cleanly(&o, d.path(), "worker of GPU 0 1g.18gb@1 bert-base", "exited");
+}
+
+#[test]
+fn a_hung_worker_is_named_and_nothing_is_left_behind() {
+    let d = setup("migopt-serve-hung", 200.0, 1.0);
+    let o = serve(
+        d.path(),
+        &["--out", "m.csv", "--hang-timeout-ms", "300", "--worker-fault", "0:--fake-hang-after 2"],
+    );
+    assert_fails_cleanly(&o, d.path(), "worker of GPU 0 1g.18gb@0 resnet50", "hangs");
+}
