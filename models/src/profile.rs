@@ -16,7 +16,10 @@
 //! Every problem is reported with file, line and column.
 
 use crate::catalogue::{Catalogue, GpuSpec};
-use crate::error::{Error, Origin, Result};
+use crate::error::{Error, LineIndex, Origin, Result};
+use crate::limits::{
+    MAX_BATCH, MAX_INTERPOLATED_POINTS, MAX_LATENCY_MS, MAX_PROCS, MAX_RATE_QPS, MIN_LATENCY_MS,
+};
 use crate::units::{GpuName, Millis, ModelName, ProfileName};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -423,6 +426,46 @@ impl ProfileSet {
         s
     }
 
+    /// The curves of one model only, found by a range query (linear in that model's curves,
+    /// not in the whole set: a scenario whose many models share one file stays linear).
+    pub fn only(&self, model: &str) -> Self {
+        let from = CurveKey {
+            model: model.into(),
+            profile: ProfileName(String::new()),
+            procs: 0,
+        };
+        let curves: BTreeMap<CurveKey, Curve> = self
+            .curves
+            .range(from.clone()..)
+            .take_while(|(k, _)| k.model.as_str() == model)
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        let loaded: BTreeMap<CurveKey, Vec<LoadedCurve>> = self
+            .loaded
+            .range(from..)
+            .take_while(|(k, _)| k.model.as_str() == model)
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        let prefix = format!("{model} on ");
+        Self {
+            gpu: self.gpu.clone(),
+            curves,
+            loaded,
+            methods: self
+                .methods
+                .get_key_value(model)
+                .map(|(k, v)| (k.clone(), *v))
+                .into_iter()
+                .collect(),
+            warnings: self
+                .warnings
+                .iter()
+                .filter(|w| w.at.starts_with(&prefix))
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// Merges another set of the same GPU into this one; a curve present in both is an error.
     pub fn merge(&mut self, other: ProfileSet) -> Result<()> {
         if other.gpu != self.gpu {
@@ -501,7 +544,18 @@ impl ProfileSet {
 
     /// Fills every missing batch between the smallest and largest measured one by linear
     /// interpolation (only when the user asks: the rows it adds are not measurements).
-    pub fn interpolated(&self) -> Self {
+    /// Refuses to create more than [`MAX_INTERPOLATED_POINTS`] points in all.
+    pub fn interpolated(&self) -> Result<Self> {
+        let points: u64 = self
+            .curves
+            .values()
+            .map(|c| (c.max_batch() - c.batches[0]) as u64 + 1)
+            .sum();
+        if points > MAX_INTERPOLATED_POINTS {
+            return Err(Error::Invalid(format!(
+                "interpolating every batch between the measured ones would create {points} points, above the limit of {MAX_INTERPOLATED_POINTS}"
+            )));
+        }
         let mut s = self.clone();
         for (key, c) in s.curves.iter_mut() {
             let (lo, hi) = (c.batches[0], c.max_batch());
@@ -517,7 +571,7 @@ impl ProfileSet {
             c.latency_ms = lat;
             c.p99_ms = p99;
         }
-        s
+        Ok(s)
     }
 }
 
@@ -586,6 +640,7 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
         col("method"),
         col("neighbour_load"),
     );
+    let lines = LineIndex::new(text);
     let mut out = Vec::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
@@ -599,11 +654,11 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
                 _ => e.to_string(),
             };
             Error::Syntax {
-                origin: Origin::at_byte(path, text, byte),
+                origin: lines.origin(path, byte),
                 message,
             }
         })?;
-        let origin = Origin::at_byte(path, text, rec.position().map(|p| p.byte()).unwrap_or(0));
+        let origin = lines.origin(path, rec.position().map(|p| p.byte()).unwrap_or(0));
         let get = |i: usize| rec.get(i).unwrap_or("");
         let text_field = |i: usize, name: &str| -> Result<String> {
             let v = get(i);
@@ -616,20 +671,11 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
         let model = text_field(idx[0], "model")?;
         let gpu = text_field(idx[1], "gpu")?;
         let profile = text_field(idx[2], "profile")?;
-        let batch: u32 = get(idx[3]).parse().map_err(|_| {
-            Error::field(
-                origin.clone(),
-                "batch",
-                format!("`{}` is not a whole number", get(idx[3])),
-            )
-        })?;
-        if batch == 0 {
-            return Err(Error::field(origin.clone(), "batch", "must be at least 1"));
-        }
-        let latency_ms = positive(get(idx[4]), &origin, "latency_ms")?;
+        let batch = whole(get(idx[3]), &origin, "batch", MAX_BATCH)?;
+        let latency_ms = latency(get(idx[4]), &origin, "latency_ms")?;
         let latency_p99_ms = match p99_i.map(get).filter(|s| !s.is_empty()) {
             Some(s) => {
-                let v = positive(s, &origin, "latency_p99_ms")?;
+                let v = latency(s, &origin, "latency_p99_ms")?;
                 if v < latency_ms {
                     return Err(Error::field(
                         origin.clone(),
@@ -642,21 +688,22 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
             None => None,
         };
         let procs: u32 = match procs_i.map(get).filter(|s| !s.is_empty()) {
-            Some(s) => match s.parse() {
-                Ok(p) if p >= 1 => p,
-                _ => {
-                    return Err(Error::field(
-                        origin.clone(),
-                        "procs",
-                        format!("`{s}` is not a whole number ≥ 1"),
-                    ))
-                }
-            },
+            Some(s) => whole(s, &origin, "procs", MAX_PROCS)?,
             None => 1,
         };
         let derived = procs as f64 * batch as f64 * 1000.0 / latency_ms;
         let throughput_qps = match tp_i.map(get).filter(|s| !s.is_empty()) {
-            Some(s) => positive(s, &origin, "throughput_qps")?,
+            Some(s) => {
+                let v = positive(s, &origin, "throughput_qps")?;
+                if v > MAX_RATE_QPS {
+                    return Err(Error::field(
+                        origin.clone(),
+                        "throughput_qps",
+                        format!("{s} is above the limit of {MAX_RATE_QPS:e} queries/s"),
+                    ));
+                }
+                v
+            }
             None => derived,
         };
         let method = match method_i.map(get).filter(|s| !s.is_empty()) {
@@ -705,6 +752,44 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
         });
     }
     Ok(out)
+}
+
+/// A whole number in 1..=max.
+fn whole(s: &str, origin: &Origin, field: &str, max: u32) -> Result<u32> {
+    let v: u64 = s.parse().map_err(|_| {
+        Error::field(
+            origin.clone(),
+            field,
+            format!("`{s}` is not a whole number"),
+        )
+    })?;
+    if v == 0 {
+        return Err(Error::field(origin.clone(), field, "must be at least 1"));
+    }
+    if v > max as u64 {
+        return Err(Error::field(
+            origin.clone(),
+            field,
+            format!("{v} is above the limit of {max}"),
+        ));
+    }
+    Ok(v as u32)
+}
+
+/// A latency in [MIN_LATENCY_MS, MAX_LATENCY_MS]: smaller values are unit errors (or
+/// denormals that break the arithmetic), larger ones overflow throughputs.
+fn latency(s: &str, origin: &Origin, field: &str) -> Result<f64> {
+    let v = positive(s, origin, field)?;
+    if !(MIN_LATENCY_MS..=MAX_LATENCY_MS).contains(&v) {
+        return Err(Error::field(
+            origin.clone(),
+            field,
+            format!(
+                "{s} ms is outside the accepted range {MIN_LATENCY_MS:e}..{MAX_LATENCY_MS:e} ms (check the unit)"
+            ),
+        ));
+    }
+    Ok(v)
 }
 
 fn positive(s: &str, origin: &Origin, field: &str) -> Result<f64> {
@@ -820,7 +905,7 @@ mod tests {
 
     #[test]
     fn interpolation_fills_gaps_only_when_asked() {
-        let s = set().interpolated();
+        let s = set().interpolated().unwrap();
         let c = s.curve("m", "1g.10gb", 1).unwrap();
         assert_eq!(c.batches, (1..=8).collect::<Vec<_>>());
         assert_relative_eq!(c.latency_ms[2], 4.0);

@@ -58,7 +58,7 @@ pub use migopt_models::report::{
 };
 pub use sched::{Dispatcher, SchedulerKind};
 pub use served::{poisson_trace, served_report, ServedQuery};
-pub use trace::{parse_trace, read_trace, TraceRecord};
+pub use trace::{parse_trace, parse_trace_for, read_trace, read_trace_for, TraceRecord};
 
 use migopt_models::{Error, Objective, Plan, Scenario};
 use prep::Prepared;

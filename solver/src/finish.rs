@@ -215,8 +215,8 @@ fn capacity(scenario: &migopt_models::Scenario, gpus: &[GpuPlan]) -> Vec<ModelRa
 fn checked(plan: Plan, opts: &PlanOptions) -> Result<Plan, Error> {
     match plan.validate(opts.rules) {
         Ok(()) => Ok(plan),
-        Err(e) => Err(Error::Invalid(format!(
-            "internal planner error: {} produced a plan the MIG validator rejects ({e}); please report this",
+        Err(e) => Err(Error::Internal(format!(
+            "planner error: {} produced a plan the MIG validator rejects ({e}); please report this",
             plan.solver
         ))),
     }

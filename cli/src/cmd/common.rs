@@ -112,9 +112,7 @@ impl PlanFlags {
                 "--time-limit {t} must be a positive number of seconds"
             )));
         }
-        if threads == 0 {
-            return Err(bad("--threads must be at least 1".into()));
-        }
+        let threads = check_threads(threads as u64)? as u32;
         let objective = self.objective.unwrap_or_else(|| default_objective(s));
         Ok(PlanOptions {
             objective,
@@ -138,14 +136,18 @@ impl PlanFlags {
     }
 }
 
+/// A `--threads` value, at most [`migopt_models::limits::MAX_THREADS_PER_CORE`] per core.
+pub fn check_threads(threads: u64) -> Result<usize, CliError> {
+    migopt_models::limits::check_threads("--threads", threads)
+        .map_err(|m| CliError::Input(migopt_models::Error::Invalid(m)))
+}
+
 /// A plan file and the scenario it was made for: `--scenario`, else the path recorded in
-/// the plan, else the shipped default for plans of the default scenario.
+/// the plan, else the shipped default for plans of the default scenario. The plan is
+/// checked against the scenario here, so every message names the plan file.
 pub fn load_plan(path: &Path, scenario: Option<&Path>) -> Result<(Plan, Scenario), CliError> {
     let text = std::fs::read_to_string(path).map_err(|e| migopt_models::Error::io(path, e))?;
-    let plan: Plan = serde_json::from_str(&text).map_err(|e| migopt_models::Error::Syntax {
-        origin: migopt_models::Origin::at(path, e.line()),
-        message: format!("not a migopt plan: {e}"),
-    })?;
+    let plan = Plan::from_json(&text, path)?;
     let scen = match (scenario, plan.scenario_path.as_deref()) {
         (Some(p), _) => Scenario::load(p)?,
         (None, Some(p)) => Scenario::load(&resolve_recorded(path, p))?,
@@ -157,12 +159,7 @@ pub fn load_plan(path: &Path, scenario: Option<&Path>) -> Result<(Plan, Scenario
             ))))
         }
     };
-    if scen.gpu != plan.gpu {
-        return Err(CliError::Input(migopt_models::Error::Invalid(format!(
-            "the plan is for {} but the scenario {} is for {}",
-            plan.gpu, scen.name, scen.gpu
-        ))));
-    }
+    plan.check_against(path, &scen)?;
     Ok((plan, scen))
 }
 
