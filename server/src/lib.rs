@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod compare;
 mod error;
 pub mod frontend;
 mod mps;

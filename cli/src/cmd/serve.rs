@@ -279,3 +279,135 @@ pub fn load_run(path: &Path) -> Result<(Vec<QueryRecord>, RunMeta), CliError> {
     })?;
     Ok((recs, meta))
 }
+
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// A per-query file written by `migopt serve` (its `.json` sidecar beside it).
+    measured: PathBuf,
+    /// The plan (default: the one the sidecar names, relative to the record file).
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// The scenario (default: the plan's, or the sidecar's).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A path recorded in a sidecar: as given if it exists, else relative to the record file.
+fn recorded(base: &Path, p: &str) -> PathBuf {
+    let q = PathBuf::from(p);
+    if q.exists() || q.is_absolute() {
+        return q;
+    }
+    base.parent().map(|d| d.join(&q)).filter(|x| x.exists()).unwrap_or(q)
+}
+
+/// Loads a served run and compares it with its predictions.
+pub fn comparison(
+    measured: &Path,
+    plan: Option<&Path>,
+    scenario: Option<&Path>,
+) -> Result<(migopt_server::compare::Comparison, RunMeta), CliError> {
+    let (recs, meta) = load_run(measured)?;
+    let plan_path = plan.map(Path::to_path_buf).unwrap_or_else(|| recorded(measured, &meta.plan));
+    let scen = scenario
+        .map(Path::to_path_buf)
+        .or_else(|| meta.scenario.as_deref().map(|s| recorded(measured, s)));
+    let (plan, s) = load_plan(&plan_path, scen.as_deref())?;
+    let sched: SchedulerKind = meta.scheduler.parse()?;
+    let c = migopt_server::compare::compare(&plan, &s, sched, &recs, meta.warmup_fraction)?;
+    Ok((c, meta))
+}
+
+pub fn run_compare(a: CompareArgs) -> Result<(), CliError> {
+    let (c, meta) = comparison(&a.measured, a.plan.as_deref(), a.scenario.as_deref())?;
+    if a.json {
+        #[derive(serde::Serialize)]
+        struct J<'a> {
+            measured: &'a migopt_models::SimReport,
+            predictions: Vec<(&'a str, &'a migopt_models::SimReport)>,
+        }
+        let j = J {
+            measured: &c.measured,
+            predictions: c.predictions.iter().map(|p| (p.name.as_str(), &p.report)).collect(),
+        };
+        crate::say!("{}", super::to_json(&j)?);
+        return Ok(());
+    }
+    crate::say!("{}", render_compare(&c, &meta));
+    Ok(())
+}
+
+fn lat(r: &migopt_models::SimReport, m: usize) -> Option<[f64; 3]> {
+    r.models[m]
+        .latency_ms
+        .as_ref()
+        .map(|l| [l.p50.mean, l.p95.mean, l.p99.mean])
+}
+
+/// The human report of a comparison.
+pub fn render_compare(c: &migopt_server::compare::Comparison, meta: &RunMeta) -> String {
+    use crate::out::table;
+    let mut o = format!(
+        "{} served under {} ({} placement, {} queries, warm-up {:.0}%): measured against the simulator on the same trace\n",
+        meta.arrivals,
+        meta.scheduler,
+        meta.placement,
+        c.measured.queries_per_replication,
+        meta.warmup_fraction * 100.0
+    );
+    for p in &c.predictions {
+        o += &format!("  {}: {}\n", p.name, p.about);
+    }
+    o += "\nlatency, ms (relative error of the prediction)\n";
+    let mut head = vec!["model".to_string(), "measured p50/p95/p99".to_string()];
+    for p in &c.predictions {
+        head.push(format!("{} p50/p95/p99", p.name));
+    }
+    let mut rows = Vec::new();
+    for (m, mr) in c.measured.models.iter().enumerate() {
+        let Some(meas) = lat(&c.measured, m) else { continue };
+        let mut row = vec![
+            mr.model.to_string(),
+            format!("{:.2} / {:.2} / {:.2}", meas[0], meas[1], meas[2]),
+        ];
+        for p in &c.predictions {
+            row.push(match lat(&p.report, m) {
+                Some(v) => (0..3)
+                    .map(|k| format!("{:.2} ({:+.0}%)", v[k], 100.0 * migopt_server::compare::rel_err(v[k], meas[k])))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                None => "-".into(),
+            });
+        }
+        rows.push(row);
+    }
+    let h: Vec<&str> = head.iter().map(String::as_str).collect();
+    o += &table(&h, &rows);
+    o += "\nutilisation per instance, %\n";
+    let mut head = vec!["instance".to_string(), "measured".to_string()];
+    head.extend(c.predictions.iter().map(|p| p.name.clone()));
+    let rows: Vec<Vec<String>> = c
+        .measured
+        .instances
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| {
+            let mut row = vec![
+                format!("GPU {} {}@{} {}", inst.gpu, inst.profile, inst.start, inst.model),
+                format!("{:.1}", inst.utilisation.mean * 100.0),
+            ];
+            row.extend(
+                c.predictions
+                    .iter()
+                    .map(|p| format!("{:.1}", p.report.instances[i].utilisation.mean * 100.0)),
+            );
+            row
+        })
+        .collect();
+    let h: Vec<&str> = head.iter().map(String::as_str).collect();
+    o += &table(&h, &rows);
+    o
+}
