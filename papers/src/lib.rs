@@ -10,6 +10,7 @@ pub mod md;
 pub mod paris_elsa;
 pub mod parvagpu;
 pub mod plot;
+pub mod sim_to_real;
 
 use migopt_models::Error;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,8 @@ pub enum Study {
     ParisElsa,
     /// ParvaGPU's six SLO scenarios (SC 2024): GPUs used, optimality, simulated SLOs.
     Parvagpu,
+    /// The simulator against a real server on the H200 (`migopt serve` runs, committed).
+    SimToReal,
 }
 
 impl Study {
@@ -29,8 +32,9 @@ impl Study {
         match dir.file_name().and_then(|n| n.to_str()) {
             Some("paris-elsa") => Ok(Study::ParisElsa),
             Some("parvagpu") => Ok(Study::Parvagpu),
+            Some("sim-to-real") => Ok(Study::SimToReal),
             _ => Err(Error::Invalid(format!(
-                "{}: not a study folder (use papers/paris-elsa or papers/parvagpu)",
+                "{}: not a study folder (use papers/paris-elsa, papers/parvagpu or papers/sim-to-real)",
                 dir.display()
             ))),
         }
@@ -88,5 +92,6 @@ pub fn reproduce(study: Study, opts: &Options, progress: Progress<'_>) -> Result
     match study {
         Study::ParisElsa => paris_elsa::run(opts, progress),
         Study::Parvagpu => parvagpu::run(opts, progress),
+        Study::SimToReal => sim_to_real::run(opts, progress),
     }
 }

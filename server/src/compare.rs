@@ -61,13 +61,16 @@ pub fn variants(scenario: &Scenario) -> Result<Vec<(String, String, Scenario)>, 
     ])
 }
 
-/// Re-simulates the recorded trace of `recs` and summarises both.
+/// Re-simulates the recorded trace of `recs` and summarises both. `overhead_ms` is the
+/// serving stack's own cost per query (pipes, worker wake-up), added to every simulated
+/// service time; [`server_overhead_ms`] reads the one a run measured.
 pub fn compare(
     plan: &Plan,
     scenario: &Scenario,
     scheduler: SchedulerKind,
     recs: &[QueryRecord],
     warmup_fraction: f64,
+    overhead_ms: f64,
 ) -> Result<Comparison, Error> {
     let served: Vec<ServedQuery> = recs
         .iter()
@@ -95,6 +98,7 @@ pub fn compare(
     cfg.warmup_fraction = warmup_fraction;
     cfg.replications = 1;
     cfg.threads = Some(1);
+    cfg.service_overhead_ms = overhead_ms;
     let mut predictions = Vec::new();
     for (name, about, s) in variants(scenario)? {
         let report = migopt_sim::simulate(plan, &s, &cfg)?;
@@ -108,6 +112,16 @@ pub fn compare(
         measured,
         predictions,
     })
+}
+
+/// The server's own cost per query as the front end measured it in a run: the median,
+/// over queries sent to an idle worker, of answer read − request written − the worker's
+/// service time (both pipes, the worker's wake-up and parsing). No GPU time is in it.
+pub fn server_overhead_ms(meta: &crate::records::RunMeta) -> f64 {
+    meta.overhead
+        .round_trip_us_p50
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map_or(0.0, |us| us / 1e3)
 }
 
 /// Relative error of a prediction, (predicted − measured) / measured.

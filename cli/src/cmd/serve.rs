@@ -290,6 +290,10 @@ pub struct CompareArgs {
     /// The scenario (default: the plan's, or the sidecar's).
     #[arg(long)]
     scenario: Option<PathBuf>,
+    /// The server's own cost per query added to every simulated service time, ms
+    /// (default: the median round-trip overhead the run's front end measured, in its sidecar).
+    #[arg(long)]
+    overhead_ms: Option<f64>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -309,7 +313,8 @@ pub fn comparison(
     measured: &Path,
     plan: Option<&Path>,
     scenario: Option<&Path>,
-) -> Result<(migopt_server::compare::Comparison, RunMeta), CliError> {
+    overhead_ms: Option<f64>,
+) -> Result<(migopt_server::compare::Comparison, RunMeta, f64), CliError> {
     let (recs, meta) = load_run(measured)?;
     let plan_path = plan.map(Path::to_path_buf).unwrap_or_else(|| recorded(measured, &meta.plan));
     let scen = scenario
@@ -317,12 +322,21 @@ pub fn comparison(
         .or_else(|| meta.scenario.as_deref().map(|s| recorded(measured, s)));
     let (plan, s) = load_plan(&plan_path, scen.as_deref())?;
     let sched: SchedulerKind = meta.scheduler.parse()?;
-    let c = migopt_server::compare::compare(&plan, &s, sched, &recs, meta.warmup_fraction)?;
-    Ok((c, meta))
+    let ovh = overhead_ms.unwrap_or_else(|| migopt_server::compare::server_overhead_ms(&meta));
+    if !(ovh.is_finite() && ovh >= 0.0) {
+        return Err(bad(format!("--overhead-ms {ovh} must be a non-negative number")));
+    }
+    let c = migopt_server::compare::compare(&plan, &s, sched, &recs, meta.warmup_fraction, ovh)?;
+    Ok((c, meta, ovh))
 }
 
 pub fn run_compare(a: CompareArgs) -> Result<(), CliError> {
-    let (c, meta) = comparison(&a.measured, a.plan.as_deref(), a.scenario.as_deref())?;
+    let (c, meta, ovh) = comparison(
+        &a.measured,
+        a.plan.as_deref(),
+        a.scenario.as_deref(),
+        a.overhead_ms,
+    )?;
     if a.json {
         #[derive(serde::Serialize)]
         struct J<'a> {
@@ -336,7 +350,7 @@ pub fn run_compare(a: CompareArgs) -> Result<(), CliError> {
         crate::say!("{}", super::to_json(&j)?);
         return Ok(());
     }
-    crate::say!("{}", render_compare(&c, &meta));
+    crate::say!("{}", render_compare(&c, &meta, ovh));
     Ok(())
 }
 
@@ -348,7 +362,7 @@ fn lat(r: &migopt_models::SimReport, m: usize) -> Option<[f64; 3]> {
 }
 
 /// The human report of a comparison.
-pub fn render_compare(c: &migopt_server::compare::Comparison, meta: &RunMeta) -> String {
+pub fn render_compare(c: &migopt_server::compare::Comparison, meta: &RunMeta, ovh: f64) -> String {
     use crate::out::table;
     let mut o = format!(
         "{} served under {} ({} placement, {} queries, warm-up {:.0}%): measured against the simulator on the same trace\n",
@@ -361,6 +375,7 @@ pub fn render_compare(c: &migopt_server::compare::Comparison, meta: &RunMeta) ->
     for p in &c.predictions {
         o += &format!("  {}: {}\n", p.name, p.about);
     }
+    o += &format!("  every prediction adds the server's own cost per query, {:.3} ms\n", ovh);
     o += "\nlatency, ms (relative error of the prediction)\n";
     let mut head = vec!["model".to_string(), "measured p50/p95/p99".to_string()];
     for p in &c.predictions {
