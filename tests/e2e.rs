@@ -738,3 +738,37 @@ fn readme_blocks_are_the_real_output() {
         std::fs::write(&path, readme).unwrap();
     }
 }
+
+#[test]
+fn plan_and_simulate_tables_fit_the_terminal_width() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = tmp_plan(tmp.path());
+    for cols in ["80", "100"] {
+        for args in [
+            vec!["plan"],
+            vec![
+                "simulate",
+                plan.to_str().unwrap(),
+                "--queries",
+                "2000",
+                "--replications",
+                "2",
+            ],
+        ] {
+            let o = migopt()
+                .args(&args)
+                .env("COLUMNS", cols)
+                .current_dir(root())
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", stderr(&o));
+            let w: usize = cols.parse().unwrap();
+            let out = stdout(&o);
+            // The per-GPU table (after its header) fits; other lines are short already.
+            let table = &out[out.rfind("GPU  ").unwrap()..];
+            for l in table.lines() {
+                assert!(l.chars().count() <= w, "{args:?} at {cols} columns: {l}");
+            }
+        }
+    }
+}

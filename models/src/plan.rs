@@ -164,6 +164,11 @@ pub struct PlanParams {
     /// headroom, which the simulation shows server-side batching needs near saturation.
     #[serde(default = "one")]
     pub rate_headroom: f64,
+    /// Min-gpus: the most MPS processes an instance may run (ParvaGPU's README caps them at
+    /// 3); `None`: as many as the profiles measure. The scenario's `options.max_procs`
+    /// applies too (the smaller wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_procs: Option<u32>,
 }
 
 fn one() -> f64 {
@@ -177,6 +182,7 @@ impl Default for PlanParams {
             sla_fraction: 0.5,
             slo_factor: 0.45,
             rate_headroom: 1.0,
+            max_procs: None,
         }
     }
 }

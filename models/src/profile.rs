@@ -22,7 +22,7 @@ use crate::limits::{
 };
 use crate::units::{GpuName, Millis, ModelName, ProfileName};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 /// How a measurement was made. Matters because green-context emulation partitions SMs only,
@@ -275,57 +275,101 @@ impl ProfileSet {
             .gpu(first.gpu.as_str())
             .map_err(|e| Error::field(first_origin.clone(), "gpu", e.to_string()))?;
         let gpu = gpu_spec.name.clone();
-        let mut seen: BTreeMap<(CurveKey, u32, u64), Origin> = BTreeMap::new();
+        // One pass over the rows, borrowing their names: rows grouped by (model, profile,
+        // procs, neighbour load) as indices, so nothing is allocated per row.
+        type Group<'a> = (&'a str, &'a str, u32, u64);
+        let mut groups: HashMap<Group<'_>, Vec<usize>> = HashMap::new();
+        let mut profiles_ok: HashSet<&str> = HashSet::new();
+        let mut methods = BTreeMap::new();
+        let mut last: Option<(Group<'_>, Vec<usize>)> = None;
+        for (i, (origin, r)) in rows.iter().enumerate() {
+            if r.gpu != first.gpu {
+                let this = cat
+                    .gpu(r.gpu.as_str())
+                    .map_err(|e| Error::field(origin.clone(), "gpu", e.to_string()))?;
+                if this.name != gpu {
+                    return Err(Error::field(
+                        origin.clone(),
+                        "gpu",
+                        format!(
+                            "{} differs from {} at {}: one profile set is for one GPU kind",
+                            this.name, gpu, first_origin
+                        ),
+                    ));
+                }
+            }
+            if !profiles_ok.contains(r.profile.as_str()) {
+                gpu_spec
+                    .profile(r.profile.as_str())
+                    .map_err(|e| Error::field(origin.clone(), "profile", e.to_string()))?;
+                profiles_ok.insert(r.profile.as_str());
+            }
+            if !methods.contains_key(r.model.as_str()) {
+                methods.insert(r.model.clone(), r.method);
+            }
+            let key = (
+                r.model.as_str(),
+                r.profile.as_str(),
+                r.procs,
+                r.neighbour_load.to_bits(),
+            );
+            // Rows of one curve are usually consecutive: hash only when the key changes.
+            match &mut last {
+                Some((k, v)) if *k == key => v.push(i),
+                _ => {
+                    if let Some((k, v)) = last.take() {
+                        groups.entry(k).or_default().extend(v);
+                    }
+                    last = Some((key, vec![i]));
+                }
+            }
+        }
+        if let Some((k, v)) = last {
+            groups.entry(k).or_default().extend(v);
+        }
+        // Within a group (rows in file order), equal batches are duplicates.
+        let mut dup: Option<(usize, usize)> = None;
+        for idx in groups.values_mut() {
+            idx.sort_by_key(|&i| rows[i].1.batch);
+            for w in idx.windows(2) {
+                if rows[w[0]].1.batch == rows[w[1]].1.batch && dup.is_none_or(|d| w[1] < d.0) {
+                    dup = Some((w[1], w[0]));
+                }
+            }
+        }
+        if let Some((later, earlier)) = dup {
+            let (origin, r) = &rows[later];
+            return Err(Error::field(
+                origin.clone(),
+                "batch",
+                format!(
+                    "duplicate measurement of {} on {} at batch {} with {} procs{} (first at {})",
+                    r.model,
+                    r.profile,
+                    r.batch,
+                    r.procs,
+                    if r.neighbour_load > 0.0 {
+                        format!(" under neighbour load {}", r.neighbour_load)
+                    } else {
+                        String::new()
+                    },
+                    rows[earlier].0
+                ),
+            ));
+        }
         let mut grouped: BTreeMap<CurveKey, Vec<&ProfileRow>> = BTreeMap::new();
         let mut loaded_rows: BTreeMap<(CurveKey, u64), Vec<&ProfileRow>> = BTreeMap::new();
-        let mut methods = BTreeMap::new();
-        for (origin, r) in &rows {
-            let this = cat
-                .gpu(r.gpu.as_str())
-                .map_err(|e| Error::field(origin.clone(), "gpu", e.to_string()))?;
-            if this.name != gpu {
-                return Err(Error::field(
-                    origin.clone(),
-                    "gpu",
-                    format!(
-                        "{} differs from {} at {}: one profile set is for one GPU kind",
-                        this.name, gpu, first_origin
-                    ),
-                ));
-            }
-            gpu_spec
-                .profile(r.profile.as_str())
-                .map_err(|e| Error::field(origin.clone(), "profile", e.to_string()))?;
+        for ((model, profile, procs, load), idx) in groups {
             let key = CurveKey {
-                model: r.model.clone(),
-                profile: r.profile.clone(),
-                procs: r.procs,
+                model: model.into(),
+                profile: profile.into(),
+                procs,
             };
-            let load = r.neighbour_load.to_bits();
-            if let Some(prev) = seen.insert((key.clone(), r.batch, load), origin.clone()) {
-                return Err(Error::field(
-                    origin.clone(),
-                    "batch",
-                    format!(
-                        "duplicate measurement of {} on {} at batch {} with {} procs{} (first at {})",
-                        r.model,
-                        r.profile,
-                        r.batch,
-                        r.procs,
-                        if r.neighbour_load > 0.0 {
-                            format!(" under neighbour load {}", r.neighbour_load)
-                        } else {
-                            String::new()
-                        },
-                        prev
-                    ),
-                ));
-            }
-            methods.entry(r.model.clone()).or_insert(r.method);
-            if r.neighbour_load > 0.0 {
-                loaded_rows.entry((key, load)).or_default().push(r);
+            let pts: Vec<&ProfileRow> = idx.iter().map(|&i| &rows[i].1).collect();
+            if f64::from_bits(load) > 0.0 {
+                loaded_rows.insert((key, load), pts);
             } else {
-                grouped.entry(key).or_default().push(r);
+                grouped.insert(key, pts);
             }
         }
         let mut warnings = Vec::new();
@@ -488,12 +532,10 @@ impl ProfileSet {
         }
         for (k, v) in other.loaded {
             match self.loaded.get(&k) {
-                Some(mine) if *mine != v => {
-                    return Err(Error::Invalid(format!(
-                        "{} on {} (procs {}) has neighbour-load curves in two different profile files",
-                        k.model, k.profile, k.procs
-                    )))
-                }
+                Some(mine) if *mine != v => return Err(Error::Invalid(format!(
+                    "{} on {} (procs {}) has neighbour-load curves in two different profile files",
+                    k.model, k.profile, k.procs
+                ))),
                 _ => {
                     self.loaded.insert(k, v);
                 }
@@ -599,8 +641,8 @@ fn self_lookup(c: &Curve, b: u32, p99: bool) -> f64 {
 
 /// Parses migopt's profile CSV, reporting the file, line and column of every problem.
 pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
+    // Fields are trimmed as they are read (cheaper than the csv crate's record trimming).
     let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
         .flexible(false)
         .from_reader(text.as_bytes());
     let headers = rdr
@@ -610,8 +652,8 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
             message: e.to_string(),
         })?
         .clone();
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    for h in headers.iter() {
+    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+    for h in headers.iter().map(str::trim) {
         if !REQUIRED.contains(&h) && !OPTIONAL.contains(&h) {
             return Err(Error::Syntax {
                 origin: Origin::at(path, 1),
@@ -642,8 +684,9 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
     );
     let lines = LineIndex::new(text);
     let mut out = Vec::new();
-    for rec in rdr.records() {
-        let rec = rec.map_err(|e| {
+    let mut rec = csv::StringRecord::new();
+    loop {
+        let more = rdr.read_record(&mut rec).map_err(|e| {
             let byte = e.position().map(|p| p.byte()).unwrap_or(0);
             let message = match e.kind() {
                 csv::ErrorKind::UnequalLengths {
@@ -658,8 +701,11 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
                 message,
             }
         })?;
+        if !more {
+            break;
+        }
         let origin = lines.origin(path, rec.position().map(|p| p.byte()).unwrap_or(0));
-        let get = |i: usize| rec.get(i).unwrap_or("");
+        let get = |i: usize| rec.get(i).unwrap_or("").trim();
         let text_field = |i: usize, name: &str| -> Result<String> {
             let v = get(i);
             if v.is_empty() {
@@ -911,7 +957,8 @@ mod tests {
         assert_relative_eq!(c.latency_ms[2], 4.0);
     }
 
-    const LOADED: &str = "model,gpu,profile,batch,latency_ms,latency_p99_ms,method,neighbour_load\n\
+    const LOADED: &str =
+        "model,gpu,profile,batch,latency_ms,latency_p99_ms,method,neighbour_load\n\
         m,H200-141GB,1g.18gb,1,2.0,2.5,mps,0\n\
         m,H200-141GB,1g.18gb,8,8.0,9,mps,0\n\
         m,H200-141GB,1g.18gb,1,2.2,2.9,mps,0.3\n\
@@ -936,8 +983,14 @@ mod tests {
         assert_eq!(l[1].curve.latency_ms, vec![3.0, 11.0]);
         // all neighbours flat out: the 1.0 curves replace the isolated ones; 7g has none
         let flat = s.at_neighbour_load(1.0).unwrap();
-        assert_eq!(flat.curve("m", "1g.18gb", 1).unwrap().latency_ms, vec![3.0, 11.0]);
-        assert_eq!(flat.curve("m", "7g.141gb", 1).unwrap().latency_ms, vec![1.0]);
+        assert_eq!(
+            flat.curve("m", "1g.18gb", 1).unwrap().latency_ms,
+            vec![3.0, 11.0]
+        );
+        assert_eq!(
+            flat.curve("m", "7g.141gb", 1).unwrap().latency_ms,
+            vec![1.0]
+        );
         assert!(!flat.has_loaded());
         assert!(s.at_neighbour_load(0.6).is_err());
         assert!(!s.isolated().has_loaded());
@@ -946,16 +999,23 @@ mod tests {
     #[test]
     fn neighbour_load_errors_name_the_field() {
         let bad = LOADED.replace("mps,0.3", "mps,1.3");
-        let e = ProfileSet::from_csv_str(&bad, Path::new("l.csv")).unwrap_err().to_string();
+        let e = ProfileSet::from_csv_str(&bad, Path::new("l.csv"))
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "l.csv:4: field `neighbour_load`: `1.3` is not a fraction between 0 and 1"
         );
-        let only_loaded = "model,gpu,profile,batch,latency_ms,neighbour_load\nm,H200-141GB,1g.18gb,1,2,0.5\n";
-        let e = ProfileSet::from_csv_str(only_loaded, Path::new("o.csv")).unwrap_err().to_string();
+        let only_loaded =
+            "model,gpu,profile,batch,latency_ms,neighbour_load\nm,H200-141GB,1g.18gb,1,2,0.5\n";
+        let e = ProfileSet::from_csv_str(only_loaded, Path::new("o.csv"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("never alone"), "{e}");
         let dup = format!("{LOADED}m,H200-141GB,1g.18gb,8,9.5,10,mps,0.3\n");
-        let e = ProfileSet::from_csv_str(&dup, Path::new("d.csv")).unwrap_err().to_string();
+        let e = ProfileSet::from_csv_str(&dup, Path::new("d.csv"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("d.csv:9: field `batch`: duplicate measurement of m on 1g.18gb at batch 8 with 1 procs under neighbour load 0.3"), "{e}");
     }
 
@@ -969,7 +1029,11 @@ mod tests {
         let mut buf = Vec::new();
         write_csv(&rows, &mut buf).unwrap();
         let text = std::str::from_utf8(&buf).unwrap();
-        assert!(text.lines().next().unwrap().ends_with(",method,neighbour_load"));
+        assert!(text
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with(",method,neighbour_load"));
         let again = parse_csv(text, Path::new("q.csv")).unwrap();
         let key = |r: &ProfileRow| (r.profile.clone(), r.batch, r.latency_ms, r.neighbour_load);
         assert_eq!(

@@ -8,6 +8,10 @@
 //! kind = "H100-80GB"
 //! count = 8                   # GPUs in the server (an upper limit for min-gpus)
 //!
+//! [options]                   # optional
+//! batch_lookup = "interpolate"  # or "exact", "pad"
+//! max_procs = 3               # min-gpus: at most 3 MPS processes per instance
+//!
 //! [[model]]
 //! name = "resnet50"
 //! profile = "h100-80gb/resnet50.csv"   # relative to this file
@@ -174,6 +178,10 @@ pub struct Scenario {
     pub models: Vec<ModelSpec>,
     /// Latency curves of the models, restricted to them.
     pub profiles: ProfileSet,
+    /// The most MPS processes an instance may run (`[options] max_procs`); `None`: any
+    /// measured count.
+    #[serde(default)]
+    pub max_procs: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -199,6 +207,7 @@ struct RawGpu {
 #[serde(deny_unknown_fields)]
 struct RawOptions {
     batch_lookup: Option<BatchLookup>,
+    max_procs: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -333,6 +342,20 @@ impl Scenario {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default()
         });
+        let max_procs = match &raw.options.max_procs {
+            None => None,
+            Some(v) => {
+                let n = *v.get_ref();
+                if !(1..=crate::limits::MAX_PROCS as i64).contains(&n) {
+                    return Err(Error::field(
+                        loc.at(v.span()),
+                        "options.max_procs",
+                        format!("{n} must be between 1 and {}", crate::limits::MAX_PROCS),
+                    ));
+                }
+                Some(n as u32)
+            }
+        };
         let Some(profiles) = profiles else {
             return Err(Error::internal("a scenario with models has no profiles"));
         };
@@ -344,6 +367,7 @@ impl Scenario {
             batch_lookup: raw.options.batch_lookup.unwrap_or_default(),
             models,
             profiles,
+            max_procs,
         })
     }
 
@@ -670,6 +694,67 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("has no rows for model `zz`"), "{e}");
+    }
+
+    #[test]
+    fn a_profile_file_named_by_many_models_is_read_once() {
+        let mut csv = String::from("model,gpu,profile,batch,latency_ms\n");
+        let mut toml = String::from("[gpu]\nkind = \"H100-80GB\"\ncount = 2\n");
+        for m in 0..200 {
+            csv += &format!("m{m},H100-80GB,1g.10gb,1,2\nm{m},H100-80GB,7g.80gb,1,1\n");
+            toml += &format!(
+                "[[model]]\nname = \"m{m}\"\nprofile = \"all.csv\"\nsla_ms = 10\nrate_qps = 5\n"
+            );
+        }
+        let reads = std::cell::Cell::new(0);
+        let reader = |_: &Path| {
+            reads.set(reads.get() + 1);
+            Ok(csv.clone())
+        };
+        let s = Scenario::parse(&toml, Path::new("s.toml"), &reader).unwrap();
+        assert_eq!(reads.get(), 1);
+        assert_eq!(s.models.len(), 200);
+        assert_eq!(s.profiles.curves.len(), 400);
+        // Each model keeps only its own curves, and errors still name the CSV's line.
+        let bad = csv.replace("m7,H100-80GB,7g.80gb,1,1", "m7,H100-80GB,7g.80gb,1,-1");
+        let e = Scenario::parse(&toml, Path::new("s.toml"), &|_: &Path| Ok(bad.clone()))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "all.csv:17: field `latency_ms`: -1 must be a positive finite number"
+        );
+    }
+
+    #[test]
+    fn sizes_and_rates_are_bounded_where_they_are_read() {
+        let e = |t: &str| parse(t).unwrap_err().to_string();
+        assert!(e(&OK.replace("count = 2", "count = 100001"))
+            .ends_with("field `gpu.count`: 100001 must be between 1 and 100000"));
+        let lognormal =
+            "batch = { kind = \"lognormal\", median = 8.0, sigma = 1.0, max = 4000000000 }";
+        let t = OK.replace(
+            "batch = { kind = \"table\", sizes = [1, 8], probs = [1, 1] }",
+            lognormal,
+        );
+        assert!(
+            e(&t).ends_with("lognormal max 4000000000 is above the limit of 65536"),
+            "{}",
+            e(&t)
+        );
+        let t = OK
+            .replace("share = 3", "rate_qps = 1e300")
+            .replace("share = 1\n", "rate_qps = 1\n");
+        assert!(
+            e(&t).ends_with("field `model.rate_qps`: 1e300 queries/s is above the limit of 1e9"),
+            "{}",
+            e(&t)
+        );
+        let t = OK
+            .replace("share = 3", "rate_qps = 1")
+            .replace("share = 1\n", "rate_qps = 1e9\n");
+        assert!(e(&t).ends_with("field `model.rate_qps`: 1e9 queries/s needs at least 1.000e6 instances of `b` (its fastest measured point serves 1000.0000 queries/s), above the limit of 1000000"), "{}", e(&t));
+        assert!(e(&OK.replace("sla_ms = 5", "sla_ms = 5e-324")).contains("5e-324 ms is outside"));
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod md;
 pub mod paris_elsa;
 pub mod parvagpu;
 pub mod plot;
+pub mod reconfiguration;
+pub mod replay;
 pub mod sim_to_real;
 
 use migopt_models::Error;
@@ -22,6 +24,8 @@ pub enum Study {
     ParisElsa,
     /// ParvaGPU's six SLO scenarios (SC 2024): GPUs used, optimality, simulated SLOs.
     Parvagpu,
+    /// Re-planning over a day of traffic: static peak vs from scratch vs migopt replan.
+    Reconfiguration,
     /// The simulator against a real server on the H200 (`migopt serve` runs, committed).
     SimToReal,
 }
@@ -32,9 +36,10 @@ impl Study {
         match dir.file_name().and_then(|n| n.to_str()) {
             Some("paris-elsa") => Ok(Study::ParisElsa),
             Some("parvagpu") => Ok(Study::Parvagpu),
+            Some("reconfiguration") => Ok(Study::Reconfiguration),
             Some("sim-to-real") => Ok(Study::SimToReal),
             _ => Err(Error::Invalid(format!(
-                "{}: not a study folder (use papers/paris-elsa, papers/parvagpu or papers/sim-to-real)",
+                "{}: not a study folder (use papers/paris-elsa, papers/parvagpu, papers/reconfiguration or papers/sim-to-real)",
                 dir.display()
             ))),
         }
@@ -92,6 +97,7 @@ pub fn reproduce(study: Study, opts: &Options, progress: Progress<'_>) -> Result
     match study {
         Study::ParisElsa => paris_elsa::run(opts, progress),
         Study::Parvagpu => parvagpu::run(opts, progress),
+        Study::Reconfiguration => reconfiguration::run(opts, progress),
         Study::SimToReal => sim_to_real::run(opts, progress),
     }
 }

@@ -157,9 +157,8 @@ pub fn read(dir: &Path) -> Result<Import> {
                     origin.clone(),
                     "Latency",
                     format!(
-                        "{lat_s} s is outside the accepted range {:e}..{:e} s",
-                        MIN_LATENCY_MS / 1000.0,
-                        MAX_LATENCY_MS / 1000.0
+                        "{} s is outside the accepted range {MIN_LATENCY_MS:e}..{MAX_LATENCY_MS:e} ms",
+                        migopt_models::limits::num(lat_s)
                     ),
                 ));
             }
@@ -168,7 +167,8 @@ pub fn read(dir: &Path) -> Result<Import> {
                     origin.clone(),
                     "Throughput",
                     format!(
-                        "{tp} x {procs} processes is outside the accepted range 1e-6..{MAX_RATE_QPS:e} requests/s"
+                        "{} x {procs} processes is outside the accepted range 1e-6..{MAX_RATE_QPS:e} requests/s",
+                        migopt_models::limits::num(tp)
                     ),
                 ));
             }
@@ -500,6 +500,47 @@ mod tests {
             e.contains("scenario 1 gives model bb a rate or an SLO but not both"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn values_the_formats_cannot_carry_are_rejected_with_file_and_row() {
+        let d = tempfile::tempdir().unwrap();
+        let err = |prof: &str| {
+            mini(d.path(), prof, "10,N/A", "100,N/A");
+            read(d.path()).unwrap_err().to_string()
+        };
+        let e = err(&PROF.replace("1,2,2,150.088", "1,1e18,2,150.088"));
+        assert!(
+            e.ends_with("aa.csv:3: field `Batch size`: 1e18 is above the limit of 65536"),
+            "{e}"
+        );
+        let e = err(&PROF.replace("0.013", "1e306"));
+        assert!(
+            e.ends_with(
+                "aa.csv:3: field `Latency`: 1e306 s is outside the accepted range 1e-6..1e9 ms"
+            ),
+            "{e}"
+        );
+        let e = err(&PROF.replace("1,2,2,150.088", "1,2,100,150.088"));
+        assert!(
+            e.ends_with("aa.csv:3: field `Workload Number`: 100 is above the limit of 64"),
+            "{e}"
+        );
+        let e = err("Mig instance,Batch size,Workload Number,Throughput,Latency\n1,1,1,0,0\n");
+        assert!(
+            e.ends_with(
+                "aa.csv: model aa has no runnable point (every row is 0,0): it cannot be imported"
+            ),
+            "{e}"
+        );
+        mini(d.path(), PROF, "10,N/A", "100,N/A");
+        std::fs::write(d.path().join("prof_data/b\"b.csv"), PROF).unwrap();
+        let e = read(d.path()).unwrap_err().to_string();
+        assert!(e.ends_with("b\"b.csv: the file name gives model name `b\"b`; use letters, digits, `.`, `_`, `+` and `-` only"), "{e}");
+        std::fs::remove_file(d.path().join("prof_data/b\"b.csv")).unwrap();
+        mini(d.path(), PROF, "1e300,N/A", "100,N/A");
+        let e = read(d.path()).unwrap_err().to_string();
+        assert!(e.ends_with("SLO_req_rate.csv:1: field `column 1`: 1e300 is outside the range migopt accepts for a rate (requests/s)"), "{e}");
     }
 
     #[test]

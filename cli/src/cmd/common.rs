@@ -39,7 +39,7 @@ pub struct PlanFlags {
     /// (binaries per GPU, profile and start).
     #[arg(long, default_value = "layouts", value_parser = parse_encoding)]
     pub encoding: Encoding,
-    /// Stop each MILP solve after this many seconds (reports the gap reached).
+    /// Stop planning after about this many seconds (reports the gap reached).
     #[arg(long)]
     pub time_limit: Option<f64>,
     /// Stop at this relative MIP gap (0 proves optimality).
@@ -68,6 +68,10 @@ pub struct PlanFlags {
     /// min-gpus: use at most the scenario's gpu.count GPUs.
     #[arg(long)]
     pub cap_gpus: bool,
+    /// min-gpus: run at most this many MPS processes per instance (ParvaGPU's README: 3);
+    /// the scenario's `[options] max_procs` applies too, the smaller wins.
+    #[arg(long)]
+    pub max_procs: Option<u32>,
 }
 
 fn parse_objective(s: &str) -> Result<Objective, String> {
@@ -112,6 +116,15 @@ impl PlanFlags {
                 "--time-limit {t} must be a positive number of seconds"
             )));
         }
+        if let Some(p) = self
+            .max_procs
+            .filter(|p| !(1..=migopt_models::limits::MAX_PROCS).contains(p))
+        {
+            return Err(bad(format!(
+                "--max-procs {p} must be between 1 and {}",
+                migopt_models::limits::MAX_PROCS
+            )));
+        }
         let threads = check_threads(threads as u64)? as u32;
         let objective = self.objective.unwrap_or_else(|| default_objective(s));
         Ok(PlanOptions {
@@ -121,6 +134,7 @@ impl PlanFlags {
                 sla_fraction: self.beta,
                 slo_factor: self.slo_factor,
                 rate_headroom: self.headroom,
+                max_procs: self.max_procs,
             },
             time_limit: self.time_limit,
             mip_gap: self.mip_gap,
@@ -132,6 +146,7 @@ impl PlanFlags {
             },
             node_limit: None,
             gpu_cap: self.cap_gpus.then_some(s.gpu_count),
+            deadline: None,
         })
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The study folder: papers/paris-elsa or papers/parvagpu.
+    /// The study folder: papers/paris-elsa, papers/parvagpu or papers/reconfiguration.
     dir: PathBuf,
     /// A reduced run (one workload, fewer queries), as the tests use.
     #[arg(long)]

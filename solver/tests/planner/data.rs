@@ -119,6 +119,7 @@ pub fn parvagpu_scenarios(dir: &Path) -> Vec<Scenario> {
                 gpu: "A100-80GB".into(),
                 gpu_count: 64,
                 batch_lookup: BatchLookup::Exact,
+                max_procs: None,
                 profiles: profiles.restrict_to(&names),
                 models,
             }
@@ -193,6 +194,7 @@ pub fn synthetic(name: &str, gpus: u32, models: &[Synth]) -> Scenario {
         gpu: "A100-80GB".into(),
         gpu_count: gpus,
         batch_lookup: BatchLookup::Interpolate,
+        max_procs: None,
         profiles: ProfileSet::from_rows(rows).expect("valid synthetic rows"),
         models: specs,
     }
