@@ -174,7 +174,8 @@ pub fn load_plan(path: &Path, scenario: Option<&Path>) -> Result<(Plan, Scenario
             ))))
         }
     };
-    plan.check_against(path, &scen)?;
+    plan.check_against(path, &scen)
+        .map_err(|e| migopt_models::plan::locate(e, &text))?;
     Ok((plan, scen))
 }
 
