@@ -49,7 +49,15 @@ CSV_HEADER = (
     "throughput_qps",
     "method",
 )
-METHODS = ("green-context", "mig")
+METHODS = ("green-context", "mig", "mps")
+# The MPS method adds one column: how busy each neighbouring partition was while the row was measured.
+CSV_HEADER_MPS = CSV_HEADER + ("neighbour_load",)
+# Layouts whose partitions are measured together under neighbour load (MPS method), per GPU: between
+# them they hold every profile that can have a neighbour (7g is the whole GPU). Valid NVML placements.
+DEFAULT_LOAD_LAYOUTS = {
+    "H200-141GB": [["3g.71gb", "2g.35gb", "1g.18gb", "1g.18gb"], ["4g.71gb", "1g.35gb", "1g.35gb"]],
+    "H100-80GB": [["3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"], ["4g.40gb", "1g.20gb", "1g.20gb"]],
+}
 DTYPES = ("fp16", "bf16", "fp32")
 
 # MIG profile tables: (profile, SMs of the MIG slice, SMs asked of a green context, memory GiB of the slice).
@@ -111,6 +119,18 @@ METHOD_LIMITS = {
         "Measured on real MIG devices, one process per device. Neighbouring MIG instances were idle, "
         "so interference between instances (none for SMs/L2/bandwidth under MIG, but shared power and "
         "clocks) is not captured."
+    ),
+    "mps": (
+        "Each partition is one MPS client process limited to the slice's share of the SMs "
+        "(CUDA_MPS_ACTIVE_THREAD_PERCENTAGE = round(100 * MIG SMs / GPU SMs)); the SMs it actually used are "
+        "counted. As with green contexts, memory bandwidth, the L2 cache and the copy engines stay shared with "
+        "the whole GPU, so an isolated slice is faster than a real MIG slice; unlike green contexts, MPS clients "
+        "run side by side, which is how `migopt serve` co-locates partitions on a GPU not in MIG mode. Rows with "
+        "neighbour_load 0 were measured with the partition alone on the GPU; rows with neighbour_load d were "
+        "measured with every partition of the layout named in the sidecar running at the same time, each busy a "
+        "fraction d of the time (random idle gaps), so they include the slowdown from shared L2 and HBM bandwidth. "
+        "Latency is timed on the host around graph replay + stream synchronisation, as the server's worker runs a query. "
+        "Memory is capped only through PyTorch's allocator."
     ),
 }
 
@@ -186,6 +206,23 @@ def _model_list(text):
     return vals
 
 
+def _load_list(text):
+    try:
+        vals = sorted({round(float(x), 4) for x in _csv_list(text)})
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected comma-separated fractions, got %r" % text)
+    if not vals or any(not (0.0 <= v <= 1.0) for v in vals):
+        raise argparse.ArgumentTypeError("neighbour loads are fractions between 0 and 1")
+    return vals
+
+
+def _layout_list(text):
+    out = [_csv_list(x) for x in text.split(";") if x.strip()]
+    if not out or any(len(l) < 2 for l in out):
+        raise argparse.ArgumentTypeError("each layout needs at least two profiles, e.g. 3g.71gb,2g.35gb;4g.71gb,1g.35gb")
+    return out
+
+
 def build_parser():
     p = argparse.ArgumentParser(
         prog="measure.py",
@@ -216,6 +253,13 @@ def build_parser():
                    help="green-context: do not cap the allocator at the profile's memory size")
     p.add_argument("--no-cudnn-benchmark", action="store_true", help="leave cudnn.benchmark off")
     p.add_argument("--worker-timeout", type=float, default=1800.0, help="seconds per profile process")
+    p.add_argument("--neighbour-load", type=_load_list, default=[0.0],
+                   help="method mps: neighbour duties to measure under, e.g. 0,0.3,0.6,1 (0 = each profile alone)")
+    p.add_argument("--layouts", type=_layout_list, default=None,
+                   help="method mps: layouts measured together under load, ';'-separated, each a ','-list of "
+                        "profiles (default: two layouts holding every profile of the GPU)")
+    p.add_argument("--mps-pipe-dir", default=None,
+                   help="method mps: use the MPS daemon of this CUDA_MPS_PIPE_DIRECTORY instead of starting one")
     p.add_argument("--plot", action="store_true",
                    help="only draw <model>.svg from the CSVs already in --out-dir (needs matplotlib)")
     p.add_argument("--no-plot", action="store_true", help="do not draw SVGs after measuring")
@@ -227,6 +271,12 @@ def build_parser():
     p.add_argument("--profile", default=None, help=argparse.SUPPRESS)
     p.add_argument("--sms", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--memory-gib", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--mps-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--sync-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--duties", type=_load_list, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--member", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--skip-isolated", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -245,6 +295,8 @@ def parse_args(argv=None):
         args.method = "mig"
     if args.mig_devices and args.method != "mig":
         parser.error("--mig-devices only goes with --method mig")
+    if (args.neighbour_load != [0.0] or args.layouts or args.mps_pipe_dir) and args.method != "mps" and not args.worker:
+        parser.error("--neighbour-load, --layouts and --mps-pipe-dir go with --method mps")
     return args
 
 
@@ -290,22 +342,27 @@ def rows_from_points(points, gpu, method, profile_order=None):
     for pt in points:
         if pt.get("status") != "ok":
             continue
-        rows.append(make_row(pt["model"], gpu, pt["profile"], pt["batch"], pt["p50_ms"], pt["p99_ms"], method))
-    rows.sort(key=lambda r: (order.get(r["profile"], len(order)), r["profile"], r["batch"]))
+        row = make_row(pt["model"], gpu, pt["profile"], pt["batch"], pt["p50_ms"], pt["p99_ms"], method)
+        if "neighbour_load" in pt:
+            row["neighbour_load"] = float(pt["neighbour_load"])
+        rows.append(row)
+    rows.sort(key=lambda r: (r.get("neighbour_load", 0.0), order.get(r["profile"], len(order)), r["profile"],
+                             r["batch"]))
     return rows
 
 
 def write_csv(path, rows):
     tmp = path + ".tmp"
+    loaded = any("neighbour_load" in r for r in rows)
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(CSV_HEADER)
+        w.writerow(CSV_HEADER_MPS if loaded else CSV_HEADER)
         for r in rows:
             w.writerow([
                 r["model"], r["gpu"], r["profile"], r["batch"],
                 "%.4f" % r["latency_ms"], "%.4f" % r["latency_p99_ms"], r["procs"],
                 "%.3f" % r["throughput_qps"], r["method"],
-            ])
+            ] + (["%g" % r.get("neighbour_load", 0.0)] if loaded else []))
     os.replace(tmp, path)
 
 
@@ -499,6 +556,9 @@ def measure(args):
         sys.exit("measure.py: unknown GPU %r; pass --gpu (one of %s)" % (info["device_name"], ", ".join(PROFILE_TABLES)))
     env = environment_info(info)
     log(args, "GPU %s (%s), method %s, models %s" % (gpu, info["device_name"], method, ",".join(args.models)))
+    if method == "mps":
+        import measure_mps
+        return measure_mps.measure(args, gpu, info, env)
 
     # the partitions to visit: (profile dict, extra worker args, extra env)
     jobs = []
@@ -832,6 +892,9 @@ def worker(args):
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
+        if args.mps_child:
+            import measure_mps
+            return measure_mps.child(args)
         return worker_info(args) if args.worker_info else worker(args)
     if args.plot:
         drawn = 0

@@ -59,6 +59,51 @@ fn corpus(folder: &str, ext: &str, args: &[&str]) -> usize {
     files.len()
 }
 
+/// Every file under `dir`, recursively, with its length and modification time.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::metadata(&p).unwrap();
+            if m.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push((p, m.len(), m.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs each command line of `tests/corpus/args/*.args` in that folder, asserting exit 2,
+/// the exact message of `<name>.err`, no standard output, and that nothing in the folder
+/// was created or changed (outputs are all or nothing).
+fn corpus_args() -> usize {
+    let dir = root().join("tests/corpus/args");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "args"))
+        .collect();
+    files.sort();
+    for f in &files {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        let line = std::fs::read_to_string(f).unwrap();
+        let args: Vec<&str> = line.split_whitespace().collect();
+        let before = snapshot(&dir);
+        let o = run(&args, &dir);
+        let after = snapshot(&dir);
+        let want = std::fs::read_to_string(f.with_extension("err")).unwrap();
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert_eq!(stderr(&o), want, "{name}");
+        assert_eq!(stdout(&o), "", "{name} printed output despite bad input");
+        assert_eq!(before, after, "{name} wrote into {}", dir.display());
+    }
+    files.len()
+}
+
 #[test]
 fn malformed_profile_csvs_get_their_exact_error() {
     assert!(corpus("csv", "csv", &["profile", "check"]) >= 15);
@@ -447,4 +492,283 @@ fn gap_sweeps_gpu_counts_and_sla_multipliers() {
             .unwrap()
     };
     assert!(at(4) >= at(3) && at(3) >= at(2) && at(2) >= at(1));
+}
+
+#[test]
+fn malformed_plans_get_their_exact_error() {
+    assert!(corpus("plan", "json", &["simulate", "--queries", "1000"]) >= 15);
+    let dir = root().join("tests/corpus/plan");
+    for ok in ["ok-plan.json", "ok-bom.json"] {
+        let o = run(
+            &[
+                "simulate",
+                ok,
+                "--queries",
+                "2000",
+                "--replications",
+                "2",
+                "--json",
+            ],
+            &dir,
+        );
+        assert!(o.status.success(), "{ok}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn malformed_traces_get_their_exact_error() {
+    let args = ["simulate", "ok-plan.json", "--queries", "1000", "--trace"];
+    assert!(corpus("trace", "csv", &args) >= 8);
+    let mut a = args.to_vec();
+    a.push("ok-bom-crlf.csv");
+    let o = run(&a, &root().join("tests/corpus/trace"));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_command_lines_get_their_exact_error_and_write_nothing() {
+    assert!(corpus_args() >= 20);
+}
+
+#[test]
+fn the_corpus_holds_at_least_sixty_malformed_files() {
+    let n: usize = ["csv", "toml", "plan", "trace", "args"]
+        .iter()
+        .map(|d| {
+            std::fs::read_dir(root().join("tests/corpus").join(d))
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "err")
+                })
+                .count()
+        })
+        .sum();
+    assert!(n >= 60, "{n} malformed inputs with their messages");
+}
+
+#[test]
+fn bom_and_crlf_inputs_are_accepted() {
+    let o = run(
+        &["profile", "check", "ok-bom-crlf.csv"],
+        &root().join("tests/corpus/csv"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(
+        &["scenario", "check", "ok-bom-crlf.toml"],
+        &root().join("tests/corpus/toml"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_plan_with_a_million_gpus_is_rejected_before_anything_is_sized_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("tests/corpus/plan/ok-plan.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let gpus = v["gpus"].as_array_mut().unwrap();
+    for i in gpus.len()..1_000_000 {
+        gpus.push(serde_json::json!({"index": i, "layout": []}));
+    }
+    let p = tmp.path().join("huge.json");
+    std::fs::write(&p, v.to_string()).unwrap();
+    let o = run(&["simulate", p.to_str().unwrap()], &root());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "migopt: error: {}: field `gpus`: 1000000 GPUs, above the limit of 100000\n",
+            p.display()
+        )
+    );
+}
+
+#[test]
+fn failed_outputs_leave_earlier_files_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a.json");
+    std::fs::write(&a, "keep me").unwrap();
+    std::fs::write(tmp.path().join("notadir"), "x").unwrap();
+    let o = run(
+        &["plan", "--out", "a.json", "--mig-parted", "notadir/x.yaml"],
+        tmp.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&a).unwrap(), "keep me");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+}
+
+/// The text between `<!-- BEGIN {name}` (to the end of that line) and `<!-- END {name} -->`.
+fn readme_block(readme: &str, name: &str) -> std::ops::Range<usize> {
+    let begin = format!("<!-- BEGIN {name}");
+    let b = readme
+        .find(&begin)
+        .unwrap_or_else(|| panic!("README has no `{begin}`"));
+    let start = b + readme[b..].find('\n').unwrap() + 1;
+    let end = readme[start..]
+        .find(&format!("<!-- END {name} -->"))
+        .map(|e| start + e)
+        .unwrap_or_else(|| panic!("README has no end marker for {name}"));
+    start..end
+}
+
+/// Runs `migopt args` (in the repository, 100 columns) and returns its standard output.
+fn output_of(args: &[&str], dir: &Path) -> String {
+    let o = migopt()
+        .args(args)
+        .env("COLUMNS", "100")
+        .current_dir(dir)
+        .output()
+        .expect("binary runs");
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// The README's default-plan block: `migopt plan` as it prints now.
+fn readme_plan_block() -> String {
+    format!(
+        "```text\n$ migopt plan\n{}```\n",
+        output_of(&["plan"], &root())
+    )
+}
+
+/// Simulation settings of the README's scheduler table (kept small enough for the tests).
+const README_SIM: [&str; 6] = ["--queries", "100000", "--replications", "5", "--seed", "0"];
+const README_CAP: [&str; 6] = ["--queries", "50000", "--replications", "5", "--seed", "0"];
+
+/// The README's scheduler table: each scheduler on the default MILP plan at its planned
+/// load, and its capacity at the SLA.
+fn readme_sim_block() -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = tmp_plan(tmp.path());
+    let p = plan.to_str().unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let instances: usize = v["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["layout"].as_array().unwrap().len())
+        .sum();
+    let pm = |e: &serde_json::Value, d: usize| {
+        let mean = e["mean"].as_f64().unwrap();
+        match (e["ci_low"].as_f64(), e["ci_high"].as_f64()) {
+            (Some(l), Some(h)) => format!("{mean:.d$} ± {:.d$}", (h - l) / 2.0),
+            _ => format!("{mean:.d$}"),
+        }
+    };
+    let mut t = format!(
+        "The MILP plan of the default scenario (`migopt plan`: 8x H100-80GB, {instances} instances), \
+         simulated at its planned load of {:.1} queries/s ({} replications of {} queries, seed 0), \
+         and its capacity at the SLA (`migopt capacity`, p99 ≤ 40 ms for both models, {} \
+         replications of {} queries); 95% intervals:\n\n",
+        v["objective"].as_f64().unwrap(),
+        README_SIM[3],
+        README_SIM[1],
+        README_CAP[3],
+        README_CAP[1]
+    );
+    t += "| scheduler | p99 ResNet-50 ms | p99 BERT-base ms | SLA violations ResNet-50 / BERT % | capacity q/s |\n|---|---|---|---|---|\n";
+    for (s, label) in [
+        ("elsa", "ELSA"),
+        ("fifs", "FIFS"),
+        ("jsq", "JSQ"),
+        ("rr", "round-robin"),
+        ("random", "random"),
+    ] {
+        let mut a = vec!["simulate", p, "--scheduler", s, "--json"];
+        a.extend(README_SIM);
+        let r: serde_json::Value = serde_json::from_str(&output_of(&a, &root())).unwrap();
+        let mut a = vec!["capacity", p, "--scheduler", s, "--json"];
+        a.extend(README_CAP);
+        let c: serde_json::Value = serde_json::from_str(&output_of(&a, &root())).unwrap();
+        let m = |i: usize| &r["models"][i];
+        t += &format!(
+            "| {label} | {} | {} | {:.3} / {:.3} | {} |\n",
+            pm(&m(0)["latency_ms"]["p99"], 2),
+            pm(&m(1)["latency_ms"]["p99"], 2),
+            m(0)["sla_violation_rate"]["mean"].as_f64().unwrap() * 100.0,
+            m(1)["sla_violation_rate"]["mean"].as_f64().unwrap() * 100.0,
+            pm(&c["capacity_qps"], 0),
+        );
+    }
+    t
+}
+
+/// Solve times vary from run to run; everything else must match exactly.
+fn without_timings(s: &str) -> String {
+    s.lines()
+        .map(|l| {
+            if l.starts_with("solve time") {
+                "solve time  (varies)"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The README's default-plan output and scheduler table are the real output of the binary.
+/// `MIGOPT_BLESS=1 cargo test -p migopt --test e2e readme` rewrites them.
+#[test]
+fn readme_blocks_are_the_real_output() {
+    let path = root().join("README.md");
+    let mut readme = std::fs::read_to_string(&path).unwrap();
+    let bless = std::env::var("MIGOPT_BLESS").is_ok_and(|v| v == "1");
+    for (name, want) in [
+        ("migopt plan", readme_plan_block()),
+        ("scheduler table", readme_sim_block()),
+    ] {
+        let r = readme_block(&readme, name);
+        if bless {
+            readme.replace_range(r, &want);
+        } else {
+            assert_eq!(
+                without_timings(&readme[r]),
+                without_timings(&want),
+                "README block `{name}` is stale: run MIGOPT_BLESS=1 cargo test -p migopt --test e2e readme"
+            );
+        }
+    }
+    if bless {
+        std::fs::write(&path, readme).unwrap();
+    }
+}
+
+#[test]
+fn plan_and_simulate_tables_fit_the_terminal_width() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = tmp_plan(tmp.path());
+    for cols in ["80", "100"] {
+        for args in [
+            vec!["plan"],
+            vec![
+                "simulate",
+                plan.to_str().unwrap(),
+                "--queries",
+                "2000",
+                "--replications",
+                "2",
+            ],
+        ] {
+            let o = migopt()
+                .args(&args)
+                .env("COLUMNS", cols)
+                .current_dir(root())
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", stderr(&o));
+            let w: usize = cols.parse().unwrap();
+            let out = stdout(&o);
+            // The per-GPU table (after its header) fits; other lines are short already.
+            let table = &out[out.rfind("GPU  ").unwrap()..];
+            for l in table.lines() {
+                assert!(l.chars().count() <= w, "{args:?} at {cols} columns: {l}");
+            }
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use migopt_models::{Error, GpuSpec, Layout};
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes to standard output. A closed pipe (`migopt ... | head`) ends the program quietly,
 /// as command-line tools do, instead of panicking.
@@ -30,16 +30,107 @@ macro_rules! sayln {
     ($($t:tt)*) => {{ let mut s = format!($($t)*); s.push('\n'); $crate::out::emit(&s) }};
 }
 
-/// Writes every (path, contents) pair, after all were rendered; creates parent folders.
+/// Writes every (path, contents) pair, atomically as a set: each is first written to a
+/// temporary file in its target folder, and only when all of them are written are they
+/// renamed into place. A failure leaves no output behind (the temporary files and any
+/// folder this call created are removed); a target whose folder is not a folder is an
+/// input error found before anything is written.
 pub fn write_all<P: AsRef<Path>>(files: &[(P, String)]) -> Result<(), Error> {
-    for (p, data) in files {
-        let p = p.as_ref();
-        if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    for (p, _) in files {
+        check_target(p.as_ref())?;
+    }
+    let mut created: Vec<PathBuf> = Vec::new();
+    let mut temps: Vec<(PathBuf, &Path)> = Vec::new();
+    let staged = stage(files, &mut created, &mut temps);
+    let renamed = staged.and_then(|()| {
+        temps
+            .iter()
+            .try_for_each(|(tmp, dest)| std::fs::rename(tmp, dest).map_err(|e| Error::io(*dest, e)))
+    });
+    if renamed.is_err() {
+        for (tmp, _) in &temps {
+            let _ = std::fs::remove_file(tmp);
         }
-        std::fs::write(p, data).map_err(|e| Error::io(p, e))?;
+        for d in created.iter().rev() {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+    renamed
+}
+
+/// Creates the missing folders and writes every file to a temporary name beside its target.
+fn stage<'a, P: AsRef<Path>>(
+    files: &'a [(P, String)],
+    created: &mut Vec<PathBuf>,
+    temps: &mut Vec<(PathBuf, &'a Path)>,
+) -> Result<(), Error> {
+    for (i, (p, data)) in files.iter().enumerate() {
+        let p = p.as_ref();
+        let dir = parent_of(p);
+        let missing: Vec<&Path> = dir.ancestors().take_while(|a| !a.exists()).collect();
+        for d in missing.into_iter().rev() {
+            std::fs::create_dir(d).map_err(|e| Error::io(d, e))?;
+            created.push(d.to_path_buf());
+        }
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.migopt-{}-{i}.tmp", std::process::id()));
+        temps.push((tmp.clone(), p));
+        std::fs::write(&tmp, data).map_err(|e| Error::io(p, e))?;
     }
     Ok(())
+}
+
+/// The folder a path is written into (`.` for a bare file name).
+fn parent_of(p: &Path) -> &Path {
+    p.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// A target must not be a folder, and the nearest existing folder above it must be one.
+fn check_target(p: &Path) -> Result<(), Error> {
+    if p.is_dir() {
+        return Err(Error::Invalid(format!(
+            "cannot write {}: it is a folder",
+            p.display()
+        )));
+    }
+    if p.file_name().is_none() {
+        return Err(Error::Invalid(format!(
+            "cannot write {}: not a file name",
+            p.display()
+        )));
+    }
+    if let Some(a) = parent_of(p).ancestors().find(|a| a.exists()) {
+        if !a.is_dir() {
+            return Err(Error::Invalid(format!(
+                "cannot write {}: {} is not a folder",
+                p.display(),
+                a.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The width output should fit: `$COLUMNS` when set, else the terminal's width when
+/// standard output is a terminal, else 100.
+pub fn term_width() -> usize {
+    if let Some(w) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&w| w > 0)
+    {
+        return w;
+    }
+    console::Term::stdout()
+        .size_checked()
+        .map(|(_, w)| w as usize)
+        .filter(|&w| w > 0)
+        .unwrap_or(100)
 }
 
 /// Draws a layout's memory slots as a bar: each slot shows the compute size of the
@@ -101,4 +192,141 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// [`table`] fitted to `width` columns: where a row is too wide, its last cell (items
+/// separated by two spaces) continues on the following lines, aligned under its column.
+/// An item wider than the room left stays whole on a line of its own.
+pub fn table_fit(header: &[&str], rows: &[Vec<String>], width: usize) -> String {
+    let n = header.len();
+    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate().take(n.saturating_sub(1)) {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    // Where the last column starts, and the room it has.
+    let indent: usize = w.iter().take(n.saturating_sub(1)).map(|k| k + 2).sum();
+    let room = width.saturating_sub(indent).max(1);
+    let mut split_rows: Vec<Vec<String>> = Vec::new();
+    let mut continuation: Vec<Vec<String>> = Vec::new();
+    for r in rows {
+        let last = r.last().cloned().unwrap_or_default();
+        let mut lines: Vec<String> = vec![String::new()];
+        for item in last.split("  ").filter(|s| !s.is_empty()) {
+            let cur = lines.last_mut().expect("one line at least");
+            let len = cur.chars().count();
+            if len == 0 {
+                cur.push_str(item);
+            } else if len + 2 + item.chars().count() <= room {
+                cur.push_str("  ");
+                cur.push_str(item);
+            } else {
+                lines.push(item.to_string());
+            }
+        }
+        let mut first = r.clone();
+        if let Some(c) = first.last_mut() {
+            *c = lines[0].clone();
+        }
+        split_rows.push(first);
+        continuation.push(lines[1..].to_vec());
+    }
+    let last_w = split_rows
+        .iter()
+        .map(|r| r.last().map_or(0, |c| c.chars().count()))
+        .chain(continuation.iter().flatten().map(|c| c.chars().count()))
+        .chain(header.last().map(|h| h.chars().count()))
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    // Header and rule, with the last column's rule as wide as its widest line.
+    let mut head: Vec<String> = Vec::with_capacity(n);
+    for (i, h) in header.iter().enumerate() {
+        head.push(if i + 1 < n {
+            format!("{h:<width$}", width = w[i] + 2)
+        } else {
+            h.to_string()
+        });
+    }
+    out += head.concat().trim_end();
+    out.push('\n');
+    let mut rule: Vec<String> = w
+        .iter()
+        .take(n.saturating_sub(1))
+        .map(|&k| "-".repeat(k))
+        .collect();
+    rule.push("-".repeat(last_w));
+    out += &rule.join("  ");
+    out.push('\n');
+    for (r, more) in split_rows.iter().zip(&continuation) {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            line.push_str(c);
+            if i + 1 < r.len() {
+                line.push_str(&" ".repeat(w[i] - c.chars().count() + 2));
+            }
+        }
+        out += line.trim_end();
+        out.push('\n');
+        for m in more {
+            out += &" ".repeat(indent);
+            out += m;
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fitted_tables_wrap_the_last_column_within_the_width() {
+        let rows = vec![
+            vec![
+                "0".into(),
+                "[AB]".into(),
+                "A=one item  B=two item  C=three item".into(),
+            ],
+            vec!["1".into(), "[C.]".into(), "(unused)".into()],
+        ];
+        let t = table_fit(&["GPU", "bar", "instances"], &rows, 30);
+        assert_eq!(
+            t,
+            "GPU  bar   instances\n---  ----  ------------\n0    [AB]  A=one item\n           B=two item\n           C=three item\n1    [C.]  (unused)\n"
+        );
+        assert!(t.lines().all(|l| l.chars().count() <= 30));
+        // Wide enough: one line per row, as `table` prints it.
+        let wide = table_fit(&["GPU", "bar", "instances"], &rows, 200);
+        assert_eq!(wide, table(&["GPU", "bar", "instances"], &rows));
+    }
+
+    #[test]
+    fn outputs_are_all_or_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a.json");
+        std::fs::write(&a, "old").unwrap();
+        let notdir = d.path().join("notadir");
+        std::fs::write(&notdir, "x").unwrap();
+        let e = write_all(&[
+            (a.clone(), "new".to_string()),
+            (notdir.join("x.yaml"), "y".into()),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.ends_with("notadir is not a folder"), "{e}");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old");
+        // New folders are made; nothing is left but the outputs.
+        let b = d.path().join("new/sub/b.txt");
+        write_all(&[(a.clone(), "new".to_string()), (b.clone(), "b".into())]).unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "b");
+        let names: Vec<_> = std::fs::read_dir(d.path().join("new/sub"))
+            .unwrap()
+            .collect();
+        assert_eq!(names.len(), 1);
+        assert!(write_all(&[(d.path().to_path_buf(), String::new())]).is_err());
+    }
 }

@@ -28,23 +28,52 @@ impl Origin {
             line: Some(line),
         }
     }
+}
 
-    /// An origin at the line holding byte `offset` of `text`. Counting lines ourselves is
-    /// reliable for both LF and CRLF files (the csv crate's own line count is not for CRLF).
-    pub fn at_byte(file: impl Into<PathBuf>, text: &str, offset: u64) -> Self {
-        let mut end = (offset as usize).min(text.len());
-        // In CRLF files a record's recorded start can sit on the previous line's '\n'.
-        if text.as_bytes().get(end) == Some(&b'\n') {
-            end += 1;
+/// The start of every line of a text, so that a byte offset becomes a line number in
+/// O(log lines): built once per file in one pass, where recounting newlines from byte 0 for
+/// every record would make reading a file quadratic in its length.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    /// Byte offset of the first byte after each `\n`.
+    starts: Vec<usize>,
+    len: usize,
+}
+
+impl LineIndex {
+    /// Indexes `text` (one linear pass).
+    pub fn new(text: &str) -> Self {
+        let starts = text
+            .bytes()
+            .enumerate()
+            .filter(|&(_, b)| b == b'\n')
+            .map(|(i, _)| i + 1)
+            .collect();
+        Self {
+            starts,
+            len: text.len(),
         }
-        Self::at(
-            file,
-            text.as_bytes()[..end]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-                + 1,
-        )
+    }
+
+    /// The 1-based line holding byte `offset`. Counting lines ourselves is reliable for both
+    /// LF and CRLF files (the csv crate's own line count is not for CRLF); in CRLF files a
+    /// record's recorded start can sit on the previous line's `\n`, which counts as the
+    /// next line.
+    pub fn line(&self, offset: u64) -> usize {
+        let at = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len);
+        // Lines before `at`, plus one more when `at` is itself a newline.
+        self.starts.partition_point(|&s| s <= at + 1) + 1
+    }
+
+    /// The 1-based line of byte `offset` by newlines strictly before it (a `\n` belongs
+    /// to the line it ends), for parsers whose offsets are exact, such as TOML's spans.
+    pub fn line_of_byte(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset.min(self.len)) + 1
+    }
+
+    /// An origin in `file` at the line holding byte `offset`.
+    pub fn origin(&self, file: impl Into<PathBuf>, offset: u64) -> Origin {
+        Origin::at(file, self.line(offset))
     }
 }
 
@@ -158,3 +187,35 @@ impl Error {
 
 /// Result with migopt's input error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_index_counts_lf_and_crlf_lines() {
+        let t = "a,b\nc,d\n\ne\n";
+        let ix = LineIndex::new(t);
+        let naive = |o: usize| {
+            t.as_bytes()[..o.min(t.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        };
+        for o in 0..=t.len() + 3 {
+            let want = if t.as_bytes().get(o) == Some(&b'\n') {
+                naive(o + 1)
+            } else {
+                naive(o)
+            };
+            assert_eq!(ix.line(o as u64), want, "offset {o}");
+        }
+        let crlf = LineIndex::new("h\r\nx\r\ny\r\n");
+        // A record start recorded on the previous line's `\n` belongs to the next line.
+        assert_eq!(crlf.line(2), 2);
+        assert_eq!(crlf.line(3), 2);
+        assert_eq!(crlf.line(5), 3);
+        assert_eq!(crlf.origin("f.csv", u64::MAX).to_string(), "f.csv:4");
+    }
+}

@@ -31,3 +31,161 @@ pub const MIN_LATENCY_MS: f64 = 1e-6;
 
 /// The largest latency (ms) a profile or an SLA may give (about 11.6 days).
 pub const MAX_LATENCY_MS: f64 = 1e9;
+
+/// The largest request rate (queries per second) a scenario, a plan or `--rate` may give:
+/// a billion queries per second is beyond any server, and keeping rates here keeps
+/// inter-arrival times far above the resolution of the simulator's clock.
+pub const MAX_RATE_QPS: f64 = 1e9;
+
+/// The smallest and largest share of traffic a model may be given (shares are normalised,
+/// so only their ratios matter; these keep the normalisation finite and exact enough).
+pub const MIN_SHARE: f64 = 1e-9;
+/// See [`MIN_SHARE`].
+pub const MAX_SHARE: f64 = 1e9;
+
+/// The longest simulated span of one replication, seconds (about 31 years). Simulated
+/// clocks are f64 milliseconds: below 10^12 ms they resolve 0.25 µs, so a latency of a few
+/// milliseconds never vanishes next to the arrival time it is added to.
+pub const MAX_SIM_SECONDS: f64 = 1e9;
+
+/// The most replications one simulation may run.
+pub const MAX_REPLICATIONS: u32 = 100_000;
+
+/// The most entries of the simulator's service tables ((instances + models) x (largest
+/// batch + 1)): about 160 MB per table.
+pub const MAX_SERVICE_TABLE_CELLS: usize = 20_000_000;
+
+/// The most (curve, batch) points `profile check --interpolate` may create in total.
+pub const MAX_INTERPOLATED_POINTS: u64 = 10_000_000;
+
+/// A number as messages print it: plainly when it is of everyday size, in scientific
+/// notation when it is huge or tiny (`1e300` rather than three hundred digits).
+pub fn num(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && a.is_finite() && !(1e-4..1e9).contains(&a) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The most worker threads a command may start on a machine with `cores` cores.
+pub fn max_threads(cores: usize) -> usize {
+    cores.max(1).saturating_mul(MAX_THREADS_PER_CORE)
+}
+
+/// The number of CPU cores of this machine (1 when it cannot be told).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Checks a thread count asked for with `flag` against [`max_threads`] of this machine.
+pub fn check_threads(flag: &str, threads: u64) -> Result<usize, String> {
+    let max = max_threads(cores());
+    if threads == 0 {
+        return Err(format!("{flag} {threads} must be at least 1"));
+    }
+    if threads > max as u64 {
+        return Err(format!(
+            "{flag} {threads} is more than {MAX_THREADS_PER_CORE} threads per core of this machine"
+        ));
+    }
+    Ok(threads as usize)
+}
+
+/// Checks the size of one simulated replication: `rate_qps` arrivals per second, bounded by
+/// `queries` and/or `duration_s` (`default_queries` when neither is given). It must hold at
+/// most [`MAX_QUERIES_PER_RUN`] queries and span at most [`MAX_SIM_SECONDS`].
+pub fn check_run(
+    rate_qps: f64,
+    queries: Option<u64>,
+    duration_s: Option<f64>,
+    default_queries: u64,
+) -> Result<(), String> {
+    if !(rate_qps.is_finite() && rate_qps > 0.0) {
+        return Err(format!(
+            "the arrival rate {} must be a positive number of queries/s",
+            num(rate_qps)
+        ));
+    }
+    if rate_qps > MAX_RATE_QPS {
+        return Err(format!(
+            "the arrival rate {} queries/s is above the limit of {MAX_RATE_QPS:e} queries/s",
+            num(rate_qps)
+        ));
+    }
+    if let Some(d) = duration_s {
+        if !(d.is_finite() && d > 0.0) {
+            return Err(format!(
+                "--duration {} must be a positive number of seconds",
+                num(d)
+            ));
+        }
+        if d > MAX_SIM_SECONDS {
+            return Err(format!(
+                "--duration {} s is above the limit of {MAX_SIM_SECONDS:e} simulated seconds",
+                num(d)
+            ));
+        }
+    }
+    if let Some(q) = queries.filter(|&q| q > MAX_QUERIES_PER_RUN) {
+        return Err(format!(
+            "--queries {q} is above the limit of {MAX_QUERIES_PER_RUN} queries per replication"
+        ));
+    }
+    // Queries the replication holds: the count, or rate x duration, whichever ends first.
+    let by_time = duration_s.map(|d| rate_qps * d);
+    let n = match (queries, by_time) {
+        (Some(q), Some(t)) => (q as f64).min(t),
+        (Some(q), None) => q as f64,
+        (None, Some(t)) => t,
+        (None, None) => default_queries as f64,
+    };
+    if n > MAX_QUERIES_PER_RUN as f64 {
+        return Err(format!(
+            "{} queries/s for {} s is {n:.3e} queries per replication, above the limit of {MAX_QUERIES_PER_RUN}; lower --duration or set --queries",
+            num(rate_qps),
+            num(duration_s.unwrap_or(0.0))
+        ));
+    }
+    let span = n / rate_qps;
+    if span > MAX_SIM_SECONDS {
+        return Err(format!(
+            "{n:.0} queries at {} queries/s span {span:.3e} simulated seconds, above the limit of {MAX_SIM_SECONDS:e}: the rate is too low for the run (raise the rate or lower --queries)",
+            num(rate_qps)
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_bounded_in_queries_and_span() {
+        assert!(check_run(7500.0, None, None, 200_000).is_ok());
+        assert!(check_run(7500.0, None, Some(60.0), 200_000).is_ok());
+        let e = check_run(7500.0, None, Some(1e300), 200_000).unwrap_err();
+        assert!(e.contains("--duration 1e300 s is above the limit"), "{e}");
+        let e = check_run(7500.0, None, Some(1e6), 200_000).unwrap_err();
+        assert!(e.contains("7.500e9 queries per replication"), "{e}");
+        let e = check_run(1e-30, None, None, 200_000).unwrap_err();
+        assert!(e.contains("span 2.000e35 simulated seconds"), "{e}");
+        let e = check_run(1e300, None, None, 200_000).unwrap_err();
+        assert!(e.contains("above the limit of 1e9"), "{e}");
+        assert!(check_run(f64::NAN, None, None, 1).is_err());
+        assert!(check_run(10.0, Some(u64::MAX), None, 1).is_err());
+        // A query count bounds a long duration.
+        assert!(check_run(1e6, Some(1000), Some(1e8), 1).is_ok());
+    }
+
+    #[test]
+    fn threads_are_bounded_by_cores() {
+        assert_eq!(check_threads("--threads", 1), Ok(1));
+        assert!(check_threads("--threads", 0).is_err());
+        let e = check_threads("--threads", 4_000_000_000).unwrap_err();
+        assert!(e.contains("threads per core"), "{e}");
+        assert!(check_threads("--threads", max_threads(cores()) as u64).is_ok());
+    }
+}

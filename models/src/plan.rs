@@ -3,12 +3,15 @@
 //! read them. The JSON form is the contract between them.
 
 use crate::catalogue::{Catalogue, GpuSpec};
-use crate::error::{Error, Result};
+use crate::error::{Error, Origin, Result};
 use crate::layout::{validate, Layout, LayoutRules, Placement};
+use crate::limits::{MAX_BATCH, MAX_GPUS, MAX_PROCS, MAX_RATE_QPS};
+use crate::scenario::Scenario;
 use crate::units::{GpuName, ModelName, ProfileName};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 /// What a plan optimises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,9 +100,31 @@ pub struct Assignment {
     pub model: ModelName,
     /// Batch size: for min-gpus the server-side batch the instance runs; for max-load the
     /// largest query batch routed to it.
+    #[serde(deserialize_with = "batch_in_range")]
     pub batch: u32,
     /// MPS processes on the instance (each runs `batch`).
+    #[serde(deserialize_with = "procs_in_range")]
     pub procs: u32,
+}
+
+/// A whole number in 1..=max, rejected while the JSON is parsed so the message carries
+/// the line and column.
+fn in_range<'de, D: Deserializer<'de>>(d: D, what: &str, max: u32) -> Result<u32, D::Error> {
+    let v = u64::deserialize(d)?;
+    if v == 0 || v > max as u64 {
+        return Err(serde::de::Error::custom(format!(
+            "{what} {v} must be between 1 and {max}"
+        )));
+    }
+    Ok(v as u32)
+}
+
+fn batch_in_range<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    in_range(d, "batch", MAX_BATCH)
+}
+
+fn procs_in_range<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    in_range(d, "procs", MAX_PROCS)
 }
 
 /// One GPU of a plan.
@@ -117,6 +142,7 @@ pub struct Route {
     /// Model.
     pub model: ModelName,
     /// Query batch size.
+    #[serde(deserialize_with = "batch_in_range")]
     pub batch: u32,
     /// Instance profile the class goes to.
     pub profile: ProfileName,
@@ -138,6 +164,11 @@ pub struct PlanParams {
     /// headroom, which the simulation shows server-side batching needs near saturation.
     #[serde(default = "one")]
     pub rate_headroom: f64,
+    /// Min-gpus: the most MPS processes an instance may run (ParvaGPU's README caps them at
+    /// 3); `None`: as many as the profiles measure. The scenario's `options.max_procs`
+    /// applies too (the smaller wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_procs: Option<u32>,
 }
 
 fn one() -> f64 {
@@ -151,6 +182,7 @@ impl Default for PlanParams {
             sla_fraction: 0.5,
             slo_factor: 0.45,
             rate_headroom: 1.0,
+            max_procs: None,
         }
     }
 }
@@ -216,6 +248,135 @@ impl Plan {
                 },
                 other => other,
             })?;
+        }
+        Ok(())
+    }
+
+    /// Reads a plan's JSON text (a UTF-8 byte-order mark is accepted); `path` names it in
+    /// messages, with the line of the problem.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        serde_json::from_str(text).map_err(|e| Error::Syntax {
+            origin: Origin::at(path, e.line().max(1)),
+            message: format!("not a migopt plan: {e}"),
+        })
+    }
+
+    /// Checks a plan read from `path` against the scenario it serves: its GPU kind and
+    /// count, GPU indices, every instance's placement, model and curve, and its routes.
+    /// Every message names the file and the JSON field.
+    pub fn check_against(&self, path: &Path, s: &Scenario) -> Result<()> {
+        let bad = |field: String, message: String| Error::Field {
+            origin: Origin::file(path),
+            field,
+            message,
+        };
+        if self.gpu != s.gpu {
+            return Err(bad(
+                "gpu".into(),
+                format!(
+                    "the plan is for {} but scenario `{}` is for {}",
+                    self.gpu, s.name, s.gpu
+                ),
+            ));
+        }
+        let n = self.gpus.len();
+        if n > MAX_GPUS as usize {
+            return Err(bad(
+                "gpus".into(),
+                format!("{n} GPUs, above the limit of {MAX_GPUS}"),
+            ));
+        }
+        if self.objective_kind == Objective::MaxLoad && n != s.gpu_count as usize {
+            return Err(bad(
+                "gpus".into(),
+                format!(
+                    "{n} GPUs, but scenario `{}` has {} (gpu.count)",
+                    s.name, s.gpu_count
+                ),
+            ));
+        }
+        let mut seen = vec![false; n];
+        for (i, g) in self.gpus.iter().enumerate() {
+            let slot = seen.get_mut(g.index as usize).filter(|x| !**x);
+            let Some(slot) = slot else {
+                return Err(bad(
+                    format!("gpus[{i}].index"),
+                    format!("{} is repeated or not below the GPU count {n}", g.index),
+                ));
+            };
+            *slot = true;
+        }
+        self.validate(LayoutRules {
+            all_profiles: true,
+            pre_r510: false,
+        })
+        .map_err(|e| bad("gpus".into(), e.to_string()))?;
+        self.check_instances(s, &bad)?;
+        for (i, r) in self.routes.iter().enumerate() {
+            if s.model(r.model.as_str()).is_none() {
+                return Err(bad(
+                    format!("routes[{i}].model"),
+                    format!("`{}` is not a model of scenario `{}`", r.model, s.name),
+                ));
+            }
+            if !(0.0..=1.0).contains(&r.fraction) {
+                return Err(bad(
+                    format!("routes[{i}].fraction"),
+                    format!("{} must be between 0 and 1", r.fraction),
+                ));
+            }
+        }
+        if !(self.report.objective.is_finite() && self.report.objective >= 0.0)
+            || (self.objective_kind == Objective::MaxLoad && self.report.objective > MAX_RATE_QPS)
+        {
+            return Err(bad(
+                "objective".into(),
+                format!(
+                    "{} is not a load or GPU count migopt can have planned",
+                    crate::limits::num(self.report.objective)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every instance serves a model of the scenario on a profiled (profile, procs), and
+    /// every model has an instance.
+    fn check_instances(&self, s: &Scenario, bad: &dyn Fn(String, String) -> Error) -> Result<()> {
+        let mut served = vec![false; s.models.len()];
+        for (gi, g) in self.gpus.iter().enumerate() {
+            for (ai, a) in g.layout.iter().enumerate() {
+                let field = format!("gpus[{gi}].layout[{ai}]");
+                let Some(mi) = s.models.iter().position(|m| m.name == a.model) else {
+                    return Err(bad(
+                        format!("{field}.model"),
+                        format!("`{}` is not a model of scenario `{}`", a.model, s.name),
+                    ));
+                };
+                served[mi] = true;
+                if s.profiles
+                    .curve(a.model.as_str(), a.profile.as_str(), a.procs)
+                    .is_none()
+                {
+                    return Err(bad(
+                        field,
+                        format!(
+                            "no latency profile for `{}` on {} with {} process(es)",
+                            a.model, a.profile, a.procs
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(mi) = served.iter().position(|x| !x) {
+            return Err(bad(
+                "gpus".into(),
+                format!(
+                    "no instance serves model `{}` of scenario `{}`",
+                    s.models[mi].name, s.name
+                ),
+            ));
         }
         Ok(())
     }

@@ -3,14 +3,26 @@
 //! The CSV schema (one row per measurement):
 //! `model,gpu,profile,batch,latency_ms` required; optional `latency_p99_ms`, `procs` (MPS
 //! processes sharing the instance, default 1), `throughput_qps` (derived as
-//! procs·batch/latency when absent) and `method` (`mig`, `green-context`, `imported`).
+//! procs·batch/latency when absent), `method` (`mig`, `green-context`, `mps`, `imported`) and
+//! `neighbour_load` (default 0).
+//!
+//! `neighbour_load` d in [0, 1]: the row was measured while every other instance of the GPU
+//! (the layout named in the sidecar) was busy a fraction d of the time. Rows with d = 0 (or
+//! without the column) are the curves every planner and the simulator use; rows with d > 0
+//! are kept beside them ([`ProfileSet::loaded`]) and feed the simulator's interference model
+//! (`migopt_sim::interference`), which scales an instance's service time by how busy its
+//! neighbours are, interpolating between the measured loads. A set without such rows has no
+//! interference model.
 //! Every problem is reported with file, line and column.
 
 use crate::catalogue::{Catalogue, GpuSpec};
-use crate::error::{Error, Origin, Result};
+use crate::error::{Error, LineIndex, Origin, Result};
+use crate::limits::{
+    MAX_BATCH, MAX_INTERPOLATED_POINTS, MAX_LATENCY_MS, MAX_PROCS, MAX_RATE_QPS, MIN_LATENCY_MS,
+};
 use crate::units::{GpuName, Millis, ModelName, ProfileName};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 /// How a measurement was made. Matters because green-context emulation partitions SMs only,
@@ -22,6 +34,9 @@ pub enum Method {
     Mig,
     /// Emulated with CUDA green contexts (SM share only).
     GreenContext,
+    /// Emulated with MPS clients limited to the slice's share of SMs
+    /// (`CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`), the way `migopt serve` co-locates partitions.
+    Mps,
     /// Converted from a third-party data set.
     #[default]
     Imported,
@@ -32,6 +47,7 @@ impl Method {
         match s {
             "mig" => Some(Method::Mig),
             "green-context" => Some(Method::GreenContext),
+            "mps" => Some(Method::Mps),
             "imported" => Some(Method::Imported),
             _ => None,
         }
@@ -41,6 +57,7 @@ impl Method {
         match self {
             Method::Mig => "mig",
             Method::GreenContext => "green-context",
+            Method::Mps => "mps",
             Method::Imported => "imported",
         }
     }
@@ -67,6 +84,10 @@ pub struct ProfileRow {
     pub throughput_qps: f64,
     /// How it was measured.
     pub method: Method,
+    /// Fraction of the time the GPU's other instances were busy during the measurement (0:
+    /// measured alone).
+    #[serde(default)]
+    pub neighbour_load: f64,
 }
 
 /// The latency curve of one (model, profile, procs): measured batches in increasing order.
@@ -201,10 +222,29 @@ pub struct ProfileSet {
     pub methods: BTreeMap<ModelName, Method>,
     /// Odd-looking but accepted measurements.
     pub warnings: Vec<Warning>,
+    /// Curves measured under neighbour load (rows with `neighbour_load` > 0), per key, in
+    /// increasing load: the interference model's data. Empty for most sets.
+    #[serde(default)]
+    pub loaded: BTreeMap<CurveKey, Vec<LoadedCurve>>,
+}
+
+/// A curve measured while the GPU's other instances were busy a fraction `load` of the time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadedCurve {
+    /// Neighbour load in (0, 1].
+    pub load: f64,
+    /// The latency curve measured at that load.
+    pub curve: Curve,
 }
 
 const REQUIRED: [&str; 5] = ["model", "gpu", "profile", "batch", "latency_ms"];
-const OPTIONAL: [&str; 4] = ["latency_p99_ms", "procs", "throughput_qps", "method"];
+const OPTIONAL: [&str; 5] = [
+    "latency_p99_ms",
+    "procs",
+    "throughput_qps",
+    "method",
+    "neighbour_load",
+];
 
 impl ProfileSet {
     /// Reads and validates one or more profile CSV files. All rows must be for one GPU kind.
@@ -235,43 +275,102 @@ impl ProfileSet {
             .gpu(first.gpu.as_str())
             .map_err(|e| Error::field(first_origin.clone(), "gpu", e.to_string()))?;
         let gpu = gpu_spec.name.clone();
-        let mut seen: BTreeMap<(CurveKey, u32), Origin> = BTreeMap::new();
-        let mut grouped: BTreeMap<CurveKey, Vec<&ProfileRow>> = BTreeMap::new();
+        // One pass over the rows, borrowing their names: rows grouped by (model, profile,
+        // procs, neighbour load) as indices, so nothing is allocated per row.
+        type Group<'a> = (&'a str, &'a str, u32, u64);
+        let mut groups: HashMap<Group<'_>, Vec<usize>> = HashMap::new();
+        let mut profiles_ok: HashSet<&str> = HashSet::new();
         let mut methods = BTreeMap::new();
-        for (origin, r) in &rows {
-            let this = cat
-                .gpu(r.gpu.as_str())
-                .map_err(|e| Error::field(origin.clone(), "gpu", e.to_string()))?;
-            if this.name != gpu {
-                return Err(Error::field(
-                    origin.clone(),
-                    "gpu",
-                    format!(
-                        "{} differs from {} at {}: one profile set is for one GPU kind",
-                        this.name, gpu, first_origin
-                    ),
-                ));
+        let mut last: Option<(Group<'_>, Vec<usize>)> = None;
+        for (i, (origin, r)) in rows.iter().enumerate() {
+            if r.gpu != first.gpu {
+                let this = cat
+                    .gpu(r.gpu.as_str())
+                    .map_err(|e| Error::field(origin.clone(), "gpu", e.to_string()))?;
+                if this.name != gpu {
+                    return Err(Error::field(
+                        origin.clone(),
+                        "gpu",
+                        format!(
+                            "{} differs from {} at {}: one profile set is for one GPU kind",
+                            this.name, gpu, first_origin
+                        ),
+                    ));
+                }
             }
-            gpu_spec
-                .profile(r.profile.as_str())
-                .map_err(|e| Error::field(origin.clone(), "profile", e.to_string()))?;
+            if !profiles_ok.contains(r.profile.as_str()) {
+                gpu_spec
+                    .profile(r.profile.as_str())
+                    .map_err(|e| Error::field(origin.clone(), "profile", e.to_string()))?;
+                profiles_ok.insert(r.profile.as_str());
+            }
+            if !methods.contains_key(r.model.as_str()) {
+                methods.insert(r.model.clone(), r.method);
+            }
+            let key = (
+                r.model.as_str(),
+                r.profile.as_str(),
+                r.procs,
+                r.neighbour_load.to_bits(),
+            );
+            // Rows of one curve are usually consecutive: hash only when the key changes.
+            match &mut last {
+                Some((k, v)) if *k == key => v.push(i),
+                _ => {
+                    if let Some((k, v)) = last.take() {
+                        groups.entry(k).or_default().extend(v);
+                    }
+                    last = Some((key, vec![i]));
+                }
+            }
+        }
+        if let Some((k, v)) = last {
+            groups.entry(k).or_default().extend(v);
+        }
+        // Within a group (rows in file order), equal batches are duplicates.
+        let mut dup: Option<(usize, usize)> = None;
+        for idx in groups.values_mut() {
+            idx.sort_by_key(|&i| rows[i].1.batch);
+            for w in idx.windows(2) {
+                if rows[w[0]].1.batch == rows[w[1]].1.batch && dup.is_none_or(|d| w[1] < d.0) {
+                    dup = Some((w[1], w[0]));
+                }
+            }
+        }
+        if let Some((later, earlier)) = dup {
+            let (origin, r) = &rows[later];
+            return Err(Error::field(
+                origin.clone(),
+                "batch",
+                format!(
+                    "duplicate measurement of {} on {} at batch {} with {} procs{} (first at {})",
+                    r.model,
+                    r.profile,
+                    r.batch,
+                    r.procs,
+                    if r.neighbour_load > 0.0 {
+                        format!(" under neighbour load {}", r.neighbour_load)
+                    } else {
+                        String::new()
+                    },
+                    rows[earlier].0
+                ),
+            ));
+        }
+        let mut grouped: BTreeMap<CurveKey, Vec<&ProfileRow>> = BTreeMap::new();
+        let mut loaded_rows: BTreeMap<(CurveKey, u64), Vec<&ProfileRow>> = BTreeMap::new();
+        for ((model, profile, procs, load), idx) in groups {
             let key = CurveKey {
-                model: r.model.clone(),
-                profile: r.profile.clone(),
-                procs: r.procs,
+                model: model.into(),
+                profile: profile.into(),
+                procs,
             };
-            if let Some(prev) = seen.insert((key.clone(), r.batch), origin.clone()) {
-                return Err(Error::field(
-                    origin.clone(),
-                    "batch",
-                    format!(
-                        "duplicate measurement of {} on {} at batch {} with {} procs (first at {})",
-                        r.model, r.profile, r.batch, r.procs, prev
-                    ),
-                ));
+            let pts: Vec<&ProfileRow> = idx.iter().map(|&i| &rows[i].1).collect();
+            if f64::from_bits(load) > 0.0 {
+                loaded_rows.insert((key, load), pts);
+            } else {
+                grouped.insert(key, pts);
             }
-            methods.entry(r.model.clone()).or_insert(r.method);
-            grouped.entry(key).or_default().push(r);
         }
         let mut warnings = Vec::new();
         let mut curves = BTreeMap::new();
@@ -288,23 +387,31 @@ impl ProfileSet {
                     });
                 }
             }
-            let curve = Curve {
-                batches: pts.iter().map(|r| r.batch).collect(),
-                latency_ms: pts.iter().map(|r| r.latency_ms).collect(),
-                p99_ms: pts
-                    .iter()
-                    .map(|r| r.latency_p99_ms.unwrap_or(r.latency_ms))
-                    .collect(),
-                throughput_qps: pts.iter().map(|r| r.throughput_qps).collect(),
-                has_p99: pts.iter().all(|r| r.latency_p99_ms.is_some()),
-            };
-            curves.insert(key, curve);
+            curves.insert(key, curve_of(&pts));
+        }
+        let mut loaded: BTreeMap<CurveKey, Vec<LoadedCurve>> = BTreeMap::new();
+        for ((key, load), mut pts) in loaded_rows {
+            if !curves.contains_key(&key) {
+                return Err(Error::Invalid(format!(
+                    "{} on {} (procs {}) is measured under neighbour load but never alone (no row with neighbour_load 0): the interference model needs the isolated curve",
+                    key.model, key.profile, key.procs
+                )));
+            }
+            pts.sort_by_key(|r| r.batch);
+            loaded.entry(key).or_default().push(LoadedCurve {
+                load: f64::from_bits(load),
+                curve: curve_of(&pts),
+            });
+        }
+        for v in loaded.values_mut() {
+            v.sort_by(|a, b| a.load.total_cmp(&b.load));
         }
         Ok(Self {
             gpu,
             curves,
             methods,
             warnings,
+            loaded,
         })
     }
 
@@ -358,8 +465,49 @@ impl ProfileSet {
     pub fn restrict_to(&self, models: &[&str]) -> Self {
         let mut s = self.clone();
         s.curves.retain(|k, _| models.contains(&k.model.as_str()));
+        s.loaded.retain(|k, _| models.contains(&k.model.as_str()));
         s.methods.retain(|k, _| models.contains(&k.as_str()));
         s
+    }
+
+    /// The curves of one model only, found by a range query (linear in that model's curves,
+    /// not in the whole set: a scenario whose many models share one file stays linear).
+    pub fn only(&self, model: &str) -> Self {
+        let from = CurveKey {
+            model: model.into(),
+            profile: ProfileName(String::new()),
+            procs: 0,
+        };
+        let curves: BTreeMap<CurveKey, Curve> = self
+            .curves
+            .range(from.clone()..)
+            .take_while(|(k, _)| k.model.as_str() == model)
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        let loaded: BTreeMap<CurveKey, Vec<LoadedCurve>> = self
+            .loaded
+            .range(from..)
+            .take_while(|(k, _)| k.model.as_str() == model)
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        let prefix = format!("{model} on ");
+        Self {
+            gpu: self.gpu.clone(),
+            curves,
+            loaded,
+            methods: self
+                .methods
+                .get_key_value(model)
+                .map(|(k, v)| (k.clone(), *v))
+                .into_iter()
+                .collect(),
+            warnings: self
+                .warnings
+                .iter()
+                .filter(|w| w.at.starts_with(&prefix))
+                .cloned()
+                .collect(),
+        }
     }
 
     /// Merges another set of the same GPU into this one; a curve present in both is an error.
@@ -382,6 +530,17 @@ impl ProfileSet {
             }
             self.curves.insert(k, c);
         }
+        for (k, v) in other.loaded {
+            match self.loaded.get(&k) {
+                Some(mine) if *mine != v => return Err(Error::Invalid(format!(
+                    "{} on {} (procs {}) has neighbour-load curves in two different profile files",
+                    k.model, k.profile, k.procs
+                ))),
+                _ => {
+                    self.loaded.insert(k, v);
+                }
+            }
+        }
         for (m, me) in other.methods {
             self.methods.entry(m).or_insert(me);
         }
@@ -389,9 +548,56 @@ impl ProfileSet {
         Ok(())
     }
 
+    /// Whether any curve was measured under neighbour load.
+    pub fn has_loaded(&self) -> bool {
+        !self.loaded.is_empty()
+    }
+
+    /// The set as measured with every neighbour at `load`: each curve that has a curve
+    /// measured at exactly that load is replaced by it (curves without one, such as a
+    /// whole-GPU profile that has no neighbours, stay as they are), and the loaded curves are
+    /// dropped, so no interference model applies on top. `load` 1 gives the "all neighbours
+    /// flat out" profiles. An error if no curve was measured at that load.
+    pub fn at_neighbour_load(&self, load: f64) -> Result<Self> {
+        let mut s = self.clone();
+        let mut hit = 0;
+        for (k, v) in &self.loaded {
+            if let Some(lc) = v.iter().find(|lc| (lc.load - load).abs() < 1e-9) {
+                s.curves.insert(k.clone(), lc.curve.clone());
+                hit += 1;
+            }
+        }
+        if hit == 0 {
+            return Err(Error::Invalid(format!(
+                "no curve of the {} profiles was measured at neighbour load {load}",
+                self.gpu
+            )));
+        }
+        s.loaded.clear();
+        Ok(s)
+    }
+
+    /// The set without its neighbour-load curves (isolated profiles, no interference model).
+    pub fn isolated(&self) -> Self {
+        let mut s = self.clone();
+        s.loaded.clear();
+        s
+    }
+
     /// Fills every missing batch between the smallest and largest measured one by linear
     /// interpolation (only when the user asks: the rows it adds are not measurements).
-    pub fn interpolated(&self) -> Self {
+    /// Refuses to create more than [`MAX_INTERPOLATED_POINTS`] points in all.
+    pub fn interpolated(&self) -> Result<Self> {
+        let points: u64 = self
+            .curves
+            .values()
+            .map(|c| (c.max_batch() - c.batches[0]) as u64 + 1)
+            .sum();
+        if points > MAX_INTERPOLATED_POINTS {
+            return Err(Error::Invalid(format!(
+                "interpolating every batch between the measured ones would create {points} points, above the limit of {MAX_INTERPOLATED_POINTS}"
+            )));
+        }
         let mut s = self.clone();
         for (key, c) in s.curves.iter_mut() {
             let (lo, hi) = (c.batches[0], c.max_batch());
@@ -407,7 +613,20 @@ impl ProfileSet {
             c.latency_ms = lat;
             c.p99_ms = p99;
         }
-        s
+        Ok(s)
+    }
+}
+
+fn curve_of(pts: &[&ProfileRow]) -> Curve {
+    Curve {
+        batches: pts.iter().map(|r| r.batch).collect(),
+        latency_ms: pts.iter().map(|r| r.latency_ms).collect(),
+        p99_ms: pts
+            .iter()
+            .map(|r| r.latency_p99_ms.unwrap_or(r.latency_ms))
+            .collect(),
+        throughput_qps: pts.iter().map(|r| r.throughput_qps).collect(),
+        has_p99: pts.iter().all(|r| r.latency_p99_ms.is_some()),
     }
 }
 
@@ -422,8 +641,8 @@ fn self_lookup(c: &Curve, b: u32, p99: bool) -> f64 {
 
 /// Parses migopt's profile CSV, reporting the file, line and column of every problem.
 pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
+    // Fields are trimmed as they are read (cheaper than the csv crate's record trimming).
     let mut rdr = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
         .flexible(false)
         .from_reader(text.as_bytes());
     let headers = rdr
@@ -433,8 +652,8 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
             message: e.to_string(),
         })?
         .clone();
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    for h in headers.iter() {
+    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+    for h in headers.iter().map(str::trim) {
         if !REQUIRED.contains(&h) && !OPTIONAL.contains(&h) {
             return Err(Error::Syntax {
                 origin: Origin::at(path, 1),
@@ -456,15 +675,18 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
             ),
         })?;
     }
-    let (p99_i, procs_i, tp_i, method_i) = (
+    let (p99_i, procs_i, tp_i, method_i, load_i) = (
         col("latency_p99_ms"),
         col("procs"),
         col("throughput_qps"),
         col("method"),
+        col("neighbour_load"),
     );
+    let lines = LineIndex::new(text);
     let mut out = Vec::new();
-    for rec in rdr.records() {
-        let rec = rec.map_err(|e| {
+    let mut rec = csv::StringRecord::new();
+    loop {
+        let more = rdr.read_record(&mut rec).map_err(|e| {
             let byte = e.position().map(|p| p.byte()).unwrap_or(0);
             let message = match e.kind() {
                 csv::ErrorKind::UnequalLengths {
@@ -475,12 +697,15 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
                 _ => e.to_string(),
             };
             Error::Syntax {
-                origin: Origin::at_byte(path, text, byte),
+                origin: lines.origin(path, byte),
                 message,
             }
         })?;
-        let origin = Origin::at_byte(path, text, rec.position().map(|p| p.byte()).unwrap_or(0));
-        let get = |i: usize| rec.get(i).unwrap_or("");
+        if !more {
+            break;
+        }
+        let origin = lines.origin(path, rec.position().map(|p| p.byte()).unwrap_or(0));
+        let get = |i: usize| rec.get(i).unwrap_or("").trim();
         let text_field = |i: usize, name: &str| -> Result<String> {
             let v = get(i);
             if v.is_empty() {
@@ -492,20 +717,11 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
         let model = text_field(idx[0], "model")?;
         let gpu = text_field(idx[1], "gpu")?;
         let profile = text_field(idx[2], "profile")?;
-        let batch: u32 = get(idx[3]).parse().map_err(|_| {
-            Error::field(
-                origin.clone(),
-                "batch",
-                format!("`{}` is not a whole number", get(idx[3])),
-            )
-        })?;
-        if batch == 0 {
-            return Err(Error::field(origin.clone(), "batch", "must be at least 1"));
-        }
-        let latency_ms = positive(get(idx[4]), &origin, "latency_ms")?;
+        let batch = whole(get(idx[3]), &origin, "batch", MAX_BATCH)?;
+        let latency_ms = latency(get(idx[4]), &origin, "latency_ms")?;
         let latency_p99_ms = match p99_i.map(get).filter(|s| !s.is_empty()) {
             Some(s) => {
-                let v = positive(s, &origin, "latency_p99_ms")?;
+                let v = latency(s, &origin, "latency_p99_ms")?;
                 if v < latency_ms {
                     return Err(Error::field(
                         origin.clone(),
@@ -518,21 +734,22 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
             None => None,
         };
         let procs: u32 = match procs_i.map(get).filter(|s| !s.is_empty()) {
-            Some(s) => match s.parse() {
-                Ok(p) if p >= 1 => p,
-                _ => {
-                    return Err(Error::field(
-                        origin.clone(),
-                        "procs",
-                        format!("`{s}` is not a whole number ≥ 1"),
-                    ))
-                }
-            },
+            Some(s) => whole(s, &origin, "procs", MAX_PROCS)?,
             None => 1,
         };
         let derived = procs as f64 * batch as f64 * 1000.0 / latency_ms;
         let throughput_qps = match tp_i.map(get).filter(|s| !s.is_empty()) {
-            Some(s) => positive(s, &origin, "throughput_qps")?,
+            Some(s) => {
+                let v = positive(s, &origin, "throughput_qps")?;
+                if v > MAX_RATE_QPS {
+                    return Err(Error::field(
+                        origin.clone(),
+                        "throughput_qps",
+                        format!("{s} is above the limit of {MAX_RATE_QPS:e} queries/s"),
+                    ));
+                }
+                v
+            }
             None => derived,
         };
         let method = match method_i.map(get).filter(|s| !s.is_empty()) {
@@ -540,10 +757,23 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
                 Error::field(
                     origin.clone(),
                     "method",
-                    format!("`{s}` is not one of mig, green-context, imported"),
+                    format!("`{s}` is not one of mig, green-context, mps, imported"),
                 )
             })?,
             None => Method::Imported,
+        };
+        let neighbour_load = match load_i.map(get).filter(|s| !s.is_empty()) {
+            Some(s) => match s.parse::<f64>() {
+                Ok(v) if (0.0..=1.0).contains(&v) => v,
+                _ => {
+                    return Err(Error::field(
+                        origin.clone(),
+                        "neighbour_load",
+                        format!("`{s}` is not a fraction between 0 and 1"),
+                    ))
+                }
+            },
+            None => 0.0,
         };
         out.push((
             origin,
@@ -557,6 +787,7 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
                 procs,
                 throughput_qps,
                 method,
+                neighbour_load,
             },
         ));
     }
@@ -567,6 +798,44 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
         });
     }
     Ok(out)
+}
+
+/// A whole number in 1..=max.
+fn whole(s: &str, origin: &Origin, field: &str, max: u32) -> Result<u32> {
+    let v: u64 = s.parse().map_err(|_| {
+        Error::field(
+            origin.clone(),
+            field,
+            format!("`{s}` is not a whole number"),
+        )
+    })?;
+    if v == 0 {
+        return Err(Error::field(origin.clone(), field, "must be at least 1"));
+    }
+    if v > max as u64 {
+        return Err(Error::field(
+            origin.clone(),
+            field,
+            format!("{v} is above the limit of {max}"),
+        ));
+    }
+    Ok(v as u32)
+}
+
+/// A latency in [MIN_LATENCY_MS, MAX_LATENCY_MS]: smaller values are unit errors (or
+/// denormals that break the arithmetic), larger ones overflow throughputs.
+fn latency(s: &str, origin: &Origin, field: &str) -> Result<f64> {
+    let v = positive(s, origin, field)?;
+    if !(MIN_LATENCY_MS..=MAX_LATENCY_MS).contains(&v) {
+        return Err(Error::field(
+            origin.clone(),
+            field,
+            format!(
+                "{s} ms is outside the accepted range {MIN_LATENCY_MS:e}..{MAX_LATENCY_MS:e} ms (check the unit)"
+            ),
+        ));
+    }
+    Ok(v)
 }
 
 fn positive(s: &str, origin: &Origin, field: &str) -> Result<f64> {
@@ -585,12 +854,14 @@ fn positive(s: &str, origin: &Origin, field: &str) -> Result<f64> {
 
 /// Writes rows in migopt's CSV schema (all columns), for importers and the profiler's peers.
 pub fn write_csv(rows: &[ProfileRow], mut w: impl std::io::Write) -> std::io::Result<()> {
+    let loaded = rows.iter().any(|r| r.neighbour_load > 0.0);
     writeln!(
         w,
-        "model,gpu,profile,batch,latency_ms,latency_p99_ms,procs,throughput_qps,method"
+        "model,gpu,profile,batch,latency_ms,latency_p99_ms,procs,throughput_qps,method{}",
+        if loaded { ",neighbour_load" } else { "" }
     )?;
     for r in rows {
-        writeln!(
+        write!(
             w,
             "{},{},{},{},{},{},{},{},{}",
             r.model,
@@ -603,6 +874,10 @@ pub fn write_csv(rows: &[ProfileRow], mut w: impl std::io::Write) -> std::io::Re
             fmt_num(r.throughput_qps),
             r.method.as_str()
         )?;
+        if loaded {
+            write!(w, ",{}", fmt_num(r.neighbour_load))?;
+        }
+        writeln!(w)?;
     }
     Ok(())
 }
@@ -676,10 +951,95 @@ mod tests {
 
     #[test]
     fn interpolation_fills_gaps_only_when_asked() {
-        let s = set().interpolated();
+        let s = set().interpolated().unwrap();
         let c = s.curve("m", "1g.10gb", 1).unwrap();
         assert_eq!(c.batches, (1..=8).collect::<Vec<_>>());
         assert_relative_eq!(c.latency_ms[2], 4.0);
+    }
+
+    const LOADED: &str =
+        "model,gpu,profile,batch,latency_ms,latency_p99_ms,method,neighbour_load\n\
+        m,H200-141GB,1g.18gb,1,2.0,2.5,mps,0\n\
+        m,H200-141GB,1g.18gb,8,8.0,9,mps,0\n\
+        m,H200-141GB,1g.18gb,1,2.2,2.9,mps,0.3\n\
+        m,H200-141GB,1g.18gb,8,9.0,10,mps,0.3\n\
+        m,H200-141GB,1g.18gb,1,3.0,3.5,mps,1\n\
+        m,H200-141GB,1g.18gb,8,11.0,12,mps,1\n\
+        m,H200-141GB,7g.141gb,1,1.0,1.1,mps,0\n";
+
+    #[test]
+    fn neighbour_load_rows_are_kept_beside_the_isolated_curves() {
+        let s = ProfileSet::from_csv_str(LOADED, Path::new("l.csv")).unwrap();
+        assert_eq!(s.methods["m"], Method::Mps);
+        let c = s.curve("m", "1g.18gb", 1).unwrap();
+        assert_eq!(c.latency_ms, vec![2.0, 8.0]);
+        let key = CurveKey {
+            model: "m".into(),
+            profile: "1g.18gb".into(),
+            procs: 1,
+        };
+        let l = &s.loaded[&key];
+        assert_eq!(l.iter().map(|x| x.load).collect::<Vec<_>>(), vec![0.3, 1.0]);
+        assert_eq!(l[1].curve.latency_ms, vec![3.0, 11.0]);
+        // all neighbours flat out: the 1.0 curves replace the isolated ones; 7g has none
+        let flat = s.at_neighbour_load(1.0).unwrap();
+        assert_eq!(
+            flat.curve("m", "1g.18gb", 1).unwrap().latency_ms,
+            vec![3.0, 11.0]
+        );
+        assert_eq!(
+            flat.curve("m", "7g.141gb", 1).unwrap().latency_ms,
+            vec![1.0]
+        );
+        assert!(!flat.has_loaded());
+        assert!(s.at_neighbour_load(0.6).is_err());
+        assert!(!s.isolated().has_loaded());
+    }
+
+    #[test]
+    fn neighbour_load_errors_name_the_field() {
+        let bad = LOADED.replace("mps,0.3", "mps,1.3");
+        let e = ProfileSet::from_csv_str(&bad, Path::new("l.csv"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "l.csv:4: field `neighbour_load`: `1.3` is not a fraction between 0 and 1"
+        );
+        let only_loaded =
+            "model,gpu,profile,batch,latency_ms,neighbour_load\nm,H200-141GB,1g.18gb,1,2,0.5\n";
+        let e = ProfileSet::from_csv_str(only_loaded, Path::new("o.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("never alone"), "{e}");
+        let dup = format!("{LOADED}m,H200-141GB,1g.18gb,8,9.5,10,mps,0.3\n");
+        let e = ProfileSet::from_csv_str(&dup, Path::new("d.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("d.csv:9: field `batch`: duplicate measurement of m on 1g.18gb at batch 8 with 1 procs under neighbour load 0.3"), "{e}");
+    }
+
+    #[test]
+    fn loaded_rows_round_trip_through_write_csv() {
+        let rows: Vec<ProfileRow> = parse_csv(LOADED, Path::new("l.csv"))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.1)
+            .collect();
+        let mut buf = Vec::new();
+        write_csv(&rows, &mut buf).unwrap();
+        let text = std::str::from_utf8(&buf).unwrap();
+        assert!(text
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with(",method,neighbour_load"));
+        let again = parse_csv(text, Path::new("q.csv")).unwrap();
+        let key = |r: &ProfileRow| (r.profile.clone(), r.batch, r.latency_ms, r.neighbour_load);
+        assert_eq!(
+            again.iter().map(|r| key(&r.1)).collect::<Vec<_>>(),
+            rows.iter().map(key).collect::<Vec<_>>()
+        );
     }
 
     #[test]

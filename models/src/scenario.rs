@@ -8,6 +8,10 @@
 //! kind = "H100-80GB"
 //! count = 8                   # GPUs in the server (an upper limit for min-gpus)
 //!
+//! [options]                   # optional
+//! batch_lookup = "interpolate"  # or "exact", "pad"
+//! max_procs = 3               # min-gpus: at most 3 MPS processes per instance
+//!
 //! [[model]]
 //! name = "resnet50"
 //! profile = "h100-80gb/resnet50.csv"   # relative to this file
@@ -19,10 +23,16 @@
 //! ```
 
 use crate::catalogue::{Catalogue, GpuSpec};
-use crate::error::{Error, Origin, Result};
+use crate::error::{Error, LineIndex, Origin, Result};
+use crate::limits::num;
+use crate::limits::{
+    MAX_BATCH, MAX_GPUS, MAX_INSTANCES_PER_MODEL, MAX_LATENCY_MS, MAX_MODELS, MAX_RATE_QPS,
+    MAX_SHARE, MIN_LATENCY_MS, MIN_SHARE,
+};
 use crate::profile::{BatchLookup, ProfileSet};
 use crate::units::{GpuName, Millis, ModelName};
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
@@ -168,6 +178,10 @@ pub struct Scenario {
     pub models: Vec<ModelSpec>,
     /// Latency curves of the models, restricted to them.
     pub profiles: ProfileSet,
+    /// The most MPS processes an instance may run (`[options] max_procs`); `None`: any
+    /// measured count.
+    #[serde(default)]
+    pub max_procs: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +207,7 @@ struct RawGpu {
 #[serde(deny_unknown_fields)]
 struct RawOptions {
     batch_lookup: Option<BatchLookup>,
+    max_procs: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -210,12 +225,33 @@ struct RawModel {
 /// profile paths to embedded data.
 pub type Reader<'a> = &'a dyn Fn(&Path) -> Result<String>;
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())]
-        .bytes()
-        .filter(|&b| b == b'\n')
-        .count()
-        + 1
+/// Where the TOML text of one scenario is, for located messages (lines found in O(log n)).
+struct Locator<'a> {
+    path: &'a Path,
+    lines: LineIndex,
+}
+
+impl Locator<'_> {
+    fn at(&self, span: std::ops::Range<usize>) -> Origin {
+        Origin::at(self.path, self.lines.line_of_byte(span.start))
+    }
+}
+
+/// Profile files named by a scenario, each read and parsed once however many models name it.
+#[derive(Default)]
+struct ProfileCache {
+    sets: HashMap<PathBuf, ProfileSet>,
+}
+
+impl ProfileCache {
+    fn get(&mut self, path: &Path, read: Reader<'_>) -> Result<&ProfileSet> {
+        if !self.sets.contains_key(path) {
+            let text = read(path)?;
+            let set = ProfileSet::from_csv_str(&text, path)?;
+            self.sets.insert(path.to_path_buf(), set);
+        }
+        Ok(&self.sets[path])
+    }
 }
 
 impl Scenario {
@@ -227,29 +263,30 @@ impl Scenario {
         })
     }
 
-    /// Parses scenario text from `path`, reading profiles through `read`.
+    /// Parses scenario text from `path`, reading profiles through `read`. Each profile file
+    /// is read and parsed once; the whole load is linear in the size of the inputs.
     pub fn parse(text: &str, path: &Path, read: Reader<'_>) -> Result<Self> {
-        let raw: RawScenario = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start));
-            Error::Syntax {
-                origin: Origin {
-                    file: path.to_path_buf(),
-                    line,
-                },
-                message: e.message().to_string(),
-            }
+        let loc = Locator {
+            path,
+            lines: LineIndex::new(text),
+        };
+        let raw: RawScenario = toml::from_str(text).map_err(|e| Error::Syntax {
+            origin: Origin {
+                file: path.to_path_buf(),
+                line: e.span().map(|s| loc.lines.line_of_byte(s.start)),
+            },
+            message: e.message().to_string(),
         })?;
-        let at = |span: std::ops::Range<usize>| Origin::at(path, line_of(text, span.start));
         let cat = Catalogue::builtin();
         let gpu: &GpuSpec = cat
             .gpu(raw.gpu.kind.get_ref())
-            .map_err(|e| Error::field(at(raw.gpu.kind.span()), "gpu.kind", e.to_string()))?;
+            .map_err(|e| Error::field(loc.at(raw.gpu.kind.span()), "gpu.kind", e.to_string()))?;
         let count = *raw.gpu.count.get_ref();
-        if !(1..=100_000).contains(&count) {
+        if !(1..=MAX_GPUS as i64).contains(&count) {
             return Err(Error::field(
-                at(raw.gpu.count.span()),
+                loc.at(raw.gpu.count.span()),
                 "gpu.count",
-                format!("{count} must be between 1 and 100000"),
+                format!("{count} must be between 1 and {MAX_GPUS}"),
             ));
         }
         if raw.model.is_empty() {
@@ -259,111 +296,35 @@ impl Scenario {
                 "the scenario serves no model (add a [[model]] table)",
             ));
         }
+        if raw.model.len() > MAX_MODELS {
+            return Err(Error::field(
+                loc.at(raw.model[MAX_MODELS].span()),
+                "model",
+                format!(
+                    "{} models, above the limit of {MAX_MODELS}",
+                    raw.model.len()
+                ),
+            ));
+        }
         let base = path.parent().unwrap_or(Path::new(""));
-        let mut models = Vec::new();
+        let mut models = Vec::with_capacity(raw.model.len());
+        let mut names = HashSet::new();
+        let mut cache = ProfileCache::default();
         let mut profiles: Option<ProfileSet> = None;
         for m in &raw.model {
-            let mo = at(m.span());
-            let m = m.get_ref();
-            let name = m.name.get_ref().trim().to_string();
-            if name.is_empty() {
-                return Err(Error::field(at(m.name.span()), "model.name", "is empty"));
-            }
-            if models.iter().any(|x: &ModelSpec| x.name.as_str() == name) {
+            let (spec, set) = model_spec(m, &loc, base, gpu, &mut cache, read)?;
+            if !names.insert(spec.name.clone()) {
                 return Err(Error::field(
-                    at(m.name.span()),
+                    loc.at(m.get_ref().name.span()),
                     "model.name",
-                    format!("`{name}` is listed twice"),
-                ));
-            }
-            let sla = *m.sla_ms.get_ref();
-            if !sla.is_finite() || sla <= 0.0 {
-                return Err(Error::field(
-                    at(m.sla_ms.span()),
-                    "model.sla_ms",
-                    format!("{sla} must be a positive number of milliseconds"),
-                ));
-            }
-            let demand = match (&m.rate_qps, &m.share) {
-                (Some(r), None) => {
-                    let v = *r.get_ref();
-                    if !v.is_finite() || v <= 0.0 {
-                        return Err(Error::field(
-                            at(r.span()),
-                            "model.rate_qps",
-                            format!("{v} must be a positive rate"),
-                        ));
-                    }
-                    Demand::Rate(v)
-                }
-                (None, Some(s)) => {
-                    let v = *s.get_ref();
-                    if !v.is_finite() || v <= 0.0 {
-                        return Err(Error::field(
-                            at(s.span()),
-                            "model.share",
-                            format!("{v} must be positive"),
-                        ));
-                    }
-                    Demand::Share(v)
-                }
-                (Some(_), Some(_)) => {
-                    return Err(Error::field(
-                        mo,
-                        "model",
-                        format!("`{name}` gives both rate_qps and share; give one"),
-                    ))
-                }
-                (None, None) => {
-                    return Err(Error::field(
-                        mo,
-                        "model",
-                        format!("`{name}` needs rate_qps or share"),
-                    ))
-                }
-            };
-            let batch = match &m.batch {
-                Some(b) => {
-                    check_batch(b.get_ref())
-                        .map_err(|msg| Error::field(at(b.span()), "model.batch", msg))?;
-                    b.get_ref().clone()
-                }
-                None => BatchDist::default(),
-            };
-            let ppath = base.join(m.profile.get_ref());
-            let ptext = read(&ppath)
-                .map_err(|e| Error::field(at(m.profile.span()), "model.profile", e.to_string()))?;
-            let set = ProfileSet::from_csv_str(&ptext, &ppath)?.restrict_to(&[name.as_str()]);
-            if set.curves.is_empty() {
-                return Err(Error::field(
-                    at(m.profile.span()),
-                    "model.profile",
-                    format!("{} has no rows for model `{name}`", ppath.display()),
-                ));
-            }
-            if set.gpu != gpu.name {
-                return Err(Error::field(
-                    at(m.profile.span()),
-                    "model.profile",
-                    format!(
-                        "{} is measured on {}, the scenario's GPU is {}",
-                        ppath.display(),
-                        set.gpu,
-                        gpu.name
-                    ),
+                    format!("`{}` is listed twice", spec.name),
                 ));
             }
             match profiles.as_mut() {
                 None => profiles = Some(set),
                 Some(p) => p.merge(set)?,
             }
-            models.push(ModelSpec {
-                name: name.into(),
-                sla: Millis(sla),
-                demand,
-                batch,
-                profile_path: ppath,
-            });
+            models.push(spec);
         }
         let kinds: Vec<bool> = models
             .iter()
@@ -381,6 +342,23 @@ impl Scenario {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default()
         });
+        let max_procs = match &raw.options.max_procs {
+            None => None,
+            Some(v) => {
+                let n = *v.get_ref();
+                if !(1..=crate::limits::MAX_PROCS as i64).contains(&n) {
+                    return Err(Error::field(
+                        loc.at(v.span()),
+                        "options.max_procs",
+                        format!("{n} must be between 1 and {}", crate::limits::MAX_PROCS),
+                    ));
+                }
+                Some(n as u32)
+            }
+        };
+        let Some(profiles) = profiles else {
+            return Err(Error::internal("a scenario with models has no profiles"));
+        };
         Ok(Scenario {
             name,
             description: raw.description,
@@ -388,7 +366,8 @@ impl Scenario {
             gpu_count: count as u32,
             batch_lookup: raw.options.batch_lookup.unwrap_or_default(),
             models,
-            profiles: profiles.expect("at least one model"),
+            profiles,
+            max_procs,
         })
     }
 
@@ -429,9 +408,187 @@ impl Scenario {
     }
 }
 
+/// One `[[model]]` table: its spec and its curves (from the cached profile file).
+fn model_spec(
+    m: &Spanned<RawModel>,
+    loc: &Locator<'_>,
+    base: &Path,
+    gpu: &GpuSpec,
+    cache: &mut ProfileCache,
+    read: Reader<'_>,
+) -> Result<(ModelSpec, ProfileSet)> {
+    let mo = loc.at(m.span());
+    let m = m.get_ref();
+    let name = m.name.get_ref().trim().to_string();
+    if name.is_empty() {
+        return Err(Error::field(
+            loc.at(m.name.span()),
+            "model.name",
+            "is empty",
+        ));
+    }
+    let sla = *m.sla_ms.get_ref();
+    if !sla.is_finite() || sla <= 0.0 {
+        return Err(Error::field(
+            loc.at(m.sla_ms.span()),
+            "model.sla_ms",
+            format!("{} must be a positive number of milliseconds", num(sla)),
+        ));
+    }
+    if !(MIN_LATENCY_MS..=MAX_LATENCY_MS).contains(&sla) {
+        return Err(Error::field(
+            loc.at(m.sla_ms.span()),
+            "model.sla_ms",
+            format!(
+                "{} ms is outside the accepted range {MIN_LATENCY_MS:e}..{MAX_LATENCY_MS:e} ms",
+                num(sla)
+            ),
+        ));
+    }
+    let demand = demand(m, &name, mo, loc)?;
+    let batch = match &m.batch {
+        Some(b) => {
+            check_batch(b.get_ref())
+                .map_err(|msg| Error::field(loc.at(b.span()), "model.batch", msg))?;
+            b.get_ref().clone()
+        }
+        None => BatchDist::default(),
+    };
+    let ppath = base.join(m.profile.get_ref());
+    let profile_at = loc.at(m.profile.span());
+    let set = cache
+        .get(&ppath, read)
+        .map_err(|e| match e {
+            Error::Io { .. } | Error::Invalid(_) => {
+                Error::field(profile_at.clone(), "model.profile", e.to_string())
+            }
+            other => other,
+        })?
+        .only(&name);
+    if set.curves.is_empty() {
+        return Err(Error::field(
+            profile_at,
+            "model.profile",
+            format!("{} has no rows for model `{name}`", ppath.display()),
+        ));
+    }
+    if set.gpu != gpu.name {
+        return Err(Error::field(
+            profile_at,
+            "model.profile",
+            format!(
+                "{} is measured on {}, the scenario's GPU is {}",
+                ppath.display(),
+                set.gpu,
+                gpu.name
+            ),
+        ));
+    }
+    if let (Demand::Rate(rate), Some(r)) = (demand, &m.rate_qps) {
+        check_instances(rate, &name, &set)
+            .map_err(|msg| Error::field(loc.at(r.span()), "model.rate_qps", msg))?;
+    }
+    Ok((
+        ModelSpec {
+            name: name.into(),
+            sla: Millis(sla),
+            demand,
+            batch,
+            profile_path: ppath,
+        },
+        set,
+    ))
+}
+
+/// A model's traffic: a rate (bounded by [`MAX_RATE_QPS`]) or a share.
+fn demand(m: &RawModel, name: &str, mo: Origin, loc: &Locator<'_>) -> Result<Demand> {
+    match (&m.rate_qps, &m.share) {
+        (Some(r), None) => {
+            let v = *r.get_ref();
+            if !v.is_finite() || v <= 0.0 {
+                return Err(Error::field(
+                    loc.at(r.span()),
+                    "model.rate_qps",
+                    format!("{} must be a positive rate", num(v)),
+                ));
+            }
+            if v > MAX_RATE_QPS {
+                return Err(Error::field(
+                    loc.at(r.span()),
+                    "model.rate_qps",
+                    format!(
+                        "{} queries/s is above the limit of {MAX_RATE_QPS:e}",
+                        num(v)
+                    ),
+                ));
+            }
+            Ok(Demand::Rate(v))
+        }
+        (None, Some(s)) => {
+            let v = *s.get_ref();
+            if !v.is_finite() || v <= 0.0 {
+                return Err(Error::field(
+                    loc.at(s.span()),
+                    "model.share",
+                    format!("{} must be positive", num(v)),
+                ));
+            }
+            if !(MIN_SHARE..=MAX_SHARE).contains(&v) {
+                return Err(Error::field(
+                    loc.at(s.span()),
+                    "model.share",
+                    format!(
+                        "{} is outside the accepted range {MIN_SHARE:e}..{MAX_SHARE:e}",
+                        num(v)
+                    ),
+                ));
+            }
+            Ok(Demand::Share(v))
+        }
+        (Some(_), Some(_)) => Err(Error::field(
+            mo,
+            "model",
+            format!("`{name}` gives both rate_qps and share; give one"),
+        )),
+        (None, None) => Err(Error::field(
+            mo,
+            "model",
+            format!("`{name}` needs rate_qps or share"),
+        )),
+    }
+}
+
+/// A rate must be servable by fewer than [`MAX_INSTANCES_PER_MODEL`] instances of the
+/// model's fastest measured point (each point counted at the lower of its measured and its
+/// derived throughput), so that no planner sizes anything from an absurd count.
+fn check_instances(rate: f64, name: &str, set: &ProfileSet) -> std::result::Result<(), String> {
+    let fastest = set
+        .curves
+        .iter()
+        .flat_map(|(k, c)| {
+            c.batches
+                .iter()
+                .zip(&c.latency_ms)
+                .zip(&c.throughput_qps)
+                .map(move |((&b, &l), &t)| t.min(k.procs as f64 * b as f64 * 1000.0 / l))
+        })
+        .fold(0.0, f64::max);
+    let need = rate / fastest;
+    if !(need < MAX_INSTANCES_PER_MODEL as f64) {
+        return Err(format!(
+            "{} queries/s needs at least {need:.3e} instances of `{name}` (its fastest measured point serves {fastest:.4} queries/s), above the limit of {MAX_INSTANCES_PER_MODEL}",
+            num(rate)
+        ));
+    }
+    Ok(())
+}
+
 fn check_batch(b: &BatchDist) -> std::result::Result<(), String> {
     match b {
         BatchDist::Fixed { size } if *size == 0 => Err("fixed size must be at least 1".into()),
+        BatchDist::Fixed { size } if *size > MAX_BATCH => Err(format!(
+            "fixed size {size} is above the limit of {MAX_BATCH}"
+        )),
         BatchDist::Lognormal { median, sigma, max } => {
             if !(median.is_finite() && *median >= 1.0) {
                 Err(format!("lognormal median {median} must be at least 1"))
@@ -439,6 +596,10 @@ fn check_batch(b: &BatchDist) -> std::result::Result<(), String> {
                 Err(format!("lognormal sigma {sigma} must be positive"))
             } else if *max == 0 || (*max as f64) < *median {
                 Err(format!("lognormal max {max} must be at least the median"))
+            } else if *max > MAX_BATCH {
+                Err(format!(
+                    "lognormal max {max} is above the limit of {MAX_BATCH}"
+                ))
             } else {
                 Ok(())
             }
@@ -452,10 +613,12 @@ fn check_batch(b: &BatchDist) -> std::result::Result<(), String> {
                 ))
             } else if sizes.contains(&0) {
                 Err("table sizes must be at least 1".into())
+            } else if let Some(b) = sizes.iter().find(|&&b| b > MAX_BATCH) {
+                Err(format!("table size {b} is above the limit of {MAX_BATCH}"))
             } else if probs.iter().any(|p| !p.is_finite() || *p < 0.0)
-                || probs.iter().sum::<f64>() <= 0.0
+                || !(probs.iter().sum::<f64>() > 0.0 && probs.iter().sum::<f64>().is_finite())
             {
-                Err("table probs must be non-negative with a positive sum".into())
+                Err("table probs must be non-negative with a positive, finite sum".into())
             } else {
                 let mut s = sizes.clone();
                 s.sort_unstable();
@@ -531,6 +694,67 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("has no rows for model `zz`"), "{e}");
+    }
+
+    #[test]
+    fn a_profile_file_named_by_many_models_is_read_once() {
+        let mut csv = String::from("model,gpu,profile,batch,latency_ms\n");
+        let mut toml = String::from("[gpu]\nkind = \"H100-80GB\"\ncount = 2\n");
+        for m in 0..200 {
+            csv += &format!("m{m},H100-80GB,1g.10gb,1,2\nm{m},H100-80GB,7g.80gb,1,1\n");
+            toml += &format!(
+                "[[model]]\nname = \"m{m}\"\nprofile = \"all.csv\"\nsla_ms = 10\nrate_qps = 5\n"
+            );
+        }
+        let reads = std::cell::Cell::new(0);
+        let reader = |_: &Path| {
+            reads.set(reads.get() + 1);
+            Ok(csv.clone())
+        };
+        let s = Scenario::parse(&toml, Path::new("s.toml"), &reader).unwrap();
+        assert_eq!(reads.get(), 1);
+        assert_eq!(s.models.len(), 200);
+        assert_eq!(s.profiles.curves.len(), 400);
+        // Each model keeps only its own curves, and errors still name the CSV's line.
+        let bad = csv.replace("m7,H100-80GB,7g.80gb,1,1", "m7,H100-80GB,7g.80gb,1,-1");
+        let e = Scenario::parse(&toml, Path::new("s.toml"), &|_: &Path| Ok(bad.clone()))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "all.csv:17: field `latency_ms`: -1 must be a positive finite number"
+        );
+    }
+
+    #[test]
+    fn sizes_and_rates_are_bounded_where_they_are_read() {
+        let e = |t: &str| parse(t).unwrap_err().to_string();
+        assert!(e(&OK.replace("count = 2", "count = 100001"))
+            .ends_with("field `gpu.count`: 100001 must be between 1 and 100000"));
+        let lognormal =
+            "batch = { kind = \"lognormal\", median = 8.0, sigma = 1.0, max = 4000000000 }";
+        let t = OK.replace(
+            "batch = { kind = \"table\", sizes = [1, 8], probs = [1, 1] }",
+            lognormal,
+        );
+        assert!(
+            e(&t).ends_with("lognormal max 4000000000 is above the limit of 65536"),
+            "{}",
+            e(&t)
+        );
+        let t = OK
+            .replace("share = 3", "rate_qps = 1e300")
+            .replace("share = 1\n", "rate_qps = 1\n");
+        assert!(
+            e(&t).ends_with("field `model.rate_qps`: 1e300 queries/s is above the limit of 1e9"),
+            "{}",
+            e(&t)
+        );
+        let t = OK
+            .replace("share = 3", "rate_qps = 1")
+            .replace("share = 1\n", "rate_qps = 1e9\n");
+        assert!(e(&t).ends_with("field `model.rate_qps`: 1e9 queries/s needs at least 1.000e6 instances of `b` (its fastest measured point serves 1000.0000 queries/s), above the limit of 1000000"), "{}", e(&t));
+        assert!(e(&OK.replace("sla_ms = 5", "sla_ms = 5e-324")).contains("5e-324 ms is outside"));
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod md;
 pub mod paris_elsa;
 pub mod parvagpu;
 pub mod plot;
+pub mod reconfiguration;
+pub mod replay;
 
 use migopt_models::Error;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,8 @@ pub enum Study {
     ParisElsa,
     /// ParvaGPU's six SLO scenarios (SC 2024): GPUs used, optimality, simulated SLOs.
     Parvagpu,
+    /// Re-planning over a day of traffic: static peak vs from scratch vs migopt replan.
+    Reconfiguration,
 }
 
 impl Study {
@@ -29,8 +33,9 @@ impl Study {
         match dir.file_name().and_then(|n| n.to_str()) {
             Some("paris-elsa") => Ok(Study::ParisElsa),
             Some("parvagpu") => Ok(Study::Parvagpu),
+            Some("reconfiguration") => Ok(Study::Reconfiguration),
             _ => Err(Error::Invalid(format!(
-                "{}: not a study folder (use papers/paris-elsa or papers/parvagpu)",
+                "{}: not a study folder (use papers/paris-elsa, papers/parvagpu or papers/reconfiguration)",
                 dir.display()
             ))),
         }
@@ -88,5 +93,6 @@ pub fn reproduce(study: Study, opts: &Options, progress: Progress<'_>) -> Result
     match study {
         Study::ParisElsa => paris_elsa::run(opts, progress),
         Study::Parvagpu => parvagpu::run(opts, progress),
+        Study::Reconfiguration => reconfiguration::run(opts, progress),
     }
 }

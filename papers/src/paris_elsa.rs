@@ -78,6 +78,7 @@ pub fn workload(
         gpu: gpu.name.clone(),
         gpu_count: gpus,
         batch_lookup: BatchLookup::Interpolate,
+        max_procs: None,
         models: vec![ModelSpec {
             name: model.into(),
             sla: Millis(sla),

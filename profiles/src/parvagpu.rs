@@ -9,7 +9,8 @@
 //! have no header: one row per scenario, one column per model in alphabetical order,
 //! `N/A` where the scenario does not serve the model.
 
-use migopt_models::error::{Error, Origin, Result};
+use migopt_models::error::{Error, LineIndex, Origin, Result};
+use migopt_models::limits::{MAX_BATCH, MAX_LATENCY_MS, MAX_PROCS, MAX_RATE_QPS, MIN_LATENCY_MS};
 use migopt_models::profile::{write_csv, Method, ProfileRow};
 use migopt_models::Catalogue;
 use std::fmt::Write as _;
@@ -68,11 +69,9 @@ pub fn read(dir: &Path) -> Result<Import> {
     let mut models = Vec::new();
     let mut rows = Vec::new();
     for f in &files {
-        let model = f
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let model = model_name(f)?;
         let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
+        let lines = LineIndex::new(&text);
         let mut out = Vec::new();
         let mut rdr = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
@@ -105,10 +104,10 @@ pub fn read(dir: &Path) -> Result<Import> {
         }
         for rec in rdr.records() {
             let rec = rec.map_err(|e| Error::Syntax {
-                origin: Origin::at_byte(f, &text, e.position().map(|p| p.byte()).unwrap_or(0)),
+                origin: lines.origin(f, e.position().map(|p| p.byte()).unwrap_or(0)),
                 message: e.to_string(),
             })?;
-            let origin = Origin::at_byte(f, &text, rec.position().map(|p| p.byte()).unwrap_or(0));
+            let origin = lines.origin(f, rec.position().map(|p| p.byte()).unwrap_or(0));
             let num = |i: usize| -> Result<f64> {
                 let s = rec.get(i).unwrap_or("");
                 s.parse::<f64>()
@@ -122,21 +121,56 @@ pub fn read(dir: &Path) -> Result<Import> {
                         )
                     })
             };
-            let whole = |i: usize| -> Result<u32> {
+            let whole = |i: usize, max: u32| -> Result<u32> {
                 let v = num(i)?;
                 if v.fract() != 0.0 || v < 1.0 {
                     return Err(Error::field(
                         origin.clone(),
                         WANT[i],
-                        format!("{v} is not a whole number ≥ 1"),
+                        format!(
+                            "{} is not a whole number ≥ 1",
+                            migopt_models::limits::num(v)
+                        ),
+                    ));
+                }
+                if v > max as f64 {
+                    return Err(Error::field(
+                        origin.clone(),
+                        WANT[i],
+                        format!(
+                            "{} is above the limit of {max}",
+                            migopt_models::limits::num(v)
+                        ),
                     ));
                 }
                 Ok(v as u32)
             };
-            let (gpcs, batch, procs) = (whole(0)?, whole(1)?, whole(2)?);
             let (tp, lat_s) = (num(3)?, num(4)?);
             if tp == 0.0 && lat_s == 0.0 {
                 continue; // not run
+            }
+            let (gpcs, batch, procs) = (whole(0, 7)?, whole(1, MAX_BATCH)?, whole(2, MAX_PROCS)?);
+            let latency_ms = lat_s * 1000.0;
+            if tp != 0.0 && lat_s != 0.0 && !(MIN_LATENCY_MS..=MAX_LATENCY_MS).contains(&latency_ms)
+            {
+                return Err(Error::field(
+                    origin.clone(),
+                    "Latency",
+                    format!(
+                        "{} s is outside the accepted range {MIN_LATENCY_MS:e}..{MAX_LATENCY_MS:e} ms",
+                        migopt_models::limits::num(lat_s)
+                    ),
+                ));
+            }
+            if tp != 0.0 && !(1e-6..=MAX_RATE_QPS).contains(&(tp * procs as f64)) {
+                return Err(Error::field(
+                    origin.clone(),
+                    "Throughput",
+                    format!(
+                        "{} x {procs} processes is outside the accepted range 1e-6..{MAX_RATE_QPS:e} requests/s",
+                        migopt_models::limits::num(tp)
+                    ),
+                ));
             }
             if tp == 0.0 || lat_s == 0.0 {
                 return Err(Error::field(
@@ -157,11 +191,20 @@ pub fn read(dir: &Path) -> Result<Import> {
                 gpu: gpu.name.clone(),
                 profile: profile.name.clone(),
                 batch,
-                latency_ms: lat_s * 1000.0,
+                latency_ms,
                 latency_p99_ms: None,
                 procs,
                 throughput_qps: tp * procs as f64,
                 method: Method::Imported,
+                neighbour_load: 0.0,
+            });
+        }
+        if out.is_empty() {
+            return Err(Error::Syntax {
+                origin: Origin::file(f),
+                message: format!(
+                    "model {model} has no runnable point (every row is 0,0): it cannot be imported"
+                ),
             });
         }
         models.push(model.clone());
@@ -209,7 +252,36 @@ pub fn read(dir: &Path) -> Result<Import> {
     })
 }
 
+/// The model a profile file holds: its file stem, which must be a plain name (letters,
+/// digits, `.`, `_`, `+`, `-`) because it is written unquoted into CSVs and into TOML.
+fn model_name(f: &Path) -> Result<String> {
+    let stem = f
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let plain = |c: char| c.is_ascii_alphanumeric() || "._+-".contains(c);
+    if stem.is_empty() || !stem.chars().all(plain) {
+        return Err(Error::Syntax {
+            origin: Origin::file(f),
+            message: format!(
+                "the file name gives model name `{stem}`; use letters, digits, `.`, `_`, `+` and `-` only"
+            ),
+        });
+    }
+    Ok(stem)
+}
+
+/// The bounds of one SLO cell: a rate up to [`MAX_RATE_QPS`], an SLO in the latency range.
+fn slo_in_range(v: f64, rates: bool) -> bool {
+    if rates {
+        v <= MAX_RATE_QPS
+    } else {
+        (MIN_LATENCY_MS..=MAX_LATENCY_MS).contains(&v)
+    }
+}
+
 fn read_slo(path: &Path, columns: usize) -> Result<Vec<Vec<Option<f64>>>> {
+    let rates = path.file_name().is_some_and(|n| n == "SLO_req_rate.csv");
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -236,17 +308,32 @@ fn read_slo(path: &Path, columns: usize) -> Result<Vec<Vec<Option<f64>>>> {
                 if *c == "N/A" {
                     return Ok(None);
                 }
-                c.parse::<f64>()
+                let v = c
+                    .parse::<f64>()
                     .ok()
                     .filter(|v| v.is_finite() && *v > 0.0)
-                    .map(Some)
                     .ok_or_else(|| {
                         Error::field(
                             origin.clone(),
                             format!("column {}", j + 1),
                             format!("`{c}` is not a positive number or N/A"),
                         )
-                    })
+                    })?;
+                if !slo_in_range(v, rates) {
+                    return Err(Error::field(
+                        origin.clone(),
+                        format!("column {}", j + 1),
+                        format!(
+                            "{c} is outside the range migopt accepts for {}",
+                            if rates {
+                                "a rate (requests/s)"
+                            } else {
+                                "an SLO (ms)"
+                            }
+                        ),
+                    ));
+                }
+                Ok(Some(v))
             })
             .collect::<Result<Vec<_>>>()?;
         out.push(row);
@@ -279,26 +366,26 @@ impl Import {
         t
     }
 
-    /// Writes `<model>.csv` per model and `parvagpu-s<i>.toml` per scenario into `out`.
-    /// Everything is rendered in memory first, so bad input writes nothing.
-    pub fn write(&self, out: &Path) -> Result<Vec<PathBuf>> {
-        let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+    /// The files the import makes under `out`: `<model>.csv` per model and
+    /// `parvagpu-s<i>.toml` per scenario, rendered in memory (the caller writes them all or
+    /// none). Each rendered file is read back through migopt's own parsers, so a value the
+    /// formats cannot carry is an error here, not a broken file.
+    pub fn files(&self, out: &Path) -> Result<Vec<(PathBuf, String)>> {
+        let mut files = Vec::new();
         for (m, rows) in &self.rows {
-            let mut buf = Vec::new();
-            write_csv(rows, &mut buf).map_err(|e| Error::io(out.join(format!("{m}.csv")), e))?;
-            files.push((out.join(format!("{m}.csv")), buf));
+            let path = out.join(format!("{m}.csv"));
+            let text = csv_text(rows, &path)?;
+            migopt_models::profile::parse_csv(&text, &path)?;
+            files.push((path, text));
         }
         for s in &self.scenarios {
+            self.scenario(s)?;
             files.push((
                 out.join(format!("parvagpu-s{}.toml", s.index)),
-                self.scenario_toml(s).into_bytes(),
+                self.scenario_toml(s),
             ));
         }
-        std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-        for (p, data) in &files {
-            std::fs::write(p, data).map_err(|e| Error::io(p, e))?;
-        }
-        Ok(files.into_iter().map(|f| f.0).collect())
+        Ok(files)
     }
 
     /// One scenario as a loaded [`migopt_models::Scenario`], without touching the disk
@@ -316,9 +403,7 @@ impl Import {
                 .find(|(m, _)| *m == stem)
                 .map(|r| &r.1)
                 .ok_or_else(|| Error::Invalid(format!("no imported model {stem}")))?;
-            let mut buf = Vec::new();
-            write_csv(rows, &mut buf).map_err(|e| Error::io(p, e))?;
-            String::from_utf8(buf).map_err(|e| Error::Invalid(e.to_string()))
+            csv_text(rows, p)
         };
         migopt_models::Scenario::parse(
             &text,
@@ -326,6 +411,13 @@ impl Import {
             &read,
         )
     }
+}
+
+/// Rows in migopt's CSV schema, as text.
+fn csv_text(rows: &[ProfileRow], path: &Path) -> Result<String> {
+    let mut buf = Vec::new();
+    write_csv(rows, &mut buf).map_err(|e| Error::io(path, e))?;
+    String::from_utf8(buf).map_err(|e| Error::internal(format!("{}: {e}", path.display())))
 }
 
 /// The ParvaGPU A100-80GB data set vendored in this repository (`profiles/parvagpu-a100-80gb/`,
@@ -411,6 +503,47 @@ mod tests {
     }
 
     #[test]
+    fn values_the_formats_cannot_carry_are_rejected_with_file_and_row() {
+        let d = tempfile::tempdir().unwrap();
+        let err = |prof: &str| {
+            mini(d.path(), prof, "10,N/A", "100,N/A");
+            read(d.path()).unwrap_err().to_string()
+        };
+        let e = err(&PROF.replace("1,2,2,150.088", "1,1e18,2,150.088"));
+        assert!(
+            e.ends_with("aa.csv:3: field `Batch size`: 1e18 is above the limit of 65536"),
+            "{e}"
+        );
+        let e = err(&PROF.replace("0.013", "1e306"));
+        assert!(
+            e.ends_with(
+                "aa.csv:3: field `Latency`: 1e306 s is outside the accepted range 1e-6..1e9 ms"
+            ),
+            "{e}"
+        );
+        let e = err(&PROF.replace("1,2,2,150.088", "1,2,100,150.088"));
+        assert!(
+            e.ends_with("aa.csv:3: field `Workload Number`: 100 is above the limit of 64"),
+            "{e}"
+        );
+        let e = err("Mig instance,Batch size,Workload Number,Throughput,Latency\n1,1,1,0,0\n");
+        assert!(
+            e.ends_with(
+                "aa.csv: model aa has no runnable point (every row is 0,0): it cannot be imported"
+            ),
+            "{e}"
+        );
+        mini(d.path(), PROF, "10,N/A", "100,N/A");
+        std::fs::write(d.path().join("prof_data/b\"b.csv"), PROF).unwrap();
+        let e = read(d.path()).unwrap_err().to_string();
+        assert!(e.ends_with("b\"b.csv: the file name gives model name `b\"b`; use letters, digits, `.`, `_`, `+` and `-` only"), "{e}");
+        std::fs::remove_file(d.path().join("prof_data/b\"b.csv")).unwrap();
+        mini(d.path(), PROF, "1e300,N/A", "100,N/A");
+        let e = read(d.path()).unwrap_err().to_string();
+        assert!(e.ends_with("SLO_req_rate.csv:1: field `column 1`: 1e300 is outside the range migopt accepts for a rate (requests/s)"), "{e}");
+    }
+
+    #[test]
     fn the_vendored_dataset_imports() {
         let dir = dataset_dir();
         let imp = read(&dir).unwrap();
@@ -422,8 +555,11 @@ mod tests {
             imp.scenario(s).unwrap();
         }
         let out = tempfile::tempdir().unwrap();
-        let written = imp.write(out.path()).unwrap();
-        assert_eq!(written.len(), 17);
+        let files = imp.files(out.path()).unwrap();
+        assert_eq!(files.len(), 17);
+        for (p, text) in &files {
+            std::fs::write(p, text).unwrap();
+        }
         migopt_models::Scenario::load(&out.path().join("parvagpu-s6.toml")).unwrap();
     }
 }

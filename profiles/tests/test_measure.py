@@ -77,11 +77,18 @@ class ArgsTest(unittest.TestCase):
 
     def test_rejects_bad_values(self):
         for argv in (["--models", "resnet18"], ["--batches", "0"], ["--batches", "a,b"], ["--dtype", "int8"],
-                     ["--iters", "10"], ["--warmup", "2"], ["--method", "mps"],
+                     ["--iters", "10"], ["--warmup", "2"], ["--method", "mpx"],
+                     ["--neighbour-load", "0.3"], ["--method", "mps", "--neighbour-load", "1.5"],
+                     ["--method", "mps", "--layouts", "3g.71gb"],
                      ["--method", "green-context", "--mig-devices", "MIG-a"],
                      ["--mig-devices", "MIG-a,MIG-b", "--mig-profiles", "1g.10gb"]):
             with self.assertRaises(SystemExit, msg=argv):
                 _quiet_parse(argv)
+
+    def test_mps_method_arguments(self):
+        a = _quiet_parse(["--method", "mps", "--neighbour-load", "1,0,0.3", "--layouts", "3g.71gb,1g.18gb;4g.71gb,1g.35gb"])
+        self.assertEqual(a.neighbour_load, [0.0, 0.3, 1.0])
+        self.assertEqual(a.layouts, [["3g.71gb", "1g.18gb"], ["4g.71gb", "1g.35gb"]])
 
     def test_mig_devices_imply_method_mig(self):
         a = _quiet_parse(["--mig-devices", "MIG-aaa,MIG-bbb", "--mig-profiles", "1g.10gb,3g.40gb"])

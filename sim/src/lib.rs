@@ -60,7 +60,7 @@ pub use migopt_models::report::{
     ModelReport, QueueSummary, SimReport,
 };
 pub use sched::{Dispatcher, SchedulerKind};
-pub use trace::{parse_trace, read_trace, TraceRecord};
+pub use trace::{parse_trace, parse_trace_for, read_trace, read_trace_for, TraceRecord};
 
 use migopt_models::{Error, Objective, Plan, Scenario};
 use prep::Prepared;

@@ -313,6 +313,15 @@ impl Prepared {
             }
         }
         let ni = insts.len();
+        let cells = (ni + models.len()).saturating_mul(width);
+        if cells > migopt_models::limits::MAX_SERVICE_TABLE_CELLS {
+            return Err(Error::Invalid(format!(
+                "the plan's {ni} instances and {} models with batches up to {} need {cells} service-table entries, above the limit of {}",
+                models.len(),
+                width - 1,
+                migopt_models::limits::MAX_SERVICE_TABLE_CELLS
+            )));
+        }
         let mut med = vec![f64::INFINITY; ni * width];
         let mut jit = Jitter::new(ni * width);
         for (i, inst) in insts.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! Query traces: recorded arrivals replayed exactly, so a plan can be judged on real
 //! traffic (bursts, diurnal swings) rather than on Poisson's idealisation.
 
+use migopt_models::limits::{MAX_BATCH, MAX_QUERIES_PER_RUN, MAX_SIM_SECONDS};
 use migopt_models::{Error, ModelName, Origin};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -24,12 +25,30 @@ const COLUMNS: [&str; 3] = ["arrival_ms", "model", "batch"];
 /// because a replay cannot go back in time and a silently sorted trace is not the trace
 /// that was recorded.
 pub fn read_trace(path: &Path) -> Result<Vec<TraceRecord>, Error> {
+    read_trace_for(path, None)
+}
+
+/// [`read_trace`], also checking that every record names one of `models` (the scenario's),
+/// so that an unknown model is reported at its line.
+pub fn read_trace_for(path: &Path, models: Option<&[&str]>) -> Result<Vec<TraceRecord>, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    parse_trace(&text, path)
+    parse_trace_for(&text, path, models)
 }
 
 /// [`read_trace`] on text already read; `origin` names it in errors.
 pub fn parse_trace(text: &str, origin: &Path) -> Result<Vec<TraceRecord>, Error> {
+    parse_trace_for(text, origin, None)
+}
+
+/// [`read_trace_for`] on text already read. A UTF-8 byte-order mark is accepted; times are
+/// bounded by [`MAX_SIM_SECONDS`], batches by [`MAX_BATCH`], the record count by
+/// [`MAX_QUERIES_PER_RUN`].
+pub fn parse_trace_for(
+    text: &str,
+    origin: &Path,
+    models: Option<&[&str]>,
+) -> Result<Vec<TraceRecord>, Error> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate().filter(|(_, l)| {
         let t = l.trim();
         !t.is_empty() && !t.starts_with('#')
@@ -85,6 +104,16 @@ pub fn parse_trace(text: &str, origin: &Path) -> Result<Vec<TraceRecord>, Error>
                 format!("{t_s} must be a non-negative time in ms"),
             ));
         }
+        if t > MAX_SIM_SECONDS * 1000.0 {
+            return Err(Error::field(
+                at,
+                "arrival_ms",
+                format!(
+                    "{t_s} ms is above the limit of {:e} ms of simulated time",
+                    MAX_SIM_SECONDS * 1000.0
+                ),
+            ));
+        }
         if let Some((pt, pl)) = prev {
             if t < pt {
                 return Err(Error::field(
@@ -98,9 +127,26 @@ pub fn parse_trace(text: &str, origin: &Path) -> Result<Vec<TraceRecord>, Error>
         if model.is_empty() {
             return Err(Error::field(at, "model", "is empty"));
         }
+        if let Some(known) = models.filter(|k| !k.contains(&model)) {
+            return Err(Error::field(
+                at,
+                "model",
+                format!(
+                    "`{model}` is not a model of the scenario ({})",
+                    known.join(", ")
+                ),
+            ));
+        }
         let b_s = fields[idx[2]];
-        let batch: u32 = match b_s.parse() {
-            Ok(b) if b >= 1 => b,
+        let batch: u32 = match b_s.parse::<u64>() {
+            Ok(b) if (1..=MAX_BATCH as u64).contains(&b) => b as u32,
+            Ok(b) if b > 1 => {
+                return Err(Error::field(
+                    at,
+                    "batch",
+                    format!("{b} is above the limit of {MAX_BATCH}"),
+                ))
+            }
             _ => {
                 return Err(Error::field(
                     at,
@@ -109,6 +155,15 @@ pub fn parse_trace(text: &str, origin: &Path) -> Result<Vec<TraceRecord>, Error>
                 ))
             }
         };
+        if out.len() as u64 >= MAX_QUERIES_PER_RUN {
+            return Err(Error::field(
+                at,
+                "arrival_ms",
+                format!(
+                    "the trace has more than {MAX_QUERIES_PER_RUN} queries, the limit of one run"
+                ),
+            ));
+        }
         prev = Some((t, i + 1));
         out.push(TraceRecord {
             arrival_ms: t,

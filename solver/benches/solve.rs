@@ -12,6 +12,14 @@
 //! * `min_gpus_scaling_*`: a 10-model min-gpus MILP whose rates are 1–16 GPUs' worth, for
 //!   both encodings (gap 0).
 //!
+//! * `min_gpus_proven_100_models` / `min_gpus_proven_1000_models`: the same generator with
+//!   100 models needing 725 GPUs and 1,000 models needing 7,164 GPUs, proven optimal (gap 0,
+//!   fewest GPUs then fewest GPCs). Goals < 0.5 s and < 20 s.
+//! * `replan_100_gpus_11_models`: the ParvaGPU A100-80GB models (its sixth SLO scenario,
+//!   rates ×6.5: 100 GPUs) re-planned after a load change (each model's rate times a factor
+//!   between 0.55 and 1.3), every tier proven; the current plan is made outside the timing.
+//!   Goal < 2 s.
+//!
 //! Every plan is timed end to end (`plan()`: input checks, heuristic bound, LP bound, MIP
 //! start, MILP, placement and validation).
 //!
@@ -21,6 +29,7 @@ use migopt_models::{
     BatchDist, BatchLookup, Demand, Method, Millis, ModelSpec, Objective, Origin, ProfileRow,
     ProfileSet, Scenario,
 };
+use migopt_solver::replan::{replan, ReplanOptions};
 use migopt_solver::{plan, Encoding, PlanOptions, SolverKind};
 use std::path::PathBuf;
 
@@ -74,6 +83,7 @@ fn rows(model: &str, a: f64, c: f64) -> Vec<(Origin, ProfileRow)> {
                         procs: p,
                         throughput_qps: p as f64 * b as f64 * 1000.0 / l,
                         method: Method::Imported,
+                        neighbour_load: 0.0,
                     },
                 ));
             }
@@ -105,6 +115,7 @@ fn scenario(
         gpu: "A100-80GB".into(),
         gpu_count: gpus,
         batch_lookup: BatchLookup::Interpolate,
+        max_procs: None,
         profiles: ProfileSet::from_rows(all).expect("valid rows"),
         models: specs,
     }
@@ -252,4 +263,76 @@ fn min_gpus_scaling_layouts(bencher: divan::Bencher, gpus: u32) {
 #[divan::bench(args = [1, 2, 4, 8, 16], sample_count = 5, sample_size = 1)]
 fn min_gpus_scaling_placements(bencher: divan::Bencher, gpus: u32) {
     scaling_min_gpus(bencher, gpus, Encoding::Placements);
+}
+
+fn proven(models: usize, gpus: f64, seed: u64, want: usize, bencher: divan::Bencher) {
+    let s = many_models(models, gpus, seed);
+    let o = min_gpus(Encoding::Layouts, 0.0);
+    bencher.bench(|| {
+        let p = plan(&s, SolverKind::Milp, &o).expect("plannable");
+        assert_eq!(p.report.status, migopt_models::SolveStatus::Optimal, "{:?}", p.report);
+        assert_eq!(p.report.bound, Some(p.report.objective));
+        assert_eq!(p.gpus_used(), want);
+        p
+    });
+}
+
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn min_gpus_proven_100_models(bencher: divan::Bencher) {
+    proven(100, MODELS_100.0, 7, MODELS_100.1, bencher);
+}
+
+#[divan::bench(sample_count = 2, sample_size = 1)]
+fn min_gpus_proven_1000_models(bencher: divan::Bencher) {
+    proven(1000, MODELS_1000.0, 7, MODELS_1000.1, bencher);
+}
+
+/// (GPUs' worth of traffic given to the generator, GPUs the optimum needs).
+const MODELS_100: (f64, usize) = (720.0, 725);
+const MODELS_1000: (f64, usize) = (7000.0, 7164);
+
+/// The ParvaGPU models at `scale` times scenario 6's rates, each model's rate also times
+/// `factor(i)`.
+fn parvagpu(scale: f64, factor: &dyn Fn(usize) -> f64) -> Scenario {
+    let dir = migopt_profiles::parvagpu::dataset_dir();
+    let imp = migopt_profiles::parvagpu::read(&dir).expect("vendored data set");
+    let mut s = imp
+        .scenario(imp.scenarios.last().expect("six scenarios"))
+        .expect("valid scenario");
+    for (i, m) in s.models.iter_mut().enumerate() {
+        if let Demand::Rate(r) = m.demand {
+            m.demand = Demand::Rate(r * scale * factor(i));
+        }
+    }
+    s
+}
+
+#[divan::bench(sample_count = 5, sample_size = 1)]
+fn replan_100_gpus_11_models(bencher: divan::Bencher) {
+    let o = min_gpus(Encoding::Layouts, 0.0);
+    let old = parvagpu(6.5, &|_| 1.0);
+    let current = plan(&old, SolverKind::Milp, &o).expect("plannable");
+    let new = parvagpu(6.5, &|i| [0.55, 1.3, 0.8, 1.1, 0.7, 1.25][i % 6]);
+    let required: Vec<f64> = old
+        .rates()
+        .expect("rates")
+        .iter()
+        .zip(new.rates().expect("rates"))
+        .map(|(a, b)| a.min(b))
+        .collect();
+    let ro = ReplanOptions {
+        plan: o,
+        spare_gpus: 1,
+        gpu_slack: 0,
+        required: Some(required),
+    };
+    println!(
+        "replan bench: current plan {} GPUs",
+        current.gpus_used()
+    );
+    bencher.bench(|| {
+        let r = replan(&current, &new, &ro).expect("re-plannable");
+        assert_eq!(r.status, migopt_models::SolveStatus::Optimal);
+        r
+    });
 }

@@ -8,6 +8,7 @@ use migopt_models::{
     enumerate_maximal, Catalogue, Error, GpuSpec, Layout, LayoutRules, PlanParams, ProfileClass,
     ProfileSpec, Scenario,
 };
+use migopt_models::limits::{MAX_GPUS, MAX_INSTANCES_PER_MODEL};
 
 /// The instance sizes (profiles) a planner may cut GPUs into, with the maximal layouts.
 #[derive(Debug, Clone)]
@@ -385,6 +386,13 @@ pub(crate) fn rate_data(
     rules: LayoutRules,
 ) -> Result<RateData, Error> {
     check_params(params)?;
+    let max_procs = match (params.max_procs, scenario.max_procs) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if max_procs == Some(0) {
+        return Err(Error::Invalid("--max-procs must be at least 1".into()));
+    }
     let Some(rates) = scenario.rates() else {
         return Err(Error::Invalid(format!(
             "scenario {}: fewest-GPUs planning needs a request rate (rate_qps) for every model, but the scenario gives shares",
@@ -403,17 +411,25 @@ pub(crate) fn rate_data(
             // All measured (batch, procs) points of this size, in ParvaGPU's scan order
             // (batch, then procs); the first point with the highest throughput wins.
             let mut pts: Vec<OpPoint> = Vec::new();
+            let procs_cap = max_procs.unwrap_or(u32::MAX);
             for procs in scenario.profiles.procs_of(name, p.name.as_str()) {
+                if procs > procs_cap {
+                    continue;
+                }
                 if let Some(c) = scenario.profiles.curve(name, p.name.as_str(), procs) {
                     any = true;
-                    for (&b, &l) in c.batches.iter().zip(&c.latency_ms) {
+                    let points = c.batches.iter().zip(&c.latency_ms).zip(&c.throughput_qps);
+                    for ((&b, &l), &measured) in points {
                         if fastest.is_none_or(|f| l < f.0) {
                             fastest = Some((l, b, procs, k));
                         }
                         if l < limit {
-                            // Planned capacity: the measured rate, less the headroom kept
-                            // for queueing (none under ParvaGPU's rule).
-                            let tp = procs as f64 * b as f64 * 1000.0 / l * params.rate_headroom;
+                            // Planned capacity: the profile's throughput column (measured
+                            // where the row gives one: ParvaGPU rounds latencies to whole
+                            // ms but gives exact throughputs; else procs·batch/latency),
+                            // less the headroom kept for queueing (none under ParvaGPU's
+                            // rule).
+                            let tp = measured * params.rate_headroom;
                             pts.push(OpPoint {
                                 batch: b,
                                 procs,
@@ -449,6 +465,7 @@ pub(crate) fn rate_data(
                 fmt_ms(l)
             )));
         }
+        check_instances(scenario, &sizes, name, &best, rates[mi])?;
         let (min_gpcs, _) = min_gpcs(&sizes, &best, rates[mi]);
         models.push(RateModel {
             name: name.to_string(),
@@ -457,35 +474,92 @@ pub(crate) fn rate_data(
             min_gpcs,
         });
     }
+    check_total(scenario, &sizes, &models)?;
     Ok(RateData { sizes, models })
+}
+
+/// A model's rate must need at most [`MAX_INSTANCES_PER_MODEL`] instances of its fastest
+/// size, so that nothing sized from the instance counts can be absurd (scenarios built in
+/// code skip the parse-time bounds).
+fn check_instances(
+    scenario: &Scenario,
+    sizes: &Sizes,
+    name: &str,
+    best: &[Option<OpPoint>],
+    rate: f64,
+) -> Result<(), Error> {
+    let top = best
+        .iter()
+        .flatten()
+        .map(|o| o.throughput)
+        .fold(0.0, f64::max);
+    let need = rate / top;
+    if !rate.is_finite() || rate <= 0.0 || !need.is_finite() {
+        return Err(Error::Invalid(format!(
+            "scenario {}: model {name}: rate {rate} requests/s is not a positive finite number",
+            scenario.name
+        )));
+    }
+    if need > MAX_INSTANCES_PER_MODEL as f64 {
+        return Err(Error::Invalid(format!(
+            "scenario {}: model {name}: rate {rate} requests/s needs {need:.3e} instances even on {} \
+             (at most {MAX_INSTANCES_PER_MODEL} per model)",
+            scenario.name, sizes.gpu.name
+        )));
+    }
+    Ok(())
+}
+
+/// The rate targets together must fit in [`MAX_GPUS`] GPUs by the GPC bound.
+fn check_total(scenario: &Scenario, sizes: &Sizes, models: &[RateModel]) -> Result<(), Error> {
+    let gpcs: u64 = models.iter().map(|m| m.min_gpcs as u64).sum();
+    let gpus = gpcs.div_ceil(sizes.gpu.compute_slices.max(1) as u64);
+    if gpus > MAX_GPUS as u64 {
+        return Err(Error::Invalid(format!(
+            "scenario {}: the rate targets need at least {gpus} GPUs (more than the {MAX_GPUS} migopt plans)",
+            scenario.name
+        )));
+    }
+    Ok(())
 }
 
 /// Fewest GPCs whose instances (each size at its best point) reach `rate`, and one such
 /// set of instances (count per size): the unbounded knapsack
-/// `min Σ c_k·n_k  s.t.  Σ T_k·n_k ≥ rate`, by dynamic programming over GPCs (f[g] = the
-/// most requests/s g GPCs can serve).
+/// `min Σ c_k·n_k  s.t.  Σ T_k·n_k ≥ rate`.
+///
+/// Let `*` be the size with the best throughput per GPC. Some optimum uses every other size
+/// fewer than c_* times (c_* copies of size i can be swapped for c_i copies of `*`: same GPCs,
+/// at least the throughput), so the other sizes cost at most `R = Σ_{i≠*} (c_*−1)·c_i` GPCs
+/// (≤ 6·17 = 102 on an A100). A dynamic programme over g ≤ R GPCs gives f[g], the most
+/// requests/s g GPCs can serve; the optimum is then `min_g g + c_*·⌈(rate − f[g]) / T_*⌉`.
+/// Time and memory do not depend on the rate.
 pub(crate) fn min_gpcs(sizes: &Sizes, best: &[Option<OpPoint>], rate: f64) -> (u32, Vec<u32>) {
     let mut counts = vec![0u32; best.len()];
     let items: Vec<(usize, usize, f64)> = best
         .iter()
         .enumerate()
         .filter_map(|(k, o)| o.map(|o| (k, sizes.profiles[k].compute as usize, o.throughput)))
-        .filter(|&(_, c, t)| c > 0 && t > 0.0)
+        .filter(|&(_, c, t)| c > 0 && t > 0.0 && t.is_finite())
         .collect();
-    // An upper limit: one size alone, rounded up to whole instances.
-    let Some(&(k0, c0, t0)) = items
+    let Some(&(ks, cs, ts)) = items
         .iter()
-        .min_by_key(|&&(_, c, t)| c * (rate / t).ceil().max(1.0) as usize)
+        .max_by(|a, b| (a.2 / a.1 as f64).total_cmp(&(b.2 / b.1 as f64)))
     else {
         return (0, counts);
     };
-    let n0 = (rate / t0).ceil().max(1.0) as usize;
-    let limit = c0 * n0;
+    if rate.is_nan() || rate <= 0.0 {
+        return (0, counts);
+    }
+    let reach: usize = items
+        .iter()
+        .filter(|i| i.0 != ks)
+        .map(|i| (cs - 1) * i.1)
+        .sum();
     let target = rate * (1.0 - 1e-12);
-    let mut f = vec![0.0f64; limit + 1];
+    let mut f = vec![0.0f64; reach + 1];
     // choice[g]: the item added to reach f[g] (None: g−1 GPCs and one idle).
-    let mut choice: Vec<Option<usize>> = vec![None; limit + 1];
-    for g in 1..=limit {
+    let mut choice: Vec<Option<usize>> = vec![None; reach + 1];
+    for g in 1..=reach {
         let (mut v, mut ch) = (f[g - 1], None);
         for (i, &(_, c, t)) in items.iter().enumerate() {
             if c <= g && f[g - c] + t > v {
@@ -495,20 +569,25 @@ pub(crate) fn min_gpcs(sizes: &Sizes, best: &[Option<OpPoint>], rate: f64) -> (u
         }
         f[g] = v;
         choice[g] = ch;
-        if v >= target {
-            let mut at = g;
-            while at > 0 {
-                match choice[at] {
-                    Some(i) => {
-                        counts[items[i].0] += 1;
-                        at -= items[i].1;
-                    }
-                    None => at -= 1,
-                }
+    }
+    // The best split: g GPCs of any sizes, then whole instances of the best size.
+    let rest = |g: usize| -> f64 { ((target - f[g]) / ts).ceil().max(0.0) };
+    let cost = |g: usize| -> f64 { g as f64 + cs as f64 * rest(g) };
+    let g = (0..=reach)
+        .min_by(|&a, &b| cost(a).total_cmp(&cost(b)).then(a.cmp(&b)))
+        .unwrap_or(0);
+    let mut at = g;
+    while at > 0 {
+        match choice[at] {
+            Some(i) => {
+                counts[items[i].0] += 1;
+                at -= items[i].1;
             }
-            return (g as u32, counts);
+            None => at -= 1,
         }
     }
-    counts[k0] = n0 as u32;
-    (limit as u32, counts)
+    let n = rest(g).min(u32::MAX as f64) as u32;
+    counts[ks] = counts[ks].saturating_add(n);
+    let total = cost(g).min(u32::MAX as f64) as u32;
+    (total, counts)
 }

@@ -47,7 +47,7 @@ pub(crate) fn min_gpus_limit(d: &RateData, opts: &PlanOptions) -> Result<(u32, O
                 .fold(0.0, f64::max);
             (m.rate / best).ceil().max(1.0) as u32
         })
-        .sum();
+        .fold(0u32, u32::saturating_add);
     let upper = heuristic.unwrap_or(safe).max(1);
     let lp = mingpus::lp_gpus(d, Encoding::Layouts, upper, opts)?;
     let needed = lp.map(|l| (l - 1e-6).ceil().max(1.0) as u32);

@@ -9,7 +9,7 @@ use crate::pack::PackedGpu;
 use crate::planner::{Job, LoadPlan, RatePlan};
 use crate::{paris, PlanOptions};
 use migopt_models::{
-    BatchLookup, Error, GpuPlan, ModelRate, Objective, Plan, SolveReport, SolveStatus,
+    Error, GpuPlan, ModelRate, Objective, Plan, SolveReport, SolveStatus,
 };
 use std::time::Instant;
 
@@ -199,8 +199,8 @@ fn capacity(scenario: &migopt_models::Scenario, gpus: &[GpuPlan]) -> Vec<ModelRa
                         scenario
                             .profiles
                             .curve(m.name.as_str(), a.profile.as_str(), a.procs)?;
-                    let l = c.latency(a.batch, BatchLookup::Exact)?;
-                    Some(a.procs as f64 * a.batch as f64 * 1000.0 / l.0)
+                    // The throughput column (measured where the profile gives one).
+                    c.throughput_at(a.batch)
                 })
                 .sum();
             ModelRate {
@@ -215,8 +215,8 @@ fn capacity(scenario: &migopt_models::Scenario, gpus: &[GpuPlan]) -> Vec<ModelRa
 fn checked(plan: Plan, opts: &PlanOptions) -> Result<Plan, Error> {
     match plan.validate(opts.rules) {
         Ok(()) => Ok(plan),
-        Err(e) => Err(Error::Invalid(format!(
-            "internal planner error: {} produced a plan the MIG validator rejects ({e}); please report this",
+        Err(e) => Err(Error::Internal(format!(
+            "planner error: {} produced a plan the MIG validator rejects ({e}); please report this",
             plan.solver
         ))),
     }

@@ -51,6 +51,7 @@ mod pack;
 pub mod paris;
 pub mod parvagpu;
 mod planner;
+pub mod replan;
 mod supply;
 
 pub use fluid::FluidEvaluation;
@@ -95,8 +96,12 @@ pub struct PlanOptions {
     pub objective: Objective,
     /// Fluid-model parameters (ρ, β, SLO factor).
     pub params: PlanParams,
-    /// Wall-clock limit of each MILP solve, seconds (none: until the gap is met).
+    /// Wall-clock limit of the whole `plan()` call, seconds (none: until the gap is met).
+    /// Every MILP and LP solve of the call gets the time left of it.
     pub time_limit: Option<f64>,
+    /// The instant by which the call must end: `plan()` sets it from `time_limit` when it
+    /// is `None`; set it to share one limit among several calls.
+    pub deadline: Option<Instant>,
     /// Relative MIP gap at which to stop; 0 (the default) proves optimality.
     pub mip_gap: f64,
     /// HiGHS threads. HiGHS keeps one scheduler per OS thread, created at its first solve;
@@ -126,6 +131,33 @@ impl Default for PlanOptions {
             rules: LayoutRules::default(),
             node_limit: None,
             gpu_cap: None,
+            deadline: None,
+        }
+    }
+}
+
+impl PlanOptions {
+    /// The options with the deadline fixed: now + `time_limit`, unless one is set already.
+    pub fn with_deadline(&self) -> PlanOptions {
+        let mut o = self.clone();
+        if o.deadline.is_none() {
+            o.deadline = o
+                .time_limit
+                .filter(|t| t.is_finite() && *t >= 0.0)
+                .and_then(|t| Instant::now().checked_add(std::time::Duration::from_secs_f64(t)));
+        }
+        o
+    }
+
+    /// Seconds left before the deadline (at least a few milliseconds, so a solve that starts
+    /// late still returns its MIP start), or `None` without a limit.
+    pub(crate) fn time_left(&self) -> Option<f64> {
+        let left = self
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()).as_secs_f64());
+        match (left, self.time_limit) {
+            (Some(l), _) => Some(l.max(0.01)),
+            (None, t) => t,
         }
     }
 }
@@ -133,7 +165,7 @@ impl Default for PlanOptions {
 /// MILP controls from the options.
 pub(crate) fn control(opts: &PlanOptions, relax: bool) -> milp::Control {
     milp::Control {
-        time_limit: opts.time_limit,
+        time_limit: opts.time_left(),
         mip_gap: opts.mip_gap,
         threads: opts.threads.max(1),
         node_limit: opts.node_limit,
@@ -155,6 +187,7 @@ pub(crate) fn fmt_ms(v: f64) -> String {
 /// models, batch sizes and latencies), [`Error::Invalid`] for unusable options.
 pub fn plan(scenario: &Scenario, solver: SolverKind, opts: &PlanOptions) -> Result<Plan, Error> {
     let started = Instant::now();
+    let opts = &opts.with_deadline();
     let planner = solver.planner();
     let params = planner.params(&opts.params);
     match opts.objective {

@@ -111,6 +111,11 @@ pub(crate) fn solve(d: &LoadData, opts: &PlanOptions) -> Result<Solved, Error> {
         .map(|o| o.objective)
     };
     let eval = read_routes(d, &model.routing, &|v| out.val(v));
+    if out.status == SolveStatus::Optimal && eval.lambda <= 1e-9 {
+        if let Some(why) = crate::supply::unplaceable(d, opts.threads.max(1)) {
+            return Err(Error::Infeasible(why));
+        }
+    }
     let gpus = placements(d, &model, &out);
     let report = SolveReport {
         status: out.status,

@@ -131,7 +131,7 @@ impl Failure {
             Failure::NoSolution => Error::Infeasible(format!(
                 "{what}: the time or node limit stopped the solver before it found any plan; raise the limit"
             )),
-            Failure::Solver(m) => Error::Invalid(format!("{what}: internal solver failure: {m}")),
+            Failure::Solver(m) => Error::Internal(format!("{what}: solver failure: {m}")),
             Failure::Threads { first, asked } => Error::Invalid(format!(
                 "{what}: this thread already ran HiGHS with {first} thread(s) and HiGHS cannot switch to {asked} \
                  on the same thread; use one `threads` value per thread (or plan on a new thread)"

@@ -152,7 +152,7 @@ fn warm_start(
 ) -> Option<(Vec<Vec<u32>>, Vec<u32>)> {
     let lp_ctl = crate::milp::Control {
         relax: true,
-        time_limit: opts.time_limit,
+        time_limit: opts.time_left(),
         ..crate::milp::Control::lp(opts.threads.max(1))
     };
     let (b, model) = build(d, Encoding::Layouts, max_gpus);

@@ -25,9 +25,9 @@
 //!   segments, needs 2, 3, 5, 7, 12, 15.
 //! * The original reads SLOs with `atoi` (418.5 ms becomes 418) and computes in `float`;
 //!   here the SLO is used as given, in `f64`. On these scenarios neither changes a segment.
-//! * The original's throughput is its per-process throughput column times processes; here
-//!   it is procs·batch/latency from the profile (the data set's latencies are rounded to
-//!   1 ms). On these scenarios both select the same segments.
+//! * The original's throughput is its per-process throughput column times processes; so is
+//!   it here (the profile's `throughput_qps` column, which the importer fills from it; the
+//!   data set's latencies are rounded to 1 ms, so procs·batch/latency would overstate it).
 //!
 //! For max-load there is no rate to cover, so the allocator is wrapped in a search: the
 //! largest λ whose segments for rates λ·s_m (an instance's capacity being ρ over the mean

@@ -284,3 +284,100 @@ fn placement_symmetry(
         }
     }
 }
+
+/// Why a max-load scenario carries no load at all on its GPUs (the optimum λ = 0), or
+/// `None` if it carries some. λ > 0 exactly when every query class of every model gets one
+/// instance of a size that serves it within its latency bound, and all those instances fit
+/// the GPUs:
+///
+/// ```text
+///   serve     Σ_{k serves (m,b)} n[m,k] ≥ 1          ∀ m, b
+///   supply    (encoding A on the server's N GPUs)
+/// ```
+///
+/// The culprit is found by adding the classes model by model (the most demanding first)
+/// until this feasibility problem has no solution (by bisection): the class that breaks it
+/// is the one named.
+pub(crate) fn unplaceable(d: &crate::data::LoadData, threads: u32) -> Option<String> {
+    // Within a model, the most demanding classes first (fewest sizes, then largest batch),
+    // so the class named is the one that needs what the GPUs cannot give.
+    let classes: Vec<(usize, usize)> = d
+        .models
+        .iter()
+        .enumerate()
+        .flat_map(|(m, lm)| {
+            let mut cs: Vec<usize> = (0..lm.classes.len()).collect();
+            cs.sort_by_key(|&c| {
+                let c = &lm.classes[c];
+                (c.lat.iter().flatten().count(), std::cmp::Reverse(c.batch))
+            });
+            cs.into_iter().map(move |c| (m, c))
+        })
+        .collect();
+    let feasible = |upto: usize| -> bool {
+        let mut b = Builder::new();
+        let sizes = d.sizes.profiles.len();
+        let n: Vec<Vec<Var>> = (0..d.models.len())
+            .map(|m| {
+                (0..sizes)
+                    .map(|k| b.int(format!("n[{m},{k}]"), d.gpus as f64 * 7.0))
+                    .collect()
+            })
+            .collect();
+        for &(m, c) in &classes[..upto] {
+            let lat = &d.models[m].classes[c].lat;
+            let serve = lin((0..sizes).filter(|&k| lat[k].is_some()).map(|k| (1.0, n[m][k])));
+            b.push(geq(serve, 1.0));
+        }
+        let demand: Vec<Expression> = (0..sizes)
+            .map(|k| lin(n.iter().map(|nm| (1.0, nm[k]))))
+            .collect();
+        let _ = layouts(&mut b, &d.sizes, &demand, d.gpus);
+        let zero = lin(n.iter().flatten().map(|&v| (1.0, v)));
+        let ctl = crate::milp::Control::lp(threads);
+        // Only a proof of infeasibility counts; any other failure leaves λ = 0 unexplained.
+        !matches!(
+            b.solve(crate::milp::Sense::Minimise, zero, &ctl),
+            Err(crate::milp::Failure::Infeasible)
+        )
+    };
+    if feasible(classes.len()) {
+        return None;
+    }
+    // The first prefix that no plan can serve; `feasible(0)` always holds.
+    let (mut lo, mut hi) = (0, classes.len());
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if feasible(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    let (m, c) = classes[hi - 1];
+    let lm = &d.models[m];
+    let class = &lm.classes[c];
+    let on: Vec<&str> = d
+        .sizes
+        .profiles
+        .iter()
+        .zip(&class.lat)
+        .filter(|(_, l)| l.is_some())
+        .map(|(p, _)| p.name.as_str())
+        .collect();
+    let before: Vec<&str> = d.models[..m].iter().map(|x| x.name.as_str()).collect();
+    let others = if before.is_empty() {
+        String::new()
+    } else {
+        format!(" beside one instance for every batch of {}", before.join(", "))
+    };
+    Some(format!(
+        "no plan serves every model on {} {}: model {}, batch {} runs within its latency bound only on {} \
+         and the GPUs cannot hold such an instance{others} (add GPUs, relax the SLA, or drop a model)",
+        d.gpus,
+        d.sizes.gpu.name,
+        lm.name,
+        class.batch,
+        on.join(", ")
+    ))
+}

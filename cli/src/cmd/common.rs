@@ -39,7 +39,7 @@ pub struct PlanFlags {
     /// (binaries per GPU, profile and start).
     #[arg(long, default_value = "layouts", value_parser = parse_encoding)]
     pub encoding: Encoding,
-    /// Stop each MILP solve after this many seconds (reports the gap reached).
+    /// Stop planning after about this many seconds (reports the gap reached).
     #[arg(long)]
     pub time_limit: Option<f64>,
     /// Stop at this relative MIP gap (0 proves optimality).
@@ -68,6 +68,10 @@ pub struct PlanFlags {
     /// min-gpus: use at most the scenario's gpu.count GPUs.
     #[arg(long)]
     pub cap_gpus: bool,
+    /// min-gpus: run at most this many MPS processes per instance (ParvaGPU's README: 3);
+    /// the scenario's `[options] max_procs` applies too, the smaller wins.
+    #[arg(long)]
+    pub max_procs: Option<u32>,
 }
 
 fn parse_objective(s: &str) -> Result<Objective, String> {
@@ -112,9 +116,16 @@ impl PlanFlags {
                 "--time-limit {t} must be a positive number of seconds"
             )));
         }
-        if threads == 0 {
-            return Err(bad("--threads must be at least 1".into()));
+        if let Some(p) = self
+            .max_procs
+            .filter(|p| !(1..=migopt_models::limits::MAX_PROCS).contains(p))
+        {
+            return Err(bad(format!(
+                "--max-procs {p} must be between 1 and {}",
+                migopt_models::limits::MAX_PROCS
+            )));
         }
+        let threads = check_threads(threads as u64)? as u32;
         let objective = self.objective.unwrap_or_else(|| default_objective(s));
         Ok(PlanOptions {
             objective,
@@ -123,6 +134,7 @@ impl PlanFlags {
                 sla_fraction: self.beta,
                 slo_factor: self.slo_factor,
                 rate_headroom: self.headroom,
+                max_procs: self.max_procs,
             },
             time_limit: self.time_limit,
             mip_gap: self.mip_gap,
@@ -134,18 +146,23 @@ impl PlanFlags {
             },
             node_limit: None,
             gpu_cap: self.cap_gpus.then_some(s.gpu_count),
+            deadline: None,
         })
     }
 }
 
+/// A `--threads` value, at most [`migopt_models::limits::MAX_THREADS_PER_CORE`] per core.
+pub fn check_threads(threads: u64) -> Result<usize, CliError> {
+    migopt_models::limits::check_threads("--threads", threads)
+        .map_err(|m| CliError::Input(migopt_models::Error::Invalid(m)))
+}
+
 /// A plan file and the scenario it was made for: `--scenario`, else the path recorded in
-/// the plan, else the shipped default for plans of the default scenario.
+/// the plan, else the shipped default for plans of the default scenario. The plan is
+/// checked against the scenario here, so every message names the plan file.
 pub fn load_plan(path: &Path, scenario: Option<&Path>) -> Result<(Plan, Scenario), CliError> {
     let text = std::fs::read_to_string(path).map_err(|e| migopt_models::Error::io(path, e))?;
-    let plan: Plan = serde_json::from_str(&text).map_err(|e| migopt_models::Error::Syntax {
-        origin: migopt_models::Origin::at(path, e.line()),
-        message: format!("not a migopt plan: {e}"),
-    })?;
+    let plan = Plan::from_json(&text, path)?;
     let scen = match (scenario, plan.scenario_path.as_deref()) {
         (Some(p), _) => Scenario::load(p)?,
         (None, Some(p)) => Scenario::load(&resolve_recorded(path, p))?,
@@ -157,12 +174,7 @@ pub fn load_plan(path: &Path, scenario: Option<&Path>) -> Result<(Plan, Scenario
             ))))
         }
     };
-    if scen.gpu != plan.gpu {
-        return Err(CliError::Input(migopt_models::Error::Invalid(format!(
-            "the plan is for {} but the scenario {} is for {}",
-            plan.gpu, scen.name, scen.gpu
-        ))));
-    }
+    plan.check_against(path, &scen)?;
     Ok((plan, scen))
 }
 

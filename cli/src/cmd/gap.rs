@@ -71,6 +71,7 @@ fn rows_for(
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
+    super::common::check_threads(a.threads as u64)?;
     let scenarios: Vec<Scenario> = if a.scenarios.is_empty() {
         vec![load_scenario(None)?]
     } else {
@@ -112,7 +113,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
                 }
                 match rows_for(&v, m, &a.flags, a.threads) {
                     Ok(r) => rows.extend(r),
-                    Err(CliError::Input(e)) => rows.push(Row {
+                    Err(CliError::Input(e)) if !e.is_internal() => rows.push(Row {
                         scenario: s.name.clone(),
                         gpus: n,
                         sla_multiplier: m,

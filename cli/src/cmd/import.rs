@@ -23,7 +23,9 @@ pub fn run(c: Command) -> Result<(), CliError> {
     match c {
         Command::Parvagpu(a) => {
             let imp = migopt_profiles::parvagpu::read(&a.dir)?;
-            let written = imp.write(&a.out)?;
+            let files = imp.files(&a.out)?;
+            crate::out::write_all(&files)?;
+            let written = files.into_iter().map(|f| f.0);
             let rows: usize = imp.rows.iter().map(|r| r.1.len()).sum();
             crate::sayln!(
                 "imported {} models ({} measurements) and {} scenarios into {}:",

@@ -6,6 +6,8 @@ mod import;
 mod layouts;
 mod plan;
 mod profile;
+mod replan;
+mod replay;
 mod reproduce;
 mod scenario;
 mod simulate;
@@ -28,6 +30,12 @@ enum Command {
     Layouts(layouts::Args),
     /// Plan MIG partitions for a scenario (default: the shipped 8x H100 scenario).
     Plan(plan::Args),
+    /// Re-plan a running plan for a new load: fewest GPUs, then fewest re-cut, with a safe
+    /// transition.
+    Replan(replan::Args),
+    /// Replay a day of traffic: static peak plan vs from-scratch vs replan (GPU-hours,
+    /// re-cuts, simulated SLA violations including transitions).
+    ReplayDay(replay::Args),
     /// Compare every heuristic with the MILP optimum, per scenario (and sweeps).
     Gap(gap::Args),
     /// Simulate a plan under load: latency percentiles, SLA violations, utilisation.
@@ -95,11 +103,33 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Layouts(a) => layouts::run(a),
         Command::Plan(a) => plan::run(a),
         Command::Reproduce(a) => reproduce::run(a),
+        Command::Replan(a) => replan::run(a),
+        Command::ReplayDay(a) => replay::run(a),
         Command::Gap(a) => gap::run(a),
         Command::Simulate(a) => simulate::run_simulate(a),
         Command::Capacity(a) => simulate::run_capacity(a),
         Command::Profile(c) => profile::run(c),
         Command::Import(c) => import::run(c),
         Command::Scenario(c) => scenario::run(c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_exit_1_and_input_errors_exit_2() {
+        use migopt_models::Error;
+        assert_eq!(
+            CliError::from(Error::internal("HiGHS failed")).exit_code(),
+            1
+        );
+        assert_eq!(CliError::Internal("bug".into()).exit_code(), 1);
+        assert_eq!(CliError::from(Error::Invalid("bad".into())).exit_code(), 2);
+        assert_eq!(
+            CliError::from(Error::Infeasible("no".into())).exit_code(),
+            2
+        );
     }
 }

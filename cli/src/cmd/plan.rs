@@ -2,7 +2,7 @@
 
 use super::common::{load_scenario, PlanFlags};
 use super::{to_json, CliError};
-use crate::out::{slot_bar, table, write_all};
+use crate::out::{slot_bar, table_fit, term_width, write_all};
 use migopt_models::{Layout, Objective, Placement, Plan, Scenario, SolveStatus};
 use migopt_solver::SolverKind;
 use std::path::PathBuf;
@@ -176,13 +176,14 @@ pub fn render(plan: &Plan, s: &Scenario) -> Result<String, CliError> {
             },
         ]);
     }
-    o += &table(
+    o += &table_fit(
         &[
             "GPU",
             "memory slots",
             "instances (profile@NVML start, model, batch)",
         ],
         &rows,
+        term_width(),
     );
     Ok(o)
 }

@@ -64,7 +64,7 @@ fn check(a: CheckArgs) -> Result<(), CliError> {
     for f in &a.files {
         let mut set = ProfileSet::load(std::slice::from_ref(f))?;
         if a.interpolate {
-            set = set.interpolated();
+            set = set.interpolated()?;
         }
         let gpu = set.gpu_spec();
         for (k, c) in &set.curves {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The study folder: papers/paris-elsa or papers/parvagpu.
+    /// The study folder: papers/paris-elsa, papers/parvagpu or papers/reconfiguration.
     dir: PathBuf,
     /// A reduced run (one workload, fewer queries), as the tests use.
     #[arg(long)]
@@ -28,12 +28,18 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
+    if let Some(t) = a.threads {
+        super::common::check_threads(t as u64)?;
+    }
     let study = Study::from_dir(&a.dir)?;
     let opts = Options {
         quick: a.quick,
         seed: a.seed,
         threads: a.threads,
-        dataset: a.dataset.clone().unwrap_or_else(migopt_profiles::parvagpu::dataset_dir),
+        dataset: a
+            .dataset
+            .clone()
+            .unwrap_or_else(migopt_profiles::parvagpu::dataset_dir),
     };
     let bar = Progress::new(&format!("reproducing {}", a.dir.display()), true);
     let out = migopt_papers::reproduce(study, &opts, &|d, t| bar.update(d, t))?;

@@ -3,7 +3,7 @@
 
 use super::common::{load_plan, load_scenario, PlanFlags, Progress};
 use super::{to_json, CliError};
-use crate::out::table;
+use crate::out::{table, table_fit, term_width};
 use migopt_models::report::{Estimate, SimReport};
 use migopt_models::{Objective, Plan, Scenario};
 use migopt_sim::{Arrivals, CapacityTarget, SchedulerKind, ServingMode, SimConfig};
@@ -144,10 +144,16 @@ fn inputs(f: &SimFlags) -> Result<(Plan, Scenario, Option<String>), CliError> {
     }
 }
 
-fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError> {
-    let arrivals = if let Some(t) = &f.trace {
-        Arrivals::Trace(migopt_sim::read_trace(t)?)
-    } else if let Some(r) = f.rate {
+/// The arrival process, with the size of a replication checked against the limits.
+fn arrivals(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<Arrivals, CliError> {
+    if let Some(t) = &f.trace {
+        let names: Vec<&str> = s.models.iter().map(|m| m.name.as_str()).collect();
+        return Ok(Arrivals::Trace(migopt_sim::read_trace_for(
+            t,
+            Some(&names),
+        )?));
+    }
+    let a = if let Some(r) = f.rate {
         if !(r > 0.0 && r.is_finite()) {
             return Err(bad(format!(
                 "--rate {r} must be a positive number of queries per second"
@@ -161,6 +167,28 @@ fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError
             total_rate_qps: plan.report.objective,
         }
     };
+    let total = match &a {
+        Arrivals::Poisson { total_rate_qps } => *total_rate_qps,
+        Arrivals::PoissonPerModel { rates_qps } => rates_qps.iter().sum(),
+        Arrivals::Trace(_) => return Ok(a),
+    };
+    migopt_models::limits::check_run(total, f.queries, f.duration, migopt_sim::DEFAULT_QUERIES)
+        .map_err(bad)?;
+    Ok(a)
+}
+
+fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError> {
+    let arrivals = arrivals(f, plan, s)?;
+    if let Some(t) = f.threads {
+        super::common::check_threads(t as u64)?;
+    }
+    if f.replications > migopt_models::limits::MAX_REPLICATIONS {
+        return Err(bad(format!(
+            "--replications {} is above the limit of {}",
+            f.replications,
+            migopt_models::limits::MAX_REPLICATIONS
+        )));
+    }
     let mut cfg = SimConfig::new(arrivals);
     cfg.scheduler = f.scheduler.0;
     cfg.queries = f.queries;
@@ -226,7 +254,7 @@ pub fn run_simulate(f: SimFlags) -> Result<(), CliError> {
 /// The human report of a simulation.
 pub fn render_sim(r: &SimReport) -> String {
     let mut o = format!(
-        "simulated {} ({} plan) on {}: scheduler {}, {}, {}, {} replications x {:.0} queries, seed {}\n",
+        "simulated {} ({} plan) on {}: scheduler {}, {}\narrivals {}, {} replications x {:.0} queries, seed {}\n",
         r.scenario, r.solver, r.gpu, r.scheduler, r.mode, r.arrivals, r.replications, r.queries_per_replication, r.seed
     );
     o += &format!(
@@ -300,7 +328,11 @@ pub fn render_sim(r: &SimReport) -> String {
             ]
         })
         .collect();
-    o += &table(&["GPU", "util %", "instances (utilisation)"], &rows);
+    o += &table_fit(
+        &["GPU", "util %", "instances (utilisation)"],
+        &rows,
+        term_width(),
+    );
     o
 }
 

@@ -29,6 +29,7 @@ pub fn scenario(
         gpu: "H100-80GB".into(),
         gpu_count: 8,
         batch_lookup: lookup,
+        max_procs: None,
         models: models
             .iter()
             .map(|(n, sla, share, b)| ModelSpec {

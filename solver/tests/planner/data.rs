@@ -70,6 +70,7 @@ fn read_profile(dir: &Path, model: &str) -> Vec<(Origin, ProfileRow)> {
                 procs,
                 throughput_qps: procs as f64 * tp,
                 method: Method::Imported,
+                neighbour_load: 0.0,
             },
         ));
     }
@@ -118,6 +119,7 @@ pub fn parvagpu_scenarios(dir: &Path) -> Vec<Scenario> {
                 gpu: "A100-80GB".into(),
                 gpu_count: 64,
                 batch_lookup: BatchLookup::Exact,
+                max_procs: None,
                 profiles: profiles.restrict_to(&names),
                 models,
             }
@@ -152,6 +154,7 @@ pub fn synthetic_rows(model: &str, a: f64, c: f64, procs: u32) -> Vec<(Origin, P
                         procs: p,
                         throughput_qps: p as f64 * b as f64 * 1000.0 / lat,
                         method: Method::Imported,
+                        neighbour_load: 0.0,
                     },
                 ));
             }
@@ -191,6 +194,7 @@ pub fn synthetic(name: &str, gpus: u32, models: &[Synth]) -> Scenario {
         gpu: "A100-80GB".into(),
         gpu_count: gpus,
         batch_lookup: BatchLookup::Interpolate,
+        max_procs: None,
         profiles: ProfileSet::from_rows(rows).expect("valid synthetic rows"),
         models: specs,
     }

@@ -5,4 +5,5 @@ mod data;
 mod messages;
 mod parvagpu;
 mod props;
+mod replan;
 mod report;

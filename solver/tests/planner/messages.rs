@@ -211,3 +211,59 @@ fn unknown_homogeneous_profile() {
         "homogeneous: `5g` is not a classic profile of A100-80GB (choose one of 1g.10gb, 2g.20gb, 3g.40gb, 4g.40gb, 7g.80gb)"
     );
 }
+
+#[test]
+fn server_that_carries_nothing_is_infeasible_naming_model_and_batch() {
+    // Batch 32 of m0 and of m1 runs within 0.5 × SLA only on 7g.80gb; one GPU holds one.
+    let big = |sla| {
+        one(
+            1.0,
+            20.0,
+            sla,
+            Demand::Share(0.5),
+            BatchDist::Table {
+                sizes: vec![1, 32],
+                probs: vec![0.5, 0.5],
+            },
+        )
+    };
+    let s = synthetic("t", 1, &[big(16.0), big(16.0)]);
+    let e = plan(&s, SolverKind::Milp, &max_load()).unwrap_err();
+    assert!(matches!(e, migopt_models::Error::Infeasible(_)), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "no plan serves every model on 1 A100-80GB: model m1, batch 32 runs within its latency bound only on \
+         7g.80gb and the GPUs cannot hold such an instance beside one instance for every batch of m0 (add GPUs, \
+         relax the SLA, or drop a model)"
+    );
+    // Two GPUs carry both.
+    let s = synthetic("t", 2, &[big(16.0), big(16.0)]);
+    assert!(plan(&s, SolverKind::Milp, &max_load()).unwrap().report.objective > 0.0);
+}
+
+#[test]
+fn absurd_rates_are_errors_not_panics() {
+    for rate in [1e300, 1e12, f64::INFINITY] {
+        let s = synthetic("t", 1, &[one(1.0, 8.0, 40.0, Demand::Rate(rate), BatchDist::default())]);
+        let e = plan(&s, SolverKind::Milp, &min_gpus()).unwrap_err().to_string();
+        assert!(e.contains("instances") || e.contains("finite") || e.contains("GPUs"), "{rate}: {e}");
+    }
+}
+
+#[test]
+fn max_procs_caps_mps_processes() {
+    let s = synthetic("t", 8, &[one(1.0, 8.0, 40.0, Demand::Rate(20_000.0), BatchDist::default())]);
+    let free = plan(&s, SolverKind::Milp, &min_gpus()).unwrap();
+    assert!(free.instances().any(|(_, a)| a.procs > 1));
+    let mut o = min_gpus();
+    o.params.max_procs = Some(1);
+    let one_proc = plan(&s, SolverKind::Milp, &o).unwrap();
+    assert!(one_proc.instances().all(|(_, a)| a.procs == 1));
+    assert_eq!(one_proc.params.max_procs, Some(1));
+    assert!(one_proc.gpus_used() >= free.gpus_used());
+    // The scenario's own cap applies too.
+    let mut capped = s.clone();
+    capped.max_procs = Some(2);
+    let two = plan(&capped, SolverKind::Milp, &min_gpus()).unwrap();
+    assert!(two.instances().all(|(_, a)| a.procs <= 2));
+}

@@ -198,7 +198,7 @@ fn node_limit_repeats_exactly_and_still_plans() {
 
 #[test]
 fn one_thread_count_per_os_thread() {
-    let s = three_models(1, 1.0);
+    let s = three_models(2, 1.0);
     let run = |threads: u32| {
         plan(
             &s,

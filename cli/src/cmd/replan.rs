@@ -1,0 +1,232 @@
+//! `migopt replan`: re-plan a running plan for a new load, re-cutting as few GPUs as
+//! possible, with a safe step-by-step transition.
+
+use super::common::{load_plan, PlanFlags};
+use super::{to_json, CliError};
+use crate::out::{table, write_all};
+use migopt_models::{Objective, Scenario};
+use migopt_solver::replan::{Fate, Replan, ReplanOptions};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The plan in service now (JSON written by `migopt plan --out` or `migopt replan --out`).
+    current: PathBuf,
+    /// The scenario with the new load (rate targets).
+    scenario: PathBuf,
+    /// Idle GPUs a transition may borrow to keep every model's capacity (they end idle).
+    #[arg(long, default_value_t = 0)]
+    spare_gpus: u32,
+    /// Extra GPUs beyond the fewest the target may use when that re-cuts fewer GPUs.
+    #[arg(long, default_value_t = 0)]
+    gpu_slack: u32,
+    /// The scenario the current plan serves (its rates give the capacity every model keeps
+    /// during the transition: min of old and new). Default: the scenario recorded in the
+    /// plan, else the plan's provisioned rates.
+    #[arg(long)]
+    old_scenario: Option<PathBuf>,
+    #[command(flatten)]
+    flags: PlanFlags,
+    /// HiGHS threads.
+    #[arg(long, default_value_t = 1)]
+    threads: u32,
+    /// Print the re-plan (target, per-GPU fates, tiers, transition) as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write the target plan as JSON here (input of `migopt simulate` and of the next replan).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write one mig-parted config per transition step into this folder (step-01.yaml, ...).
+    #[arg(long)]
+    mig_parted_dir: Option<PathBuf>,
+}
+
+/// The old rates, in the new scenario's model order, when the old scenario is known.
+fn old_rates(old: &Scenario, new: &Scenario) -> Option<Vec<f64>> {
+    let rates = old.rates()?;
+    Some(
+        new.models
+            .iter()
+            .map(|m| {
+                old.models
+                    .iter()
+                    .position(|o| o.name == m.name)
+                    .map_or(0.0, |i| rates[i])
+            })
+            .collect(),
+    )
+}
+
+pub fn run(a: Args) -> Result<(), CliError> {
+    let scenario = Scenario::load(&a.scenario)?;
+    let (mut current, old) = match &a.old_scenario {
+        Some(p) => {
+            let (plan, old) = load_plan(&a.current, Some(p))?;
+            (plan, Some(old))
+        }
+        None => match load_plan(&a.current, None) {
+            Ok((plan, old)) => (plan, Some(old)),
+            // No readable recorded scenario: the plan's provisioned rates stand in.
+            Err(_) => (load_plan(&a.current, Some(&a.scenario))?.0, None),
+        },
+    };
+    current.scenario_path = None;
+    let mut plan = a.flags.options(&scenario, a.threads)?;
+    if a.flags.objective.is_none() {
+        plan.objective = Objective::MinGpus;
+    }
+    let new_rates = scenario.rates().unwrap_or_default();
+    let required = old
+        .as_ref()
+        .and_then(|o| old_rates(o, &scenario))
+        .map(|o| o.iter().zip(&new_rates).map(|(a, b)| a.min(*b)).collect());
+    let opts = ReplanOptions {
+        plan,
+        spare_gpus: a.spare_gpus,
+        gpu_slack: a.gpu_slack,
+        required,
+    };
+    let mut r = migopt_solver::replan::replan(&current, &scenario, &opts)?;
+    r.target.scenario_path = Some(a.scenario.display().to_string());
+    let mut files: Vec<(PathBuf, String)> = Vec::new();
+    if let Some(p) = &a.out {
+        files.push((p.clone(), to_json(&r.target)?));
+    }
+    if let Some(dir) = &a.mig_parted_dir {
+        files.extend(step_yamls(&r, dir)?);
+    }
+    write_all(&files)?;
+    if a.json {
+        crate::say!("{}", to_json(&r)?);
+    } else {
+        crate::say!("{}", render(&r));
+        for (p, _) in &files {
+            crate::sayln!("wrote {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// One mig-parted config per step: the GPUs re-cut in it, each with its new layout.
+fn step_yamls(r: &Replan, dir: &Path) -> Result<Vec<(PathBuf, String)>, CliError> {
+    let mut out = Vec::new();
+    for (i, s) in r.transition.steps.iter().enumerate() {
+        let mut p = r.target.clone();
+        p.gpus = s
+            .gpus
+            .iter()
+            .map(|g| migopt_models::GpuPlan {
+                index: g.gpu,
+                layout: g.layout.clone(),
+            })
+            .collect();
+        let body = p.to_mig_parted_yaml()?;
+        let head = format!(
+            "# Transition step {} of {}: drain GPUs {}, apply, reload.\n",
+            i + 1,
+            r.transition.steps.len(),
+            s.gpus
+                .iter()
+                .map(|g| format!("{} ({})", g.gpu, g.kind))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        out.push((dir.join(format!("step-{:02}.yaml", i + 1)), head + &body));
+    }
+    Ok(out)
+}
+
+/// The human report.
+pub fn render(r: &Replan) -> String {
+    let mut o = String::new();
+    o += &format!(
+        "re-plan of scenario {} · {} · status {}\n",
+        r.target.scenario,
+        r.target.gpu,
+        r.status.as_str()
+    );
+    o += &format!(
+        "GPUs used {} · re-cut or added {} · instances started {} · solve {:.3} s\n\n",
+        r.gpus_used, r.gpus_changed, r.instances_started, r.target.report.solve_seconds
+    );
+    let rows: Vec<Vec<String>> = r
+        .tiers
+        .iter()
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                format!("{:.0}", t.objective),
+                format!("{:.0}", t.bound),
+                format!("{:.3}%", t.gap * 100.0),
+                t.status.as_str().into(),
+                format!("{:.3}", t.seconds),
+            ]
+        })
+        .collect();
+    o += &table(&["tier", "value", "bound", "gap", "status", "seconds"], &rows);
+    o += "\n";
+    let short = |l: &[migopt_models::Assignment]| {
+        if l.is_empty() {
+            "-".to_string()
+        } else {
+            l.iter()
+                .map(|a| format!("{}@{} {}", a.profile, a.start, a.model))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let rows: Vec<Vec<String>> = r
+        .gpus
+        .iter()
+        .filter(|g| g.fate != Fate::Kept)
+        .map(|g| {
+            vec![
+                g.gpu.to_string(),
+                g.fate.as_str().into(),
+                short(&g.before),
+                short(&g.after),
+            ]
+        })
+        .collect();
+    let kept = r.gpus.iter().filter(|g| g.fate == Fate::Kept).count();
+    o += &format!("{kept} GPUs kept as they are; the others:\n");
+    o += &table(&["GPU", "fate", "before", "after"], &rows);
+    let t = &r.transition;
+    o += &format!(
+        "\ntransition: {} step(s), {} (lower bound {}){}\n",
+        t.steps.len(),
+        if t.minimal { "minimal" } else { "not proven minimal" },
+        t.lower_bound,
+        if t.spares_used.is_empty() {
+            String::new()
+        } else {
+            format!(", spare GPUs borrowed: {:?}", t.spares_used)
+        }
+    );
+    for (i, s) in t.steps.iter().enumerate() {
+        let worst = t
+            .models
+            .iter()
+            .enumerate()
+            .map(|(m, name)| {
+                let need = t.required[m];
+                let ratio = if need > 0.0 { s.capacity_during[m] / need } else { f64::INFINITY };
+                (ratio, name)
+            })
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        o += &format!(
+            "  step {}: {}{}\n",
+            i + 1,
+            s.gpus
+                .iter()
+                .map(|g| format!("GPU {} {}", g.gpu, g.kind))
+                .collect::<Vec<_>>()
+                .join(", "),
+            worst
+                .filter(|w| w.0.is_finite())
+                .map(|(r, n)| format!(" · tightest model {n} at {:.0}% of its required capacity", r * 100.0))
+                .unwrap_or_default()
+        );
+    }
+    o
+}

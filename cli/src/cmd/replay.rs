@@ -1,0 +1,167 @@
+//! `migopt replay-day`: plan a day of traffic three ways (static peak plan, from scratch
+//! every interval, migopt replan) and compare GPU-hours, re-cuts and simulated SLA
+//! violations, transitions included.
+
+use super::common::{Progress, PlanFlags};
+use super::{to_json, CliError};
+use crate::out::{table, write_all};
+use migopt_models::{Objective, Scenario};
+use migopt_papers::replay::{replay_day, DayReport, DiurnalLoad, ReplayOptions, Strategy};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Scenario whose `rate_qps` are the rates at load factor 1.
+    scenario: PathBuf,
+    /// Load file: `hour,load` (a factor on every rate) and/or `hour,<model>,...` columns;
+    /// see papers/reconfiguration/diurnal.csv.
+    #[arg(long)]
+    load: PathBuf,
+    /// Interval length: `1h`, `30m`, `2h` or hours as a number.
+    #[arg(long, default_value = "1h", value_parser = parse_hours)]
+    every: f64,
+    /// Seconds one transition step takes (drain, re-cut, reload).
+    #[arg(long, default_value_t = 30.0)]
+    reconfig_seconds: f64,
+    /// Spare GPUs the re-planner's transitions may borrow.
+    #[arg(long, default_value_t = 1)]
+    spare_gpus: u32,
+    /// GPUs beyond the fewest the re-planner may use to re-cut fewer.
+    #[arg(long, default_value_t = 0)]
+    gpu_slack: u32,
+    /// Simulated seconds per plan and per transition state (0: no simulation).
+    #[arg(long, default_value_t = 10.0)]
+    sim_seconds: f64,
+    /// Simulation replications.
+    #[arg(long, default_value_t = 2)]
+    replications: u32,
+    /// Master seed of the simulations.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[command(flatten)]
+    flags: PlanFlags,
+    /// Print the whole day as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Write the day as JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn parse_hours(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    let (num, scale) = if let Some(h) = s.strip_suffix('h') {
+        (h, 1.0)
+    } else if let Some(m) = s.strip_suffix('m') {
+        (m, 1.0 / 60.0)
+    } else {
+        (s, 1.0)
+    };
+    num.trim()
+        .parse::<f64>()
+        .ok()
+        .map(|v| v * scale)
+        .filter(|v| v.is_finite() && *v > 0.0 && *v <= 24.0)
+        .ok_or_else(|| format!("`{s}` is not an interval such as 1h, 30m or 2 (hours, at most 24)"))
+}
+
+pub fn run(a: Args) -> Result<(), CliError> {
+    let scenario = Scenario::load(&a.scenario)?;
+    let load = DiurnalLoad::load(&a.load)?;
+    let mut plan = a.flags.options(&scenario, 1)?;
+    plan.objective = Objective::MinGpus;
+    if !(a.sim_seconds >= 0.0 && a.sim_seconds <= 3600.0) {
+        return Err(CliError::Input(migopt_models::Error::Invalid(format!(
+            "--sim-seconds {} must be between 0 and 3600",
+            a.sim_seconds
+        ))));
+    }
+    let opts = ReplayOptions {
+        every_h: a.every,
+        reconfig_s: a.reconfig_seconds,
+        spare_gpus: a.spare_gpus,
+        gpu_slack: a.gpu_slack,
+        plan,
+        sim_seconds: a.sim_seconds,
+        replications: a.replications.clamp(1, 100),
+        seed: a.seed,
+        threads: None,
+    };
+    let bar = Progress::new("replaying the day", !a.json);
+    let day = replay_day(&scenario, &load, &opts, &|d, t| bar.update(d, t))?;
+    bar.finish();
+    let json = to_json(&day)?;
+    if let Some(p) = &a.out {
+        write_all(&[(p.as_path(), json.clone())])?;
+    }
+    if a.json {
+        crate::say!("{json}");
+    } else {
+        crate::say!("{}", render(&day));
+        if let Some(p) = &a.out {
+            crate::sayln!("wrote {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{:.3}%", v * 100.0))
+}
+
+/// The day in two tables: totals, then interval by interval.
+pub fn render(d: &DayReport) -> String {
+    let mut o = format!(
+        "scenario {} · {} intervals of {} h · {} s per transition step\n\n",
+        d.scenario,
+        d.intervals.len(),
+        d.every_h,
+        d.reconfig_s
+    );
+    let rows: Vec<Vec<String>> = Strategy::ALL
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            vec![
+                s.as_str().into(),
+                format!("{:.1}", d.gpu_hours[k]),
+                d.recuts[k].to_string(),
+                pct(d.violations[k]),
+            ]
+        })
+        .collect();
+    o += &table(&["strategy", "GPU-hours", "GPUs re-cut", "SLA violations"], &rows);
+    o += &format!(
+        "replan: {} interval(s) swapped a change onto an idle GPU; at most {} spare GPU(s) taken\n\n",
+        d.intervals_with_swaps, d.spares_needed
+    );
+    let rows: Vec<Vec<String>> = d
+        .intervals
+        .iter()
+        .map(|iv| {
+            let c = &iv.cells;
+            vec![
+                format!("{:05.2}", iv.start_h),
+                format!("{:.0}", iv.rates.iter().sum::<f64>()),
+                c[0].gpus.to_string(),
+                format!("{} / {}", c[1].gpus, c[1].recuts),
+                format!("{} / {} / {}", c[2].gpus, c[2].recuts, c[2].steps),
+                pct(c[1].violations),
+                pct(c[2].violations),
+            ]
+        })
+        .collect();
+    o += &table(
+        &[
+            "hour",
+            "req/s",
+            "static GPUs",
+            "scratch GPUs / re-cut",
+            "replan GPUs / re-cut / steps",
+            "scratch viol.",
+            "replan viol.",
+        ],
+        &rows,
+    );
+    o
+}

@@ -1,0 +1,349 @@
+//! Re-planning over a day of traffic (issue 13; MIG-serving, Tan et al. 2021, asks the same
+//! question with heuristics): a synthetic diurnal load (`papers/reconfiguration/diurnal.csv`)
+//! replayed hour by hour on two fleets, planned three ways: one static plan at the day's
+//! peak, the min-gpus optimum from scratch every hour (applied at once, as
+//! `nvidia-mig-parted apply` would), and migopt's re-planner (fewest GPUs, then fewest
+//! re-cut, then fewest instances started, with a safe transition).
+//!
+//! Fleets: the ParvaGPU A100-80GB models (its sixth SLO scenario, all 11 models, rates ×4
+//! as the day's peak) and the shipped H100-80GB models (4 models measured on the lent H100,
+//! rate targets stated in [`h100_scenario`]).
+
+use crate::md::{self, num};
+use crate::plot::{line_chart, Chart, Series};
+use crate::replay::{replay_day, DayReport, DiurnalLoad, ReplayOptions, Strategy};
+use crate::{Claim, Options, Output, Progress};
+use migopt_models::{Demand, Error, Scenario};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The shipped diurnal load (synthetic; its header says how it is made).
+pub const DIURNAL: &str = include_str!("../reconfiguration/diurnal.csv");
+
+/// The peak of the ParvaGPU fleet: scenario 6's rates times this.
+pub const PARVAGPU_SCALE: f64 = 4.0;
+
+/// The H100 fleet: the four shipped models with rate targets at the day's peak.
+pub fn h100_scenario() -> Result<Scenario, Error> {
+    let toml = r#"
+name = "h100-fleet"
+description = "The four shipped H100-80GB models (measured on the lent H100) with rate targets at the day's peak"
+[gpu]
+kind = "H100-80GB"
+count = 1000
+[options]
+batch_lookup = "exact"
+[[model]]
+name = "resnet50"
+profile = "resnet50.csv"
+sla_ms = 40.0
+rate_qps = 60000.0
+[[model]]
+name = "bert-base"
+profile = "bert-base.csv"
+sla_ms = 40.0
+rate_qps = 20000.0
+[[model]]
+name = "mobilenetv2"
+profile = "mobilenetv2.csv"
+sla_ms = 20.0
+rate_qps = 60000.0
+[[model]]
+name = "vit-b16"
+profile = "vit-b16.csv"
+sla_ms = 60.0
+rate_qps = 8000.0
+"#;
+    let dir = Path::new(migopt_profiles::builtin::EMBEDDED_DIR);
+    Scenario::parse(toml, &dir.join("h100-fleet.toml"), &|p: &Path| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        migopt_profiles::builtin::H100_80GB
+            .iter()
+            .find(|(n, _)| Some(n.to_string()) == name)
+            .map(|(_, t)| t.to_string())
+            .ok_or_else(|| Error::Invalid(format!("{}: not a shipped profile file", p.display())))
+    })
+}
+
+fn parvagpu_scenario(opts: &Options) -> Result<Scenario, Error> {
+    let imp = migopt_profiles::parvagpu::read(&opts.dataset)?;
+    let sc = imp
+        .scenarios
+        .last()
+        .ok_or_else(|| Error::Invalid("the ParvaGPU data set has no SLO scenario".into()))?;
+    let mut s = imp.scenario(sc)?;
+    s.name = format!("parvagpu-slo{}-x{PARVAGPU_SCALE}", sc.index);
+    for m in &mut s.models {
+        if let Demand::Rate(r) = m.demand {
+            m.demand = Demand::Rate(r * PARVAGPU_SCALE);
+        }
+    }
+    Ok(s)
+}
+
+fn charts(tag: &str, d: &DayReport) -> Result<Vec<(std::path::PathBuf, String)>, Error> {
+    let hours = |f: &dyn Fn(&crate::replay::Cell) -> f64| -> Vec<Series> {
+        Strategy::ALL
+            .iter()
+            .enumerate()
+            .map(|(k, s)| Series {
+                label: s.as_str().into(),
+                points: d
+                    .intervals
+                    .iter()
+                    .map(|iv| (iv.start_h, f(&iv.cells[k])))
+                    .collect(),
+            })
+            .collect()
+    };
+    let gpus = hours(&|c| c.gpus as f64);
+    let recuts = hours(&|c| c.recuts as f64);
+    let p99 = hours(&|c| c.p99_over_sla.unwrap_or(f64::NAN));
+    let mut out = Vec::new();
+    for (name, title, y, series, hline) in [
+        ("gpus", "GPUs in use", "GPUs", &gpus, None),
+        ("recuts", "GPUs re-cut at the start of each hour", "GPUs re-cut", &recuts, None),
+        ("p99", "worst model's p99 / SLA (steady state)", "p99 / SLA", &p99, Some((1.0, "SLA"))),
+    ] {
+        let t = format!("{tag}: {title}");
+        out.push((
+            format!("figures/{tag}-{name}.svg").into(),
+            line_chart(&Chart {
+                title: &t,
+                x_label: "hour of day",
+                y_label: y,
+                series,
+                hline,
+                log_y: false,
+                y_max: if name == "p99" { Some(3.0) } else { None },
+            })?,
+        ));
+    }
+    Ok(out)
+}
+
+fn day_csv(d: &DayReport) -> String {
+    let mut rows = Vec::new();
+    for iv in &d.intervals {
+        for (k, s) in Strategy::ALL.iter().enumerate() {
+            let c = &iv.cells[k];
+            rows.push(vec![
+                format!("{}", iv.start_h),
+                format!("{:.1}", iv.rates.iter().sum::<f64>()),
+                s.as_str().into(),
+                c.gpus.to_string(),
+                c.recuts.to_string(),
+                c.steps.to_string(),
+                c.status.as_str().into(),
+                format!("{:.4}", c.solve_seconds),
+                num(c.violations, 6),
+                num(c.transition_violations, 6),
+                num(c.p99_over_sla, 4),
+                num(c.min_kept_ratio, 4),
+            ]);
+        }
+    }
+    md::csv(
+        &[
+            "hour",
+            "total_rate_qps",
+            "strategy",
+            "gpus",
+            "gpus_recut",
+            "transition_steps",
+            "status",
+            "solve_seconds",
+            "sla_violation_fraction",
+            "of_which_in_transitions",
+            "worst_p99_over_sla",
+            "min_capacity_kept_over_required",
+        ],
+        &rows,
+    )
+}
+
+/// What one fleet's day says against the goals.
+struct Verdict {
+    saving: f64,
+    recut_ratio: f64,
+    max_extra_gpus: i64,
+    min_kept: f64,
+}
+
+fn verdict(d: &DayReport) -> Verdict {
+    let saving = 1.0 - d.gpu_hours[2] / d.gpu_hours[0].max(1e-9);
+    let recut_ratio = d.recuts[1] as f64 / (d.recuts[2].max(1)) as f64;
+    let max_extra_gpus = d
+        .intervals
+        .iter()
+        .map(|iv| iv.cells[2].gpus as i64 - iv.cells[1].gpus as i64)
+        .max()
+        .unwrap_or(0);
+    let min_kept = d
+        .intervals
+        .iter()
+        .filter_map(|iv| iv.cells[2].min_kept_ratio)
+        .fold(f64::INFINITY, f64::min);
+    Verdict {
+        saving,
+        recut_ratio,
+        max_extra_gpus,
+        min_kept,
+    }
+}
+
+/// Runs the study.
+pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
+    let load = DiurnalLoad::parse(DIURNAL, Path::new("papers/reconfiguration/diurnal.csv"))?;
+    let mut fleets = vec![("parvagpu", parvagpu_scenario(opts)?)];
+    if !opts.quick {
+        fleets.push(("h100", h100_scenario()?));
+    }
+    let ro = ReplayOptions {
+        every_h: if opts.quick { 6.0 } else { 1.0 },
+        sim_seconds: if opts.quick { 0.0 } else { 5.0 },
+        seed: opts.seed,
+        threads: opts.threads,
+        ..ReplayOptions::default()
+    };
+    let mut out = Output::default();
+    let mut md = String::new();
+    let mut summary = Vec::new();
+    let n = fleets.len() as u64;
+    for (i, (tag, s)) in fleets.iter().enumerate() {
+        let base = i as u64 * 100;
+        let d = replay_day(s, &load, &ro, &|a, t| progress(base + a * 100 / t.max(1), n * 100))?;
+        out.files.extend(charts(tag, &d)?);
+        out.files
+            .push((format!("results/{tag}-day.csv").into(), day_csv(&d)));
+        let v = verdict(&d);
+        for (k, st) in Strategy::ALL.iter().enumerate() {
+            summary.push(vec![
+                tag.to_string(),
+                st.as_str().into(),
+                format!("{:.1}", d.gpu_hours[k]),
+                d.recuts[k].to_string(),
+                num(d.violations[k].map(|x| x * 100.0), 4),
+            ]);
+        }
+        let _ = writeln!(md, "\n## {tag}: {}\n", s.description.clone().unwrap_or_default());
+        let _ = writeln!(
+            md,
+            "{} models, peak rates {:.0} requests/s in all; {} intervals of {} h; {} s per transition step.\n",
+            s.models.len(),
+            s.rates().unwrap_or_default().iter().sum::<f64>(),
+            d.intervals.len(),
+            d.every_h,
+            d.reconfig_s
+        );
+        let rows: Vec<Vec<String>> = Strategy::ALL
+            .iter()
+            .enumerate()
+            .map(|(k, st)| {
+                vec![
+                    st.as_str().into(),
+                    format!("{:.1}", d.gpu_hours[k]),
+                    d.recuts[k].to_string(),
+                    num(d.violations[k].map(|x| x * 100.0), 4),
+                ]
+            })
+            .collect();
+        md += &md::table(&["strategy", "GPU-hours", "GPUs re-cut", "SLA violations (%)"], &rows);
+        let _ = writeln!(
+            md,
+            "\nReplan against the static peak plan: {:.1}% fewer GPU-hours. Against planning from scratch: \
+             {:.1}× fewer GPUs re-cut, at most {} GPU(s) more in any interval. Lowest capacity any model kept \
+             during a transition step: {:.0}% of the capacity it had to keep (min of old and new rate). \
+             Intervals whose transition swapped a change onto an idle GPU: {}; most spare GPUs taken: {}.\n",
+            v.saving * 100.0,
+            v.recut_ratio,
+            v.max_extra_gpus,
+            if v.min_kept.is_finite() { v.min_kept * 100.0 } else { f64::NAN },
+            d.intervals_with_swaps,
+            d.spares_needed
+        );
+        let rows: Vec<Vec<String>> = d
+            .intervals
+            .iter()
+            .map(|iv| {
+                let c = &iv.cells;
+                vec![
+                    format!("{:05.2}", iv.start_h),
+                    format!("{:.0}", iv.rates.iter().sum::<f64>()),
+                    c[0].gpus.to_string(),
+                    format!("{} / {}", c[1].gpus, c[1].recuts),
+                    format!("{} / {} / {}", c[2].gpus, c[2].recuts, c[2].steps),
+                    num(c[1].violations.map(|x| x * 100.0), 3),
+                    num(c[2].violations.map(|x| x * 100.0), 3),
+                    num(c[2].p99_over_sla, 2),
+                ]
+            })
+            .collect();
+        md += &md::table(
+            &[
+                "hour",
+                "req/s",
+                "static GPUs",
+                "scratch GPUs / re-cut",
+                "replan GPUs / re-cut / steps",
+                "scratch viol. %",
+                "replan viol. %",
+                "replan worst p99/SLA",
+            ],
+            &rows,
+        );
+        let _ = writeln!(
+            md,
+            "\n![GPUs]({0}) ![re-cuts]({1}) ![p99]({2})\n",
+            format_args!("figures/{tag}-gpus.svg"),
+            format_args!("figures/{tag}-recuts.svg"),
+            format_args!("figures/{tag}-p99.svg")
+        );
+        out.claims.push(Claim {
+            text: format!("{tag}: replan uses at least 30% fewer GPU-hours than the static peak plan"),
+            holds: v.saving >= 0.30,
+        });
+        out.claims.push(Claim {
+            text: format!("{tag}: replan re-cuts at least 5x fewer GPUs than planning from scratch"),
+            holds: v.recut_ratio >= 5.0,
+        });
+        out.claims.push(Claim {
+            text: format!("{tag}: replan uses at most 1 GPU more than from scratch in every interval"),
+            holds: v.max_extra_gpus <= 1,
+        });
+        out.claims.push(Claim {
+            text: format!("{tag}: no model falls below its required capacity during a transition"),
+            holds: !(v.min_kept < 1.0 - 1e-9),
+        });
+    }
+    out.files.push((
+        "results/summary.csv".into(),
+        md::csv(
+            &["fleet", "strategy", "gpu_hours", "gpus_recut", "sla_violations_pct"],
+            &summary,
+        ),
+    ));
+    let mut text = String::from(
+        "# Re-planning over a day of traffic\n\n\
+         Regenerate with `migopt reproduce papers/reconfiguration` (every number and figure here is written by \
+         `papers/src/reconfiguration.rs`).\n\n\
+         The load is synthetic (`diurnal.csv`, its header gives the formula): each model's rate moves between 20% \
+         and 100% of its peak, with peaks at different hours, so the mix changes through the day. Each hour is \
+         planned three ways: **static-peak**, one min-gpus plan for every model's peak, never changed; \
+         **from-scratch**, the min-gpus optimum of the hour, applied at once to every GPU that differs (GPUs \
+         matched to the previous hour's identical ones as well as possible); **replan**, `migopt replan` from \
+         the previous hour's plan: the same fewest GPUs, then the fewest GPUs re-cut, then the fewest instances \
+         started, applied by its safe transition (each step drains, re-cuts and reloads a set of GPUs while \
+         every model keeps min(old, new) of its rate; one spare GPU may be borrowed). Every plan is simulated \
+         at the hour's rates (JSQ, server-side dynamic batching), and every transition state for the \
+         reconfiguration time with the GPUs being re-cut down; SLA violations are the fraction of the day's \
+         requests that missed their SLA, transitions included.\n",
+    );
+    text += &md;
+    text += "\n## Claims checked by this run\n\n";
+    for c in &out.claims {
+        let _ = writeln!(text, "- [{}] {}", if c.holds { "holds" } else { "fails" }, c.text);
+    }
+    out.files.push(("RESULTS.md".into(), text));
+    Ok(out)
+}

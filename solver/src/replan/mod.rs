@@ -1,0 +1,686 @@
+//! Re-planning when load changes: the target plan for a new load that re-cuts the fewest
+//! GPUs of the current plan, and a safe transition to it.
+//!
+//! Any plan for the new load is a possible target (every GPU can be re-cut), so the fewest
+//! GPUs a target needs is the from-scratch optimum G* of the min-gpus MILP. Among targets
+//! with G* GPUs the re-planner then minimises the GPUs it re-cuts or adds, and then the
+//! instances it starts (each one a model load). A GPU is *kept* when its layout and the
+//! model of every instance stay as they are; a kept instance runs the best operating point
+//! (server-side batch, MPS processes) of its size under the new scenario, which are runtime
+//! settings, not a re-cut.
+//!
+//! GPUs of the current plan with the same layout and assignment are interchangeable, so the
+//! MILP counts them by *type* t (c_t GPUs, serving cap_t[m] requests/s of model m each)
+//! instead of giving each a keep-binary; new cuts use the layout encoding of `supply`:
+//!
+//! ```text
+//!   tier 1    G* = min-gpus optimum of the new load (its own MILP, proven)
+//!   tier 2    minimise  Σ_ℓ y[ℓ]                          (GPUs re-cut or added)
+//!   tier 3    minimise  Σ_{m,k} n[m,k]   s.t. Σ_ℓ y[ℓ] = tier-2 optimum   (instances started)
+//!   cover     Σ_t cap_t[m]·keep[t] + Σ_k T_m(k)·n[m,k] ≥ r_m        ∀ m
+//!   supply    Σ_m n[m,k] ≤ Σ_ℓ c[ℓ,k]·y[ℓ]                           ∀ k
+//!   count     Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ G*
+//!   keep[t] ∈ {0..c_t}, n, y ∈ ℤ≥0
+//! ```
+//!
+//! The tiers are solved one after the other (each fixes the optimum of the one before), so
+//! each is proven on its own and no big-M weights blur the proof. The transition from the
+//! current plan to the target is built in [`transition`].
+
+pub mod transition;
+
+use crate::data::{self, RateData};
+use crate::milp::{lin, Builder, Failure, Outcome, Sense, Var};
+use crate::pack::assign;
+use crate::supply;
+use crate::{PlanOptions, SolverKind};
+use good_lp::constraint::{geq, leq};
+use good_lp::Expression;
+use migopt_models::{
+    Assignment, Error, GpuPlan, ModelRate, Objective, Plan, Scenario, SolveReport, SolveStatus,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Instant;
+pub use transition::{Step, StepGpu, Transition};
+
+/// What happens to one GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fate {
+    /// Layout and assignment unchanged.
+    Kept,
+    /// In use before and after, with another layout or assignment: drained, re-cut, loaded.
+    ReCut,
+    /// Unused before, in use after.
+    Added,
+    /// In use before, unused after (drained).
+    Freed,
+}
+
+impl Fate {
+    /// Lower-case name for tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fate::Kept => "kept",
+            Fate::ReCut => "re-cut",
+            Fate::Added => "added",
+            Fate::Freed => "freed",
+        }
+    }
+}
+
+/// One GPU before and after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuChange {
+    /// Device index (the current plan's; added GPUs follow them).
+    pub gpu: u32,
+    /// What happens to it.
+    pub fate: Fate,
+    /// Its instances in the current plan.
+    pub before: Vec<Assignment>,
+    /// Its instances in the target plan.
+    pub after: Vec<Assignment>,
+}
+
+/// One lexicographic tier of the re-plan and how its solve ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tier {
+    /// What the tier minimises (`gpus`, `gpus-changed`, `instances-started`).
+    pub name: String,
+    /// The value reached.
+    pub objective: f64,
+    /// The best proven bound.
+    pub bound: f64,
+    /// Relative gap (0 when proven).
+    pub gap: f64,
+    /// How its solve ended.
+    pub status: SolveStatus,
+    /// Wall time of the tier, seconds.
+    pub seconds: f64,
+}
+
+/// Options of a re-plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplanOptions {
+    /// Planner options (objective, planning parameters, rules, limits, threads).
+    pub plan: PlanOptions,
+    /// Idle GPUs beside the plan's that a transition may borrow (they end idle again).
+    pub spare_gpus: u32,
+    /// GPUs beyond the from-scratch optimum the target may use when that re-cuts fewer GPUs
+    /// (0: the fewest GPUs come first, strictly).
+    pub gpu_slack: u32,
+    /// Capacity each model must keep during every transition step, requests/s, in the new
+    /// scenario's model order (normally min(old, new) rate); `None`: min(the current plan's
+    /// provisioned rate, the new rate).
+    pub required: Option<Vec<f64>>,
+}
+
+/// A re-plan: the target plan, what happens to each GPU, how well it is proven, and the
+/// transition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replan {
+    /// The target plan (GPU indices are the current plan's; added GPUs follow them).
+    pub target: Plan,
+    /// Every GPU used before or after.
+    pub gpus: Vec<GpuChange>,
+    /// GPUs the target uses.
+    pub gpus_used: u32,
+    /// GPUs re-cut or added.
+    pub gpus_changed: u32,
+    /// Instances the target starts (on re-cut and added GPUs).
+    pub instances_started: u32,
+    /// The lexicographic tiers, in order.
+    pub tiers: Vec<Tier>,
+    /// How the re-plan ended: optimal only if every tier is proven.
+    pub status: SolveStatus,
+    /// The ordered transition from the current plan to the target.
+    pub transition: Transition,
+}
+
+/// A GPU configuration of the current plan: its instances as (size, start, model), sorted.
+type Config = Vec<(usize, u32, Option<usize>)>;
+
+/// The current plan in the new scenario's terms.
+struct Current {
+    /// Per type: the configuration, the GPU indices that have it, capacity per model.
+    types: Vec<(Config, Vec<u32>, Vec<f64>)>,
+    /// GPU slots of the current plan (used or not).
+    slots: u32,
+}
+
+/// Requests/s model m gets from instances of size k (0 if it cannot run there).
+fn tp(d: &RateData, m: usize, k: usize) -> f64 {
+    d.models[m].best[k].map_or(0.0, |o| o.throughput)
+}
+
+fn read_current(d: &RateData, current: &Plan) -> Result<Current, Error> {
+    let mut by: BTreeMap<Config, Vec<u32>> = BTreeMap::new();
+    for g in &current.gpus {
+        if g.layout.is_empty() {
+            continue;
+        }
+        let mut cfg: Config = Vec::new();
+        for a in &g.layout {
+            let k = d.sizes.index(a.profile.as_str()).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "current plan, GPU {}: profile {} is not usable under the layout rules (usable: {})",
+                    g.index,
+                    a.profile,
+                    d.sizes.names()
+                ))
+            })?;
+            let m = d.models.iter().position(|x| x.name == a.model.as_str());
+            cfg.push((k, a.start, m));
+        }
+        cfg.sort();
+        by.entry(cfg).or_default().push(g.index);
+    }
+    let types = by
+        .into_iter()
+        .map(|(cfg, gpus)| {
+            let mut cap = vec![0.0; d.models.len()];
+            for &(k, _, m) in &cfg {
+                if let Some(m) = m {
+                    cap[m] += tp(d, m, k);
+                }
+            }
+            (cfg, gpus, cap)
+        })
+        .collect();
+    let slots = current
+        .gpus
+        .iter()
+        .map(|g| g.index + 1)
+        .max()
+        .unwrap_or(0)
+        .max(current.gpus.len() as u32);
+    Ok(Current { types, slots })
+}
+
+/// The built tier-2/3 model.
+struct Model {
+    keep: Vec<Var>,
+    n: Vec<Vec<Option<Var>>>,
+    supply: supply::Supply,
+}
+
+fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
+    let mut b = Builder::new();
+    let keep: Vec<Var> = cur
+        .types
+        .iter()
+        .enumerate()
+        .map(|(t, (_, g, _))| b.int(format!("keep[{t}]"), g.len() as f64))
+        .collect();
+    let n: Vec<Vec<Option<Var>>> = d
+        .models
+        .iter()
+        .enumerate()
+        .map(|(mi, m)| {
+            m.best
+                .iter()
+                .enumerate()
+                .map(|(k, o)| {
+                    o.map(|o| {
+                        let hi = (m.rate / o.throughput).ceil().clamp(1.0, 7.0 * gpus as f64);
+                        b.int(format!("n[{mi},{k}]"), hi)
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    // cover  Σ_t cap_t[m]·keep[t] + Σ_k T_m(k)·n[m,k] ≥ r_m
+    for (mi, m) in d.models.iter().enumerate() {
+        let kept = lin(cur
+            .types
+            .iter()
+            .zip(&keep)
+            .filter(|((_, _, cap), _)| cap[mi] > 0.0)
+            .map(|((_, _, cap), &v)| (cap[mi], v)));
+        let new = lin(n[mi]
+            .iter()
+            .enumerate()
+            .filter_map(|(k, v)| Some((tp(d, mi, k), (*v)?))));
+        b.push(geq(kept + new, m.rate));
+    }
+    let demand = crate::maxload::demand_by_size(&n, d.sizes.profiles.len());
+    let supply = supply::layouts(&mut b, &d.sizes, &demand, gpus);
+    // count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ G*
+    let total = lin(keep.iter().map(|&v| (1.0, v))) + supply.gpus();
+    b.push(leq(total, gpus as f64));
+    (b, Model { keep, n, supply })
+}
+
+/// What a tier minimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    /// GPUs re-cut or added: Σ_ℓ y[ℓ].
+    Changed,
+    /// GPUs used: Σ_t keep[t] + Σ_ℓ y[ℓ].
+    Used,
+    /// Instances started: Σ n[m,k].
+    Started,
+}
+
+fn goal(m: &Model, g: Goal) -> Expression {
+    match g {
+        Goal::Changed => m.supply.gpus(),
+        Goal::Used => lin(m.keep.iter().map(|&v| (1.0, v))) + m.supply.gpus(),
+        Goal::Started => lin(m.n.iter().flatten().flatten().map(|&v| (1.0, v))),
+    }
+}
+
+/// Solves one tier under the optima of the tiers before it (`fixed`: goal ≤ value).
+fn tier(
+    d: &RateData,
+    cur: &Current,
+    gpus: u32,
+    opts: &PlanOptions,
+    minimise: Goal,
+    fixed: &[(Goal, f64)],
+    start: Option<&[f64]>,
+) -> Result<(Outcome, Model), Error> {
+    let (mut b, m) = build(d, cur, gpus);
+    for &(g, v) in fixed {
+        b.push(leq(goal(&m, g), v));
+    }
+    b.solve_from(
+        Sense::Minimise,
+        goal(&m, minimise),
+        &crate::control(opts, false),
+        start,
+    )
+    .map(|o| (o, m))
+    .map_err(|f| match f {
+        Failure::Infeasible => Error::Internal(format!(
+            "re-plan ({minimise:?}): no target within {gpus} GPUs, although the from-scratch plan fits"
+        )),
+        f => f.into_error("re-plan MILP"),
+    })
+}
+
+fn tier_report(name: &str, o: &Outcome) -> Tier {
+    let bound = if o.status == SolveStatus::Optimal {
+        o.objective
+    } else {
+        o.bound.min(o.objective)
+    };
+    let gap = if o.objective.abs() > 1e-9 {
+        ((o.objective - bound) / o.objective).max(0.0)
+    } else {
+        0.0
+    };
+    Tier {
+        name: name.into(),
+        objective: o.objective.round(),
+        bound: bound.ceil().min(o.objective.round()),
+        gap,
+        status: o.status,
+        seconds: o.seconds,
+    }
+}
+
+/// The MIP start of tier 2: nothing kept, the from-scratch plan's layouts and counts.
+fn scratch_start(b_cols: usize, d: &RateData, m: &Model, scratch: &Plan) -> Vec<f64> {
+    let mut cols = vec![0.0; b_cols];
+    let mut per_layout = vec![0u32; d.sizes.layouts.len()];
+    let mut counts = vec![vec![0u32; d.sizes.profiles.len()]; d.models.len()];
+    for g in &scratch.gpus {
+        let mut c = vec![0u32; d.sizes.profiles.len()];
+        for a in &g.layout {
+            if let Some(k) = d.sizes.index(a.profile.as_str()) {
+                c[k] += 1;
+                if let Some(mi) = d.models.iter().position(|x| x.name == a.model.as_str()) {
+                    counts[mi][k] += 1;
+                }
+            }
+        }
+        // The first pattern whose counts cover this GPU's.
+        if let Some(&l) = d
+            .sizes
+            .patterns
+            .iter()
+            .find(|&&l| d.sizes.count[l].iter().zip(&c).all(|(a, b)| a >= b))
+        {
+            per_layout[l] += 1;
+        }
+    }
+    for (nm, cm) in m.n.iter().zip(&counts) {
+        for (v, &c) in nm.iter().zip(cm) {
+            if let Some(v) = v {
+                cols[v.col] = c as f64;
+            }
+        }
+    }
+    m.supply.set_start(&d.sizes, &per_layout, &mut cols);
+    cols
+}
+
+/// Re-plans `current` for the load of `scenario` (min-gpus objective).
+///
+/// Errors: [`Error::Infeasible`] when no plan serves the new load, or no transition keeps
+/// every model's required capacity with the spare GPUs given; [`Error::Invalid`] when the
+/// current plan does not fit the scenario (another GPU kind, profiles outside the rules).
+pub fn replan(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Result<Replan, Error> {
+    if opts.plan.objective != Objective::MinGpus {
+        return Err(Error::Invalid(
+            "re-planning supports the min-gpus objective (rate targets); max-load re-planning is not implemented".into(),
+        ));
+    }
+    if current.gpu != scenario.gpu {
+        return Err(Error::Invalid(format!(
+            "the current plan is for {} but scenario {} is for {}",
+            current.gpu, scenario.name, scenario.gpu
+        )));
+    }
+    let popts = opts.plan.with_deadline();
+    let d = data::rate_data(scenario, &popts.params, popts.rules)?;
+    let cur = read_current(&d, current)?;
+    let t0 = Instant::now();
+    // Tier 1: the from-scratch optimum.
+    let scratch = crate::plan(scenario, SolverKind::Milp, &popts)?;
+    let g_star = scratch.gpus_used() as u32;
+    let t1 = Tier {
+        name: "gpus-needed".into(),
+        objective: g_star as f64,
+        bound: scratch.report.bound.unwrap_or(g_star as f64),
+        gap: scratch.report.gap.unwrap_or(0.0),
+        status: scratch.report.status,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    // Tier 2 starts from the from-scratch plan (feasible), each later tier from the last.
+    let limit = g_star.saturating_add(opts.gpu_slack);
+    let (b, m) = build(&d, &cur, limit);
+    let start = scratch_start(b.num_vars(), &d, &m, &scratch);
+    drop(b);
+    let mut fixed: Vec<(Goal, f64)> = Vec::new();
+    let mut tiers = vec![t1];
+    let mut order = vec![(Goal::Changed, "gpus-changed")];
+    if opts.gpu_slack > 0 {
+        order.push((Goal::Used, "gpus-used"));
+    }
+    order.push((Goal::Started, "instances-started"));
+    let mut last: Option<(Outcome, Model)> = None;
+    for (g, name) in order {
+        let from = last.as_ref().map_or(start.clone(), |(o, _)| o.values.clone());
+        let (o, m) = tier(&d, &cur, limit, &popts, g, &fixed, Some(&from))?;
+        let t = tier_report(name, &o);
+        fixed.push((g, t.objective));
+        tiers.push(t);
+        last = Some((o, m));
+    }
+    let Some((o3, model)) = last else {
+        return Err(Error::Internal("re-plan: no tier solved".into()));
+    };
+    let status = if tiers.iter().all(|t| t.status == SolveStatus::Optimal) {
+        SolveStatus::Optimal
+    } else {
+        tiers
+            .iter()
+            .map(|t| t.status)
+            .find(|s| *s != SolveStatus::Optimal)
+            .unwrap_or(SolveStatus::TimeLimit)
+    };
+    let (target_gpus, changes) = target(&d, &cur, current, &model, &o3);
+    let required = match &opts.required {
+        Some(r) => r.clone(),
+        None => d
+            .models
+            .iter()
+            .map(|m| {
+                let old = current
+                    .model_rates
+                    .iter()
+                    .find(|r| r.model.as_str() == m.name.as_str())
+                    .map_or(0.0, |r| r.rate_qps);
+                old.min(m.rate)
+            })
+            .collect(),
+    };
+    let caps = |cfg: &[Assignment]| capacity(&d, cfg);
+    let names: Vec<String> = d.models.iter().map(|m| m.name.clone()).collect();
+    let first_spare = changes
+        .iter()
+        .map(|c| c.gpu + 1)
+        .max()
+        .unwrap_or(0)
+        .max(cur.slots);
+    let plan_with = |k: u32| transition::plan(&changes, &caps, &required, &names, k, first_spare);
+    let transition = match plan_with(opts.spare_gpus) {
+        Ok(t) => t,
+        Err(Error::Infeasible(why)) => {
+            // With a spare per changed GPU a transition always exists (every new layout up
+            // on a spare first, then every old GPU drained): say how many it takes.
+            let most = changes.iter().filter(|c| c.fate != Fate::Kept).count() as u32;
+            let need = plan_with(most.max(opts.spare_gpus))
+                .map(|t| t.spares_used.len())
+                .map_err(|_| Error::Infeasible(why.clone()))?;
+            return Err(Error::Infeasible(format!(
+                "{why}; a safe transition to this target needs {need} spare GPU(s) (--spare-gpus {need})"
+            )));
+        }
+        Err(e) => return Err(e),
+    };
+    let (target_gpus, changes) = apply_swaps(target_gpus, changes, &transition.swaps);
+    let used = target_gpus.iter().filter(|g| !g.layout.is_empty()).count() as u32;
+    let report = SolveReport {
+        status,
+        objective: used as f64,
+        bound: scratch.report.bound,
+        gap: scratch.report.gap,
+        lp_bound: scratch.report.lp_bound,
+        solve_seconds: t0.elapsed().as_secs_f64(),
+        gpcs_used: None,
+    };
+    let model_rates = d
+        .models
+        .iter()
+        .enumerate()
+        .map(|(mi, m)| ModelRate {
+            model: m.name.as_str().into(),
+            rate_qps: target_gpus
+                .iter()
+                .map(|g| capacity(&d, &g.layout)[mi])
+                .sum(),
+        })
+        .collect();
+    let mut plan = Plan {
+        scenario: scenario.name.clone(),
+        scenario_path: None,
+        gpu: scenario.gpu.clone(),
+        objective_kind: Objective::MinGpus,
+        solver: "milp-replan".into(),
+        report,
+        params: popts.params,
+        gpus: target_gpus,
+        routes: Vec::new(),
+        model_rates,
+    };
+    plan.report.gpcs_used = Some(plan.gpcs_used()?);
+    plan.validate(popts.rules).map_err(|e| {
+        Error::Internal(format!("re-planner produced a plan the MIG validator rejects ({e}); please report this"))
+    })?;
+    Ok(Replan {
+        gpus_used: used,
+        gpus_changed: changes
+            .iter()
+            .filter(|c| matches!(c.fate, Fate::ReCut | Fate::Added))
+            .count() as u32,
+        instances_started: changes
+            .iter()
+            .filter(|c| matches!(c.fate, Fate::ReCut | Fate::Added))
+            .map(|c| c.after.len() as u32)
+            .sum(),
+        target: plan,
+        gpus: changes,
+        tiers,
+        status,
+        transition,
+    })
+}
+
+/// Requests/s each model gets from a GPU's instances under the new scenario.
+pub(crate) fn capacity(d: &RateData, layout: &[Assignment]) -> Vec<f64> {
+    let mut cap = vec![0.0; d.models.len()];
+    for a in layout {
+        if let (Some(k), Some(m)) = (
+            d.sizes.index(a.profile.as_str()),
+            d.models.iter().position(|x| x.name == a.model.as_str()),
+        ) {
+            cap[m] += tp(d, m, k);
+        }
+    }
+    cap
+}
+
+/// The target's GPUs (indices of the current plan, added ones after them) and the fate of
+/// every GPU used before or after.
+fn target(
+    d: &RateData,
+    cur: &Current,
+    current: &Plan,
+    model: &Model,
+    out: &Outcome,
+) -> (Vec<GpuPlan>, Vec<GpuChange>) {
+    let before: BTreeMap<u32, Vec<Assignment>> = current
+        .gpus
+        .iter()
+        .map(|g| (g.index, g.layout.clone()))
+        .collect();
+    let point = |m: usize, k: usize| {
+        d.models[m].best[k]
+            .map(|o| (o.batch, o.procs))
+            .unwrap_or((1, 1))
+    };
+    let mut after: BTreeMap<u32, Vec<Assignment>> = BTreeMap::new();
+    let mut free: Vec<u32> = Vec::new();
+    for ((_, gpus, _), &v) in cur.types.iter().zip(&model.keep) {
+        let k = (out.int(v) as usize).min(gpus.len());
+        for &g in &gpus[..k] {
+            let mut layout = before[&g].clone();
+            for a in &mut layout {
+                if let (Some(ki), Some(mi)) = (
+                    d.sizes.index(a.profile.as_str()),
+                    d.models.iter().position(|x| x.name == a.model.as_str()),
+                ) {
+                    (a.batch, a.procs) = point(mi, ki);
+                }
+            }
+            after.insert(g, layout);
+        }
+        free.extend_from_slice(&gpus[k..]);
+    }
+    free.sort_unstable();
+    let per_gpu = model.supply.decode(&d.sizes, out);
+    let counts: Vec<Vec<u32>> = model
+        .n
+        .iter()
+        .map(|nm| nm.iter().map(|v| v.map_or(0, |v| out.int(v))).collect())
+        .collect();
+    let names: Vec<String> = d.models.iter().map(|m| m.name.clone()).collect();
+    let new = assign(&d.sizes, &per_gpu, &counts, &names, &|_| None, &point);
+    let mut next = cur.slots;
+    let mut free_iter = free.iter();
+    for g in new.into_iter().filter(|g| !g.layout.is_empty()) {
+        let idx = match free_iter.next() {
+            Some(&i) => i,
+            None => {
+                next += 1;
+                next - 1
+            }
+        };
+        after.insert(idx, g.layout);
+    }
+    let mut changes = Vec::new();
+    let all: std::collections::BTreeSet<u32> = before
+        .iter()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(&i, _)| i)
+        .chain(after.keys().copied())
+        .collect();
+    for g in all {
+        let b = before.get(&g).cloned().unwrap_or_default();
+        let a = after.get(&g).cloned().unwrap_or_default();
+        let same = {
+            let key = |l: &[Assignment]| {
+                let mut v: Vec<(String, u32, String)> = l
+                    .iter()
+                    .map(|x| (x.profile.to_string(), x.start, x.model.to_string()))
+                    .collect();
+                v.sort();
+                v
+            };
+            key(&b) == key(&a)
+        };
+        let fate = match (b.is_empty(), a.is_empty()) {
+            (false, false) if same => Fate::Kept,
+            (false, false) => Fate::ReCut,
+            (true, false) => Fate::Added,
+            (false, true) => Fate::Freed,
+            (true, true) => continue,
+        };
+        changes.push(GpuChange {
+            gpu: g,
+            fate,
+            before: b,
+            after: a,
+        });
+    }
+    let top = after.keys().max().map_or(0, |&m| m + 1);
+    let gpus = (0..top)
+        .map(|i| GpuPlan {
+            index: i,
+            layout: after.get(&i).cloned().unwrap_or_default(),
+        })
+        .collect();
+    (gpus, changes)
+}
+
+/// Moves each swapped GPU's new layout to the idle GPU that took it: (g, s) leaves g idle
+/// (freed) and s in use (added).
+fn apply_swaps(
+    mut gpus: Vec<GpuPlan>,
+    mut changes: Vec<GpuChange>,
+    swaps: &[(u32, u32)],
+) -> (Vec<GpuPlan>, Vec<GpuChange>) {
+    for &(g, s) in swaps {
+        let layout = changes
+            .iter()
+            .find(|c| c.gpu == g)
+            .map(|c| c.after.clone())
+            .unwrap_or_default();
+        let top = gpus.len().max(s as usize + 1);
+        while gpus.len() < top {
+            let index = gpus.len() as u32;
+            gpus.push(GpuPlan {
+                index,
+                layout: Vec::new(),
+            });
+        }
+        gpus[s as usize].layout = layout.clone();
+        if let Some(x) = gpus.get_mut(g as usize) {
+            x.layout.clear();
+        }
+        // Either GPU may already have a record (s: drained earlier by this transition).
+        if let Some(c) = changes.iter_mut().find(|c| c.gpu == g) {
+            c.after.clear();
+            c.fate = if c.before.is_empty() { Fate::Kept } else { Fate::Freed };
+        }
+        match changes.iter_mut().find(|c| c.gpu == s) {
+            Some(c) => {
+                c.after = layout;
+                c.fate = if c.before.is_empty() { Fate::Added } else { Fate::ReCut };
+            }
+            None => changes.push(GpuChange {
+                gpu: s,
+                fate: Fate::Added,
+                before: Vec::new(),
+                after: layout,
+            }),
+        }
+    }
+    changes.retain(|c| !(c.before.is_empty() && c.after.is_empty()));
+    changes.sort_by_key(|c| c.gpu);
+    (gpus, changes)
+}

@@ -1,0 +1,160 @@
+//! Re-planning: a replan with unchanged load re-cuts nothing, the target is as small as
+//! the from-scratch optimum, and every transition step is a valid MIG state that keeps
+//! every model's required capacity (property tests over random load changes).
+
+use crate::data::{dataset_dir, parvagpu_scenarios};
+use migopt_models::{Demand, LayoutRules, Objective, Plan, Scenario, SolveStatus};
+use migopt_solver::replan::{replan, Fate, ReplanOptions};
+use migopt_solver::{plan, PlanOptions, SolverKind};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+fn opts() -> PlanOptions {
+    PlanOptions {
+        objective: Objective::MinGpus,
+        ..Default::default()
+    }
+}
+
+fn scaled(s: &Scenario, f: &[f64]) -> Scenario {
+    let mut s = s.clone();
+    for (m, f) in s.models.iter_mut().zip(f.iter().cycle()) {
+        if let Demand::Rate(r) = m.demand {
+            m.demand = Demand::Rate(r * f);
+        }
+    }
+    s
+}
+
+fn ropts(old: &Scenario, new: &Scenario, spares: u32) -> ReplanOptions {
+    let (o, n) = (old.rates().unwrap(), new.rates().unwrap());
+    ReplanOptions {
+        plan: opts(),
+        spare_gpus: spares,
+        gpu_slack: 0,
+        required: Some(o.iter().zip(&n).map(|(a, b)| a.min(*b)).collect()),
+    }
+}
+
+/// Walks the transition: every intermediate state validates and keeps every model's
+/// required capacity (checked independently of the planner's own bookkeeping).
+fn check_transition(current: &Plan, r: &migopt_solver::replan::Replan, required: &[f64], s: &Scenario) {
+    let mut state: BTreeMap<u32, Plan> = BTreeMap::new();
+    let one = |idx: u32, layout: Vec<migopt_models::Assignment>| {
+        let mut p = r.target.clone();
+        p.gpus = vec![migopt_models::GpuPlan { index: idx, layout }];
+        p
+    };
+    for g in &current.gpus {
+        state.insert(g.index, one(g.index, g.layout.clone()));
+    }
+    let cap = |p: &Plan| -> Vec<f64> {
+        s.models
+            .iter()
+            .map(|m| {
+                p.instances()
+                    .filter(|(_, a)| a.model == m.name)
+                    .map(|(_, a)| {
+                        // The best operating point of the size (what the planner counts).
+                        let c = (1..=64)
+                            .filter_map(|procs| s.profiles.curve(m.name.as_str(), a.profile.as_str(), procs))
+                            .flat_map(|c| {
+                                c.batches
+                                    .iter()
+                                    .zip(&c.latency_ms)
+                                    .zip(&c.throughput_qps)
+                                    .filter(|((_, &l), _)| l < 0.45 * m.sla.0)
+                                    .map(|(_, &t)| t)
+                                    .collect::<Vec<_>>()
+                            })
+                            .fold(0.0, f64::max);
+                        c
+                    })
+                    .sum()
+            })
+            .collect()
+    };
+    for (i, step) in r.transition.steps.iter().enumerate() {
+        let down: Vec<u32> = step.gpus.iter().map(|g| g.gpu).collect();
+        let mut during = vec![0.0; s.models.len()];
+        for (idx, p) in &state {
+            p.validate(LayoutRules::default()).unwrap();
+            if !down.contains(idx) {
+                for (d, c) in during.iter_mut().zip(cap(p)) {
+                    *d += c;
+                }
+            }
+        }
+        for (m, (&have, &need)) in during.iter().zip(required).enumerate() {
+            assert!(
+                have >= need * (1.0 - 1e-9) - 1e-9,
+                "step {}: model {} has {have} < {need}",
+                i + 1,
+                s.models[m].name
+            );
+        }
+        for g in &step.gpus {
+            let p = one(g.gpu, g.layout.clone());
+            p.validate(LayoutRules::default()).unwrap();
+            state.insert(g.gpu, p);
+        }
+    }
+    // The end state is the target.
+    for g in &r.target.gpus {
+        let got = state.get(&g.index).map(|p| p.gpus[0].layout.clone()).unwrap_or_default();
+        let key = |l: &[migopt_models::Assignment]| {
+            let mut v: Vec<_> = l.iter().map(|a| (a.profile.clone(), a.start, a.model.clone())).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(key(&got), key(&g.layout), "GPU {} ends in another state", g.index);
+    }
+}
+
+#[test]
+fn unchanged_load_recuts_nothing() {
+    let s = &parvagpu_scenarios(&dataset_dir())[5];
+    let current = plan(s, SolverKind::Milp, &opts()).unwrap();
+    let r = replan(&current, s, &ropts(s, s, 0)).unwrap();
+    assert_eq!(r.status, SolveStatus::Optimal);
+    assert_eq!(r.gpus_changed, 0);
+    assert_eq!(r.instances_started, 0);
+    assert!(r.transition.steps.is_empty());
+    assert!(r.gpus.iter().all(|g| g.fate == Fate::Kept));
+    assert_eq!(r.gpus_used as usize, current.gpus_used());
+}
+
+#[test]
+fn replan_is_as_small_as_from_scratch_and_safe() {
+    let s = &parvagpu_scenarios(&dataset_dir())[5];
+    let current = plan(s, SolverKind::Milp, &opts()).unwrap();
+    let new = scaled(s, &[0.6, 1.2, 0.9]);
+    let scratch = plan(&new, SolverKind::Milp, &opts()).unwrap();
+    let ro = ropts(s, &new, 1);
+    let r = replan(&current, &new, &ro).unwrap();
+    assert_eq!(r.status, SolveStatus::Optimal);
+    assert_eq!(r.gpus_used as usize, scratch.gpus_used());
+    for (m, rate) in r.target.model_rates.iter().zip(new.rates().unwrap()) {
+        assert!(m.rate_qps >= rate * (1.0 - 1e-9), "{} under-provisioned", m.model);
+    }
+    check_transition(&current, &r, ro.required.as_ref().unwrap(), &new);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #[test]
+    fn every_transition_step_is_valid_and_keeps_capacity(
+        f in proptest::collection::vec(0.3f64..1.6, 3),
+        which in 2usize..6,
+    ) {
+        let s = &parvagpu_scenarios(&dataset_dir())[which];
+        let current = plan(s, SolverKind::Milp, &opts()).unwrap();
+        let new = scaled(s, &f);
+        // With a spare per changed GPU a safe transition always exists.
+        let ro = ropts(s, &new, 64);
+        let r = replan(&current, &new, &ro).unwrap();
+        check_transition(&current, &r, ro.required.as_ref().unwrap(), &new);
+        let changed = r.gpus.iter().filter(|g| matches!(g.fate, Fate::ReCut | Fate::Added)).count();
+        prop_assert_eq!(changed as u32, r.gpus_changed);
+    }
+}

@@ -1,0 +1,289 @@
+//! Fuzzing of every input format: arbitrary bytes, and mutations of valid files (hostile
+//! numbers in place of real ones, deleted and duplicated lines, byte-order marks, CRLF),
+//! fed to each parser in-process and, for a few cases, through the `migopt` binary under
+//! an address-space cap and a deadline. The contract: no panic, exit 0 or 2, and every
+//! accepted value within `migopt_models::limits`.
+
+use migopt_models::limits::{MAX_BATCH, MAX_GPUS, MAX_PROCS};
+use migopt_models::{Plan, ProfileSet, Scenario};
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Values that have broken parsers before: huge, tiny, denormal, non-finite, wrapping,
+/// empty, quoted.
+const HOSTILE: &[&str] = &[
+    "0",
+    "-1",
+    "1e300",
+    "1e-300",
+    "5e-324",
+    "NaN",
+    "inf",
+    "-inf",
+    "4294967295",
+    "4000000000",
+    "18446744073709551616",
+    "65537",
+    "1e18",
+    "",
+    "x",
+    "\"",
+    "1.5",
+    "\u{feff}",
+    "9999999999999999999999999999",
+];
+
+/// One edit of a text: which kind, where (a fraction of the length), which hostile value.
+type Edit = (u8, f64, usize);
+
+fn edits() -> impl Strategy<Value = Vec<Edit>> {
+    prop::collection::vec((0u8..6, 0.0f64..1.0, 0usize..HOSTILE.len()), 1..4)
+}
+
+/// Applies edits: replace a number with a hostile value, delete a span, duplicate a line,
+/// insert a hostile value, add a byte-order mark, or switch to CRLF.
+fn mutate(text: &str, edits: &[Edit]) -> String {
+    let mut t = text.to_string();
+    for &(kind, at, pick) in edits {
+        let pos = floor_char(&t, (at * t.len() as f64) as usize);
+        match kind {
+            0 => {
+                // The number nearest after `pos`.
+                let bytes = t.as_bytes();
+                let start = (pos..bytes.len()).find(|&i| bytes[i].is_ascii_digit());
+                if let Some(s) = start {
+                    let e = (s..bytes.len())
+                        .find(|&i| {
+                            !(bytes[i].is_ascii_alphanumeric() || b".-+".contains(&bytes[i]))
+                        })
+                        .unwrap_or(bytes.len());
+                    t.replace_range(s..e, HOSTILE[pick]);
+                }
+            }
+            1 => {
+                let end = floor_char(&t, (pos + 1 + pick * 3).min(t.len()));
+                t.replace_range(pos..end, "");
+            }
+            2 => {
+                let lines: Vec<&str> = t.lines().collect();
+                if !lines.is_empty() {
+                    let i = (at * lines.len() as f64) as usize % lines.len();
+                    let mut v: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+                    v.insert(i, lines[i].to_string());
+                    t = v.join("\n") + "\n";
+                }
+            }
+            3 => t.insert_str(pos, HOSTILE[pick]),
+            4 => t.insert(0, '\u{feff}'),
+            _ => t = t.replace("\r\n", "\n").replace('\n', "\r\n"),
+        }
+    }
+    t
+}
+
+fn floor_char(s: &str, mut i: usize) -> usize {
+    i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn read(p: &str) -> String {
+    std::fs::read_to_string(root().join(p)).unwrap()
+}
+
+/// Every accepted profile respects the bounds.
+fn check_profile(text: &str) {
+    if let Ok(set) = ProfileSet::from_csv_str(text, Path::new("f.csv")) {
+        for (k, c) in &set.curves {
+            assert!((1..=MAX_PROCS).contains(&k.procs));
+            assert!(c.batches.iter().all(|&b| (1..=MAX_BATCH).contains(&b)));
+            assert!(c.latency_ms.iter().all(|l| l.is_finite() && *l > 0.0));
+        }
+        let _ = set.interpolated();
+    }
+}
+
+fn scenario_with(text: &str, csv: &str) -> Result<Scenario, migopt_models::Error> {
+    let csv = csv.to_string();
+    Scenario::parse(text, Path::new("s.toml"), &move |_: &Path| Ok(csv.clone()))
+}
+
+fn check_scenario(text: &str, csv: &str) {
+    if let Ok(s) = scenario_with(text, csv) {
+        assert!((1..=MAX_GPUS).contains(&s.gpu_count));
+        for m in &s.models {
+            let pmf = m.batch.pmf();
+            assert!(pmf.iter().all(|&(b, p)| b <= MAX_BATCH && p.is_finite()));
+        }
+    }
+}
+
+fn default_scenario() -> Scenario {
+    migopt_profiles::default_scenario().unwrap()
+}
+
+fn check_plan(text: &str, s: &Scenario) {
+    if let Ok(p) = Plan::from_json(text, Path::new("p.json")) {
+        if p.check_against(Path::new("p.json"), s).is_ok() {
+            assert!(p.gpus.len() <= MAX_GPUS as usize);
+            assert!(p
+                .instances()
+                .all(|(_, a)| a.batch <= MAX_BATCH && a.procs <= MAX_PROCS));
+        }
+    }
+}
+
+fn check_trace(text: &str) {
+    if let Ok(t) = migopt_sim::parse_trace(text, Path::new("t.csv")) {
+        assert!(t
+            .iter()
+            .all(|r| r.arrival_ms.is_finite() && r.batch <= MAX_BATCH));
+    }
+}
+
+const PROFILE: &str = "profiles/h100-80gb/resnet50.csv";
+const SCENARIO: &str = "tests/corpus/toml/ok.toml";
+const PLAN: &str = "tests/corpus/plan/ok-plan.json";
+const TRACE: &str = "tests/corpus/trace/ok-bom-crlf.csv";
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_a_parser(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let text = String::from_utf8_lossy(&bytes);
+        check_profile(&text);
+        check_scenario(&text, &read(PROFILE));
+        check_plan(&text, &default_scenario());
+        check_trace(&text);
+    }
+
+    #[test]
+    fn mutated_profiles_are_accepted_within_bounds_or_rejected(e in edits()) {
+        check_profile(&mutate(&read(PROFILE), &e));
+    }
+
+    #[test]
+    fn mutated_scenarios_are_accepted_within_bounds_or_rejected(e in edits(), f in edits()) {
+        let toml = read(SCENARIO).replace("../../../profiles/h100-80gb/resnet50.csv", "p.csv");
+        check_scenario(&mutate(&toml, &e), &mutate(&read(PROFILE), &f));
+    }
+
+    #[test]
+    fn mutated_plans_are_accepted_within_bounds_or_rejected(e in edits()) {
+        check_plan(&mutate(&read(PLAN), &e), &default_scenario());
+    }
+
+    #[test]
+    fn mutated_traces_are_accepted_within_bounds_or_rejected(e in edits()) {
+        check_trace(&mutate(&read(TRACE), &e));
+    }
+}
+
+/// A small ParvaGPU-shaped data set: two models, two SLO scenarios.
+fn parvagpu_files() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "prof_data/aa.csv",
+            "Mig instance,Batch size,Workload Number,Throughput,Latency\n1,1,1,196.7,0.005\n1,2,2,150.0,0.013\n7,8,1,900,0.009\n1,4,4,0,0\n".into(),
+        ),
+        (
+            "prof_data/bb.csv",
+            "Mig instance,Batch size,Workload Number,Throughput,Latency\n7,1,1,500,0.002\n3,2,1,300,0.004\n".into(),
+        ),
+        ("SLO/SLO_req_rate.csv", "10,N/A\n20,5\n".into()),
+        ("SLO/SLO_latency.csv", "100,N/A\n200,50\n".into()),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_parvagpu_sets_import_within_bounds_or_are_rejected(which in 0usize..4, e in edits()) {
+        let d = tempfile::tempdir().unwrap();
+        for (i, (name, text)) in parvagpu_files().into_iter().enumerate() {
+            let p = d.path().join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            let text = if i == which { mutate(&text, &e) } else { text };
+            std::fs::write(p, text).unwrap();
+        }
+        if let Ok(imp) = migopt_profiles::parvagpu::read(d.path()) {
+            // Everything the importer accepts renders into files migopt reads back.
+            if let Ok(files) = imp.files(&d.path().join("out")) {
+                for (p, text) in files.iter().filter(|f| f.0.extension().is_some_and(|x| x == "csv")) {
+                    prop_assert!(ProfileSet::from_csv_str(text, p).is_ok(), "{}", p.display());
+                }
+            }
+        }
+    }
+}
+
+/// Runs the binary under a 4 GB address-space cap; kills it after `limit`.
+fn run_capped(args: &[&str], dir: &Path, limit: Duration) -> Option<i32> {
+    let bin = env!("CARGO_BIN_EXE_migopt");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -v 4000000; exec \"$0\" \"$@\"")
+        .arg(bin)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("binary starts");
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            if status.code() != Some(0) && status.code() != Some(2) {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("{args:?} exited with {status}: {err}");
+            }
+            return status.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} ran longer than {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_binary_exits_0_or_2_on_mutated_inputs(e in edits(), f in edits(), g in edits()) {
+        let d = tempfile::tempdir().unwrap();
+        let csv = mutate(&read(PROFILE), &e);
+        std::fs::write(d.path().join("p.csv"), &csv).unwrap();
+        let toml = mutate(
+            &read(SCENARIO).replace("../../../profiles/h100-80gb/resnet50.csv", "p.csv"),
+            &f,
+        );
+        std::fs::write(d.path().join("s.toml"), &toml).unwrap();
+        std::fs::write(d.path().join("plan.json"), mutate(&read(PLAN), &g)).unwrap();
+        std::fs::write(d.path().join("t.csv"), mutate(&read(TRACE), &f)).unwrap();
+        let limit = Duration::from_secs(60);
+        run_capped(&["profile", "check", "--interpolate", "p.csv"], d.path(), limit);
+        run_capped(&["scenario", "check", "s.toml"], d.path(), limit);
+        run_capped(&["simulate", "plan.json", "--queries", "2000", "--replications", "1"], d.path(), limit);
+        run_capped(
+            &["simulate", "plan.json", "--queries", "2000", "--replications", "1", "--trace", "t.csv"],
+            d.path(),
+            limit,
+        );
+    }
+}
