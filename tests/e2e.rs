@@ -394,7 +394,7 @@ fn simulate_rejects_bad_input() {
     std::fs::write(&bad, v.to_string()).unwrap();
     expect(
         &["simulate", bad.to_str().unwrap()],
-        "invalid MIG placement on H100-80GB: GPU 0:",
+        ":1: field `gpus[0].layout`: invalid MIG placement on H100-80GB: 1g.10gb cannot start at memory slot 7",
     );
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     v["gpus"][0]["layout"][0]["model"] = serde_json::json!("resnet18");
@@ -580,7 +580,7 @@ fn a_plan_with_a_million_gpus_is_rejected_before_anything_is_sized_from_it() {
     assert_eq!(
         stderr(&o),
         format!(
-            "migopt: error: {}: field `gpus`: 1000000 GPUs, above the limit of 100000\n",
+            "migopt: error: {}:1: field `gpus`: 1000000 GPUs, above the limit of 100000\n",
             p.display()
         )
     );
@@ -771,4 +771,33 @@ fn plan_and_simulate_tables_fit_the_terminal_width() {
             }
         }
     }
+}
+
+#[test]
+fn import_that_cannot_write_its_last_file_writes_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("pv");
+    // The 17th output's name is taken by a folder: found before anything is written.
+    std::fs::create_dir_all(out.join("parvagpu-s6.toml")).unwrap();
+    let o = run(
+        &[
+            "import",
+            "parvagpu",
+            parvagpu_dir().to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).ends_with("parvagpu-s6.toml: it is a folder\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        1,
+        "files written despite the failure"
+    );
 }

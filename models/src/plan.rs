@@ -127,6 +127,142 @@ fn procs_in_range<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     in_range(d, "procs", MAX_PROCS)
 }
 
+/// The 1-based line of the value at `field` (such as `gpus[3].layout[0].model`) in a plan's
+/// JSON text, so that checks made after parsing can still point at a line.
+pub fn json_line(text: &str, field: &str) -> Option<usize> {
+    let mut sc = JsonScan {
+        b: text.as_bytes(),
+        i: 0,
+    };
+    for seg in field.split('.') {
+        let (key, index) = match seg.split_once('[') {
+            Some((k, rest)) => (k, Some(rest.trim_end_matches(']').parse::<usize>().ok()?)),
+            None => (seg, None),
+        };
+        sc.key(key)?;
+        if let Some(n) = index {
+            sc.element(n)?;
+        }
+    }
+    sc.ws();
+    Some(
+        text.as_bytes()[..sc.i.min(text.len())]
+            .iter()
+            .filter(|&&c| c == b'\n')
+            .count()
+            + 1,
+    )
+}
+
+/// Adds the line to a field error of [`Plan::check_against`], found in the plan's text.
+pub fn locate(e: Error, text: &str) -> Error {
+    match e {
+        Error::Field {
+            origin: Origin { file, line: None },
+            field,
+            message,
+        } => Error::Field {
+            origin: Origin {
+                line: json_line(text, &field),
+                file,
+            },
+            field,
+            message,
+        },
+        other => other,
+    }
+}
+
+/// A cursor over JSON text that is known to parse: finds keys and array elements.
+struct JsonScan<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl JsonScan<'_> {
+    fn ws(&mut self) {
+        while self
+            .b
+            .get(self.i)
+            .is_some_and(|c| c.is_ascii_whitespace() || *c == 0xEF || *c == 0xBB || *c == 0xBF)
+        {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+    }
+
+    fn string(&mut self) -> Option<&[u8]> {
+        self.eat(b'"')?;
+        let start = self.i;
+        while let Some(&c) = self.b.get(self.i) {
+            match c {
+                b'\\' => self.i += 2,
+                b'"' => {
+                    self.i += 1;
+                    return Some(&self.b[start..self.i - 1]);
+                }
+                _ => self.i += 1,
+            }
+        }
+        None
+    }
+
+    /// Skips one value of any kind.
+    fn skip(&mut self) -> Option<()> {
+        self.ws();
+        let mut depth = 0usize;
+        loop {
+            match *self.b.get(self.i)? {
+                b'"' => {
+                    self.string()?;
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    self.i += 1;
+                }
+                b'}' | b']' if depth > 0 => {
+                    depth -= 1;
+                    self.i += 1;
+                }
+                b',' | b'}' | b']' if depth == 0 => return Some(()),
+                _ => self.i += 1,
+            }
+            if depth == 0 && matches!(self.b.get(self.i.wrapping_sub(1)), Some(b'"' | b'}' | b']'))
+            {
+                return Some(());
+            }
+        }
+    }
+
+    /// Moves into the object at the cursor, to the value of `key`.
+    fn key(&mut self, key: &str) -> Option<()> {
+        self.eat(b'{')?;
+        loop {
+            let k = self.string()?.to_vec();
+            self.eat(b':')?;
+            if k == key.as_bytes() {
+                return Some(());
+            }
+            self.skip()?;
+            self.eat(b',')?;
+        }
+    }
+
+    /// Moves into the array at the cursor, to element `n`.
+    fn element(&mut self, n: usize) -> Option<()> {
+        self.eat(b'[')?;
+        for _ in 0..n {
+            self.skip()?;
+            self.eat(b',')?;
+        }
+        Some(())
+    }
+}
+
 /// One GPU of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuPlan {
@@ -307,11 +443,19 @@ impl Plan {
             };
             *slot = true;
         }
-        self.validate(LayoutRules {
+        let rules = LayoutRules {
             all_profiles: true,
             pre_r510: false,
-        })
-        .map_err(|e| bad("gpus".into(), e.to_string()))?;
+        };
+        for (i, g) in self.gpus.iter().enumerate() {
+            let ps: Vec<Placement> = g
+                .layout
+                .iter()
+                .map(|a| Placement::new(a.profile.clone(), a.start))
+                .collect();
+            validate(self.gpu_spec()?, &ps, rules)
+                .map_err(|e| bad(format!("gpus[{i}].layout"), e.to_string()))?;
+        }
         self.check_instances(s, &bad)?;
         for (i, r) in self.routes.iter().enumerate() {
             if s.model(r.model.as_str()).is_none() {
@@ -521,6 +665,31 @@ mod tests {
         assert_eq!(v["gpus"][0]["layout"][1]["start"], 4);
         let back: Plan = serde_json::from_value(v).unwrap();
         assert_eq!(back, p);
+    }
+
+    #[test]
+    fn json_fields_are_found_at_their_line() {
+        let text = serde_json::to_string_pretty(&plan()).unwrap();
+        let line = |f: &str| json_line(&text, f).unwrap();
+        let at = |needle: &str, nth: usize| {
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| l.contains(needle))
+                .nth(nth)
+                .unwrap()
+                .0
+                + 1
+        };
+        assert_eq!(line("gpu"), at("\"gpu\":", 0));
+        assert_eq!(line("gpus[1].layout[0].model"), at("\"model\": \"x\"", 1));
+        assert_eq!(line("gpus[2].index"), at("\"index\": 2", 0));
+        assert_eq!(line("gpus[2].layout"), at("\"index\": 2", 0) + 1);
+        assert_eq!(json_line(&text, "gpus[9].index"), None);
+        let compact = serde_json::to_string(&plan()).unwrap();
+        assert_eq!(
+            json_line(&format!("\u{feff}{compact}"), "gpus[2].layout[1].batch"),
+            Some(1)
+        );
     }
 
     #[test]

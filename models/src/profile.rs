@@ -532,10 +532,12 @@ impl ProfileSet {
         }
         for (k, v) in other.loaded {
             match self.loaded.get(&k) {
-                Some(mine) if *mine != v => return Err(Error::Invalid(format!(
+                Some(mine) if *mine != v => {
+                    return Err(Error::Invalid(format!(
                     "{} on {} (procs {}) has neighbour-load curves in two different profile files",
                     k.model, k.profile, k.procs
-                ))),
+                )))
+                }
                 _ => {
                     self.loaded.insert(k, v);
                 }

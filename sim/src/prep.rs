@@ -313,10 +313,12 @@ impl Prepared {
             }
         }
         let ni = insts.len();
-        let cells = (ni + models.len()).saturating_mul(width);
+        let cells = (ni + models.len())
+            .saturating_mul(width)
+            .saturating_add(n_servers as usize);
         if cells > migopt_models::limits::MAX_SERVICE_TABLE_CELLS {
             return Err(Error::Invalid(format!(
-                "the plan's {ni} instances and {} models with batches up to {} need {cells} service-table entries, above the limit of {}",
+                "the plan's {ni} instances ({n_servers} MPS processes) and {} models with batches up to {} need {cells} service-table entries, above the limit of {}",
                 models.len(),
                 width - 1,
                 migopt_models::limits::MAX_SERVICE_TABLE_CELLS

@@ -51,12 +51,17 @@ mod pack;
 pub mod paris;
 pub mod parvagpu;
 mod planner;
+pub mod queue;
 pub mod replan;
+mod sla;
+mod slagpus;
+mod slaload;
 mod supply;
 
 pub use fluid::FluidEvaluation;
 pub use gap::{gap_report, gap_solvers, GapRow};
 pub use planner::SolverKind;
+pub use sla::{predict_capacity, Prediction, SlaOptions};
 
 pub(crate) use finish::renumber;
 use migopt_models::{Error, GpuPlan, LayoutRules, Objective, Plan, PlanParams, Scenario};
@@ -117,6 +122,8 @@ pub struct PlanOptions {
     /// Min-gpus only: use at most this many GPUs (e.g. the scenario's `gpu.count`). `None`
     /// plans as many as the targets need.
     pub gpu_cap: Option<u32>,
+    /// The SLA-aware planner's target, margin and cuts ([`SolverKind::Sla`]).
+    pub sla: SlaOptions,
 }
 
 impl Default for PlanOptions {
@@ -131,6 +138,7 @@ impl Default for PlanOptions {
             rules: LayoutRules::default(),
             node_limit: None,
             gpu_cap: None,
+            sla: SlaOptions::default(),
             deadline: None,
         }
     }
@@ -283,7 +291,7 @@ mod tests {
             assert_eq!(s.parse::<SolverKind>().unwrap().name(), name);
         }
         let e = "greedy".parse::<SolverKind>().unwrap_err().to_string();
-        assert_eq!(e, "unknown solver `greedy` (choose milp, paris, parvagpu or homogeneous-<profile>, e.g. homogeneous-3g)");
+        assert_eq!(e, "unknown solver `greedy` (choose milp, sla, paris, parvagpu or homogeneous-<profile>, e.g. homogeneous-3g)");
         assert_eq!(
             "placements".parse::<Encoding>().unwrap(),
             Encoding::Placements

@@ -32,6 +32,9 @@ pub enum SolverKind {
     Parvagpu,
     /// Every GPU cut into one classic profile, named as `3g`, `3` or `3g.40gb`.
     Homogeneous(String),
+    /// The SLA-aware MILP: optimal for the load (or GPUs) at which every model meets its SLA
+    /// at a percentile, under a queueing model; see [`crate::SlaOptions`].
+    Sla,
 }
 
 impl SolverKind {
@@ -42,6 +45,7 @@ impl SolverKind {
             SolverKind::Milp => "milp".into(),
             SolverKind::Paris => "paris".into(),
             SolverKind::Parvagpu => "parvagpu".into(),
+            SolverKind::Sla => "sla".into(),
             SolverKind::Homogeneous(p) => {
                 let short = p.split('.').next().unwrap_or(p);
                 let short = if short.ends_with('g') {
@@ -61,6 +65,7 @@ impl SolverKind {
             SolverKind::Paris => Box::new(crate::paris::Paris),
             SolverKind::Parvagpu => Box::new(crate::parvagpu::Parvagpu),
             SolverKind::Homogeneous(p) => Box::new(crate::homogeneous::Homogeneous(p)),
+            SolverKind::Sla => Box::new(crate::sla::SlaAware),
         }
     }
 }
@@ -80,10 +85,11 @@ impl std::str::FromStr for SolverKind {
             "milp" => Ok(SolverKind::Milp),
             "paris" => Ok(SolverKind::Paris),
             "parvagpu" => Ok(SolverKind::Parvagpu),
+            "sla" => Ok(SolverKind::Sla),
             other => match other.strip_prefix("homogeneous-") {
                 Some(p) if !p.is_empty() => Ok(SolverKind::Homogeneous(s["homogeneous-".len()..].to_string())),
                 _ => Err(Error::Invalid(format!(
-                    "unknown solver `{s}` (choose milp, paris, parvagpu or homogeneous-<profile>, e.g. homogeneous-3g)"
+                    "unknown solver `{s}` (choose milp, sla, paris, parvagpu or homogeneous-<profile>, e.g. homogeneous-3g)"
                 ))),
             },
         }

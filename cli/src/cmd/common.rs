@@ -31,10 +31,12 @@ pub fn default_objective(s: &Scenario) -> Objective {
 /// Planner flags shared by `plan`, `gap`, `simulate` and `capacity`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct PlanFlags {
-    /// max-load (largest query rate the server carries) or min-gpus (fewest GPUs meeting
-    /// every rate target). Default: min-gpus when the scenario gives rates, else max-load.
-    #[arg(long, value_parser = parse_objective)]
-    pub objective: Option<Objective>,
+    /// max-load (largest query rate the server carries), min-gpus (fewest GPUs meeting
+    /// every rate target) or sla-capacity (largest rate at which every model meets its SLA
+    /// at the target percentile: the SLA-aware planner, checked by simulation). Default:
+    /// min-gpus when the scenario gives rates, else max-load.
+    #[arg(long, value_enum)]
+    pub objective: Option<ObjectiveFlag>,
     /// MILP encoding of the MIG rules: layouts (counts per maximal layout) or placements
     /// (binaries per GPU, profile and start).
     #[arg(long, default_value = "layouts", value_parser = parse_encoding)]
@@ -74,11 +76,89 @@ pub struct PlanFlags {
     pub max_procs: Option<u32>,
 }
 
-fn parse_objective(s: &str) -> Result<Objective, String> {
-    match s {
-        "max-load" => Ok(Objective::MaxLoad),
-        "min-gpus" => Ok(Objective::MinGpus),
-        _ => Err(format!("`{s}` is not max-load or min-gpus")),
+/// What `--objective` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ObjectiveFlag {
+    /// Largest query rate (fluid model).
+    MaxLoad,
+    /// Fewest GPUs meeting every rate target.
+    MinGpus,
+    /// Largest query rate meeting every SLA at the target percentile (SLA-aware, verified).
+    SlaCapacity,
+}
+
+impl ObjectiveFlag {
+    /// The planning objective behind the flag.
+    pub fn objective(self) -> Objective {
+        match self {
+            ObjectiveFlag::MaxLoad | ObjectiveFlag::SlaCapacity => Objective::MaxLoad,
+            ObjectiveFlag::MinGpus => Objective::MinGpus,
+        }
+    }
+}
+
+/// SLA-aware planning and its check by simulation (`plan`, `gap`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct CheckFlags {
+    /// Check the plan by simulation at its promised load; with the sla solver, cut the
+    /// models that miss and plan again until verified (implied by --objective sla-capacity).
+    #[arg(long)]
+    pub verify: bool,
+    /// The percentile every model must meet its SLA at: p99 (default), p95, p90 or p99.9.
+    #[arg(long, default_value = "p99", value_parser = parse_target)]
+    pub target: f64,
+    /// Safety margin the sla solver takes off the miss budget (0.1: plans for 90% of it).
+    #[arg(long, default_value_t = 0.1)]
+    pub sla_margin: f64,
+    /// Scheduler the check simulates (elsa, fifs, jsq, round-robin, random).
+    #[arg(long, default_value = "elsa")]
+    pub scheduler: String,
+    /// Simulation replications of the check (95% intervals).
+    #[arg(long, default_value_t = 5)]
+    pub replications: u32,
+    /// Queries per replication of the check.
+    #[arg(long, default_value_t = 100_000)]
+    pub queries: u64,
+    /// Seed of the check's simulations.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `p99` → the miss budget 0.01.
+fn parse_target(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .trim_start_matches(['p', 'P'])
+        .parse()
+        .map_err(|_| format!("`{s}` is not a percentile like p99"))?;
+    if !(p > 50.0 && p < 100.0) {
+        return Err(format!("percentile {p} must be between 50 and 100"));
+    }
+    Ok(1.0 - p / 100.0)
+}
+
+impl CheckFlags {
+    /// The simulation check's options.
+    pub fn check(&self) -> Result<migopt_verify::CheckOptions, CliError> {
+        if self.replications < 2 {
+            return Err(CliError::Input(migopt_models::Error::Invalid(
+                "--replications must be at least 2 for 95% intervals".into(),
+            )));
+        }
+        Ok(migopt_verify::CheckOptions {
+            scheduler: self.scheduler.parse()?,
+            replications: self.replications,
+            queries: self.queries.max(1),
+            seed: self.seed,
+            ..Default::default()
+        })
+    }
+
+    /// The SLA planner's target and margin, into planner options.
+    pub fn apply(&self, opts: &mut PlanOptions) -> Result<(), CliError> {
+        opts.sla.budget = self.target;
+        opts.sla.margin = self.sla_margin;
+        Ok(opts.sla.check()?)
     }
 }
 
@@ -126,7 +206,9 @@ impl PlanFlags {
             )));
         }
         let threads = check_threads(threads as u64)? as u32;
-        let objective = self.objective.unwrap_or_else(|| default_objective(s));
+        let objective = self
+            .objective
+            .map_or_else(|| default_objective(s), |o| o.objective());
         Ok(PlanOptions {
             objective,
             params: PlanParams {
@@ -146,6 +228,7 @@ impl PlanFlags {
             },
             node_limit: None,
             gpu_cap: self.cap_gpus.then_some(s.gpu_count),
+            sla: Default::default(),
             deadline: None,
         })
     }
@@ -174,7 +257,8 @@ pub fn load_plan(path: &Path, scenario: Option<&Path>) -> Result<(Plan, Scenario
             ))))
         }
     };
-    plan.check_against(path, &scen)?;
+    plan.check_against(path, &scen)
+        .map_err(|e| migopt_models::plan::locate(e, &text))?;
     Ok((plan, scen))
 }
 

@@ -96,7 +96,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         let max_load = a
             .flags
             .objective
-            .unwrap_or_else(|| super::common::default_objective(s))
+            .map_or_else(|| super::common::default_objective(s), |o| o.objective())
             == Objective::MaxLoad;
         // GPU counts only change a fixed server (max-load); min-gpus chooses its own count.
         let counts: Vec<u32> = if max_load {

@@ -1,8 +1,8 @@
 //! `migopt plan`: decide how every GPU is cut and which model each instance serves.
 
-use super::common::{load_scenario, PlanFlags};
+use super::common::{load_scenario, CheckFlags, ObjectiveFlag, PlanFlags};
 use super::{to_json, CliError};
-use crate::out::{slot_bar, table_fit, term_width, write_all};
+use crate::out::{slot_bar, table, table_fit, term_width, write_all};
 use migopt_models::{Layout, Objective, Placement, Plan, Scenario, SolveStatus};
 use migopt_solver::SolverKind;
 use std::path::PathBuf;
@@ -11,11 +11,15 @@ use std::path::PathBuf;
 pub struct Args {
     /// Scenario TOML. Default: the shipped 8x H100-80GB scenario (profiles/h100-80gb/default.toml).
     scenario: Option<PathBuf>,
-    /// milp (exact), paris, parvagpu, or homogeneous-<1g|2g|3g|4g|7g>.
-    #[arg(long, default_value = "milp")]
-    solver: String,
+    /// milp (exact, fluid model), sla (exact, queueing model: p99 within the SLA), paris,
+    /// parvagpu, or homogeneous-<1g|2g|3g|4g|7g>. Default: milp, or sla with
+    /// --objective sla-capacity.
+    #[arg(long)]
+    solver: Option<String>,
     #[command(flatten)]
     flags: PlanFlags,
+    #[command(flatten)]
+    check: CheckFlags,
     /// HiGHS threads.
     #[arg(long, default_value_t = 1)]
     threads: u32,
@@ -50,7 +54,15 @@ pub fn make_plan(
 
 pub fn run(a: Args) -> Result<(), CliError> {
     let s = load_scenario(a.scenario.as_deref())?;
-    let plan = make_plan(&s, a.scenario.as_deref(), &a.solver, &a.flags, a.threads)?;
+    let sla_objective = a.flags.objective == Some(ObjectiveFlag::SlaCapacity);
+    let solver = a
+        .solver
+        .clone()
+        .unwrap_or_else(|| if sla_objective { "sla" } else { "milp" }.to_string());
+    if a.check.verify || sla_objective {
+        return run_checked(a, &s, &solver);
+    }
+    let plan = make_plan(&s, a.scenario.as_deref(), &solver, &a.flags, a.threads)?;
     let json = to_json(&plan)?;
     let mut files = Vec::new();
     if let Some(p) = &a.out {
@@ -69,6 +81,85 @@ pub fn run(a: Args) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// `plan --verify` / `--objective sla-capacity`: the plan with its check by simulation
+/// (the SLA-aware loop for the sla solver, one check for any other).
+fn run_checked(a: Args, s: &Scenario, solver: &str) -> Result<(), CliError> {
+    let kind: SolverKind = solver.parse()?;
+    let mut opts = a.flags.options(s, a.threads)?;
+    a.check.apply(&mut opts)?;
+    let check = a.check.check()?;
+    let mut checked = if kind == SolverKind::Sla {
+        migopt_verify::plan_checked(s, &opts, &check)?
+    } else {
+        let plan = migopt_solver::plan(s, kind, &opts)?;
+        migopt_verify::check_plan(s, plan, &opts, &check)?
+    };
+    checked.plan.scenario_path = a.scenario.as_deref().map(|p| p.display().to_string());
+    checked
+        .plan
+        .validate(opts.rules)
+        .map_err(|e| CliError::Internal(format!("planner returned an invalid plan: {e}")))?;
+    let mut files = Vec::new();
+    if let Some(p) = &a.out {
+        files.push((p.as_path(), to_json(&checked.plan)?));
+    }
+    if let Some(p) = &a.mig_parted {
+        files.push((p.as_path(), checked.plan.to_mig_parted_yaml()?));
+    }
+    write_all(&files)?;
+    if a.json {
+        crate::say!("{}", to_json(&checked)?);
+    } else {
+        crate::say!("{}", render(&checked.plan, s)?);
+        crate::say!("{}", render_check(&checked));
+        for (p, _) in &files {
+            crate::sayln!("wrote {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// The check: predicted against simulated capacity, each model's percentile against its SLA.
+pub fn render_check(c: &migopt_verify::Checked) -> String {
+    let mut o = String::new();
+    let pct = c.models.first().map_or(99.0, |m| m.percentile);
+    o += &format!(
+        "\ncheck       simulated under {}, {} round{}: {}\n",
+        c.scheduler,
+        c.rounds.len(),
+        if c.rounds.len() == 1 { "" } else { "s" },
+        if c.verified {
+            "verified".to_string()
+        } else {
+            format!("NOT verified (missed: {})", c.rounds.last().map(|r| r.missed.join(", ")).unwrap_or_default())
+        }
+    );
+    if let Some(p) = c.predicted_capacity_qps {
+        o += &format!("predicted   {p:.1} queries/s at p{pct} within SLA (queueing model)\n");
+    }
+    if let Some(e) = &c.simulated_capacity_qps {
+        o += &format!("simulated   {} queries/s at p{pct} within SLA (95% interval)\n", e.fmt_pm(1));
+    }
+    let rows: Vec<Vec<String>> = c
+        .models
+        .iter()
+        .map(|m| {
+            vec![
+                m.model.clone(),
+                format!("{:.1}", m.rate_qps),
+                m.quantile_ms.map(|q| q.fmt_pm(2)).unwrap_or("-".into()),
+                format!("{}", m.sla_ms),
+                if m.met { "yes" } else { "NO" }.into(),
+            ]
+        })
+        .collect();
+    o += &table(
+        &["model", "rate q/s", &format!("p{pct} ms"), "SLA ms", "met"],
+        &rows,
+    );
+    o
 }
 
 /// The human report: what was solved, how well, and a table per GPU.

@@ -1,0 +1,310 @@
+//! The SLA-aware min-gpus MILP: the fewest GPUs (then GPCs) whose instances serve every
+//! model's request rate with its p99 latency within the SLO, under server-side (dynamic)
+//! batching and MPS, with the queueing model of [`crate::queue`].
+//!
+//! **Pools.** The instances of one model on one size, all at one operating point (batch B,
+//! MPS processes p, batch latency L), form a pool of c = n·p servers. Requests are grouped
+//! into batches of B (under load, batches fill before the queue delay τ runs out), so the
+//! pool is a c-server queue of batches with deterministic service L and batch arrivals
+//! every B requests (arrival SCV 1/B). A request misses its SLO when
+//!
+//! ```text
+//!   form + W + L > SLO,   form = min(τ, (B − 1)·n / r)   (the longest a batch takes to fill)
+//! ```
+//!
+//! and the pool's admissible rate α_{m,k}(n) is the largest r with P(miss) ≤ δ_m
+//! ([`crate::queue::Pool::admissible`]), maximised over the measured operating points.
+//! τ is the simulator's queue delay for min-gpus plans: (1 − slo_factor)·min SLO / 2.
+//!
+//! ```text
+//!   minimise  BIG·(GPUs used) + Σ_{m,k,n} n·compute_k·z[m,k,n]
+//!   cover     Σ_{k,n} α_{m,k}(n)·z[m,k,n] ≥ r_m          ∀ m
+//!   one pool  Σ_n z[m,k,n] ≤ 1                           ∀ m, k
+//!   supply    Σ_m Σ_n n·z[m,k,n] ≤ (instances of size k the GPUs hold), GPUs ≤ U
+//!   z ∈ {0, 1}
+//! ```
+//!
+//! Pools of several sizes serving one model share its traffic in proportion to their
+//! admissible rates (JSQ and ELSA balance by backlog). With the status `optimal`, no plan
+//! with fewer GPUs satisfies these constraints: that is the proof the report carries.
+
+use crate::data::RateData;
+use crate::milp::{lin, Builder, Outcome, Sense, Var};
+use crate::pack::assign;
+use crate::planner::{Job, RatePlan};
+use crate::queue::Pool;
+use crate::supply::{self, Supply};
+use crate::Encoding;
+use good_lp::constraint::{geq, leq};
+use good_lp::Expression;
+use migopt_models::{Error, ModelRate, Scenario, SolveReport, SolveStatus};
+
+/// One operating point of a (model, size).
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    batch: u32,
+    procs: u32,
+    latency: f64,
+}
+
+/// A (model, size) pool option with n instances: its point and admissible rate.
+#[derive(Debug, Clone, Copy)]
+struct Option_ {
+    n: u32,
+    point: Point,
+    rate: f64,
+}
+
+/// Admissible request rate of n instances at a point (see the module docs).
+fn admissible(p: Point, n: u32, slo: f64, tau: f64, budget: f64) -> f64 {
+    let c = n * p.procs;
+    let b = p.batch as f64;
+    let ok = |r: f64| -> bool {
+        let form = tau.min((b - 1.0) * n as f64 / r.max(1e-9) * 1000.0);
+        match Pool::new([(1.0, p.latency)], slo - form) {
+            Some(pool) => pool.with_arrival_scv(1.0 / b).miss(c, r / b) <= budget,
+            None => false,
+        }
+    };
+    let sat = c as f64 * b * 1000.0 / p.latency;
+    if !ok(1e-6 * sat) {
+        // Even a trickle misses: the latency leaves no room for a batch to form.
+        return 0.0;
+    }
+    let (mut lo, mut hi) = (0.0, sat);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if ok(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo <= 1e-5 * hi {
+            break;
+        }
+    }
+    lo
+}
+
+/// The measured operating points of model m on size k with at most `max_procs` processes.
+fn points(s: &Scenario, d: &RateData, m: usize, k: usize, max_procs: Option<u32>) -> Vec<Point> {
+    let name = d.models[m].name.as_str();
+    let prof = d.sizes.profiles[k].name.as_str();
+    let mut out = Vec::new();
+    for procs in s.profiles.procs_of(name, prof) {
+        if max_procs.is_some_and(|c| procs > c) {
+            continue;
+        }
+        if let Some(c) = s.profiles.curve(name, prof, procs) {
+            for (&b, &l) in c.batches.iter().zip(&c.latency_ms) {
+                out.push(Point {
+                    batch: b,
+                    procs,
+                    latency: l,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The simulator's queue delay for a min-gpus plan.
+fn queue_delay(s: &Scenario, slo_factor: f64) -> f64 {
+    let sla = s.models.iter().map(|m| m.sla.0).fold(f64::INFINITY, f64::min);
+    sla * (1.0 - slo_factor).clamp(0.0, 1.0) / 2.0
+}
+
+/// Pool options per (model, size): for n = 1.. up to what the model could need, the best
+/// point and its admissible rate (scaled by the model's cut).
+fn options(job: &Job<RateData>) -> Vec<Vec<Vec<Option_>>> {
+    let (s, d, opts) = (job.scenario, job.data, job.opts);
+    let tau = queue_delay(s, opts.params.slo_factor);
+    let budget = opts.sla.budget * (1.0 - opts.sla.margin);
+    let max_procs = match (opts.params.max_procs, s.max_procs) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    d.models
+        .iter()
+        .enumerate()
+        .map(|(m, model)| {
+            let slo = s.models[m].sla.0;
+            (0..d.sizes.profiles.len())
+                .map(|k| {
+                    let pts = points(s, d, m, k, max_procs);
+                    let best = |n: u32| -> Option<Option_> {
+                        pts.iter()
+                            .map(|&p| Option_ {
+                                n,
+                                point: p,
+                                rate: opts.sla.cut(m) * admissible(p, n, slo, tau, budget),
+                            })
+                            .filter(|o| o.rate > 0.0)
+                            .max_by(|a, b| a.rate.total_cmp(&b.rate))
+                    };
+                    let mut out = Vec::new();
+                    let mut n = 1;
+                    while let Some(o) = best(n) {
+                        out.push(o);
+                        if o.rate >= model.rate || n >= 4096 {
+                            break;
+                        }
+                        n += 1;
+                    }
+                    // Only if the size alone can carry the rate does its largest pool count.
+                    out
+                })
+                .collect()
+        })
+        .collect()
+}
+
+struct Model {
+    z: Vec<Vec<Vec<(Option_, Var)>>>,
+    supply: Supply,
+}
+
+fn build(job: &Job<RateData>, opts: &[Vec<Vec<Option_>>], max_gpus: u32) -> (Builder, Model) {
+    let d = job.data;
+    let mut b = Builder::new();
+    let z: Vec<Vec<Vec<(Option_, Var)>>> = opts
+        .iter()
+        .enumerate()
+        .map(|(m, om)| {
+            om.iter()
+                .enumerate()
+                .map(|(k, ok)| {
+                    ok.iter()
+                        .map(|&o| (o, b.bin(format!("z[{m},{k},{}]", o.n))))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    for (m, zm) in z.iter().enumerate() {
+        let served = lin(zm.iter().flatten().map(|&(o, v)| (o.rate, v)));
+        b.push(geq(served, d.models[m].rate));
+        for zk in zm {
+            b.push(leq(lin(zk.iter().map(|&(_, v)| (1.0, v))), 1.0));
+        }
+    }
+    let nk = d.sizes.profiles.len();
+    let demand: Vec<Expression> = (0..nk)
+        .map(|k| lin(z.iter().flat_map(|zm| zm[k].iter().map(|&(o, v)| (o.n as f64, v)))))
+        .collect();
+    let supply = match job.opts.encoding {
+        Encoding::Layouts => supply::layouts(&mut b, &d.sizes, &demand, max_gpus),
+        Encoding::Placements => supply::placements(&mut b, &d.sizes, &demand, max_gpus, true),
+    };
+    (b, Model { z, supply })
+}
+
+/// An upper limit on GPUs: each model alone on its own GPUs, in its best single pool.
+fn limit(d: &RateData, opts: &[Vec<Vec<Option_>>]) -> Option<u32> {
+    let mut total = 0;
+    for (m, om) in opts.iter().enumerate() {
+        let best = om
+            .iter()
+            .enumerate()
+            .filter_map(|(k, ok)| {
+                let o = ok.iter().find(|o| o.rate >= d.models[m].rate)?;
+                Some(o.n.div_ceil(d.sizes.per_gpu(k).max(1)))
+            })
+            .min()?;
+        total += best;
+    }
+    Some(total.max(1))
+}
+
+/// Solves the SLA-aware min-gpus MILP.
+pub(crate) fn solve(job: &Job<RateData>) -> Result<RatePlan, Error> {
+    let d = job.data;
+    let opts = options(job);
+    let Some(mut max_gpus) = limit(d, &opts) else {
+        let m = opts
+            .iter()
+            .enumerate()
+            .position(|(m, om)| om.iter().all(|ok| ok.last().is_none_or(|o| o.rate < d.models[m].rate)))
+            .unwrap_or(0);
+        return Err(Error::Infeasible(format!(
+            "model {}: no instance size serves its rate with p{} latency within the {} ms SLO",
+            d.models[m].name,
+            crate::fmt_ms(100.0 * (1.0 - job.opts.sla.budget)),
+            crate::fmt_ms(job.scenario.models[m].sla.0)
+        )));
+    };
+    if let Some(cap) = job.opts.gpu_cap {
+        max_gpus = max_gpus.min(cap);
+    }
+    let (b, model) = build(job, &opts, max_gpus);
+    let cs = d.sizes.gpu.compute_slices as f64;
+    let big = cs * max_gpus as f64 + 1.0;
+    let gpc_expr = lin(model.z.iter().flat_map(|zm| {
+        zm.iter().enumerate().flat_map(|(k, zk)| {
+            let c = d.sizes.profiles[k].compute as f64;
+            zk.iter().map(move |&(o, v)| (c * o.n as f64, v))
+        })
+    }));
+    let objective = model.supply.gpus() * big + gpc_expr;
+    let out = b
+        .solve(Sense::Minimise, objective, &crate::control(job.opts, false))
+        .map_err(|f| match f {
+            crate::milp::Failure::Infeasible => Error::Infeasible(format!(
+                "the rate targets need more than {max_gpus} GPUs under the queueing model"
+            )),
+            f => f.into_error("SLA-aware min-gpus MILP"),
+        })?;
+    decode(job, &model, &out, big)
+}
+
+fn decode(job: &Job<RateData>, model: &Model, out: &Outcome, big: f64) -> Result<RatePlan, Error> {
+    let d = job.data;
+    let nk = d.sizes.profiles.len();
+    let mut counts = vec![vec![0u32; nk]; d.models.len()];
+    let mut chosen: Vec<Vec<Option<Option_>>> = vec![vec![None; nk]; d.models.len()];
+    for (m, zm) in model.z.iter().enumerate() {
+        for (k, zk) in zm.iter().enumerate() {
+            if let Some(&(o, _)) = zk.iter().find(|&&(_, v)| out.int(v) == 1) {
+                counts[m][k] = o.n;
+                chosen[m][k] = Some(o);
+            }
+        }
+    }
+    let per_gpu = model.supply.decode(&d.sizes, out);
+    let names: Vec<String> = d.models.iter().map(|m| m.name.clone()).collect();
+    let point = |m: usize, k: usize| {
+        chosen[m][k]
+            .map(|o| (o.point.batch, o.point.procs))
+            .unwrap_or((1, 1))
+    };
+    let gpus = crate::renumber(assign(&d.sizes, &per_gpu, &counts, &names, &|_| None, &point));
+    let used = gpus.len() as f64;
+    let bound = if out.status == SolveStatus::Optimal {
+        used
+    } else {
+        ((out.bound + 1e-6) / big).floor().min(used)
+    };
+    let report = SolveReport {
+        status: out.status,
+        objective: used,
+        bound: Some(bound),
+        gap: Some(if used > 0.0 { (used - bound) / used } else { 0.0 }),
+        lp_bound: None,
+        solve_seconds: job.started.elapsed().as_secs_f64(),
+        gpcs_used: None,
+    };
+    let model_rates = d
+        .models
+        .iter()
+        .enumerate()
+        .map(|(m, rm)| ModelRate {
+            model: rm.name.as_str().into(),
+            rate_qps: chosen[m].iter().flatten().map(|o| o.rate).sum(),
+        })
+        .collect();
+    Ok(RatePlan {
+        gpus,
+        model_rates: Some(model_rates),
+        report,
+    })
+}

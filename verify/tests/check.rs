@@ -1,0 +1,183 @@
+//! The SLA-aware planner against the simulator: plans are verified, the prediction tracks
+//! the simulated capacity, and the queueing model is never looser than the simulator.
+
+use migopt_models::{
+    Assignment, BatchDist, BatchLookup, Demand, GpuPlan, Method, Millis, ModelSpec, Objective,
+    Origin, Plan, PlanParams, ProfileRow, ProfileSet, Scenario, SolveReport, SolveStatus,
+};
+use migopt_sim::{Arrivals, SimConfig};
+use migopt_solver::{PlanOptions, SolverKind};
+use migopt_verify::{plan_checked, CheckOptions};
+use proptest::prelude::*;
+use std::path::PathBuf;
+
+/// One model on A100-80GB: latency a + c·batch / (SMs of the slice), batches 1..32.
+fn scenario(gpus: u32, a: f64, c: f64, sla: f64, batch: BatchDist) -> Scenario {
+    let sms = [
+        ("1g.10gb", 14.0),
+        ("2g.20gb", 28.0),
+        ("3g.40gb", 42.0),
+        ("4g.40gb", 56.0),
+        ("7g.80gb", 98.0),
+    ];
+    let mut rows = Vec::new();
+    for (profile, s) in sms {
+        for b in [1u32, 2, 4, 8, 16, 32] {
+            let lat = a + c * b as f64 / s;
+            rows.push((
+                Origin::file("synthetic"),
+                ProfileRow {
+                    model: "m".into(),
+                    gpu: "A100-80GB".into(),
+                    profile: profile.into(),
+                    batch: b,
+                    latency_ms: lat,
+                    latency_p99_ms: None,
+                    procs: 1,
+                    throughput_qps: b as f64 * 1000.0 / lat,
+                    method: Method::Imported,
+                    neighbour_load: 0.0,
+                },
+            ));
+        }
+    }
+    Scenario {
+        name: "synthetic".into(),
+        description: None,
+        gpu: "A100-80GB".into(),
+        gpu_count: gpus,
+        batch_lookup: BatchLookup::Interpolate,
+        max_procs: None,
+        profiles: ProfileSet::from_rows(rows).expect("valid rows"),
+        models: vec![ModelSpec {
+            name: "m".into(),
+            sla: Millis(sla),
+            demand: Demand::Share(1.0),
+            batch,
+            profile_path: PathBuf::from("synthetic"),
+        }],
+    }
+}
+
+fn quick_check() -> CheckOptions {
+    CheckOptions {
+        replications: 3,
+        queries: 30_000,
+        threads: Some(1),
+        ..CheckOptions::default()
+    }
+}
+
+#[test]
+fn sla_plan_is_verified_and_predicted_close_to_simulation() {
+    let batch = BatchDist::Lognormal {
+        median: 4.0,
+        sigma: 0.8,
+        max: 32,
+    };
+    let s = scenario(2, 1.0, 40.0, 30.0, batch);
+    let c = plan_checked(&s, &PlanOptions::default(), &quick_check()).unwrap();
+    assert!(c.verified, "{:?}", c.models);
+    assert_eq!(c.plan.solver, "sla");
+    assert_eq!(c.plan.report.status, SolveStatus::Optimal);
+    let predicted = c.predicted_capacity_qps.unwrap();
+    let simulated = c.simulated_capacity_qps.unwrap();
+    // The plan promises less than it predicts (the margin) and the simulation agrees with
+    // the prediction to within a few percent.
+    assert!(c.plan.report.objective <= predicted + 1e-6);
+    let err = (predicted - simulated.mean).abs() / simulated.mean;
+    assert!(err < 0.08, "predicted {predicted}, simulated {simulated:?}");
+}
+
+/// `n` 1g instances of the model on one GPU, every batch allowed.
+fn pool_plan(n: u32, max_batch: u32) -> Plan {
+    Plan {
+        scenario: "synthetic".into(),
+        scenario_path: None,
+        gpu: "A100-80GB".into(),
+        objective_kind: Objective::MaxLoad,
+        solver: "pool".into(),
+        report: SolveReport {
+            status: SolveStatus::Heuristic,
+            objective: 0.0,
+            bound: None,
+            gap: None,
+            lp_bound: None,
+            solve_seconds: 0.0,
+            gpcs_used: None,
+        },
+        params: PlanParams::default(),
+        gpus: vec![GpuPlan {
+            index: 0,
+            layout: (0..n)
+                .map(|i| Assignment {
+                    profile: "1g.10gb".into(),
+                    start: i,
+                    model: "m".into(),
+                    batch: max_batch,
+                    procs: 1,
+                })
+                .collect(),
+        }],
+        routes: Vec::new(),
+        model_rates: Vec::new(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Never looser than the simulator: at the rate the queueing model admits for a pool
+    /// (with the planner's margin), the simulated share of queries over the SLA is within
+    /// the p99 budget.
+    #[test]
+    fn queueing_model_is_never_looser_than_the_simulator(
+        n in 1u32..=7,
+        a in 0.5f64..3.0,
+        c in 5.0f64..60.0,
+        median in 1.0f64..8.0,
+        slack in 2.0f64..6.0,
+        seed in 0u64..1000,
+    ) {
+        let batch = BatchDist::Lognormal { median, sigma: 0.7, max: 32 };
+        // SLA: `slack` times the mean service time on 1g.
+        let mean: f64 = batch.pmf().iter().map(|&(b, p)| p * (a + c * b as f64 / 14.0)).sum();
+        let s = scenario(1, a, c, slack * mean, batch);
+        let plan = pool_plan(n, 32);
+        let opts = PlanOptions::default();
+        let mut planned = opts.clone();
+        planned.sla.budget = opts.sla.budget * (1.0 - opts.sla.margin);
+        let rate = migopt_solver::predict_capacity(&s, &plan, &planned).unwrap().capacity_qps;
+        prop_assume!(rate > 0.0);
+        let mut cfg = SimConfig::new(Arrivals::Poisson { total_rate_qps: rate });
+        cfg.replications = 3;
+        cfg.queries = Some(150_000);
+        cfg.seed = seed;
+        cfg.threads = Some(1);
+        let r = migopt_sim::simulate(&plan, &s, &cfg).unwrap();
+        // The share of queries over the SLA (what p99 ≤ SLA bounds, and a far less noisy
+        // estimate than the 99th percentile itself) is within the 1% budget.
+        let miss = r.models[0].sla_violation_rate;
+        // Judged within the 95% interval: a busy period makes the count noisy.
+        let low = miss.ci_low.unwrap_or(miss.mean);
+        prop_assert!(low <= opts.sla.budget, "n {n}: misses {miss:?} at {rate} q/s");
+    }
+}
+
+#[test]
+fn sla_solver_parses_and_plans_max_load_optimally() {
+    let batch = BatchDist::Lognormal {
+        median: 2.0,
+        sigma: 1.0,
+        max: 32,
+    };
+    let s = scenario(1, 1.0, 30.0, 25.0, batch);
+    let p = migopt_solver::plan(&s, "sla".parse::<SolverKind>().unwrap(), &PlanOptions::default())
+        .unwrap();
+    assert_eq!(p.report.status, SolveStatus::Optimal);
+    assert_eq!(p.report.bound, Some(p.report.objective));
+    p.validate(Default::default()).unwrap();
+    // Every batch size has an instance that may run it.
+    let top = p.gpus.iter().flat_map(|g| &g.layout).map(|a| a.batch).max();
+    assert_eq!(top, Some(32));
+}
