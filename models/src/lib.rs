@@ -23,7 +23,7 @@ pub use layout::{enumerate_maximal, validate, Layout, LayoutRules, Placement};
 pub use plan::{
     Assignment, GpuPlan, ModelRate, Objective, Plan, PlanParams, Route, SolveReport, SolveStatus,
 };
-pub use profile::{BatchLookup, Curve, CurveKey, Method, ProfileRow, ProfileSet};
+pub use profile::{BatchLookup, Curve, CurveKey, LoadedCurve, Method, ProfileRow, ProfileSet};
 pub use report::{
     CapacityProbe, CapacityReport, Estimate, GpuReport, InstanceReport, LatencySummary,
     ModelReport, QueueSummary, SimReport,

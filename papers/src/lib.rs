@@ -12,6 +12,7 @@ pub mod parvagpu;
 pub mod plot;
 pub mod reconfiguration;
 pub mod replay;
+pub mod sim_to_real;
 
 use migopt_models::Error;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ pub enum Study {
     Parvagpu,
     /// Re-planning over a day of traffic: static peak vs from scratch vs migopt replan.
     Reconfiguration,
+    /// The simulator against a real server on the H200 (`migopt serve` runs, committed).
+    SimToReal,
 }
 
 impl Study {
@@ -34,8 +37,9 @@ impl Study {
             Some("paris-elsa") => Ok(Study::ParisElsa),
             Some("parvagpu") => Ok(Study::Parvagpu),
             Some("reconfiguration") => Ok(Study::Reconfiguration),
+            Some("sim-to-real") => Ok(Study::SimToReal),
             _ => Err(Error::Invalid(format!(
-                "{}: not a study folder (use papers/paris-elsa, papers/parvagpu or papers/reconfiguration)",
+                "{}: not a study folder (use papers/paris-elsa, papers/parvagpu, papers/reconfiguration or papers/sim-to-real)",
                 dir.display()
             ))),
         }
@@ -94,5 +98,6 @@ pub fn reproduce(study: Study, opts: &Options, progress: Progress<'_>) -> Result
         Study::ParisElsa => paris_elsa::run(opts, progress),
         Study::Parvagpu => parvagpu::run(opts, progress),
         Study::Reconfiguration => reconfiguration::run(opts, progress),
+        Study::SimToReal => sim_to_real::run(opts, progress),
     }
 }

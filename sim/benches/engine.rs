@@ -113,3 +113,23 @@ fn elsa_4_replications(b: Bencher, threads: usize) {
     b.counter(ItemsCount::new(4 * QUERIES))
         .bench(|| simulate(&p, &sc, &c).map(|r| r.throughput_qps.mean));
 }
+
+/// ELSA, query batches, with the interference model on: papers/sim-to-real's H200 plan (four
+/// MPS slices, profiles with neighbour-load curves) at 600 queries/s, against the same plan
+/// with the isolated profiles only (model off), side by side.
+#[divan::bench(args = [false, true], sample_count = 10)]
+fn elsa_interference(b: Bencher, on: bool) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../papers/sim-to-real");
+    let mut sc = Scenario::load(&dir.join("scenario.toml")).unwrap();
+    if !on {
+        sc.profiles = sc.profiles.isolated();
+    }
+    let p: Plan =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
+    let mut c = cfg(SchedulerKind::Elsa, Some(ServingMode::QueryBatches), 1, 1);
+    c.arrivals = Arrivals::Poisson {
+        total_rate_qps: 600.0,
+    };
+    b.counter(ItemsCount::new(QUERIES))
+        .bench(|| simulate(&p, &sc, &c).map(|r| r.throughput_qps.mean));
+}

@@ -11,6 +11,7 @@
 //! drain times it keeps are exactly what a dispatcher knows (the medians of queued work
 //! and the start of running work); the decisions are the functions of [`crate::sched`].
 
+use crate::interference::Interference;
 use crate::prep::Prepared;
 use crate::run::{Arrivals, RepStats, RunSpec};
 use crate::sched::{rules, Candidate, Query, Rule, MARGIN_ALPHA, PLAN_ALPHA, PLAN_SLACK};
@@ -165,6 +166,7 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
     // front starts first): their count is the queue length an arrival sees.
     let mut waiting: Vec<Waiting> = (0..ni).map(|_| Waiting::new()).collect();
     let mut st = RepStats::new(p, true);
+    let mut load = p.interf.as_ref().map(|f| f.state());
     let mut arr = Arrivals::new(spec);
     let mut measuring = false;
     let mut tend = f64::NAN;
@@ -266,11 +268,23 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
             }
             continue;
         }
-        let svc = if spec.jitter {
+        let mut svc = if spec.jitter {
             p.jitter.draw(k, Distribution::<f64>::sample(&Exp1, rng))
         } else {
             est
         };
+        if let (Some(f), Some(ls)) = (p.interf.as_ref(), load.as_mut()) {
+            // Slowed by how busy the neighbours are (off, and free, without load data).
+            let left = |j: usize| {
+                let h = p.hot[j];
+                srv_free[h.srv as usize..(h.srv + h.procs) as usize]
+                    .iter()
+                    .map(|&f| (f - t).max(0.0))
+                    .sum::<f64>()
+            };
+            svc *= f.factor(ls, inst, b, t, left);
+            Interference::add_work(ls, inst, svc);
+        }
         let finish = start + svc;
         srv_free[srv] = finish;
         drain[inst] = if pi.procs == 1 {

@@ -114,6 +114,8 @@ struct Ev<'p> {
     ended: bool,
     /// What the dispatcher knows (per-instance queues only).
     know: DispatchState,
+    /// Neighbours' recent utilisation, for the interference model.
+    load: Option<crate::interference::LoadState>,
 }
 
 /// Heap key of a non-negative time: IEEE-754 bits order like the values.
@@ -205,11 +207,23 @@ impl<'p> Ev<'p> {
                 (1, head.b as usize)
             };
             let k = i * w + n;
-            let svc = if self.jitter {
+            let mut svc = if self.jitter {
                 p.jitter.draw(k, Distribution::<f64>::sample(&Exp1, rng))
             } else {
                 p.med[k]
             };
+            if let (Some(f), Some(ls)) = (p.interf.as_ref(), self.load.as_mut()) {
+                let (busy, until) = (&self.busy, &self.until);
+                let left = |j: usize| {
+                    let x = &p.insts[j];
+                    (x.srv as usize..(x.srv + x.procs) as usize)
+                        .filter(|&s| busy[s])
+                        .map(|s| (until[s] - now).max(0.0))
+                        .sum::<f64>()
+                };
+                svc *= f.factor(ls, i, n, now, left);
+                crate::interference::Interference::add_work(ls, i, svc);
+            }
             let finish = now + svc;
             if self.topo.kind == Topology::InstanceQueues {
                 self.know.dequeue(i, count);
@@ -263,6 +277,7 @@ pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) ->
         measuring: false,
         ended: false,
         know: DispatchState::new(p),
+        load: p.interf.as_ref().map(|f| f.state()),
     };
     let rule = spec.scheduler.rule();
     let mut arr = Arrivals::new(spec);

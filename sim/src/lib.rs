@@ -46,10 +46,12 @@
 mod capacity;
 mod direct;
 mod event;
+pub mod interference;
 mod prep;
 mod rng;
 mod run;
 pub mod sched;
+mod served;
 mod stats;
 mod summary;
 mod trace;
@@ -60,6 +62,7 @@ pub use migopt_models::report::{
     ModelReport, QueueSummary, SimReport,
 };
 pub use sched::{Dispatcher, SchedulerKind};
+pub use served::{poisson_trace, served_report, ServedQuery};
 pub use trace::{parse_trace, parse_trace_for, read_trace, read_trace_for, TraceRecord};
 
 use migopt_models::{Error, Objective, Plan, Scenario};
@@ -193,6 +196,12 @@ pub struct SimConfig {
     /// as a real dispatcher does. Without jitter both are the same.
     #[serde(default)]
     pub oracle_estimates: bool,
+    /// A fixed cost per query of the serving stack, ms, added to every service time (the
+    /// dispatcher's estimates included): for predicting a real server such as `migopt serve`,
+    /// whose worker spends it on the request pipe and waking up. 0 (the default) simulates
+    /// the GPU work alone.
+    #[serde(default)]
+    pub service_overhead_ms: f64,
 }
 
 impl SimConfig {
@@ -212,6 +221,7 @@ impl SimConfig {
             jitter: false,
             drop_late: false,
             oracle_estimates: false,
+            service_overhead_ms: 0.0,
         }
     }
 
@@ -237,6 +247,12 @@ impl SimConfig {
         }
         if self.threads == Some(0) {
             return Err(Error::Invalid("threads must be at least 1".into()));
+        }
+        if !(self.service_overhead_ms.is_finite() && self.service_overhead_ms >= 0.0) {
+            return Err(Error::Invalid(format!(
+                "service overhead {} ms must be a non-negative number of milliseconds",
+                self.service_overhead_ms
+            )));
         }
         Ok(())
     }
@@ -343,7 +359,8 @@ impl Job {
                 None
             }
         };
-        let prep = Prepared::new(plan, scenario, mode, &extra)?;
+        let mut prep = Prepared::new(plan, scenario, mode, &extra)?;
+        prep.add_overhead(cfg.service_overhead_ms);
         Ok(Self {
             prep,
             trace,

@@ -100,6 +100,9 @@ pub(crate) struct Prepared {
     pub med: Vec<f64>,
     /// Jitter: service = shift + scale · Exp(1)^power.
     pub jitter: Jitter,
+    /// Interference between co-located instances, when the profiles have neighbour-load
+    /// curves ([`crate::interference`]).
+    pub interf: Option<crate::interference::Interference>,
     /// ELSA candidates per `model * width + batch`, ascending compute.
     pub cand_off: Vec<u32>,
     pub cands: Vec<Cand>,
@@ -507,6 +510,21 @@ impl Prepared {
                 }
             })
             .collect();
+        let loaded: Vec<&[migopt_models::LoadedCurve]> = insts
+            .iter()
+            .map(|i| {
+                sc.profiles
+                    .loaded
+                    .get(&migopt_models::CurveKey {
+                        model: models[i.model as usize].name.as_str().into(),
+                        profile: i.profile.as_str().into(),
+                        procs: i.procs,
+                    })
+                    .map_or(&[][..], |v| v.as_slice())
+            })
+            .collect();
+        let interf =
+            crate::interference::Interference::build(&insts, &curves, &loaded, lookup, width);
         Ok(Self {
             dynamic,
             models,
@@ -516,6 +534,7 @@ impl Prepared {
             width,
             med,
             jitter: jit,
+            interf,
             cand_off,
             cands,
             elig_off,
@@ -529,6 +548,23 @@ impl Prepared {
             gpu_slices: gpu.compute_slices,
             gpus,
         })
+    }
+
+    /// Adds a fixed per-query cost of the serving stack to every service time (medians, the
+    /// candidates' estimates and jitter draws). The interference slowdown applies on top.
+    pub(crate) fn add_overhead(&mut self, ms: f64) {
+        if ms == 0.0 {
+            return;
+        }
+        for (m, sh) in self.med.iter_mut().zip(self.jitter.shift.iter_mut()) {
+            if m.is_finite() {
+                *m += ms;
+                *sh += ms;
+            }
+        }
+        for c in &mut self.cands {
+            c.svc += ms;
+        }
     }
 
     /// Eligible instances for a (model, batch).

@@ -1,7 +1,7 @@
 //! `migopt gap`: every heuristic against the MILP optimum, per scenario, optionally swept
 //! over GPU counts and SLA multipliers.
 
-use super::common::{load_scenario, PlanFlags};
+use super::common::{load_scenario, CheckFlags, ObjectiveFlag, PlanFlags};
 use super::{to_json, CliError};
 use crate::out::table;
 use migopt_models::{Millis, Objective, Scenario};
@@ -14,6 +14,8 @@ pub struct Args {
     scenarios: Vec<PathBuf>,
     #[command(flatten)]
     flags: PlanFlags,
+    #[command(flatten)]
+    check: CheckFlags,
     /// HiGHS threads.
     #[arg(long, default_value_t = 1)]
     threads: u32,
@@ -70,8 +72,127 @@ fn rows_for(
         .collect())
 }
 
+/// One planner's plan measured by simulation, against the SLA-aware optimum.
+#[derive(Serialize)]
+struct CheckedRow {
+    scenario: String,
+    solver: String,
+    objective: Option<f64>,
+    predicted_capacity_qps: Option<f64>,
+    simulated_capacity_qps: Option<migopt_models::Estimate>,
+    /// Simulated capacity below the SLA-aware plan's, percent of it (max-load).
+    gap_to_sla_pct: Option<f64>,
+    verified: Option<bool>,
+    missed: Vec<String>,
+    note: Option<String>,
+}
+
+/// `gap --verify` / `--objective sla-capacity`: every planner and the SLA-aware one, all
+/// measured by simulation under the same scheduler.
+fn run_checked(a: &Args, s: &Scenario) -> Result<Vec<CheckedRow>, CliError> {
+    let mut opts = a.flags.options(s, a.threads)?;
+    a.check.apply(&mut opts)?;
+    let check = a.check.check()?;
+    let mut solvers = vec![migopt_solver::SolverKind::Sla];
+    solvers.extend(migopt_solver::gap_solvers(s, &opts)?);
+    let mut rows = Vec::new();
+    for kind in solvers {
+        let checked = if kind == migopt_solver::SolverKind::Sla {
+            migopt_verify::plan_checked(s, &opts, &check)
+        } else {
+            migopt_solver::plan(s, kind.clone(), &opts)
+                .and_then(|p| migopt_verify::check_plan(s, p, &opts, &check))
+        };
+        rows.push(match checked {
+            Ok(c) => CheckedRow {
+                scenario: s.name.clone(),
+                solver: kind.name(),
+                objective: Some(c.plan.report.objective),
+                predicted_capacity_qps: c.predicted_capacity_qps,
+                simulated_capacity_qps: c.simulated_capacity_qps,
+                gap_to_sla_pct: None,
+                verified: Some(c.verified),
+                missed: c.models.iter().filter(|m| !m.met).map(|m| m.model.clone()).collect(),
+                note: None,
+            },
+            Err(e) => CheckedRow {
+                scenario: s.name.clone(),
+                solver: kind.name(),
+                objective: None,
+                predicted_capacity_qps: None,
+                simulated_capacity_qps: None,
+                gap_to_sla_pct: None,
+                verified: None,
+                missed: Vec::new(),
+                note: Some(e.to_string()),
+            },
+        });
+    }
+    let best = rows[0].simulated_capacity_qps.map(|e| e.mean);
+    for r in &mut rows {
+        if let (Some(b), Some(e)) = (best, r.simulated_capacity_qps) {
+            r.gap_to_sla_pct = (b > 0.0).then(|| (b - e.mean) / b * 100.0);
+        }
+    }
+    Ok(rows)
+}
+
+fn render_checked(rows: &[CheckedRow]) -> String {
+    let t: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.scenario.clone(),
+                r.solver.clone(),
+                r.objective.map(|v| format!("{v:.1}")).unwrap_or("-".into()),
+                r.predicted_capacity_qps
+                    .map(|v| format!("{v:.1}"))
+                    .unwrap_or("-".into()),
+                r.simulated_capacity_qps
+                    .map(|e| e.fmt_pm(1))
+                    .unwrap_or("-".into()),
+                r.gap_to_sla_pct
+                    .map(|g| format!("{g:.2}"))
+                    .unwrap_or("-".into()),
+                match r.verified {
+                    Some(true) => "yes".into(),
+                    Some(false) => format!("no ({})", r.missed.join(", ")),
+                    None => r.note.clone().unwrap_or("-".into()),
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "scenario",
+            "solver",
+            "objective",
+            "predicted q/s",
+            "simulated q/s",
+            "below sla %",
+            "meets target at its objective",
+        ],
+        &t,
+    )
+}
+
 pub fn run(a: Args) -> Result<(), CliError> {
     super::common::check_threads(a.threads as u64)?;
+    if a.check.verify || a.flags.objective == Some(ObjectiveFlag::SlaCapacity) {
+        let mut rows = Vec::new();
+        for p in &a.scenarios {
+            rows.extend(run_checked(&a, &load_scenario(Some(p))?)?);
+        }
+        if a.scenarios.is_empty() {
+            rows.extend(run_checked(&a, &load_scenario(None)?)?);
+        }
+        if a.json {
+            crate::say!("{}", to_json(&rows)?);
+        } else {
+            crate::say!("{}", render_checked(&rows));
+        }
+        return Ok(());
+    }
     let scenarios: Vec<Scenario> = if a.scenarios.is_empty() {
         vec![load_scenario(None)?]
     } else {

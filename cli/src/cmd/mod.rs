@@ -10,6 +10,7 @@ mod replan;
 mod replay;
 mod reproduce;
 mod scenario;
+mod serve;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,12 @@ enum Command {
     Simulate(simulate::SimFlags),
     /// Find the largest load a plan sustains within its SLAs (bisection over the rate).
     Capacity(simulate::CapacityArgs),
+    /// Serve a plan for real: one worker process per instance (MPS-emulated slices, real MIG
+    /// devices, or fake CPU workers), the simulator's schedulers dispatching, every query recorded.
+    Serve(serve::ServeArgs),
+    /// Put a served run (`migopt serve --out`) beside the simulator's prediction of the same
+    /// trace: p50/p95/p99 per model with relative errors, utilisation per instance.
+    Compare(serve::CompareArgs),
     /// Regenerate a reproduction under papers/ (CSVs, SVG figures, RESULTS.md).
     Reproduce(reproduce::Args),
     /// Work with latency profile CSV files.
@@ -108,6 +115,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Gap(a) => gap::run(a),
         Command::Simulate(a) => simulate::run_simulate(a),
         Command::Capacity(a) => simulate::run_capacity(a),
+        Command::Serve(a) => serve::run_serve(a),
+        Command::Compare(a) => serve::run_compare(a),
         Command::Profile(c) => profile::run(c),
         Command::Import(c) => import::run(c),
         Command::Scenario(c) => scenario::run(c),

@@ -29,6 +29,7 @@
 //! instances able to run them) and an instance that goes idle takes the oldest. The
 //! event-driven engine runs it.
 
+mod fifs;
 pub mod rules;
 mod shares;
 mod state;
@@ -39,6 +40,7 @@ pub use rules::{
     earliest_finish, elsa_greedy, elsa_margin, elsa_plan, elsa_protect, jsq, random, round_robin,
     MARGIN_ALPHA,
 };
+pub use fifs::Fifs;
 pub use state::{DispatchState, Dispatcher, InstanceInfo, PLAN_ALPHA, PLAN_SLACK};
 
 use migopt_models::Error;

@@ -1,0 +1,428 @@
+//! `migopt serve`: run a plan for real, one worker process per instance, and record every
+//! query; `migopt compare`: put a recorded run beside the simulator's prediction of it.
+
+use super::common::load_plan;
+use super::simulate::render_sim;
+use super::CliError;
+use migopt_models::{Plan, Scenario};
+use migopt_server::records::{self, QueryRecord, RunMeta};
+use migopt_server::{Placement, ServeConfig, ServeError, Session, Timing, WorkerCommand};
+use migopt_sim::{SchedulerKind, ServedQuery, TraceRecord};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where workers run.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlacementArg {
+    /// No GPU: each query sleeps for its profiled median (tests, overhead).
+    Fake,
+    /// Emulated slices: MPS clients limited to each slice's SMs (GPU not in MIG mode).
+    Mps,
+    /// Real MIG devices (`--mig-devices`, one UUID per instance). Untested on hardware.
+    Mig,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// The plan (.json, from `migopt plan --out`).
+    plan: PathBuf,
+    /// The scenario the plan serves, if the plan does not record it.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Replay these traces (`arrival_ms,model,batch`); repeat for several runs on the same workers.
+    #[arg(long, conflicts_with = "rate")]
+    trace: Vec<PathBuf>,
+    /// Poisson arrivals at this total rate, queries/s (with --duration).
+    #[arg(long, requires = "duration")]
+    rate: Option<f64>,
+    /// Seconds of Poisson arrivals.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Seed of the Poisson arrivals (and of `random`'s choices).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Scheduler; repeat for several runs (each trace under each scheduler).
+    #[arg(long, default_value = "elsa")]
+    scheduler: Vec<String>,
+    /// Per-query CSV of a single run (a JSON sidecar is written beside it).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Folder for several runs: <trace>.<scheduler>.csv each.
+    #[arg(long, conflicts_with = "out")]
+    out_dir: Option<PathBuf>,
+    /// Where workers run.
+    #[arg(long, value_enum, default_value = "mps")]
+    placement: PlacementArg,
+    /// mps: start a private MPS daemon (and stop it at the end) instead of using the one
+    /// CUDA_MPS_PIPE_DIRECTORY names.
+    #[arg(long)]
+    start_mps: bool,
+    /// mig: the MIG device UUIDs, one per instance in plan order (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    mig_devices: Vec<String>,
+    /// Python interpreter for the workers.
+    #[arg(long, default_value = "python3")]
+    python: PathBuf,
+    /// The worker script (default: the copy of profiles/worker.py built into migopt).
+    #[arg(long)]
+    worker: Option<PathBuf>,
+    /// Worker precision: fp16, bf16 or fp32.
+    #[arg(long, default_value = "fp16")]
+    dtype: String,
+    /// Folder for one stderr log per worker.
+    #[arg(long)]
+    worker_logs: Option<PathBuf>,
+    /// Fraction of each run's queries left out of the summary as warm-up.
+    #[arg(long, default_value_t = 0.1)]
+    warmup: f64,
+    /// Longest wait for the workers to be ready, s.
+    #[arg(long, default_value_t = 600.0)]
+    ready_timeout: f64,
+    /// A query running longer than max(this, 50 x its profiled median) means a hung worker, ms.
+    #[arg(long, default_value_t = 10_000.0)]
+    hang_timeout_ms: f64,
+    /// Spin this long before each arrival instead of sleeping, µs.
+    #[arg(long, default_value_t = 300)]
+    spin_us: u64,
+    /// Pause between runs, ms.
+    #[arg(long, default_value_t = 500)]
+    pause_ms: u64,
+    /// Tests: extra worker arguments for one instance, `K:ARGS` (fault injection).
+    #[arg(long, hide = true)]
+    worker_fault: Option<String>,
+}
+
+fn bad(m: String) -> CliError {
+    CliError::Input(migopt_models::Error::Invalid(m))
+}
+
+fn serve_err(e: ServeError) -> CliError {
+    match e {
+        ServeError::Input(e) => CliError::Input(e),
+        other => CliError::Internal(other.to_string()),
+    }
+}
+
+/// One run: a trace under a scheduler, and where its records go.
+struct RunSpec {
+    name: String,
+    trace: Vec<TraceRecord>,
+    scheduler: SchedulerKind,
+    out: PathBuf,
+}
+
+fn runs(a: &ServeArgs, plan: &Plan, s: &Scenario) -> Result<Vec<RunSpec>, CliError> {
+    let scheds: Vec<SchedulerKind> = a
+        .scheduler
+        .iter()
+        .map(|x| x.parse::<SchedulerKind>())
+        .collect::<Result<_, _>>()?;
+    let mut traces: Vec<(String, Vec<TraceRecord>)> = Vec::new();
+    for t in &a.trace {
+        let stem = t.file_stem().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = stem.trim_end_matches(".csv").to_string();
+        traces.push((stem, migopt_sim::read_trace(t)?));
+    }
+    if let Some(r) = a.rate {
+        let d = a.duration.unwrap_or(0.0);
+        if !(r > 0.0 && r.is_finite() && d > 0.0 && d.is_finite()) {
+            return Err(bad(format!("--rate {r} and --duration {d} must be positive")));
+        }
+        traces.push((format!("poisson-{r}"), migopt_sim::poisson_trace(plan, s, r, d, a.seed)?));
+    }
+    if traces.is_empty() {
+        return Err(bad("give --trace FILE or --rate R --duration S".into()));
+    }
+    let many = traces.len() * scheds.len() > 1;
+    let mut out = Vec::new();
+    for (name, t) in &traces {
+        for &k in &scheds {
+            let path = match (&a.out, &a.out_dir, many) {
+                (Some(p), _, false) => p.clone(),
+                (_, Some(d), _) => d.join(format!("{name}.{k}.csv")),
+                (Some(_), _, true) => {
+                    return Err(bad("several runs (traces x schedulers) need --out-dir".into()))
+                }
+                (None, None, _) => return Err(bad("give --out FILE or --out-dir DIR".into())),
+            };
+            out.push(RunSpec {
+                name: format!("{name} under {k}"),
+                trace: t.clone(),
+                scheduler: k,
+                out: path,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn config(a: &ServeArgs) -> Result<ServeConfig, CliError> {
+    if !(0.0..1.0).contains(&a.warmup) {
+        return Err(bad(format!("--warmup {} must be in [0, 1)", a.warmup)));
+    }
+    if !(a.ready_timeout > 0.0 && a.hang_timeout_ms > 0.0) {
+        return Err(bad("--ready-timeout and --hang-timeout-ms must be positive".into()));
+    }
+    let placement = match a.placement {
+        PlacementArg::Fake => Placement::Fake,
+        PlacementArg::Mps => Placement::Mps {
+            start_daemon: a.start_mps,
+        },
+        PlacementArg::Mig => Placement::Mig {
+            devices: a.mig_devices.clone(),
+        },
+    };
+    let extra = match &a.worker_fault {
+        Some(f) => {
+            let (k, args) = f.split_once(':').ok_or_else(|| bad("--worker-fault K:ARGS".into()))?;
+            let k: usize = k.parse().map_err(|_| bad("--worker-fault K:ARGS".into()))?;
+            Some((k, args.split_whitespace().map(String::from).collect()))
+        }
+        None => None,
+    };
+    Ok(ServeConfig {
+        placement,
+        worker: WorkerCommand {
+            python: a.python.clone(),
+            script: a.worker.clone().unwrap_or_default(),
+            dtype: a.dtype.clone(),
+            logs: a.worker_logs.clone(),
+            extra,
+        },
+        ready_timeout: Duration::from_secs_f64(a.ready_timeout),
+        timing: Timing {
+            spin: Duration::from_micros(a.spin_us),
+            hang_min: Duration::from_secs_f64(a.hang_timeout_ms / 1e3),
+            hang_factor: 50.0,
+            seed: a.seed,
+        },
+    })
+}
+
+/// Served records as the simulator's summary sees them.
+pub fn served(recs: &[QueryRecord]) -> Vec<ServedQuery> {
+    recs.iter()
+        .map(|r| ServedQuery {
+            arrival_ms: r.arrival_ms,
+            model: r.model.clone(),
+            batch: r.batch,
+            instance: r.instance,
+            start_ms: r.start_ms,
+            finish_ms: r.finish_ms,
+        })
+        .collect()
+}
+
+pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
+    let (plan, s) = load_plan(&a.plan, a.scenario.as_deref())?;
+    let cfg = config(&a)?;
+    let runs = runs(&a, &plan, &s)?;
+    let mut wanted = std::collections::BTreeSet::new();
+    for r in &runs {
+        wanted.extend(migopt_server::wanted(&r.trace));
+    }
+    eprintln!(
+        "migopt serve: starting {} workers ({})",
+        plan.instances().count(),
+        cfg.placement.as_str()
+    );
+    let mut session = Session::start(&plan, &s, &wanted, &cfg).map_err(serve_err)?;
+    for (k, r) in runs.iter().enumerate() {
+        if k > 0 {
+            std::thread::sleep(Duration::from_millis(a.pause_ms));
+        }
+        eprintln!("migopt serve: {} ({} queries)", r.name, r.trace.len());
+        let o = session.run(&r.trace, r.scheduler).map_err(serve_err)?;
+        let meta = RunMeta {
+            schema: "migopt-serve-run/1".into(),
+            plan: a.plan.display().to_string(),
+            scenario: a.scenario.as_ref().map(|p| p.display().to_string()),
+            scheduler: r.scheduler.as_str().into(),
+            arrivals: r.name.clone(),
+            warmup_fraction: a.warmup,
+            placement: cfg.placement.as_str().into(),
+            workers: session.workers().to_vec(),
+            overhead: records::overhead(&o.records, &o.at_arrival, &o.sent_idle),
+            wall_s: o.wall_s,
+        };
+        let report = migopt_sim::served_report(&plan, &s, r.scheduler, &served(&o.records), a.warmup)?;
+        crate::out::write_all(&[
+            (r.out.clone(), records::to_csv(&o.records)),
+            (records::sidecar_path(&r.out), super::to_json(&meta)?),
+        ])?;
+        crate::say!("{}", render_sim(&report).replacen("simulated", "served", 1));
+        crate::sayln!(
+            "front end: dispatch lag p50 {:.1} µs, p99 {:.1} µs, max {:.0} µs over {} queries sent at arrival; wrote {}\n",
+            meta.overhead.lag_us_p50,
+            meta.overhead.lag_us_p99,
+            meta.overhead.lag_us_max,
+            meta.overhead.at_arrival,
+            r.out.display()
+        );
+    }
+    let ends = session.finish();
+    if let Some(bad) = ends.iter().find(|e| *e != "exit status 0") {
+        eprintln!("migopt serve: a worker ended with {bad}");
+    }
+    Ok(())
+}
+
+/// Reads a record file and its sidecar.
+pub fn load_run(path: &Path) -> Result<(Vec<QueryRecord>, RunMeta), CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| migopt_models::Error::io(path, e))?;
+    let recs = records::parse_csv(&text, path)?;
+    let side = records::sidecar_path(path);
+    let mtext = std::fs::read_to_string(&side).map_err(|e| migopt_models::Error::io(&side, e))?;
+    let meta: RunMeta = serde_json::from_str(&mtext).map_err(|e| migopt_models::Error::Syntax {
+        origin: migopt_models::Origin::at(&side, e.line()),
+        message: format!("not a `migopt serve` sidecar: {e}"),
+    })?;
+    Ok((recs, meta))
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// A per-query file written by `migopt serve` (its `.json` sidecar beside it).
+    measured: PathBuf,
+    /// The plan (default: the one the sidecar names, relative to the record file).
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    /// The scenario (default: the plan's, or the sidecar's).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// The server's own cost per query added to every simulated service time, ms
+    /// (default: the median round-trip overhead the run's front end measured, in its sidecar).
+    #[arg(long)]
+    overhead_ms: Option<f64>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A path recorded in a sidecar: as given if it exists, else relative to the record file.
+fn recorded(base: &Path, p: &str) -> PathBuf {
+    let q = PathBuf::from(p);
+    if q.exists() || q.is_absolute() {
+        return q;
+    }
+    base.parent().map(|d| d.join(&q)).filter(|x| x.exists()).unwrap_or(q)
+}
+
+/// Loads a served run and compares it with its predictions.
+pub fn comparison(
+    measured: &Path,
+    plan: Option<&Path>,
+    scenario: Option<&Path>,
+    overhead_ms: Option<f64>,
+) -> Result<(migopt_server::compare::Comparison, RunMeta, f64), CliError> {
+    let (recs, meta) = load_run(measured)?;
+    let plan_path = plan.map(Path::to_path_buf).unwrap_or_else(|| recorded(measured, &meta.plan));
+    let scen = scenario
+        .map(Path::to_path_buf)
+        .or_else(|| meta.scenario.as_deref().map(|s| recorded(measured, s)));
+    let (plan, s) = load_plan(&plan_path, scen.as_deref())?;
+    let sched: SchedulerKind = meta.scheduler.parse()?;
+    let ovh = overhead_ms.unwrap_or_else(|| migopt_server::compare::server_overhead_ms(&meta));
+    if !(ovh.is_finite() && ovh >= 0.0) {
+        return Err(bad(format!("--overhead-ms {ovh} must be a non-negative number")));
+    }
+    let c = migopt_server::compare::compare(&plan, &s, sched, &recs, meta.warmup_fraction, ovh)?;
+    Ok((c, meta, ovh))
+}
+
+pub fn run_compare(a: CompareArgs) -> Result<(), CliError> {
+    let (c, meta, ovh) = comparison(
+        &a.measured,
+        a.plan.as_deref(),
+        a.scenario.as_deref(),
+        a.overhead_ms,
+    )?;
+    if a.json {
+        #[derive(serde::Serialize)]
+        struct J<'a> {
+            measured: &'a migopt_models::SimReport,
+            predictions: Vec<(&'a str, &'a migopt_models::SimReport)>,
+        }
+        let j = J {
+            measured: &c.measured,
+            predictions: c.predictions.iter().map(|p| (p.name.as_str(), &p.report)).collect(),
+        };
+        crate::say!("{}", super::to_json(&j)?);
+        return Ok(());
+    }
+    crate::say!("{}", render_compare(&c, &meta, ovh));
+    Ok(())
+}
+
+fn lat(r: &migopt_models::SimReport, m: usize) -> Option<[f64; 3]> {
+    r.models[m]
+        .latency_ms
+        .as_ref()
+        .map(|l| [l.p50.mean, l.p95.mean, l.p99.mean])
+}
+
+/// The human report of a comparison.
+pub fn render_compare(c: &migopt_server::compare::Comparison, meta: &RunMeta, ovh: f64) -> String {
+    use crate::out::table;
+    let mut o = format!(
+        "{} served under {} ({} placement, {} queries, warm-up {:.0}%): measured against the simulator on the same trace\n",
+        meta.arrivals,
+        meta.scheduler,
+        meta.placement,
+        c.measured.queries_per_replication,
+        meta.warmup_fraction * 100.0
+    );
+    for p in &c.predictions {
+        o += &format!("  {}: {}\n", p.name, p.about);
+    }
+    o += &format!("  every prediction adds the server's own cost per query, {:.3} ms\n", ovh);
+    o += "\nlatency, ms (relative error of the prediction)\n";
+    let mut head = vec!["model".to_string(), "measured p50/p95/p99".to_string()];
+    for p in &c.predictions {
+        head.push(format!("{} p50/p95/p99", p.name));
+    }
+    let mut rows = Vec::new();
+    for (m, mr) in c.measured.models.iter().enumerate() {
+        let Some(meas) = lat(&c.measured, m) else { continue };
+        let mut row = vec![
+            mr.model.to_string(),
+            format!("{:.2} / {:.2} / {:.2}", meas[0], meas[1], meas[2]),
+        ];
+        for p in &c.predictions {
+            row.push(match lat(&p.report, m) {
+                Some(v) => (0..3)
+                    .map(|k| format!("{:.2} ({:+.0}%)", v[k], 100.0 * migopt_server::compare::rel_err(v[k], meas[k])))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                None => "-".into(),
+            });
+        }
+        rows.push(row);
+    }
+    let h: Vec<&str> = head.iter().map(String::as_str).collect();
+    o += &table(&h, &rows);
+    o += "\nutilisation per instance, %\n";
+    let mut head = vec!["instance".to_string(), "measured".to_string()];
+    head.extend(c.predictions.iter().map(|p| p.name.clone()));
+    let rows: Vec<Vec<String>> = c
+        .measured
+        .instances
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| {
+            let mut row = vec![
+                format!("GPU {} {}@{} {}", inst.gpu, inst.profile, inst.start, inst.model),
+                format!("{:.1}", inst.utilisation.mean * 100.0),
+            ];
+            row.extend(
+                c.predictions
+                    .iter()
+                    .map(|p| format!("{:.1}", p.report.instances[i].utilisation.mean * 100.0)),
+            );
+            row
+        })
+        .collect();
+    let h: Vec<&str> = head.iter().map(String::as_str).collect();
+    o += &table(&h, &rows);
+    o
+}

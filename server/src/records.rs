@@ -1,0 +1,273 @@
+//! What `migopt serve` writes: one CSV row per query, and a JSON sidecar describing the run
+//! (plan, scenario, scheduler, placement, workers), which `migopt compare` reads back.
+
+use migopt_models::{Error, Origin};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One served query. Times are milliseconds since the run's start on the front end's
+/// monotonic clock; `start_ms` is `finish_ms - service_ms` (the worker measures its own
+/// service time, so no clocks need to agree).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueryRecord {
+    /// Position in the trace.
+    pub query: u64,
+    /// When it was due (the trace's arrival).
+    pub arrival_ms: f64,
+    /// Model.
+    pub model: String,
+    /// Query batch size.
+    pub batch: u32,
+    /// Instance index in plan order.
+    pub instance: u32,
+    /// When its request was written to the worker.
+    pub dispatch_ms: f64,
+    /// When the worker started it.
+    pub start_ms: f64,
+    /// When the front end read its answer.
+    pub finish_ms: f64,
+    /// The worker's service time.
+    pub service_ms: f64,
+    /// The batch size the worker ran (the next captured size up).
+    pub ran_batch: u32,
+}
+
+/// CSV header of the per-query file.
+pub const HEADER: &str =
+    "query,arrival_ms,model,batch,instance,dispatch_ms,start_ms,finish_ms,service_ms,ran_batch";
+
+/// The per-query CSV text.
+pub fn to_csv(recs: &[QueryRecord]) -> String {
+    let mut s = String::with_capacity(64 * (recs.len() + 1));
+    s.push_str(HEADER);
+    s.push('\n');
+    for r in recs {
+        use std::fmt::Write;
+        let _ = writeln!(
+            s,
+            "{},{:.4},{},{},{},{:.4},{:.4},{:.4},{:.4},{}",
+            r.query,
+            r.arrival_ms,
+            r.model,
+            r.batch,
+            r.instance,
+            r.dispatch_ms,
+            r.start_ms,
+            r.finish_ms,
+            r.service_ms,
+            r.ran_batch
+        );
+    }
+    s
+}
+
+/// Reads a per-query CSV, naming the file, line and field of any problem.
+pub fn parse_csv(text: &str, origin: &Path) -> Result<Vec<QueryRecord>, Error> {
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, h)) if h.trim() == HEADER => {}
+        _ => {
+            return Err(Error::Syntax {
+                origin: Origin::at(origin, 1),
+                message: format!("not a `migopt serve` record file (header must be {HEADER})"),
+            })
+        }
+    }
+    let names: Vec<&str> = HEADER.split(',').collect();
+    let mut out = Vec::new();
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = Origin::at(origin, i + 1);
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        if f.len() != names.len() {
+            return Err(Error::Syntax {
+                origin: at,
+                message: format!("{} fields, the header has {}", f.len(), names.len()),
+            });
+        }
+        let num = |k: usize| -> Result<f64, Error> {
+            f[k].parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| Error::field(at.clone(), names[k], format!("`{}` is not a number", f[k])))
+        };
+        let int = |k: usize| -> Result<u64, Error> {
+            f[k].parse::<u64>().map_err(|_| {
+                Error::field(at.clone(), names[k], format!("`{}` is not a whole number", f[k]))
+            })
+        };
+        let small = |k: usize| -> Result<u32, Error> {
+            u32::try_from(int(k)?).map_err(|_| Error::field(at.clone(), names[k], "is too large"))
+        };
+        if f[2].is_empty() {
+            return Err(Error::field(at, "model", "is empty"));
+        }
+        out.push(QueryRecord {
+            query: int(0)?,
+            arrival_ms: num(1)?,
+            model: f[2].to_string(),
+            batch: small(3)?,
+            instance: small(4)?,
+            dispatch_ms: num(5)?,
+            start_ms: num(6)?,
+            finish_ms: num(7)?,
+            service_ms: num(8)?,
+            ran_batch: small(9)?,
+        });
+    }
+    if out.is_empty() {
+        return Err(Error::Syntax {
+            origin: Origin::file(origin),
+            message: "no queries".into(),
+        });
+    }
+    Ok(out)
+}
+
+/// One worker as it was started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerMeta {
+    /// Instance index in plan order.
+    pub instance: u32,
+    /// `GPU 0 3g.71gb@4 bert-base`.
+    pub label: String,
+    /// Placement variables given to it.
+    pub env: Vec<(String, String)>,
+    /// What it said when ready.
+    pub ready: serde_json::Value,
+}
+
+/// Front-end overhead, from the records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overhead {
+    /// Queries sent at their arrival (dispatch-at-arrival schedulers, or FIFS with an idle
+    /// instance).
+    pub at_arrival: u64,
+    /// Dispatch lag (request written minus due time), µs: p50, p99, max.
+    pub lag_us_p50: f64,
+    /// p99 of the lag, µs.
+    pub lag_us_p99: f64,
+    /// Largest lag, µs.
+    pub lag_us_max: f64,
+    /// For queries sent to an idle worker: answer read minus request written minus the
+    /// worker's service time (both pipes, the worker's parsing), µs: p50 and p99.
+    pub round_trip_us_p50: Option<f64>,
+    /// p99 of the round trip, µs.
+    pub round_trip_us_p99: Option<f64>,
+}
+
+/// The sidecar of a per-query file (`<out>.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// Format tag.
+    pub schema: String,
+    /// The plan file.
+    pub plan: String,
+    /// The scenario file, if the plan did not name it.
+    pub scenario: Option<String>,
+    /// Scheduler.
+    pub scheduler: String,
+    /// Where the arrivals came from (a trace file, or Poisson at a rate).
+    pub arrivals: String,
+    /// Warm-up fraction of the queries, left out of the summaries.
+    pub warmup_fraction: f64,
+    /// Worker placement: fake, mps or mig.
+    pub placement: String,
+    /// The workers.
+    pub workers: Vec<WorkerMeta>,
+    /// Dispatch overhead measured in this run.
+    pub overhead: Overhead,
+    /// Wall-clock length of the run, s.
+    pub wall_s: f64,
+}
+
+/// Sidecar path of a record file: `measured.csv` -> `measured.csv.json`.
+pub fn sidecar_path(csv: &Path) -> std::path::PathBuf {
+    let mut s = csv.as_os_str().to_owned();
+    s.push(".json");
+    s.into()
+}
+
+/// Nearest-rank percentile of a sorted slice.
+pub(crate) fn pct(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let k = ((q / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[k - 1]
+}
+
+/// The front end's overhead in a run. `sent_idle[i]`: the query was sent to an idle worker.
+pub fn overhead(recs: &[QueryRecord], at_arrival: &[bool], sent_idle: &[bool]) -> Overhead {
+    let mut lag: Vec<f64> = recs
+        .iter()
+        .zip(at_arrival)
+        .filter(|(_, &a)| a)
+        .map(|(r, _)| (r.dispatch_ms - r.arrival_ms) * 1000.0)
+        .collect();
+    lag.sort_by(f64::total_cmp);
+    let mut rt: Vec<f64> = recs
+        .iter()
+        .zip(sent_idle)
+        .filter(|(_, &a)| a)
+        .map(|(r, _)| (r.finish_ms - r.dispatch_ms - r.service_ms) * 1000.0)
+        .collect();
+    rt.sort_by(f64::total_cmp);
+    Overhead {
+        at_arrival: lag.len() as u64,
+        lag_us_p50: pct(&lag, 50.0),
+        lag_us_p99: pct(&lag, 99.0),
+        lag_us_max: lag.last().copied().unwrap_or(f64::NAN),
+        round_trip_us_p50: (!rt.is_empty()).then(|| pct(&rt, 50.0)),
+        round_trip_us_p99: (!rt.is_empty()).then(|| pct(&rt, 99.0)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(q: u64) -> QueryRecord {
+        QueryRecord {
+            query: q,
+            arrival_ms: 1.5 * q as f64,
+            model: "resnet50".into(),
+            batch: 4,
+            instance: 2,
+            dispatch_ms: 1.5 * q as f64 + 0.01,
+            start_ms: 1.5 * q as f64 + 0.02,
+            finish_ms: 1.5 * q as f64 + 2.0,
+            service_ms: 1.98,
+            ran_batch: 4,
+        }
+    }
+
+    #[test]
+    fn csv_round_trips() {
+        let recs: Vec<_> = (0..3).map(rec).collect();
+        let text = to_csv(&recs);
+        assert_eq!(parse_csv(&text, Path::new("m.csv")).unwrap(), recs);
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        let text = to_csv(&[rec(0)]).replace(",resnet50,4,", ",resnet50,x,");
+        assert_eq!(
+            parse_csv(&text, Path::new("m.csv")).unwrap_err().to_string(),
+            "m.csv:2: field `batch`: `x` is not a whole number"
+        );
+        assert!(parse_csv("a,b\n", Path::new("m.csv")).is_err());
+        assert!(parse_csv(&format!("{HEADER}\n"), Path::new("m.csv")).is_err());
+    }
+
+    #[test]
+    fn overhead_percentiles() {
+        let recs: Vec<_> = (0..100).map(rec).collect();
+        let o = overhead(&recs, &vec![true; 100], &vec![true; 100]);
+        assert_eq!(o.at_arrival, 100);
+        assert!((o.lag_us_p99 - 10.0).abs() < 1e-6, "{o:?}");
+        assert!((o.round_trip_us_p50.unwrap() - 10.0).abs() < 1e-6);
+    }
+}

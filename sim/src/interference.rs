@@ -1,0 +1,169 @@
+//! Interference between instances that share a GPU without MIG's isolation (MPS clients on
+//! one GPU): an instance's service time grows with how busy its neighbours are, because they
+//! share L2 and HBM bandwidth.
+//!
+//! ## The model
+//!
+//! A profile set may hold, beside each isolated curve L₀(b), curves measured while every
+//! other partition of a layout was busy a fraction d of the time (`neighbour_load` rows,
+//! [`migopt_models::ProfileSet::loaded`]). For instance i and batch b the slowdown at the
+//! measured loads is s(b, d) = L_d(b) / L₀(b), with s(b, 0) = 1; between loads it is linear,
+//! above the largest it stays there.
+//!
+//! A query's service time on instance i is its median (or its jitter draw) times
+//! s(b, uᵢ), where uᵢ is how busy i's neighbours are when the query is dispatched: the
+//! compute-weighted mean, over the other instances j of the same GPU, of j's recent
+//! utilisation ρⱼ. ρⱼ is an exponentially weighted moving average, with time constant
+//! [`WINDOW_MS`], of the fraction of time j's processes were busy, read from the work the
+//! simulation has given j so far (work started minus the part not yet done). So a burst on
+//! one instance slows its neighbours for about the next window, and at steady load uᵢ is the
+//! neighbours' utilisation, which is what the measured duty stands for.
+//!
+//! * Off (no cost) when no instance of the plan has neighbour-load curves; an instance
+//!   without them (for example a whole-GPU profile) runs at its isolated speed.
+//! * Deterministic: a function of the simulated history only.
+//! * The dispatcher's estimates stay the isolated medians, as a real dispatcher's would.
+
+use crate::prep::PInst;
+use migopt_models::{BatchLookup, Curve, LoadedCurve};
+
+/// Time constant of the neighbours' utilisation average, ms.
+pub const WINDOW_MS: f64 = 200.0;
+
+/// Slowdown tables and neighbourhoods, built once per run.
+#[derive(Debug, Clone)]
+pub(crate) struct Interference {
+    width: usize,
+    /// Neighbours of each instance with their weights (summing to 1).
+    nb: Vec<Vec<(u32, f64)>>,
+    /// Load knots of each instance (0 first); empty: no model for it.
+    knots: Vec<Vec<f64>>,
+    /// Slowdown per instance, `b * knots + k`.
+    fac: Vec<Vec<f64>>,
+    procs: Vec<f64>,
+}
+
+/// Each instance's recent utilisation, updated lazily when read.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadState {
+    work: Vec<f64>,
+    last_t: Vec<f64>,
+    last_done: Vec<f64>,
+    ewma: Vec<f64>,
+}
+
+impl Interference {
+    /// The model, or `None` when no instance has neighbour-load curves.
+    pub(crate) fn build(
+        insts: &[PInst],
+        curves: &[&Curve],
+        loaded: &[&[LoadedCurve]],
+        lookup: BatchLookup,
+        width: usize,
+    ) -> Option<Self> {
+        if loaded.iter().all(|l| l.is_empty()) {
+            return None;
+        }
+        let n = insts.len();
+        let mut nb = vec![Vec::new(); n];
+        for (i, a) in insts.iter().enumerate() {
+            let others: Vec<usize> = (0..n).filter(|&j| j != i && insts[j].gpu == a.gpu).collect();
+            let total: f64 = others.iter().map(|&j| insts[j].compute as f64).sum();
+            if total > 0.0 {
+                nb[i] = others
+                    .iter()
+                    .map(|&j| (j as u32, insts[j].compute as f64 / total))
+                    .collect();
+            }
+        }
+        let mut knots = vec![Vec::new(); n];
+        let mut fac = vec![Vec::new(); n];
+        for i in 0..n {
+            if loaded[i].is_empty() || nb[i].is_empty() {
+                continue;
+            }
+            let mut k = vec![0.0];
+            k.extend(loaded[i].iter().map(|l| l.load));
+            let nk = k.len();
+            let mut f = vec![1.0; width * nk];
+            for b in 1..width {
+                let Some(base) = curves[i].latency(b as u32, lookup) else {
+                    continue;
+                };
+                for (kk, l) in loaded[i].iter().enumerate() {
+                    // A batch the loaded curve lacks keeps the previous load's slowdown.
+                    let prev = f[b * nk + kk];
+                    f[b * nk + kk + 1] = l
+                        .curve
+                        .latency(b as u32, lookup)
+                        .map_or(prev, |x| x.0 / base.0);
+                }
+            }
+            knots[i] = k;
+            fac[i] = f;
+        }
+        Some(Self {
+            width,
+            nb,
+            knots,
+            fac,
+            procs: insts.iter().map(|i| i.procs as f64).collect(),
+        })
+    }
+
+    /// A fresh state for one replication.
+    pub(crate) fn state(&self) -> LoadState {
+        let n = self.nb.len();
+        LoadState {
+            work: vec![0.0; n],
+            last_t: vec![0.0; n],
+            last_done: vec![0.0; n],
+            ewma: vec![0.0; n],
+        }
+    }
+
+    /// Slowdown of batch `b` on instance `i` at time `t`. `remaining(j)` is the work given
+    /// to instance j that is not done by `t` (summed over its processes).
+    #[inline]
+    pub(crate) fn factor(
+        &self,
+        st: &mut LoadState,
+        i: usize,
+        b: usize,
+        t: f64,
+        remaining: impl Fn(usize) -> f64,
+    ) -> f64 {
+        let knots = &self.knots[i];
+        if knots.is_empty() {
+            return 1.0;
+        }
+        let mut u = 0.0;
+        for &(j, w) in &self.nb[i] {
+            let j = j as usize;
+            let dt = t - st.last_t[j];
+            if dt > 0.0 {
+                let done = st.work[j] - remaining(j);
+                let busy = ((done - st.last_done[j]) / (dt * self.procs[j])).clamp(0.0, 1.0);
+                let a = (-dt / WINDOW_MS).exp();
+                st.ewma[j] = a * st.ewma[j] + (1.0 - a) * busy;
+                st.last_t[j] = t;
+                st.last_done[j] = done;
+            }
+            u += w * st.ewma[j];
+        }
+        let nk = knots.len();
+        let f = &self.fac[i][b.min(self.width - 1) * nk..][..nk];
+        let k = knots.partition_point(|&x| x <= u);
+        if k >= nk {
+            return f[nk - 1];
+        }
+        let (x0, x1) = (knots[k - 1], knots[k]);
+        f[k - 1] + (f[k] - f[k - 1]) * (u - x0) / (x1 - x0)
+    }
+
+    /// Instance `i` was given `svc` ms of work.
+    #[inline]
+    pub(crate) fn add_work(st: &mut LoadState, i: usize, svc: f64) {
+        st.work[i] += svc;
+    }
+}
