@@ -285,5 +285,13 @@ proptest! {
             d.path(),
             limit,
         );
+        // A mutated ParvaGPU set imports completely or writes nothing.
+        for (i, (name, text)) in parvagpu_files().into_iter().enumerate() {
+            let p = d.path().join("pv").join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, if i == e.len() % 4 { mutate(&text, &g) } else { text }).unwrap();
+        }
+        let code = run_capped(&["import", "parvagpu", "pv", "--out", "out"], d.path(), limit);
+        prop_assert_eq!(code == Some(0), d.path().join("out").exists());
     }
 }

@@ -134,7 +134,10 @@ fn served_latencies_match_the_simulated_ones() {
             let (arr, b, inst, disp, start, fin, svc, ran) =
                 (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]);
             assert!(inst < 4.0 && ran >= b, "{r:?}");
-            assert!(disp >= arr - 0.5 && fin > disp && start >= disp - 0.5, "{r:?}");
+            // The worker stamps `start` on its own clock read; on a loaded machine the front
+            // end can record the dispatch a few ms after the worker already began, so allow
+            // a scheduling-noise tolerance rather than a sub-millisecond one.
+            assert!(disp >= arr - 5.0 && fin > disp && start >= disp - 5.0, "{r:?}");
             assert!(svc > 0.5 && (fin - start - svc).abs() < 1e-3, "{r:?}");
         }
         let sidecar: serde_json::Value = serde_json::from_str(

@@ -574,7 +574,7 @@ fn check_instances(rate: f64, name: &str, set: &ProfileSet) -> std::result::Resu
         })
         .fold(0.0, f64::max);
     let need = rate / fastest;
-    if !(need < MAX_INSTANCES_PER_MODEL as f64) {
+    if need.is_nan() || need >= MAX_INSTANCES_PER_MODEL as f64 {
         return Err(format!(
             "{} queries/s needs at least {need:.3e} instances of `{name}` (its fastest measured point serves {fastest:.4} queries/s), above the limit of {MAX_INSTANCES_PER_MODEL}",
             num(rate)

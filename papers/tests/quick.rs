@@ -20,6 +20,7 @@ fn paris_elsa_quick_run_checks_its_claims() {
         "RESULTS.md",
         "results/capacity.csv",
         "results/p99_vs_load.csv",
+        "results/latency_at_load.csv",
         "figures/h100-resnet50-p99-vs-load.svg",
     ] {
         assert!(
@@ -30,7 +31,7 @@ fn paris_elsa_quick_run_checks_its_claims() {
     // The fluid optimum dominates PARIS by construction, and the simulated capacities must
     // agree within their intervals. Whether PARIS+ELSA beats the best homogeneous cut is a
     // measurement (RESULTS.md reports it either way), not something a test may insist on.
-    assert_eq!(out.claims.len(), 5);
+    assert!(out.claims.len() >= 5);
     for c in &out.claims[..2] {
         assert!(c.holds, "claim failed: {}", c.text);
     }

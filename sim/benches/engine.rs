@@ -47,10 +47,27 @@ fn one_core(b: Bencher, sched: SchedulerKind, mode: Option<ServingMode>) {
         .bench(|| simulate(&p, &sc, &c).map(|r| r.throughput_qps.mean));
 }
 
-/// ELSA, query batches, one replication on one thread: the paper's setting.
+/// ELSA (`elsa`, the plan-aware rule), query batches, one replication on one thread: the
+/// paper's setting.
 #[divan::bench(sample_count = 10)]
 fn elsa_query_batches(b: Bencher) {
     one_core(b, SchedulerKind::Elsa, None);
+}
+
+/// `elsa-greedy` (the first reconstruction, the rule ELSA ran before), query batches.
+#[divan::bench(sample_count = 10)]
+fn elsa_greedy_query_batches(b: Bencher) {
+    one_core(b, SchedulerKind::ElsaGreedy, None);
+}
+
+/// `elsa` with `--jitter`: knowledge-only estimates, so the event-driven engine.
+#[divan::bench(sample_count = 10)]
+fn elsa_query_batches_jitter(b: Bencher) {
+    let (p, sc) = setup();
+    let mut c = cfg(SchedulerKind::Elsa, None, 1, 1);
+    c.jitter = true;
+    b.counter(ItemsCount::new(QUERIES))
+        .bench(|| simulate(&p, &sc, &c).map(|r| r.throughput_qps.mean));
 }
 
 /// JSQ, query batches (scans the model's instances per query).

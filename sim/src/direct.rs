@@ -14,7 +14,7 @@
 use crate::interference::Interference;
 use crate::prep::Prepared;
 use crate::run::{Arrivals, RepStats, RunSpec};
-use crate::sched::{rules, Candidate, Query, Rule, MARGIN_ALPHA, PLAN_ALPHA};
+use crate::sched::{rules, Candidate, Query, Rule, MARGIN_ALPHA, PLAN_ALPHA, PLAN_SLACK};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::Rng;
 use rand_distr::{Distribution, Exp1};
@@ -213,7 +213,7 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
                 GREEDY => rules::elsa_greedy(&q, cands),
                 MARGIN => rules::elsa_margin(&q, MARGIN_ALPHA, cands),
                 PROTECT => rules::elsa_protect(&q, MARGIN_ALPHA, cands),
-                _ => rules::elsa_plan(&q, PLAN_ALPHA, cands),
+                _ => rules::elsa_plan(&q, PLAN_ALPHA, PLAN_SLACK, cands),
             };
             let i = pick.unwrap_or(u32::MAX);
             if K == PLAN {

@@ -11,6 +11,10 @@
 //! * [`capacity`] finds, by bisection on the total arrival rate, the largest load at which
 //!   every model still meets its target, beside the plan's fluid promise.
 //! * [`read_trace`] reads a `arrival_ms,model,batch` CSV for exact replay.
+//! * [`sched`] holds every scheduler: FIFS, JSQ, round-robin, random and the ELSA family —
+//!   `elsa-greedy` (the paper's rule as first reconstructed), `elsa-margin`, `elsa-protect`
+//!   and `elsa-plan`, which follows the plan's routes; `elsa` runs `elsa-plan`. The
+//!   ablation in `papers/paris-elsa` measures them against each other.
 //!
 //! Two engines sit behind one API, and both take their decisions from one place,
 //! [`sched`]: a decision function per scheduler, over candidates that carry only what a real

@@ -158,12 +158,31 @@ fn elsa_protect_keeps_off_the_only_size_of_batch_16() {
 }
 
 #[test]
-fn elsa_plan_follows_the_routes_with_a_deadline_fallback() {
-    // Shares ½, ¼, ¼; deficit = share·(sent + 1) − sent to the size; deadline 10.
-    // q0: 1g .5 → 1g (finish 4). q1: 0, .5, .5 → tie, earlier finish 7g (1). q2: .5, .75,
-    // −.25 → 3g (2). q3: 1, 0, 0 → 1g (8). q4: 1g .5 would finish 12 > 10; 3g and 7g tie
-    // at .25 → 7g (2). q5: 3g .5 → 3g (4). q6: 3g, 7g tie at −.25 → 7g (3). q7: 3g (6).
-    check(SchedulerKind::ElsaPlan, &BURST, &[0, 2, 1, 0, 2, 1, 2, 1]);
+fn elsa_plan_follows_the_routes_within_the_latency_slack() {
+    // Shares ½, ¼, ¼; deficit = share·(class sent + 1) − sent to the size. A candidate is
+    // admissible if it finishes within 0.25·10 − 1 (the quickest service) = 1.5 ms of the
+    // earliest finish. Finishes (1g, 3g, 7g) before each, admissible ones, deficits:
+    // q0 (4,2,1) 3g,7g tie at .25 → earlier 7g. q1 (4,2,2) 3g .5, 7g −.5 → 3g.
+    // q2 (4,4,2) only 7g. q3 (4,4,3) all; 1g 2 → 1g. q4 (8,4,3) 3g .25, 7g −.75 → 3g.
+    // q5 (8,6,3) only 7g. q6 (8,6,4) only 7g. q7 (8,6,5) 3g 0, 7g −2 → 3g.
+    check(SchedulerKind::ElsaPlan, &BURST, &[2, 1, 2, 0, 1, 2, 2, 1]);
+}
+
+#[test]
+fn elsa_plan_without_slack_limit_is_share_first() {
+    // With unlimited slack the rule only needs the deadline: the 1g's share wins twice.
+    let q = Query {
+        model: 0,
+        batch: 1,
+        arrival_ms: 0.0,
+        sla_ms: 10.0,
+    };
+    let mut c = [cand(0, 1, 0.0, 4.0), cand(2, 7, 0.0, 1.0)];
+    c[0].deficit = 0.5;
+    c[1].deficit = 0.25;
+    assert_eq!(sched::elsa_plan(&q, 1.0, f64::INFINITY, c), Some(0));
+    // With the default slack the 1g finishes 3 ms after the 7g, more than 2.5 − 1 allows.
+    assert_eq!(sched::elsa_plan(&q, 1.0, sched::PLAN_SLACK, c), Some(2));
 }
 
 #[test]
@@ -221,7 +240,7 @@ fn rules_fall_back_to_the_earliest_finish() {
     assert_eq!(sched::elsa_greedy(&q, c), Some(7));
     assert_eq!(sched::elsa_margin(&q, 0.5, c), Some(7));
     assert_eq!(sched::elsa_protect(&q, 0.5, c), Some(7));
-    assert_eq!(sched::elsa_plan(&q, 1.0, c), Some(7));
+    assert_eq!(sched::elsa_plan(&q, 1.0, f64::INFINITY, c), Some(7));
     assert_eq!(sched::earliest_finish(c), Some(7));
     // No candidates, no answer.
     assert_eq!(sched::elsa_greedy(&q, []), None);
@@ -240,7 +259,7 @@ fn the_plan_rule_prefers_the_largest_deficit_among_those_meeting_the_deadline() 
     c[0].deficit = 0.2;
     c[1].deficit = 0.1;
     c[2].deficit = 0.9; // behind its share, but would finish at 11 > 10
-    assert_eq!(sched::elsa_plan(&q, 1.0, c), Some(0));
+    assert_eq!(sched::elsa_plan(&q, 1.0, f64::INFINITY, c), Some(0));
 }
 
 #[test]

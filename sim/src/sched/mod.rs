@@ -41,7 +41,7 @@ pub use rules::{
     MARGIN_ALPHA,
 };
 pub use fifs::Fifs;
-pub use state::{DispatchState, Dispatcher, InstanceInfo, PLAN_ALPHA};
+pub use state::{DispatchState, Dispatcher, InstanceInfo, PLAN_ALPHA, PLAN_SLACK};
 
 use migopt_models::Error;
 use serde::{Deserialize, Serialize};
@@ -52,8 +52,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum SchedulerKind {
     /// ELSA, the elastic scheduler: migopt's best elastic rule, measured in
-    /// `papers/paris-elsa` against the variants below ([`SchedulerKind::elsa_rule`] names the
-    /// variant it runs).
+    /// `papers/paris-elsa` against the variants below. It runs `elsa-plan`
+    /// ([`SchedulerKind::elsa_rule`]).
     Elsa,
     /// ELSA as first reconstructed from the paper's description (Kim, Choi and Rhu, DAC
     /// 2022): the SMALLEST instance size whose estimated finish meets the deadline (arrival
@@ -70,8 +70,9 @@ pub enum SchedulerKind {
     ElsaProtect,
     /// Plan-aware ELSA: the plan's routes (the share of each (model, batch) class per size)
     /// are target shares; the query goes to the size furthest behind its share among those
-    /// meeting the margin deadline, within it the earliest finish; the earliest finish when
-    /// none meets it ([`rules::elsa_plan`]).
+    /// that meet the deadline and cost it little latency (see [`PLAN_SLACK`]), within it the
+    /// earliest finish; the earliest finish when none does ([`rules::elsa_plan`]). Classes
+    /// without a route (min-gpus plans, hand-cut plans) share in proportion to compute.
     ElsaPlan,
     /// First idle, first served: one central FIFO queue per model; an instance that goes
     /// idle takes the oldest query it can run. Work-conserving baseline of the ELSA paper.
@@ -139,7 +140,7 @@ impl SchedulerKind {
     /// One line for help texts.
     pub fn summary(self) -> &'static str {
         match self {
-            SchedulerKind::Elsa => "elastic: migopt's chosen ELSA variant (see elsa-*)",
+            SchedulerKind::Elsa => "elastic: migopt's best ELSA variant, elsa-plan",
             SchedulerKind::ElsaGreedy => {
                 "elastic, as first reconstructed: smallest size that meets the deadline"
             }
@@ -159,7 +160,7 @@ impl SchedulerKind {
 
     /// The variant `elsa` runs.
     pub fn elsa_rule() -> SchedulerKind {
-        SchedulerKind::ElsaGreedy
+        SchedulerKind::ElsaPlan
     }
 
     pub(crate) fn rule(self) -> Rule {

@@ -109,17 +109,29 @@ pub fn elsa_protect<I: IntoIterator<Item = Candidate>>(
     (pick != u32::MAX).then_some(pick)
 }
 
-/// `elsa-plan`: among candidates whose estimated finish meets arrival + α·SLA, the one
-/// whose size is furthest behind the plan's target share of the query's class (largest
-/// `deficit`), ties to the earliest finish; if none meets it, the earliest finish overall.
-/// Any candidate order.
+/// `elsa-plan`: the plan's routes as target shares, within the query's latency slack.
+///
+/// A candidate is *admissible* when its estimated finish meets arrival + α·SLA and is at
+/// most `room` after the earliest estimated finish, where room = max(0, slack·SLA − the
+/// query's quickest service time). Among admissible candidates the one whose size is
+/// furthest behind its target share of the query's (model, batch) class wins (largest
+/// `deficit`), ties to the earliest finish; with none admissible, the earliest finish.
+///
+/// The room shrinks with the query's own service time: small batches, which have time to
+/// spare, follow the plan to the sizes that run them efficiently; the largest batches, which
+/// make the latency tail, take the earliest finish. Any candidate order.
 #[inline(always)]
-pub fn elsa_plan<I: IntoIterator<Item = Candidate>>(
-    q: &Query,
-    alpha: f64,
-    cands: I,
-) -> Option<u32> {
-    let deadline = q.arrival_ms + alpha * q.sla_ms;
+pub fn elsa_plan<I>(q: &Query, alpha: f64, slack: f64, cands: I) -> Option<u32>
+where
+    I: IntoIterator<Item = Candidate>,
+    I::IntoIter: Clone,
+{
+    let cands = cands.into_iter();
+    let (first, quickest) = cands.clone().fold((f64::INFINITY, f64::INFINITY), |(f, s), c| {
+        (f.min(c.finish_ms()), s.min(c.service_ms))
+    });
+    let room = (slack * q.sla_ms - quickest).max(0.0);
+    let deadline = (q.arrival_ms + alpha * q.sla_ms).min(first + room);
     let (mut any_fin, mut any_i) = (f64::INFINITY, u32::MAX);
     let (mut meet_def, mut meet_fin, mut meet_i) = (f64::NEG_INFINITY, f64::INFINITY, u32::MAX);
     for c in cands {
