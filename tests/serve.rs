@@ -27,7 +27,8 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// model is off), written into `d`.
 fn isolated_scenario(d: &Path) -> PathBuf {
     for m in ["resnet50", "bert-base"] {
-        let text = std::fs::read_to_string(root().join(format!("profiles/h200-141gb/{m}.csv"))).unwrap();
+        let text =
+            std::fs::read_to_string(root().join(format!("profiles/h200-141gb/{m}.csv"))).unwrap();
         let mut out = String::new();
         for (i, line) in text.lines().enumerate() {
             let (row, load) = line.rsplit_once(',').unwrap();
@@ -86,7 +87,14 @@ fn serve(d: &Path, extra: &[&str]) -> Output {
     migopt()
         .current_dir(d)
         .args(["serve", "plan.json", "--scenario", scen.to_str().unwrap()])
-        .args(["--trace", "trace.csv", "--placement", "fake", "--worker", "worker.py"])
+        .args([
+            "--trace",
+            "trace.csv",
+            "--placement",
+            "fake",
+            "--worker",
+            "worker.py",
+        ])
         .args(extra)
         .output()
         .unwrap()
@@ -112,9 +120,16 @@ fn served_latencies_match_the_simulated_ones() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     for sched in ["elsa", "fifs"] {
         let d = setup("migopt-serve-ok", 250.0, 2.0);
-        let o = serve(d.path(), &["--scheduler", sched, "--out", "m.csv", "--warmup", "0"]);
+        let o = serve(
+            d.path(),
+            &["--scheduler", sched, "--out", "m.csv", "--warmup", "0"],
+        );
         let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        assert!(o.status.success(), "{}\n{out}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{}\n{out}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert!(out.starts_with("served sim-to-real"), "{out}");
         let recs = std::fs::read_to_string(d.path().join("m.csv")).unwrap();
         let rows: Vec<Vec<f64>> = recs
@@ -137,13 +152,15 @@ fn served_latencies_match_the_simulated_ones() {
             // The worker stamps `start` on its own clock read; on a loaded machine the front
             // end can record the dispatch a few ms after the worker already began, so allow
             // a scheduling-noise tolerance rather than a sub-millisecond one.
-            assert!(disp >= arr - 5.0 && fin > disp && start >= disp - 5.0, "{r:?}");
+            assert!(
+                disp >= arr - 5.0 && fin > disp && start >= disp - 5.0,
+                "{r:?}"
+            );
             assert!(svc > 0.5 && (fin - start - svc).abs() < 1e-3, "{r:?}");
         }
-        let sidecar: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(d.path().join("m.csv.json")).unwrap(),
-        )
-        .unwrap();
+        let sidecar: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.path().join("m.csv.json")).unwrap())
+                .unwrap();
         assert_eq!(sidecar["scheduler"], sched);
         assert_eq!(sidecar["workers"].as_array().unwrap().len(), 4);
         // The simulator's prediction of the same trace: the fake workers sleep for exactly
@@ -153,8 +170,23 @@ fn served_latencies_match_the_simulated_ones() {
         let scen = d.path().join("scenario.toml");
         let sim = migopt()
             .current_dir(d.path())
-            .args(["simulate", "plan.json", "--scenario", scen.to_str().unwrap(), "--json"])
-            .args(["--trace", "trace.csv", "--scheduler", sched, "--warmup", "0", "--replications", "1"])
+            .args([
+                "simulate",
+                "plan.json",
+                "--scenario",
+                scen.to_str().unwrap(),
+                "--json",
+            ])
+            .args([
+                "--trace",
+                "trace.csv",
+                "--scheduler",
+                sched,
+                "--warmup",
+                "0",
+                "--replications",
+                "1",
+            ])
             .output()
             .unwrap();
         let sim: serde_json::Value = serde_json::from_slice(&sim.stdout).unwrap();
@@ -170,13 +202,25 @@ fn served_latencies_match_the_simulated_ones() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|a| (a["model"].as_str().unwrap().to_string(), a["batch"].as_f64().unwrap()))
+                .map(|a| {
+                    (
+                        a["model"].as_str().unwrap().to_string(),
+                        a["batch"].as_f64().unwrap(),
+                    )
+                })
                 .collect();
-            let models: Vec<&str> = recs.lines().skip(1).map(|l| l.split(',').nth(2).unwrap()).collect();
+            let models: Vec<&str> = recs
+                .lines()
+                .skip(1)
+                .map(|l| l.split(',').nth(2).unwrap())
+                .collect();
             for (q, r) in rows.iter().enumerate() {
                 for (p, o) in rows.iter().enumerate().take(q) {
                     if models[p] == models[q] && o[2] == r[2] {
-                        assert!(o[4] <= r[4], "query {q} was sent before the older query {p} of its class");
+                        assert!(
+                            o[4] <= r[4],
+                            "query {q} was sent before the older query {p} of its class"
+                        );
                     }
                 }
                 let slack = 20.0;
@@ -190,14 +234,23 @@ fn served_latencies_match_the_simulated_ones() {
                     let busy = rows
                         .iter()
                         .any(|o| o[3] as usize == i && o[4] <= r[1] + slack && o[6] >= r[1]);
-                    assert!(busy, "query {q} waited {:.2} ms while instance {i} stayed idle", r[4] - r[1]);
+                    assert!(
+                        busy,
+                        "query {q} waited {:.2} ms while instance {i} stayed idle",
+                        r[4] - r[1]
+                    );
                 }
             }
         } else {
             let plan: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(d.path().join("plan.json")).unwrap())
                     .unwrap();
-            let profile_of = |i: f64| plan["gpus"][0]["layout"][i as usize]["profile"].as_str().unwrap().to_string();
+            let profile_of = |i: f64| {
+                plan["gpus"][0]["layout"][i as usize]["profile"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            };
             for (k, m) in ["resnet50", "bert-base"].iter().enumerate() {
                 let mine: Vec<&Vec<f64>> = rows
                     .iter()
@@ -205,12 +258,20 @@ fn served_latencies_match_the_simulated_ones() {
                     .filter(|(_, l)| l.split(',').nth(2) == Some(m))
                     .map(|(r, _)| r)
                     .collect();
-                let mean = |f: &dyn Fn(&Vec<f64>) -> f64| mine.iter().map(|r| f(r)).sum::<f64>() / mine.len() as f64;
+                let mean = |f: &dyn Fn(&Vec<f64>) -> f64| {
+                    mine.iter().map(|r| f(r)).sum::<f64>() / mine.len() as f64
+                };
                 let served = mean(&|r| r[6] - r[1]);
                 // What the machine added that the simulator cannot know: the front end's lag
                 // and pipes, and the fake worker oversleeping (a loaded CI machine).
-                let extra = mean(&|r| (r[4] - r[1]) + (r[6] - r[4] - r[7]) + (r[7] - median(d.path(), m, &profile_of(r[3]), r[2])));
-                let predicted = sim["models"][k]["latency_ms"]["mean"]["mean"].as_f64().unwrap();
+                let extra = mean(&|r| {
+                    (r[4] - r[1])
+                        + (r[6] - r[4] - r[7])
+                        + (r[7] - median(d.path(), m, &profile_of(r[3]), r[2]))
+                });
+                let predicted = sim["models"][k]["latency_ms"]["mean"]["mean"]
+                    .as_f64()
+                    .unwrap();
                 assert_eq!(sim["models"][k]["model"], *m);
                 assert!(
                     (served - predicted).abs() <= 0.15 * predicted + 0.3 + 2.0 * extra.max(0.0),
@@ -236,8 +297,16 @@ fn assert_fails_cleanly(o: &Output, d: &Path, instance: &str, what: &str) {
 fn a_dead_worker_is_named_and_nothing_is_left_behind() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let d = setup("migopt-serve-dead", 200.0, 1.0);
-    let o = serve(d.path(), &["--out", "m.csv", "--worker-fault", "1:--fake-die-after 3"]);
-    assert_fails_cleanly(&o, d.path(), "worker of GPU 0 1g.18gb@1 bert-base", "exited");
+    let o = serve(
+        d.path(),
+        &["--out", "m.csv", "--worker-fault", "1:--fake-die-after 3"],
+    );
+    assert_fails_cleanly(
+        &o,
+        d.path(),
+        "worker of GPU 0 1g.18gb@1 bert-base",
+        "exited",
+    );
 }
 
 #[test]
@@ -246,7 +315,14 @@ fn a_hung_worker_is_named_and_nothing_is_left_behind() {
     let d = setup("migopt-serve-hung", 200.0, 1.0);
     let o = serve(
         d.path(),
-        &["--out", "m.csv", "--hang-timeout-ms", "300", "--worker-fault", "0:--fake-hang-after 2"],
+        &[
+            "--out",
+            "m.csv",
+            "--hang-timeout-ms",
+            "300",
+            "--worker-fault",
+            "0:--fake-hang-after 2",
+        ],
     );
     assert_fails_cleanly(&o, d.path(), "worker of GPU 0 1g.18gb@0 resnet50", "hangs");
 }

@@ -36,17 +36,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             "--reps" => reps = args.next().unwrap_or_default().parse()?,
             "--queries" => queries = args.next().unwrap_or_default().parse()?,
-            "--parts" => parts = args.next().unwrap_or_default().split(',').map(String::from).collect(),
+            "--parts" => {
+                parts = args
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(String::from)
+                    .collect()
+            }
             "--jitter" => jitter = true,
             _ => ids.push(a),
         }
     }
     if ids.is_empty() {
-        ids = ["a100-mobilenetv2", "a100-vgg19", "h100-resnet50"].map(String::from).to_vec();
+        ids = ["a100-mobilenetv2", "a100-vgg19", "h100-resnet50"]
+            .map(String::from)
+            .to_vec();
     }
     let all = workloads(&Options::default())?;
     let cfg = |s: SchedulerKind, rate: f64| {
-        let mut c = SimConfig::new(Arrivals::Poisson { total_rate_qps: rate });
+        let mut c = SimConfig::new(Arrivals::Poisson {
+            total_rate_qps: rate,
+        });
         c.scheduler = s;
         c.queries = Some(queries);
         c.replications = reps;
@@ -58,12 +69,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let sc = &w.scenario;
         for part in &parts {
             let kind: SolverKind = part.parse()?;
-            let popts = PlanOptions { objective: Objective::MaxLoad, ..PlanOptions::default() };
+            let popts = PlanOptions {
+                objective: Objective::MaxLoad,
+                ..PlanOptions::default()
+            };
             let plan: Plan = migopt_solver::plan(sc, kind, &popts)?;
             let fluid = plan.report.objective;
-            let fifs = capacity(&plan, sc, &cfg(SchedulerKind::Fifs, fluid), CapacityTarget::P99)?;
+            let fifs = capacity(
+                &plan,
+                sc,
+                &cfg(SchedulerKind::Fifs, fluid),
+                CapacityTarget::P99,
+            )?;
             let base = fifs.capacity_qps.mean;
-            println!("{} {part}: fluid {fluid:.0}, ceiling {:.0}", w.id, fluid / 0.8);
+            println!(
+                "{} {part}: fluid {fluid:.0}, ceiling {:.0}",
+                w.id,
+                fluid / 0.8
+            );
             for &s in &scheds {
                 let c = if s == SchedulerKind::Fifs {
                     fifs.clone()

@@ -398,7 +398,13 @@ fn measure_cell(
 }
 
 /// Every scheduler on one partitioning, FIFS first (its capacity sets the loads).
-fn measure_plan(p: &mut PlanRun, s: &Scenario, opts: &Options, reference: f64, tick: &mut dyn FnMut()) {
+fn measure_plan(
+    p: &mut PlanRun,
+    s: &Scenario,
+    opts: &Options,
+    reference: f64,
+    tick: &mut dyn FnMut(),
+) {
     let Ok(plan) = &p.plan else {
         for _ in schedulers(opts.quick) {
             tick();
@@ -457,12 +463,21 @@ fn measure_curves(run: &mut WorkloadRun, s: &Scenario, opts: &Options) {
 }
 
 /// Plans and measures one workload.
-fn run_workload(w: &Workload, opts: &Options, tick: &mut dyn FnMut()) -> Result<WorkloadRun, Error> {
+fn run_workload(
+    w: &Workload,
+    opts: &Options,
+    tick: &mut dyn FnMut(),
+) -> Result<WorkloadRun, Error> {
     let s = &w.scenario;
     let mut plans = make_plans(s, &partitionings(opts.quick), opts)?;
     let reference = match plans.iter().find(|p| p.name == "milp").map(|p| &p.plan) {
         Some(Ok(p)) => p.report.objective,
-        _ => return Err(Error::Infeasible(format!("{}: the MILP found no plan", w.id))),
+        _ => {
+            return Err(Error::Infeasible(format!(
+                "{}: the MILP found no plan",
+                w.id
+            )))
+        }
     };
     for p in &mut plans {
         tick();
@@ -503,7 +518,10 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
 fn render(opts: &Options, runs: &[WorkloadRun]) -> Result<Output, Error> {
     let mut out = Output::default();
     out.files.extend(csv_files(runs));
-    let goals: Vec<Goals> = ["paris", "milp"].iter().map(|p| Goals::of(runs, p)).collect();
+    let goals: Vec<Goals> = ["paris", "milp"]
+        .iter()
+        .map(|p| Goals::of(runs, p))
+        .collect();
     out.claims = claims(runs, &goals);
     let sla_rows: Vec<SlaRow> = runs.iter().map(sla_row).collect();
     // The SLA-aware planner's two claims come right after the first three.
@@ -559,7 +577,13 @@ fn csv_files(runs: &[WorkloadRun]) -> Vec<(PathBuf, String)> {
         for p in &r.plans {
             plans.push(plan_row(r, p));
             for c in &p.cells {
-                let key = || vec![r.id.clone(), p.name.to_string(), c.sched.as_str().to_string()];
+                let key = || {
+                    vec![
+                        r.id.clone(),
+                        p.name.to_string(),
+                        c.sched.as_str().to_string(),
+                    ]
+                };
                 if let Some(e) = c.cap() {
                     let fluid = p.plan.as_ref().ok().filter(|_| p.rejected.is_none());
                     let mut row = key();
@@ -609,11 +633,21 @@ fn csv_files(runs: &[WorkloadRun]) -> Vec<(PathBuf, String)> {
         }
     }
     let k = ["workload", "partitioning", "scheduler"];
-    let h = |rest: &[&'static str]| -> Vec<&'static str> { k.iter().chain(rest).copied().collect() };
+    let h =
+        |rest: &[&'static str]| -> Vec<&'static str> { k.iter().chain(rest).copied().collect() };
     vec![
         (
             "results/capacity.csv".into(),
-            md::csv(&h(&["fluid_qps", "ceiling_qps", "capacity_qps", "ci_low", "ci_high"]), &cap),
+            md::csv(
+                &h(&[
+                    "fluid_qps",
+                    "ceiling_qps",
+                    "capacity_qps",
+                    "ci_low",
+                    "ci_high",
+                ]),
+                &cap,
+            ),
         ),
         (
             "results/latency_at_load.csv".into(),
@@ -633,7 +667,12 @@ fn csv_files(runs: &[WorkloadRun]) -> Vec<(PathBuf, String)> {
         (
             "results/p99_vs_load.csv".into(),
             md::csv(
-                &h(&["load_qps", "load_fraction_of_milp_fluid", "p99_ms", "violation_rate"]),
+                &h(&[
+                    "load_qps",
+                    "load_fraction_of_milp_fluid",
+                    "p99_ms",
+                    "violation_rate",
+                ]),
                 &curve,
             ),
         ),
@@ -644,7 +683,14 @@ fn csv_files(runs: &[WorkloadRun]) -> Vec<(PathBuf, String)> {
         (
             "results/plans.csv".into(),
             md::csv(
-                &["workload", "partitioning", "layouts", "gpcs_used", "fluid_qps", "note"],
+                &[
+                    "workload",
+                    "partitioning",
+                    "layouts",
+                    "gpcs_used",
+                    "fluid_qps",
+                    "note",
+                ],
                 &plans,
             ),
         ),
@@ -711,7 +757,9 @@ impl Goals {
                 continue;
             };
             g.n += 1;
-            let best = p.cap(SchedulerKind::Jsq).map_or(f.mean, |j| j.mean.max(f.mean));
+            let best = p
+                .cap(SchedulerKind::Jsq)
+                .map_or(f.mean, |j| j.mean.max(f.mean));
             if e.ci_high.unwrap_or(e.mean) >= best {
                 g.capacity_ok.push(r.id.clone());
             } else {
@@ -739,17 +787,33 @@ impl Goals {
 fn claims(runs: &[WorkloadRun], goals: &[Goals]) -> Vec<Claim> {
     let elsa = SchedulerKind::elsa_rule();
     let fluid = |r: &WorkloadRun, p: &str| {
-        r.plan(p).and_then(|p| p.plan.as_ref().ok()).map(|p| p.report.objective)
+        r.plan(p)
+            .and_then(|p| p.plan.as_ref().ok())
+            .map(|p| p.report.objective)
     };
     let mut c = vec![Claim {
         text: "MILP fluid capacity ≥ PARIS fluid capacity on every workload".into(),
-        holds: runs.iter().all(|r| fluid(r, "milp").unwrap_or(0.0) + 1e-6 >= fluid(r, "paris").unwrap_or(0.0)),
+        holds: runs
+            .iter()
+            .all(|r| fluid(r, "milp").unwrap_or(0.0) + 1e-6 >= fluid(r, "paris").unwrap_or(0.0)),
     }];
-    let hi = |r: &WorkloadRun, p: &str| r.plan(p).and_then(|p| p.cap(elsa)).map(|e| e.ci_high.unwrap_or(e.mean));
-    let lo = |r: &WorkloadRun, p: &str| r.plan(p).and_then(|p| p.cap(elsa)).map(|e| e.ci_low.unwrap_or(e.mean));
+    let hi = |r: &WorkloadRun, p: &str| {
+        r.plan(p)
+            .and_then(|p| p.cap(elsa))
+            .map(|e| e.ci_high.unwrap_or(e.mean))
+    };
+    let lo = |r: &WorkloadRun, p: &str| {
+        r.plan(p)
+            .and_then(|p| p.cap(elsa))
+            .map(|e| e.ci_low.unwrap_or(e.mean))
+    };
     c.push(Claim {
-        text: "MILP+ELSA simulated capacity ≥ PARIS+ELSA simulated capacity, within the 95% intervals".into(),
-        holds: runs.iter().all(|r| hi(r, "milp").unwrap_or(0.0) + 1e-9 >= lo(r, "paris").unwrap_or(0.0)),
+        text:
+            "MILP+ELSA simulated capacity ≥ PARIS+ELSA simulated capacity, within the 95% intervals"
+                .into(),
+        holds: runs
+            .iter()
+            .all(|r| hi(r, "milp").unwrap_or(0.0) + 1e-9 >= lo(r, "paris").unwrap_or(0.0)),
     });
     let beats = runs
         .iter()
@@ -769,7 +833,9 @@ fn claims(runs: &[WorkloadRun], goals: &[Goals]) -> Vec<Claim> {
         c.push(Claim {
             text: format!(
                 "{}: elsa's capacity ≥ max(FIFS, JSQ) within its 95% interval ({} of {} workloads)",
-                g.plan, g.capacity_ok.len(), g.n
+                g.plan,
+                g.capacity_ok.len(),
+                g.n
             ),
             holds: g.capacity_short.is_empty(),
         });
@@ -810,11 +876,17 @@ fn ablation_capacity(runs: &[WorkloadRun], plan: &str) -> String {
     let elsa = SchedulerKind::elsa_rule();
     let mut header: Vec<String> = vec!["workload".into()];
     header.extend(scheds.iter().map(|k| k.as_str().to_string()));
-    header.extend(["elsa / max(FIFS, JSQ)".into(), "FIFS / fluid ceiling".into()]);
+    header.extend([
+        "elsa / max(FIFS, JSQ)".into(),
+        "FIFS / fluid ceiling".into(),
+    ]);
     let mut rows = Vec::new();
     for r in runs {
         let Some(p) = r.plan(plan) else { continue };
-        let best = scheds.iter().filter_map(|&k| p.cap(k).map(|c| c.mean)).fold(0.0, f64::max);
+        let best = scheds
+            .iter()
+            .filter_map(|&k| p.cap(k).map(|c| c.mean))
+            .fold(0.0, f64::max);
         let mut row = vec![r.id.clone()];
         for &k in &scheds {
             let t = cap_text(p, k);
@@ -825,7 +897,10 @@ fn ablation_capacity(runs: &[WorkloadRun], plan: &str) -> String {
             .iter()
             .filter_map(|&k| p.cap(k).map(|c| c.mean))
             .fold(0.0, f64::max);
-        row.push(num(p.cap(elsa).map(|e| e.mean / base).filter(|_| base > 0.0), 3));
+        row.push(num(
+            p.cap(elsa).map(|e| e.mean / base).filter(|_| base > 0.0),
+            3,
+        ));
         let f = p.cap(SchedulerKind::Fifs).map(|c| c.mean);
         row.push(num(f.zip(p.ceiling()).map(|(f, c)| f / c), 3));
         rows.push(row);
@@ -840,22 +915,36 @@ fn ablation_latency(runs: &[WorkloadRun], plan: &str, load: usize) -> String {
     let elsa = SchedulerKind::elsa_rule();
     let mut header: Vec<String> = vec!["workload".into(), "SLA ms".into()];
     header.extend(scheds.iter().map(|k| format!("{} p50 / p99", k.as_str())));
-    header.extend(["elsa violations".into(), "elsa --drop-late violations (dropped)".into()]);
+    header.extend([
+        "elsa violations".into(),
+        "elsa --drop-late violations (dropped)".into(),
+    ]);
     let mut rows = Vec::new();
     for r in runs {
         let Some(p) = r.plan(plan) else { continue };
         let at = |k| p.cell(k).and_then(|c| c.loads[load]);
-        let best = scheds.iter().filter_map(|&k| at(k).and_then(|x| x.p99)).fold(f64::INFINITY, f64::min);
+        let best = scheds
+            .iter()
+            .filter_map(|&k| at(k).and_then(|x| x.p99))
+            .fold(f64::INFINITY, f64::min);
         let mut row = vec![r.id.clone(), format!("{:.0}", r.sla)];
         for &k in &scheds {
             let x = at(k);
             let p99 = x.and_then(|x| x.p99);
             let t = format!("{} / {}", num(x.and_then(|x| x.p50), 1), num(p99, 1));
-            row.push(if p99.is_some_and(|v| v <= best) { format!("**{t}**") } else { t });
+            row.push(if p99.is_some_and(|v| v <= best) {
+                format!("**{t}**")
+            } else {
+                t
+            });
         }
         row.push(num(at(elsa).map(|x| x.violations), 4));
         let d = p.cell(elsa).and_then(|c| c.dropping);
-        row.push(format!("{} ({})", num(d.map(|x| x.violations), 4), num(d.map(|x| x.drops), 4)));
+        row.push(format!(
+            "{} ({})",
+            num(d.map(|x| x.violations), 4),
+            num(d.map(|x| x.drops), 4)
+        ));
         rows.push(row);
     }
     let h: Vec<&str> = header.iter().map(String::as_str).collect();
@@ -879,7 +968,10 @@ fn wins(runs: &[WorkloadRun]) -> String {
                     }
                 })
                 .filter(|p| {
-                    let best = scheds.iter().filter_map(|&j| p.cap(j).map(|c| c.mean)).fold(0.0, f64::max);
+                    let best = scheds
+                        .iter()
+                        .filter_map(|&j| p.cap(j).map(|c| c.mean))
+                        .fold(0.0, f64::max);
                     p.cap(k).is_some_and(|c| c.mean >= best)
                 })
                 .count();
@@ -893,7 +985,10 @@ fn wins(runs: &[WorkloadRun]) -> String {
                         .filter_map(|r| r.plan(plan))
                         .filter(|p| {
                             let v = |j| p.cell(j).and_then(|c| c.loads[load]).and_then(|x| x.p99);
-                            let best = scheds.iter().filter_map(|&j| v(j)).fold(f64::INFINITY, f64::min);
+                            let best = scheds
+                                .iter()
+                                .filter_map(|&j| v(j))
+                                .fold(f64::INFINITY, f64::min);
                             v(k).is_some_and(|x| x <= best)
                         })
                         .count()
@@ -909,7 +1004,11 @@ fn wins(runs: &[WorkloadRun]) -> String {
         "MILP".into(),
         "best homogeneous".into(),
     ];
-    header.extend(LOADS.iter().map(|f| format!("lowest p99 at {:.0}% (PARIS+MILP)", f * 100.0)));
+    header.extend(
+        LOADS
+            .iter()
+            .map(|f| format!("lowest p99 at {:.0}% (PARIS+MILP)", f * 100.0)),
+    );
     let h: Vec<&str> = header.iter().map(String::as_str).collect();
     md::table(&h, &rows)
 }
@@ -1035,7 +1134,12 @@ fn latency_table(p: &PlanRun) -> String {
         let mut row = vec![c.sched.as_str().to_string()];
         for x in &c.loads {
             row.push(match x {
-                Some(x) => format!("{} / {} ({:.4})", num(x.p50, 1), num(x.p99, 1), x.violations),
+                Some(x) => format!(
+                    "{} / {} ({:.4})",
+                    num(x.p50, 1),
+                    num(x.p99, 1),
+                    x.violations
+                ),
                 None => "-".into(),
             });
         }
@@ -1073,7 +1177,11 @@ fn utilisation_table(r: &WorkloadRun) -> String {
         }
     }
     md::table(
-        &["partitioning", "scheduler", "profile x instances: mean utilisation"],
+        &[
+            "partitioning",
+            "scheduler",
+            "profile x instances: mean utilisation",
+        ],
         &rows,
     )
 }
@@ -1113,12 +1221,21 @@ fn figures(r: &WorkloadRun, _opts: &Options, out: &mut Output) -> Result<String,
     let mut others = Vec::new();
     for p in &r.plans {
         let Ok(plan) = &p.plan else { continue };
-        let models = vec![plan.gpus.iter().flat_map(|g| &g.layout).map(|a| a.model.to_string()).next().unwrap_or_default()];
+        let models = vec![plan
+            .gpus
+            .iter()
+            .flat_map(|g| &g.layout)
+            .map(|a| a.model.to_string())
+            .next()
+            .unwrap_or_default()];
         out.files.push((
             fig(&format!("plan-{}", p.name)).into(),
             plot::plan_drawing(
                 plan,
-                &format!("{}: {} plan ({:.0} q/s fluid)", r.id, p.name, plan.report.objective),
+                &format!(
+                    "{}: {} plan ({:.0} q/s fluid)",
+                    r.id, p.name, plan.report.objective
+                ),
                 &models,
             )?,
         ));
@@ -1147,9 +1264,18 @@ fn headline(runs: &[WorkloadRun]) -> String {
                 r.source.clone(),
                 format!("{:.0}", r.sla),
                 pe.map(|c| pm(c, 0)).unwrap_or("-".into()),
-                best.map(|(p, c)| format!("{c:.0} ({})", p.name)).unwrap_or("-".into()),
-                num(pe.zip(best).map(|(a, (_, b))| a.mean / b).filter(|x| x.is_finite()), 2),
-                r.plan("milp").and_then(|p| p.cap(elsa)).map(|c| pm(c, 0)).unwrap_or("-".into()),
+                best.map(|(p, c)| format!("{c:.0} ({})", p.name))
+                    .unwrap_or("-".into()),
+                num(
+                    pe.zip(best)
+                        .map(|(a, (_, b))| a.mean / b)
+                        .filter(|x| x.is_finite()),
+                    2,
+                ),
+                r.plan("milp")
+                    .and_then(|p| p.cap(elsa))
+                    .map(|c| pm(c, 0))
+                    .unwrap_or("-".into()),
             ]
         })
         .collect();
@@ -1202,7 +1328,10 @@ fn results_md(
     s += &wins(runs);
     s += &why_md();
     for (plan, title) in [("paris", "PARIS plans"), ("milp", "MILP plans")] {
-        let _ = write!(s, "\n## Ablation on {title}\n\nCapacity at the SLA, q/s (best in bold):\n\n");
+        let _ = write!(
+            s,
+            "\n## Ablation on {title}\n\nCapacity at the SLA, q/s (best in bold):\n\n"
+        );
         s += &ablation_capacity(runs, plan);
         let _ = write!(s, "\np50 / p99 ms at 70% of FIFS's capacity (lowest p99 in bold), and `elsa`'s SLA violations:\n\n");
         s += &ablation_latency(runs, plan, AT_70);
@@ -1410,7 +1539,6 @@ fn utilisation_by_profile(r: &SimReport) -> BTreeMap<String, (usize, f64)> {
         .collect()
 }
 
-
 /// One workload's SLA-aware plan against every other plan, all under ELSA.
 struct SlaRow {
     workload: String,
@@ -1427,9 +1555,7 @@ impl SlaRow {
     /// Within the 95% intervals: the SLA plan's interval reaches the best other's.
     fn holds(&self) -> bool {
         match (&self.sla, &self.best) {
-            (Some(a), Some(b)) => {
-                a.ci_high.unwrap_or(a.mean) + 1e-9 >= b.ci_low.unwrap_or(b.mean)
-            }
+            (Some(a), Some(b)) => a.ci_high.unwrap_or(a.mean) + 1e-9 >= b.ci_low.unwrap_or(b.mean),
             (Some(_), None) => true,
             _ => false,
         }
@@ -1513,9 +1639,11 @@ fn sla_claims(rows: &[SlaRow], out: &mut Output) {
 
 /// The SLA-aware planner's section: where it and the fluid MILP each win.
 fn sla_md(rows: &[SlaRow]) -> String {
-    let mut s = String::from("## The SLA-aware planner against the fluid MILP and every other plan (ELSA)
+    let mut s = String::from(
+        "## The SLA-aware planner against the fluid MILP and every other plan (ELSA)
 
-");
+",
+    );
     s += "`sla` plans against a queueing model (each (size, batch range) pool an M/G/n queue, p99 within the SLA \
           with a 10% margin on the 1% budget; `solver/src/slaload.rs`), is checked in simulation under ELSA and cut \
           until verified (`migopt-verify`). Capacities are ELSA's simulated p99 capacity with 95% intervals.\n\n";
@@ -1551,9 +1679,7 @@ fn sla_md(rows: &[SlaRow]) -> String {
         ],
         &t,
     );
-    let above = |a: &Option<migopt_models::Estimate>, b: &Option<migopt_models::Estimate>| {
-        matches!((a, b), (Some(a), Some(b)) if a.ci_low.unwrap_or(a.mean) > b.ci_high.unwrap_or(b.mean))
-    };
+    let above = |a: &Option<migopt_models::Estimate>, b: &Option<migopt_models::Estimate>| matches!((a, b), (Some(a), Some(b)) if a.ci_low.unwrap_or(a.mean) > b.ci_high.unwrap_or(b.mean));
     let sla_wins: Vec<&str> = rows
         .iter()
         .filter(|r| above(&r.sla, &r.milp))

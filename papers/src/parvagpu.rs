@@ -122,7 +122,11 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
             Ok(format!(
                 "{}{}",
                 p.gpus_used(),
-                if p.report.status == migopt_models::SolveStatus::Optimal { "" } else { " (not proven)" }
+                if p.report.status == migopt_models::SolveStatus::Optimal {
+                    ""
+                } else {
+                    " (not proven)"
+                }
             ))
         };
         let (procs3, procs5) = (capped(3)?, capped(5)?);

@@ -102,8 +102,20 @@ fn charts(tag: &str, d: &DayReport) -> Result<Vec<(std::path::PathBuf, String)>,
     let mut out = Vec::new();
     for (name, title, y, series, hline) in [
         ("gpus", "GPUs in use", "GPUs", &gpus, None),
-        ("recuts", "GPUs re-cut at the start of each hour", "GPUs re-cut", &recuts, None),
-        ("p99", "worst model's p99 / SLA (steady state)", "p99 / SLA", &p99, Some((1.0, "SLA"))),
+        (
+            "recuts",
+            "GPUs re-cut at the start of each hour",
+            "GPUs re-cut",
+            &recuts,
+            None,
+        ),
+        (
+            "p99",
+            "worst model's p99 / SLA (steady state)",
+            "p99 / SLA",
+            &p99,
+            Some((1.0, "SLA")),
+        ),
     ] {
         let t = format!("{tag}: {title}");
         out.push((
@@ -212,7 +224,9 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     let n = fleets.len() as u64;
     for (i, (tag, s)) in fleets.iter().enumerate() {
         let base = i as u64 * 100;
-        let d = replay_day(s, &load, &ro, &|a, t| progress(base + a * 100 / t.max(1), n * 100))?;
+        let d = replay_day(s, &load, &ro, &|a, t| {
+            progress(base + a * 100 / t.max(1), n * 100)
+        })?;
         out.files.extend(charts(tag, &d)?);
         out.files
             .push((format!("results/{tag}-day.csv").into(), day_csv(&d)));
@@ -226,7 +240,11 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
                 num(d.violations[k].map(|x| x * 100.0), 4),
             ]);
         }
-        let _ = writeln!(md, "\n## {tag}: {}\n", s.description.clone().unwrap_or_default());
+        let _ = writeln!(
+            md,
+            "\n## {tag}: {}\n",
+            s.description.clone().unwrap_or_default()
+        );
         let _ = writeln!(
             md,
             "{} models, peak rates {:.0} requests/s in all; {} intervals of {} h; {} s per transition step.\n",
@@ -248,7 +266,10 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
                 ]
             })
             .collect();
-        md += &md::table(&["strategy", "GPU-hours", "GPUs re-cut", "SLA violations (%)"], &rows);
+        md += &md::table(
+            &["strategy", "GPU-hours", "GPUs re-cut", "SLA violations (%)"],
+            &rows,
+        );
         let _ = writeln!(
             md,
             "\nReplan against the static peak plan: {:.1}% fewer GPU-hours. Against planning from scratch: \
@@ -300,15 +321,21 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
             format_args!("figures/{tag}-p99.svg")
         );
         out.claims.push(Claim {
-            text: format!("{tag}: replan uses at least 30% fewer GPU-hours than the static peak plan"),
+            text: format!(
+                "{tag}: replan uses at least 30% fewer GPU-hours than the static peak plan"
+            ),
             holds: v.saving >= 0.30,
         });
         out.claims.push(Claim {
-            text: format!("{tag}: replan re-cuts at least 5x fewer GPUs than planning from scratch"),
+            text: format!(
+                "{tag}: replan re-cuts at least 5x fewer GPUs than planning from scratch"
+            ),
             holds: v.recut_ratio >= 5.0,
         });
         out.claims.push(Claim {
-            text: format!("{tag}: replan uses at most 1 GPU more than from scratch in every interval"),
+            text: format!(
+                "{tag}: replan uses at most 1 GPU more than from scratch in every interval"
+            ),
             holds: v.max_extra_gpus <= 1,
         });
         out.claims.push(Claim {
@@ -319,7 +346,13 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     out.files.push((
         "results/summary.csv".into(),
         md::csv(
-            &["fleet", "strategy", "gpu_hours", "gpus_recut", "sla_violations_pct"],
+            &[
+                "fleet",
+                "strategy",
+                "gpu_hours",
+                "gpus_recut",
+                "sla_violations_pct",
+            ],
             &summary,
         ),
     ));
@@ -342,7 +375,12 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     text += &md;
     text += "\n## Claims checked by this run\n\n";
     for c in &out.claims {
-        let _ = writeln!(text, "- [{}] {}", if c.holds { "holds" } else { "fails" }, c.text);
+        let _ = writeln!(
+            text,
+            "- [{}] {}",
+            if c.holds { "holds" } else { "fails" },
+            c.text
+        );
     }
     out.files.push(("RESULTS.md".into(), text));
     Ok(out)

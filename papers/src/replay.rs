@@ -45,7 +45,8 @@ impl DiurnalLoad {
         let Some((hl, header)) = rows.next() else {
             return Err(Error::Syntax {
                 origin: Origin::file(path),
-                message: "empty load file (expected a header `hour,load` or `hour,<model>,...`)".into(),
+                message: "empty load file (expected a header `hour,load` or `hour,<model>,...`)"
+                    .into(),
             });
         };
         let cols: Vec<String> = header.split(',').map(|c| c.trim().to_string()).collect();
@@ -72,7 +73,13 @@ impl DiurnalLoad {
                     .parse::<f64>()
                     .ok()
                     .filter(|v| v.is_finite())
-                    .ok_or_else(|| Error::field(at.clone(), cols[j].clone(), format!("`{}` is not a number", cells[j])))
+                    .ok_or_else(|| {
+                        Error::field(
+                            at.clone(),
+                            cols[j].clone(),
+                            format!("`{}` is not a number", cells[j]),
+                        )
+                    })
             };
             let h = num(0)?;
             if !(0.0..24.0).contains(&h) || hours.last().is_some_and(|&p| h <= p) {
@@ -86,7 +93,11 @@ impl DiurnalLoad {
             for j in 1..cols.len() {
                 let v = num(j)?;
                 if !(0.0..=1e3).contains(&v) {
-                    return Err(Error::field(at.clone(), cols[j].clone(), format!("{v} must be a factor in [0, 1000]")));
+                    return Err(Error::field(
+                        at.clone(),
+                        cols[j].clone(),
+                        format!("{v} must be a factor in [0, 1000]"),
+                    ));
                 }
                 row.push(v);
             }
@@ -196,7 +207,11 @@ pub enum Strategy {
 
 impl Strategy {
     /// All three, in report order.
-    pub const ALL: [Strategy; 3] = [Strategy::StaticPeak, Strategy::FromScratch, Strategy::Replan];
+    pub const ALL: [Strategy; 3] = [
+        Strategy::StaticPeak,
+        Strategy::FromScratch,
+        Strategy::Replan,
+    ];
     /// Name for tables.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -430,7 +445,12 @@ pub fn replay_day(
     for i in 0..n {
         let t0 = i as f64 * opts.every_h;
         let f = load.factors_for(&names, t0, (t0 + opts.every_h).min(24.0))?;
-        rates.push(base.iter().zip(&f).map(|(r, f)| r * f).collect::<Vec<f64>>());
+        rates.push(
+            base.iter()
+                .zip(&f)
+                .map(|(r, f)| r * f)
+                .collect::<Vec<f64>>(),
+        );
     }
     let peak: Vec<f64> = (0..names.len())
         .map(|m| rates.iter().map(|r| r[m]).fold(0.0, f64::max))
@@ -453,7 +473,11 @@ pub fn replay_day(
             recuts: 0,
             steps: 0,
             status: static_plan.report.status,
-            solve_seconds: if i == 0 { static_plan.report.solve_seconds } else { 0.0 },
+            solve_seconds: if i == 0 {
+                static_plan.report.solve_seconds
+            } else {
+                0.0
+            },
             violations: None,
             transition_violations: None,
             p99_over_sla: None,
@@ -489,8 +513,11 @@ pub fn replay_day(
                 0.0
             };
             let steady = v * (secs - if recuts > 0 { opts.reconfig_s } else { 0.0 }) / secs;
-            (cell.violations, cell.transition_violations, cell.p99_over_sla) =
-                (Some(steady + tv), Some(tv), Some(p));
+            (
+                cell.violations,
+                cell.transition_violations,
+                cell.p99_over_sla,
+            ) = (Some(steady + tv), Some(tv), Some(p));
         }
         cells.push(cell);
         prev_scratch = Some(scratch.clone());
@@ -559,8 +586,11 @@ pub fn replay_day(
                     }
                     let down = t.steps.len() as f64 * opts.reconfig_s;
                     let steady = v * (secs - down).max(0.0) / secs;
-                    (cell.violations, cell.transition_violations, cell.p99_over_sla) =
-                        (Some(steady + tv), Some(tv), Some(p));
+                    (
+                        cell.violations,
+                        cell.transition_violations,
+                        cell.p99_over_sla,
+                    ) = (Some(steady + tv), Some(tv), Some(p));
                 }
                 prev_replan = Some(rp.target);
                 cell
@@ -580,7 +610,10 @@ pub fn replay_day(
             .collect()
     };
     let gpu_hours = per(&|c| c.gpus as f64 * opts.every_h);
-    let recuts = per(&|c| c.recuts as f64).iter().map(|&v| v as u32).collect();
+    let recuts = per(&|c| c.recuts as f64)
+        .iter()
+        .map(|&v| v as u32)
+        .collect();
     let violations = if opts.sim_seconds > 0.0 {
         let weights: Vec<f64> = intervals.iter().map(|iv| iv.rates.iter().sum()).collect();
         let total: f64 = weights.iter().sum();

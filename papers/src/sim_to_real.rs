@@ -37,7 +37,8 @@ fn gunzip(path: &Path) -> Result<String, Error> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    String::from_utf8(out.stdout).map_err(|_| Error::Invalid(format!("{}: not text", path.display())))
+    String::from_utf8(out.stdout)
+        .map_err(|_| Error::Invalid(format!("{}: not text", path.display())))
 }
 
 /// One measured run and its predictions.
@@ -48,7 +49,12 @@ struct Run {
     cmp: Comparison,
 }
 
-fn load_runs(dir: &Path, plan: &Plan, s: &Scenario, progress: Progress<'_>) -> Result<Vec<Run>, Error> {
+fn load_runs(
+    dir: &Path,
+    plan: &Plan,
+    s: &Scenario,
+    progress: Progress<'_>,
+) -> Result<Vec<Run>, Error> {
     let raw = dir.join("raw");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&raw)
         .map_err(|e| Error::io(&raw, e))?
@@ -83,7 +89,9 @@ fn load_runs(dir: &Path, plan: &Plan, s: &Scenario, progress: Progress<'_>) -> R
             .unwrap_or("")
             .trim_start_matches("rate")
             .parse()
-            .map_err(|_| Error::Invalid(format!("{}: arrivals `{}`", side.display(), meta.arrivals)))?;
+            .map_err(|_| {
+                Error::Invalid(format!("{}: arrivals `{}`", side.display(), meta.arrivals))
+            })?;
         let ovh = compare::server_overhead_ms(&meta);
         let cmp = compare::compare(plan, s, scheduler, &recs, meta.warmup_fraction, ovh)?;
         runs.push(Run {
@@ -93,24 +101,36 @@ fn load_runs(dir: &Path, plan: &Plan, s: &Scenario, progress: Progress<'_>) -> R
             cmp,
         });
     }
-    runs.sort_by(|a, b| a.scheduler.as_str().cmp(b.scheduler.as_str()).then(a.rate.total_cmp(&b.rate)));
+    runs.sort_by(|a, b| {
+        a.scheduler
+            .as_str()
+            .cmp(b.scheduler.as_str())
+            .then(a.rate.total_cmp(&b.rate))
+    });
     Ok(runs)
 }
 
 /// Simulated capacity (p99 within the SLA) of the plan under the load-aware model.
 fn capacity(plan: &Plan, s: &Scenario, k: SchedulerKind, opts: &Options) -> Result<f64, Error> {
-    let mut cfg = SimConfig::new(Arrivals::Poisson { total_rate_qps: 500.0 });
+    let mut cfg = SimConfig::new(Arrivals::Poisson {
+        total_rate_qps: 500.0,
+    });
     cfg.scheduler = k;
     cfg.mode = Some(ServingMode::QueryBatches);
     cfg.queries = Some(if opts.quick { 10_000 } else { 60_000 });
     cfg.replications = if opts.quick { 2 } else { 5 };
     cfg.seed = opts.seed;
     cfg.threads = opts.threads;
-    Ok(migopt_sim::capacity(plan, s, &cfg, CapacityTarget::P99)?.capacity_qps.mean)
+    Ok(migopt_sim::capacity(plan, s, &cfg, CapacityTarget::P99)?
+        .capacity_qps
+        .mean)
 }
 
 fn pcts(r: &SimReport, m: usize) -> Option<[f64; 3]> {
-    r.models[m].latency_ms.as_ref().map(|l| [l.p50.mean, l.p95.mean, l.p99.mean])
+    r.models[m]
+        .latency_ms
+        .as_ref()
+        .map(|l| [l.p50.mean, l.p95.mean, l.p99.mean])
 }
 
 /// Runs the study on the committed raw data.
@@ -118,11 +138,16 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     let dir = study_dir();
     let scen_path = dir.join("scenario.toml");
     let s = Scenario::load(&scen_path)?;
-    let ptext = std::fs::read_to_string(dir.join("plan.json")).map_err(|e| Error::io(dir.join("plan.json"), e))?;
-    let plan: Plan = serde_json::from_str(&ptext).map_err(|e| Error::Invalid(format!("plan.json: {e}")))?;
+    let ptext = std::fs::read_to_string(dir.join("plan.json"))
+        .map_err(|e| Error::io(dir.join("plan.json"), e))?;
+    let plan: Plan =
+        serde_json::from_str(&ptext).map_err(|e| Error::Invalid(format!("plan.json: {e}")))?;
     let runs = load_runs(&dir, &plan, &s, progress)?;
     if runs.is_empty() {
-        return Err(Error::Invalid(format!("{}: no raw runs", dir.join("raw").display())));
+        return Err(Error::Invalid(format!(
+            "{}: no raw runs",
+            dir.join("raw").display()
+        )));
     }
     let caps: Vec<(SchedulerKind, f64)> = [SchedulerKind::Elsa, SchedulerKind::Fifs]
         .into_iter()
@@ -134,14 +159,28 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     out.files.push((
         "results/errors.csv".into(),
         md::csv(
-            &["scheduler", "rate_qps", "load_pct", "model", "stat", "measured_ms", "isolated_ms", "flat_out_ms", "load_aware_ms"],
+            &[
+                "scheduler",
+                "rate_qps",
+                "load_pct",
+                "model",
+                "stat",
+                "measured_ms",
+                "isolated_ms",
+                "flat_out_ms",
+                "load_aware_ms",
+            ],
             &csv_rows,
         ),
     ));
     for k in [SchedulerKind::Elsa, SchedulerKind::Fifs] {
-        out.files.push((format!("results/p99-{k}.svg").into(), figure(&runs, k, &s, cap_of(k))?));
+        out.files.push((
+            format!("results/p99-{k}.svg").into(),
+            figure(&runs, k, &s, cap_of(k))?,
+        ));
     }
-    out.files.push(("RESULTS.md".into(), results_md(&runs, &s, &caps, &worst)));
+    out.files
+        .push(("RESULTS.md".into(), results_md(&runs, &s, &caps, &worst)));
     out.claims.push(Claim {
         text: format!(
             "load-aware p50 and p99 within 10% of measured at every load up to 85% of simulated capacity (worst {:.1}%)",
@@ -163,7 +202,11 @@ struct Worst {
     load_aware: f64,
 }
 
-fn error_rows(runs: &[Run], s: &Scenario, cap: impl Fn(SchedulerKind) -> f64) -> (Vec<Vec<String>>, Worst) {
+fn error_rows(
+    runs: &[Run],
+    s: &Scenario,
+    cap: impl Fn(SchedulerKind) -> f64,
+) -> (Vec<Vec<String>>, Worst) {
     let mut rows = Vec::new();
     let mut w = Worst {
         isolated: 0.0,
@@ -173,7 +216,9 @@ fn error_rows(runs: &[Run], s: &Scenario, cap: impl Fn(SchedulerKind) -> f64) ->
     for r in runs {
         let load = r.rate / cap(r.scheduler);
         for (m, model) in s.models.iter().enumerate() {
-            let Some(meas) = pcts(&r.cmp.measured, m) else { continue };
+            let Some(meas) = pcts(&r.cmp.measured, m) else {
+                continue;
+            };
             let pred: Vec<[f64; 3]> = r
                 .cmp
                 .predictions
@@ -208,7 +253,9 @@ fn figure(runs: &[Run], k: SchedulerKind, s: &Scenario, cap: f64) -> Result<Stri
     for (m, model) in s.models.iter().enumerate() {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.scheduler == k).collect();
         let pt = |f: &dyn Fn(&Run) -> Option<f64>| -> Vec<(f64, f64)> {
-            mine.iter().filter_map(|r| f(r).map(|y| (100.0 * r.rate / cap, y))).collect()
+            mine.iter()
+                .filter_map(|r| f(r).map(|y| (100.0 * r.rate / cap, y)))
+                .collect()
         };
         series.push(Series {
             label: format!("{} measured", model.name),
@@ -217,7 +264,13 @@ fn figure(runs: &[Run], k: SchedulerKind, s: &Scenario, cap: f64) -> Result<Stri
         for (i, name) in ["isolated", "flat-out", "load-aware"].iter().enumerate() {
             series.push(Series {
                 label: format!("{} {name}", model.name),
-                points: pt(&|r| r.cmp.predictions.get(i).and_then(|p| pcts(&p.report, m)).map(|v| v[2])),
+                points: pt(&|r| {
+                    r.cmp
+                        .predictions
+                        .get(i)
+                        .and_then(|p| pcts(&p.report, m))
+                        .map(|v| v[2])
+                }),
             });
         }
     }
@@ -247,9 +300,14 @@ fn results_md(runs: &[Run], s: &Scenario, caps: &[(SchedulerKind, f64)], w: &Wor
     o += "\n## Every run: measured p50 / p99 (ms) and the error of each prediction\n\n";
     let mut rows = Vec::new();
     for r in runs {
-        let cap = caps.iter().find(|c| c.0 == r.scheduler).map_or(f64::NAN, |c| c.1);
+        let cap = caps
+            .iter()
+            .find(|c| c.0 == r.scheduler)
+            .map_or(f64::NAN, |c| c.1);
         for (m, model) in s.models.iter().enumerate() {
-            let Some(meas) = pcts(&r.cmp.measured, m) else { continue };
+            let Some(meas) = pcts(&r.cmp.measured, m) else {
+                continue;
+            };
             let mut row = vec![
                 r.scheduler.to_string(),
                 format!("{:.0}", r.rate),
@@ -269,14 +327,27 @@ fn results_md(runs: &[Run], s: &Scenario, caps: &[(SchedulerKind, f64)], w: &Wor
         }
     }
     o += &md::table(
-        &["scheduler", "q/s", "load", "model", "measured p50 / p99", "isolated", "flat-out", "load-aware"],
+        &[
+            "scheduler",
+            "q/s",
+            "load",
+            "model",
+            "measured p50 / p99",
+            "isolated",
+            "flat-out",
+            "load-aware",
+        ],
         &rows,
     );
     o += "\n## Front end\n\n| run | dispatch lag p50 / p99 / max, µs |\n|---|---|\n";
     for r in runs {
         o += &format!(
             "| {} {} q/s | {:.1} / {:.1} / {:.0} |\n",
-            r.scheduler, r.rate, r.meta.overhead.lag_us_p50, r.meta.overhead.lag_us_p99, r.meta.overhead.lag_us_max
+            r.scheduler,
+            r.rate,
+            r.meta.overhead.lag_us_p50,
+            r.meta.overhead.lag_us_p99,
+            r.meta.overhead.lag_us_max
         );
     }
     o += "\nFigures: [ELSA](results/p99-elsa.svg), [FIFS](results/p99-fifs.svg). Per-point numbers: [results/errors.csv](results/errors.csv).\n";

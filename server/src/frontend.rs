@@ -253,14 +253,26 @@ impl Run<'_> {
         match ev {
             Event::Msg {
                 inst,
-                msg: FromWorker::Done { id, service_us, ran },
+                msg:
+                    FromWorker::Done {
+                        id,
+                        service_us,
+                        ran,
+                    },
                 at,
             } => self.done(inst, id, service_us, ran, at),
             other => Err(self.pool.fault(other)),
         }
     }
 
-    fn done(&mut self, i: usize, id: u64, service_us: f64, ran: u32, at: Instant) -> Result<(), ServeError> {
+    fn done(
+        &mut self,
+        i: usize,
+        id: u64,
+        service_us: f64,
+        ran: u32,
+        at: Instant,
+    ) -> Result<(), ServeError> {
         let finish = (at.saturating_duration_since(self.t0)).as_secs_f64() * 1e3;
         match self.slots[i].pending.pop_front() {
             Some(k) if k as u64 == id => {
@@ -300,7 +312,8 @@ impl Run<'_> {
             };
             let b = self.trace[k].batch;
             let med = self.insts[i].median_ms(b).unwrap_or(0.0);
-            let limit = (self.timing.hang_min.as_secs_f64() * 1e3).max(self.timing.hang_factor * med);
+            let limit =
+                (self.timing.hang_min.as_secs_f64() * 1e3).max(self.timing.hang_factor * med);
             let ran = now - self.slots[i].head_start;
             if ran > limit {
                 return Err(self.pool.failed(

@@ -51,17 +51,26 @@ pub fn parse(line: &str) -> Result<FromWorker, String> {
             .map_err(|e| format!("bad ready message: {e}")),
         "d" => {
             let mut it = rest.split(' ');
-            let (Some(id), Some(us), Some(ran), None) = (it.next(), it.next(), it.next(), it.next())
+            let (Some(id), Some(us), Some(ran), None) =
+                (it.next(), it.next(), it.next(), it.next())
             else {
                 return Err(format!("bad done message `{line}`"));
             };
-            let id = id.parse().map_err(|_| format!("bad query id in `{line}`"))?;
-            let service_us: f64 = us.parse().map_err(|_| format!("bad service time in `{line}`"))?;
+            let id = id
+                .parse()
+                .map_err(|_| format!("bad query id in `{line}`"))?;
+            let service_us: f64 = us
+                .parse()
+                .map_err(|_| format!("bad service time in `{line}`"))?;
             if !(service_us.is_finite() && service_us >= 0.0) {
                 return Err(format!("bad service time in `{line}`"));
             }
             let ran = ran.parse().map_err(|_| format!("bad batch in `{line}`"))?;
-            Ok(FromWorker::Done { id, service_us, ran })
+            Ok(FromWorker::Done {
+                id,
+                service_us,
+                ran,
+            })
         }
         "e" => {
             let (id, msg) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -121,7 +130,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["d 1 2", "d x 1 1", "d 1 -5 1", "d 1 nan 1", "hello", "ready {", "d 1 2 3 4"] {
+        for bad in [
+            "d 1 2",
+            "d x 1 1",
+            "d 1 -5 1",
+            "d 1 nan 1",
+            "hello",
+            "ready {",
+            "d 1 2 3 4",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -91,11 +91,17 @@ pub fn parse_csv(text: &str, origin: &Path) -> Result<Vec<QueryRecord>, Error> {
             f[k].parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite())
-                .ok_or_else(|| Error::field(at.clone(), names[k], format!("`{}` is not a number", f[k])))
+                .ok_or_else(|| {
+                    Error::field(at.clone(), names[k], format!("`{}` is not a number", f[k]))
+                })
         };
         let int = |k: usize| -> Result<u64, Error> {
             f[k].parse::<u64>().map_err(|_| {
-                Error::field(at.clone(), names[k], format!("`{}` is not a whole number", f[k]))
+                Error::field(
+                    at.clone(),
+                    names[k],
+                    format!("`{}` is not a whole number", f[k]),
+                )
             })
         };
         let small = |k: usize| -> Result<u32, Error> {
@@ -255,7 +261,9 @@ mod tests {
     fn errors_name_line_and_field() {
         let text = to_csv(&[rec(0)]).replace(",resnet50,4,", ",resnet50,x,");
         assert_eq!(
-            parse_csv(&text, Path::new("m.csv")).unwrap_err().to_string(),
+            parse_csv(&text, Path::new("m.csv"))
+                .unwrap_err()
+                .to_string(),
             "m.csv:2: field `batch`: `x` is not a whole number"
         );
         assert!(parse_csv("a,b\n", Path::new("m.csv")).is_err());

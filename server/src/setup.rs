@@ -62,7 +62,10 @@ pub struct Instance {
 impl Instance {
     /// `GPU 0 3g.71gb@4 bert-base`.
     pub fn label(&self) -> String {
-        format!("GPU {} {}@{} {}", self.gpu, self.profile, self.start, self.model)
+        format!(
+            "GPU {} {}@{} {}",
+            self.gpu, self.profile, self.start, self.model
+        )
     }
 
     /// The profiled median of batch `b` here, if the instance runs it.

@@ -67,7 +67,9 @@ impl Interference {
         let n = insts.len();
         let mut nb = vec![Vec::new(); n];
         for (i, a) in insts.iter().enumerate() {
-            let others: Vec<usize> = (0..n).filter(|&j| j != i && insts[j].gpu == a.gpu).collect();
+            let others: Vec<usize> = (0..n)
+                .filter(|&j| j != i && insts[j].gpu == a.gpu)
+                .collect();
             let total: f64 = others.iter().map(|&j| insts[j].compute as f64).sum();
             if total > 0.0 {
                 nb[i] = others

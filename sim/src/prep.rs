@@ -600,14 +600,7 @@ impl Prepared {
 ///   γ = ln(p99/p50) / ln(ln 100 / ln 2), scale = p50/(ln 2)^γ.
 ///
 /// Either way both quantiles are the profile's. Without a measured p99 there is no jitter.
-fn set_service(
-    med: &mut [f64],
-    j: &mut Jitter,
-    k: usize,
-    p50: f64,
-    p99: f64,
-    has_p99: bool,
-) {
+fn set_service(med: &mut [f64], j: &mut Jitter, k: usize, p50: f64, p99: f64, has_p99: bool) {
     med[k] = p50;
     let (ln2, ln100) = (2f64.ln(), 100f64.ln());
     if has_p99 && p99 > p50 {

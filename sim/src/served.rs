@@ -81,12 +81,21 @@ pub fn served_report(
                 .models
                 .iter()
                 .position(|m| m.name.as_str() == q.model.as_str())
-                .ok_or_else(|| Error::Invalid(format!("model `{}` is not in the scenario", q.model)))
+                .ok_or_else(|| {
+                    Error::Invalid(format!("model `{}` is not in the scenario", q.model))
+                })
         })
         .collect::<Result<_, _>>()?;
-    let extra: BTreeSet<(u32, u32)> = idx.iter().zip(queries).map(|(&m, q)| (m as u32, q.batch)).collect();
+    let extra: BTreeSet<(u32, u32)> = idx
+        .iter()
+        .zip(queries)
+        .map(|(&m, q)| (m as u32, q.batch))
+        .collect();
     let prep = Prepared::new(plan, scenario, ServingMode::QueryBatches, &extra)?;
-    if let Some(q) = queries.iter().find(|q| q.instance as usize >= prep.insts.len()) {
+    if let Some(q) = queries
+        .iter()
+        .find(|q| q.instance as usize >= prep.insts.len())
+    {
         return Err(Error::Invalid(format!(
             "instance {} is not in the plan ({} instances)",
             q.instance,
@@ -97,7 +106,10 @@ pub fn served_report(
     let mut st = RepStats::new(&prep, !central);
     let warm = (warmup_fraction * queries.len() as f64).floor() as usize;
     st.tw0 = queries.get(warm).map_or(f64::NAN, |q| q.arrival_ms);
-    st.tend = queries.iter().map(|q| q.arrival_ms).fold(f64::NAN, f64::max);
+    st.tend = queries
+        .iter()
+        .map(|q| q.arrival_ms)
+        .fold(f64::NAN, f64::max);
     st.generated = queries.len() as u64;
     let qlen = queue_lengths(queries, &idx, central);
     for (k, q) in queries.iter().enumerate() {
@@ -113,7 +125,14 @@ pub fn served_report(
         let m = idx[k];
         st.models[m].measured += 1;
         st.models[m].qlen.record(qlen[k]);
-        st.completed(m, prep.models[m].sla, q.arrival_ms, q.start_ms, q.finish_ms, q.batch as usize);
+        st.completed(
+            m,
+            prep.models[m].sla,
+            q.arrival_ms,
+            q.start_ms,
+            q.finish_ms,
+            q.batch as usize,
+        );
         let ia = &mut st.insts[i];
         ia.queries += 1;
         ia.batches += 1;
@@ -145,16 +164,29 @@ fn queue_lengths(queries: &[ServedQuery], model: &[usize], central: bool) -> Vec
     let groups = if central {
         model.iter().max().map_or(0, |m| m + 1)
     } else {
-        queries.iter().map(|q| q.instance as usize + 1).max().unwrap_or(0)
+        queries
+            .iter()
+            .map(|q| q.instance as usize + 1)
+            .max()
+            .unwrap_or(0)
     };
     let mut order: Vec<usize> = (0..queries.len()).collect();
-    order.sort_by(|&a, &b| queries[a].arrival_ms.total_cmp(&queries[b].arrival_ms).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| {
+        queries[a]
+            .arrival_ms
+            .total_cmp(&queries[b].arrival_ms)
+            .then(a.cmp(&b))
+    });
     // Per group, a min-heap of the start times of the queries that arrived before.
     let mut heaps: Vec<BinaryHeap<std::cmp::Reverse<u64>>> = vec![BinaryHeap::new(); groups];
     let mut out = vec![0u64; queries.len()];
     for k in order {
         let q = &queries[k];
-        let g = if central { model[k] } else { q.instance as usize };
+        let g = if central {
+            model[k]
+        } else {
+            q.instance as usize
+        };
         let h = &mut heaps[g];
         let now = q.arrival_ms.max(0.0).to_bits();
         while h.peek().is_some_and(|s| s.0 <= now) {

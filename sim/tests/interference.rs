@@ -28,7 +28,11 @@ fn cfg(rate: f64, sched: SchedulerKind, threads: usize) -> SimConfig {
 }
 
 fn p50(p: &Plan, s: &Scenario, c: &SimConfig, m: usize) -> f64 {
-    simulate(p, s, c).unwrap().models[m].latency_ms.unwrap().p50.mean
+    simulate(p, s, c).unwrap().models[m]
+        .latency_ms
+        .unwrap()
+        .p50
+        .mean
 }
 
 #[test]
@@ -43,15 +47,27 @@ fn load_aware_lies_between_isolated_and_flat_out() {
         for rate in [200.0, 600.0] {
             let c = cfg(rate, sched, 1);
             for m in 0..2 {
-                let (a, b, f) = (p50(&p, &iso, &c, m), p50(&p, &s, &c, m), p50(&p, &flat, &c, m));
-                assert!(a < b && b < f, "{sched} {rate} model {m}: isolated {a} load-aware {b} flat-out {f}");
+                let (a, b, f) = (
+                    p50(&p, &iso, &c, m),
+                    p50(&p, &s, &c, m),
+                    p50(&p, &flat, &c, m),
+                );
+                assert!(
+                    a < b && b < f,
+                    "{sched} {rate} model {m}: isolated {a} load-aware {b} flat-out {f}"
+                );
             }
         }
     }
     // More load, more slowdown relative to the isolated prediction.
-    let lo = p50(&p, &s, &cfg(150.0, SchedulerKind::Fifs, 1), 0) / p50(&p, &iso, &cfg(150.0, SchedulerKind::Fifs, 1), 0);
-    let hi = p50(&p, &s, &cfg(650.0, SchedulerKind::Fifs, 1), 0) / p50(&p, &iso, &cfg(650.0, SchedulerKind::Fifs, 1), 0);
-    assert!(hi > lo, "slowdown at 650 q/s {hi} not above that at 150 q/s {lo}");
+    let lo = p50(&p, &s, &cfg(150.0, SchedulerKind::Fifs, 1), 0)
+        / p50(&p, &iso, &cfg(150.0, SchedulerKind::Fifs, 1), 0);
+    let hi = p50(&p, &s, &cfg(650.0, SchedulerKind::Fifs, 1), 0)
+        / p50(&p, &iso, &cfg(650.0, SchedulerKind::Fifs, 1), 0);
+    assert!(
+        hi > lo,
+        "slowdown at 650 q/s {hi} not above that at 150 q/s {lo}"
+    );
 }
 
 #[test]

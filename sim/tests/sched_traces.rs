@@ -154,7 +154,11 @@ fn elsa_margin_plans_to_finish_within_half_the_sla() {
 fn elsa_protect_keeps_off_the_only_size_of_batch_16() {
     // The 3g is batch 16's only home. Deadline 5: 1g at 4; then the unprotected 7g at
     // 1..=5; then, nothing unprotected meeting 5, the 3g at 2, 4.
-    check(SchedulerKind::ElsaProtect, &BURST, &[0, 2, 2, 2, 2, 2, 1, 1]);
+    check(
+        SchedulerKind::ElsaProtect,
+        &BURST,
+        &[0, 2, 2, 2, 2, 2, 1, 1],
+    );
 }
 
 #[test]
@@ -236,7 +240,11 @@ fn rules_fall_back_to_the_earliest_finish() {
         sla_ms: 10.0,
     };
     // Nobody meets the deadline: the earliest finish (instance 7, at 11) wins in every rule.
-    let c = [cand(3, 1, 10.0, 4.0), cand(7, 7, 10.0, 1.0), cand(5, 3, 12.0, 2.0)];
+    let c = [
+        cand(3, 1, 10.0, 4.0),
+        cand(7, 7, 10.0, 1.0),
+        cand(5, 3, 12.0, 2.0),
+    ];
     assert_eq!(sched::elsa_greedy(&q, c), Some(7));
     assert_eq!(sched::elsa_margin(&q, 0.5, c), Some(7));
     assert_eq!(sched::elsa_protect(&q, 0.5, c), Some(7));
@@ -255,7 +263,11 @@ fn the_plan_rule_prefers_the_largest_deficit_among_those_meeting_the_deadline() 
         arrival_ms: 0.0,
         sla_ms: 10.0,
     };
-    let mut c = [cand(0, 1, 0.0, 4.0), cand(1, 3, 0.0, 2.0), cand(2, 7, 9.0, 2.0)];
+    let mut c = [
+        cand(0, 1, 0.0, 4.0),
+        cand(1, 3, 0.0, 2.0),
+        cand(2, 7, 9.0, 2.0),
+    ];
     c[0].deficit = 0.2;
     c[1].deficit = 0.1;
     c[2].deficit = 0.9; // behind its share, but would finish at 11 > 10
@@ -272,6 +284,10 @@ fn the_dispatcher_refuses_what_it_cannot_place() {
     assert!(d.started(9, 0, 0.0, 1, 1).is_err());
     assert!(d.finished(0, 3).is_err());
     let q = d.query("m", 16, 0.0).unwrap();
-    assert_eq!(d.dispatch(&q, 0.0, 0).unwrap(), 1, "batch 16 runs only on the 3g");
+    assert_eq!(
+        d.dispatch(&q, 0.0, 0).unwrap(),
+        1,
+        "batch 16 runs only on the 3g"
+    );
     assert_eq!(d.estimated_start(1, 0.0), Some(6.0), "its queued median");
 }

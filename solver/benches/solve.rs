@@ -270,7 +270,12 @@ fn proven(models: usize, gpus: f64, seed: u64, want: usize, bencher: divan::Benc
     let o = min_gpus(Encoding::Layouts, 0.0);
     bencher.bench(|| {
         let p = plan(&s, SolverKind::Milp, &o).expect("plannable");
-        assert_eq!(p.report.status, migopt_models::SolveStatus::Optimal, "{:?}", p.report);
+        assert_eq!(
+            p.report.status,
+            migopt_models::SolveStatus::Optimal,
+            "{:?}",
+            p.report
+        );
         assert_eq!(p.report.bound, Some(p.report.objective));
         assert_eq!(p.gpus_used(), want);
         p
@@ -326,10 +331,7 @@ fn replan_100_gpus_11_models(bencher: divan::Bencher) {
         gpu_slack: 0,
         required: Some(required),
     };
-    println!(
-        "replan bench: current plan {} GPUs",
-        current.gpus_used()
-    );
+    println!("replan bench: current plan {} GPUs", current.gpus_used());
     bencher.bench(|| {
         let r = replan(&current, &new, &ro).expect("re-plannable");
         assert_eq!(r.status, migopt_models::SolveStatus::Optimal);

@@ -4,11 +4,11 @@
 //! reported here, in the user's terms, before any solver runs.
 
 use crate::fmt_ms;
+use migopt_models::limits::{MAX_GPUS, MAX_INSTANCES_PER_MODEL};
 use migopt_models::{
     enumerate_maximal, Catalogue, Error, GpuSpec, Layout, LayoutRules, PlanParams, ProfileClass,
     ProfileSpec, Scenario,
 };
-use migopt_models::limits::{MAX_GPUS, MAX_INSTANCES_PER_MODEL};
 
 /// The instance sizes (profiles) a planner may cut GPUs into, with the maximal layouts.
 #[derive(Debug, Clone)]

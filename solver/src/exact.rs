@@ -33,7 +33,10 @@ impl Planner for Exact {
 /// The GPU limit of the min-gpus MILP and the LP bound on GPUs. The limit is the cap if the
 /// user gave one (checked against the LP bound first), else a heuristic's GPU count: the
 /// ParvaGPU allocator's, or one GPU per instance when it cannot run.
-pub(crate) fn min_gpus_limit(d: &RateData, opts: &PlanOptions) -> Result<(u32, Option<f64>), Error> {
+pub(crate) fn min_gpus_limit(
+    d: &RateData,
+    opts: &PlanOptions,
+) -> Result<(u32, Option<f64>), Error> {
     let heuristic = parvagpu::min_gpus(d, None).map(|g| g.len() as u32).ok();
     let safe: u32 = d
         .models

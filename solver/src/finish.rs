@@ -8,9 +8,7 @@ use crate::fluid::{self, FluidEvaluation};
 use crate::pack::PackedGpu;
 use crate::planner::{Job, LoadPlan, RatePlan};
 use crate::{paris, PlanOptions};
-use migopt_models::{
-    Error, GpuPlan, ModelRate, Objective, Plan, SolveReport, SolveStatus,
-};
+use migopt_models::{Error, GpuPlan, ModelRate, Objective, Plan, SolveReport, SolveStatus};
 use std::time::Instant;
 
 /// Drops empty GPUs and numbers the rest from 0.
@@ -72,7 +70,10 @@ pub(crate) fn heuristic_report(objective: f64, start: Instant, gpcs: Option<u32>
 }
 
 /// A max-load heuristic's packed GPUs, scored by the shared fluid yardstick.
-pub(crate) fn scored(job: &Job<LoadData>, packed: Vec<PackedGpu<usize>>) -> Result<LoadPlan, Error> {
+pub(crate) fn scored(
+    job: &Job<LoadData>,
+    packed: Vec<PackedGpu<usize>>,
+) -> Result<LoadPlan, Error> {
     let d = job.data;
     let names = names(d.models.iter().map(|m| &m.name));
     let (gpus, counts) = unpack(&d.sizes, packed, d.gpus as usize, &names, None);

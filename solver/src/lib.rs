@@ -201,13 +201,23 @@ pub fn plan(scenario: &Scenario, solver: SolverKind, opts: &PlanOptions) -> Resu
     match opts.objective {
         Objective::MaxLoad => {
             let data = &data::load_data(scenario, &params, opts.rules)?;
-            let job = Job { scenario, data, opts, started };
+            let job = Job {
+                scenario,
+                data,
+                opts,
+                started,
+            };
             let out = planner.max_load(&job)?;
             finish::load(&job, &solver.name(), out)
         }
         Objective::MinGpus => {
             let data = &data::rate_data(scenario, &params, opts.rules)?;
-            let job = Job { scenario, data, opts, started };
+            let job = Job {
+                scenario,
+                data,
+                opts,
+                started,
+            };
             let out = planner.min_gpus(&job)?;
             finish::rate(&job, &solver.name(), out)
         }

@@ -131,7 +131,11 @@ impl Pool {
         let rho = a / c;
         // Cramér–Lundberg's constant of the scaled M/G/1 over its P(wait) = ρ: exact for one
         // server, it carries the shape of the service mix into Erlang's C for n servers.
-        let shape = if slope > 0.0 { (1.0 - rho) / slope / rho } else { 1.0 };
+        let shape = if slope > 0.0 {
+            (1.0 - rho) / slope / rho
+        } else {
+            1.0
+        };
         let pw = (KAPPA * erlang_c(n, a) * shape).min(1.0);
         let cs2 = self.service_scv();
         let theta = theta0 * (1.0 + cs2) / (self.arrival_scv + cs2);

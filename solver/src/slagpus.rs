@@ -110,7 +110,11 @@ fn points(s: &Scenario, d: &RateData, m: usize, k: usize, max_procs: Option<u32>
 
 /// The simulator's queue delay for a min-gpus plan.
 fn queue_delay(s: &Scenario, slo_factor: f64) -> f64 {
-    let sla = s.models.iter().map(|m| m.sla.0).fold(f64::INFINITY, f64::min);
+    let sla = s
+        .models
+        .iter()
+        .map(|m| m.sla.0)
+        .fold(f64::INFINITY, f64::min);
     sla * (1.0 - slo_factor).clamp(0.0, 1.0) / 2.0
 }
 
@@ -190,7 +194,11 @@ fn build(job: &Job<RateData>, opts: &[Vec<Vec<Option_>>], max_gpus: u32) -> (Bui
     }
     let nk = d.sizes.profiles.len();
     let demand: Vec<Expression> = (0..nk)
-        .map(|k| lin(z.iter().flat_map(|zm| zm[k].iter().map(|&(o, v)| (o.n as f64, v)))))
+        .map(|k| {
+            lin(z
+                .iter()
+                .flat_map(|zm| zm[k].iter().map(|&(o, v)| (o.n as f64, v))))
+        })
         .collect();
     let supply = match job.opts.encoding {
         Encoding::Layouts => supply::layouts(&mut b, &d.sizes, &demand, max_gpus),
@@ -224,7 +232,10 @@ pub(crate) fn solve(job: &Job<RateData>) -> Result<RatePlan, Error> {
         let m = opts
             .iter()
             .enumerate()
-            .position(|(m, om)| om.iter().all(|ok| ok.last().is_none_or(|o| o.rate < d.models[m].rate)))
+            .position(|(m, om)| {
+                om.iter()
+                    .all(|ok| ok.last().is_none_or(|o| o.rate < d.models[m].rate))
+            })
             .unwrap_or(0);
         return Err(Error::Infeasible(format!(
             "model {}: no instance size serves its rate with p{} latency within the {} ms SLO",
@@ -277,7 +288,14 @@ fn decode(job: &Job<RateData>, model: &Model, out: &Outcome, big: f64) -> Result
             .map(|o| (o.point.batch, o.point.procs))
             .unwrap_or((1, 1))
     };
-    let gpus = crate::renumber(assign(&d.sizes, &per_gpu, &counts, &names, &|_| None, &point));
+    let gpus = crate::renumber(assign(
+        &d.sizes,
+        &per_gpu,
+        &counts,
+        &names,
+        &|_| None,
+        &point,
+    ));
     let used = gpus.len() as f64;
     let bound = if out.status == SolveStatus::Optimal {
         used
@@ -288,7 +306,11 @@ fn decode(job: &Job<RateData>, model: &Model, out: &Outcome, big: f64) -> Result
         status: out.status,
         objective: used,
         bound: Some(bound),
-        gap: Some(if used > 0.0 { (used - bound) / used } else { 0.0 }),
+        gap: Some(if used > 0.0 {
+            (used - bound) / used
+        } else {
+            0.0
+        }),
         lp_bound: None,
         solve_seconds: job.started.elapsed().as_secs_f64(),
         gpcs_used: None,

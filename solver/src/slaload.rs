@@ -129,7 +129,8 @@ fn candidates(d: &LoadData, m: usize, sla: f64, budget: f64, cut: f64) -> Vec<Ca
                 }
                 let mass: f64 = cls.iter().map(|c| c.prob).sum();
                 let Some(pool) = Pool::new(
-                    cls.iter().map(|c| (c.prob, c.lat[k].unwrap_or(f64::INFINITY))),
+                    cls.iter()
+                        .map(|c| (c.prob, c.lat[k].unwrap_or(f64::INFINITY))),
                     sla,
                 ) else {
                     continue;

@@ -326,7 +326,9 @@ pub(crate) fn unplaceable(d: &crate::data::LoadData, threads: u32) -> Option<Str
             .collect();
         for &(m, c) in &classes[..upto] {
             let lat = &d.models[m].classes[c].lat;
-            let serve = lin((0..sizes).filter(|&k| lat[k].is_some()).map(|k| (1.0, n[m][k])));
+            let serve = lin((0..sizes)
+                .filter(|&k| lat[k].is_some())
+                .map(|k| (1.0, n[m][k])));
             b.push(geq(serve, 1.0));
         }
         let demand: Vec<Expression> = (0..sizes)
@@ -369,7 +371,10 @@ pub(crate) fn unplaceable(d: &crate::data::LoadData, threads: u32) -> Option<Str
     let others = if before.is_empty() {
         String::new()
     } else {
-        format!(" beside one instance for every batch of {}", before.join(", "))
+        format!(
+            " beside one instance for every batch of {}",
+            before.join(", ")
+        )
     };
     Some(format!(
         "no plan serves every model on {} {}: model {}, batch {} runs within its latency bound only on {} \

@@ -174,8 +174,12 @@ fn sla_solver_parses_and_plans_max_load_optimally() {
         max: 32,
     };
     let s = scenario(1, 1.0, 30.0, 25.0, batch);
-    let p = migopt_solver::plan(&s, "sla".parse::<SolverKind>().unwrap(), &PlanOptions::default())
-        .unwrap();
+    let p = migopt_solver::plan(
+        &s,
+        "sla".parse::<SolverKind>().unwrap(),
+        &PlanOptions::default(),
+    )
+    .unwrap();
     assert_eq!(p.report.status, SolveStatus::Optimal);
     assert_eq!(p.report.bound, Some(p.report.objective));
     p.validate(Default::default()).unwrap();

@@ -112,7 +112,12 @@ fn run_checked(a: &Args, s: &Scenario) -> Result<Vec<CheckedRow>, CliError> {
                 simulated_capacity_qps: c.simulated_capacity_qps,
                 gap_to_sla_pct: None,
                 verified: Some(c.verified),
-                missed: c.models.iter().filter(|m| !m.met).map(|m| m.model.clone()).collect(),
+                missed: c
+                    .models
+                    .iter()
+                    .filter(|m| !m.met)
+                    .map(|m| m.model.clone())
+                    .collect(),
                 note: None,
             },
             Err(e) => CheckedRow {

@@ -133,14 +133,23 @@ pub fn render_check(c: &migopt_verify::Checked) -> String {
         if c.verified {
             "verified".to_string()
         } else {
-            format!("NOT verified (missed: {})", c.rounds.last().map(|r| r.missed.join(", ")).unwrap_or_default())
+            format!(
+                "NOT verified (missed: {})",
+                c.rounds
+                    .last()
+                    .map(|r| r.missed.join(", "))
+                    .unwrap_or_default()
+            )
         }
     );
     if let Some(p) = c.predicted_capacity_qps {
         o += &format!("predicted   {p:.1} queries/s at p{pct} within SLA (queueing model)\n");
     }
     if let Some(e) = &c.simulated_capacity_qps {
-        o += &format!("simulated   {} queries/s at p{pct} within SLA (95% interval)\n", e.fmt_pm(1));
+        o += &format!(
+            "simulated   {} queries/s at p{pct} within SLA (95% interval)\n",
+            e.fmt_pm(1)
+        );
     }
     let rows: Vec<Vec<String>> = c
         .models

@@ -163,7 +163,10 @@ pub fn render(r: &Replan) -> String {
             ]
         })
         .collect();
-    o += &table(&["tier", "value", "bound", "gap", "status", "seconds"], &rows);
+    o += &table(
+        &["tier", "value", "bound", "gap", "status", "seconds"],
+        &rows,
+    );
     o += "\n";
     let short = |l: &[migopt_models::Assignment]| {
         if l.is_empty() {
@@ -195,7 +198,11 @@ pub fn render(r: &Replan) -> String {
     o += &format!(
         "\ntransition: {} step(s), {} (lower bound {}){}\n",
         t.steps.len(),
-        if t.minimal { "minimal" } else { "not proven minimal" },
+        if t.minimal {
+            "minimal"
+        } else {
+            "not proven minimal"
+        },
         t.lower_bound,
         if t.spares_used.is_empty() {
             String::new()
@@ -210,7 +217,11 @@ pub fn render(r: &Replan) -> String {
             .enumerate()
             .map(|(m, name)| {
                 let need = t.required[m];
-                let ratio = if need > 0.0 { s.capacity_during[m] / need } else { f64::INFINITY };
+                let ratio = if need > 0.0 {
+                    s.capacity_during[m] / need
+                } else {
+                    f64::INFINITY
+                };
                 (ratio, name)
             })
             .min_by(|a, b| a.0.total_cmp(&b.0));
@@ -224,7 +235,10 @@ pub fn render(r: &Replan) -> String {
                 .join(", "),
             worst
                 .filter(|w| w.0.is_finite())
-                .map(|(r, n)| format!(" · tightest model {n} at {:.0}% of its required capacity", r * 100.0))
+                .map(|(r, n)| format!(
+                    " · tightest model {n} at {:.0}% of its required capacity",
+                    r * 100.0
+                ))
                 .unwrap_or_default()
         );
     }

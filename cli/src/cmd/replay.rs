@@ -2,7 +2,7 @@
 //! every interval, migopt replan) and compare GPU-hours, re-cuts and simulated SLA
 //! violations, transitions included.
 
-use super::common::{Progress, PlanFlags};
+use super::common::{PlanFlags, Progress};
 use super::{to_json, CliError};
 use crate::out::{table, write_all};
 use migopt_models::{Objective, Scenario};
@@ -130,7 +130,10 @@ pub fn render(d: &DayReport) -> String {
             ]
         })
         .collect();
-    o += &table(&["strategy", "GPU-hours", "GPUs re-cut", "SLA violations"], &rows);
+    o += &table(
+        &["strategy", "GPU-hours", "GPUs re-cut", "SLA violations"],
+        &rows,
+    );
     o += &format!(
         "replan: {} interval(s) swapped a change onto an idle GPU; at most {} spare GPU(s) taken\n\n",
         d.intervals_with_swaps, d.spares_needed

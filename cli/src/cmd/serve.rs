@@ -119,16 +119,24 @@ fn runs(a: &ServeArgs, plan: &Plan, s: &Scenario) -> Result<Vec<RunSpec>, CliErr
         .collect::<Result<_, _>>()?;
     let mut traces: Vec<(String, Vec<TraceRecord>)> = Vec::new();
     for t in &a.trace {
-        let stem = t.file_stem().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = t
+            .file_stem()
+            .map(|x| x.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let stem = stem.trim_end_matches(".csv").to_string();
         traces.push((stem, migopt_sim::read_trace(t)?));
     }
     if let Some(r) = a.rate {
         let d = a.duration.unwrap_or(0.0);
         if !(r > 0.0 && r.is_finite() && d > 0.0 && d.is_finite()) {
-            return Err(bad(format!("--rate {r} and --duration {d} must be positive")));
+            return Err(bad(format!(
+                "--rate {r} and --duration {d} must be positive"
+            )));
         }
-        traces.push((format!("poisson-{r}"), migopt_sim::poisson_trace(plan, s, r, d, a.seed)?));
+        traces.push((
+            format!("poisson-{r}"),
+            migopt_sim::poisson_trace(plan, s, r, d, a.seed)?,
+        ));
     }
     if traces.is_empty() {
         return Err(bad("give --trace FILE or --rate R --duration S".into()));
@@ -141,7 +149,9 @@ fn runs(a: &ServeArgs, plan: &Plan, s: &Scenario) -> Result<Vec<RunSpec>, CliErr
                 (Some(p), _, false) => p.clone(),
                 (_, Some(d), _) => d.join(format!("{name}.{k}.csv")),
                 (Some(_), _, true) => {
-                    return Err(bad("several runs (traces x schedulers) need --out-dir".into()))
+                    return Err(bad(
+                        "several runs (traces x schedulers) need --out-dir".into()
+                    ))
                 }
                 (None, None, _) => return Err(bad("give --out FILE or --out-dir DIR".into())),
             };
@@ -161,7 +171,9 @@ fn config(a: &ServeArgs) -> Result<ServeConfig, CliError> {
         return Err(bad(format!("--warmup {} must be in [0, 1)", a.warmup)));
     }
     if !(a.ready_timeout > 0.0 && a.hang_timeout_ms > 0.0) {
-        return Err(bad("--ready-timeout and --hang-timeout-ms must be positive".into()));
+        return Err(bad(
+            "--ready-timeout and --hang-timeout-ms must be positive".into(),
+        ));
     }
     let placement = match a.placement {
         PlacementArg::Fake => Placement::Fake,
@@ -174,7 +186,9 @@ fn config(a: &ServeArgs) -> Result<ServeConfig, CliError> {
     };
     let extra = match &a.worker_fault {
         Some(f) => {
-            let (k, args) = f.split_once(':').ok_or_else(|| bad("--worker-fault K:ARGS".into()))?;
+            let (k, args) = f
+                .split_once(':')
+                .ok_or_else(|| bad("--worker-fault K:ARGS".into()))?;
             let k: usize = k.parse().map_err(|_| bad("--worker-fault K:ARGS".into()))?;
             Some((k, args.split_whitespace().map(String::from).collect()))
         }
@@ -245,7 +259,8 @@ pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
             overhead: records::overhead(&o.records, &o.at_arrival, &o.sent_idle),
             wall_s: o.wall_s,
         };
-        let report = migopt_sim::served_report(&plan, &s, r.scheduler, &served(&o.records), a.warmup)?;
+        let report =
+            migopt_sim::served_report(&plan, &s, r.scheduler, &served(&o.records), a.warmup)?;
         crate::out::write_all(&[
             (r.out.clone(), records::to_csv(&o.records)),
             (records::sidecar_path(&r.out), super::to_json(&meta)?),
@@ -305,7 +320,10 @@ fn recorded(base: &Path, p: &str) -> PathBuf {
     if q.exists() || q.is_absolute() {
         return q;
     }
-    base.parent().map(|d| d.join(&q)).filter(|x| x.exists()).unwrap_or(q)
+    base.parent()
+        .map(|d| d.join(&q))
+        .filter(|x| x.exists())
+        .unwrap_or(q)
 }
 
 /// Loads a served run and compares it with its predictions.
@@ -316,7 +334,9 @@ pub fn comparison(
     overhead_ms: Option<f64>,
 ) -> Result<(migopt_server::compare::Comparison, RunMeta, f64), CliError> {
     let (recs, meta) = load_run(measured)?;
-    let plan_path = plan.map(Path::to_path_buf).unwrap_or_else(|| recorded(measured, &meta.plan));
+    let plan_path = plan
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| recorded(measured, &meta.plan));
     let scen = scenario
         .map(Path::to_path_buf)
         .or_else(|| meta.scenario.as_deref().map(|s| recorded(measured, s)));
@@ -324,7 +344,9 @@ pub fn comparison(
     let sched: SchedulerKind = meta.scheduler.parse()?;
     let ovh = overhead_ms.unwrap_or_else(|| migopt_server::compare::server_overhead_ms(&meta));
     if !(ovh.is_finite() && ovh >= 0.0) {
-        return Err(bad(format!("--overhead-ms {ovh} must be a non-negative number")));
+        return Err(bad(format!(
+            "--overhead-ms {ovh} must be a non-negative number"
+        )));
     }
     let c = migopt_server::compare::compare(&plan, &s, sched, &recs, meta.warmup_fraction, ovh)?;
     Ok((c, meta, ovh))
@@ -345,7 +367,11 @@ pub fn run_compare(a: CompareArgs) -> Result<(), CliError> {
         }
         let j = J {
             measured: &c.measured,
-            predictions: c.predictions.iter().map(|p| (p.name.as_str(), &p.report)).collect(),
+            predictions: c
+                .predictions
+                .iter()
+                .map(|p| (p.name.as_str(), &p.report))
+                .collect(),
         };
         crate::say!("{}", super::to_json(&j)?);
         return Ok(());
@@ -375,7 +401,10 @@ pub fn render_compare(c: &migopt_server::compare::Comparison, meta: &RunMeta, ov
     for p in &c.predictions {
         o += &format!("  {}: {}\n", p.name, p.about);
     }
-    o += &format!("  every prediction adds the server's own cost per query, {:.3} ms\n", ovh);
+    o += &format!(
+        "  every prediction adds the server's own cost per query, {:.3} ms\n",
+        ovh
+    );
     o += "\nlatency, ms (relative error of the prediction)\n";
     let mut head = vec!["model".to_string(), "measured p50/p95/p99".to_string()];
     for p in &c.predictions {
@@ -383,7 +412,9 @@ pub fn render_compare(c: &migopt_server::compare::Comparison, meta: &RunMeta, ov
     }
     let mut rows = Vec::new();
     for (m, mr) in c.measured.models.iter().enumerate() {
-        let Some(meas) = lat(&c.measured, m) else { continue };
+        let Some(meas) = lat(&c.measured, m) else {
+            continue;
+        };
         let mut row = vec![
             mr.model.to_string(),
             format!("{:.2} / {:.2} / {:.2}", meas[0], meas[1], meas[2]),
@@ -391,7 +422,13 @@ pub fn render_compare(c: &migopt_server::compare::Comparison, meta: &RunMeta, ov
         for p in &c.predictions {
             row.push(match lat(&p.report, m) {
                 Some(v) => (0..3)
-                    .map(|k| format!("{:.2} ({:+.0}%)", v[k], 100.0 * migopt_server::compare::rel_err(v[k], meas[k])))
+                    .map(|k| {
+                        format!(
+                            "{:.2} ({:+.0}%)",
+                            v[k],
+                            100.0 * migopt_server::compare::rel_err(v[k], meas[k])
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(" / "),
                 None => "-".into(),
@@ -411,7 +448,10 @@ pub fn render_compare(c: &migopt_server::compare::Comparison, meta: &RunMeta, ov
         .enumerate()
         .map(|(i, inst)| {
             let mut row = vec![
-                format!("GPU {} {}@{} {}", inst.gpu, inst.profile, inst.start, inst.model),
+                format!(
+                    "GPU {} {}@{} {}",
+                    inst.gpu, inst.profile, inst.start, inst.model
+                ),
                 format!("{:.1}", inst.utilisation.mean * 100.0),
             ];
             row.extend(

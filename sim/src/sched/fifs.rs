@@ -85,9 +85,11 @@ impl Fifs {
         now_ms: f64,
     ) -> Result<Option<u32>, Error> {
         let p = &self.prep;
-        let m = p.models.iter().position(|x| x.name == model).ok_or_else(|| {
-            Error::Invalid(format!("model `{model}` is not served by this plan"))
-        })?;
+        let m = p
+            .models
+            .iter()
+            .position(|x| x.name == model)
+            .ok_or_else(|| Error::Invalid(format!("model `{model}` is not served by this plan")))?;
         let b = batch as usize;
         let q = if b < p.width {
             self.class_of[m * p.width + b]

@@ -36,11 +36,11 @@ mod state;
 
 pub(crate) use shares::ShareTables;
 
+pub use fifs::Fifs;
 pub use rules::{
     earliest_finish, elsa_greedy, elsa_margin, elsa_plan, elsa_protect, jsq, random, round_robin,
     MARGIN_ALPHA,
 };
-pub use fifs::Fifs;
 pub use state::{DispatchState, Dispatcher, InstanceInfo, PLAN_ALPHA, PLAN_SLACK};
 
 use migopt_models::Error;

@@ -127,9 +127,11 @@ where
     I::IntoIter: Clone,
 {
     let cands = cands.into_iter();
-    let (first, quickest) = cands.clone().fold((f64::INFINITY, f64::INFINITY), |(f, s), c| {
-        (f.min(c.finish_ms()), s.min(c.service_ms))
-    });
+    let (first, quickest) = cands
+        .clone()
+        .fold((f64::INFINITY, f64::INFINITY), |(f, s), c| {
+            (f.min(c.finish_ms()), s.min(c.service_ms))
+        });
     let room = (slack * q.sla_ms - quickest).max(0.0);
     let deadline = (q.arrival_ms + alpha * q.sla_ms).min(first + room);
     let (mut any_fin, mut any_i) = (f64::INFINITY, u32::MAX);

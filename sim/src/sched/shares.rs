@@ -87,8 +87,7 @@ impl ShareTables {
             let total: f64 = slots.iter().map(|s| weight(s.0, s.2)).sum();
             for s in &slots {
                 let w = weight(s.0, s.2);
-                t.slot_share
-                    .push(if total > 0.0 { w / total } else { 0.0 });
+                t.slot_share.push(if total > 0.0 { w / total } else { 0.0 });
             }
         }
         t

@@ -109,7 +109,10 @@ impl DispatchState {
             }),
             Rule::Random => rules::random(bits32, p.eligible(m, b)),
             Rule::Jsq => {
-                let c = p.eligible(m, b).iter().map(|&i| self.candidate(p, i, 0, q, now));
+                let c = p
+                    .eligible(m, b)
+                    .iter()
+                    .map(|&i| self.candidate(p, i, 0, q, now));
                 rules::jsq(now, c)
             }
             Rule::Fifs => None,
@@ -269,9 +272,11 @@ impl Dispatcher {
     /// A query of model `model` (its name) with `batch` samples arriving at `arrival_ms`.
     pub fn query(&self, model: &str, batch: u32, arrival_ms: f64) -> Result<Query, Error> {
         let p = &self.prep;
-        let m = p.models.iter().position(|m| m.name == model).ok_or_else(|| {
-            Error::Invalid(format!("model `{model}` is not served by this plan"))
-        })?;
+        let m = p
+            .models
+            .iter()
+            .position(|m| m.name == model)
+            .ok_or_else(|| Error::Invalid(format!("model `{model}` is not served by this plan")))?;
         if batch == 0 || batch as usize >= p.width || p.eligible(m, batch as usize).is_empty() {
             return Err(Error::Invalid(format!(
                 "no instance of model `{model}` takes a query of batch {batch}"
@@ -334,7 +339,9 @@ impl Dispatcher {
             .get(instance as usize * w + samples as usize)
             .copied()
             .filter(|m| m.is_finite())
-            .ok_or_else(|| Error::Invalid(format!("instance {instance} cannot run {samples} samples")))?;
+            .ok_or_else(|| {
+                Error::Invalid(format!("instance {instance} cannot run {samples} samples"))
+            })?;
         self.state.dequeue(instance as usize, queries as usize);
         self.state.run(s, now_ms, med);
         Ok(())
@@ -356,7 +363,9 @@ impl Dispatcher {
 
     /// When `instance` is estimated to be able to start new work, seen at `now_ms`.
     pub fn estimated_start(&self, instance: u32, now_ms: f64) -> Option<f64> {
-        ((instance as usize) < self.prep.insts.len())
-            .then(|| self.state.start_estimate(&self.prep, instance as usize, now_ms))
+        ((instance as usize) < self.prep.insts.len()).then(|| {
+            self.state
+                .start_estimate(&self.prep, instance as usize, now_ms)
+        })
     }
 }

@@ -403,7 +403,9 @@ pub fn replan(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Resu
     order.push((Goal::Started, "instances-started"));
     let mut last: Option<(Outcome, Model)> = None;
     for (g, name) in order {
-        let from = last.as_ref().map_or(start.clone(), |(o, _)| o.values.clone());
+        let from = last
+            .as_ref()
+            .map_or(start.clone(), |(o, _)| o.values.clone());
         let (o, m) = tier(&d, &cur, limit, &popts, g, &fixed, Some(&from))?;
         let t = tier_report(name, &o);
         fixed.push((g, t.objective));
@@ -499,7 +501,9 @@ pub fn replan(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Resu
     };
     plan.report.gpcs_used = Some(plan.gpcs_used()?);
     plan.validate(popts.rules).map_err(|e| {
-        Error::Internal(format!("re-planner produced a plan the MIG validator rejects ({e}); please report this"))
+        Error::Internal(format!(
+            "re-planner produced a plan the MIG validator rejects ({e}); please report this"
+        ))
     })?;
     Ok(Replan {
         gpus_used: used,
@@ -665,12 +669,20 @@ fn apply_swaps(
         // Either GPU may already have a record (s: drained earlier by this transition).
         if let Some(c) = changes.iter_mut().find(|c| c.gpu == g) {
             c.after.clear();
-            c.fate = if c.before.is_empty() { Fate::Kept } else { Fate::Freed };
+            c.fate = if c.before.is_empty() {
+                Fate::Kept
+            } else {
+                Fate::Freed
+            };
         }
         match changes.iter_mut().find(|c| c.gpu == s) {
             Some(c) => {
                 c.after = layout;
-                c.fate = if c.before.is_empty() { Fate::Added } else { Fate::ReCut };
+                c.fate = if c.before.is_empty() {
+                    Fate::Added
+                } else {
+                    Fate::ReCut
+                };
             }
             None => changes.push(GpuChange {
                 gpu: s,

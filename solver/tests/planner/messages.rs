@@ -238,21 +238,52 @@ fn server_that_carries_nothing_is_infeasible_naming_model_and_batch() {
     );
     // Two GPUs carry both.
     let s = synthetic("t", 2, &[big(16.0), big(16.0)]);
-    assert!(plan(&s, SolverKind::Milp, &max_load()).unwrap().report.objective > 0.0);
+    assert!(
+        plan(&s, SolverKind::Milp, &max_load())
+            .unwrap()
+            .report
+            .objective
+            > 0.0
+    );
 }
 
 #[test]
 fn absurd_rates_are_errors_not_panics() {
     for rate in [1e300, 1e12, f64::INFINITY] {
-        let s = synthetic("t", 1, &[one(1.0, 8.0, 40.0, Demand::Rate(rate), BatchDist::default())]);
-        let e = plan(&s, SolverKind::Milp, &min_gpus()).unwrap_err().to_string();
-        assert!(e.contains("instances") || e.contains("finite") || e.contains("GPUs"), "{rate}: {e}");
+        let s = synthetic(
+            "t",
+            1,
+            &[one(
+                1.0,
+                8.0,
+                40.0,
+                Demand::Rate(rate),
+                BatchDist::default(),
+            )],
+        );
+        let e = plan(&s, SolverKind::Milp, &min_gpus())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("instances") || e.contains("finite") || e.contains("GPUs"),
+            "{rate}: {e}"
+        );
     }
 }
 
 #[test]
 fn max_procs_caps_mps_processes() {
-    let s = synthetic("t", 8, &[one(1.0, 8.0, 40.0, Demand::Rate(20_000.0), BatchDist::default())]);
+    let s = synthetic(
+        "t",
+        8,
+        &[one(
+            1.0,
+            8.0,
+            40.0,
+            Demand::Rate(20_000.0),
+            BatchDist::default(),
+        )],
+    );
     let free = plan(&s, SolverKind::Milp, &min_gpus()).unwrap();
     assert!(free.instances().any(|(_, a)| a.procs > 1));
     let mut o = min_gpus();

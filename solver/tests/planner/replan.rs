@@ -38,7 +38,12 @@ fn ropts(old: &Scenario, new: &Scenario, spares: u32) -> ReplanOptions {
 
 /// Walks the transition: every intermediate state validates and keeps every model's
 /// required capacity (checked independently of the planner's own bookkeeping).
-fn check_transition(current: &Plan, r: &migopt_solver::replan::Replan, required: &[f64], s: &Scenario) {
+fn check_transition(
+    current: &Plan,
+    r: &migopt_solver::replan::Replan,
+    required: &[f64],
+    s: &Scenario,
+) {
     let mut state: BTreeMap<u32, Plan> = BTreeMap::new();
     let one = |idx: u32, layout: Vec<migopt_models::Assignment>| {
         let mut p = r.target.clone();
@@ -57,7 +62,9 @@ fn check_transition(current: &Plan, r: &migopt_solver::replan::Replan, required:
                     .map(|(_, a)| {
                         // The best operating point of the size (what the planner counts).
                         let c = (1..=64)
-                            .filter_map(|procs| s.profiles.curve(m.name.as_str(), a.profile.as_str(), procs))
+                            .filter_map(|procs| {
+                                s.profiles.curve(m.name.as_str(), a.profile.as_str(), procs)
+                            })
                             .flat_map(|c| {
                                 c.batches
                                     .iter()
@@ -101,13 +108,24 @@ fn check_transition(current: &Plan, r: &migopt_solver::replan::Replan, required:
     }
     // The end state is the target.
     for g in &r.target.gpus {
-        let got = state.get(&g.index).map(|p| p.gpus[0].layout.clone()).unwrap_or_default();
+        let got = state
+            .get(&g.index)
+            .map(|p| p.gpus[0].layout.clone())
+            .unwrap_or_default();
         let key = |l: &[migopt_models::Assignment]| {
-            let mut v: Vec<_> = l.iter().map(|a| (a.profile.clone(), a.start, a.model.clone())).collect();
+            let mut v: Vec<_> = l
+                .iter()
+                .map(|a| (a.profile.clone(), a.start, a.model.clone()))
+                .collect();
             v.sort();
             v
         };
-        assert_eq!(key(&got), key(&g.layout), "GPU {} ends in another state", g.index);
+        assert_eq!(
+            key(&got),
+            key(&g.layout),
+            "GPU {} ends in another state",
+            g.index
+        );
     }
 }
 
@@ -135,7 +153,11 @@ fn replan_is_as_small_as_from_scratch_and_safe() {
     assert_eq!(r.status, SolveStatus::Optimal);
     assert_eq!(r.gpus_used as usize, scratch.gpus_used());
     for (m, rate) in r.target.model_rates.iter().zip(new.rates().unwrap()) {
-        assert!(m.rate_qps >= rate * (1.0 - 1e-9), "{} under-provisioned", m.model);
+        assert!(
+            m.rate_qps >= rate * (1.0 - 1e-9),
+            "{} under-provisioned",
+            m.model
+        );
     }
     check_transition(&current, &r, ro.required.as_ref().unwrap(), &new);
 }
