@@ -201,6 +201,8 @@ fn read_current(d: &RateData, current: &Plan) -> Result<Current, Error> {
 /// The built tier-2/3 model.
 struct Model {
     keep: Vec<Var>,
+    /// Per model: relative headroom s[m] ∈ [0, HEADROOM_CAP] (tie-break tier).
+    head: Vec<Var>,
     n: Vec<Vec<Option<Var>>>,
     supply: supply::Supply,
 }
@@ -230,7 +232,10 @@ fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
                 .collect()
         })
         .collect();
-    // cover  Σ_t cap_t[m]·keep[t] + Σ_k T_m(k)·n[m,k] ≥ r_m
+    let head: Vec<Var> = (0..d.models.len())
+        .map(|mi| b.cont(format!("s[{mi}]"), 0.0, HEADROOM_CAP))
+        .collect();
+    // cover  Σ_t cap_t[m]·keep[t] + Σ_k T_m(k)·n[m,k] ≥ r_m·(1 + s[m])
     for (mi, m) in d.models.iter().enumerate() {
         let kept = lin(cur
             .types
@@ -242,14 +247,22 @@ fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
             .iter()
             .enumerate()
             .filter_map(|(k, v)| Some((tp(d, mi, k), (*v)?))));
-        b.push(geq(kept + new, m.rate));
+        b.push(geq(kept + new - lin([(m.rate, head[mi])]), m.rate));
     }
     let demand = crate::maxload::demand_by_size(&n, d.sizes.profiles.len());
     let supply = supply::layouts(&mut b, &d.sizes, &demand, gpus);
     // count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ G*
     let total = lin(keep.iter().map(|&v| (1.0, v))) + supply.gpus();
     b.push(leq(total, gpus as f64));
-    (b, Model { keep, n, supply })
+    (
+        b,
+        Model {
+            keep,
+            head,
+            n,
+            supply,
+        },
+    )
 }
 
 /// What a tier minimises.
@@ -261,6 +274,8 @@ enum Goal {
     Used,
     /// Instances started: Σ n[m,k].
     Started,
+    /// Headroom, maximised: −Σ_m s[m].
+    Headroom,
 }
 
 fn goal(m: &Model, g: Goal) -> Expression {
@@ -268,6 +283,7 @@ fn goal(m: &Model, g: Goal) -> Expression {
         Goal::Changed => m.supply.gpus(),
         Goal::Used => lin(m.keep.iter().map(|&v| (1.0, v))) + m.supply.gpus(),
         Goal::Started => lin(m.n.iter().flatten().flatten().map(|&v| (1.0, v))),
+        Goal::Headroom => lin(m.head.iter().map(|&v| (-1.0, v))),
     }
 }
 
@@ -285,12 +301,17 @@ fn tier(
     for &(g, v) in fixed {
         b.push(leq(goal(&m, g), v));
     }
-    b.solve_from(
-        Sense::Minimise,
-        goal(&m, minimise),
-        &crate::control(opts, false),
-        start,
-    )
+    let mut ctl = crate::control(opts, false);
+    if minimise == Goal::Headroom {
+        // A tie-break among equally good targets: near-best is enough, and a node limit
+        // keeps it short (and deterministic) where its LP bound is loose.
+        ctl.mip_gap = ctl.mip_gap.max(HEADROOM_GAP);
+        ctl.node_limit = Some(
+            ctl.node_limit
+                .map_or(HEADROOM_NODES, |n| n.min(HEADROOM_NODES)),
+        );
+    }
+    b.solve_from(Sense::Minimise, goal(&m, minimise), &ctl, start)
     .map(|o| (o, m))
     .map_err(|f| match f {
         Failure::Infeasible => Error::Internal(format!(
@@ -298,6 +319,31 @@ fn tier(
         )),
         f => f.into_error("re-plan MILP"),
     })
+}
+
+/// Cap of the relative headroom per model the tie-break tier rewards (25% above the rate).
+const HEADROOM_CAP: f64 = 0.25;
+/// Relative gap at which the headroom tie-break stops.
+const HEADROOM_GAP: f64 = 0.02;
+/// Branch-and-bound nodes the headroom tie-break may spend.
+const HEADROOM_NODES: u64 = 200;
+
+/// The headroom tier's report: its objective Σ_m s[m] is maximised (solved as −Σ s[m]).
+fn headroom_report(o: &Outcome) -> Tier {
+    let value = -o.objective;
+    let bound = (-o.bound).max(value);
+    Tier {
+        name: "headroom".into(),
+        objective: value,
+        bound,
+        gap: if bound > 1e-9 {
+            (bound - value) / bound
+        } else {
+            0.0
+        },
+        status: o.status,
+        seconds: o.seconds,
+    }
 }
 
 fn tier_report(name: &str, o: &Outcome) -> Tier {
@@ -401,29 +447,35 @@ pub fn replan(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Resu
         order.push((Goal::Used, "gpus-used"));
     }
     order.push((Goal::Started, "instances-started"));
+    order.push((Goal::Headroom, "headroom"));
     let mut last: Option<(Outcome, Model)> = None;
     for (g, name) in order {
         let from = last
             .as_ref()
             .map_or(start.clone(), |(o, _)| o.values.clone());
         let (o, m) = tier(&d, &cur, limit, &popts, g, &fixed, Some(&from))?;
-        let t = tier_report(name, &o);
-        fixed.push((g, t.objective));
+        let t = if g == Goal::Headroom {
+            headroom_report(&o)
+        } else {
+            tier_report(name, &o)
+        };
+        if g != Goal::Headroom {
+            fixed.push((g, t.objective));
+        }
         tiers.push(t);
         last = Some((o, m));
     }
     let Some((o3, model)) = last else {
         return Err(Error::Internal("re-plan: no tier solved".into()));
     };
-    let status = if tiers.iter().all(|t| t.status == SolveStatus::Optimal) {
-        SolveStatus::Optimal
-    } else {
-        tiers
-            .iter()
-            .map(|t| t.status)
-            .find(|s| *s != SolveStatus::Optimal)
-            .unwrap_or(SolveStatus::TimeLimit)
-    };
+    // The headroom tie-break stops at a small gap by design: the status is that of the
+    // lexicographic objectives (GPUs, GPUs changed, instances started).
+    let status = tiers
+        .iter()
+        .filter(|t| t.name != "headroom")
+        .map(|t| t.status)
+        .find(|s| *s != SolveStatus::Optimal)
+        .unwrap_or(SolveStatus::Optimal);
     let (target_gpus, changes) = target(&d, &cur, current, &model, &o3);
     let required = match &opts.required {
         Some(r) => r.clone(),
