@@ -1,7 +1,7 @@
 //! Everything the engines look up, computed once per call before any query is simulated:
-//! service-time tables per (instance, batch), eligibility lists, ELSA's candidate lists and
-//! the queue topology. Every way a plan and a scenario can fail to fit together is found
-//! here, so the engines themselves never fail.
+//! service-time tables per (instance, batch), eligibility lists and ELSA's candidate lists.
+//! Every way a plan and a scenario can fail to fit together is found here, so the engines
+//! themselves never fail.
 
 use crate::ServingMode;
 use migopt_models::{BatchLookup, Curve, Error, LayoutRules, Plan, Scenario};
@@ -70,19 +70,6 @@ pub(crate) struct Cand {
     pub share: f64,
     /// The size is the only one some batch class of the model may run on.
     pub protected: bool,
-}
-
-/// The queue a query joins in the event-driven engine, per mode and scheduler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(clippy::enum_variant_names)] // the queue is what differs
-pub(crate) enum Topology {
-    /// Query batches, FIFS: one queue per (model, set of instances able to run the batch).
-    ClassQueues,
-    /// Dynamic batching, FIFS: one queue per model feeding all its instances.
-    ModelQueues,
-    /// Dispatch at arrival in the event engine (dynamic batching, or query batches with
-    /// jitter and no oracle): one queue per instance.
-    InstanceQueues,
 }
 
 #[derive(Debug, Clone)]
@@ -565,6 +552,23 @@ impl Prepared {
         for c in &mut self.cands {
             c.svc += ms;
         }
+    }
+
+    /// The (model, batch) row of a query of `model` (its name) with `batch` samples, checked:
+    /// the model is served and some instance of it runs the batch.
+    pub(crate) fn class(&self, model: &str, batch: u32) -> Result<(usize, usize), Error> {
+        let m = self
+            .models
+            .iter()
+            .position(|x| x.name == model)
+            .ok_or_else(|| Error::Invalid(format!("model `{model}` is not served by this plan")))?;
+        let b = batch as usize;
+        if b == 0 || b >= self.width || self.eligible(m, b).is_empty() {
+            return Err(Error::Invalid(format!(
+                "no instance of model `{model}` takes a query of batch {batch}"
+            )));
+        }
+        Ok((m, b))
     }
 
     /// Eligible instances for a (model, batch).
