@@ -126,8 +126,10 @@ fn check_scenario(text: &str, csv: &str) {
     }
 }
 
-fn default_scenario() -> Scenario {
-    migopt_profiles::default_scenario().unwrap()
+/// The shipped default scenario, loaded once for all cases.
+fn default_scenario() -> &'static Scenario {
+    static S: std::sync::OnceLock<Scenario> = std::sync::OnceLock::new();
+    S.get_or_init(|| migopt_profiles::default_scenario().unwrap())
 }
 
 fn check_plan(text: &str, s: &Scenario) {
@@ -154,6 +156,11 @@ const SCENARIO: &str = "tests/corpus/toml/ok.toml";
 const PLAN: &str = "tests/corpus/plan/ok-plan.json";
 const TRACE: &str = "tests/corpus/trace/ok-bom-crlf.csv";
 
+/// The valid scenario, naming its profile `p.csv` beside it.
+fn scenario_text() -> String {
+    read(SCENARIO).replace("../../../profiles/h100-80gb/resnet50.csv", "p.csv")
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -162,7 +169,7 @@ proptest! {
         let text = String::from_utf8_lossy(&bytes);
         check_profile(&text);
         check_scenario(&text, &read(PROFILE));
-        check_plan(&text, &default_scenario());
+        check_plan(&text, default_scenario());
         check_trace(&text);
     }
 
@@ -173,13 +180,12 @@ proptest! {
 
     #[test]
     fn mutated_scenarios_are_accepted_within_bounds_or_rejected(e in edits(), f in edits()) {
-        let toml = read(SCENARIO).replace("../../../profiles/h100-80gb/resnet50.csv", "p.csv");
-        check_scenario(&mutate(&toml, &e), &mutate(&read(PROFILE), &f));
+        check_scenario(&mutate(&scenario_text(), &e), &mutate(&read(PROFILE), &f));
     }
 
     #[test]
     fn mutated_plans_are_accepted_within_bounds_or_rejected(e in edits()) {
-        check_plan(&mutate(&read(PLAN), &e), &default_scenario());
+        check_plan(&mutate(&read(PLAN), &e), default_scenario());
     }
 
     #[test]
@@ -204,18 +210,22 @@ fn parvagpu_files() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Writes [`parvagpu_files`] under `dir`, file number `which` passed through `edit`.
+fn write_parvagpu(dir: &Path, which: usize, edit: impl Fn(&str) -> String) {
+    for (i, (name, text)) in parvagpu_files().into_iter().enumerate() {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, if i == which { edit(&text) } else { text }).unwrap();
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
     fn mutated_parvagpu_sets_import_within_bounds_or_are_rejected(which in 0usize..4, e in edits()) {
         let d = tempfile::tempdir().unwrap();
-        for (i, (name, text)) in parvagpu_files().into_iter().enumerate() {
-            let p = d.path().join(name);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            let text = if i == which { mutate(&text, &e) } else { text };
-            std::fs::write(p, text).unwrap();
-        }
+        write_parvagpu(d.path(), which, |t| mutate(t, &e));
         if let Ok(imp) = migopt_profiles::parvagpu::read(d.path()) {
             // Everything the importer accepts renders into files migopt reads back.
             if let Ok(files) = imp.files(&d.path().join("out")) {
@@ -269,10 +279,7 @@ proptest! {
         let d = tempfile::tempdir().unwrap();
         let csv = mutate(&read(PROFILE), &e);
         std::fs::write(d.path().join("p.csv"), &csv).unwrap();
-        let toml = mutate(
-            &read(SCENARIO).replace("../../../profiles/h100-80gb/resnet50.csv", "p.csv"),
-            &f,
-        );
+        let toml = mutate(&scenario_text(), &f);
         std::fs::write(d.path().join("s.toml"), &toml).unwrap();
         std::fs::write(d.path().join("plan.json"), mutate(&read(PLAN), &g)).unwrap();
         std::fs::write(d.path().join("t.csv"), mutate(&read(TRACE), &f)).unwrap();
@@ -286,11 +293,7 @@ proptest! {
             limit,
         );
         // A mutated ParvaGPU set imports completely or writes nothing.
-        for (i, (name, text)) in parvagpu_files().into_iter().enumerate() {
-            let p = d.path().join("pv").join(name);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, if i == e.len() % 4 { mutate(&text, &g) } else { text }).unwrap();
-        }
+        write_parvagpu(&d.path().join("pv"), e.len() % 4, |t| mutate(t, &g));
         let code = run_capped(&["import", "parvagpu", "pv", "--out", "out"], d.path(), limit);
         prop_assert_eq!(code == Some(0), d.path().join("out").exists());
     }
