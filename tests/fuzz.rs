@@ -1,15 +1,88 @@
 //! Fuzzing of every input format: arbitrary bytes, and mutations of valid files (hostile
 //! numbers in place of real ones, deleted and duplicated lines, byte-order marks, CRLF),
 //! fed to each parser in-process and, for a few cases, through the `migopt` binary under
-//! an address-space cap and a deadline. The contract: no panic, exit 0 or 2, and every
-//! accepted value within `migopt_models::limits`.
+//! an address-space cap and a deadline. The contract: no panic, exit 0 or 2, every
+//! accepted value within `migopt_models::limits`, and bounded memory and time: in-process,
+//! a counting allocator measures each parser call's peak heap on its own thread.
 
 use migopt_models::limits::{MAX_BATCH, MAX_GPUS, MAX_PROCS};
 use migopt_models::{Plan, ProfileSet, Scenario};
 use proptest::prelude::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The system allocator, counting the bytes each thread holds and the most it held.
+struct Counting;
+
+thread_local! {
+    /// Bytes allocated minus bytes freed on this thread (frees of other threads' blocks can
+    /// take it below zero), and its highest value since the last [`bounded`] began.
+    static HELD: Cell<(isize, isize)> = const { Cell::new((0, 0)) };
+}
+
+fn count(delta: isize) {
+    let _ = HELD.try_with(|h| {
+        let (now, peak) = h.get();
+        h.set((now + delta, peak.max(now + delta)));
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; only counters are updated.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(l) };
+        if !p.is_null() {
+            count(l.size() as isize);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) };
+        count(-(l.size() as isize));
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(l) };
+        if !p.is_null() {
+            count(l.size() as isize);
+        }
+        p
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, l, new) };
+        if !q.is_null() {
+            count(new as isize - l.size() as isize);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// The most heap one parser call on an input of at most a few kB may take, and the
+/// longest it may run (a hang detector for an unoptimised build on a busy machine, not a
+/// speed target).
+const MAX_HEAP: isize = 256 << 20;
+const MAX_TIME: Duration = Duration::from_secs(30);
+
+/// Runs `f`, asserting that its peak heap on this thread stays under [`MAX_HEAP`] and that
+/// it returns within [`MAX_TIME`].
+fn bounded<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let start = HELD.with(|h| {
+        let (now, _) = h.get();
+        h.set((now, now));
+        now
+    });
+    let t0 = Instant::now();
+    let out = f();
+    let (elapsed, peak) = (t0.elapsed(), HELD.with(|h| h.get().1) - start);
+    assert!(peak < MAX_HEAP, "{what} held {peak} bytes of heap at its peak");
+    assert!(elapsed < MAX_TIME, "{what} ran {elapsed:?}");
+    out
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -101,6 +174,10 @@ fn read(p: &str) -> String {
 
 /// Every accepted profile respects the bounds.
 fn check_profile(text: &str) {
+    bounded("profile CSV", || check_profile_unbounded(text))
+}
+
+fn check_profile_unbounded(text: &str) {
     if let Ok(set) = ProfileSet::from_csv_str(text, Path::new("f.csv")) {
         for (k, c) in &set.curves {
             assert!((1..=MAX_PROCS).contains(&k.procs));
@@ -117,7 +194,7 @@ fn scenario_with(text: &str, csv: &str) -> Result<Scenario, migopt_models::Error
 }
 
 fn check_scenario(text: &str, csv: &str) {
-    if let Ok(s) = scenario_with(text, csv) {
+    if let Ok(s) = bounded("scenario TOML", || scenario_with(text, csv)) {
         assert!((1..=MAX_GPUS).contains(&s.gpu_count));
         for m in &s.models {
             let pmf = m.batch.pmf();
@@ -133,8 +210,8 @@ fn default_scenario() -> &'static Scenario {
 }
 
 fn check_plan(text: &str, s: &Scenario) {
-    if let Ok(p) = Plan::from_json(text, Path::new("p.json")) {
-        if p.check_against(Path::new("p.json"), s).is_ok() {
+    if let Ok(p) = bounded("plan JSON", || Plan::from_json(text, Path::new("p.json"))) {
+        if bounded("plan check", || p.check_against(Path::new("p.json"), s)).is_ok() {
             assert!(p.gpus.len() <= MAX_GPUS as usize);
             assert!(p
                 .instances()
@@ -144,7 +221,7 @@ fn check_plan(text: &str, s: &Scenario) {
 }
 
 fn check_trace(text: &str) {
-    if let Ok(t) = migopt_sim::parse_trace(text, Path::new("t.csv")) {
+    if let Ok(t) = bounded("trace CSV", || migopt_sim::parse_trace(text, Path::new("t.csv"))) {
         assert!(t
             .iter()
             .all(|r| r.arrival_ms.is_finite() && r.batch <= MAX_BATCH));
@@ -226,7 +303,7 @@ proptest! {
     fn mutated_parvagpu_sets_import_within_bounds_or_are_rejected(which in 0usize..4, e in edits()) {
         let d = tempfile::tempdir().unwrap();
         write_parvagpu(d.path(), which, |t| mutate(t, &e));
-        if let Ok(imp) = migopt_profiles::parvagpu::read(d.path()) {
+        if let Ok(imp) = bounded("ParvaGPU import", || migopt_profiles::parvagpu::read(d.path())) {
             // Everything the importer accepts renders into files migopt reads back.
             if let Ok(files) = imp.files(&d.path().join("out")) {
                 for (p, text) in files.iter().filter(|f| f.0.extension().is_some_and(|x| x == "csv")) {
@@ -297,4 +374,11 @@ proptest! {
         let code = run_capped(&["import", "parvagpu", "pv", "--out", "out"], d.path(), limit);
         prop_assert_eq!(code == Some(0), d.path().join("out").exists());
     }
+}
+
+/// The guard itself: a parser that took 300 MiB would fail the fuzz cases.
+#[test]
+#[should_panic(expected = "bytes of heap at its peak")]
+fn the_heap_guard_catches_a_large_allocation() {
+    bounded("a 300 MiB buffer", || std::hint::black_box(vec![0u8; 300 << 20]).len());
 }
