@@ -79,7 +79,10 @@ fn bounded<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let t0 = Instant::now();
     let out = f();
     let (elapsed, peak) = (t0.elapsed(), HELD.with(|h| h.get().1) - start);
-    assert!(peak < MAX_HEAP, "{what} held {peak} bytes of heap at its peak");
+    assert!(
+        peak < MAX_HEAP,
+        "{what} held {peak} bytes of heap at its peak"
+    );
     assert!(elapsed < MAX_TIME, "{what} ran {elapsed:?}");
     out
 }
@@ -221,7 +224,9 @@ fn check_plan(text: &str, s: &Scenario) {
 }
 
 fn check_trace(text: &str) {
-    if let Ok(t) = bounded("trace CSV", || migopt_sim::parse_trace(text, Path::new("t.csv"))) {
+    if let Ok(t) = bounded("trace CSV", || {
+        migopt_sim::parse_trace(text, Path::new("t.csv"))
+    }) {
         assert!(t
             .iter()
             .all(|r| r.arrival_ms.is_finite() && r.batch <= MAX_BATCH));
@@ -380,5 +385,7 @@ proptest! {
 #[test]
 #[should_panic(expected = "bytes of heap at its peak")]
 fn the_heap_guard_catches_a_large_allocation() {
-    bounded("a 300 MiB buffer", || std::hint::black_box(vec![0u8; 300 << 20]).len());
+    bounded("a 300 MiB buffer", || {
+        std::hint::black_box(vec![0u8; 300 << 20]).len()
+    });
 }

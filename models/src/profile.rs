@@ -541,7 +541,10 @@ type Group<'a> = (&'a str, &'a str, u32, u64);
 
 /// Sorts each group's row indices by batch (the order [`curves_of`] builds curves in);
 /// equal batches within a group are duplicates, reported at the earliest later row.
-fn check_duplicates(rows: &[(Origin, ProfileRow)], groups: &mut HashMap<Group<'_>, Vec<usize>>) -> Result<()> {
+fn check_duplicates(
+    rows: &[(Origin, ProfileRow)],
+    groups: &mut HashMap<Group<'_>, Vec<usize>>,
+) -> Result<()> {
     // Within a group (rows in file order), equal batches are duplicates.
     let mut dup: Option<(usize, usize)> = None;
     for idx in groups.values_mut() {
@@ -585,7 +588,10 @@ struct Curves {
 /// The isolated curves (with warnings where latency falls as the batch grows) and the
 /// curves measured under neighbour load, in increasing load, from rows grouped and sorted by
 /// batch ([`check_duplicates`]).
-fn curves_of(rows: &[(Origin, ProfileRow)], groups: HashMap<Group<'_>, Vec<usize>>) -> Result<Curves> {
+fn curves_of(
+    rows: &[(Origin, ProfileRow)],
+    groups: HashMap<Group<'_>, Vec<usize>>,
+) -> Result<Curves> {
     let mut grouped: BTreeMap<CurveKey, Vec<&ProfileRow>> = BTreeMap::new();
     let mut loaded_rows: BTreeMap<(CurveKey, u64), Vec<&ProfileRow>> = BTreeMap::new();
     for ((model, profile, procs, load), idx) in groups {

@@ -416,7 +416,11 @@ fn model_spec(
         "model.sla_ms",
         MIN_LATENCY_MS..=MAX_LATENCY_MS,
         |v| format!("{v} must be a positive number of milliseconds"),
-        |v| format!("{v} ms is outside the accepted range {MIN_LATENCY_MS:e}..{MAX_LATENCY_MS:e} ms"),
+        |v| {
+            format!(
+                "{v} ms is outside the accepted range {MIN_LATENCY_MS:e}..{MAX_LATENCY_MS:e} ms"
+            )
+        },
     )?;
     let demand = demand(m, &name, mo, loc)?;
     let batch = match &m.batch {

@@ -584,10 +584,14 @@ impl CellRows {
     /// partitioning, scheduler).
     fn add(&mut self, r: &WorkloadRun, p: &PlanRun, c: &Cell) {
         let key = |rest: Vec<String>| -> Vec<String> {
-            [r.id.clone(), p.name.to_string(), c.sched.as_str().to_string()]
-                .into_iter()
-                .chain(rest)
-                .collect()
+            [
+                r.id.clone(),
+                p.name.to_string(),
+                c.sched.as_str().to_string(),
+            ]
+            .into_iter()
+            .chain(rest)
+            .collect()
         };
         if let Some(e) = c.cap() {
             let fluid = p.plan.as_ref().ok().filter(|_| p.rejected.is_none());

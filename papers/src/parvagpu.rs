@@ -239,14 +239,10 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
         );
         runs.push(r);
     }
-    out.files.push((
-        "results/scenarios.csv".into(),
-        scenarios_csv(&runs)?,
-    ));
-    out.files.push((
-        "results/slo_rule_sweep.csv".into(),
-        sweep_csv(&sweep),
-    ));
+    out.files
+        .push(("results/scenarios.csv".into(), scenarios_csv(&runs)?));
+    out.files
+        .push(("results/slo_rule_sweep.csv".into(), sweep_csv(&sweep)));
     out.claims = claims(&runs);
     let cells: Vec<SweepCell> = sweep.into_iter().map(|c| c.1).collect();
     let s = results_md(opts, &runs, &fs, &cells, &out.claims)?;
