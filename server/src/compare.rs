@@ -61,17 +61,15 @@ pub fn variants(scenario: &Scenario) -> Result<Vec<(String, String, Scenario)>, 
     ])
 }
 
-/// Re-simulates the recorded trace of `recs` and summarises both. `overhead_ms` is the
-/// serving stack's own cost per query (pipes, worker wake-up), added to every simulated
-/// service time; [`server_overhead_ms`] reads the one a run measured.
-pub fn compare(
+/// A served run summarised exactly as the simulator summarises its own
+/// ([`migopt_sim::served_report`] over the records).
+pub fn measured(
     plan: &Plan,
     scenario: &Scenario,
     scheduler: SchedulerKind,
     recs: &[QueryRecord],
     warmup_fraction: f64,
-    overhead_ms: f64,
-) -> Result<Comparison, Error> {
+) -> Result<SimReport, Error> {
     let served: Vec<ServedQuery> = recs
         .iter()
         .map(|r| ServedQuery {
@@ -83,7 +81,21 @@ pub fn compare(
             finish_ms: r.finish_ms,
         })
         .collect();
-    let measured = migopt_sim::served_report(plan, scenario, scheduler, &served, warmup_fraction)?;
+    migopt_sim::served_report(plan, scenario, scheduler, &served, warmup_fraction)
+}
+
+/// Re-simulates the recorded trace of `recs` and summarises both. `overhead_ms` is the
+/// serving stack's own cost per query (pipes, worker wake-up), added to every simulated
+/// service time; [`server_overhead_ms`] reads the one a run measured.
+pub fn compare(
+    plan: &Plan,
+    scenario: &Scenario,
+    scheduler: SchedulerKind,
+    recs: &[QueryRecord],
+    warmup_fraction: f64,
+    overhead_ms: f64,
+) -> Result<Comparison, Error> {
+    let measured = measured(plan, scenario, scheduler, recs, warmup_fraction)?;
     let trace: Vec<TraceRecord> = recs
         .iter()
         .map(|r| TraceRecord {
