@@ -112,17 +112,15 @@ impl ServerCost {
     }
 }
 
-/// Re-simulates the recorded trace of `recs` and summarises both. `cost` is the serving
-/// stack's own cost per query (pipes, worker wake-up; [`ServerCost`]), best taken from a
-/// calibration run rather than from the run being predicted.
-pub fn compare(
+/// A served run summarised exactly as the simulator summarises its own
+/// ([`migopt_sim::served_report`] over the records).
+pub fn measured(
     plan: &Plan,
     scenario: &Scenario,
     scheduler: SchedulerKind,
     recs: &[QueryRecord],
     warmup_fraction: f64,
-    cost: ServerCost,
-) -> Result<Comparison, Error> {
+) -> Result<SimReport, Error> {
     let served: Vec<ServedQuery> = recs
         .iter()
         .map(|r| ServedQuery {
@@ -134,7 +132,21 @@ pub fn compare(
             finish_ms: r.finish_ms,
         })
         .collect();
-    let measured = migopt_sim::served_report(plan, scenario, scheduler, &served, warmup_fraction)?;
+    migopt_sim::served_report(plan, scenario, scheduler, &served, warmup_fraction)
+}
+
+/// Re-simulates the recorded trace of `recs` and summarises both. `cost` is the serving
+/// stack's own cost per query (pipes, worker wake-up; [`ServerCost`]), best taken from a
+/// calibration run rather than from the run being predicted.
+pub fn compare(
+    plan: &Plan,
+    scenario: &Scenario,
+    scheduler: SchedulerKind,
+    recs: &[QueryRecord],
+    warmup_fraction: f64,
+    cost: ServerCost,
+) -> Result<Comparison, Error> {
+    let measured = measured(plan, scenario, scheduler, recs, warmup_fraction)?;
     let trace: Vec<TraceRecord> = recs
         .iter()
         .map(|r| TraceRecord {

@@ -8,7 +8,7 @@ use migopt_models::{Plan, Scenario};
 use migopt_server::compare::ServerCost;
 use migopt_server::records::{self, QueryRecord, RunMeta};
 use migopt_server::{Placement, ServeConfig, ServeError, Session, Timing, WorkerCommand};
-use migopt_sim::{SchedulerKind, ServedQuery, TraceRecord};
+use migopt_sim::{SchedulerKind, TraceRecord};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -233,20 +233,6 @@ fn config(a: &ServeArgs) -> Result<ServeConfig, CliError> {
     })
 }
 
-/// Served records as the simulator's summary sees them.
-pub fn served(recs: &[QueryRecord]) -> Vec<ServedQuery> {
-    recs.iter()
-        .map(|r| ServedQuery {
-            arrival_ms: r.arrival_ms,
-            model: r.model.clone(),
-            batch: r.batch,
-            instance: r.instance,
-            start_ms: r.start_ms,
-            finish_ms: r.finish_ms,
-        })
-        .collect()
-}
-
 pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
     let (plan, s) = load_plan(&a.plan, a.scenario.as_deref())?;
     let cfg = config(&a)?;
@@ -288,7 +274,7 @@ pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
             wall_s: o.wall_s,
         };
         let report =
-            migopt_sim::served_report(&plan, &s, r.scheduler, &served(&o.records), a.warmup)?;
+            migopt_server::compare::measured(&plan, &s, r.scheduler, &o.records, a.warmup)?;
         crate::out::write_all(&[
             (r.out.clone(), records::to_csv(&o.records)),
             (records::sidecar_path(&r.out), super::to_json(&meta)?),
