@@ -687,6 +687,45 @@ def _torch_dtype(torch, name):
     return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[name]
 
 
+def start_cuda(torch, cudnn_benchmark):
+    """Starts CUDA on device 0 (the primary context first) and returns the device's properties."""
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    torch.cuda.init()
+    torch.zeros(1, device="cuda")  # primary context first
+    return torch.cuda.get_device_properties(0)
+
+
+def cap_memory(torch, props, memory_gib):
+    """Caps PyTorch's allocator at `memory_gib` GiB of the device; returns the fraction it was capped at."""
+    frac = min(1.0, memory_gib * 2.0 ** 30 / props.total_memory)
+    torch.cuda.set_per_process_memory_fraction(frac, 0)
+    return frac
+
+
+def granted_sms(torch, fallback):
+    """The info fields sms_granted and sms_granted_how: the SMs counted, or `fallback` and why they were not."""
+    try:
+        return {"sms_granted": count_sms_in_use(torch),
+                "sms_granted_how": "distinct %smid values over 20000 blocks of one Triton kernel"}
+    except Exception as e:  # Triton missing or failing: fall back to what is known
+        return {"sms_granted": fallback, "sms_granted_how": "not counted (%s: %s)" % (type(e).__name__, str(e)[:200])}
+
+
+def capture_graph(torch, model, inputs, stream):
+    """Runs `model` eagerly on `stream` (cudnn autotuning, lazy inits), then captures one call into a CUDA graph
+    on it. Returns (graph, output): the caller keeps `inputs` and the output alive as long as the graph."""
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            model(*inputs)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g, stream=stream):
+        out = model(*inputs)
+    torch.cuda.synchronize()
+    return g, out
+
+
 def count_sms_in_use(torch, blocks=20000):
     """Count the distinct SMs that the blocks of one kernel ran on (reads %smid through Triton)."""
     import triton
@@ -824,10 +863,7 @@ def worker(args):
     import gc
     import torch
     dtype = _torch_dtype(torch, args.dtype)
-    torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
-    torch.cuda.init()
-    torch.zeros(1, device="cuda")  # primary context first
-    props = torch.cuda.get_device_properties(0)
+    props = start_cuda(torch, not args.no_cudnn_benchmark)
     name = torch.cuda.get_device_name(0)
     gc_ctx = None
     info = {"type": "info", "device_name": name, "multi_processor_count": props.multi_processor_count,
@@ -838,15 +874,8 @@ def worker(args):
         gc_ctx.set_context()
         info["sms_requested"] = args.sms
     if args.memory_gib:
-        frac = min(1.0, args.memory_gib * 2.0 ** 30 / props.total_memory)
-        torch.cuda.set_per_process_memory_fraction(frac, 0)
-        info["memory_fraction"] = frac
-    try:
-        info["sms_granted"] = count_sms_in_use(torch)
-        info["sms_granted_how"] = "distinct %smid values over 20000 blocks of one Triton kernel"
-    except Exception as e:  # Triton missing or failing: fall back to what is known
-        info["sms_granted"] = None if args.sms else props.multi_processor_count
-        info["sms_granted_how"] = "not counted (%s: %s)" % (type(e).__name__, str(e)[:200])
+        info["memory_fraction"] = cap_memory(torch, props, args.memory_gib)
+    info.update(granted_sms(torch, None if args.sms else props.multi_processor_count))
     out.put(**info)
     print("[worker %s] SMs requested %s, granted %s" % (args.profile, args.sms or "-", info["sms_granted"]),
           file=sys.stderr, flush=True)

@@ -305,20 +305,12 @@ def child(args):
     import gc
     import torch
     dtype = M._torch_dtype(torch, args.dtype)
-    torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
-    torch.cuda.init()
-    torch.zeros(1, device="cuda")
-    props = torch.cuda.get_device_properties(0)
+    props = M.start_cuda(torch, not args.no_cudnn_benchmark)
     if args.memory_gib:
-        torch.cuda.set_per_process_memory_fraction(min(1.0, args.memory_gib * 2.0 ** 30 / props.total_memory), 0)
+        M.cap_memory(torch, props, args.memory_gib)
     info = {"type": "info", "profile": args.profile, "device_name": torch.cuda.get_device_name(0),
             "mps_thread_percentage": os.environ.get("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE")}
-    try:
-        info["sms_granted"] = M.count_sms_in_use(torch)
-        info["sms_granted_how"] = "distinct %smid values over 20000 blocks of one Triton kernel"
-    except Exception as e:  # noqa: BLE001
-        info["sms_granted"] = None
-        info["sms_granted_how"] = "not counted (%s: %s)" % (type(e).__name__, str(e)[:200])
+    info.update(M.granted_sms(torch, None))
     out.put(**info)
     stream = torch.cuda.Stream()
     graphs = []  # (model, batch, graph)
@@ -334,15 +326,7 @@ def child(args):
                     continue
                 try:
                     x = make_inputs(b)
-                    stream.wait_stream(torch.cuda.current_stream())
-                    with torch.cuda.stream(stream):
-                        for _ in range(3):
-                            model(*x)
-                    torch.cuda.synchronize()
-                    g = torch.cuda.CUDAGraph()
-                    with torch.cuda.graph(g, stream=stream):
-                        y = model(*x)
-                    torch.cuda.synchronize()
+                    g, y = M.capture_graph(torch, model, x, stream)
                     graphs.append((mname, b, g, minfo))
                     keep.append((x, y))  # the graph reads and writes these addresses
                 except Exception as e:  # noqa: BLE001

@@ -181,13 +181,10 @@ class TorchEngine:
         sys.path.insert(0, HERE)
         import measure
         self.torch = torch
-        dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[args.dtype]
-        torch.backends.cudnn.benchmark = True
-        torch.cuda.init()
-        torch.zeros(1, device="cuda")
-        props = torch.cuda.get_device_properties(0)
+        dtype = measure._torch_dtype(torch, args.dtype)
+        props = measure.start_cuda(torch, True)
         if args.memory_gib > 0:
-            torch.cuda.set_per_process_memory_fraction(min(1.0, args.memory_gib * 2.0 ** 30 / props.total_memory), 0)
+            measure.cap_memory(torch, props, args.memory_gib)
         self.device = {"name": torch.cuda.get_device_name(0), "multi_processor_count": props.multi_processor_count,
                        "total_memory_bytes": props.total_memory,
                        "mps_thread_percentage": os.environ.get("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"),
@@ -201,16 +198,7 @@ class TorchEngine:
             self.model = model
             for b in args.batches:
                 inputs = make_inputs(b)
-                s = self.stream
-                s.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(s):
-                    for _ in range(3):  # eager warm-up: cudnn autotuning, lazy inits
-                        model(*inputs)
-                torch.cuda.synchronize()
-                g = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(g, stream=s):
-                    out = model(*inputs)
-                torch.cuda.synchronize()
+                g, out = measure.capture_graph(torch, model, inputs, self.stream)
                 self.graphs[b] = (g, inputs, out)  # keep the graph's tensors alive
                 for _ in range(max(0, args.warmup)):
                     self._replay(g)

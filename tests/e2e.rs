@@ -33,28 +33,38 @@ fn parvagpu_dir() -> PathBuf {
     root().join("profiles/parvagpu-a100-80gb")
 }
 
+/// The files of `dir` with extension `ext` that `keep` accepts, sorted.
+fn files_of(dir: &Path, ext: &str, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == ext) && keep(p))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Asserts that the run `o` on the corpus file `f` was rejected as bad input: exit 2, the
+/// exact message of `<f>.err`, no standard output.
+fn assert_rejected(f: &Path, o: &Output) {
+    let name = f.file_name().unwrap().to_str().unwrap();
+    let want = std::fs::read_to_string(f.with_extension("err")).unwrap();
+    assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(o));
+    assert_eq!(stderr(o), want, "{name}");
+    assert_eq!(stdout(o), "", "{name} printed output despite bad input");
+}
+
 /// Runs `args + file` for every file of the corpus folder with extension `ext` (except
 /// `ok.*`), asserting exit code 2, no output, and the exact message in `<name>.err`.
 fn corpus(folder: &str, ext: &str, args: &[&str]) -> usize {
     let dir = root().join("tests/corpus").join(folder);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == ext)
-                && !p.file_stem().unwrap().to_string_lossy().starts_with("ok")
-        })
-        .collect();
-    files.sort();
+    let files = files_of(&dir, ext, |p| {
+        !p.file_stem().unwrap().to_string_lossy().starts_with("ok")
+    });
     for f in &files {
-        let name = f.file_name().unwrap().to_str().unwrap();
         let mut a = args.to_vec();
-        a.push(name);
-        let o = run(&a, &dir);
-        let want = std::fs::read_to_string(f.with_extension("err")).unwrap();
-        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
-        assert_eq!(stderr(&o), want, "{name}");
-        assert_eq!(stdout(&o), "", "{name} printed output despite bad input");
+        a.push(f.file_name().unwrap().to_str().unwrap());
+        assert_rejected(f, &run(&a, &dir));
     }
     files.len()
 }
@@ -82,26 +92,27 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
 /// was created or changed (outputs are all or nothing).
 fn corpus_args() -> usize {
     let dir = root().join("tests/corpus/args");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "args"))
-        .collect();
-    files.sort();
+    let files = files_of(&dir, "args", |_| true);
     for f in &files {
-        let name = f.file_name().unwrap().to_str().unwrap();
         let line = std::fs::read_to_string(f).unwrap();
         let args: Vec<&str> = line.split_whitespace().collect();
         let before = snapshot(&dir);
         let o = run(&args, &dir);
         let after = snapshot(&dir);
-        let want = std::fs::read_to_string(f.with_extension("err")).unwrap();
-        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
-        assert_eq!(stderr(&o), want, "{name}");
-        assert_eq!(stdout(&o), "", "{name} printed output despite bad input");
+        assert_rejected(f, &o);
+        let name = f.file_name().unwrap().to_str().unwrap();
         assert_eq!(before, after, "{name} wrote into {}", dir.display());
     }
     files.len()
+}
+
+/// Asserts that `migopt <command> check <file>` accepts a file of `tests/corpus/<folder>`.
+fn assert_accepted(command: &str, folder: &str, file: &str) {
+    let o = run(
+        &[command, "check", file],
+        &root().join("tests/corpus").join(folder),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]
@@ -112,11 +123,7 @@ fn malformed_profile_csvs_get_their_exact_error() {
 #[test]
 fn malformed_scenarios_get_their_exact_error() {
     assert!(corpus("toml", "toml", &["scenario", "check"]) >= 15);
-    let ok = run(
-        &["scenario", "check", "ok.toml"],
-        &root().join("tests/corpus/toml"),
-    );
-    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_accepted("scenario", "toml", "ok.toml");
 }
 
 #[test]
@@ -534,34 +541,15 @@ fn bad_command_lines_get_their_exact_error_and_write_nothing() {
 fn the_corpus_holds_at_least_sixty_malformed_files() {
     let n: usize = ["csv", "toml", "plan", "trace", "args"]
         .iter()
-        .map(|d| {
-            std::fs::read_dir(root().join("tests/corpus").join(d))
-                .unwrap()
-                .filter(|e| {
-                    e.as_ref()
-                        .unwrap()
-                        .path()
-                        .extension()
-                        .is_some_and(|x| x == "err")
-                })
-                .count()
-        })
+        .map(|d| files_of(&root().join("tests/corpus").join(d), "err", |_| true).len())
         .sum();
     assert!(n >= 60, "{n} malformed inputs with their messages");
 }
 
 #[test]
 fn bom_and_crlf_inputs_are_accepted() {
-    let o = run(
-        &["profile", "check", "ok-bom-crlf.csv"],
-        &root().join("tests/corpus/csv"),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let o = run(
-        &["scenario", "check", "ok-bom-crlf.toml"],
-        &root().join("tests/corpus/toml"),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert_accepted("profile", "csv", "ok-bom-crlf.csv");
+    assert_accepted("scenario", "toml", "ok-bom-crlf.toml");
 }
 
 #[test]

@@ -1,15 +1,91 @@
 //! Fuzzing of every input format: arbitrary bytes, and mutations of valid files (hostile
 //! numbers in place of real ones, deleted and duplicated lines, byte-order marks, CRLF),
 //! fed to each parser in-process and, for a few cases, through the `migopt` binary under
-//! an address-space cap and a deadline. The contract: no panic, exit 0 or 2, and every
-//! accepted value within `migopt_models::limits`.
+//! an address-space cap and a deadline. The contract: no panic, exit 0 or 2, every
+//! accepted value within `migopt_models::limits`, and bounded memory and time: in-process,
+//! a counting allocator measures each parser call's peak heap on its own thread.
 
 use migopt_models::limits::{MAX_BATCH, MAX_GPUS, MAX_PROCS};
 use migopt_models::{Plan, ProfileSet, Scenario};
 use proptest::prelude::*;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The system allocator, counting the bytes each thread holds and the most it held.
+struct Counting;
+
+thread_local! {
+    /// Bytes allocated minus bytes freed on this thread (frees of other threads' blocks can
+    /// take it below zero), and its highest value since the last [`bounded`] began.
+    static HELD: Cell<(isize, isize)> = const { Cell::new((0, 0)) };
+}
+
+fn count(delta: isize) {
+    let _ = HELD.try_with(|h| {
+        let (now, peak) = h.get();
+        h.set((now + delta, peak.max(now + delta)));
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; only counters are updated.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(l) };
+        if !p.is_null() {
+            count(l.size() as isize);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) };
+        count(-(l.size() as isize));
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(l) };
+        if !p.is_null() {
+            count(l.size() as isize);
+        }
+        p
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, l, new) };
+        if !q.is_null() {
+            count(new as isize - l.size() as isize);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// The most heap one parser call on an input of at most a few kB may take, and the
+/// longest it may run (a hang detector for an unoptimised build on a busy machine, not a
+/// speed target).
+const MAX_HEAP: isize = 256 << 20;
+const MAX_TIME: Duration = Duration::from_secs(30);
+
+/// Runs `f`, asserting that its peak heap on this thread stays under [`MAX_HEAP`] and that
+/// it returns within [`MAX_TIME`].
+fn bounded<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let start = HELD.with(|h| {
+        let (now, _) = h.get();
+        h.set((now, now));
+        now
+    });
+    let t0 = Instant::now();
+    let out = f();
+    let (elapsed, peak) = (t0.elapsed(), HELD.with(|h| h.get().1) - start);
+    assert!(
+        peak < MAX_HEAP,
+        "{what} held {peak} bytes of heap at its peak"
+    );
+    assert!(elapsed < MAX_TIME, "{what} ran {elapsed:?}");
+    out
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -101,6 +177,10 @@ fn read(p: &str) -> String {
 
 /// Every accepted profile respects the bounds.
 fn check_profile(text: &str) {
+    bounded("profile CSV", || check_profile_unbounded(text))
+}
+
+fn check_profile_unbounded(text: &str) {
     if let Ok(set) = ProfileSet::from_csv_str(text, Path::new("f.csv")) {
         for (k, c) in &set.curves {
             assert!((1..=MAX_PROCS).contains(&k.procs));
@@ -117,7 +197,7 @@ fn scenario_with(text: &str, csv: &str) -> Result<Scenario, migopt_models::Error
 }
 
 fn check_scenario(text: &str, csv: &str) {
-    if let Ok(s) = scenario_with(text, csv) {
+    if let Ok(s) = bounded("scenario TOML", || scenario_with(text, csv)) {
         assert!((1..=MAX_GPUS).contains(&s.gpu_count));
         for m in &s.models {
             let pmf = m.batch.pmf();
@@ -126,13 +206,15 @@ fn check_scenario(text: &str, csv: &str) {
     }
 }
 
-fn default_scenario() -> Scenario {
-    migopt_profiles::default_scenario().unwrap()
+/// The shipped default scenario, loaded once for all cases.
+fn default_scenario() -> &'static Scenario {
+    static S: std::sync::OnceLock<Scenario> = std::sync::OnceLock::new();
+    S.get_or_init(|| migopt_profiles::default_scenario().unwrap())
 }
 
 fn check_plan(text: &str, s: &Scenario) {
-    if let Ok(p) = Plan::from_json(text, Path::new("p.json")) {
-        if p.check_against(Path::new("p.json"), s).is_ok() {
+    if let Ok(p) = bounded("plan JSON", || Plan::from_json(text, Path::new("p.json"))) {
+        if bounded("plan check", || p.check_against(Path::new("p.json"), s)).is_ok() {
             assert!(p.gpus.len() <= MAX_GPUS as usize);
             assert!(p
                 .instances()
@@ -142,7 +224,9 @@ fn check_plan(text: &str, s: &Scenario) {
 }
 
 fn check_trace(text: &str) {
-    if let Ok(t) = migopt_sim::parse_trace(text, Path::new("t.csv")) {
+    if let Ok(t) = bounded("trace CSV", || {
+        migopt_sim::parse_trace(text, Path::new("t.csv"))
+    }) {
         assert!(t
             .iter()
             .all(|r| r.arrival_ms.is_finite() && r.batch <= MAX_BATCH));
@@ -154,6 +238,11 @@ const SCENARIO: &str = "tests/corpus/toml/ok.toml";
 const PLAN: &str = "tests/corpus/plan/ok-plan.json";
 const TRACE: &str = "tests/corpus/trace/ok-bom-crlf.csv";
 
+/// The valid scenario, naming its profile `p.csv` beside it.
+fn scenario_text() -> String {
+    read(SCENARIO).replace("../../../profiles/h100-80gb/resnet50.csv", "p.csv")
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
@@ -162,7 +251,7 @@ proptest! {
         let text = String::from_utf8_lossy(&bytes);
         check_profile(&text);
         check_scenario(&text, &read(PROFILE));
-        check_plan(&text, &default_scenario());
+        check_plan(&text, default_scenario());
         check_trace(&text);
     }
 
@@ -173,13 +262,12 @@ proptest! {
 
     #[test]
     fn mutated_scenarios_are_accepted_within_bounds_or_rejected(e in edits(), f in edits()) {
-        let toml = read(SCENARIO).replace("../../../profiles/h100-80gb/resnet50.csv", "p.csv");
-        check_scenario(&mutate(&toml, &e), &mutate(&read(PROFILE), &f));
+        check_scenario(&mutate(&scenario_text(), &e), &mutate(&read(PROFILE), &f));
     }
 
     #[test]
     fn mutated_plans_are_accepted_within_bounds_or_rejected(e in edits()) {
-        check_plan(&mutate(&read(PLAN), &e), &default_scenario());
+        check_plan(&mutate(&read(PLAN), &e), default_scenario());
     }
 
     #[test]
@@ -204,19 +292,23 @@ fn parvagpu_files() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Writes [`parvagpu_files`] under `dir`, file number `which` passed through `edit`.
+fn write_parvagpu(dir: &Path, which: usize, edit: impl Fn(&str) -> String) {
+    for (i, (name, text)) in parvagpu_files().into_iter().enumerate() {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, if i == which { edit(&text) } else { text }).unwrap();
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
     fn mutated_parvagpu_sets_import_within_bounds_or_are_rejected(which in 0usize..4, e in edits()) {
         let d = tempfile::tempdir().unwrap();
-        for (i, (name, text)) in parvagpu_files().into_iter().enumerate() {
-            let p = d.path().join(name);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            let text = if i == which { mutate(&text, &e) } else { text };
-            std::fs::write(p, text).unwrap();
-        }
-        if let Ok(imp) = migopt_profiles::parvagpu::read(d.path()) {
+        write_parvagpu(d.path(), which, |t| mutate(t, &e));
+        if let Ok(imp) = bounded("ParvaGPU import", || migopt_profiles::parvagpu::read(d.path())) {
             // Everything the importer accepts renders into files migopt reads back.
             if let Ok(files) = imp.files(&d.path().join("out")) {
                 for (p, text) in files.iter().filter(|f| f.0.extension().is_some_and(|x| x == "csv")) {
@@ -269,10 +361,7 @@ proptest! {
         let d = tempfile::tempdir().unwrap();
         let csv = mutate(&read(PROFILE), &e);
         std::fs::write(d.path().join("p.csv"), &csv).unwrap();
-        let toml = mutate(
-            &read(SCENARIO).replace("../../../profiles/h100-80gb/resnet50.csv", "p.csv"),
-            &f,
-        );
+        let toml = mutate(&scenario_text(), &f);
         std::fs::write(d.path().join("s.toml"), &toml).unwrap();
         std::fs::write(d.path().join("plan.json"), mutate(&read(PLAN), &g)).unwrap();
         std::fs::write(d.path().join("t.csv"), mutate(&read(TRACE), &f)).unwrap();
@@ -286,12 +375,17 @@ proptest! {
             limit,
         );
         // A mutated ParvaGPU set imports completely or writes nothing.
-        for (i, (name, text)) in parvagpu_files().into_iter().enumerate() {
-            let p = d.path().join("pv").join(name);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, if i == e.len() % 4 { mutate(&text, &g) } else { text }).unwrap();
-        }
+        write_parvagpu(&d.path().join("pv"), e.len() % 4, |t| mutate(t, &g));
         let code = run_capped(&["import", "parvagpu", "pv", "--out", "out"], d.path(), limit);
         prop_assert_eq!(code == Some(0), d.path().join("out").exists());
     }
+}
+
+/// The guard itself: a parser that took 300 MiB would fail the fuzz cases.
+#[test]
+#[should_panic(expected = "bytes of heap at its peak")]
+fn the_heap_guard_catches_a_large_allocation() {
+    bounded("a 300 MiB buffer", || {
+        std::hint::black_box(vec![0u8; 300 << 20]).len()
+    });
 }

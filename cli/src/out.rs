@@ -158,38 +158,57 @@ pub fn slot_bar(gpu: &GpuSpec, layout: &Layout, label: impl Fn(usize) -> char) -
 
 /// Renders rows as an aligned text table with a header.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let n = header.len();
+    let w = widths(header, rows, header.len());
+    render(header, &w, rows, &[], 0)
+}
+
+/// The width of each column: its widest cell among the header and the first `cols` cells
+/// of every row.
+fn widths(header: &[&str], rows: &[Vec<String>], cols: usize) -> Vec<usize> {
     let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
-        for (i, c) in r.iter().enumerate().take(n) {
+        for (i, c) in r.iter().enumerate().take(cols) {
             w[i] = w[i].max(c.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            let pad = w[i] - c.chars().count();
-            s.push_str(c);
-            if i + 1 < cells.len() {
-                s.push_str(&" ".repeat(pad + 2));
-            }
+    w
+}
+
+/// One line of a table: every cell but the last padded to its column's width plus two.
+fn row_line<S: AsRef<str>>(cells: &[S], w: &[usize]) -> String {
+    let mut s = String::new();
+    for (i, c) in cells.iter().enumerate() {
+        let c = c.as_ref();
+        s.push_str(c);
+        if i + 1 < cells.len() {
+            s.push_str(&" ".repeat(w[i] - c.chars().count() + 2));
         }
-        s.trim_end().to_string()
-    };
-    let mut out = line(header.to_vec());
+    }
+    s.trim_end().to_string()
+}
+
+/// Header, rule and rows at widths `w`; `more[i]` holds continuation lines of row `i`,
+/// each written at column `indent`.
+fn render(
+    header: &[&str],
+    w: &[usize],
+    rows: &[Vec<String>],
+    more: &[Vec<String>],
+    indent: usize,
+) -> String {
+    let mut out = row_line(header, w);
     out.push('\n');
-    out.push_str(&line(
-        w.iter()
-            .map(|&k| "-".repeat(k))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(|s| s.as_str())
-            .collect(),
-    ));
+    let rule: Vec<String> = w.iter().map(|&k| "-".repeat(k)).collect();
+    out += &row_line(&rule, w);
     out.push('\n');
-    for r in rows {
-        out.push_str(&line(r.iter().map(|s| s.as_str()).collect()));
+    for (i, r) in rows.iter().enumerate() {
+        out += &row_line(r, w);
         out.push('\n');
+        for m in more.get(i).into_iter().flatten() {
+            out += &" ".repeat(indent);
+            out += m;
+            out.push('\n');
+        }
     }
     out
 }
@@ -199,12 +218,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// An item wider than the room left stays whole on a line of its own.
 pub fn table_fit(header: &[&str], rows: &[Vec<String>], width: usize) -> String {
     let n = header.len();
-    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate().take(n.saturating_sub(1)) {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
+    let mut w = widths(header, rows, n.saturating_sub(1));
     // Where the last column starts, and the room it has.
     let indent: usize = w.iter().take(n.saturating_sub(1)).map(|k| k + 2).sum();
     let room = width.saturating_sub(indent).max(1);
@@ -212,70 +226,45 @@ pub fn table_fit(header: &[&str], rows: &[Vec<String>], width: usize) -> String 
     let mut continuation: Vec<Vec<String>> = Vec::new();
     for r in rows {
         let last = r.last().cloned().unwrap_or_default();
-        let mut lines: Vec<String> = vec![String::new()];
-        for item in last.split("  ").filter(|s| !s.is_empty()) {
-            let cur = lines.last_mut().expect("one line at least");
-            let len = cur.chars().count();
-            if len == 0 {
-                cur.push_str(item);
-            } else if len + 2 + item.chars().count() <= room {
-                cur.push_str("  ");
-                cur.push_str(item);
-            } else {
-                lines.push(item.to_string());
-            }
-        }
+        let mut lines = wrap_items(&last, room);
+        let head = lines.remove(0);
         let mut first = r.clone();
         if let Some(c) = first.last_mut() {
-            *c = lines[0].clone();
+            *c = head;
         }
         split_rows.push(first);
-        continuation.push(lines[1..].to_vec());
+        continuation.push(lines);
     }
-    let last_w = split_rows
-        .iter()
-        .map(|r| r.last().map_or(0, |c| c.chars().count()))
-        .chain(continuation.iter().flatten().map(|c| c.chars().count()))
-        .chain(header.last().map(|h| h.chars().count()))
-        .max()
-        .unwrap_or(0);
-    let mut out = String::new();
-    // Header and rule, with the last column's rule as wide as its widest line.
-    let mut head: Vec<String> = Vec::with_capacity(n);
-    for (i, h) in header.iter().enumerate() {
-        head.push(if i + 1 < n {
-            format!("{h:<width$}", width = w[i] + 2)
+    // The last column's rule is as wide as its widest line.
+    if let Some(last) = w.last_mut() {
+        *last = split_rows
+            .iter()
+            .map(|r| r.last().map_or(0, |c| c.chars().count()))
+            .chain(continuation.iter().flatten().map(|c| c.chars().count()))
+            .chain(header.last().map(|h| h.chars().count()))
+            .max()
+            .unwrap_or(0);
+    }
+    render(header, &w, &split_rows, &continuation, indent)
+}
+
+/// The items of `cell` (separated by two spaces) packed into lines of at most `room`
+/// characters; an item wider than that stays whole on a line of its own. At least one line.
+fn wrap_items(cell: &str, room: usize) -> Vec<String> {
+    let mut lines: Vec<String> = vec![String::new()];
+    for item in cell.split("  ").filter(|s| !s.is_empty()) {
+        let cur = lines.last_mut().expect("one line at least");
+        let len = cur.chars().count();
+        if len == 0 {
+            cur.push_str(item);
+        } else if len + 2 + item.chars().count() <= room {
+            cur.push_str("  ");
+            cur.push_str(item);
         } else {
-            h.to_string()
-        });
-    }
-    out += head.concat().trim_end();
-    out.push('\n');
-    let mut rule: Vec<String> = w
-        .iter()
-        .take(n.saturating_sub(1))
-        .map(|&k| "-".repeat(k))
-        .collect();
-    rule.push("-".repeat(last_w));
-    out += &rule.join("  ");
-    out.push('\n');
-    for (r, more) in split_rows.iter().zip(&continuation) {
-        let mut line = String::new();
-        for (i, c) in r.iter().enumerate() {
-            line.push_str(c);
-            if i + 1 < r.len() {
-                line.push_str(&" ".repeat(w[i] - c.chars().count() + 2));
-            }
-        }
-        out += line.trim_end();
-        out.push('\n');
-        for m in more {
-            out += &" ".repeat(indent);
-            out += m;
-            out.push('\n');
+            lines.push(item.to_string());
         }
     }
-    out
+    lines
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! read them. The JSON form is the contract between them.
 
 use crate::catalogue::{Catalogue, GpuSpec};
-use crate::error::{Error, Origin, Result};
+use crate::error::{Error, LineIndex, Origin, Result};
 use crate::layout::{validate, Layout, LayoutRules, Placement};
 use crate::limits::{MAX_BATCH, MAX_GPUS, MAX_PROCS, MAX_RATE_QPS};
 use crate::scenario::Scenario;
@@ -145,13 +145,7 @@ pub fn json_line(text: &str, field: &str) -> Option<usize> {
         }
     }
     sc.ws();
-    Some(
-        text.as_bytes()[..sc.i.min(text.len())]
-            .iter()
-            .filter(|&&c| c == b'\n')
-            .count()
-            + 1,
-    )
+    Some(LineIndex::new(text).line_of_byte(sc.i))
 }
 
 /// Adds the line to a field error of [`Plan::check_against`], found in the plan's text.

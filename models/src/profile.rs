@@ -277,7 +277,6 @@ impl ProfileSet {
         let gpu = gpu_spec.name.clone();
         // One pass over the rows, borrowing their names: rows grouped by (model, profile,
         // procs, neighbour load) as indices, so nothing is allocated per row.
-        type Group<'a> = (&'a str, &'a str, u32, u64);
         let mut groups: HashMap<Group<'_>, Vec<usize>> = HashMap::new();
         let mut profiles_ok: HashSet<&str> = HashSet::new();
         let mut methods = BTreeMap::new();
@@ -327,85 +326,12 @@ impl ProfileSet {
         if let Some((k, v)) = last {
             groups.entry(k).or_default().extend(v);
         }
-        // Within a group (rows in file order), equal batches are duplicates.
-        let mut dup: Option<(usize, usize)> = None;
-        for idx in groups.values_mut() {
-            idx.sort_by_key(|&i| rows[i].1.batch);
-            for w in idx.windows(2) {
-                if rows[w[0]].1.batch == rows[w[1]].1.batch && dup.is_none_or(|d| w[1] < d.0) {
-                    dup = Some((w[1], w[0]));
-                }
-            }
-        }
-        if let Some((later, earlier)) = dup {
-            let (origin, r) = &rows[later];
-            return Err(Error::field(
-                origin.clone(),
-                "batch",
-                format!(
-                    "duplicate measurement of {} on {} at batch {} with {} procs{} (first at {})",
-                    r.model,
-                    r.profile,
-                    r.batch,
-                    r.procs,
-                    if r.neighbour_load > 0.0 {
-                        format!(" under neighbour load {}", r.neighbour_load)
-                    } else {
-                        String::new()
-                    },
-                    rows[earlier].0
-                ),
-            ));
-        }
-        let mut grouped: BTreeMap<CurveKey, Vec<&ProfileRow>> = BTreeMap::new();
-        let mut loaded_rows: BTreeMap<(CurveKey, u64), Vec<&ProfileRow>> = BTreeMap::new();
-        for ((model, profile, procs, load), idx) in groups {
-            let key = CurveKey {
-                model: model.into(),
-                profile: profile.into(),
-                procs,
-            };
-            let pts: Vec<&ProfileRow> = idx.iter().map(|&i| &rows[i].1).collect();
-            if f64::from_bits(load) > 0.0 {
-                loaded_rows.insert((key, load), pts);
-            } else {
-                grouped.insert(key, pts);
-            }
-        }
-        let mut warnings = Vec::new();
-        let mut curves = BTreeMap::new();
-        for (key, mut pts) in grouped {
-            pts.sort_by_key(|r| r.batch);
-            for w in pts.windows(2) {
-                if w[1].latency_ms < w[0].latency_ms {
-                    warnings.push(Warning {
-                        at: format!("{} on {} (procs {})", key.model, key.profile, key.procs),
-                        message: format!(
-                            "latency falls from {:.3} ms at batch {} to {:.3} ms at batch {}",
-                            w[0].latency_ms, w[0].batch, w[1].latency_ms, w[1].batch
-                        ),
-                    });
-                }
-            }
-            curves.insert(key, curve_of(&pts));
-        }
-        let mut loaded: BTreeMap<CurveKey, Vec<LoadedCurve>> = BTreeMap::new();
-        for ((key, load), mut pts) in loaded_rows {
-            if !curves.contains_key(&key) {
-                return Err(Error::Invalid(format!(
-                    "{} on {} (procs {}) is measured under neighbour load but never alone (no row with neighbour_load 0): the interference model needs the isolated curve",
-                    key.model, key.profile, key.procs
-                )));
-            }
-            pts.sort_by_key(|r| r.batch);
-            loaded.entry(key).or_default().push(LoadedCurve {
-                load: f64::from_bits(load),
-                curve: curve_of(&pts),
-            });
-        }
-        for v in loaded.values_mut() {
-            v.sort_by(|a, b| a.load.total_cmp(&b.load));
-        }
+        check_duplicates(&rows, &mut groups)?;
+        let Curves {
+            curves,
+            warnings,
+            loaded,
+        } = curves_of(&rows, groups)?;
         Ok(Self {
             gpu,
             curves,
@@ -473,28 +399,11 @@ impl ProfileSet {
     /// The curves of one model only, found by a range query (linear in that model's curves,
     /// not in the whole set: a scenario whose many models share one file stays linear).
     pub fn only(&self, model: &str) -> Self {
-        let from = CurveKey {
-            model: model.into(),
-            profile: ProfileName(String::new()),
-            procs: 0,
-        };
-        let curves: BTreeMap<CurveKey, Curve> = self
-            .curves
-            .range(from.clone()..)
-            .take_while(|(k, _)| k.model.as_str() == model)
-            .map(|(k, c)| (k.clone(), c.clone()))
-            .collect();
-        let loaded: BTreeMap<CurveKey, Vec<LoadedCurve>> = self
-            .loaded
-            .range(from..)
-            .take_while(|(k, _)| k.model.as_str() == model)
-            .map(|(k, c)| (k.clone(), c.clone()))
-            .collect();
         let prefix = format!("{model} on ");
         Self {
             gpu: self.gpu.clone(),
-            curves,
-            loaded,
+            curves: of_model(&self.curves, model),
+            loaded: of_model(&self.loaded, model),
             methods: self
                 .methods
                 .get_key_value(model)
@@ -604,8 +513,16 @@ impl ProfileSet {
         for (key, c) in s.curves.iter_mut() {
             let (lo, hi) = (c.batches[0], c.max_batch());
             let batches: Vec<u32> = (lo..=hi).collect();
-            let lat: Vec<f64> = batches.iter().map(|&b| self_lookup(c, b, false)).collect();
-            let p99: Vec<f64> = batches.iter().map(|&b| self_lookup(c, b, true)).collect();
+            let at = |values: &[f64]| -> Vec<f64> {
+                batches
+                    .iter()
+                    .map(|&b| {
+                        c.lookup(b, BatchLookup::Interpolate, values)
+                            .map_or(f64::NAN, |m| m.0)
+                    })
+                    .collect()
+            };
+            let (lat, p99) = (at(&c.latency_ms), at(&c.p99_ms));
             c.throughput_qps = batches
                 .iter()
                 .zip(&lat)
@@ -619,6 +536,129 @@ impl ProfileSet {
     }
 }
 
+/// Rows of one curve: (model, profile, procs, neighbour load as bits), borrowed from the rows.
+type Group<'a> = (&'a str, &'a str, u32, u64);
+
+/// Sorts each group's row indices by batch (the order [`curves_of`] builds curves in);
+/// equal batches within a group are duplicates, reported at the earliest later row.
+fn check_duplicates(
+    rows: &[(Origin, ProfileRow)],
+    groups: &mut HashMap<Group<'_>, Vec<usize>>,
+) -> Result<()> {
+    // Within a group (rows in file order), equal batches are duplicates.
+    let mut dup: Option<(usize, usize)> = None;
+    for idx in groups.values_mut() {
+        idx.sort_by_key(|&i| rows[i].1.batch);
+        for w in idx.windows(2) {
+            if rows[w[0]].1.batch == rows[w[1]].1.batch && dup.is_none_or(|d| w[1] < d.0) {
+                dup = Some((w[1], w[0]));
+            }
+        }
+    }
+    if let Some((later, earlier)) = dup {
+        let (origin, r) = &rows[later];
+        return Err(Error::field(
+            origin.clone(),
+            "batch",
+            format!(
+                "duplicate measurement of {} on {} at batch {} with {} procs{} (first at {})",
+                r.model,
+                r.profile,
+                r.batch,
+                r.procs,
+                if r.neighbour_load > 0.0 {
+                    format!(" under neighbour load {}", r.neighbour_load)
+                } else {
+                    String::new()
+                },
+                rows[earlier].0
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The curves of a set, built from its grouped rows.
+struct Curves {
+    curves: BTreeMap<CurveKey, Curve>,
+    warnings: Vec<Warning>,
+    loaded: BTreeMap<CurveKey, Vec<LoadedCurve>>,
+}
+
+/// The isolated curves (with warnings where latency falls as the batch grows) and the
+/// curves measured under neighbour load, in increasing load, from rows grouped and sorted by
+/// batch ([`check_duplicates`]).
+fn curves_of(
+    rows: &[(Origin, ProfileRow)],
+    groups: HashMap<Group<'_>, Vec<usize>>,
+) -> Result<Curves> {
+    let mut grouped: BTreeMap<CurveKey, Vec<&ProfileRow>> = BTreeMap::new();
+    let mut loaded_rows: BTreeMap<(CurveKey, u64), Vec<&ProfileRow>> = BTreeMap::new();
+    for ((model, profile, procs, load), idx) in groups {
+        let key = CurveKey {
+            model: model.into(),
+            profile: profile.into(),
+            procs,
+        };
+        let pts: Vec<&ProfileRow> = idx.iter().map(|&i| &rows[i].1).collect();
+        if f64::from_bits(load) > 0.0 {
+            loaded_rows.insert((key, load), pts);
+        } else {
+            grouped.insert(key, pts);
+        }
+    }
+    let mut warnings = Vec::new();
+    let mut curves = BTreeMap::new();
+    for (key, pts) in grouped {
+        for w in pts.windows(2) {
+            if w[1].latency_ms < w[0].latency_ms {
+                warnings.push(Warning {
+                    at: format!("{} on {} (procs {})", key.model, key.profile, key.procs),
+                    message: format!(
+                        "latency falls from {:.3} ms at batch {} to {:.3} ms at batch {}",
+                        w[0].latency_ms, w[0].batch, w[1].latency_ms, w[1].batch
+                    ),
+                });
+            }
+        }
+        curves.insert(key, curve_of(&pts));
+    }
+    let mut loaded: BTreeMap<CurveKey, Vec<LoadedCurve>> = BTreeMap::new();
+    for ((key, load), pts) in loaded_rows {
+        if !curves.contains_key(&key) {
+            return Err(Error::Invalid(format!(
+                "{} on {} (procs {}) is measured under neighbour load but never alone (no row with neighbour_load 0): the interference model needs the isolated curve",
+                key.model, key.profile, key.procs
+            )));
+        }
+        loaded.entry(key).or_default().push(LoadedCurve {
+            load: f64::from_bits(load),
+            curve: curve_of(&pts),
+        });
+    }
+    for v in loaded.values_mut() {
+        v.sort_by(|a, b| a.load.total_cmp(&b.load));
+    }
+    Ok(Curves {
+        curves,
+        warnings,
+        loaded,
+    })
+}
+
+/// The entries of `map` whose key is `model`'s, found by a range query.
+fn of_model<V: Clone>(map: &BTreeMap<CurveKey, V>, model: &str) -> BTreeMap<CurveKey, V> {
+    let from = CurveKey {
+        model: model.into(),
+        profile: ProfileName(String::new()),
+        procs: 0,
+    };
+    map.range(from..)
+        .take_while(|(k, _)| k.model.as_str() == model)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 fn curve_of(pts: &[&ProfileRow]) -> Curve {
     Curve {
         batches: pts.iter().map(|r| r.batch).collect(),
@@ -630,15 +670,6 @@ fn curve_of(pts: &[&ProfileRow]) -> Curve {
         throughput_qps: pts.iter().map(|r| r.throughput_qps).collect(),
         has_p99: pts.iter().all(|r| r.latency_p99_ms.is_some()),
     }
-}
-
-fn self_lookup(c: &Curve, b: u32, p99: bool) -> f64 {
-    let v = if p99 {
-        c.latency_p99(b, BatchLookup::Interpolate)
-    } else {
-        c.latency(b, BatchLookup::Interpolate)
-    };
-    v.map(|m| m.0).unwrap_or(f64::NAN)
 }
 
 /// Parses migopt's profile CSV, reporting the file, line and column of every problem.
@@ -1021,39 +1052,41 @@ mod tests {
         assert!(e.starts_with("d.csv:9: field `batch`: duplicate measurement of m on 1g.18gb at batch 8 with 1 procs under neighbour load 0.3"), "{e}");
     }
 
-    #[test]
-    fn loaded_rows_round_trip_through_write_csv() {
-        let rows: Vec<ProfileRow> = parse_csv(LOADED, Path::new("l.csv"))
+    /// The rows of CSV text, without their origins.
+    fn rows_of(text: &str) -> Vec<ProfileRow> {
+        parse_csv(text, Path::new("p.csv"))
             .unwrap()
             .into_iter()
             .map(|r| r.1)
-            .collect();
+            .collect()
+    }
+
+    /// Rows written by [`write_csv`].
+    fn written(rows: &[ProfileRow]) -> String {
         let mut buf = Vec::new();
-        write_csv(&rows, &mut buf).unwrap();
-        let text = std::str::from_utf8(&buf).unwrap();
+        write_csv(rows, &mut buf).unwrap();
+        String::from_utf8(buf).unwrap()
+    }
+
+    #[test]
+    fn loaded_rows_round_trip_through_write_csv() {
+        let rows = rows_of(LOADED);
+        let text = &written(&rows);
         assert!(text
             .lines()
             .next()
             .unwrap()
             .ends_with(",method,neighbour_load"));
-        let again = parse_csv(text, Path::new("q.csv")).unwrap();
         let key = |r: &ProfileRow| (r.profile.clone(), r.batch, r.latency_ms, r.neighbour_load);
         assert_eq!(
-            again.iter().map(|r| key(&r.1)).collect::<Vec<_>>(),
+            rows_of(text).iter().map(key).collect::<Vec<_>>(),
             rows.iter().map(key).collect::<Vec<_>>()
         );
     }
 
     #[test]
     fn write_then_read_round_trips() {
-        let rows: Vec<ProfileRow> = parse_csv(CSV, Path::new("p.csv"))
-            .unwrap()
-            .into_iter()
-            .map(|r| r.1)
-            .collect();
-        let mut buf = Vec::new();
-        write_csv(&rows, &mut buf).unwrap();
-        let again = parse_csv(std::str::from_utf8(&buf).unwrap(), Path::new("q.csv")).unwrap();
-        assert_eq!(again.into_iter().map(|r| r.1).collect::<Vec<_>>(), rows);
+        let rows = rows_of(CSV);
+        assert_eq!(rows_of(&written(&rows)), rows);
     }
 }

@@ -26,8 +26,8 @@ use crate::catalogue::{Catalogue, GpuSpec};
 use crate::error::{Error, LineIndex, Origin, Result};
 use crate::limits::num;
 use crate::limits::{
-    MAX_BATCH, MAX_GPUS, MAX_INSTANCES_PER_MODEL, MAX_LATENCY_MS, MAX_MODELS, MAX_RATE_QPS,
-    MAX_SHARE, MIN_LATENCY_MS, MIN_SHARE,
+    MAX_BATCH, MAX_GPUS, MAX_INSTANCES_PER_MODEL, MAX_LATENCY_MS, MAX_MODELS, MAX_PROCS,
+    MAX_RATE_QPS, MAX_SHARE, MIN_LATENCY_MS, MIN_SHARE,
 };
 use crate::profile::{BatchLookup, ProfileSet};
 use crate::units::{GpuName, Millis, ModelName};
@@ -281,14 +281,7 @@ impl Scenario {
         let gpu: &GpuSpec = cat
             .gpu(raw.gpu.kind.get_ref())
             .map_err(|e| Error::field(loc.at(raw.gpu.kind.span()), "gpu.kind", e.to_string()))?;
-        let count = *raw.gpu.count.get_ref();
-        if !(1..=MAX_GPUS as i64).contains(&count) {
-            return Err(Error::field(
-                loc.at(raw.gpu.count.span()),
-                "gpu.count",
-                format!("{count} must be between 1 and {MAX_GPUS}"),
-            ));
-        }
+        let count = whole_within(&loc, &raw.gpu.count, "gpu.count", MAX_GPUS)?;
         if raw.model.is_empty() {
             return Err(Error::field(
                 Origin::file(path),
@@ -344,17 +337,7 @@ impl Scenario {
         });
         let max_procs = match &raw.options.max_procs {
             None => None,
-            Some(v) => {
-                let n = *v.get_ref();
-                if !(1..=crate::limits::MAX_PROCS as i64).contains(&n) {
-                    return Err(Error::field(
-                        loc.at(v.span()),
-                        "options.max_procs",
-                        format!("{n} must be between 1 and {}", crate::limits::MAX_PROCS),
-                    ));
-                }
-                Some(n as u32)
-            }
+            Some(v) => Some(whole_within(&loc, v, "options.max_procs", MAX_PROCS)?),
         };
         let Some(profiles) = profiles else {
             return Err(Error::internal("a scenario with models has no profiles"));
@@ -363,7 +346,7 @@ impl Scenario {
             name,
             description: raw.description,
             gpu: gpu.name.clone(),
-            gpu_count: count as u32,
+            gpu_count: count,
             batch_lookup: raw.options.batch_lookup.unwrap_or_default(),
             models,
             profiles,
@@ -427,24 +410,18 @@ fn model_spec(
             "is empty",
         ));
     }
-    let sla = *m.sla_ms.get_ref();
-    if !sla.is_finite() || sla <= 0.0 {
-        return Err(Error::field(
-            loc.at(m.sla_ms.span()),
-            "model.sla_ms",
-            format!("{} must be a positive number of milliseconds", num(sla)),
-        ));
-    }
-    if !(MIN_LATENCY_MS..=MAX_LATENCY_MS).contains(&sla) {
-        return Err(Error::field(
-            loc.at(m.sla_ms.span()),
-            "model.sla_ms",
+    let sla = positive_within(
+        loc,
+        &m.sla_ms,
+        "model.sla_ms",
+        MIN_LATENCY_MS..=MAX_LATENCY_MS,
+        |v| format!("{v} must be a positive number of milliseconds"),
+        |v| {
             format!(
-                "{} ms is outside the accepted range {MIN_LATENCY_MS:e}..{MAX_LATENCY_MS:e} ms",
-                num(sla)
-            ),
-        ));
-    }
+                "{v} ms is outside the accepted range {MIN_LATENCY_MS:e}..{MAX_LATENCY_MS:e} ms"
+            )
+        },
+    )?;
     let demand = demand(m, &name, mo, loc)?;
     let batch = match &m.batch {
         Some(b) => {
@@ -503,48 +480,24 @@ fn model_spec(
 /// A model's traffic: a rate (bounded by [`MAX_RATE_QPS`]) or a share.
 fn demand(m: &RawModel, name: &str, mo: Origin, loc: &Locator<'_>) -> Result<Demand> {
     match (&m.rate_qps, &m.share) {
-        (Some(r), None) => {
-            let v = *r.get_ref();
-            if !v.is_finite() || v <= 0.0 {
-                return Err(Error::field(
-                    loc.at(r.span()),
-                    "model.rate_qps",
-                    format!("{} must be a positive rate", num(v)),
-                ));
-            }
-            if v > MAX_RATE_QPS {
-                return Err(Error::field(
-                    loc.at(r.span()),
-                    "model.rate_qps",
-                    format!(
-                        "{} queries/s is above the limit of {MAX_RATE_QPS:e}",
-                        num(v)
-                    ),
-                ));
-            }
-            Ok(Demand::Rate(v))
-        }
-        (None, Some(s)) => {
-            let v = *s.get_ref();
-            if !v.is_finite() || v <= 0.0 {
-                return Err(Error::field(
-                    loc.at(s.span()),
-                    "model.share",
-                    format!("{} must be positive", num(v)),
-                ));
-            }
-            if !(MIN_SHARE..=MAX_SHARE).contains(&v) {
-                return Err(Error::field(
-                    loc.at(s.span()),
-                    "model.share",
-                    format!(
-                        "{} is outside the accepted range {MIN_SHARE:e}..{MAX_SHARE:e}",
-                        num(v)
-                    ),
-                ));
-            }
-            Ok(Demand::Share(v))
-        }
+        (Some(r), None) => positive_within(
+            loc,
+            r,
+            "model.rate_qps",
+            0.0..=MAX_RATE_QPS,
+            |v| format!("{v} must be a positive rate"),
+            |v| format!("{v} queries/s is above the limit of {MAX_RATE_QPS:e}"),
+        )
+        .map(Demand::Rate),
+        (None, Some(s)) => positive_within(
+            loc,
+            s,
+            "model.share",
+            MIN_SHARE..=MAX_SHARE,
+            |v| format!("{v} must be positive"),
+            |v| format!("{v} is outside the accepted range {MIN_SHARE:e}..{MAX_SHARE:e}"),
+        )
+        .map(Demand::Share),
         (Some(_), Some(_)) => Err(Error::field(
             mo,
             "model",
@@ -556,6 +509,40 @@ fn demand(m: &RawModel, name: &str, mo: Origin, loc: &Locator<'_>) -> Result<Dem
             format!("`{name}` needs rate_qps or share"),
         )),
     }
+}
+
+/// The whole number at `v`, between 1 and `max`, located at its line.
+fn whole_within(loc: &Locator<'_>, v: &Spanned<i64>, field: &str, max: u32) -> Result<u32> {
+    let n = *v.get_ref();
+    if !(1..=max as i64).contains(&n) {
+        return Err(Error::field(
+            loc.at(v.span()),
+            field,
+            format!("{n} must be between 1 and {max}"),
+        ));
+    }
+    Ok(n as u32)
+}
+
+/// The number at `v`: finite and positive (else the message `not_positive` makes of it, as
+/// [`num`] prints it), and within `range` (else `outside`'s), located at its line.
+fn positive_within(
+    loc: &Locator<'_>,
+    v: &Spanned<f64>,
+    field: &str,
+    range: std::ops::RangeInclusive<f64>,
+    not_positive: impl Fn(&str) -> String,
+    outside: impl Fn(&str) -> String,
+) -> Result<f64> {
+    let x = *v.get_ref();
+    let message = if !x.is_finite() || x <= 0.0 {
+        not_positive(&num(x))
+    } else if !range.contains(&x) {
+        outside(&num(x))
+    } else {
+        return Ok(x);
+    };
+    Err(Error::field(loc.at(v.span()), field, message))
 }
 
 /// A rate must be servable by fewer than [`MAX_INSTANCES_PER_MODEL`] instances of the

@@ -6,21 +6,14 @@
 //!  [--sched a,b,c] [--reps N] [--queries N] [--parts paris,milp] [--jitter]`
 
 use migopt_models::{Objective, Plan};
-use migopt_papers::paris_elsa::workloads;
+use migopt_papers::paris_elsa::{schedulers, workloads};
 use migopt_papers::Options;
 use migopt_sim::{capacity, simulate, Arrivals, CapacityTarget, SchedulerKind, SimConfig};
 use migopt_solver::{PlanOptions, SolverKind};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut ids: Vec<String> = Vec::new();
-    let mut scheds: Vec<SchedulerKind> = vec![
-        SchedulerKind::Fifs,
-        SchedulerKind::Jsq,
-        SchedulerKind::ElsaGreedy,
-        SchedulerKind::ElsaMargin,
-        SchedulerKind::ElsaProtect,
-        SchedulerKind::ElsaPlan,
-    ];
+    let mut scheds: Vec<SchedulerKind> = schedulers(false);
     let (mut reps, mut queries, mut jitter) = (4u32, 50_000u64, false);
     let mut parts = vec!["paris".to_string(), "milp".to_string()];
     let mut args = std::env::args().skip(1);

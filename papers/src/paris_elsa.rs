@@ -192,7 +192,7 @@ fn sla_plan(s: &Scenario, popts: &PlanOptions, opts: &Options) -> Result<Plan, E
 
 /// Schedulers compared: the baselines, then the ELSA family. `elsa` is not run twice: it is
 /// the variant [`SchedulerKind::elsa_rule`] names.
-fn schedulers(quick: bool) -> Vec<SchedulerKind> {
+pub fn schedulers(quick: bool) -> Vec<SchedulerKind> {
     use SchedulerKind::*;
     if quick {
         vec![Fifs, Jsq, ElsaGreedy, SchedulerKind::elsa_rule()]
@@ -570,68 +570,87 @@ fn cap_text(p: &PlanRun, k: SchedulerKind) -> String {
     }
 }
 
+/// The rows of one (workload, partitioning, scheduler) cell in each per-cell CSV.
+#[derive(Default)]
+struct CellRows {
+    cap: Vec<Vec<String>>,
+    lat: Vec<Vec<String>>,
+    curve: Vec<Vec<String>>,
+    util: Vec<Vec<String>>,
+}
+
+impl CellRows {
+    /// Adds the rows of cell `c` of plan `p` on workload `r`, each keyed by (workload,
+    /// partitioning, scheduler).
+    fn add(&mut self, r: &WorkloadRun, p: &PlanRun, c: &Cell) {
+        let key = |rest: Vec<String>| -> Vec<String> {
+            [
+                r.id.clone(),
+                p.name.to_string(),
+                c.sched.as_str().to_string(),
+            ]
+            .into_iter()
+            .chain(rest)
+            .collect()
+        };
+        if let Some(e) = c.cap() {
+            let fluid = p.plan.as_ref().ok().filter(|_| p.rejected.is_none());
+            self.cap.push(key(vec![
+                num(fluid.map(|p| p.report.objective), 1),
+                num(p.ceiling(), 1),
+                format!("{:.1}", e.mean),
+                num(e.ci_low, 1),
+                num(e.ci_high, 1),
+            ]));
+        }
+        let points = c.loads.iter().zip(LOADS).map(|(x, f)| (x, f, false));
+        for (x, f, drop) in points.chain([(&c.dropping, LOADS[AT_70], true)]) {
+            if let Some(x) = x {
+                self.lat.push(key(vec![
+                    format!("{f:.2}"),
+                    drop.to_string(),
+                    format!("{:.1}", x.rate),
+                    num(x.p50, 3),
+                    num(x.p99, 3),
+                    format!("{:.5}", x.violations),
+                    format!("{:.5}", x.drops),
+                ]));
+            }
+        }
+        for x in c.curve.iter().flatten() {
+            self.curve.push(key(vec![
+                format!("{:.1}", x.rate),
+                format!("{:.2}", x.rate / r.reference),
+                num(x.p99, 3),
+                format!("{:.5}", x.violations),
+            ]));
+        }
+        if let Some(at) = c.capacity.as_ref().and_then(|c| c.at_capacity.as_ref()) {
+            for (profile, (n, u)) in utilisation_by_profile(at) {
+                self.util
+                    .push(key(vec![profile, n.to_string(), format!("{u:.3}")]));
+            }
+        }
+    }
+}
+
 fn csv_files(runs: &[WorkloadRun]) -> Vec<(PathBuf, String)> {
-    let (mut cap, mut lat, mut curve, mut util, mut plans) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut plans = Vec::new();
+    let mut rows = CellRows::default();
     for r in runs {
         for p in &r.plans {
             plans.push(plan_row(r, p));
             for c in &p.cells {
-                let key = || {
-                    vec![
-                        r.id.clone(),
-                        p.name.to_string(),
-                        c.sched.as_str().to_string(),
-                    ]
-                };
-                if let Some(e) = c.cap() {
-                    let fluid = p.plan.as_ref().ok().filter(|_| p.rejected.is_none());
-                    let mut row = key();
-                    row.extend([
-                        num(fluid.map(|p| p.report.objective), 1),
-                        num(p.ceiling(), 1),
-                        format!("{:.1}", e.mean),
-                        num(e.ci_low, 1),
-                        num(e.ci_high, 1),
-                    ]);
-                    cap.push(row);
-                }
-                let points = c.loads.iter().zip(LOADS).map(|(x, f)| (x, f, false));
-                for (x, f, drop) in points.chain([(&c.dropping, LOADS[AT_70], true)]) {
-                    if let Some(x) = x {
-                        let mut row = key();
-                        row.extend([
-                            format!("{f:.2}"),
-                            drop.to_string(),
-                            format!("{:.1}", x.rate),
-                            num(x.p50, 3),
-                            num(x.p99, 3),
-                            format!("{:.5}", x.violations),
-                            format!("{:.5}", x.drops),
-                        ]);
-                        lat.push(row);
-                    }
-                }
-                for x in c.curve.iter().flatten() {
-                    let mut row = key();
-                    row.extend([
-                        format!("{:.1}", x.rate),
-                        format!("{:.2}", x.rate / r.reference),
-                        num(x.p99, 3),
-                        format!("{:.5}", x.violations),
-                    ]);
-                    curve.push(row);
-                }
-                if let Some(at) = c.capacity.as_ref().and_then(|c| c.at_capacity.as_ref()) {
-                    for (profile, (n, u)) in utilisation_by_profile(at) {
-                        let mut row = key();
-                        row.extend([profile, n.to_string(), format!("{u:.3}")]);
-                        util.push(row);
-                    }
-                }
+                rows.add(r, p, c);
             }
         }
     }
+    let CellRows {
+        cap,
+        lat,
+        curve,
+        util,
+    } = rows;
     let k = ["workload", "partitioning", "scheduler"];
     let h =
         |rest: &[&'static str]| -> Vec<&'static str> { k.iter().chain(rest).copied().collect() };
@@ -1013,6 +1032,20 @@ fn wins(runs: &[WorkloadRun]) -> String {
     md::table(&h, &rows)
 }
 
+/// `items` joined by `, ` between `before` and `after`; nothing when there are none.
+fn listed<T: std::fmt::Display>(
+    before: &str,
+    items: impl IntoIterator<Item = T>,
+    after: &str,
+) -> String {
+    let items: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!("{before}{}{after}", items.join(", "))
+    }
+}
+
 /// The goals of the ELSA issue, as measured.
 fn goals_md(goals: &[Goals]) -> String {
     let mut s = String::from("## Goals, as measured\n\n");
@@ -1025,18 +1058,13 @@ fn goals_md(goals: &[Goals]) -> String {
             elsa.as_str(),
             g.capacity_ok.len(),
             g.n,
-            if g.capacity_short.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; short on {}",
-                    g.capacity_short
-                        .iter()
-                        .map(|(w, e, b)| format!("{w} ({e:.0} against {b:.0})"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
+            listed(
+                "; short on ",
+                g.capacity_short
+                    .iter()
+                    .map(|(w, e, b)| format!("{w} ({e:.0} against {b:.0})")),
+                ""
+            )
         );
         let (lo, hi) = g
             .fifs_of_ceiling
@@ -1050,7 +1078,7 @@ fn goals_md(goals: &[Goals]) -> String {
             g.plan,
             g.headroom.len(),
             g.n,
-            if g.headroom.is_empty() { String::new() } else { format!(" ({})", g.headroom.join(", ")) },
+            listed(" (", &g.headroom, ")"),
             lo * 100.0,
             hi * 100.0
         );
@@ -1060,18 +1088,13 @@ fn goals_md(goals: &[Goals]) -> String {
             g.plan,
             g.p99_ok.len(),
             g.p99_ok.len() + g.p99_worse.len(),
-            if g.p99_worse.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; above it on {}",
-                    g.p99_worse
-                        .iter()
-                        .map(|(w, a, b)| format!("{w} ({a:.1} ms against {b:.1} ms)"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
+            listed(
+                "; above it on ",
+                g.p99_worse
+                    .iter()
+                    .map(|(w, a, b)| format!("{w} ({a:.1} ms against {b:.1} ms)")),
+                ""
+            )
         );
     }
     s += "- **Knowledge:** every rule decides from the medians of queued work and the elapsed time of running work \
@@ -1345,14 +1368,7 @@ fn results_md(
 
 fn schedulers_md(elsa: SchedulerKind) -> String {
     let mut s = String::from("**Schedulers** (`sim/src/sched/`):\n\n");
-    for k in [
-        SchedulerKind::Fifs,
-        SchedulerKind::Jsq,
-        SchedulerKind::ElsaGreedy,
-        SchedulerKind::ElsaMargin,
-        SchedulerKind::ElsaProtect,
-        SchedulerKind::ElsaPlan,
-    ] {
+    for k in schedulers(false) {
         let _ = writeln!(s, "- `{}`: {}.", k.as_str(), k.summary());
     }
     let _ = writeln!(
@@ -1699,17 +1715,9 @@ fn sla_md(rows: &[SlaRow]) -> String {
          batches that cannot meet the SLA anywhere miss inside the 1% budget.\n",
         sla_wins.len(),
         rows.len(),
-        if sla_wins.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", sla_wins.join(", "))
-        },
+        listed(" (", &sla_wins, ")"),
         milp_wins.len(),
-        if milp_wins.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", milp_wins.join(", "))
-        },
+        listed(" (", &milp_wins, ")"),
     );
     s
 }

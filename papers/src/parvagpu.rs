@@ -65,10 +65,154 @@ fn misses(r: &SimReport) -> Vec<String> {
         .collect()
 }
 
+/// Everything measured on one SLO scenario.
+struct ScenarioRun {
+    /// 1-based scenario number.
+    index: usize,
+    /// Models served.
+    models: usize,
+    /// GPUs of ParvaGPU's published allocator, where known.
+    published: Option<u32>,
+    parva: Plan,
+    milp: Plan,
+    /// migopt's PARIS knee rule through the same packer (it may find no plan).
+    paris: Result<Plan, Error>,
+    /// The MILP's GPUs under at most 3 and 5 MPS processes per instance.
+    procs3: String,
+    procs5: String,
+    /// Models missing their SLO at p99 in simulation, ParvaGPU's plan and the MILP's.
+    parva_misses: Vec<String>,
+    milp_misses: Vec<String>,
+}
+
+impl ScenarioRun {
+    fn parva_gpus(&self) -> u32 {
+        self.parva.gpus_used() as u32
+    }
+
+    fn milp_gpus(&self) -> u32 {
+        self.milp.gpus_used() as u32
+    }
+
+    fn milp_optimal(&self) -> bool {
+        self.milp.report.status == migopt_models::SolveStatus::Optimal
+    }
+}
+
+/// The MILP's GPUs with at most `n` MPS processes per instance (ParvaGPU's README runs at
+/// most 3; its data set measures up to 5), marked where not proven optimal.
+fn capped(s: &Scenario, popts: &PlanOptions, n: u32) -> Result<String, Error> {
+    let o = PlanOptions {
+        params: PlanParams {
+            max_procs: Some(n),
+            ..popts.params
+        },
+        ..popts.clone()
+    };
+    let p = migopt_solver::plan(s, SolverKind::Milp, &o)?;
+    Ok(format!(
+        "{}{}",
+        p.gpus_used(),
+        if p.report.status == migopt_models::SolveStatus::Optimal {
+            ""
+        } else {
+            " (not proven)"
+        }
+    ))
+}
+
+/// Plans scenario `i` with ParvaGPU, the MILP and PARIS, and simulates the first two;
+/// their drawings go into `out`.
+fn run_scenario(
+    opts: &Options,
+    imp: &migopt_profiles::parvagpu::Import,
+    i: usize,
+    out: &mut Output,
+    tick: &mut dyn FnMut(),
+) -> Result<(ScenarioRun, Scenario), Error> {
+    let sc = &imp.scenarios[i];
+    let s = imp.scenario(sc)?;
+    let popts = min_gpus();
+    let parva = migopt_solver::plan(&s, SolverKind::Parvagpu, &popts)?;
+    tick();
+    let milp = migopt_solver::plan(&s, SolverKind::Milp, &popts)?;
+    tick();
+    // PARIS answers the fixed-server question; for rate targets migopt runs its knee
+    // rule (each model on its knee batch per size) through the same packer.
+    let paris = migopt_solver::plan(&s, SolverKind::Paris, &popts);
+    let (procs3, procs5) = (capped(&s, &popts, 3)?, capped(&s, &popts, 5)?);
+    let sp = sim(opts, &parva, &s)?;
+    let sm = sim(opts, &milp, &s)?;
+    let names: Vec<String> = s.models.iter().map(|m| m.name.to_string()).collect();
+    for (tag, p) in [("parvagpu", &parva), ("milp", &milp)] {
+        let title = format!("scenario {}: {tag} plan, {} GPUs", sc.index, p.gpus_used());
+        out.files.push((
+            format!("figures/s{}-plan-{tag}.svg", sc.index).into(),
+            crate::plot::plan_drawing(p, &title, &names)?,
+        ));
+    }
+    let run = ScenarioRun {
+        index: sc.index,
+        models: s.models.len(),
+        published: PUBLISHED_GPUS.get(i).copied(),
+        parva,
+        milp,
+        paris,
+        procs3,
+        procs5,
+        parva_misses: misses(&sp),
+        milp_misses: misses(&sm),
+    };
+    Ok((run, s))
+}
+
+/// Fewest GPUs under the default rule.
+fn min_gpus() -> PlanOptions {
+    PlanOptions {
+        objective: Objective::MinGpus,
+        ..PlanOptions::default()
+    }
+}
+
+/// Re-plans `s` with the MILP under each rule of `fs` and simulates each plan.
+fn sweep_rules(
+    opts: &Options,
+    s: &Scenario,
+    fs: &[(f64, f64)],
+    tick: &mut dyn FnMut(),
+) -> Result<Vec<SweepCell>, Error> {
+    let mut cells = Vec::new();
+    for &(f, h) in fs {
+        let o = PlanOptions {
+            params: PlanParams {
+                slo_factor: f,
+                rate_headroom: h,
+                ..PlanParams::default()
+            },
+            ..min_gpus()
+        };
+        let r = migopt_solver::plan(s, SolverKind::Milp, &o);
+        tick();
+        let (gpus, miss) = match &r {
+            Ok(p) => (
+                Some(p.gpus_used() as u32),
+                Some(misses(&sim(opts, p, s)?).len()),
+            ),
+            Err(_) => (None, None),
+        };
+        tick();
+        cells.push(SweepCell {
+            rule: (f, h),
+            gpus,
+            misses: miss,
+        });
+    }
+    Ok(cells)
+}
+
 /// Runs the study.
 pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
-    let dir = opts.dataset.clone();
-    let imp = migopt_profiles::parvagpu::read(&dir)?;
+    let imp = migopt_profiles::parvagpu::read(&opts.dataset)?;
     let picks: Vec<usize> = if opts.quick {
         vec![0, 1]
     } else {
@@ -82,224 +226,171 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
         progress(done, total);
     };
     let mut out = Output::default();
-    let mut rows = Vec::new();
-    let mut csv_rows = Vec::new();
-    let mut sweep_csv = Vec::new();
-    let mut all_le_published = true;
-    let mut all_optimal = true;
-    let mut parva_matches = 0;
-    let mut sim_notes = String::new();
-    let mut sweep: Vec<SweepCell> = Vec::new();
+    let mut runs = Vec::new();
+    // (scenario number, its cells) for every rule of the sweep.
+    let mut sweep: Vec<(usize, SweepCell)> = Vec::new();
     for &i in &picks {
-        let sc = &imp.scenarios[i];
-        let s = imp.scenario(sc)?;
-        let popts = PlanOptions {
-            objective: Objective::MinGpus,
-            ..PlanOptions::default()
-        };
-        let parva = migopt_solver::plan(&s, SolverKind::Parvagpu, &popts)?;
-        tick();
-        let milp = migopt_solver::plan(&s, SolverKind::Milp, &popts)?;
-        tick();
-        // PARIS answers the fixed-server question; for rate targets migopt runs its knee
-        // rule (each model on its knee batch per size) through the same packer.
-        let paris = migopt_solver::plan(&s, SolverKind::Paris, &popts);
-        let paris_cell = match &paris {
-            Ok(p) => format!("{} / {}", p.gpus_used(), p.gpcs_used()?),
-            Err(e) => format!("n/a ({e})"),
-        };
-        // The MILP under an MPS cap: ParvaGPU's README runs at most 3 processes per
-        // instance; its data set measures up to 5.
-        let capped = |n: u32| -> Result<String, Error> {
-            let o = PlanOptions {
-                params: PlanParams {
-                    max_procs: Some(n),
-                    ..popts.params
-                },
-                ..popts.clone()
-            };
-            let p = migopt_solver::plan(&s, SolverKind::Milp, &o)?;
-            Ok(format!(
-                "{}{}",
-                p.gpus_used(),
-                if p.report.status == migopt_models::SolveStatus::Optimal {
-                    ""
-                } else {
-                    " (not proven)"
-                }
-            ))
-        };
-        let (procs3, procs5) = (capped(3)?, capped(5)?);
-        let published = PUBLISHED_GPUS.get(i).copied();
-        let (pg, mg) = (parva.gpus_used() as u32, milp.gpus_used() as u32);
-        all_le_published &= published.is_none_or(|p| mg <= p);
-        all_optimal &= milp.report.status == migopt_models::SolveStatus::Optimal;
-        parva_matches += usize::from(published == Some(pg));
-        let sp = sim(opts, &parva, &s)?;
-        let sm = sim(opts, &milp, &s)?;
-        let names: Vec<String> = s.models.iter().map(|m| m.name.to_string()).collect();
-        for (tag, p) in [("parvagpu", &parva), ("milp", &milp)] {
-            let title = format!("scenario {}: {tag} plan, {} GPUs", sc.index, p.gpus_used());
-            out.files.push((
-                format!("figures/s{}-plan-{tag}.svg", sc.index).into(),
-                crate::plot::plan_drawing(p, &title, &names)?,
-            ));
-        }
-        let (mp, mm) = (misses(&sp), misses(&sm));
+        let (r, s) = run_scenario(opts, &imp, i, &mut out, &mut tick)?;
+        // Sweep the planning rule: re-plan with the MILP and simulate.
+        sweep.extend(
+            sweep_rules(opts, &s, &fs, &mut tick)?
+                .into_iter()
+                .map(|c| (r.index, c)),
+        );
+        runs.push(r);
+    }
+    out.files
+        .push(("results/scenarios.csv".into(), scenarios_csv(&runs)?));
+    out.files
+        .push(("results/slo_rule_sweep.csv".into(), sweep_csv(&sweep)));
+    out.claims = claims(&runs);
+    let cells: Vec<SweepCell> = sweep.into_iter().map(|c| c.1).collect();
+    let s = results_md(opts, &runs, &fs, &cells, &out.claims)?;
+    out.files.push(("RESULTS.md".into(), s));
+    Ok(out)
+}
+
+/// A simulated plan's misses as a table cell.
+fn meets(m: &[String]) -> String {
+    if m.is_empty() {
+        "all meet".into()
+    } else {
+        format!("{} miss", m.len())
+    }
+}
+
+fn scenarios_csv(runs: &[ScenarioRun]) -> Result<String, Error> {
+    let mut rows = Vec::new();
+    for r in runs {
+        let (parva, milp) = (&r.parva, &r.milp);
         rows.push(vec![
-            format!("{}", sc.index),
-            s.models.len().to_string(),
-            published.map(|p| p.to_string()).unwrap_or("-".into()),
-            format!("{pg} / {}", parva.gpcs_used()?),
-            paris_cell.clone(),
-            format!("{mg} / {}", milp.gpcs_used()?),
-            procs3.clone(),
-            procs5.clone(),
-            milp.report.status.as_str().to_string(),
-            num(milp.report.lp_bound, 2),
-            format!("{:.3}", milp.report.solve_seconds),
-            if mp.is_empty() {
-                "all meet".into()
-            } else {
-                format!("{} miss", mp.len())
-            },
-            if mm.is_empty() {
-                "all meet".into()
-            } else {
-                format!("{} miss", mm.len())
-            },
-        ]);
-        csv_rows.push(vec![
-            sc.index.to_string(),
-            s.models.len().to_string(),
-            published.map(|p| p.to_string()).unwrap_or_default(),
-            pg.to_string(),
+            r.index.to_string(),
+            r.models.to_string(),
+            r.published.map(|p| p.to_string()).unwrap_or_default(),
+            r.parva_gpus().to_string(),
             parva.gpcs_used()?.to_string(),
             format!("{:.4}", parva.report.solve_seconds),
-            paris
+            r.paris
                 .as_ref()
                 .map(|p| p.gpus_used().to_string())
                 .unwrap_or_default(),
-            mg.to_string(),
+            r.milp_gpus().to_string(),
             milp.gpcs_used()?.to_string(),
-            procs3,
-            procs5,
+            r.procs3.clone(),
+            r.procs5.clone(),
             milp.report.status.as_str().into(),
             num(milp.report.bound, 3),
             num(milp.report.gap, 6),
             num(milp.report.lp_bound, 3),
             format!("{:.4}", milp.report.solve_seconds),
-            mp.len().to_string(),
-            mm.len().to_string(),
+            r.parva_misses.len().to_string(),
+            r.milp_misses.len().to_string(),
         ]);
-        for (name, m) in [("parvagpu", &mp), ("milp", &mm)] {
-            if !m.is_empty() {
-                let _ = writeln!(
-                    sim_notes,
-                    "- scenario {} {name}: {}",
-                    sc.index,
-                    m.join("; ")
-                );
-            }
-        }
-        // Sweep the planning rule: re-plan with the MILP and simulate.
-        for &(f, h) in &fs {
-            let o = PlanOptions {
-                params: PlanParams {
-                    slo_factor: f,
-                    rate_headroom: h,
-                    ..PlanParams::default()
-                },
-                ..popts.clone()
-            };
-            let r = migopt_solver::plan(&s, SolverKind::Milp, &o);
-            tick();
-            let (gpus, miss) = match &r {
-                Ok(p) => (
-                    Some(p.gpus_used() as u32),
-                    Some(misses(&sim(opts, p, &s)?).len()),
-                ),
-                Err(_) => (None, None),
-            };
-            tick();
-            sweep_csv.push(vec![
-                sc.index.to_string(),
-                format!("{f}"),
-                format!("{h}"),
-                gpus.map(|g| g.to_string())
+    }
+    Ok(md::csv(
+        &[
+            "scenario",
+            "models",
+            "published_gpus",
+            "parvagpu_gpus",
+            "parvagpu_gpcs",
+            "parvagpu_seconds",
+            "paris_gpus",
+            "milp_gpus",
+            "milp_gpcs",
+            "milp_gpus_max3_procs",
+            "milp_gpus_max5_procs",
+            "milp_status",
+            "milp_bound",
+            "milp_gap",
+            "milp_lp_bound",
+            "milp_seconds",
+            "parvagpu_models_missing_slo",
+            "milp_models_missing_slo",
+        ],
+        &rows,
+    ))
+}
+
+fn sweep_csv(sweep: &[(usize, SweepCell)]) -> String {
+    let rows: Vec<Vec<String>> = sweep
+        .iter()
+        .map(|(index, c)| {
+            vec![
+                index.to_string(),
+                format!("{}", c.rule.0),
+                format!("{}", c.rule.1),
+                c.gpus
+                    .map(|g| g.to_string())
                     .unwrap_or_else(|| "infeasible".into()),
-                miss.map(|m| m.to_string()).unwrap_or_default(),
-            ]);
-            sweep.push(SweepCell {
-                rule: (f, h),
-                gpus,
-                misses: miss,
-            });
-        }
+                c.misses.map(|m| m.to_string()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    md::csv(
+        &[
+            "scenario",
+            "slo_factor",
+            "rate_headroom",
+            "milp_gpus",
+            "models_missing_slo",
+        ],
+        &rows,
+    )
+}
+
+/// How many scenarios ParvaGPU's reimplementation lands on the published count.
+fn parva_matches(runs: &[ScenarioRun]) -> usize {
+    runs.iter()
+        .filter(|r| r.published == Some(r.parva_gpus()))
+        .count()
+}
+
+fn claims(runs: &[ScenarioRun]) -> Vec<Claim> {
+    let matches = parva_matches(runs);
+    vec![
+        Claim {
+            text: "The MILP proves its optimum on every scenario".into(),
+            holds: runs.iter().all(ScenarioRun::milp_optimal),
+        },
+        Claim {
+            text: "The MILP uses no more GPUs than ParvaGPU's published allocator (2, 3, 5, 7, 13, 17)"
+                .into(),
+            holds: runs
+                .iter()
+                .all(|r| r.published.is_none_or(|p| r.milp_gpus() <= p)),
+        },
+        Claim {
+            text: format!("migopt's ParvaGPU reimplementation lands on the published GPU count ({matches} of {} scenarios)", runs.len()),
+            holds: matches == runs.len(),
+        },
+    ]
+}
+
+/// The GPUs-used table of RESULTS.md.
+fn gpus_table(runs: &[ScenarioRun]) -> Result<String, Error> {
+    let mut rows = Vec::new();
+    for r in runs {
+        rows.push(vec![
+            format!("{}", r.index),
+            r.models.to_string(),
+            r.published.map(|p| p.to_string()).unwrap_or("-".into()),
+            format!("{} / {}", r.parva_gpus(), r.parva.gpcs_used()?),
+            match &r.paris {
+                Ok(p) => format!("{} / {}", p.gpus_used(), p.gpcs_used()?),
+                Err(e) => format!("n/a ({e})"),
+            },
+            format!("{} / {}", r.milp_gpus(), r.milp.gpcs_used()?),
+            r.procs3.clone(),
+            r.procs5.clone(),
+            r.milp.report.status.as_str().to_string(),
+            num(r.milp.report.lp_bound, 2),
+            format!("{:.3}", r.milp.report.solve_seconds),
+            meets(&r.parva_misses),
+            meets(&r.milp_misses),
+        ]);
     }
-    out.files.push((
-        "results/scenarios.csv".into(),
-        md::csv(
-            &[
-                "scenario",
-                "models",
-                "published_gpus",
-                "parvagpu_gpus",
-                "parvagpu_gpcs",
-                "parvagpu_seconds",
-                "paris_gpus",
-                "milp_gpus",
-                "milp_gpcs",
-                "milp_gpus_max3_procs",
-                "milp_gpus_max5_procs",
-                "milp_status",
-                "milp_bound",
-                "milp_gap",
-                "milp_lp_bound",
-                "milp_seconds",
-                "parvagpu_models_missing_slo",
-                "milp_models_missing_slo",
-            ],
-            &csv_rows,
-        ),
-    ));
-    out.files.push((
-        "results/slo_rule_sweep.csv".into(),
-        md::csv(
-            &[
-                "scenario",
-                "slo_factor",
-                "rate_headroom",
-                "milp_gpus",
-                "models_missing_slo",
-            ],
-            &sweep_csv,
-        ),
-    ));
-    out.claims.push(Claim {
-        text: "The MILP proves its optimum on every scenario".into(),
-        holds: all_optimal,
-    });
-    out.claims.push(Claim {
-        text: "The MILP uses no more GPUs than ParvaGPU's published allocator (2, 3, 5, 7, 13, 17)"
-            .into(),
-        holds: all_le_published,
-    });
-    out.claims.push(Claim {
-        text: format!("migopt's ParvaGPU reimplementation lands on the published GPU count ({parva_matches} of {} scenarios)", picks.len()),
-        holds: parva_matches == picks.len(),
-    });
-    let mut s = String::from("# ParvaGPU's SLO scenarios, reproduced with migopt\n\n");
-    s += "Written by `migopt reproduce papers/parvagpu`; do not edit by hand. Every number is in `results/*.csv`.\n\n";
-    s += "Data: the ParvaGPU profiles of 11 models measured on an A100-80GB with MIG and MPS, and its six SLO scenarios \
-          (vendored in `profiles/parvagpu-a100-80gb`, MIT licence), imported with `migopt import parvagpu`. Each instance \
-          runs a (MIG size, batch, MPS processes) point; it is feasible when its batch latency < 0.9 x SLO / 2 \
-          (ParvaGPU's rule, `--slo-factor 0.45`). Objective: fewest GPUs, then fewest GPC slices.\n\n";
-    if opts.quick {
-        s += "**Quick run** (scenarios 1-2, one rule; for tests).\n\n";
-    }
-    s += "## GPUs used\n\n";
-    s += &md::table(
+    Ok(md::table(
         &[
             "scenario",
             "models",
@@ -316,8 +407,41 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
             "MILP plan, simulated p99",
         ],
         &rows,
-    );
-    if parva_matches < picks.len() {
+    ))
+}
+
+/// The models missing their SLO at p99, one line per simulated plan that has any.
+fn sim_notes(runs: &[ScenarioRun]) -> String {
+    let mut notes = String::new();
+    for r in runs {
+        for (name, m) in [("parvagpu", &r.parva_misses), ("milp", &r.milp_misses)] {
+            if !m.is_empty() {
+                let _ = writeln!(notes, "- scenario {} {name}: {}", r.index, m.join("; "));
+            }
+        }
+    }
+    notes
+}
+
+fn results_md(
+    opts: &Options,
+    runs: &[ScenarioRun],
+    fs: &[(f64, f64)],
+    sweep: &[SweepCell],
+    claims: &[Claim],
+) -> Result<String, Error> {
+    let mut s = String::from("# ParvaGPU's SLO scenarios, reproduced with migopt\n\n");
+    s += "Written by `migopt reproduce papers/parvagpu`; do not edit by hand. Every number is in `results/*.csv`.\n\n";
+    s += "Data: the ParvaGPU profiles of 11 models measured on an A100-80GB with MIG and MPS, and its six SLO scenarios \
+          (vendored in `profiles/parvagpu-a100-80gb`, MIT licence), imported with `migopt import parvagpu`. Each instance \
+          runs a (MIG size, batch, MPS processes) point; it is feasible when its batch latency < 0.9 x SLO / 2 \
+          (ParvaGPU's rule, `--slo-factor 0.45`). Objective: fewest GPUs, then fewest GPC slices.\n\n";
+    if opts.quick {
+        s += "**Quick run** (scenarios 1-2, one rule; for tests).\n\n";
+    }
+    s += "## GPUs used\n\n";
+    s += &gpus_table(runs)?;
+    if parva_matches(runs) < runs.len() {
         s += "\nWhere migopt's ParvaGPU allocator differs from the published count, the packing is the cause: \
               it places segments largest first, best fit, over all valid placements. On scenario 5 the segments \
               (20 x 3g, 5 x 2g, 13 x 1g) then put two 3g instances on one GPU, stranding its seventh GPC (14 GPUs); \
@@ -327,29 +451,45 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     s += "\nSimulation: each plan served at the scenario's target rates (Poisson per model), Triton-style dynamic \
           batching per instance up to the plan's batch with the default queue delay, JSQ dispatch, p99 per model \
           against its SLO.\n\n";
-    if sim_notes.is_empty() {
+    let notes = sim_notes(runs);
+    if notes.is_empty() {
         s += "Every model meets its SLO at p99 in every simulated plan.\n\n";
     } else {
         s += "Models missing their SLO at p99:\n\n";
-        s += &sim_notes;
+        s += &notes;
         s += "\n";
     }
-    s += "## The planning rule against the simulation\n\n";
+    s += &sweep_md(runs, fs, sweep);
+    s += "\nChecked claims:\n\n";
+    for c in claims {
+        let _ = writeln!(s, "- [{}] {}", if c.holds { "x" } else { " " }, c.text);
+    }
+    s += "\n## Plans\n\n";
+    for r in runs {
+        let n = r.index;
+        let _ = writeln!(
+            s,
+            "- scenario {n}: [ParvaGPU (migopt)](figures/s{n}-plan-parvagpu.svg), [MILP](figures/s{n}-plan-milp.svg)"
+        );
+    }
+    Ok(s)
+}
+
+/// The rule sweep's section: GPUs and misses per rule and scenario, and the cheapest rule
+/// under which every simulated plan meets every SLO.
+fn sweep_md(runs: &[ScenarioRun], fs: &[(f64, f64)], sweep: &[SweepCell]) -> String {
+    let mut s = String::from("## The planning rule against the simulation\n\n");
     s += "ParvaGPU plans an instance as feasible when its batch latency < 0.45 x SLO and counts its whole \
           measured throughput against the rate. For each rule (SLO factor f, rate headroom h: the instance \
           carries at most h x its throughput), the MILP's GPUs per scenario and how many models then miss \
           their SLO at p99 in simulation:\n\n";
     let mut header = vec!["factor f".to_string(), "headroom h".to_string()];
-    header.extend(
-        picks
-            .iter()
-            .map(|&i| format!("scenario {}", imp.scenarios[i].index)),
-    );
+    header.extend(runs.iter().map(|r| format!("scenario {}", r.index)));
     header.push("GPUs in all".into());
     header.push("every SLO met".into());
     let mut trows = Vec::new();
     let mut best: Option<((f64, f64), u32)> = None;
-    for &rule in &fs {
+    for &rule in fs {
         let cells: Vec<&SweepCell> = sweep.iter().filter(|x| x.rule == rule).collect();
         let mut r = vec![format!("{}", rule.0), format!("{}", rule.1)];
         r.extend(cells.iter().map(|x| match (x.gpus, x.misses) {
@@ -394,18 +534,5 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
         ),
         None => "\nNo rule tried made every simulated plan meet every SLO.\n".into(),
     };
-    s += "\nChecked claims:\n\n";
-    for c in &out.claims {
-        let _ = writeln!(s, "- [{}] {}", if c.holds { "x" } else { " " }, c.text);
-    }
-    s += "\n## Plans\n\n";
-    for &i in &picks {
-        let n = imp.scenarios[i].index;
-        let _ = writeln!(
-            s,
-            "- scenario {n}: [ParvaGPU (migopt)](figures/s{n}-plan-parvagpu.svg), [MILP](figures/s{n}-plan-milp.svg)"
-        );
-    }
-    out.files.push(("RESULTS.md".into(), s));
-    Ok(out)
+    s
 }

@@ -12,7 +12,7 @@
 use migopt_models::error::{Error, LineIndex, Origin, Result};
 use migopt_models::limits::{MAX_BATCH, MAX_LATENCY_MS, MAX_PROCS, MAX_RATE_QPS, MIN_LATENCY_MS};
 use migopt_models::profile::{write_csv, Method, ProfileRow};
-use migopt_models::Catalogue;
+use migopt_models::{Catalogue, GpuSpec};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -50,6 +50,15 @@ pub struct Import {
     pub scenarios: Vec<SloScenario>,
 }
 
+/// The columns of a ParvaGPU profile file.
+const WANT: [&str; 5] = [
+    "Mig instance",
+    "Batch size",
+    "Workload Number",
+    "Throughput",
+    "Latency",
+];
+
 /// Reads the data set at `dir`. Nothing is written; every problem names file, line, field.
 pub fn read(dir: &Path) -> Result<Import> {
     let prof_dir = dir.join("prof_data");
@@ -70,146 +79,153 @@ pub fn read(dir: &Path) -> Result<Import> {
     let mut rows = Vec::new();
     for f in &files {
         let model = model_name(f)?;
-        let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
-        let lines = LineIndex::new(&text);
-        let mut out = Vec::new();
-        let mut rdr = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
-        let header: Vec<String> = rdr
-            .headers()
-            .map_err(|e| Error::Syntax {
-                origin: Origin::at(f, 1),
-                message: e.to_string(),
-            })?
-            .iter()
-            .map(str::to_string)
-            .collect();
-        const WANT: [&str; 5] = [
-            "Mig instance",
-            "Batch size",
-            "Workload Number",
-            "Throughput",
-            "Latency",
-        ];
-        if header != WANT {
-            return Err(Error::Syntax {
-                origin: Origin::at(f, 1),
-                message: format!(
-                    "header is `{}`, expected `{}`",
-                    header.join(","),
-                    WANT.join(",")
-                ),
-            });
-        }
-        for rec in rdr.records() {
-            let rec = rec.map_err(|e| Error::Syntax {
-                origin: lines.origin(f, e.position().map(|p| p.byte()).unwrap_or(0)),
-                message: e.to_string(),
-            })?;
-            let origin = lines.origin(f, rec.position().map(|p| p.byte()).unwrap_or(0));
-            let num = |i: usize| -> Result<f64> {
-                let s = rec.get(i).unwrap_or("");
-                s.parse::<f64>()
-                    .ok()
-                    .filter(|v| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| {
-                        Error::field(
-                            origin.clone(),
-                            WANT[i],
-                            format!("`{s}` is not a non-negative number"),
-                        )
-                    })
-            };
-            let whole = |i: usize, max: u32| -> Result<u32> {
-                let v = num(i)?;
-                if v.fract() != 0.0 || v < 1.0 {
-                    return Err(Error::field(
-                        origin.clone(),
-                        WANT[i],
-                        format!(
-                            "{} is not a whole number ≥ 1",
-                            migopt_models::limits::num(v)
-                        ),
-                    ));
-                }
-                if v > max as f64 {
-                    return Err(Error::field(
-                        origin.clone(),
-                        WANT[i],
-                        format!(
-                            "{} is above the limit of {max}",
-                            migopt_models::limits::num(v)
-                        ),
-                    ));
-                }
-                Ok(v as u32)
-            };
-            let (tp, lat_s) = (num(3)?, num(4)?);
-            if tp == 0.0 && lat_s == 0.0 {
-                continue; // not run
-            }
-            let (gpcs, batch, procs) = (whole(0, 7)?, whole(1, MAX_BATCH)?, whole(2, MAX_PROCS)?);
-            let latency_ms = lat_s * 1000.0;
-            if tp != 0.0 && lat_s != 0.0 && !(MIN_LATENCY_MS..=MAX_LATENCY_MS).contains(&latency_ms)
-            {
-                return Err(Error::field(
-                    origin.clone(),
-                    "Latency",
-                    format!(
-                        "{} s is outside the accepted range {MIN_LATENCY_MS:e}..{MAX_LATENCY_MS:e} ms",
-                        migopt_models::limits::num(lat_s)
-                    ),
-                ));
-            }
-            if tp != 0.0 && !(1e-6..=MAX_RATE_QPS).contains(&(tp * procs as f64)) {
-                return Err(Error::field(
-                    origin.clone(),
-                    "Throughput",
-                    format!(
-                        "{} x {procs} processes is outside the accepted range 1e-6..{MAX_RATE_QPS:e} requests/s",
-                        migopt_models::limits::num(tp)
-                    ),
-                ));
-            }
-            if tp == 0.0 || lat_s == 0.0 {
-                return Err(Error::field(
-                    origin.clone(),
-                    if tp == 0.0 { "Throughput" } else { "Latency" },
-                    "is zero while the other is not (0,0 marks a point not run)",
-                ));
-            }
-            let profile = gpu.classic_by_compute(gpcs).ok_or_else(|| {
-                Error::field(
-                    origin.clone(),
-                    "Mig instance",
-                    format!("{gpcs} GPCs is not a MIG size of {GPU} (1, 2, 3, 4, 7)"),
-                )
-            })?;
-            out.push(ProfileRow {
-                model: model.clone().into(),
-                gpu: gpu.name.clone(),
-                profile: profile.name.clone(),
-                batch,
-                latency_ms,
-                latency_p99_ms: None,
-                procs,
-                throughput_qps: tp * procs as f64,
-                method: Method::Imported,
-                neighbour_load: 0.0,
-            });
-        }
-        if out.is_empty() {
-            return Err(Error::Syntax {
-                origin: Origin::file(f),
-                message: format!(
-                    "model {model} has no runnable point (every row is 0,0): it cannot be imported"
-                ),
-            });
-        }
+        let out = read_profile(f, &model, gpu)?;
         models.push(model.clone());
         rows.push((model, out));
     }
+    let scenarios = read_scenarios(dir, &models)?;
+    Ok(Import {
+        models,
+        rows,
+        scenarios,
+    })
+}
+
+/// The runnable rows of one model's profile file `f`, in migopt's schema.
+fn read_profile(f: &Path, model: &str, gpu: &GpuSpec) -> Result<Vec<ProfileRow>> {
+    let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
+    let lines = LineIndex::new(&text);
+    let mut out = Vec::new();
+    let mut rdr = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| Error::Syntax {
+            origin: Origin::at(f, 1),
+            message: e.to_string(),
+        })?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    if header != WANT {
+        return Err(Error::Syntax {
+            origin: Origin::at(f, 1),
+            message: format!(
+                "header is `{}`, expected `{}`",
+                header.join(","),
+                WANT.join(",")
+            ),
+        });
+    }
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| Error::Syntax {
+            origin: lines.origin(f, e.position().map(|p| p.byte()).unwrap_or(0)),
+            message: e.to_string(),
+        })?;
+        let origin = lines.origin(f, rec.position().map(|p| p.byte()).unwrap_or(0));
+        out.extend(profile_row(&rec, &origin, model, gpu)?);
+    }
+    if out.is_empty() {
+        return Err(Error::Syntax {
+            origin: Origin::file(f),
+            message: format!(
+                "model {model} has no runnable point (every row is 0,0): it cannot be imported"
+            ),
+        });
+    }
+    Ok(out)
+}
+
+/// One record of a profile file as a row, or `None` for a point not run (`0,0`).
+fn profile_row(
+    rec: &csv::StringRecord,
+    origin: &Origin,
+    model: &str,
+    gpu: &GpuSpec,
+) -> Result<Option<ProfileRow>> {
+    let num = |i: usize| -> Result<f64> {
+        let s = rec.get(i).unwrap_or("");
+        s.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| {
+                Error::field(
+                    origin.clone(),
+                    WANT[i],
+                    format!("`{s}` is not a non-negative number"),
+                )
+            })
+    };
+    let whole = |i: usize, max: u32| -> Result<u32> {
+        let v = num(i)?;
+        let shown = migopt_models::limits::num(v);
+        if v.fract() != 0.0 || v < 1.0 {
+            Err(format!("{shown} is not a whole number ≥ 1"))
+        } else if v > max as f64 {
+            Err(format!("{shown} is above the limit of {max}"))
+        } else {
+            Ok(v as u32)
+        }
+        .map_err(|m| Error::field(origin.clone(), WANT[i], m))
+    };
+    let (tp, lat_s) = (num(3)?, num(4)?);
+    if tp == 0.0 && lat_s == 0.0 {
+        return Ok(None); // not run
+    }
+    let (gpcs, batch, procs) = (whole(0, 7)?, whole(1, MAX_BATCH)?, whole(2, MAX_PROCS)?);
+    let latency_ms = lat_s * 1000.0;
+    if tp != 0.0 && lat_s != 0.0 && !(MIN_LATENCY_MS..=MAX_LATENCY_MS).contains(&latency_ms) {
+        return Err(Error::field(
+            origin.clone(),
+            "Latency",
+            format!(
+                "{} s is outside the accepted range {MIN_LATENCY_MS:e}..{MAX_LATENCY_MS:e} ms",
+                migopt_models::limits::num(lat_s)
+            ),
+        ));
+    }
+    if tp != 0.0 && !(1e-6..=MAX_RATE_QPS).contains(&(tp * procs as f64)) {
+        return Err(Error::field(
+            origin.clone(),
+            "Throughput",
+            format!(
+                "{} x {procs} processes is outside the accepted range 1e-6..{MAX_RATE_QPS:e} requests/s",
+                migopt_models::limits::num(tp)
+            ),
+        ));
+    }
+    if tp == 0.0 || lat_s == 0.0 {
+        return Err(Error::field(
+            origin.clone(),
+            if tp == 0.0 { "Throughput" } else { "Latency" },
+            "is zero while the other is not (0,0 marks a point not run)",
+        ));
+    }
+    let profile = gpu.classic_by_compute(gpcs).ok_or_else(|| {
+        Error::field(
+            origin.clone(),
+            "Mig instance",
+            format!("{gpcs} GPCs is not a MIG size of {GPU} (1, 2, 3, 4, 7)"),
+        )
+    })?;
+    Ok(Some(ProfileRow {
+        model: model.into(),
+        gpu: gpu.name.clone(),
+        profile: profile.name.clone(),
+        batch,
+        latency_ms,
+        latency_p99_ms: None,
+        procs,
+        throughput_qps: tp * procs as f64,
+        method: Method::Imported,
+        neighbour_load: 0.0,
+    }))
+}
+
+/// The SLO scenarios of `dir/SLO`, one per row of its two files, over `models` (their
+/// columns, in order).
+fn read_scenarios(dir: &Path, models: &[String]) -> Result<Vec<SloScenario>> {
     let rates = read_slo(&dir.join("SLO").join("SLO_req_rate.csv"), models.len())?;
     let slos = read_slo(&dir.join("SLO").join("SLO_latency.csv"), models.len())?;
     if rates.len() != slos.len() {
@@ -245,11 +261,7 @@ pub fn read(dir: &Path) -> Result<Import> {
             demands,
         });
     }
-    Ok(Import {
-        models,
-        rows,
-        scenarios,
-    })
+    Ok(scenarios)
 }
 
 /// The model a profile file holds: its file stem, which must be a plain name (letters,

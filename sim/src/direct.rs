@@ -12,7 +12,7 @@
 //! and the start of running work); the decisions are the functions of [`crate::sched`].
 
 use crate::interference::Interference;
-use crate::prep::Prepared;
+use crate::prep::{Cand, Prepared};
 use crate::run::{Arrivals, RepStats, RunSpec};
 use crate::sched::{rules, Candidate, Query, Rule, MARGIN_ALPHA, PLAN_ALPHA, PLAN_SLACK};
 use rand::rngs::Xoshiro256PlusPlus;
@@ -194,39 +194,42 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
         let inst = if K <= PLAN {
             // One candidate per group of identical instances: its earliest-draining member.
             let row = m * w + b;
-            let cands = p.candidates(m, b).iter().map(|c| {
-                let root = c.tree_off as usize + 1;
-                Candidate {
-                    instance: tree.id[root],
-                    compute: c.compute,
-                    start_ms: fmax(tree.key[root], t),
-                    service_ms: c.svc,
-                    deficit: if K == PLAN {
-                        c.share * (class_sent[row] + 1) as f64 - sent[c.slot as usize] as f64
-                    } else {
-                        0.0
-                    },
-                    protected: c.protected,
-                }
+            let row_cands = p.candidates(m, b);
+            let start = |c: &Cand| fmax(tree.key[c.tree_off as usize + 1], t);
+            let cands = row_cands.iter().map(|c| Candidate {
+                instance: tree.id[c.tree_off as usize + 1],
+                compute: c.compute,
+                start_ms: start(c),
+                service_ms: c.svc,
+                deficit: if K == PLAN {
+                    c.share * (class_sent[row] + 1) as f64 - sent[c.slot as usize] as f64
+                } else {
+                    0.0
+                },
+                protected: c.protected,
             });
             let pick = match K {
                 GREEDY => rules::elsa_greedy(&q, cands),
                 MARGIN => rules::elsa_margin(&q, MARGIN_ALPHA, cands),
                 PROTECT => rules::elsa_protect(&q, MARGIN_ALPHA, cands),
-                _ => rules::elsa_plan(&q, PLAN_ALPHA, PLAN_SLACK, cands),
-            };
-            let i = pick.unwrap_or(u32::MAX);
-            if K == PLAN {
-                if let Some(c) = p
-                    .candidates(m, b)
-                    .iter()
-                    .find(|c| tree.id[c.tree_off as usize + 1] == i)
-                {
-                    sent[c.slot as usize] += 1;
-                    class_sent[row] += 1;
+                _ => {
+                    // `elsa_plan` in two light steps: the earliest finish (the quickest
+                    // service time is fixed per class), then the choice, by position, so
+                    // that the chosen group's share slot needs no search.
+                    let first = row_cands
+                        .iter()
+                        .fold(f64::INFINITY, |f, c| f.min(start(c) + c.svc));
+                    let deadline =
+                        rules::plan_deadline(&q, PLAN_ALPHA, PLAN_SLACK, first, p.quickest[row]);
+                    rules::elsa_plan_within(deadline, cands).map(|k| {
+                        let c = &row_cands[k];
+                        sent[c.slot as usize] += 1;
+                        class_sent[row] += 1;
+                        tree.id[c.tree_off as usize + 1]
+                    })
                 }
-            }
-            i as usize
+            };
+            pick.unwrap_or(u32::MAX) as usize
         } else {
             let pick = match K {
                 JSQ => rules::jsq(
@@ -282,7 +285,7 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
                     .map(|&f| (f - t).max(0.0))
                     .sum::<f64>()
             };
-            svc *= f.factor(ls, inst, b, t, left);
+            svc = (svc - p.occ_extra) * f.factor(ls, inst, b, t, left) + p.occ_extra;
             Interference::add_work(ls, inst, svc);
         }
         let finish = start + svc;

@@ -9,15 +9,15 @@
 //! stored. The heap holds at most one completion per server and one timeout per queue, and
 //! is allocated once.
 
-use crate::prep::{Prepared, Topology};
+use crate::prep::Prepared;
 use crate::run::{Arrivals, RepStats, RunSpec};
-use crate::sched::{DispatchState, Query, Rule};
+use crate::sched::{DispatchState, Query, Queues, Rule, Topology, Waits};
 use crate::SchedulerKind;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::Rng;
 use rand_distr::{Distribution, Exp1};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 
 /// A waiting query (query-batch mode) or request (dynamic batching).
 #[derive(Debug, Clone, Copy)]
@@ -28,84 +28,21 @@ struct Req {
     measured: bool,
 }
 
-/// Which queues exist and who serves them.
-struct Topo {
-    kind: Topology,
-    /// Query batches, FIFS: the queue of each (model, batch) row.
-    class_of: Vec<u32>,
-    q_servers: Vec<Vec<u32>>,
-    srv_queues: Vec<Vec<u32>>,
-}
-
-impl Topo {
-    fn new(p: &Prepared, sched: SchedulerKind) -> Self {
-        let kind = match (p.dynamic, sched) {
-            (None, SchedulerKind::Fifs) => Topology::ClassQueues,
-            (Some(_), SchedulerKind::Fifs) => Topology::ModelQueues,
-            (_, _) => Topology::InstanceQueues,
-        };
-        let w = p.width;
-        let servers_of = |i: u32| {
-            let inst = &p.insts[i as usize];
-            inst.srv..inst.srv + inst.procs
-        };
-        let mut class_of = vec![u32::MAX; p.models.len() * w];
-        let mut q_servers: Vec<Vec<u32>> = Vec::new();
-        let mut srv_queues: Vec<Vec<u32>> = vec![Vec::new(); p.n_servers];
-        match kind {
-            Topology::ClassQueues => {
-                // Batches that the same set of instances can run share one FIFO queue, so an
-                // idle instance only ever looks at queues whose every query it can run.
-                let mut ids: BTreeMap<(usize, Vec<u32>), u32> = BTreeMap::new();
-                for m in 0..p.models.len() {
-                    for b in 1..w {
-                        let e = p.eligible(m, b);
-                        if e.is_empty() {
-                            continue;
-                        }
-                        let next = ids.len() as u32;
-                        let q = *ids.entry((m, e.to_vec())).or_insert_with(|| {
-                            q_servers.push(e.iter().flat_map(|&i| servers_of(i)).collect());
-                            next
-                        });
-                        class_of[m * w + b] = q;
-                    }
-                }
-            }
-            Topology::ModelQueues => {
-                for m in &p.models {
-                    q_servers.push(m.insts.iter().flat_map(|&i| servers_of(i)).collect());
-                }
-            }
-            Topology::InstanceQueues => {
-                for i in 0..p.insts.len() as u32 {
-                    q_servers.push(servers_of(i).collect());
-                }
-            }
-        }
-        for (q, ss) in q_servers.iter().enumerate() {
-            for &s in ss {
-                srv_queues[s as usize].push(q as u32);
-            }
-        }
-        Self {
-            kind,
-            class_of,
-            q_servers,
-            srv_queues,
-        }
+impl Waits for Req {
+    #[inline(always)]
+    fn arrival_ms(&self) -> f64 {
+        self.arr
     }
 }
 
 struct Ev<'p> {
     p: &'p Prepared,
-    topo: Topo,
+    /// The queues, which servers take from each, and which servers are busy or idle since
+    /// when: FIFS's central queues, or one per instance.
+    cq: Queues<Req>,
     jitter: bool,
     drop_late: bool,
-    busy: Vec<bool>,
     until: Vec<f64>,
-    idle_since: Vec<f64>,
-    queues: Vec<VecDeque<Req>>,
     q_samples: Vec<u64>,
     timer_at: Vec<f64>,
     heap: BinaryHeap<Reverse<(u64, u32)>>,
@@ -129,34 +66,24 @@ impl<'p> Ev<'p> {
     fn try_start(&mut self, q: usize, now: f64, rng: &mut Xoshiro256PlusPlus) {
         let p = self.p;
         let w = p.width;
+        let model_queue = self.cq.kind == Topology::ModelQueues;
         loop {
-            let Some(&head) = self.queues[q].front() else {
+            let Some(&head) = self.cq.queues[q].front() else {
                 return;
             };
-            // The idle server that has been idle longest (first idle, first served).
-            let mut pick = usize::MAX;
-            for &s in &self.topo.q_servers[q] {
-                let s = s as usize;
-                if self.busy[s] {
-                    continue;
-                }
-                let inst = &p.insts[p.srv_inst[s] as usize];
-                if self.topo.kind == Topology::ModelQueues && head.b > inst.batch {
-                    continue;
-                }
-                if pick == usize::MAX || self.idle_since[s] < self.idle_since[pick] {
-                    pick = s;
-                }
-            }
-            if pick == usize::MAX {
+            // First idle, first served; a model's queue (dynamic batching) goes only to
+            // servers whose batch cap takes its head.
+            let Some(pick) = self.cq.first_idle(q, |s| {
+                !model_queue || head.b <= p.insts[p.srv_inst[s] as usize].batch
+            }) else {
                 return;
-            }
+            };
             let i = p.srv_inst[pick] as usize;
             let inst = &p.insts[i];
             if self.drop_late {
                 // Drop what can no longer make its deadline even if started alone, now.
                 let mut dropped = false;
-                while let Some(&h) = self.queues[q].front() {
+                while let Some(&h) = self.cq.queues[q].front() {
                     if h.b > inst.batch && p.dynamic.is_some() {
                         // Not this server's to judge: re-pick for the new head.
                         break;
@@ -164,9 +91,9 @@ impl<'p> Ev<'p> {
                     let sla = p.models[h.m as usize].sla;
                     let est = p.med[i * w + h.b as usize];
                     if now + est > h.arr + sla {
-                        self.queues[q].pop_front();
+                        self.cq.queues[q].pop_front();
                         self.q_samples[q] -= h.b as u64;
-                        if self.topo.kind == Topology::InstanceQueues {
+                        if self.cq.kind == Topology::InstanceQueues {
                             self.know.dequeue(q, 1);
                         }
                         if h.measured {
@@ -195,7 +122,7 @@ impl<'p> Ev<'p> {
                     return;
                 }
                 let (mut count, mut n) = (0usize, 0u64);
-                for r in &self.queues[q] {
+                for r in &self.cq.queues[q] {
                     if n + r.b as u64 > cap {
                         break;
                     }
@@ -213,7 +140,7 @@ impl<'p> Ev<'p> {
                 p.med[k]
             };
             if let (Some(f), Some(ls)) = (p.interf.as_ref(), self.load.as_mut()) {
-                let (busy, until) = (&self.busy, &self.until);
+                let (busy, until) = (&self.cq.busy, &self.until);
                 let left = |j: usize| {
                     let x = &p.insts[j];
                     (x.srv as usize..(x.srv + x.procs) as usize)
@@ -221,20 +148,20 @@ impl<'p> Ev<'p> {
                         .map(|s| (until[s] - now).max(0.0))
                         .sum::<f64>()
                 };
-                svc *= f.factor(ls, i, n, now, left);
+                svc = (svc - p.occ_extra) * f.factor(ls, i, n, now, left) + p.occ_extra;
                 crate::interference::Interference::add_work(ls, i, svc);
             }
             let finish = now + svc;
-            if self.topo.kind == Topology::InstanceQueues {
+            if self.cq.kind == Topology::InstanceQueues {
                 self.know.dequeue(i, count);
                 self.know.run(pick, now, p.med[k]);
             }
-            self.busy[pick] = true;
+            self.cq.busy[pick] = true;
             self.until[pick] = finish;
             self.heap.push(Reverse((key(finish), pick as u32)));
             let mut any = false;
             for _ in 0..count {
-                let Some(r) = self.queues[q].pop_front() else {
+                let Some(r) = self.cq.queues[q].pop_front() else {
                     break;
                 };
                 self.q_samples[q] -= r.b as u64;
@@ -258,18 +185,23 @@ impl<'p> Ev<'p> {
 }
 
 pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) -> RepStats {
-    let topo = Topo::new(p, spec.scheduler);
-    let nq = topo.q_servers.len();
-    let per_instance = topo.kind == Topology::InstanceQueues;
+    let kind = match (p.dynamic, spec.scheduler) {
+        (None, SchedulerKind::Fifs) => Topology::ClassQueues,
+        (Some(_), SchedulerKind::Fifs) => Topology::ModelQueues,
+        (_, _) => Topology::InstanceQueues,
+    };
+    let cq = Queues::new(p, kind, p.n_servers, |i| {
+        let inst = &p.insts[i as usize];
+        inst.srv..inst.srv + inst.procs
+    });
+    let nq = cq.queues.len();
+    let per_instance = kind == Topology::InstanceQueues;
     let mut ev = Ev {
         p,
-        topo,
+        cq,
         jitter: spec.jitter,
         drop_late: spec.drop_late,
-        busy: vec![false; p.n_servers],
         until: vec![0.0; p.n_servers],
-        idle_since: vec![0.0; p.n_servers],
-        queues: (0..nq).map(|_| VecDeque::with_capacity(64)).collect(),
         q_samples: vec![0; nq],
         timer_at: vec![f64::NEG_INFINITY; nq],
         heap: BinaryHeap::with_capacity(p.n_servers + nq + 1),
@@ -300,15 +232,14 @@ pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) ->
                 ev.measuring = true;
                 ev.st.tw0 = t;
                 for s in 0..p.n_servers {
-                    if ev.busy[s] {
+                    if ev.cq.busy[s] {
                         ev.st.insts[p.srv_inst[s] as usize].busy += (ev.until[s] - t).max(0.0);
                     }
                 }
             }
             tend = t;
-            let (q, inst) = match ev.topo.kind {
-                Topology::ClassQueues => (ev.topo.class_of[m * w + b] as usize, None),
-                Topology::ModelQueues => (m, None),
+            let (q, inst) = match ev.cq.kind {
+                Topology::ClassQueues | Topology::ModelQueues => (ev.cq.central(m, b, w), None),
                 Topology::InstanceQueues => {
                     let q = Query {
                         model: m as u32,
@@ -327,13 +258,13 @@ pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) ->
                 }
             };
             if measured {
-                let ql = ev.queues[q].len() as u64;
+                let ql = ev.cq.queues[q].len() as u64;
                 ev.st.models[m].qlen.record(ql);
                 if let Some(h) = inst.and_then(|i| ev.st.insts[i].qlen.as_mut()) {
                     h.record(ql);
                 }
             }
-            ev.queues[q].push_back(Req {
+            ev.cq.queues[q].push_back(Req {
                 arr: t,
                 b: b as u32,
                 m: m as u16,
@@ -345,7 +276,7 @@ pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) ->
             if next.is_none() && ev.measuring {
                 // The window closes at the last arrival: work still running then is outside.
                 for s in 0..p.n_servers {
-                    if ev.busy[s] {
+                    if ev.cq.busy[s] {
                         ev.st.insts[p.srv_inst[s] as usize].busy -= (ev.until[s] - t).max(0.0);
                     }
                 }
@@ -358,24 +289,10 @@ pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) ->
             let now = f64::from_bits(k);
             let id = id as usize;
             if id < p.n_servers {
-                ev.busy[id] = false;
+                ev.cq.free(id, now);
                 ev.know.idle(id);
-                ev.idle_since[id] = now;
-                if ev.topo.kind == Topology::ClassQueues {
-                    // Oldest waiting query among the queues this server can take from.
-                    let mut best = (f64::INFINITY, usize::MAX);
-                    for &q in &ev.topo.srv_queues[id] {
-                        if let Some(h) = ev.queues[q as usize].front() {
-                            if h.arr < best.0 {
-                                best = (h.arr, q as usize);
-                            }
-                        }
-                    }
-                    if best.1 != usize::MAX {
-                        ev.try_start(best.1, now, rng);
-                    }
-                } else {
-                    let q = ev.topo.srv_queues[id][0] as usize;
+                // The oldest waiting query among the queues this server takes from.
+                if let Some(q) = ev.cq.oldest(id) {
                     ev.try_start(q, now, rng);
                 }
             } else {

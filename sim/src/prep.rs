@@ -1,10 +1,10 @@
 //! Everything the engines look up, computed once per call before any query is simulated:
-//! service-time tables per (instance, batch), eligibility lists, ELSA's candidate lists and
-//! the queue topology. Every way a plan and a scenario can fail to fit together is found
+//! service-time tables per (instance, batch), eligibility lists and ELSA's candidate lists.
+//! Every way a plan and a scenario can fail to fit together is found
 //! here, so the engines themselves never fail.
 
 use crate::ServingMode;
-use migopt_models::{BatchLookup, Curve, Error, LayoutRules, Plan, Scenario};
+use migopt_models::{BatchLookup, Curve, Error, GpuSpec, LayoutRules, Plan, Scenario};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One served model.
@@ -72,19 +72,6 @@ pub(crate) struct Cand {
     pub protected: bool,
 }
 
-/// The queue a query joins in the event-driven engine, per mode and scheduler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(clippy::enum_variant_names)] // the queue is what differs
-pub(crate) enum Topology {
-    /// Query batches, FIFS: one queue per (model, set of instances able to run the batch).
-    ClassQueues,
-    /// Dynamic batching, FIFS: one queue per model feeding all its instances.
-    ModelQueues,
-    /// Dispatch at arrival in the event engine (dynamic batching, or query batches with
-    /// jitter and no oracle): one queue per instance.
-    InstanceQueues,
-}
-
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
     pub dynamic: Option<f64>,
@@ -103,9 +90,18 @@ pub(crate) struct Prepared {
     /// Interference between co-located instances, when the profiles have neighbour-load
     /// curves ([`crate::interference`]).
     pub interf: Option<crate::interference::Interference>,
+    /// Added to every simulated query's latency but not to any service time, ms: the part
+    /// of a real server's own cost per query that keeps no instance busy
+    /// ([`crate::SimConfig::latency_overhead_ms`]). Zero unless set.
+    pub lat_extra: f64,
+    /// The serving stack's cost per query included in every service time, ms
+    /// ([`Prepared::add_overhead`]); the interference slowdown does not scale it.
+    pub occ_extra: f64,
     /// ELSA candidates per `model * width + batch`, ascending compute.
     pub cand_off: Vec<u32>,
     pub cands: Vec<Cand>,
+    /// Each (model, batch)'s quickest candidate service time, ms (infinite where none).
+    pub quickest: Vec<f64>,
     /// Eligible instances per `model * width + batch`.
     pub elig_off: Vec<u32>,
     pub elig: Vec<u32>,
@@ -143,6 +139,450 @@ fn measured_range(c: &Curve) -> String {
     }
 }
 
+/// The plan's instances in plan order, each with its latency curve, and the number of
+/// servers (MPS processes) they make.
+struct Fleet<'s> {
+    insts: Vec<PInst>,
+    curves: Vec<&'s Curve>,
+    n_servers: u32,
+}
+
+/// Rows of per-(model, batch) lists: row `model * width + batch` is
+/// `items[off[row]..off[row + 1]]`.
+struct Rows<T> {
+    off: Vec<u32>,
+    items: Vec<T>,
+}
+
+/// The serving mode's dynamic-batching queue delay, checked.
+fn queue_delay(mode: ServingMode) -> Result<Option<f64>, Error> {
+    match mode {
+        ServingMode::QueryBatches => Ok(None),
+        ServingMode::DynamicBatching { max_queue_delay_ms } => {
+            if !max_queue_delay_ms.is_finite() || max_queue_delay_ms < 0.0 {
+                return Err(Error::Invalid(format!(
+                    "max_queue_delay_ms {max_queue_delay_ms} must be a non-negative number of milliseconds"
+                )));
+            }
+            Ok(Some(max_queue_delay_ms))
+        }
+    }
+}
+
+/// The scenario's models, checked (a batch distribution, a positive SLA), without instances.
+fn served_models(sc: &Scenario) -> Result<Vec<PModel>, Error> {
+    let mut models: Vec<PModel> = Vec::with_capacity(sc.models.len());
+    for m in &sc.models {
+        let pmf = m.batch.pmf();
+        if pmf.is_empty() {
+            return Err(Error::Invalid(format!(
+                "model `{}` has an empty batch-size distribution",
+                m.name
+            )));
+        }
+        if !(m.sla.0.is_finite() && m.sla.0 > 0.0) {
+            return Err(Error::Invalid(format!(
+                "model `{}` has SLA {} ms; it must be positive",
+                m.name, m.sla.0
+            )));
+        }
+        models.push(PModel {
+            name: m.name.to_string(),
+            sla: m.sla.0,
+            batch_vals: pmf.iter().map(|p| p.0).collect(),
+            batch_probs: pmf.iter().map(|p| p.1).collect(),
+            insts: Vec::new(),
+        });
+    }
+    if models.len() > u16::MAX as usize {
+        return Err(Error::Invalid("more than 65535 models".into()));
+    }
+    Ok(models)
+}
+
+/// The error for an instance whose (model, profile, procs) has no latency curve.
+fn no_profile_error(sc: &Scenario, label: &str, a: &migopt_models::Assignment) -> Error {
+    let have = sc.profiles.profiles_of(a.model.as_str());
+    let have = if have.is_empty() {
+        "none".to_string()
+    } else {
+        have.iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Error::Invalid(format!(
+        "{label}: no latency profile for model `{}` on {} with {} process(es) (profiled on: {have})",
+        a.model, a.profile, a.procs
+    ))
+}
+
+/// The plan's instances with their curves, each listed under its model in `models`; every
+/// model must get one.
+fn fleet<'s>(
+    plan: &Plan,
+    sc: &'s Scenario,
+    gpu: &GpuSpec,
+    models: &mut [PModel],
+) -> Result<Fleet<'s>, Error> {
+    let mut insts = Vec::new();
+    let mut curves: Vec<&Curve> = Vec::new();
+    let mut n_servers = 0u32;
+    for (g, a) in plan.instances() {
+        let label = inst_label(g, a.profile.as_str(), a.start);
+        let Some(mi) = sc.models.iter().position(|m| m.name == a.model) else {
+            return Err(Error::Invalid(format!(
+                "{label} serves model `{}`, which scenario `{}` does not have",
+                a.model, sc.name
+            )));
+        };
+        if a.procs == 0 || a.batch == 0 {
+            return Err(Error::Invalid(format!(
+                "{label}: batch {} and procs {} must both be at least 1",
+                a.batch, a.procs
+            )));
+        }
+        let spec = gpu.profile(a.profile.as_str())?;
+        let Some(curve) = sc
+            .profiles
+            .curve(a.model.as_str(), a.profile.as_str(), a.procs)
+        else {
+            return Err(no_profile_error(sc, &label, a));
+        };
+        models[mi].insts.push(insts.len() as u32);
+        insts.push(PInst {
+            gpu: g,
+            profile: a.profile.to_string(),
+            start: a.start,
+            model: mi as u32,
+            batch: a.batch,
+            procs: a.procs,
+            compute: spec.compute,
+            group: 0,
+            leaf: 0,
+            srv: n_servers,
+        });
+        n_servers += a.procs;
+        curves.push(curve);
+    }
+    if let Some(m) = models.iter().find(|m| m.insts.is_empty()) {
+        return Err(Error::Invalid(format!(
+            "model `{}` has traffic but no instance in the plan",
+            m.name
+        )));
+    }
+    Ok(Fleet {
+        insts,
+        curves,
+        n_servers,
+    })
+}
+
+/// The largest batch instance `i` of `f` may run: its batch limit, and with query batches
+/// also its profile's largest measured batch (at least 1 when `floor`).
+fn top_batch(f: &Fleet, i: usize, dynamic: bool, floor: bool) -> u32 {
+    let inst = &f.insts[i];
+    if dynamic {
+        inst.batch
+    } else {
+        let mb = f.curves[i].max_batch();
+        inst.batch.min(if floor { mb.max(1) } else { mb })
+    }
+}
+
+/// Batch sizes each model's queries come in (its distribution and `extra`), checked before
+/// any table is sized by them (a trace could name batch 10⁹): some instance of the model
+/// must be able to run each.
+fn needed_batches(
+    models: &[PModel],
+    f: &Fleet,
+    extra: &BTreeSet<(u32, u32)>,
+    dynamic: bool,
+    lookup: BatchLookup,
+) -> Result<Vec<BTreeSet<u32>>, Error> {
+    let mut needed: Vec<BTreeSet<u32>> = models
+        .iter()
+        .map(|m| m.batch_vals.iter().copied().collect())
+        .collect();
+    for &(m, b) in extra {
+        needed[m as usize].insert(b);
+    }
+    for (mi, n) in needed.iter().enumerate() {
+        let m = &models[mi];
+        let top = m
+            .insts
+            .iter()
+            .map(|&i| top_batch(f, i as usize, dynamic, false))
+            .max()
+            .unwrap_or(0);
+        if let Some(&b) = n.iter().find(|&&b| b > top) {
+            return Err(no_instance_error(
+                m, b, &f.insts, &f.curves, dynamic, lookup,
+            ));
+        }
+    }
+    Ok(needed)
+}
+
+/// Table width: the largest batch any instance may run, or any query carries, plus one;
+/// bounded by the service-table limit.
+fn table_width(
+    models: &[PModel],
+    f: &Fleet,
+    needed: &[BTreeSet<u32>],
+    dynamic: bool,
+) -> Result<usize, Error> {
+    let mut width = 1usize;
+    for i in 0..f.insts.len() {
+        width = width.max(top_batch(f, i, dynamic, true) as usize + 1);
+    }
+    for n in needed {
+        if let Some(&b) = n.iter().next_back() {
+            width = width.max(b as usize + 1);
+        }
+    }
+    let ni = f.insts.len();
+    let cells = (ni + models.len())
+        .saturating_mul(width)
+        .saturating_add(f.n_servers as usize);
+    if cells > migopt_models::limits::MAX_SERVICE_TABLE_CELLS {
+        return Err(Error::Invalid(format!(
+            "the plan's {ni} instances ({} MPS processes) and {} models with batches up to {} need {cells} service-table entries, above the limit of {}",
+            f.n_servers,
+            models.len(),
+            width - 1,
+            migopt_models::limits::MAX_SERVICE_TABLE_CELLS
+        )));
+    }
+    Ok(width)
+}
+
+/// Median service times and jitter per `inst * width + batch`: with dynamic batching every
+/// batch up to the instance's limit (which the profile must cover), with query batches the
+/// batches the profile covers.
+fn service_tables(
+    models: &[PModel],
+    f: &Fleet,
+    width: usize,
+    dynamic: bool,
+    lookup: BatchLookup,
+) -> Result<(Vec<f64>, Jitter), Error> {
+    let ni = f.insts.len();
+    let mut med = vec![f64::INFINITY; ni * width];
+    let mut jit = Jitter::new(ni * width);
+    for (i, inst) in f.insts.iter().enumerate() {
+        let c = f.curves[i];
+        let mut set = |b: u32, l: f64| {
+            let p99 = c.latency_p99(b, lookup).map(|m| m.0).unwrap_or(l);
+            set_service(
+                &mut med,
+                &mut jit,
+                i * width + b as usize,
+                l,
+                p99,
+                c.has_p99,
+            );
+        };
+        if dynamic {
+            // A dynamic batch can come out at any size up to the instance's batch.
+            for n in 1..=inst.batch {
+                let Some(l) = c.latency(n, lookup) else {
+                    let label = inst_label(inst.gpu, &inst.profile, inst.start);
+                    let model = &models[inst.model as usize].name;
+                    return Err(Error::Invalid(format!(
+                        "model `{model}` on {} ({label}): dynamic batching may run batches of 1..={} but the profile has no latency for batch {n} ({}, batch_lookup {}; migopt never extrapolates)",
+                        inst.profile,
+                        inst.batch,
+                        measured_range(c),
+                        lookup_name(lookup)
+                    )));
+                };
+                set(n, l.0);
+            }
+        } else {
+            for b in 1..=inst.batch.min(width as u32 - 1) {
+                if let Some(l) = c.latency(b, lookup) {
+                    set(b, l.0);
+                }
+            }
+        }
+    }
+    Ok((med, jit))
+}
+
+/// Eligibility: an instance may take a query of batch b if it has a service time for it
+/// (query batches: b ≤ the assignment's batch and the profile covers b; dynamic batching:
+/// b ≤ the instance's batch). Every needed batch must have an eligible instance.
+fn eligibility(
+    models: &[PModel],
+    f: &Fleet,
+    needed: &[BTreeSet<u32>],
+    med: &[f64],
+    width: usize,
+    (dynamic, lookup): (bool, BatchLookup),
+) -> Result<Rows<u32>, Error> {
+    let nm = models.len();
+    let mut off = vec![0u32; nm * width + 1];
+    let mut elig = Vec::new();
+    for (mi, m) in models.iter().enumerate() {
+        for b in 0..width {
+            off[mi * width + b] = elig.len() as u32;
+            if b == 0 || !needed[mi].contains(&(b as u32)) {
+                continue;
+            }
+            let before = elig.len();
+            for &i in &m.insts {
+                let ok = if dynamic {
+                    b as u32 <= f.insts[i as usize].batch
+                } else {
+                    med[i as usize * width + b].is_finite()
+                };
+                if ok {
+                    elig.push(i);
+                }
+            }
+            if elig.len() == before {
+                return Err(no_instance_error(
+                    m, b as u32, &f.insts, &f.curves, dynamic, lookup,
+                ));
+            }
+        }
+    }
+    off[nm * width] = elig.len() as u32;
+    Ok(Rows { off, items: elig })
+}
+
+/// ELSA groups, (model, profile, procs, batch limit), each with a tournament tree; sets
+/// every instance's group and leaf. Returns the groups and the initial trees.
+fn trees(insts: &mut [PInst]) -> (Vec<PGroup>, Vec<u32>) {
+    let mut gkey: BTreeMap<(u32, String, u32, u32), Vec<u32>> = BTreeMap::new();
+    for (i, inst) in insts.iter().enumerate() {
+        gkey.entry((inst.model, inst.profile.clone(), inst.procs, inst.batch))
+            .or_default()
+            .push(i as u32);
+    }
+    let mut groups = Vec::new();
+    let mut tree_init = Vec::new();
+    // One depth for all trees: the update loop then always runs the same number of
+    // times, which the branch predictor learns.
+    let cap = gkey
+        .values()
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(1)
+        .next_power_of_two() as u32;
+    for members in gkey.values() {
+        let off = tree_init.len() as u32;
+        tree_init.resize(tree_init.len() + 2 * cap as usize, u32::MAX);
+        for (k, &i) in members.iter().enumerate() {
+            tree_init[(off + cap) as usize + k] = i;
+            insts[i as usize].group = groups.len() as u32;
+            insts[i as usize].leaf = k as u32;
+        }
+        // All drain times start at zero: the leftmost member wins every match.
+        for node in (1..cap).rev() {
+            let (l, r) = (
+                tree_init[(off + 2 * node) as usize],
+                tree_init[(off + 2 * node + 1) as usize],
+            );
+            tree_init[(off + node) as usize] = if l == u32::MAX { r } else { l };
+        }
+        groups.push(PGroup { tree_off: off, cap });
+    }
+    (groups, tree_init)
+}
+
+/// ELSA candidates per (model, batch): one entry per group among the eligible instances,
+/// smallest compute first.
+fn candidate_rows(
+    insts: &[PInst],
+    groups: &[PGroup],
+    elig: &Rows<u32>,
+    med: &[f64],
+    shares: &crate::sched::ShareTables,
+    width: usize,
+) -> Rows<Cand> {
+    let n_rows = elig.off.len() - 1;
+    let mut off = vec![0u32; n_rows + 1];
+    let mut cands = Vec::new();
+    for row in 0..n_rows {
+        off[row] = cands.len() as u32;
+        let b = row % width;
+        let mut seen = BTreeSet::new();
+        let mut list: Vec<Cand> = Vec::new();
+        for &i in &elig.items[elig.off[row] as usize..elig.off[row + 1] as usize] {
+            let inst = &insts[i as usize];
+            if seen.insert(inst.group) {
+                let slot = shares.slot_of(row, i);
+                list.push(Cand {
+                    tree_off: groups[inst.group as usize].tree_off,
+                    compute: inst.compute,
+                    svc: med[i as usize * width + b],
+                    slot,
+                    share: shares.slot_share[slot as usize],
+                    protected: shares.protected[i as usize],
+                });
+            }
+        }
+        list.sort_by_key(|c| (c.compute, c.tree_off));
+        cands.extend(list);
+    }
+    off[n_rows] = cands.len() as u32;
+    Rows { off, items: cands }
+}
+
+/// Each row's quickest candidate service time (infinite for a row without candidates).
+fn quickest_rows(c: &Rows<Cand>) -> Vec<f64> {
+    c.off
+        .windows(2)
+        .map(|r| {
+            c.items[r[0] as usize..r[1] as usize]
+                .iter()
+                .fold(f64::INFINITY, |s, c| s.min(c.svc))
+        })
+        .collect()
+}
+
+/// Every GPU index of the plan with its instances.
+fn gpu_members(plan: &Plan, insts: &[PInst]) -> Vec<(u32, Vec<u32>)> {
+    plan.gpus
+        .iter()
+        .map(|g| {
+            let members = insts
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| x.gpu == g.index)
+                .map(|(i, _)| i as u32)
+                .collect();
+            (g.index, members)
+        })
+        .collect()
+}
+
+/// Interference between co-located instances, from the profiles' neighbour-load curves.
+fn interference(
+    sc: &Scenario,
+    models: &[PModel],
+    f: &Fleet,
+    width: usize,
+) -> Option<crate::interference::Interference> {
+    let loaded: Vec<&[migopt_models::LoadedCurve]> = f
+        .insts
+        .iter()
+        .map(|i| {
+            sc.profiles
+                .loaded
+                .get(&migopt_models::CurveKey {
+                    model: models[i.model as usize].name.as_str().into(),
+                    profile: i.profile.as_str().into(),
+                    procs: i.procs,
+                })
+                .map_or(&[][..], |v| v.as_slice())
+        })
+        .collect();
+    crate::interference::Interference::build(&f.insts, &f.curves, &loaded, sc.batch_lookup, width)
+}
+
 impl Prepared {
     /// Checks the plan against the scenario and builds the tables. `extra` lists
     /// (model, batch) pairs that a trace will ask for beyond the scenario's distributions.
@@ -166,396 +606,69 @@ impl Prepared {
             all_profiles: true,
             pre_r510: false,
         })?;
-        let dynamic = match mode {
-            ServingMode::QueryBatches => None,
-            ServingMode::DynamicBatching { max_queue_delay_ms } => {
-                if !max_queue_delay_ms.is_finite() || max_queue_delay_ms < 0.0 {
-                    return Err(Error::Invalid(format!(
-                        "max_queue_delay_ms {max_queue_delay_ms} must be a non-negative number of milliseconds"
-                    )));
-                }
-                Some(max_queue_delay_ms)
-            }
-        };
-        let lookup = sc.batch_lookup;
-        let mut models: Vec<PModel> = Vec::with_capacity(sc.models.len());
-        for m in &sc.models {
-            let pmf = m.batch.pmf();
-            if pmf.is_empty() {
-                return Err(Error::Invalid(format!(
-                    "model `{}` has an empty batch-size distribution",
-                    m.name
-                )));
-            }
-            if !(m.sla.0.is_finite() && m.sla.0 > 0.0) {
-                return Err(Error::Invalid(format!(
-                    "model `{}` has SLA {} ms; it must be positive",
-                    m.name, m.sla.0
-                )));
-            }
-            models.push(PModel {
-                name: m.name.to_string(),
-                sla: m.sla.0,
-                batch_vals: pmf.iter().map(|p| p.0).collect(),
-                batch_probs: pmf.iter().map(|p| p.1).collect(),
-                insts: Vec::new(),
-            });
-        }
-        if models.len() > u16::MAX as usize {
-            return Err(Error::Invalid("more than 65535 models".into()));
-        }
-        // Instances, their curves and the batch sizes each must be able to run.
-        let mut insts = Vec::new();
-        let mut curves: Vec<&Curve> = Vec::new();
-        let mut n_servers = 0u32;
-        for (g, a) in plan.instances() {
-            let label = inst_label(g, a.profile.as_str(), a.start);
-            let Some(mi) = sc.models.iter().position(|m| m.name == a.model) else {
-                return Err(Error::Invalid(format!(
-                    "{label} serves model `{}`, which scenario `{}` does not have",
-                    a.model, sc.name
-                )));
-            };
-            if a.procs == 0 || a.batch == 0 {
-                return Err(Error::Invalid(format!(
-                    "{label}: batch {} and procs {} must both be at least 1",
-                    a.batch, a.procs
-                )));
-            }
-            let spec = gpu.profile(a.profile.as_str())?;
-            let Some(curve) = sc
-                .profiles
-                .curve(a.model.as_str(), a.profile.as_str(), a.procs)
-            else {
-                let have = sc.profiles.profiles_of(a.model.as_str());
-                let have = if have.is_empty() {
-                    "none".to_string()
-                } else {
-                    have.iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                return Err(Error::Invalid(format!(
-                    "{label}: no latency profile for model `{}` on {} with {} process(es) (profiled on: {have})",
-                    a.model, a.profile, a.procs
-                )));
-            };
-            models[mi].insts.push(insts.len() as u32);
-            insts.push(PInst {
-                gpu: g,
-                profile: a.profile.to_string(),
-                start: a.start,
-                model: mi as u32,
-                batch: a.batch,
-                procs: a.procs,
-                compute: spec.compute,
-                group: 0,
-                leaf: 0,
-                srv: n_servers,
-            });
-            n_servers += a.procs;
-            curves.push(curve);
-        }
-        for m in &models {
-            if m.insts.is_empty() {
-                return Err(Error::Invalid(format!(
-                    "model `{}` has traffic but no instance in the plan",
-                    m.name
-                )));
-            }
-        }
-        // Batch sizes each model's queries come in.
-        let mut needed: Vec<BTreeSet<u32>> = models
-            .iter()
-            .map(|m| m.batch_vals.iter().copied().collect())
+        let dynamic = queue_delay(mode)?;
+        let (dy, lookup) = (dynamic.is_some(), sc.batch_lookup);
+        let mut models = served_models(sc)?;
+        let mut f = fleet(plan, sc, gpu, &mut models)?;
+        let needed = needed_batches(&models, &f, extra, dy, lookup)?;
+        let width = table_width(&models, &f, &needed, dy)?;
+        let (med, jitter) = service_tables(&models, &f, width, dy, lookup)?;
+        let elig = eligibility(&models, &f, &needed, &med, width, (dy, lookup))?;
+        let shares =
+            crate::sched::ShareTables::new(plan, &models, &f.insts, width, &elig.off, &elig.items);
+        let (groups, tree_init) = trees(&mut f.insts);
+        let cands = candidate_rows(&f.insts, &groups, &elig, &med, &shares, width);
+        let interf = interference(sc, &models, &f, width);
+        let srv_inst = (f.insts.iter().enumerate())
+            .flat_map(|(i, x)| std::iter::repeat_n(i as u32, x.procs as usize))
             .collect();
-        for &(m, b) in extra {
-            needed[m as usize].insert(b);
-        }
-        // A query batch no instance of its model can run is an error before any table is
-        // sized by it (a trace could name batch 10⁹).
-        for (mi, n) in needed.iter().enumerate() {
-            let top = models[mi]
-                .insts
-                .iter()
-                .map(|&i| {
-                    let inst = &insts[i as usize];
-                    if dynamic.is_some() {
-                        inst.batch
-                    } else {
-                        inst.batch.min(curves[i as usize].max_batch())
-                    }
-                })
-                .max()
-                .unwrap_or(0);
-            if let Some(&b) = n.iter().find(|&&b| b > top) {
-                return Err(no_instance_error(
-                    &models[mi],
-                    b,
-                    &insts,
-                    &curves,
-                    dynamic.is_some(),
-                    lookup,
-                ));
-            }
-        }
-        // Table width: the largest batch any instance may run, or any query carries.
-        let mut width = 1usize;
-        for (i, inst) in insts.iter().enumerate() {
-            let top = if dynamic.is_some() {
-                inst.batch
-            } else {
-                inst.batch.min(curves[i].max_batch().max(1))
-            };
-            width = width.max(top as usize + 1);
-        }
-        for n in &needed {
-            if let Some(&b) = n.iter().next_back() {
-                width = width.max(b as usize + 1);
-            }
-        }
-        let ni = insts.len();
-        let cells = (ni + models.len())
-            .saturating_mul(width)
-            .saturating_add(n_servers as usize);
-        if cells > migopt_models::limits::MAX_SERVICE_TABLE_CELLS {
-            return Err(Error::Invalid(format!(
-                "the plan's {ni} instances ({n_servers} MPS processes) and {} models with batches up to {} need {cells} service-table entries, above the limit of {}",
-                models.len(),
-                width - 1,
-                migopt_models::limits::MAX_SERVICE_TABLE_CELLS
-            )));
-        }
-        let mut med = vec![f64::INFINITY; ni * width];
-        let mut jit = Jitter::new(ni * width);
-        for (i, inst) in insts.iter().enumerate() {
-            let c = curves[i];
-            let label = inst_label(inst.gpu, &inst.profile, inst.start);
-            let model = &models[inst.model as usize].name;
-            if dynamic.is_some() {
-                // A dynamic batch can come out at any size up to the instance's batch.
-                for n in 1..=inst.batch {
-                    let Some(l) = c.latency(n, lookup) else {
-                        return Err(Error::Invalid(format!(
-                            "model `{model}` on {} ({label}): dynamic batching may run batches of 1..={} but the profile has no latency for batch {n} ({}, batch_lookup {}; migopt never extrapolates)",
-                            inst.profile,
-                            inst.batch,
-                            measured_range(c),
-                            lookup_name(lookup)
-                        )));
-                    };
-                    let p99 = c.latency_p99(n, lookup).map(|m| m.0).unwrap_or(l.0);
-                    set_service(
-                        &mut med,
-                        &mut jit,
-                        i * width + n as usize,
-                        l.0,
-                        p99,
-                        c.has_p99,
-                    );
-                }
-            } else {
-                for b in 1..=inst.batch.min(width as u32 - 1) {
-                    if let Some(l) = c.latency(b, lookup) {
-                        let p99 = c.latency_p99(b, lookup).map(|m| m.0).unwrap_or(l.0);
-                        set_service(
-                            &mut med,
-                            &mut jit,
-                            i * width + b as usize,
-                            l.0,
-                            p99,
-                            c.has_p99,
-                        );
-                    }
-                }
-            }
-        }
-        // Eligibility: an instance may take a query of batch b if it has a service time for
-        // it (query batches: b ≤ the assignment's batch and the profile covers b; dynamic
-        // batching: b ≤ the instance's batch).
-        let nm = models.len();
-        let mut elig_off = vec![0u32; nm * width + 1];
-        let mut elig = Vec::new();
-        for (mi, m) in models.iter().enumerate() {
-            for b in 0..width {
-                let row = mi * width + b;
-                elig_off[row] = elig.len() as u32;
-                if b > 0 && needed[mi].contains(&(b as u32)) {
-                    let before = elig.len();
-                    for &i in &m.insts {
-                        let inst = &insts[i as usize];
-                        let ok = if dynamic.is_some() {
-                            b as u32 <= inst.batch
-                        } else {
-                            med[i as usize * width + b].is_finite()
-                        };
-                        if ok {
-                            elig.push(i);
-                        }
-                    }
-                    if elig.len() == before {
-                        return Err(no_instance_error(
-                            m,
-                            b as u32,
-                            &insts,
-                            &curves,
-                            dynamic.is_some(),
-                            lookup,
-                        ));
-                    }
-                }
-            }
-        }
-        elig_off[nm * width] = elig.len() as u32;
-        let shares = crate::sched::ShareTables::new(plan, &models, &insts, width, &elig_off, &elig);
-        // ELSA groups: (model, profile, procs, batch limit).
-        let mut gkey: BTreeMap<(u32, String, u32, u32), Vec<u32>> = BTreeMap::new();
-        for (i, inst) in insts.iter().enumerate() {
-            gkey.entry((inst.model, inst.profile.clone(), inst.procs, inst.batch))
-                .or_default()
-                .push(i as u32);
-        }
-        let mut groups = Vec::new();
-        let mut tree_init = Vec::new();
-        // One depth for all trees: the update loop then always runs the same number of
-        // times, which the branch predictor learns.
-        let depth_cap = gkey
-            .values()
-            .map(|m| m.len())
-            .max()
-            .unwrap_or(1)
-            .next_power_of_two() as u32;
-        for members in gkey.values() {
-            let cap = depth_cap;
-            let off = tree_init.len() as u32;
-            tree_init.resize(tree_init.len() + 2 * cap as usize, u32::MAX);
-            for (k, &i) in members.iter().enumerate() {
-                tree_init[(off + cap) as usize + k] = i;
-                insts[i as usize].group = groups.len() as u32;
-                insts[i as usize].leaf = k as u32;
-            }
-            // All drain times start at zero: the leftmost member wins every match.
-            for node in (1..cap).rev() {
-                let (l, r) = (
-                    tree_init[(off + 2 * node) as usize],
-                    tree_init[(off + 2 * node + 1) as usize],
-                );
-                tree_init[(off + node) as usize] = if l == u32::MAX { r } else { l };
-            }
-            groups.push(PGroup { tree_off: off, cap });
-        }
-        // ELSA candidates per (model, batch): one entry per group, smallest compute first.
-        let mut cand_off = vec![0u32; nm * width + 1];
-        let mut cands = Vec::new();
-        for mi in 0..nm {
-            for b in 0..width {
-                cand_off[mi * width + b] = cands.len() as u32;
-                let mut seen = BTreeSet::new();
-                let mut row: Vec<Cand> = Vec::new();
-                for &i in
-                    &elig[elig_off[mi * width + b] as usize..elig_off[mi * width + b + 1] as usize]
-                {
-                    let inst = &insts[i as usize];
-                    if seen.insert(inst.group) {
-                        let svc = med[i as usize * width + b];
-                        let tree_off = groups[inst.group as usize].tree_off;
-                        let slot = shares.slot_of(mi * width + b, i);
-                        row.push(Cand {
-                            tree_off,
-                            compute: inst.compute,
-                            svc,
-                            slot,
-                            share: shares.slot_share[slot as usize],
-                            protected: shares.protected[i as usize],
-                        });
-                    }
-                }
-                row.sort_by_key(|c| (c.compute, c.tree_off));
-                cands.extend(row);
-            }
-        }
-        cand_off[nm * width] = cands.len() as u32;
-        let mut srv_inst = Vec::with_capacity(n_servers as usize);
-        for (i, inst) in insts.iter().enumerate() {
-            for _ in 0..inst.procs {
-                srv_inst.push(i as u32);
-            }
-        }
-        let gpus = plan
-            .gpus
+        let hot = f
+            .insts
             .iter()
-            .map(|g| {
-                (
-                    g.index,
-                    insts
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, x)| x.gpu == g.index)
-                        .map(|(i, _)| i as u32)
-                        .collect(),
-                )
+            .map(|i| Hot {
+                srv: i.srv,
+                procs: i.procs,
+                tree_off: groups[i.group as usize].tree_off,
+                cap: groups[i.group as usize].cap,
+                leaf: i.leaf,
             })
             .collect();
-        let hot = insts
-            .iter()
-            .map(|i| {
-                let g = &groups[i.group as usize];
-                Hot {
-                    srv: i.srv,
-                    procs: i.procs,
-                    tree_off: g.tree_off,
-                    cap: g.cap,
-                    leaf: i.leaf,
-                }
-            })
-            .collect();
-        let loaded: Vec<&[migopt_models::LoadedCurve]> = insts
-            .iter()
-            .map(|i| {
-                sc.profiles
-                    .loaded
-                    .get(&migopt_models::CurveKey {
-                        model: models[i.model as usize].name.as_str().into(),
-                        profile: i.profile.as_str().into(),
-                        procs: i.procs,
-                    })
-                    .map_or(&[][..], |v| v.as_slice())
-            })
-            .collect();
-        let interf =
-            crate::interference::Interference::build(&insts, &curves, &loaded, lookup, width);
         Ok(Self {
             dynamic,
+            gpus: gpu_members(plan, &f.insts),
             models,
-            insts,
             hot,
             tree_init,
             width,
             med,
-            jitter: jit,
+            jitter,
             interf,
-            cand_off,
-            cands,
-            elig_off,
-            elig,
+            lat_extra: 0.0,
+            occ_extra: 0.0,
+            quickest: quickest_rows(&cands),
+            cand_off: cands.off,
+            cands: cands.items,
+            elig_off: elig.off,
+            elig: elig.items,
             elig_sized: shares.elig_sized,
             elig_slot: shares.elig_slot,
             slot_share: shares.slot_share,
             protected: shares.protected,
-            n_servers: n_servers as usize,
+            n_servers: f.n_servers as usize,
             srv_inst,
             gpu_slices: gpu.compute_slices,
-            gpus,
+            insts: f.insts,
         })
     }
 
     /// Adds a fixed per-query cost of the serving stack to every service time (medians, the
-    /// candidates' estimates and jitter draws). The interference slowdown applies on top.
+    /// candidates' estimates and jitter draws). The interference slowdown scales the GPU
+    /// work only, not this cost.
     pub(crate) fn add_overhead(&mut self, ms: f64) {
         if ms == 0.0 {
             return;
         }
+        self.occ_extra += ms;
         for (m, sh) in self.med.iter_mut().zip(self.jitter.shift.iter_mut()) {
             if m.is_finite() {
                 *m += ms;
@@ -565,6 +678,26 @@ impl Prepared {
         for c in &mut self.cands {
             c.svc += ms;
         }
+        for q in &mut self.quickest {
+            *q += ms;
+        }
+    }
+
+    /// The (model, batch) row of a query of `model` (its name) with `batch` samples, checked:
+    /// the model is served and some instance of it runs the batch.
+    pub(crate) fn class(&self, model: &str, batch: u32) -> Result<(usize, usize), Error> {
+        let m = self
+            .models
+            .iter()
+            .position(|x| x.name == model)
+            .ok_or_else(|| Error::Invalid(format!("model `{model}` is not served by this plan")))?;
+        let b = batch as usize;
+        if b == 0 || b >= self.width || self.eligible(m, b).is_empty() {
+            return Err(Error::Invalid(format!(
+                "no instance of model `{model}` takes a query of batch {batch}"
+            )));
+        }
+        Ok((m, b))
     }
 
     /// Eligible instances for a (model, batch).

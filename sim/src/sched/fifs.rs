@@ -1,18 +1,177 @@
-//! FIFS for a real server: first idle, first served, with the queues the event-driven engine
-//! uses for query batches (one FIFO per model and set of instances able to run the batch).
+//! FIFS, first idle, first served, and the queues it runs on: one home for the central-queue
+//! rule, which the event-driven engine and a real server both call.
 //!
-//! * A query that arrives while an instance able to run it is idle goes to the one idle
-//!   longest (first idle); otherwise it waits in its queue.
-//! * An instance that goes idle takes the oldest waiting query among the queues it serves.
+//! * A query waits in its queue: with query batches, one FIFO per model and set of instances
+//!   able to run the batch, so an idle instance only ever looks at queues whose every query
+//!   it can run; with dynamic batching, one FIFO per model.
+//! * A query that arrives while a server able to run it is idle goes to the one idle longest
+//!   (first idle), ties to plan order; otherwise it waits.
+//! * A server that goes idle takes the oldest waiting query among the queues it serves, ties
+//!   to the lowest queue.
 //!
-//! The server reports arrivals and completions; [`Fifs`] says which query goes where. The
-//! event engine (`event.rs`) keeps its own copy of these queues for speed; the CI test of
-//! `migopt serve` checks that the two agree query for query on a fake worker.
+//! [`Queues`] holds the queues, which servers take from each and which are idle since when;
+//! the event engine (`event.rs`) runs every queue it has on it (FIFS's, and the per-instance
+//! queues of dispatch at arrival). [`Fifs`] is the same rule for a real server: it reports
+//! arrivals and completions, and [`Fifs`] says which query goes where. The CI test of
+//! `migopt serve` checks the rule on served runs (fake workers): queries of a class start in
+//! arrival order, and none waits long while an instance able to run it is idle.
 
 use crate::prep::Prepared;
 use crate::ServingMode;
 use migopt_models::{Error, Plan, Scenario};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Range;
+
+/// The queue a query joins, per mode and scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // the queue is what differs
+pub(crate) enum Topology {
+    /// Query batches, FIFS: one queue per (model, set of instances able to run the batch).
+    ClassQueues,
+    /// Dynamic batching, FIFS: one queue per model feeding all its instances.
+    ModelQueues,
+    /// Dispatch at arrival in the event engine (dynamic batching, or query batches with
+    /// jitter and no oracle): one queue per instance.
+    InstanceQueues,
+}
+
+/// Something waiting in a queue.
+pub(crate) trait Waits {
+    /// When it arrived, ms.
+    fn arrival_ms(&self) -> f64;
+}
+
+/// Queues of waiting work and the servers that take from them. A server is whatever runs
+/// one batch at a time: an MPS process in the simulator, an instance's worker in a server.
+#[derive(Debug, Clone)]
+pub(crate) struct Queues<T> {
+    pub kind: Topology,
+    /// Class queues: the queue of each (model, batch) row, `model * width + batch`
+    /// (`u32::MAX` where no instance runs the batch).
+    class_of: Vec<u32>,
+    /// Servers that take from each queue, in plan order.
+    q_servers: Vec<Vec<u32>>,
+    /// Queues each server takes from, ascending.
+    srv_queues: Vec<Vec<u32>>,
+    /// The waiting work of each queue, oldest first.
+    pub queues: Vec<VecDeque<T>>,
+    /// Whether each server is running work.
+    pub busy: Vec<bool>,
+    /// When each idle server went idle, ms (read only while it is idle).
+    pub idle_since: Vec<f64>,
+}
+
+impl<T: Waits> Queues<T> {
+    /// The queues of `kind` for the plan `p`, with `n_servers` servers, instance `i` being
+    /// the servers `servers_of(i)`.
+    pub(crate) fn new(
+        p: &Prepared,
+        kind: Topology,
+        n_servers: usize,
+        servers_of: impl Fn(u32) -> Range<u32>,
+    ) -> Self {
+        let w = p.width;
+        let mut class_of = vec![u32::MAX; p.models.len() * w];
+        let mut q_servers: Vec<Vec<u32>> = Vec::new();
+        match kind {
+            Topology::ClassQueues => {
+                let mut ids: BTreeMap<(usize, Vec<u32>), u32> = BTreeMap::new();
+                for m in 0..p.models.len() {
+                    for b in 1..w {
+                        let e = p.eligible(m, b);
+                        if e.is_empty() {
+                            continue;
+                        }
+                        let next = ids.len() as u32;
+                        let q = *ids.entry((m, e.to_vec())).or_insert_with(|| {
+                            q_servers.push(e.iter().flat_map(|&i| servers_of(i)).collect());
+                            next
+                        });
+                        class_of[m * w + b] = q;
+                    }
+                }
+            }
+            Topology::ModelQueues => {
+                for m in &p.models {
+                    q_servers.push(m.insts.iter().flat_map(|&i| servers_of(i)).collect());
+                }
+            }
+            Topology::InstanceQueues => {
+                for i in 0..p.insts.len() as u32 {
+                    q_servers.push(servers_of(i).collect());
+                }
+            }
+        }
+        let mut srv_queues: Vec<Vec<u32>> = vec![Vec::new(); n_servers];
+        for (q, ss) in q_servers.iter().enumerate() {
+            for &s in ss {
+                srv_queues[s as usize].push(q as u32);
+            }
+        }
+        Self {
+            kind,
+            class_of,
+            queues: (0..q_servers.len())
+                .map(|_| VecDeque::with_capacity(64))
+                .collect(),
+            q_servers,
+            srv_queues,
+            busy: vec![false; n_servers],
+            idle_since: vec![0.0; n_servers],
+        }
+    }
+
+    /// FIFS: the central queue of a query of model `m` with `b` samples, a (model, batch)
+    /// row that some instance runs ([`Prepared::class`]).
+    #[inline]
+    pub(crate) fn central(&self, m: usize, b: usize, width: usize) -> usize {
+        debug_assert!(self.kind != Topology::InstanceQueues);
+        match self.kind {
+            Topology::ClassQueues => self.class_of[m * width + b] as usize,
+            _ => m,
+        }
+    }
+
+    /// First idle: the idle server of queue `q` for which `fits` holds that has been idle
+    /// longest, ties to plan order.
+    #[inline]
+    pub(crate) fn first_idle(&self, q: usize, fits: impl Fn(usize) -> bool) -> Option<usize> {
+        let mut pick: Option<usize> = None;
+        for &s in &self.q_servers[q] {
+            let s = s as usize;
+            if !self.busy[s]
+                && fits(s)
+                && pick.is_none_or(|j| self.idle_since[s] < self.idle_since[j])
+            {
+                pick = Some(s);
+            }
+        }
+        pick
+    }
+
+    /// The queue whose head is oldest among those server `s` takes from, ties to the lowest
+    /// queue; `None` if they are all empty.
+    #[inline]
+    pub(crate) fn oldest(&self, s: usize) -> Option<usize> {
+        let mut best: Option<(f64, usize)> = None;
+        for &q in &self.srv_queues[s] {
+            if let Some(h) = self.queues[q as usize].front() {
+                let a = h.arrival_ms();
+                if best.is_none_or(|(b, _)| a < b) {
+                    best = Some((a, q as usize));
+                }
+            }
+        }
+        best.map(|(_, q)| q)
+    }
+
+    /// Server `s` finished its work at `now`.
+    #[inline]
+    pub(crate) fn free(&mut self, s: usize, now: f64) {
+        self.busy[s] = false;
+        self.idle_since[s] = now;
+    }
+}
 
 /// A waiting query: the server's id for it, and its arrival.
 #[derive(Debug, Clone, Copy)]
@@ -21,50 +180,29 @@ struct Waiting {
     arrival_ms: f64,
 }
 
-/// FIFS state for one run: which instances are idle since when, and the central queues.
+impl Waits for Waiting {
+    fn arrival_ms(&self) -> f64 {
+        self.arrival_ms
+    }
+}
+
+/// FIFS for a real server, with query batches: the [`Queues`] of one run, one server per
+/// instance (an instance's worker runs one query at a time, whatever its MPS processes).
 #[derive(Debug, Clone)]
 pub struct Fifs {
     prep: Prepared,
-    class_of: Vec<u32>,
-    queues: Vec<VecDeque<Waiting>>,
-    inst_queues: Vec<Vec<u32>>,
-    busy: Vec<bool>,
-    idle_since: Vec<f64>,
+    q: Queues<Waiting>,
     waiting: usize,
 }
 
 impl Fifs {
     /// Tables for `plan` serving `scenario` with query batches (every batch size of the
-    /// scenario's distributions; one process per instance is assumed busy or idle as a whole).
+    /// scenario's distributions).
     pub fn new(plan: &Plan, scenario: &Scenario) -> Result<Self, Error> {
         let prep = Prepared::new(plan, scenario, ServingMode::QueryBatches, &BTreeSet::new())?;
-        let w = prep.width;
-        let mut class_of = vec![u32::MAX; prep.models.len() * w];
-        let mut ids: BTreeMap<(usize, Vec<u32>), u32> = BTreeMap::new();
-        let mut inst_queues: Vec<Vec<u32>> = vec![Vec::new(); prep.insts.len()];
-        for m in 0..prep.models.len() {
-            for b in 1..w {
-                let e = prep.eligible(m, b);
-                if e.is_empty() {
-                    continue;
-                }
-                let next = ids.len() as u32;
-                let q = *ids.entry((m, e.to_vec())).or_insert_with(|| {
-                    for &i in e {
-                        inst_queues[i as usize].push(next);
-                    }
-                    next
-                });
-                class_of[m * w + b] = q;
-            }
-        }
-        let ni = prep.insts.len();
+        let q = Queues::new(&prep, Topology::ClassQueues, prep.insts.len(), |i| i..i + 1);
         Ok(Self {
-            queues: vec![VecDeque::new(); ids.len()],
-            class_of,
-            inst_queues,
-            busy: vec![false; ni],
-            idle_since: vec![0.0; ni],
+            q,
             waiting: 0,
             prep,
         })
@@ -84,40 +222,15 @@ impl Fifs {
         batch: u32,
         now_ms: f64,
     ) -> Result<Option<u32>, Error> {
-        let p = &self.prep;
-        let m = p
-            .models
-            .iter()
-            .position(|x| x.name == model)
-            .ok_or_else(|| Error::Invalid(format!("model `{model}` is not served by this plan")))?;
-        let b = batch as usize;
-        let q = if b < p.width {
-            self.class_of[m * p.width + b]
-        } else {
-            u32::MAX
-        };
-        if q == u32::MAX {
-            return Err(Error::Invalid(format!(
-                "no instance of model `{model}` takes a query of batch {batch}"
-            )));
-        }
-        // First idle: the eligible instance idle longest; ties to plan order.
-        let mut pick: Option<u32> = None;
-        for &i in p.eligible(m, b) {
-            let iu = i as usize;
-            if !self.busy[iu]
-                && pick.is_none_or(|j| self.idle_since[iu] < self.idle_since[j as usize])
-            {
-                pick = Some(i);
-            }
-        }
-        match pick {
+        let (m, b) = self.prep.class(model, batch)?;
+        let q = self.q.central(m, b, self.prep.width);
+        match self.q.first_idle(q, |_| true) {
             Some(i) => {
-                self.busy[i as usize] = true;
-                Ok(Some(i))
+                self.q.busy[i] = true;
+                Ok(Some(i as u32))
             }
             None => {
-                self.queues[q as usize].push_back(Waiting {
+                self.q.queues[q].push_back(Waiting {
                     id,
                     arrival_ms: now_ms,
                 });
@@ -131,25 +244,13 @@ impl Fifs {
     /// busy with it), or `None` (it is idle from now).
     pub fn idle(&mut self, inst: u32, now_ms: f64) -> Option<usize> {
         let i = inst as usize;
-        let mut best: Option<(f64, u32)> = None;
-        for &q in &self.inst_queues[i] {
-            if let Some(h) = self.queues[q as usize].front() {
-                if best.is_none_or(|(a, _)| h.arrival_ms < a) {
-                    best = Some((h.arrival_ms, q));
-                }
-            }
-        }
-        match best.and_then(|(_, q)| self.queues[q as usize].pop_front()) {
-            Some(w) => {
-                self.waiting -= 1;
-                self.busy[i] = true;
-                Some(w.id)
-            }
-            None => {
-                self.busy[i] = false;
-                self.idle_since[i] = now_ms;
-                None
-            }
-        }
+        self.q.free(i, now_ms);
+        let w = self
+            .q
+            .oldest(i)
+            .and_then(|q| self.q.queues[q].pop_front())?;
+        self.waiting -= 1;
+        self.q.busy[i] = true;
+        Some(w.id)
     }
 }

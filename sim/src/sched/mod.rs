@@ -26,14 +26,16 @@
 //! asked to (`SimConfig::oracle_estimates`).
 //!
 //! FIFS is not a dispatch-at-arrival rule: queries wait in a central queue per (model, set of
-//! instances able to run them) and an instance that goes idle takes the oldest. The
-//! event-driven engine runs it.
+//! instances able to run them) and an instance that goes idle takes the oldest. Its queues
+//! and picks are one piece, `fifs::Queues`, that the event-driven engine runs on and that
+//! [`Fifs`] wraps for a real server.
 
 mod fifs;
 pub mod rules;
 mod shares;
 mod state;
 
+pub(crate) use fifs::{Queues, Topology, Waits};
 pub(crate) use shares::ShareTables;
 
 pub use fifs::Fifs;

@@ -29,11 +29,41 @@ fn select_u(c: bool, a: u32, b: u32) -> u32 {
     (a & m) | (b & !m)
 }
 
+/// The earliest estimated finish offered so far and the id (an instance, or a position in
+/// the candidate list) that offered it first.
+#[derive(Clone, Copy)]
+struct Earliest {
+    fin: f64,
+    id: u32,
+}
+
+impl Earliest {
+    const NONE: Self = Self {
+        fin: f64::INFINITY,
+        id: u32::MAX,
+    };
+
+    #[inline(always)]
+    fn offer(&mut self, fin: f64, id: u32) {
+        let better = fin < self.fin;
+        self.fin = select_f(better, fin, self.fin);
+        self.id = select_u(better, id, self.id);
+    }
+}
+
+/// `meet` if some candidate met the deadline, else the earliest finish `any`; `None` when
+/// there was no candidate.
+#[inline(always)]
+fn meet_or(meet: u32, any: Earliest) -> Option<u32> {
+    let pick = select_u(meet != u32::MAX, meet, any.id);
+    (pick != u32::MAX).then_some(pick)
+}
+
 /// The smallest size whose estimated finish is at most `deadline` (ties to the earliest
 /// finish), else the earliest finish overall. Candidates in ascending `compute`.
 #[inline(always)]
 fn smallest_meeting<I: IntoIterator<Item = Candidate>>(deadline: f64, cands: I) -> Option<u32> {
-    let (mut any_fin, mut any_i) = (f64::INFINITY, u32::MAX);
+    let mut any = Earliest::NONE;
     let (mut meet_fin, mut meet_i, mut meet_c) = (f64::INFINITY, u32::MAX, u32::MAX);
     for c in cands {
         if c.compute > meet_c {
@@ -45,12 +75,9 @@ fn smallest_meeting<I: IntoIterator<Item = Candidate>>(deadline: f64, cands: I) 
         meet_fin = select_f(ok, fin, meet_fin);
         meet_i = select_u(ok, c.instance, meet_i);
         meet_c = select_u(ok, c.compute, meet_c);
-        let better = fin < any_fin;
-        any_fin = select_f(better, fin, any_fin);
-        any_i = select_u(better, c.instance, any_i);
+        any.offer(fin, c.instance);
     }
-    let pick = select_u(meet_i != u32::MAX, meet_i, any_i);
-    (pick != u32::MAX).then_some(pick)
+    meet_or(meet_i, any)
 }
 
 /// `elsa-greedy`, the reconstruction of the paper's ELSA: the smallest size whose estimated
@@ -86,7 +113,7 @@ pub fn elsa_protect<I: IntoIterator<Item = Candidate>>(
     let deadline = q.arrival_ms + alpha * q.sla_ms;
     // Best meeting candidate per tier (0: unprotected, 1: protected) and overall.
     let mut meet = [(u32::MAX, f64::INFINITY, u32::MAX); 2];
-    let (mut any_fin, mut any_i) = (f64::INFINITY, u32::MAX);
+    let mut any = Earliest::NONE;
     for c in cands {
         let fin = c.finish_ms();
         let t = &mut meet[c.protected as usize];
@@ -94,19 +121,14 @@ pub fn elsa_protect<I: IntoIterator<Item = Candidate>>(
         if ok {
             *t = (c.compute, fin, c.instance);
         }
-        if fin < any_fin {
-            any_fin = fin;
-            any_i = c.instance;
-        }
+        any.offer(fin, c.instance);
     }
-    let pick = if meet[0].2 != u32::MAX {
+    let meet = if meet[0].2 != u32::MAX {
         meet[0].2
-    } else if meet[1].2 != u32::MAX {
-        meet[1].2
     } else {
-        any_i
+        meet[1].2
     };
-    (pick != u32::MAX).then_some(pick)
+    meet_or(meet, any)
 }
 
 /// `elsa-plan`: the plan's routes as target shares, within the query's latency slack.
@@ -132,36 +154,58 @@ where
         .fold((f64::INFINITY, f64::INFINITY), |(f, s), c| {
             (f.min(c.finish_ms()), s.min(c.service_ms))
         });
+    let deadline = plan_deadline(q, alpha, slack, first, quickest);
+    plan_choice(deadline, cands.map(|c| (c.instance, c)))
+}
+
+/// The latest estimated finish [`elsa_plan`] admits for `q`: arrival + α·SLA, and at most
+/// room = max(0, slack·SLA − `quickest`) after `first`, where `first` is the earliest
+/// estimated finish among the candidates and `quickest` the query's quickest service time
+/// (which an engine whose service times are fixed per (model, batch) computes once).
+#[inline(always)]
+pub fn plan_deadline(q: &Query, alpha: f64, slack: f64, first: f64, quickest: f64) -> f64 {
     let room = (slack * q.sla_ms - quickest).max(0.0);
-    let deadline = (q.arrival_ms + alpha * q.sla_ms).min(first + room);
-    let (mut any_fin, mut any_i) = (f64::INFINITY, u32::MAX);
-    let (mut meet_def, mut meet_fin, mut meet_i) = (f64::NEG_INFINITY, f64::INFINITY, u32::MAX);
-    for c in cands {
+    (q.arrival_ms + alpha * q.sla_ms).min(first + room)
+}
+
+/// [`elsa_plan`]'s choice once its deadline ([`plan_deadline`]) is known, as a position in
+/// `cands`: among candidates finishing by `deadline` the one furthest behind its share
+/// (largest `deficit`), ties to the earliest finish; with none, the earliest finish; ties
+/// to the candidate met first. `None` without candidates.
+#[inline(always)]
+pub fn elsa_plan_within<I: IntoIterator<Item = Candidate>>(
+    deadline: f64,
+    cands: I,
+) -> Option<usize> {
+    let at = cands.into_iter().enumerate().map(|(k, c)| (k as u32, c));
+    plan_choice(deadline, at).map(|k| k as usize)
+}
+
+/// [`elsa_plan_within`] over candidates tagged with ids; returns the chosen id.
+#[inline(always)]
+fn plan_choice(deadline: f64, cands: impl Iterator<Item = (u32, Candidate)>) -> Option<u32> {
+    let mut any = Earliest::NONE;
+    let (mut meet_def, mut meet_fin, mut meet_id) = (f64::NEG_INFINITY, f64::INFINITY, u32::MAX);
+    for (id, c) in cands {
         let fin = c.finish_ms();
         let ok = (fin <= deadline)
             & ((c.deficit > meet_def) | ((c.deficit == meet_def) & (fin < meet_fin)));
         meet_def = select_f(ok, c.deficit, meet_def);
         meet_fin = select_f(ok, fin, meet_fin);
-        meet_i = select_u(ok, c.instance, meet_i);
-        let better = fin < any_fin;
-        any_fin = select_f(better, fin, any_fin);
-        any_i = select_u(better, c.instance, any_i);
+        meet_id = select_u(ok, id, meet_id);
+        any.offer(fin, id);
     }
-    let pick = select_u(meet_i != u32::MAX, meet_i, any_i);
-    (pick != u32::MAX).then_some(pick)
+    meet_or(meet_id, any)
 }
 
 /// The earliest estimated finish (ties to the candidate met first).
 #[inline(always)]
 pub fn earliest_finish<I: IntoIterator<Item = Candidate>>(cands: I) -> Option<u32> {
-    let (mut fin, mut pick) = (f64::INFINITY, u32::MAX);
+    let mut any = Earliest::NONE;
     for c in cands {
-        let f = c.finish_ms();
-        let better = f < fin;
-        fin = select_f(better, f, fin);
-        pick = select_u(better, c.instance, pick);
+        any.offer(c.finish_ms(), c.instance);
     }
-    (pick != u32::MAX).then_some(pick)
+    meet_or(u32::MAX, any)
 }
 
 /// `jsq`: the least estimated backlog (time from `now` until the query could start), ties

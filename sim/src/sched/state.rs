@@ -271,17 +271,7 @@ impl Dispatcher {
 
     /// A query of model `model` (its name) with `batch` samples arriving at `arrival_ms`.
     pub fn query(&self, model: &str, batch: u32, arrival_ms: f64) -> Result<Query, Error> {
-        let p = &self.prep;
-        let m = p
-            .models
-            .iter()
-            .position(|m| m.name == model)
-            .ok_or_else(|| Error::Invalid(format!("model `{model}` is not served by this plan")))?;
-        if batch == 0 || batch as usize >= p.width || p.eligible(m, batch as usize).is_empty() {
-            return Err(Error::Invalid(format!(
-                "no instance of model `{model}` takes a query of batch {batch}"
-            )));
-        }
+        let (m, _) = self.prep.class(model, batch)?;
         if !arrival_ms.is_finite() {
             return Err(Error::Invalid(format!("arrival time {arrival_ms} ms")));
         }
@@ -289,7 +279,7 @@ impl Dispatcher {
             model: m as u32,
             batch,
             arrival_ms,
-            sla_ms: p.models[m].sla,
+            sla_ms: self.prep.models[m].sla,
         })
     }
 
