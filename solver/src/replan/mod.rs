@@ -233,6 +233,7 @@ fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
         let head = lin([(m.rate, head[mi])]);
         b.push(geq(kept + mingpus::served(d, &n, mi) - head, m.rate));
     }
+    knapsack_cuts(&mut b, d, cur, &keep, &n);
     let demand = crate::maxload::demand_by_size(&n, d.sizes.profiles.len());
     let supply = supply::layouts(&mut b, &d.sizes, &demand, gpus);
     // count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ G*
@@ -247,6 +248,37 @@ fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
             supply,
         },
     )
+}
+
+/// `gpcs  Σ_t g_t[m]·keep[t] + Σ_k C_k·n[m,k] ≥ G*_m   ∀ m`, g_t[m] the GPCs of type t's
+/// instances of model m and G*_m the fewest GPCs that can serve r_m (the knapsack of
+/// min-gpus): kept and new instances of m together serve r_m, so together they hold at
+/// least G*_m GPCs. Valid for every integer solution (kept instances that no longer serve m
+/// only make the left side larger); it lifts the LP bound of tier 2 from fractional
+/// instances to whole ones.
+fn knapsack_cuts(
+    b: &mut Builder,
+    d: &RateData,
+    cur: &Current,
+    keep: &[Var],
+    n: &[Vec<Option<Var>>],
+) {
+    let compute = |k: usize| d.sizes.profiles[k].compute as f64;
+    for (mi, m) in d.models.iter().enumerate() {
+        let kept = lin(cur.types.iter().zip(keep).filter_map(|((cfg, _, _), &v)| {
+            let g: f64 = cfg
+                .iter()
+                .filter(|&&(_, _, x)| x == Some(mi))
+                .map(|&(k, _, _)| compute(k))
+                .sum();
+            (g > 0.0).then_some((g, v))
+        }));
+        let new = lin(n[mi]
+            .iter()
+            .enumerate()
+            .filter_map(|(k, v)| Some((compute(k), (*v)?))));
+        b.push(geq(kept + new, m.min_gpcs as f64));
+    }
 }
 
 /// What a tier minimises.
