@@ -180,3 +180,42 @@ proptest! {
         prop_assert_eq!(changed as u32, r.gpus_changed);
     }
 }
+
+#[test]
+fn gpu_slack_never_recuts_more_and_stays_within_one_gpu() {
+    let s = &parvagpu_scenarios(&dataset_dir())[5];
+    let current = plan(s, SolverKind::Milp, &opts()).unwrap();
+    let new = scaled(s, &[0.7, 1.3, 0.9, 1.1]);
+    let scratch = plan(&new, SolverKind::Milp, &opts()).unwrap();
+    let strict = ropts(s, &new, 64);
+    let loose = ReplanOptions {
+        gpu_slack: 1,
+        ..strict.clone()
+    };
+    let (a, b) = (
+        replan(&current, &new, &strict).unwrap(),
+        replan(&current, &new, &loose).unwrap(),
+    );
+    assert_eq!(b.status, SolveStatus::Optimal);
+    // Slack only widens the feasible set of the gpus-changed tier.
+    assert!(
+        b.gpus_changed <= a.gpus_changed,
+        "{} > {}",
+        b.gpus_changed,
+        a.gpus_changed
+    );
+    assert!(b.gpus_used as usize <= scratch.gpus_used() + 1);
+    assert!(b.tiers.iter().any(|t| t.name == "gpus-used"));
+    // The headroom tie-break comes last and never undoes a tier before it.
+    let h = b.tiers.last().unwrap();
+    assert_eq!(h.name, "headroom");
+    assert!(h.objective >= -1e-9 && h.objective <= 0.25 * new.models.len() as f64 + 1e-9);
+    for (m, rate) in b.target.model_rates.iter().zip(new.rates().unwrap()) {
+        assert!(
+            m.rate_qps >= rate * (1.0 - 1e-9),
+            "{} under-provisioned",
+            m.model
+        );
+    }
+    check_transition(&current, &b, loose.required.as_ref().unwrap(), &new);
+}
