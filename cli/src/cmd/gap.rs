@@ -277,7 +277,9 @@ pub fn run(a: Args) -> Result<(), CliError> {
     if a.check.verify || a.flags.objective == Some(ObjectiveFlag::SlaCapacity) {
         let mut rows = Vec::new();
         for p in &a.scenarios {
-            rows.extend(run_checked(&a, &load_scenario(Some(p))?)?);
+            rows.extend(
+                run_checked(&a, &load_scenario(Some(p))?).map_err(|e| e.in_scenario(Some(p)))?,
+            );
         }
         if a.scenarios.is_empty() {
             rows.extend(run_checked(&a, &load_scenario(None)?)?);

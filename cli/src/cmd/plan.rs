@@ -73,6 +73,11 @@ fn write_plan_files<'a>(
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
+    let path = a.scenario.clone();
+    run_on(a).map_err(|e| e.in_scenario(path.as_deref()))
+}
+
+fn run_on(a: Args) -> Result<(), CliError> {
     let s = load_scenario(a.scenario.as_deref())?;
     let sla_objective = a.flags.objective == Some(ObjectiveFlag::SlaCapacity);
     let solver = a
