@@ -57,6 +57,9 @@ pub struct Options {
     pub threads: Option<usize>,
     /// The ParvaGPU data set (default: the copy vendored in `profiles/parvagpu-a100-80gb`).
     pub dataset: PathBuf,
+    /// The study folder, for studies that read measured data from it (`papers/sim-to-real`);
+    /// default: the one in the source tree.
+    pub dir: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -66,6 +69,7 @@ impl Default for Options {
             seed: 1,
             threads: None,
             dataset: migopt_profiles::parvagpu::dataset_dir(),
+            dir: None,
         }
     }
 }

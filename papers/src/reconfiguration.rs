@@ -204,6 +204,95 @@ fn verdict(d: &DayReport) -> Verdict {
     }
 }
 
+/// One fleet's section of RESULTS.md.
+fn fleet_md(tag: &str, s: &Scenario, d: &DayReport, v: &Verdict) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "\n## {tag}: {}\n",
+        s.description.clone().unwrap_or_default()
+    );
+    let _ = writeln!(
+        md,
+        "{} models, peak rates {:.0} requests/s in all; {} intervals of {} h; {} s per transition step.\n",
+        s.models.len(),
+        s.rates().unwrap_or_default().iter().sum::<f64>(),
+        d.intervals.len(),
+        d.every_h,
+        d.reconfig_s
+    );
+    md += &md::table(
+        &["strategy", "GPU-hours", "GPUs re-cut", "SLA violations (%)"],
+        &d.strategy_rows(&|x| num(x.map(|x| x * 100.0), 4)),
+    );
+    let _ = writeln!(
+        md,
+        "\nReplan against the static peak plan: {:.1}% fewer GPU-hours. Against planning from scratch: \
+         {:.1}× fewer GPUs re-cut, at most {} GPU(s) more in any interval. Lowest capacity any model kept \
+         during a transition step: {:.0}% of the capacity it had to keep (min of old and new rate). \
+         Intervals whose transition swapped a change onto an idle GPU: {}; most spare GPUs taken: {}.\n",
+        v.saving * 100.0,
+        v.recut_ratio,
+        v.max_extra_gpus,
+        if v.min_kept.is_finite() { v.min_kept * 100.0 } else { f64::NAN },
+        d.intervals_with_swaps,
+        d.spares_needed
+    );
+    let mut rows = d.interval_rows(&|x| num(x.map(|x| x * 100.0), 3));
+    for (row, iv) in rows.iter_mut().zip(&d.intervals) {
+        row.push(num(iv.cells[2].p99_over_sla, 2));
+    }
+    md += &md::table(
+        &[
+            "hour",
+            "req/s",
+            "static GPUs",
+            "scratch GPUs / re-cut",
+            "replan GPUs / re-cut / steps",
+            "scratch viol. %",
+            "replan viol. %",
+            "replan worst p99/SLA",
+        ],
+        &rows,
+    );
+    let _ = writeln!(
+        md,
+        "\n![GPUs]({0}) ![re-cuts]({1}) ![p99]({2})\n",
+        format_args!("figures/{tag}-gpus.svg"),
+        format_args!("figures/{tag}-recuts.svg"),
+        format_args!("figures/{tag}-p99.svg")
+    );
+    md
+}
+
+/// The claims one fleet's day is checked against.
+fn claims(tag: &str, v: &Verdict) -> Vec<Claim> {
+    vec![
+        Claim {
+            text: format!(
+                "{tag}: replan uses at least 30% fewer GPU-hours than the static peak plan"
+            ),
+            holds: v.saving >= 0.30,
+        },
+        Claim {
+            text: format!(
+                "{tag}: replan re-cuts at least 5x fewer GPUs than planning from scratch"
+            ),
+            holds: v.recut_ratio >= 5.0,
+        },
+        Claim {
+            text: format!(
+                "{tag}: replan uses at most 1 GPU more than from scratch in every interval"
+            ),
+            holds: v.max_extra_gpus <= 1,
+        },
+        Claim {
+            text: format!("{tag}: no model falls below its required capacity during a transition"),
+            holds: !(v.min_kept < 1.0 - 1e-9),
+        },
+    ]
+}
+
 /// Runs the study.
 pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     let load = DiurnalLoad::parse(DIURNAL, Path::new("papers/reconfiguration/diurnal.csv"))?;
@@ -230,118 +319,12 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
         out.files.extend(charts(tag, &d)?);
         out.files
             .push((format!("results/{tag}-day.csv").into(), day_csv(&d)));
-        let v = verdict(&d);
-        for (k, st) in Strategy::ALL.iter().enumerate() {
-            summary.push(vec![
-                tag.to_string(),
-                st.as_str().into(),
-                format!("{:.1}", d.gpu_hours[k]),
-                d.recuts[k].to_string(),
-                num(d.violations[k].map(|x| x * 100.0), 4),
-            ]);
+        for row in d.strategy_rows(&|x| num(x.map(|x| x * 100.0), 4)) {
+            summary.push(std::iter::once(tag.to_string()).chain(row).collect());
         }
-        let _ = writeln!(
-            md,
-            "\n## {tag}: {}\n",
-            s.description.clone().unwrap_or_default()
-        );
-        let _ = writeln!(
-            md,
-            "{} models, peak rates {:.0} requests/s in all; {} intervals of {} h; {} s per transition step.\n",
-            s.models.len(),
-            s.rates().unwrap_or_default().iter().sum::<f64>(),
-            d.intervals.len(),
-            d.every_h,
-            d.reconfig_s
-        );
-        let rows: Vec<Vec<String>> = Strategy::ALL
-            .iter()
-            .enumerate()
-            .map(|(k, st)| {
-                vec![
-                    st.as_str().into(),
-                    format!("{:.1}", d.gpu_hours[k]),
-                    d.recuts[k].to_string(),
-                    num(d.violations[k].map(|x| x * 100.0), 4),
-                ]
-            })
-            .collect();
-        md += &md::table(
-            &["strategy", "GPU-hours", "GPUs re-cut", "SLA violations (%)"],
-            &rows,
-        );
-        let _ = writeln!(
-            md,
-            "\nReplan against the static peak plan: {:.1}% fewer GPU-hours. Against planning from scratch: \
-             {:.1}× fewer GPUs re-cut, at most {} GPU(s) more in any interval. Lowest capacity any model kept \
-             during a transition step: {:.0}% of the capacity it had to keep (min of old and new rate). \
-             Intervals whose transition swapped a change onto an idle GPU: {}; most spare GPUs taken: {}.\n",
-            v.saving * 100.0,
-            v.recut_ratio,
-            v.max_extra_gpus,
-            if v.min_kept.is_finite() { v.min_kept * 100.0 } else { f64::NAN },
-            d.intervals_with_swaps,
-            d.spares_needed
-        );
-        let rows: Vec<Vec<String>> = d
-            .intervals
-            .iter()
-            .map(|iv| {
-                let c = &iv.cells;
-                vec![
-                    format!("{:05.2}", iv.start_h),
-                    format!("{:.0}", iv.rates.iter().sum::<f64>()),
-                    c[0].gpus.to_string(),
-                    format!("{} / {}", c[1].gpus, c[1].recuts),
-                    format!("{} / {} / {}", c[2].gpus, c[2].recuts, c[2].steps),
-                    num(c[1].violations.map(|x| x * 100.0), 3),
-                    num(c[2].violations.map(|x| x * 100.0), 3),
-                    num(c[2].p99_over_sla, 2),
-                ]
-            })
-            .collect();
-        md += &md::table(
-            &[
-                "hour",
-                "req/s",
-                "static GPUs",
-                "scratch GPUs / re-cut",
-                "replan GPUs / re-cut / steps",
-                "scratch viol. %",
-                "replan viol. %",
-                "replan worst p99/SLA",
-            ],
-            &rows,
-        );
-        let _ = writeln!(
-            md,
-            "\n![GPUs]({0}) ![re-cuts]({1}) ![p99]({2})\n",
-            format_args!("figures/{tag}-gpus.svg"),
-            format_args!("figures/{tag}-recuts.svg"),
-            format_args!("figures/{tag}-p99.svg")
-        );
-        out.claims.push(Claim {
-            text: format!(
-                "{tag}: replan uses at least 30% fewer GPU-hours than the static peak plan"
-            ),
-            holds: v.saving >= 0.30,
-        });
-        out.claims.push(Claim {
-            text: format!(
-                "{tag}: replan re-cuts at least 5x fewer GPUs than planning from scratch"
-            ),
-            holds: v.recut_ratio >= 5.0,
-        });
-        out.claims.push(Claim {
-            text: format!(
-                "{tag}: replan uses at most 1 GPU more than from scratch in every interval"
-            ),
-            holds: v.max_extra_gpus <= 1,
-        });
-        out.claims.push(Claim {
-            text: format!("{tag}: no model falls below its required capacity during a transition"),
-            holds: !(v.min_kept < 1.0 - 1e-9),
-        });
+        let v = verdict(&d);
+        md += &fleet_md(tag, s, &d, &v);
+        out.claims.extend(claims(tag, &v));
     }
     out.files.push((
         "results/summary.csv".into(),

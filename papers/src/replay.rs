@@ -11,7 +11,7 @@
 
 use migopt_models::{Demand, Error, GpuPlan, Objective, Origin, Plan, Scenario, SolveStatus};
 use migopt_sim::{Arrivals, SchedulerKind, SimConfig};
-use migopt_solver::replan::{ReplanOptions, Transition};
+use migopt_solver::replan::{layout_key, Replan, ReplanOptions, Transition};
 use migopt_solver::{PlanOptions, SolverKind};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -283,6 +283,46 @@ pub struct DayReport {
     pub spares_needed: u32,
 }
 
+impl DayReport {
+    /// One row per strategy: its name, GPU-hours, GPUs re-cut, and its violations as `viol`
+    /// writes them.
+    pub fn strategy_rows(&self, viol: &dyn Fn(Option<f64>) -> String) -> Vec<Vec<String>> {
+        Strategy::ALL
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                vec![
+                    s.as_str().into(),
+                    format!("{:.1}", self.gpu_hours[k]),
+                    self.recuts[k].to_string(),
+                    viol(self.violations[k]),
+                ]
+            })
+            .collect()
+    }
+
+    /// One row per interval: start hour, total rate, static GPUs, from-scratch GPUs / re-cut,
+    /// replan GPUs / re-cut / steps, and the from-scratch and replan violations as `viol`
+    /// writes them.
+    pub fn interval_rows(&self, viol: &dyn Fn(Option<f64>) -> String) -> Vec<Vec<String>> {
+        self.intervals
+            .iter()
+            .map(|iv| {
+                let c = &iv.cells;
+                vec![
+                    format!("{:05.2}", iv.start_h),
+                    format!("{:.0}", iv.rates.iter().sum::<f64>()),
+                    c[0].gpus.to_string(),
+                    format!("{} / {}", c[1].gpus, c[1].recuts),
+                    format!("{} / {} / {}", c[2].gpus, c[2].recuts, c[2].steps),
+                    viol(c[1].violations),
+                    viol(c[2].violations),
+                ]
+            })
+            .collect()
+    }
+}
+
 fn with_rates(s: &Scenario, rates: &[f64]) -> Scenario {
     let mut s = s.clone();
     for (m, &r) in s.models.iter_mut().zip(rates) {
@@ -373,36 +413,19 @@ fn step_states(start: &BTreeMap<u32, GpuPlan>, t: &Transition) -> Vec<Vec<GpuPla
     out
 }
 
-/// Configurations of a plan's used GPUs, as sortable keys.
-fn configs(p: &Plan) -> Vec<Vec<(String, u32, String)>> {
-    p.gpus
-        .iter()
-        .filter(|g| !g.layout.is_empty())
-        .map(|g| {
-            let mut v: Vec<(String, u32, String)> = g
-                .layout
-                .iter()
-                .map(|a| (a.profile.to_string(), a.start, a.model.to_string()))
-                .collect();
-            v.sort();
-            v
-        })
-        .collect()
-}
-
 /// From-scratch re-cuts, matching the new plan's GPUs to the old plan's identical ones as
 /// well as possible (the fairest count for it), and the GPUs that stay up during the swap.
 fn scratch_change(old: &Plan, new: &Plan) -> (u32, Vec<GpuPlan>) {
-    let mut pool = configs(old);
+    let mut pool: Vec<_> = old
+        .gpus
+        .iter()
+        .filter(|g| !g.layout.is_empty())
+        .map(|g| layout_key(&g.layout))
+        .collect();
     let mut kept = Vec::new();
     let mut recut = 0;
     for g in new.gpus.iter().filter(|g| !g.layout.is_empty()) {
-        let mut key: Vec<(String, u32, String)> = g
-            .layout
-            .iter()
-            .map(|a| (a.profile.to_string(), a.start, a.model.to_string()))
-            .collect();
-        key.sort();
+        let key = layout_key(&g.layout);
         match pool.iter().position(|c| *c == key) {
             Some(i) => {
                 pool.swap_remove(i);
@@ -414,13 +437,58 @@ fn scratch_change(old: &Plan, new: &Plan) -> (u32, Vec<GpuPlan>) {
     (recut, kept)
 }
 
-/// Replays the day; `progress(done, total)` after each interval.
-pub fn replay_day(
+impl Cell {
+    /// A cell not simulated (yet).
+    fn new(gpus: usize, recuts: u32, steps: u32, status: SolveStatus, solve_seconds: f64) -> Self {
+        Self {
+            gpus: gpus as u32,
+            recuts,
+            steps,
+            status,
+            solve_seconds,
+            violations: None,
+            transition_violations: None,
+            p99_over_sla: None,
+            min_kept_ratio: None,
+        }
+    }
+
+    /// Simulates `plan` over the interval, its start spent in the transition `states` (one
+    /// per step, each down for the reconfiguration time): violations (transitions included),
+    /// those of the transitions, and the steady p99 over SLA. Salts: `salt` for the steady
+    /// state, `step_salt + j` for step j.
+    fn simulate(
+        &mut self,
+        opts: &ReplayOptions,
+        s: &Scenario,
+        plan: &Plan,
+        states: Vec<Vec<GpuPlan>>,
+        (salt, step_salt): (u64, u64),
+    ) -> Result<(), Error> {
+        let secs = opts.every_h * 3600.0;
+        let (v, p) = simulate(opts, s, plan, plan.gpus.clone(), salt)?;
+        let down = states.len() as f64 * opts.reconfig_s;
+        let mut tv = 0.0;
+        for (j, st) in states.into_iter().enumerate() {
+            tv += simulate(opts, s, plan, st, step_salt + j as u64)?.0 * opts.reconfig_s / secs;
+        }
+        let steady = v * (secs - down).max(0.0) / secs;
+        (
+            self.violations,
+            self.transition_violations,
+            self.p99_over_sla,
+        ) = (Some(steady + tv), Some(tv), Some(p));
+        Ok(())
+    }
+}
+
+/// Each model's rate in each interval of the day (the scenario's rates times the load).
+fn day_rates(
     scenario: &Scenario,
     load: &DiurnalLoad,
     opts: &ReplayOptions,
-    progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<DayReport, Error> {
+    names: &[String],
+) -> Result<Vec<Vec<f64>>, Error> {
     if !(opts.every_h > 0.0 && opts.every_h <= 24.0) {
         return Err(Error::Invalid(format!(
             "--every {} h must be above 0 and at most 24 h",
@@ -439,171 +507,114 @@ pub fn replay_day(
             scenario.name
         ))
     })?;
-    let names: Vec<String> = scenario.models.iter().map(|m| m.name.to_string()).collect();
     let n = (24.0 / opts.every_h).ceil() as usize;
-    let mut rates = Vec::new();
-    for i in 0..n {
-        let t0 = i as f64 * opts.every_h;
-        let f = load.factors_for(&names, t0, (t0 + opts.every_h).min(24.0))?;
-        rates.push(
-            base.iter()
-                .zip(&f)
-                .map(|(r, f)| r * f)
-                .collect::<Vec<f64>>(),
-        );
+    (0..n)
+        .map(|i| {
+            let t0 = i as f64 * opts.every_h;
+            let f = load.factors_for(names, t0, (t0 + opts.every_h).min(24.0))?;
+            Ok(base.iter().zip(&f).map(|(r, f)| r * f).collect())
+        })
+        .collect()
+}
+
+/// The static peak plan in interval i.
+fn static_cell(opts: &ReplayOptions, s: &Scenario, plan: &Plan, i: usize) -> Result<Cell, Error> {
+    let seconds = if i == 0 {
+        plan.report.solve_seconds
+    } else {
+        0.0
+    };
+    let mut cell = Cell::new(plan.gpus_used(), 0, 0, plan.report.status, seconds);
+    if opts.sim_seconds > 0.0 {
+        let (v, p) = simulate(opts, s, plan, plan.gpus.clone(), i as u64 * 1000)?;
+        (cell.violations, cell.p99_over_sla) = (Some(v), Some(p));
     }
-    let peak: Vec<f64> = (0..names.len())
-        .map(|m| rates.iter().map(|r| r[m]).fold(0.0, f64::max))
-        .collect();
-    let popts = &opts.plan;
-    let static_plan = migopt_solver::plan(&with_rates(scenario, &peak), SolverKind::Milp, popts)?;
-    let mut intervals: Vec<Interval> = Vec::new();
-    let mut prev_scratch: Option<Plan> = None;
-    let mut prev_replan: Option<Plan> = None;
-    let mut spares = 0;
-    let mut spares_max = 0;
-    let secs = opts.every_h * 3600.0;
-    for (i, r) in rates.iter().enumerate() {
-        let s = with_rates(scenario, r);
+    Ok(cell)
+}
+
+/// The from-scratch plan of interval i, applied at once (its re-cut GPUs down together).
+fn scratch_cell(
+    opts: &ReplayOptions,
+    s: &Scenario,
+    scratch: &Plan,
+    prev: Option<&Plan>,
+    i: usize,
+) -> Result<Cell, Error> {
+    let (recuts, up) = match prev {
+        Some(p) => scratch_change(p, scratch),
+        None => (0, scratch.gpus.clone()),
+    };
+    let r = &scratch.report;
+    let steps = u32::from(recuts > 0);
+    let mut cell = Cell::new(
+        scratch.gpus_used(),
+        recuts,
+        steps,
+        r.status,
+        r.solve_seconds,
+    );
+    if opts.sim_seconds > 0.0 {
+        let states = if recuts > 0 { vec![up] } else { Vec::new() };
         let salt = i as u64 * 1000;
-        let mut cells = Vec::new();
-        // (a) static peak plan.
-        let mut cell = Cell {
-            gpus: static_plan.gpus_used() as u32,
-            recuts: 0,
-            steps: 0,
-            status: static_plan.report.status,
-            solve_seconds: if i == 0 {
-                static_plan.report.solve_seconds
-            } else {
-                0.0
-            },
-            violations: None,
-            transition_violations: None,
-            p99_over_sla: None,
-            min_kept_ratio: None,
-        };
-        if opts.sim_seconds > 0.0 {
-            let (v, p) = simulate(opts, &s, &static_plan, static_plan.gpus.clone(), salt)?;
-            (cell.violations, cell.p99_over_sla) = (Some(v), Some(p));
-        }
-        cells.push(cell);
-        // (b) from scratch, applied at once.
-        let scratch = migopt_solver::plan(&s, SolverKind::Milp, popts)?;
-        let (recuts, up) = match &prev_scratch {
-            Some(p) => scratch_change(p, &scratch),
-            None => (0, scratch.gpus.clone()),
-        };
-        let mut cell = Cell {
-            gpus: scratch.gpus_used() as u32,
-            recuts,
-            steps: u32::from(recuts > 0),
-            status: scratch.report.status,
-            solve_seconds: scratch.report.solve_seconds,
-            violations: None,
-            transition_violations: None,
-            p99_over_sla: None,
-            min_kept_ratio: None,
-        };
-        if opts.sim_seconds > 0.0 {
-            let (v, p) = simulate(opts, &s, &scratch, scratch.gpus.clone(), salt + 1)?;
-            let tv = if recuts > 0 {
-                simulate(opts, &s, &scratch, up, salt + 2)?.0 * opts.reconfig_s / secs
-            } else {
-                0.0
-            };
-            let steady = v * (secs - if recuts > 0 { opts.reconfig_s } else { 0.0 }) / secs;
-            (
-                cell.violations,
-                cell.transition_violations,
-                cell.p99_over_sla,
-            ) = (Some(steady + tv), Some(tv), Some(p));
-        }
-        cells.push(cell);
-        prev_scratch = Some(scratch.clone());
-        // (c) migopt replan from the previous interval's target.
-        let cell = match prev_replan.as_ref() {
-            None => {
-                prev_replan = Some(scratch.clone());
-                let mut c = cells[1].clone();
-                c.recuts = 0;
-                c.steps = 0;
-                c
-            }
-            Some(prev) => {
-                let old = &rates[i - 1];
-                let ro = ReplanOptions {
-                    plan: popts.clone(),
-                    spare_gpus: opts.spare_gpus,
-                    gpu_slack: opts.gpu_slack,
-                    required: Some(old.iter().zip(r).map(|(a, b)| a.min(*b)).collect()),
-                };
-                // Too few spares for a safe transition: take as many as it needs (reported).
-                let rp = match migopt_solver::replan::replan(prev, &s, &ro) {
-                    Err(Error::Infeasible(_)) if opts.spare_gpus < 1000 => {
-                        let more = ReplanOptions {
-                            spare_gpus: 1000,
-                            ..ro.clone()
-                        };
-                        migopt_solver::replan::replan(prev, &s, &more)?
-                    }
-                    r => r?,
-                };
-                spares_max = spares_max.max(rp.transition.spares_used.len() as u32);
-                spares += u32::from(!rp.transition.swaps.is_empty());
-                let t = &rp.transition;
-                let kept = t
-                    .steps
-                    .iter()
-                    .flat_map(|st| {
-                        st.capacity_during
-                            .iter()
-                            .zip(&t.required)
-                            .filter(|(_, &need)| need > 0.0)
-                            .map(|(c, need)| c / need)
-                    })
-                    .fold(f64::INFINITY, f64::min);
-                let mut cell = Cell {
-                    gpus: rp.gpus_used,
-                    recuts: rp.gpus_changed,
-                    steps: t.steps.len() as u32,
-                    status: rp.status,
-                    solve_seconds: rp.target.report.solve_seconds,
-                    violations: None,
-                    transition_violations: None,
-                    p99_over_sla: None,
-                    min_kept_ratio: kept.is_finite().then_some(kept),
-                };
-                if opts.sim_seconds > 0.0 {
-                    let (v, p) = simulate(opts, &s, &rp.target, rp.target.gpus.clone(), salt + 3)?;
-                    let start: BTreeMap<u32, GpuPlan> =
-                        prev.gpus.iter().map(|g| (g.index, g.clone())).collect();
-                    let mut tv = 0.0;
-                    for (j, st) in step_states(&start, t).into_iter().enumerate() {
-                        tv += simulate(opts, &s, &rp.target, st, salt + 10 + j as u64)?.0
-                            * opts.reconfig_s
-                            / secs;
-                    }
-                    let down = t.steps.len() as f64 * opts.reconfig_s;
-                    let steady = v * (secs - down).max(0.0) / secs;
-                    (
-                        cell.violations,
-                        cell.transition_violations,
-                        cell.p99_over_sla,
-                    ) = (Some(steady + tv), Some(tv), Some(p));
-                }
-                prev_replan = Some(rp.target);
-                cell
-            }
-        };
-        cells.push(cell);
-        intervals.push(Interval {
-            start_h: i as f64 * opts.every_h,
-            rates: r.clone(),
-            cells,
-        });
-        progress(i as u64 + 1, n as u64);
+        cell.simulate(opts, s, scratch, states, (salt + 1, salt + 2))?;
     }
+    Ok(cell)
+}
+
+/// migopt replan from the previous interval's target to interval i's rates (`old`: the
+/// previous interval's), with its safe transition.
+fn replan_cell(
+    opts: &ReplayOptions,
+    s: &Scenario,
+    prev: &Plan,
+    (old, new): (&[f64], &[f64]),
+    i: usize,
+) -> Result<(Cell, Replan), Error> {
+    let ro = ReplanOptions {
+        plan: opts.plan.clone(),
+        spare_gpus: opts.spare_gpus,
+        gpu_slack: opts.gpu_slack,
+        required: Some(old.iter().zip(new).map(|(a, b)| a.min(*b)).collect()),
+    };
+    // Too few spares for a safe transition: take as many as it needs (reported).
+    let rp = match migopt_solver::replan::replan(prev, s, &ro) {
+        Err(Error::Infeasible(_)) if opts.spare_gpus < 1000 => {
+            let more = ReplanOptions {
+                spare_gpus: 1000,
+                ..ro.clone()
+            };
+            migopt_solver::replan::replan(prev, s, &more)?
+        }
+        r => r?,
+    };
+    let t = &rp.transition;
+    let seconds = rp.target.report.solve_seconds;
+    let steps = t.steps.len() as u32;
+    let mut cell = Cell::new(
+        rp.gpus_used as usize,
+        rp.gpus_changed,
+        steps,
+        rp.status,
+        seconds,
+    );
+    cell.min_kept_ratio = t.min_kept_ratio();
+    if opts.sim_seconds > 0.0 {
+        let start: BTreeMap<u32, GpuPlan> =
+            prev.gpus.iter().map(|g| (g.index, g.clone())).collect();
+        let salt = i as u64 * 1000;
+        cell.simulate(
+            opts,
+            s,
+            &rp.target,
+            step_states(&start, t),
+            (salt + 3, salt + 10),
+        )?;
+    }
+    Ok((cell, rp))
+}
+
+/// Per strategy over the day: GPU-hours, GPUs re-cut, and the request-weighted violations.
+fn totals(intervals: &[Interval], opts: &ReplayOptions) -> (Vec<f64>, Vec<u32>, Vec<Option<f64>>) {
     let per = |f: &dyn Fn(&Cell) -> f64| -> Vec<f64> {
         (0..3)
             .map(|k| intervals.iter().map(|iv| f(&iv.cells[k])).sum())
@@ -632,6 +643,62 @@ pub fn replay_day(
     } else {
         vec![None; 3]
     };
+    (gpu_hours, recuts, violations)
+}
+
+/// Replays the day; `progress(done, total)` after each interval.
+pub fn replay_day(
+    scenario: &Scenario,
+    load: &DiurnalLoad,
+    opts: &ReplayOptions,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<DayReport, Error> {
+    let names: Vec<String> = scenario.models.iter().map(|m| m.name.to_string()).collect();
+    let rates = day_rates(scenario, load, opts, &names)?;
+    let n = rates.len();
+    let peak: Vec<f64> = (0..names.len())
+        .map(|m| rates.iter().map(|r| r[m]).fold(0.0, f64::max))
+        .collect();
+    let popts = &opts.plan;
+    let static_plan = migopt_solver::plan(&with_rates(scenario, &peak), SolverKind::Milp, popts)?;
+    let mut intervals: Vec<Interval> = Vec::new();
+    let mut prev_scratch: Option<Plan> = None;
+    let mut prev_replan: Option<Plan> = None;
+    let mut spares = 0;
+    let mut spares_max = 0;
+    for (i, r) in rates.iter().enumerate() {
+        let s = with_rates(scenario, r);
+        let mut cells = vec![static_cell(opts, &s, &static_plan, i)?];
+        let scratch = migopt_solver::plan(&s, SolverKind::Milp, popts)?;
+        cells.push(scratch_cell(opts, &s, &scratch, prev_scratch.as_ref(), i)?);
+        let cell = match prev_replan.as_ref() {
+            // The first interval starts from the from-scratch plan.
+            None => {
+                prev_replan = Some(scratch.clone());
+                Cell {
+                    recuts: 0,
+                    steps: 0,
+                    ..cells[1].clone()
+                }
+            }
+            Some(prev) => {
+                let (cell, rp) = replan_cell(opts, &s, prev, (&rates[i - 1], r), i)?;
+                spares_max = spares_max.max(rp.transition.spares_used.len() as u32);
+                spares += u32::from(!rp.transition.swaps.is_empty());
+                prev_replan = Some(rp.target);
+                cell
+            }
+        };
+        cells.push(cell);
+        prev_scratch = Some(scratch);
+        intervals.push(Interval {
+            start_h: i as f64 * opts.every_h,
+            rates: r.clone(),
+            cells,
+        });
+        progress(i as u64 + 1, n as u64);
+    }
+    let (gpu_hours, recuts, violations) = totals(&intervals, opts);
     Ok(DayReport {
         scenario: scenario.name.clone(),
         models: names,

@@ -2,19 +2,29 @@
 //!
 //! One H200 (not in MIG mode) cut by the planner into 3g.71gb + 2g.35gb + 1g.18gb + 1g.18gb
 //! (emulated with MPS), serving ResNet-50 and BERT-base through `migopt serve` under ELSA and
-//! FIFS at six loads. The raw per-query records (`raw/*.csv.gz`, with their sidecars) were
-//! measured once on the GPU (`run.sh`); this module re-simulates every recorded trace three
-//! ways (isolated profiles, profiles with every neighbour flat out, and the load-aware
-//! interference model) and writes RESULTS.md, `results/errors.csv` and the figures. No GPU
-//! is needed to regenerate them.
+//! FIFS. The raw per-query records (`raw/*.csv.gz`, with their sidecars) were measured once
+//! on the GPU (`run.sh`), in two steps:
+//!
+//! 1. **calibration** (`raw/calib.<scheduler>.csv.gz`): one trace of its own, from which the
+//!    server's own cost per query is read (pipe round trip and busy gap,
+//!    [`compare::ServerCost`]); no evaluation run is used for it;
+//! 2. **evaluation** (`raw/load<NN>.<scheduler>.csv.gz`): Poisson traces at NN% of the plan's
+//!    simulated capacity under the load-aware model with that cost, per scheduler
+//!    ([`capacity`], written to `results/capacity.csv` before the traces are made).
+//!
+//! This module re-simulates every evaluation trace three ways (isolated profiles, profiles
+//! with every neighbour flat out, and the load-aware interference model) and writes
+//! RESULTS.md, `results/errors.csv`, `results/capacity.csv` and the figures. No GPU is needed
+//! to regenerate them. With calibration runs but no evaluation runs yet (the middle of
+//! `run.sh`), it writes `results/capacity.csv` alone.
 
 use crate::md;
 use crate::plot::{line_chart, Chart, Series};
 use crate::{Claim, Options, Output, Progress};
 use migopt_models::report::SimReport;
 use migopt_models::{Error, Plan, Scenario};
-use migopt_server::compare::{self, Comparison};
-use migopt_server::records::{self, RunMeta};
+use migopt_server::compare::{self, Comparison, ServerCost};
+use migopt_server::records::{self, QueryRecord, RunMeta};
 use migopt_sim::{Arrivals, CapacityTarget, SchedulerKind, ServingMode, SimConfig};
 use std::path::{Path, PathBuf};
 
@@ -22,6 +32,12 @@ use std::path::{Path, PathBuf};
 pub fn study_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-to-real")
 }
+
+/// The evaluation loads, % of simulated capacity.
+pub const LOADS_PCT: [u32; 3] = [30, 60, 85];
+
+/// The schedulers of the study.
+const SCHEDULERS: [SchedulerKind; 2] = [SchedulerKind::Elsa, SchedulerKind::Fifs];
 
 /// The gzipped per-query file, decompressed (with the system's `gzip`).
 fn gunzip(path: &Path) -> Result<String, Error> {
@@ -41,9 +57,80 @@ fn gunzip(path: &Path) -> Result<String, Error> {
         .map_err(|_| Error::Invalid(format!("{}: not text", path.display())))
 }
 
-/// One measured run and its predictions.
+/// One served run as committed: records and sidecar.
+struct Served {
+    recs: Vec<QueryRecord>,
+    meta: RunMeta,
+    scheduler: SchedulerKind,
+}
+
+/// `raw/<stem>.<scheduler>.csv.gz` (or `.csv`) and its sidecar `raw/<stem>.<scheduler>.csv.json`.
+fn read_served(csv: &Path) -> Result<Served, Error> {
+    let name = csv.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let text = if name.ends_with(".gz") {
+        gunzip(csv)?
+    } else {
+        std::fs::read_to_string(csv).map_err(|e| Error::io(csv, e))?
+    };
+    let recs = records::parse_csv(&text, csv)?;
+    let side = csv.with_file_name(name.trim_end_matches(".gz").to_string() + ".json");
+    let mtext = std::fs::read_to_string(&side).map_err(|e| Error::io(&side, e))?;
+    let meta: RunMeta = serde_json::from_str(&mtext)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", side.display())))?;
+    let scheduler: SchedulerKind = meta.scheduler.parse()?;
+    Ok(Served {
+        recs,
+        meta,
+        scheduler,
+    })
+}
+
+/// The raw files whose name starts with `prefix`, sorted.
+fn raw_files(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>, Error> {
+    let raw = dir.join("raw");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&raw)
+        .map_err(|e| Error::io(&raw, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            n.starts_with(prefix) && (n.ends_with(".csv.gz") || n.ends_with(".csv"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The server's cost per query under each scheduler, from its calibration run.
+struct Calibration {
+    scheduler: SchedulerKind,
+    meta: RunMeta,
+    cost: ServerCost,
+}
+
+fn calibrations(dir: &Path) -> Result<Vec<Calibration>, Error> {
+    let mut out = Vec::new();
+    for f in raw_files(dir, "calib.")? {
+        let s = read_served(&f)?;
+        out.push(Calibration {
+            cost: ServerCost::from_overhead(&s.meta.overhead, s.scheduler),
+            scheduler: s.scheduler,
+            meta: s.meta,
+        });
+    }
+    for k in SCHEDULERS {
+        if !out.iter().any(|c| c.scheduler == k) {
+            return Err(Error::Invalid(format!(
+                "{}: no calibration run under {k} (raw/calib.{k}.csv.gz)",
+                dir.join("raw").display()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// One evaluation run and its predictions.
 struct Run {
-    rate: f64,
+    load_pct: u32,
     scheduler: SchedulerKind,
     meta: RunMeta,
     cmp: Comparison,
@@ -53,51 +140,42 @@ fn load_runs(
     dir: &Path,
     plan: &Plan,
     s: &Scenario,
+    cal: &[Calibration],
     progress: Progress<'_>,
 ) -> Result<Vec<Run>, Error> {
-    let raw = dir.join("raw");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&raw)
-        .map_err(|e| Error::io(&raw, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            n.starts_with("rate") && n.ends_with(".csv.gz")
-        })
-        .collect();
-    files.sort();
+    let files = raw_files(dir, "load")?;
     let mut runs = Vec::new();
     for (k, f) in files.iter().enumerate() {
         progress(k as u64, files.len() as u64);
-        let text = gunzip(f)?;
-        let recs = records::parse_csv(&text, f)?;
-        let side = raw.join(
-            f.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("")
-                .trim_end_matches(".gz")
-                .to_string()
-                + ".json",
-        );
-        let mtext = std::fs::read_to_string(&side).map_err(|e| Error::io(&side, e))?;
-        let meta: RunMeta = serde_json::from_str(&mtext)
-            .map_err(|e| Error::Invalid(format!("{}: {e}", side.display())))?;
-        let scheduler: SchedulerKind = meta.scheduler.parse()?;
-        let rate: f64 = meta
+        let sv = read_served(f)?;
+        let load_pct: u32 = sv
+            .meta
             .arrivals
             .split_whitespace()
             .next()
             .unwrap_or("")
-            .trim_start_matches("rate")
+            .trim_start_matches("load")
             .parse()
             .map_err(|_| {
-                Error::Invalid(format!("{}: arrivals `{}`", side.display(), meta.arrivals))
+                Error::Invalid(format!(
+                    "{}: arrivals `{}` (expected loadNN)",
+                    f.display(),
+                    sv.meta.arrivals
+                ))
             })?;
-        let ovh = compare::server_overhead_ms(&meta);
-        let cmp = compare::compare(plan, s, scheduler, &recs, meta.warmup_fraction, ovh)?;
+        let cost = cost_of(cal, sv.scheduler);
+        let cmp = compare::compare(
+            plan,
+            s,
+            sv.scheduler,
+            &sv.recs,
+            sv.meta.warmup_fraction,
+            cost,
+        )?;
         runs.push(Run {
-            rate,
-            scheduler,
-            meta,
+            load_pct,
+            scheduler: sv.scheduler,
+            meta: sv.meta,
             cmp,
         });
     }
@@ -105,13 +183,26 @@ fn load_runs(
         a.scheduler
             .as_str()
             .cmp(b.scheduler.as_str())
-            .then(a.rate.total_cmp(&b.rate))
+            .then(a.load_pct.cmp(&b.load_pct))
     });
     Ok(runs)
 }
 
-/// Simulated capacity (p99 within the SLA) of the plan under the load-aware model.
-fn capacity(plan: &Plan, s: &Scenario, k: SchedulerKind, opts: &Options) -> Result<f64, Error> {
+fn cost_of(cal: &[Calibration], k: SchedulerKind) -> ServerCost {
+    cal.iter()
+        .find(|c| c.scheduler == k)
+        .map_or(ServerCost::default(), |c| c.cost)
+}
+
+/// Simulated capacity (p99 within the SLA) of the plan under the load-aware model, with the
+/// server's calibrated cost per query.
+pub fn capacity(
+    plan: &Plan,
+    s: &Scenario,
+    k: SchedulerKind,
+    cost: ServerCost,
+    opts: &Options,
+) -> Result<f64, Error> {
     let mut cfg = SimConfig::new(Arrivals::Poisson {
         total_rate_qps: 500.0,
     });
@@ -121,6 +212,8 @@ fn capacity(plan: &Plan, s: &Scenario, k: SchedulerKind, opts: &Options) -> Resu
     cfg.replications = if opts.quick { 2 } else { 5 };
     cfg.seed = opts.seed;
     cfg.threads = opts.threads;
+    cfg.service_overhead_ms = cost.occupancy_ms;
+    cfg.latency_overhead_ms = cost.latency_ms;
     Ok(migopt_sim::capacity(plan, s, &cfg, CapacityTarget::P99)?
         .capacity_qps
         .mean)
@@ -133,36 +226,74 @@ fn pcts(r: &SimReport, m: usize) -> Option<[f64; 3]> {
         .map(|l| [l.p50.mean, l.p95.mean, l.p99.mean])
 }
 
+/// `results/capacity.csv`: per scheduler, the calibrated cost, the capacity and the rate of
+/// each evaluation load (what `make_traces.py` reads).
+fn capacity_csv(cal: &[Calibration], caps: &[(SchedulerKind, f64)]) -> String {
+    let rows: Vec<Vec<String>> = caps
+        .iter()
+        .map(|(k, c)| {
+            let cb = cal.iter().find(|x| x.scheduler == *k);
+            let us = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.1}"));
+            let cost = cost_of(cal, *k);
+            let mut row = vec![
+                k.to_string(),
+                format!("{c:.1}"),
+                format!("{:.4}", cost.occupancy_ms),
+                format!("{:.4}", cost.latency_ms),
+                us(cb.and_then(|x| x.meta.overhead.round_trip_us_p50)),
+                us(cb.and_then(|x| x.meta.overhead.busy_gap_us_p50)),
+            ];
+            row.extend(
+                LOADS_PCT
+                    .iter()
+                    .map(|l| format!("{:.1}", c * *l as f64 / 100.0)),
+            );
+            row
+        })
+        .collect();
+    let mut head = vec![
+        "scheduler".to_string(),
+        "capacity_qps".into(),
+        "occupancy_overhead_ms".into(),
+        "latency_overhead_ms".into(),
+        "calib_round_trip_us_p50".into(),
+        "calib_busy_gap_us_p50".into(),
+    ];
+    head.extend(LOADS_PCT.iter().map(|l| format!("rate_load{l}_qps")));
+    let h: Vec<&str> = head.iter().map(String::as_str).collect();
+    md::csv(&h, &rows)
+}
+
 /// Runs the study on the committed raw data.
 pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
-    let dir = study_dir();
-    let scen_path = dir.join("scenario.toml");
-    let s = Scenario::load(&scen_path)?;
+    let dir = opts.dir.clone().unwrap_or_else(study_dir);
+    let s = Scenario::load(&dir.join("scenario.toml"))?;
     let ptext = std::fs::read_to_string(dir.join("plan.json"))
         .map_err(|e| Error::io(dir.join("plan.json"), e))?;
     let plan: Plan =
         serde_json::from_str(&ptext).map_err(|e| Error::Invalid(format!("plan.json: {e}")))?;
-    let runs = load_runs(&dir, &plan, &s, progress)?;
-    if runs.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{}: no raw runs",
-            dir.join("raw").display()
-        )));
-    }
-    let caps: Vec<(SchedulerKind, f64)> = [SchedulerKind::Elsa, SchedulerKind::Fifs]
+    let cal = calibrations(&dir)?;
+    let caps: Vec<(SchedulerKind, f64)> = SCHEDULERS
         .into_iter()
-        .map(|k| capacity(&plan, &s, k, opts).map(|c| (k, c)))
+        .map(|k| capacity(&plan, &s, k, cost_of(&cal, k), opts).map(|c| (k, c)))
         .collect::<Result<_, _>>()?;
-    let cap_of = |k: SchedulerKind| caps.iter().find(|c| c.0 == k).map_or(f64::NAN, |c| c.1);
     let mut out = Output::default();
+    out.files
+        .push(("results/capacity.csv".into(), capacity_csv(&cal, &caps)));
+    let runs = load_runs(&dir, &plan, &s, &cal, progress)?;
+    if runs.is_empty() {
+        // run.sh between its calibration and evaluation steps: the rates are all it needs.
+        return Ok(out);
+    }
+    let cap_of = |k: SchedulerKind| caps.iter().find(|c| c.0 == k).map_or(f64::NAN, |c| c.1);
     let (csv_rows, worst) = error_rows(&runs, &s, cap_of);
     out.files.push((
         "results/errors.csv".into(),
         md::csv(
             &[
                 "scheduler",
-                "rate_qps",
                 "load_pct",
+                "rate_qps",
                 "model",
                 "stat",
                 "measured_ms",
@@ -173,14 +304,14 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
             &csv_rows,
         ),
     ));
-    for k in [SchedulerKind::Elsa, SchedulerKind::Fifs] {
-        out.files.push((
-            format!("results/p99-{k}.svg").into(),
-            figure(&runs, k, &s, cap_of(k))?,
-        ));
+    for k in SCHEDULERS {
+        out.files
+            .push((format!("results/p99-{k}.svg").into(), figure(&runs, k, &s)?));
     }
-    out.files
-        .push(("RESULTS.md".into(), results_md(&runs, &s, &caps, &worst)));
+    out.files.push((
+        "RESULTS.md".into(),
+        results_md(&runs, &s, &caps, &cal, &worst),
+    ));
     out.claims.push(Claim {
         text: format!(
             "load-aware p50 and p99 within 10% of measured at every load up to 85% of simulated capacity (worst {:.1}%)",
@@ -214,7 +345,7 @@ fn error_rows(
         load_aware: 0.0,
     };
     for r in runs {
-        let load = r.rate / cap(r.scheduler);
+        let rate = cap(r.scheduler) * r.load_pct as f64 / 100.0;
         for (m, model) in s.models.iter().enumerate() {
             let Some(meas) = pcts(&r.cmp.measured, m) else {
                 continue;
@@ -228,15 +359,15 @@ fn error_rows(
             for (k, stat) in ["p50", "p95", "p99"].iter().enumerate() {
                 let mut row = vec![
                     r.scheduler.as_str().to_string(),
-                    format!("{:.0}", r.rate),
-                    format!("{:.1}", load * 100.0),
+                    r.load_pct.to_string(),
+                    format!("{rate:.1}"),
                     model.name.to_string(),
                     stat.to_string(),
                     format!("{:.3}", meas[k]),
                 ];
                 row.extend(pred.iter().map(|p| format!("{:.3}", p[k])));
                 rows.push(row);
-                if k != 1 && load <= 0.85 + 1e-9 && pred.len() == 3 {
+                if k != 1 && r.load_pct <= 85 && pred.len() == 3 {
                     let e = |i: usize| compare::rel_err(pred[i][k], meas[k]).abs();
                     w.isolated = w.isolated.max(e(0));
                     w.flat_out = w.flat_out.max(e(1));
@@ -248,13 +379,13 @@ fn error_rows(
     (rows, w)
 }
 
-fn figure(runs: &[Run], k: SchedulerKind, s: &Scenario, cap: f64) -> Result<String, Error> {
+fn figure(runs: &[Run], k: SchedulerKind, s: &Scenario) -> Result<String, Error> {
     let mut series = Vec::new();
     for (m, model) in s.models.iter().enumerate() {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.scheduler == k).collect();
         let pt = |f: &dyn Fn(&Run) -> Option<f64>| -> Vec<(f64, f64)> {
             mine.iter()
-                .filter_map(|r| f(r).map(|y| (100.0 * r.rate / cap, y)))
+                .filter_map(|r| f(r).map(|y| (r.load_pct as f64, y)))
                 .collect()
         };
         series.push(Series {
@@ -276,7 +407,7 @@ fn figure(runs: &[Run], k: SchedulerKind, s: &Scenario, cap: f64) -> Result<Stri
     }
     line_chart(&Chart {
         title: &format!("p99 latency under {k}: measured on the H200 vs predicted"),
-        x_label: "offered load, % of simulated capacity (load-aware)",
+        x_label: "offered load, % of simulated capacity (load-aware model)",
         y_label: "p99 latency, ms",
         series: &series,
         hline: None,
@@ -285,14 +416,77 @@ fn figure(runs: &[Run], k: SchedulerKind, s: &Scenario, cap: f64) -> Result<Stri
     })
 }
 
-fn results_md(runs: &[Run], s: &Scenario, caps: &[(SchedulerKind, f64)], w: &Worst) -> String {
-    let mut o = String::from(include_str!("../sim-to-real/INTRO.md"));
-    o += "\n## Simulated capacity (load-aware model, p99 within SLA)\n\n";
+fn calibration_md(caps: &[(SchedulerKind, f64)], cal: &[Calibration]) -> String {
+    let mut o = String::from(
+        "\n## Calibration: the server's own cost per query, and the capacity it gives\n\n\
+         Measured on the calibration runs only (`raw/calib.*`), never on the evaluation runs. \
+         Round trip: a query sent to an idle worker, answer read − request written − the worker's \
+         service time (median). Busy gap: a query queued in a busy worker's pipe, its answer's \
+         read − the previous answer's read − its service time (median). ELSA queues in the \
+         worker's pipe, so the simulator adds the busy gap to every service time and the rest \
+         of the round trip to every latency; FIFS sends a query only after the instance's \
+         answer is read, so every query costs its instance the whole round trip.\n\n",
+    );
+    let mut rows = Vec::new();
     for (k, c) in caps {
-        o += &format!("- {k}: {c:.0} queries/s\n");
+        let Some(x) = cal.iter().find(|x| x.scheduler == *k) else {
+            continue;
+        };
+        let us = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+        rows.push(vec![
+            k.to_string(),
+            format!("{}", x.recs_label()),
+            us(x.meta.overhead.round_trip_us_p50),
+            us(x.meta.overhead.busy_gap_us_p50),
+            format!(
+                "{:.0} / {:.0}",
+                x.cost.occupancy_ms * 1e3,
+                x.cost.latency_ms * 1e3
+            ),
+            format!("{c:.0}"),
+            LOADS_PCT
+                .iter()
+                .map(|l| format!("{:.0}", c * *l as f64 / 100.0))
+                .collect::<Vec<_>>()
+                .join(" / "),
+        ]);
     }
+    o += &md::table(
+        &[
+            "scheduler",
+            "calibration run",
+            "round trip p50, µs",
+            "busy gap p50, µs",
+            "added to service / latency, µs",
+            "simulated capacity, q/s",
+            "30 / 60 / 85% rates, q/s",
+        ],
+        &rows,
+    );
+    o
+}
+
+impl Calibration {
+    fn recs_label(&self) -> String {
+        format!(
+            "{} ({} q, {:.0} s)",
+            self.meta.arrivals, self.meta.overhead.at_arrival, self.meta.wall_s
+        )
+    }
+}
+
+fn results_md(
+    runs: &[Run],
+    s: &Scenario,
+    caps: &[(SchedulerKind, f64)],
+    cal: &[Calibration],
+    w: &Worst,
+) -> String {
+    let dir_intro = include_str!("../sim-to-real/INTRO.md");
+    let mut o = String::from(dir_intro);
+    o += &calibration_md(caps, cal);
     o += &format!(
-        "\n## Worst relative error of p50 and p99, runs up to 85% of capacity\n\n| profiles | worst error |\n|---|---:|\n| isolated | {:.1}% |\n| flat-out | {:.1}% |\n| load-aware | {:.1}% |\n",
+        "\n## Worst relative error of p50 and p99, every run (loads up to 85% of capacity)\n\n| profiles | worst error |\n|---|---:|\n| isolated | {:.1}% |\n| flat-out | {:.1}% |\n| load-aware | {:.1}% |\n",
         w.isolated * 100.0,
         w.flat_out * 100.0,
         w.load_aware * 100.0
@@ -310,15 +504,15 @@ fn results_md(runs: &[Run], s: &Scenario, caps: &[(SchedulerKind, f64)], w: &Wor
             };
             let mut row = vec![
                 r.scheduler.to_string(),
-                format!("{:.0}", r.rate),
-                format!("{:.0}%", 100.0 * r.rate / cap),
+                format!("{}%", r.load_pct),
+                format!("{:.0}", cap * r.load_pct as f64 / 100.0),
                 model.name.to_string(),
                 format!("{:.2} / {:.2}", meas[0], meas[2]),
             ];
             for p in &r.cmp.predictions {
                 let v = pcts(&p.report, m).unwrap_or([f64::NAN; 3]);
                 row.push(format!(
-                    "{:+.0}% / {:+.0}%",
+                    "{:+.1}% / {:+.1}%",
                     100.0 * compare::rel_err(v[0], meas[0]),
                     100.0 * compare::rel_err(v[2], meas[2])
                 ));
@@ -329,8 +523,8 @@ fn results_md(runs: &[Run], s: &Scenario, caps: &[(SchedulerKind, f64)], w: &Wor
     o += &md::table(
         &[
             "scheduler",
-            "q/s",
             "load",
+            "q/s",
             "model",
             "measured p50 / p99",
             "isolated",
@@ -339,17 +533,21 @@ fn results_md(runs: &[Run], s: &Scenario, caps: &[(SchedulerKind, f64)], w: &Wor
         ],
         &rows,
     );
-    o += "\n## Front end\n\n| run | dispatch lag p50 / p99 / max, µs |\n|---|---|\n";
+    o += "\n## Front end\n\n| run | queries | dispatch lag p50 / p99 / max, µs | round trip p50, µs | busy gap p50, µs |\n|---|---:|---|---:|---:|\n";
+    let us = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
     for r in runs {
         o += &format!(
-            "| {} {} q/s | {:.1} / {:.1} / {:.0} |\n",
+            "| {} {}% | {} | {:.1} / {:.1} / {:.0} | {} | {} |\n",
             r.scheduler,
-            r.rate,
+            r.load_pct,
+            r.cmp.measured.queries_per_replication,
             r.meta.overhead.lag_us_p50,
             r.meta.overhead.lag_us_p99,
-            r.meta.overhead.lag_us_max
+            r.meta.overhead.lag_us_max,
+            us(r.meta.overhead.round_trip_us_p50),
+            us(r.meta.overhead.busy_gap_us_p50),
         );
     }
-    o += "\nFigures: [ELSA](results/p99-elsa.svg), [FIFS](results/p99-fifs.svg). Per-point numbers: [results/errors.csv](results/errors.csv).\n";
+    o += "\nFigures: [ELSA](results/p99-elsa.svg), [FIFS](results/p99-fifs.svg). Per-point numbers: [results/errors.csv](results/errors.csv). Capacity and rates: [results/capacity.csv](results/capacity.csv).\n";
     o
 }

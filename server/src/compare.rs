@@ -61,6 +61,57 @@ pub fn variants(scenario: &Scenario) -> Result<Vec<(String, String, Scenario)>, 
     ])
 }
 
+/// The serving stack's own cost per query, as the simulator takes it: `occupancy_ms` is
+/// added to every service time (an instance cannot start its next query sooner), and
+/// `latency_ms` to every query's latency only.
+///
+/// `migopt serve` sends a query down a pipe to a Python worker and reads the answer back.
+/// Measured per run ([`crate::records::Overhead`]): the **round trip** r (a query sent to an
+/// idle worker: answer read − request written − service time; waking the worker, both
+/// pipes) and the **busy gap** g (a query queued in a busy worker's pipe: the worker's time
+/// between two queries). So:
+///
+/// * dispatch-at-arrival schedulers (ELSA, JSQ, ...) queue in the worker's pipe: the worker
+///   is busy g longer per query, and the answer comes r − g later than that;
+/// * FIFS holds queries in the front end until an instance's answer has been read, so each
+///   query costs its instance the whole round trip r.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct ServerCost {
+    /// Added to every simulated service time, ms.
+    pub occupancy_ms: f64,
+    /// Added to every simulated latency, ms.
+    pub latency_ms: f64,
+}
+
+impl ServerCost {
+    /// The cost under `scheduler` from a run's measured overhead (round trip and busy gap,
+    /// medians). A run without queued queries (FIFS) has no busy gap: it is taken as 0.
+    pub fn from_overhead(o: &crate::records::Overhead, scheduler: SchedulerKind) -> Self {
+        let ms = |v: Option<f64>| {
+            v.filter(|v| v.is_finite())
+                .map_or(0.0, |us| (us / 1e3).max(0.0))
+        };
+        let r = ms(o.round_trip_us_p50);
+        if scheduler.dispatches_at_arrival() {
+            let g = ms(o.busy_gap_us_p50).min(r);
+            Self {
+                occupancy_ms: g,
+                latency_ms: r - g,
+            }
+        } else {
+            Self {
+                occupancy_ms: r,
+                latency_ms: 0.0,
+            }
+        }
+    }
+
+    /// The whole cost of a query sent to an idle worker, ms.
+    pub fn total_ms(&self) -> f64 {
+        self.occupancy_ms + self.latency_ms
+    }
+}
+
 /// A served run summarised exactly as the simulator summarises its own
 /// ([`migopt_sim::served_report`] over the records).
 pub fn measured(
@@ -84,16 +135,16 @@ pub fn measured(
     migopt_sim::served_report(plan, scenario, scheduler, &served, warmup_fraction)
 }
 
-/// Re-simulates the recorded trace of `recs` and summarises both. `overhead_ms` is the
-/// serving stack's own cost per query (pipes, worker wake-up), added to every simulated
-/// service time; [`server_overhead_ms`] reads the one a run measured.
+/// Re-simulates the recorded trace of `recs` and summarises both. `cost` is the serving
+/// stack's own cost per query (pipes, worker wake-up; [`ServerCost`]), best taken from a
+/// calibration run rather than from the run being predicted.
 pub fn compare(
     plan: &Plan,
     scenario: &Scenario,
     scheduler: SchedulerKind,
     recs: &[QueryRecord],
     warmup_fraction: f64,
-    overhead_ms: f64,
+    cost: ServerCost,
 ) -> Result<Comparison, Error> {
     let measured = measured(plan, scenario, scheduler, recs, warmup_fraction)?;
     let trace: Vec<TraceRecord> = recs
@@ -110,7 +161,8 @@ pub fn compare(
     cfg.warmup_fraction = warmup_fraction;
     cfg.replications = 1;
     cfg.threads = Some(1);
-    cfg.service_overhead_ms = overhead_ms;
+    cfg.service_overhead_ms = cost.occupancy_ms;
+    cfg.latency_overhead_ms = cost.latency_ms;
     let mut predictions = Vec::new();
     for (name, about, s) in variants(scenario)? {
         let report = migopt_sim::simulate(plan, &s, &cfg)?;
@@ -126,14 +178,11 @@ pub fn compare(
     })
 }
 
-/// The server's own cost per query as the front end measured it in a run: the median,
-/// over queries sent to an idle worker, of answer read − request written − the worker's
-/// service time (both pipes, the worker's wake-up and parsing). No GPU time is in it.
-pub fn server_overhead_ms(meta: &crate::records::RunMeta) -> f64 {
-    meta.overhead
-        .round_trip_us_p50
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .map_or(0.0, |us| us / 1e3)
+/// The server's own cost per query as the front end measured it in a run (see
+/// [`ServerCost`]), for the scheduler that run used. No GPU time is in it.
+pub fn server_cost(meta: &crate::records::RunMeta) -> Result<ServerCost, Error> {
+    let k: SchedulerKind = meta.scheduler.parse()?;
+    Ok(ServerCost::from_overhead(&meta.overhead, k))
 }
 
 /// Relative error of a prediction, (predicted − measured) / measured.

@@ -162,6 +162,12 @@ pub struct Overhead {
     pub round_trip_us_p50: Option<f64>,
     /// p99 of the round trip, µs.
     pub round_trip_us_p99: Option<f64>,
+    /// For queries sent to a busy worker (queued in its pipe): answer read minus the
+    /// previous answer's read minus the worker's service time, µs, median: the worker's gap
+    /// between two queued queries (writing one answer, reading the next request). `None`
+    /// when no query was queued (FIFS never queues in a pipe).
+    #[serde(default)]
+    pub busy_gap_us_p50: Option<f64>,
 }
 
 /// The sidecar of a per-query file (`<out>.json`).
@@ -175,6 +181,10 @@ pub struct RunMeta {
     pub scenario: Option<String>,
     /// Scheduler.
     pub scheduler: String,
+    /// The rule the scheduler ran (`elsa` resolves to one of the ELSA family, which has
+    /// changed between versions); absent in older sidecars.
+    #[serde(default)]
+    pub scheduler_rule: Option<String>,
     /// Where the arrivals came from (a trace file, or Poisson at a rate).
     pub arrivals: String,
     /// Warm-up fraction of the queries, left out of the summaries.
@@ -221,6 +231,7 @@ pub fn overhead(recs: &[QueryRecord], at_arrival: &[bool], sent_idle: &[bool]) -
         .map(|(r, _)| (r.finish_ms - r.dispatch_ms - r.service_ms) * 1000.0)
         .collect();
     rt.sort_by(f64::total_cmp);
+    let gap = busy_gaps(recs, sent_idle);
     Overhead {
         at_arrival: lag.len() as u64,
         lag_us_p50: pct(&lag, 50.0),
@@ -228,7 +239,31 @@ pub fn overhead(recs: &[QueryRecord], at_arrival: &[bool], sent_idle: &[bool]) -
         lag_us_max: lag.last().copied().unwrap_or(f64::NAN),
         round_trip_us_p50: (!rt.is_empty()).then(|| pct(&rt, 50.0)),
         round_trip_us_p99: (!rt.is_empty()).then(|| pct(&rt, 99.0)),
+        busy_gap_us_p50: (!gap.is_empty()).then(|| pct(&gap, 50.0)),
     }
+}
+
+/// Sorted busy gaps, µs: for each query sent to a busy worker, its answer's read minus the
+/// read of the answer before it on the same instance minus its service time.
+fn busy_gaps(recs: &[QueryRecord], sent_idle: &[bool]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..recs.len())
+        .filter(|&k| recs[k].finish_ms.is_finite() && recs[k].instance != u32::MAX)
+        .collect();
+    order.sort_by(|&a, &b| {
+        (recs[a].instance, recs[a].finish_ms)
+            .partial_cmp(&(recs[b].instance, recs[b].finish_ms))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut gap: Vec<f64> = order
+        .windows(2)
+        .filter(|w| recs[w[0]].instance == recs[w[1]].instance && !sent_idle[w[1]])
+        .map(|w| {
+            let (a, b) = (&recs[w[0]], &recs[w[1]]);
+            (b.finish_ms - a.finish_ms - b.service_ms) * 1000.0
+        })
+        .collect();
+    gap.sort_by(f64::total_cmp);
+    gap
 }
 
 #[cfg(test)]
@@ -277,5 +312,21 @@ mod tests {
         assert_eq!(o.at_arrival, 100);
         assert!((o.lag_us_p99 - 10.0).abs() < 1e-6, "{o:?}");
         assert!((o.round_trip_us_p50.unwrap() - 10.0).abs() < 1e-6);
+        assert_eq!(o.busy_gap_us_p50, None, "no query was queued");
+    }
+
+    #[test]
+    fn busy_gap_is_between_queued_answers() {
+        // Three queries on one instance: the 2nd and 3rd were queued behind the one before.
+        let mut recs: Vec<_> = (0..3).map(rec).collect();
+        for (k, r) in recs.iter_mut().enumerate() {
+            r.dispatch_ms = 0.0;
+            r.service_ms = 2.0;
+            r.finish_ms = 2.1 + k as f64 * (2.0 + [0.0, 0.02, 0.03][k]);
+        }
+        recs[2].finish_ms = recs[1].finish_ms + 2.03;
+        let o = overhead(&recs, &[true; 3], &[true, false, false]);
+        let g = o.busy_gap_us_p50.unwrap();
+        assert!((g - 20.0).abs() < 1e-6, "{g}");
     }
 }

@@ -115,13 +115,16 @@ fn elsa_4_replications(b: Bencher, threads: usize) {
 }
 
 /// ELSA, query batches, with the interference model on: papers/sim-to-real's H200 plan (four
-/// MPS slices, profiles with neighbour-load curves) at 600 queries/s, against the same plan
-/// with the isolated profiles only (model off), side by side.
-#[divan::bench(args = [false, true], sample_count = 10)]
-fn elsa_interference(b: Bencher, on: bool) {
+/// MPS slices, profiles with neighbour-load curves) at 600 queries/s, side by side:
+/// `off`, the same plan with the isolated profiles only (model off, event-free engine);
+/// `on`, the model on with the dispatcher's knowledge of a real server (event-driven
+/// engine, the default); `on-oracle`, the model on with `oracle_estimates` (event-free
+/// engine, whose dispatcher reads the slowed service times).
+#[divan::bench(args = ["off", "on", "on-oracle"], sample_count = 10)]
+fn elsa_interference(b: Bencher, case: &str) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../papers/sim-to-real");
     let mut sc = Scenario::load(&dir.join("scenario.toml")).unwrap();
-    if !on {
+    if case == "off" {
         sc.profiles = sc.profiles.isolated();
     }
     let p: Plan =
@@ -130,6 +133,7 @@ fn elsa_interference(b: Bencher, on: bool) {
     c.arrivals = Arrivals::Poisson {
         total_rate_qps: 600.0,
     };
+    c.oracle_estimates = case == "on-oracle";
     b.counter(ItemsCount::new(QUERIES))
         .bench(|| simulate(&p, &sc, &c).map(|r| r.throughput_qps.mean));
 }

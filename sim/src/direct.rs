@@ -295,7 +295,7 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
                     .map(|&f| (f - t).max(0.0))
                     .sum::<f64>()
             };
-            svc *= f.factor(ls, inst, b, t, left);
+            svc = (svc - p.occ_extra) * f.factor(ls, inst, b, t, left) + p.occ_extra;
             Interference::add_work(ls, inst, svc);
         }
         let finish = start + svc;

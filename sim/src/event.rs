@@ -148,7 +148,7 @@ impl<'p> Ev<'p> {
                         .map(|s| (until[s] - now).max(0.0))
                         .sum::<f64>()
                 };
-                svc *= f.factor(ls, i, n, now, left);
+                svc = (svc - p.occ_extra) * f.factor(ls, i, n, now, left) + p.occ_extra;
                 crate::interference::Interference::add_work(ls, i, svc);
             }
             let finish = now + svc;

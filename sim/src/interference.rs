@@ -22,7 +22,11 @@
 //! * Off (no cost) when no instance of the plan has neighbour-load curves; an instance
 //!   without them (for example a whole-GPU profile) runs at its isolated speed.
 //! * Deterministic: a function of the simulated history only.
-//! * The dispatcher's estimates stay the isolated medians, as a real dispatcher's would.
+//! * The dispatcher's estimates stay the isolated medians, as a real dispatcher's would: with
+//!   the model on, dispatch-at-arrival rules run on the event-driven engine, whose
+//!   dispatcher knows only the medians of queued work and how long running work has run
+//!   (unless `oracle_estimates` lets the event-free engine read the slowed service times).
+//! * A serving stack's own cost per query (`service_overhead_ms`) is not slowed.
 
 use crate::prep::PInst;
 use migopt_models::{BatchLookup, Curve, LoadedCurve};

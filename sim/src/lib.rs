@@ -34,8 +34,10 @@
 //!   queue, each taking L(·, ·, procs).
 //! * Schedulers estimate from the medians of queued work and the elapsed time of running
 //!   work (running work's median minus the time it has run, never below zero), as a real
-//!   dispatcher can. Without jitter these estimates are exact. With jitter and
-//!   `oracle_estimates` they read the drawn service times instead (the optimistic bound).
+//!   dispatcher can. Without jitter and interference these estimates are exact. With jitter
+//!   or the interference model (neighbour-load profiles) the true service times differ from
+//!   the medians, so dispatch-at-arrival runs on the event engine with this knowledge; with
+//!   `oracle_estimates` they read the true service times instead (the optimistic bound).
 //! * Statistics cover queries after the warm-up; utilisation is busy time inside the window
 //!   from the first measured arrival to the last arrival, per process.
 //! * Dropped queries (`drop_late`) count as SLA violations and as infinitely late for p99
@@ -190,10 +192,12 @@ pub struct SimConfig {
     pub jitter: bool,
     /// Drop a query once it can no longer meet its deadline (reported separately).
     pub drop_late: bool,
-    /// With `jitter`: let dispatch-at-arrival schedulers read the service times already
-    /// drawn for queued and running queries (oracle knowledge, as migopt did before 0.2).
-    /// Off, they know only the medians of queued work and how long running work has run,
-    /// as a real dispatcher does. Without jitter both are the same.
+    /// With `jitter` or the interference model: let dispatch-at-arrival schedulers read the
+    /// true service times of queued and running queries (oracle knowledge, as migopt did
+    /// before 0.2; the event-free engine runs). Off, they know only the isolated medians of
+    /// queued work and how long running work has run, as a real dispatcher (`migopt serve`)
+    /// does, and the event-driven engine runs. Without jitter and interference both are the
+    /// same.
     #[serde(default)]
     pub oracle_estimates: bool,
     /// A fixed cost per query of the serving stack, ms, added to every service time (the
@@ -202,6 +206,12 @@ pub struct SimConfig {
     /// the GPU work alone.
     #[serde(default)]
     pub service_overhead_ms: f64,
+    /// A fixed cost per query of the serving stack that delays the answer but keeps no
+    /// instance busy, ms, added to every query's latency only: for `migopt serve`, the part
+    /// of a pipe round trip that is not spent between two queued queries (waking an idle
+    /// worker, reading the answer back). 0 (the default) simulates the GPU work alone.
+    #[serde(default)]
+    pub latency_overhead_ms: f64,
 }
 
 impl SimConfig {
@@ -222,6 +232,7 @@ impl SimConfig {
             drop_late: false,
             oracle_estimates: false,
             service_overhead_ms: 0.0,
+            latency_overhead_ms: 0.0,
         }
     }
 
@@ -252,6 +263,12 @@ impl SimConfig {
             return Err(Error::Invalid(format!(
                 "service overhead {} ms must be a non-negative number of milliseconds",
                 self.service_overhead_ms
+            )));
+        }
+        if !(self.latency_overhead_ms.is_finite() && self.latency_overhead_ms >= 0.0) {
+            return Err(Error::Invalid(format!(
+                "latency overhead {} ms must be a non-negative number of milliseconds",
+                self.latency_overhead_ms
             )));
         }
         Ok(())
@@ -361,6 +378,7 @@ impl Job {
         };
         let mut prep = Prepared::new(plan, scenario, mode, &extra)?;
         prep.add_overhead(cfg.service_overhead_ms);
+        prep.lat_extra = cfg.latency_overhead_ms;
         Ok(Self {
             prep,
             trace,
@@ -430,7 +448,12 @@ impl Job {
     /// Runs replication `rep`; its random stream depends only on (seed, rep).
     pub(crate) fn replicate(&self, spec: &RunSpec<'_>, rep: u32) -> RepStats {
         let mut rng = rng::stream(self.cfg.seed, rep as u64);
-        let knows_truth = !self.cfg.jitter || self.cfg.oracle_estimates;
+        // The event-free engine's dispatcher reads the drain times it computes, which are
+        // the true service times. They are what a real dispatcher knows (the medians of
+        // queued work) only without jitter and without interference, or when oracle
+        // knowledge is asked for.
+        let knows_truth =
+            self.cfg.oracle_estimates || (!self.cfg.jitter && self.prep.interf.is_none());
         if self.prep.dynamic.is_none() && self.cfg.scheduler.dispatches_at_arrival() && knows_truth
         {
             direct::run(&self.prep, spec, &mut rng)

@@ -90,6 +90,13 @@ pub(crate) struct Prepared {
     /// Interference between co-located instances, when the profiles have neighbour-load
     /// curves ([`crate::interference`]).
     pub interf: Option<crate::interference::Interference>,
+    /// Added to every simulated query's latency but not to any service time, ms: the part
+    /// of a real server's own cost per query that keeps no instance busy
+    /// ([`crate::SimConfig::latency_overhead_ms`]). Zero unless set.
+    pub lat_extra: f64,
+    /// The serving stack's cost per query included in every service time, ms
+    /// ([`Prepared::add_overhead`]); the interference slowdown does not scale it.
+    pub occ_extra: f64,
     /// ELSA candidates per `model * width + batch`, ascending compute.
     pub cand_off: Vec<u32>,
     pub cands: Vec<Cand>,
@@ -636,6 +643,8 @@ impl Prepared {
             med,
             jitter,
             interf,
+            lat_extra: 0.0,
+            occ_extra: 0.0,
             quickest: quickest_rows(&cands),
             cand_off: cands.off,
             cands: cands.items,
@@ -653,11 +662,13 @@ impl Prepared {
     }
 
     /// Adds a fixed per-query cost of the serving stack to every service time (medians, the
-    /// candidates' estimates and jitter draws). The interference slowdown applies on top.
+    /// candidates' estimates and jitter draws). The interference slowdown scales the GPU
+    /// work only, not this cost.
     pub(crate) fn add_overhead(&mut self, ms: f64) {
         if ms == 0.0 {
             return;
         }
+        self.occ_extra += ms;
         for (m, sh) in self.med.iter_mut().zip(self.jitter.shift.iter_mut()) {
             if m.is_finite() {
                 *m += ms;

@@ -134,6 +134,8 @@ pub(crate) struct RepStats {
     /// First measured arrival and last arrival, ms (NaN when nothing was measured).
     pub tw0: f64,
     pub tend: f64,
+    /// Added to every recorded latency ([`Prepared::lat_extra`]).
+    lat_extra: f64,
 }
 
 impl RepStats {
@@ -168,6 +170,7 @@ impl RepStats {
             generated: 0,
             tw0: f64::NAN,
             tend: f64::NAN,
+            lat_extra: p.lat_extra,
         }
     }
 
@@ -183,7 +186,7 @@ impl RepStats {
         b: usize,
     ) {
         let a = &mut self.models[m];
-        let lat = finish - arrival;
+        let lat = finish - arrival + self.lat_extra;
         a.completed += 1;
         a.samples += b as u64;
         a.sum_lat += lat;

@@ -379,6 +379,36 @@ pub(crate) struct RateData {
     pub models: Vec<RateModel>,
 }
 
+impl RateData {
+    /// The (batch, procs) model m runs on size k: its best feasible point ((1, 1) where the
+    /// size cannot serve it).
+    pub fn point(&self, m: usize, k: usize) -> (u32, u32) {
+        self.models[m].best[k]
+            .map(|o| (o.batch, o.procs))
+            .unwrap_or((1, 1))
+    }
+
+    /// Requests/s one instance of size k serves for model m at its best point (0 if it
+    /// cannot run there).
+    pub fn throughput(&self, m: usize, k: usize) -> f64 {
+        self.models[m].best[k].map_or(0.0, |o| o.throughput)
+    }
+
+    /// Model names in scenario order.
+    pub fn names(&self) -> Vec<String> {
+        self.models.iter().map(|m| m.name.clone()).collect()
+    }
+}
+
+/// The most MPS processes an instance may run: the smaller of the planning parameter and
+/// the scenario's `[options] max_procs`, where either is given.
+pub(crate) fn max_procs(params: &PlanParams, scenario: &Scenario) -> Option<u32> {
+    match (params.max_procs, scenario.max_procs) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Reads the min-gpus view of a scenario, or explains why no plan can exist.
 pub(crate) fn rate_data(
     scenario: &Scenario,
@@ -386,10 +416,7 @@ pub(crate) fn rate_data(
     rules: LayoutRules,
 ) -> Result<RateData, Error> {
     check_params(params)?;
-    let max_procs = match (params.max_procs, scenario.max_procs) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let max_procs = max_procs(params, scenario);
     if max_procs == Some(0) {
         return Err(Error::Invalid("--max-procs must be at least 1".into()));
     }

@@ -5,6 +5,7 @@
 
 use crate::data::{LoadData, RateData, Sizes};
 use crate::fluid::{self, FluidEvaluation};
+use crate::milp::Outcome;
 use crate::pack::PackedGpu;
 use crate::planner::{Job, LoadPlan, RatePlan};
 use crate::{paris, PlanOptions};
@@ -66,6 +67,36 @@ pub(crate) fn heuristic_report(objective: f64, start: Instant, gpcs: Option<u32>
         lp_bound: None,
         solve_seconds: start.elapsed().as_secs_f64(),
         gpcs_used: gpcs,
+    }
+}
+
+/// The report of a lexicographic min-gpus MILP (objective `weight`·GPUs + GPCs): `used`
+/// GPUs against the GPU bound HiGHS proved (`used` itself when optimal; at least `floor`,
+/// a bound known from elsewhere, where one is given), and the gap between them.
+pub(crate) fn min_gpus_report(
+    out: &Outcome,
+    weight: f64,
+    used: f64,
+    floor: Option<f64>,
+) -> SolveReport {
+    let mip_bound = ((out.bound + 1e-6) / weight).floor();
+    let bound = if out.status == SolveStatus::Optimal {
+        used
+    } else {
+        floor.map_or(mip_bound, |f| mip_bound.max(f)).min(used)
+    };
+    SolveReport {
+        status: out.status,
+        objective: used,
+        bound: Some(bound),
+        gap: Some(if used > 0.0 {
+            (used - bound) / used
+        } else {
+            0.0
+        }),
+        lp_bound: None,
+        solve_seconds: out.seconds,
+        gpcs_used: None,
     }
 }
 

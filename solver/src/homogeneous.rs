@@ -12,7 +12,6 @@
 use crate::data::{LoadData, RateData, Sizes};
 use crate::finish;
 use crate::pack::PackedGpu;
-use crate::parvagpu::best_point;
 use crate::planner::{Job, LoadPlan, Planner, RatePlan};
 use migopt_models::{Error, ProfileClass};
 
@@ -29,7 +28,7 @@ impl Planner for Homogeneous<'_> {
         let d = job.data;
         let k = resolve(&d.sizes, self.0)?;
         let packed = min_gpus(d, k, job.opts.gpu_cap)?;
-        Ok(finish::counted(job, packed, &|m, k| best_point(d, m, k)))
+        Ok(finish::counted(job, packed, &|m, k| d.point(m, k)))
     }
 }
 

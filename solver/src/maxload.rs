@@ -73,10 +73,7 @@ fn build(d: &LoadData, encoding: Encoding) -> (Builder, Model) {
     let n = instances(&mut b, d);
     capacity(&mut b, d, &routing, &n);
     let demand = demand_by_size(&n, d.sizes.profiles.len());
-    let supply = match encoding {
-        Encoding::Layouts => supply::layouts(&mut b, &d.sizes, &demand, d.gpus),
-        Encoding::Placements => supply::placements(&mut b, &d.sizes, &demand, d.gpus, false),
-    };
+    let supply = supply::build(encoding, &mut b, &d.sizes, &demand, d.gpus, false);
     (b, Model { routing, n, supply })
 }
 
@@ -145,15 +142,7 @@ fn placements(d: &LoadData, model: &Model, out: &Outcome) -> Vec<GpuPlan> {
     let sizes = &d.sizes;
     let mut per_gpu = model.supply.decode(sizes, out);
     per_gpu.resize(d.gpus as usize, Vec::new());
-    let counts: Vec<Vec<u32>> = model
-        .n
-        .iter()
-        .map(|nm| {
-            nm.iter()
-                .map(|v| v.map(|v| out.int(v)).unwrap_or(0))
-                .collect()
-        })
-        .collect();
+    let counts = out.counts(&model.n);
     // Utilisation of (m, k) in the solution, to pick the model that gets a spare instance.
     let util = |m: usize, k: usize| -> f64 {
         let load: f64 = d.models[m]

@@ -102,6 +102,12 @@ impl Outcome {
             x as u32
         }
     }
+    /// Values of per-(model, size) count variables, 0 where a pair has none.
+    pub fn counts(&self, n: &[Vec<Option<Var>>]) -> Vec<Vec<u32>> {
+        n.iter()
+            .map(|nm| nm.iter().map(|v| v.map_or(0, |v| self.int(v))).collect())
+            .collect()
+    }
 }
 
 /// Why a solve gave no solution.

@@ -24,15 +24,16 @@ use crate::supply::{self, Supply};
 use crate::{Encoding, PlanOptions};
 use good_lp::constraint::geq;
 use good_lp::Expression;
-use migopt_models::{Error, GpuPlan, ModelRate, SolveReport, SolveStatus};
+use migopt_models::{Error, GpuPlan, ModelRate, SolveReport};
 
 struct Model {
     n: Vec<Vec<Option<Var>>>,
     supply: Supply,
 }
 
-/// Instance counts, one integer per (model, size) with a feasible operating point.
-fn instances(b: &mut Builder, d: &RateData) -> Vec<Vec<Option<Var>>> {
+/// Instance counts, one integer per (model, size) with a feasible operating point, each at
+/// most ⌈r_m / T_m(k)⌉ (and at least 1), capped at `most`.
+pub(crate) fn instances(b: &mut Builder, d: &RateData, most: f64) -> Vec<Vec<Option<Var>>> {
     d.models
         .iter()
         .enumerate()
@@ -42,10 +43,8 @@ fn instances(b: &mut Builder, d: &RateData) -> Vec<Vec<Option<Var>>> {
                 .enumerate()
                 .map(|(k, o)| {
                     o.map(|o| {
-                        b.int(
-                            format!("n[{mi},{k}]"),
-                            (m.rate / o.throughput).ceil().max(1.0),
-                        )
+                        let hi = (m.rate / o.throughput).ceil().max(1.0).min(most);
+                        b.int(format!("n[{mi},{k}]"), hi)
                     })
                 })
                 .collect()
@@ -53,15 +52,19 @@ fn instances(b: &mut Builder, d: &RateData) -> Vec<Vec<Option<Var>>> {
         .collect()
 }
 
+/// What model m's new instances serve: `Σ_k T_m(k)·n[m,k]`.
+pub(crate) fn served(d: &RateData, n: &[Vec<Option<Var>>], m: usize) -> Expression {
+    lin(d.models[m]
+        .best
+        .iter()
+        .zip(&n[m])
+        .filter_map(|(o, v)| Some((o.as_ref()?.throughput, (*v)?))))
+}
+
 /// `cover  Σ_k T_m(k)·n[m,k] ≥ r_m   ∀ m`
 fn cover(b: &mut Builder, d: &RateData, n: &[Vec<Option<Var>>]) {
     for (mi, m) in d.models.iter().enumerate() {
-        let served = lin(m
-            .best
-            .iter()
-            .zip(&n[mi])
-            .filter_map(|(o, v)| Some((o.as_ref()?.throughput, (*v)?))));
-        b.push(geq(served, m.rate));
+        b.push(geq(served(d, n, mi), m.rate));
     }
 }
 
@@ -95,13 +98,10 @@ fn gpcs(d: &RateData, n: &[Vec<Option<Var>>]) -> Expression {
 
 fn build(d: &RateData, encoding: Encoding, max_gpus: u32) -> (Builder, Model) {
     let mut b = Builder::new();
-    let n = instances(&mut b, d);
+    let n = instances(&mut b, d, f64::INFINITY);
     cover(&mut b, d, &n);
     let demand = demand_by_size(&n, d.sizes.profiles.len());
-    let supply = match encoding {
-        Encoding::Layouts => supply::layouts(&mut b, &d.sizes, &demand, max_gpus),
-        Encoding::Placements => supply::placements(&mut b, &d.sizes, &demand, max_gpus, true),
-    };
+    let supply = supply::build(encoding, &mut b, &d.sizes, &demand, max_gpus, true);
     knapsack_cuts(&mut b, d, &n, supply.gpus());
     (b, Model { n, supply })
 }
@@ -211,23 +211,25 @@ fn warm_start(
     Some((counts, per_layout))
 }
 
-/// Column values of a start: the counts, and the layouts as encoding A or B holds them.
-fn start_values(
+/// Column values of a start: the instance counts into `n`, and the GPUs per layout as the
+/// supply's encoding (A or B) holds them.
+pub(crate) fn start_values(
     b: &Builder,
     d: &RateData,
-    model: &Model,
+    n: &[Vec<Option<Var>>],
+    supply: &Supply,
     counts: &[Vec<u32>],
     per_layout: &[u32],
 ) -> Vec<f64> {
     let mut cols = vec![0.0; b.num_vars()];
-    for (nm, cm) in model.n.iter().zip(counts) {
+    for (nm, cm) in n.iter().zip(counts) {
         for (v, &c) in nm.iter().zip(cm) {
             if let Some(v) = v {
                 cols[v.col] = c as f64;
             }
         }
     }
-    model.supply.set_start(&d.sizes, per_layout, &mut cols);
+    supply.set_start(&d.sizes, per_layout, &mut cols);
     cols
 }
 
@@ -246,7 +248,7 @@ pub(crate) fn solve(
     let (b, model) = build(d, opts.encoding, limit);
     let start = warm
         .as_ref()
-        .map(|(c, y)| start_values(&b, d, &model, c, y));
+        .map(|(c, y)| start_values(&b, d, &model.n, &model.supply, c, y));
     let weight = big(d, limit);
     let objective = model.supply.gpus() * weight + gpcs(d, &model.n);
     let out = b
@@ -272,25 +274,11 @@ pub(crate) fn solve(
         .filter_map(|a| d.sizes.index(a.profile.as_str()))
         .map(|k| d.sizes.profiles[k].compute)
         .sum();
-    let mip_bound = ((out.bound + 1e-6) / weight).floor();
     let lp_ceil = lp.map(|l| (l - 1e-6).ceil()).unwrap_or(0.0);
-    let bound = if out.status == SolveStatus::Optimal {
-        used
-    } else {
-        mip_bound.max(lp_ceil).min(used)
-    };
     let report = SolveReport {
-        status: out.status,
-        objective: used,
-        bound: Some(bound),
-        gap: Some(if used > 0.0 {
-            (used - bound) / used
-        } else {
-            0.0
-        }),
         lp_bound: lp,
-        solve_seconds: out.seconds,
         gpcs_used: Some(gpc),
+        ..crate::finish::min_gpus_report(&out, weight, used, Some(lp_ceil))
     };
     let model_rates = d
         .models
@@ -317,21 +305,14 @@ pub(crate) fn solve(
 /// with nothing are dropped (the plan lists the GPUs it uses, numbered from 0).
 fn placements(d: &RateData, model: &Model, out: &Outcome) -> (Vec<GpuPlan>, Vec<Vec<u32>>) {
     let per_gpu = model.supply.decode(&d.sizes, out);
-    let counts: Vec<Vec<u32>> = model
-        .n
-        .iter()
-        .map(|nm| {
-            nm.iter()
-                .map(|v| v.map(|v| out.int(v)).unwrap_or(0))
-                .collect()
-        })
-        .collect();
-    let names: Vec<String> = d.models.iter().map(|m| m.name.clone()).collect();
-    let point = |m: usize, k: usize| {
-        d.models[m].best[k]
-            .map(|o| (o.batch, o.procs))
-            .unwrap_or((1, 1))
-    };
-    let gpus = assign(&d.sizes, &per_gpu, &counts, &names, &|_| None, &point);
+    let counts = out.counts(&model.n);
+    let gpus = assign(
+        &d.sizes,
+        &per_gpu,
+        &counts,
+        &d.names(),
+        &|_| None,
+        &|m, k| d.point(m, k),
+    );
     (crate::renumber(gpus), counts)
 }

@@ -52,15 +52,8 @@ impl Planner for Parvagpu {
     fn min_gpus(&self, job: &Job<RateData>) -> Result<RatePlan, Error> {
         let d = job.data;
         let packed = min_gpus(d, job.opts.gpu_cap)?;
-        Ok(finish::counted(job, packed, &|m, k| best_point(d, m, k)))
+        Ok(finish::counted(job, packed, &|m, k| d.point(m, k)))
     }
-}
-
-/// The (batch, procs) model m runs on size k: its best feasible point.
-pub(crate) fn best_point(d: &RateData, m: usize, k: usize) -> (u32, u32) {
-    d.models[m].best[k]
-        .map(|o| (o.batch, o.procs))
-        .unwrap_or((1, 1))
 }
 
 /// ParvaGPU's segments for one model: (size, count) pairs, given per-size capacities

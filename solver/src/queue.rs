@@ -160,20 +160,26 @@ impl Pool {
             return 0.0;
         }
         let sat = n as f64 * 1000.0 / self.mean_ms;
-        let (mut lo, mut hi) = (0.0, sat);
-        for _ in 0..60 {
-            let mid = 0.5 * (lo + hi);
-            if self.miss(n, mid) <= budget {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-            if hi - lo <= 1e-5 * hi {
-                break;
-            }
-        }
-        lo
+        largest(sat, 1e-5, |r| self.miss(n, r) <= budget)
     }
+}
+
+/// The largest x in [0, hi] with `ok(x)`, by bisection (`ok` monotone, true at 0): at most
+/// 60 halvings, stopping once the bracket is within `rel_tol` of its top.
+pub(crate) fn largest(hi: f64, rel_tol: f64, ok: impl Fn(f64) -> bool) -> f64 {
+    let (mut lo, mut hi) = (0.0, hi);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if ok(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo <= rel_tol * hi {
+            break;
+        }
+    }
+    lo
 }
 
 /// Erlang's C formula: the probability that an arrival waits in M/M/n at offered load a

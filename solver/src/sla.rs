@@ -147,18 +147,7 @@ pub fn predict_capacity(
             miss: miss_at(0.0),
         });
     }
-    let (mut lo, mut hi) = (0.0, sat);
-    for _ in 0..60 {
-        let mid = 0.5 * (lo + hi);
-        if ok(mid) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-        if hi - lo <= 1e-6 * hi {
-            break;
-        }
-    }
+    let lo = crate::queue::largest(sat, 1e-6, ok);
     Ok(Prediction {
         capacity_qps: lo,
         miss: miss_at(lo),

@@ -34,10 +34,9 @@ use crate::pack::assign;
 use crate::planner::{Job, RatePlan};
 use crate::queue::Pool;
 use crate::supply::{self, Supply};
-use crate::Encoding;
 use good_lp::constraint::{geq, leq};
 use good_lp::Expression;
-use migopt_models::{Error, ModelRate, Scenario, SolveReport, SolveStatus};
+use migopt_models::{Error, ModelRate, Scenario, SolveReport};
 
 /// One operating point of a (model, size).
 #[derive(Debug, Clone, Copy)]
@@ -71,19 +70,7 @@ fn admissible(p: Point, n: u32, slo: f64, tau: f64, budget: f64) -> f64 {
         // Even a trickle misses: the latency leaves no room for a batch to form.
         return 0.0;
     }
-    let (mut lo, mut hi) = (0.0, sat);
-    for _ in 0..60 {
-        let mid = 0.5 * (lo + hi);
-        if ok(mid) {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-        if hi - lo <= 1e-5 * hi {
-            break;
-        }
-    }
-    lo
+    crate::queue::largest(sat, 1e-5, ok)
 }
 
 /// The measured operating points of model m on size k with at most `max_procs` processes.
@@ -123,11 +110,8 @@ fn queue_delay(s: &Scenario, slo_factor: f64) -> f64 {
 fn options(job: &Job<RateData>) -> Vec<Vec<Vec<Option_>>> {
     let (s, d, opts) = (job.scenario, job.data, job.opts);
     let tau = queue_delay(s, opts.params.slo_factor);
-    let budget = opts.sla.budget * (1.0 - opts.sla.margin);
-    let max_procs = match (opts.params.max_procs, s.max_procs) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let budget = crate::slaload::pool_budget(opts);
+    let max_procs = crate::data::max_procs(&opts.params, s);
     d.models
         .iter()
         .enumerate()
@@ -200,10 +184,7 @@ fn build(job: &Job<RateData>, opts: &[Vec<Vec<Option_>>], max_gpus: u32) -> (Bui
                 .flat_map(|zm| zm[k].iter().map(|&(o, v)| (o.n as f64, v))))
         })
         .collect();
-    let supply = match job.opts.encoding {
-        Encoding::Layouts => supply::layouts(&mut b, &d.sizes, &demand, max_gpus),
-        Encoding::Placements => supply::placements(&mut b, &d.sizes, &demand, max_gpus, true),
-    };
+    let supply = supply::build(job.opts.encoding, &mut b, &d.sizes, &demand, max_gpus, true);
     (b, Model { z, supply })
 }
 
@@ -282,7 +263,6 @@ fn decode(job: &Job<RateData>, model: &Model, out: &Outcome, big: f64) -> Result
         }
     }
     let per_gpu = model.supply.decode(&d.sizes, out);
-    let names: Vec<String> = d.models.iter().map(|m| m.name.clone()).collect();
     let point = |m: usize, k: usize| {
         chosen[m][k]
             .map(|o| (o.point.batch, o.point.procs))
@@ -292,28 +272,14 @@ fn decode(job: &Job<RateData>, model: &Model, out: &Outcome, big: f64) -> Result
         &d.sizes,
         &per_gpu,
         &counts,
-        &names,
+        &d.names(),
         &|_| None,
         &point,
     ));
     let used = gpus.len() as f64;
-    let bound = if out.status == SolveStatus::Optimal {
-        used
-    } else {
-        ((out.bound + 1e-6) / big).floor().min(used)
-    };
     let report = SolveReport {
-        status: out.status,
-        objective: used,
-        bound: Some(bound),
-        gap: Some(if used > 0.0 {
-            (used - bound) / used
-        } else {
-            0.0
-        }),
-        lp_bound: None,
         solve_seconds: job.started.elapsed().as_secs_f64(),
-        gpcs_used: None,
+        ..crate::finish::min_gpus_report(out, big, used, None)
     };
     let model_rates = d
         .models

@@ -45,12 +45,12 @@
 
 use crate::data::LoadData;
 use crate::fluid::FluidEvaluation;
+use crate::milp;
 use crate::milp::{lin, Builder, Outcome, Sense, Var};
 use crate::pack::assign;
 use crate::planner::{Job, LoadPlan};
 use crate::queue::Pool;
 use crate::supply::{self, Supply};
-use crate::{milp, Encoding};
 use good_lp::constraint::{eq, leq};
 use good_lp::Expression;
 use migopt_models::{Error, GpuPlan, ModelRate, Route, SolveReport, SolveStatus};
@@ -216,10 +216,7 @@ fn build(job: &Job<LoadData>, cands: &[Vec<Candidate>], lambda: f64) -> (Builder
             }))
         })
         .collect();
-    let supply = match job.opts.encoding {
-        Encoding::Layouts => supply::layouts(&mut b, &d.sizes, &demand, d.gpus),
-        Encoding::Placements => supply::placements(&mut b, &d.sizes, &demand, d.gpus, false),
-    };
+    let supply = supply::build(job.opts.encoding, &mut b, &d.sizes, &demand, d.gpus, false);
     (b, Fit { e, supply })
 }
 

@@ -11,6 +11,7 @@
 
 use crate::data::Sizes;
 use crate::milp::{lin, Builder, Outcome, Var};
+use crate::Encoding;
 use good_lp::constraint::{geq, leq};
 use good_lp::Expression;
 use migopt_models::ProfileClass;
@@ -99,6 +100,22 @@ impl Supply {
                 })
                 .collect(),
         }
+    }
+}
+
+/// The supply side in the encoding the options name, on at most `gpus` GPUs (encoding B:
+/// each of them may stay unused when `optional`; encoding A always lets them).
+pub(crate) fn build(
+    encoding: Encoding,
+    b: &mut Builder,
+    sizes: &Sizes,
+    demand: &[Expression],
+    gpus: u32,
+    optional: bool,
+) -> Supply {
+    match encoding {
+        Encoding::Layouts => layouts(b, sizes, demand, gpus),
+        Encoding::Placements => placements(b, sizes, demand, gpus, optional),
     }
 }
 

@@ -86,6 +86,21 @@ pub struct Round {
     pub cuts: Vec<f64>,
 }
 
+impl Round {
+    /// The round of a plan and its models' checks, planned with `cuts`.
+    fn new(plan: &Plan, models: &[ModelCheck], cuts: Vec<f64>) -> Self {
+        Self {
+            objective: plan.report.objective,
+            missed: models
+                .iter()
+                .filter(|m| !m.met)
+                .map(|m| m.model.clone())
+                .collect(),
+            cuts,
+        }
+    }
+}
+
 /// A plan with its check.
 #[derive(Debug, Clone, Serialize)]
 pub struct Checked {
@@ -241,18 +256,15 @@ pub fn plan_checked(
     loop {
         let plan = migopt_solver::plan(scenario, SolverKind::Sla, &opts)?;
         let (models, _) = check_models(scenario, &plan, budget, check)?;
-        let missed: Vec<usize> = (0..models.len()).filter(|&m| !models[m].met).collect();
-        rounds.push(Round {
-            objective: plan.report.objective,
-            missed: missed.iter().map(|&m| models[m].model.clone()).collect(),
-            cuts: opts.sla.cuts.clone(),
-        });
-        let verified = missed.is_empty();
+        rounds.push(Round::new(&plan, &models, opts.sla.cuts.clone()));
+        let verified = models.iter().all(|m| m.met);
         if verified || rounds.len() as u32 >= check.max_rounds.max(1) {
-            return finish(scenario, plan, &opts, check, models, verified, rounds);
+            return finish(scenario, plan, &opts, check, models, rounds);
         }
-        for m in missed {
-            opts.sla.cuts[m] *= check.cut_step;
+        for (cut, m) in opts.sla.cuts.iter_mut().zip(&models) {
+            if !m.met {
+                *cut *= check.cut_step;
+            }
         }
     }
 }
@@ -265,28 +277,20 @@ pub fn check_plan(
     check: &CheckOptions,
 ) -> Result<Checked, Error> {
     let (models, _) = check_models(scenario, &plan, opts.sla.budget, check)?;
-    let verified = models.iter().all(|m| m.met);
-    let rounds = vec![Round {
-        objective: plan.report.objective,
-        missed: models
-            .iter()
-            .filter(|m| !m.met)
-            .map(|m| m.model.clone())
-            .collect(),
-        cuts: Vec::new(),
-    }];
-    finish(scenario, plan, opts, check, models, verified, rounds)
+    let rounds = vec![Round::new(&plan, &models, Vec::new())];
+    finish(scenario, plan, opts, check, models, rounds)
 }
 
+/// The check's report: verified when every model met its target in the last round.
 fn finish(
     scenario: &Scenario,
     plan: Plan,
     opts: &PlanOptions,
     check: &CheckOptions,
     models: Vec<ModelCheck>,
-    verified: bool,
     rounds: Vec<Round>,
 ) -> Result<Checked, Error> {
+    let verified = models.iter().all(|m| m.met);
     let predicted_capacity_qps = predicted_capacity(scenario, &plan, opts);
     let simulated_capacity_qps = if check.capacity {
         Some(simulated_capacity(scenario, &plan, opts.sla.budget, check)?)

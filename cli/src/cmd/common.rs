@@ -76,6 +76,14 @@ pub struct PlanFlags {
     pub max_procs: Option<u32>,
 }
 
+/// HiGHS's thread count (`plan`, `gap`, `replan`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct HighsFlags {
+    /// HiGHS threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: u32,
+}
+
 /// What `--objective` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ObjectiveFlag {

@@ -1,7 +1,7 @@
 //! `migopt gap`: every heuristic against the MILP optimum, per scenario, optionally swept
 //! over GPU counts and SLA multipliers.
 
-use super::common::{load_scenario, CheckFlags, ObjectiveFlag, PlanFlags};
+use super::common::{load_scenario, CheckFlags, HighsFlags, ObjectiveFlag, PlanFlags};
 use super::{to_json, CliError};
 use crate::out::table;
 use migopt_models::{Millis, Objective, Scenario};
@@ -16,9 +16,8 @@ pub struct Args {
     flags: PlanFlags,
     #[command(flatten)]
     check: CheckFlags,
-    /// HiGHS threads.
-    #[arg(long, default_value_t = 1)]
-    threads: u32,
+    #[command(flatten)]
+    highs: HighsFlags,
     /// Also sweep: GPU counts 1..N (N = the scenario's count) and SLA multipliers.
     #[arg(long)]
     sweep: bool,
@@ -90,7 +89,7 @@ struct CheckedRow {
 /// `gap --verify` / `--objective sla-capacity`: every planner and the SLA-aware one, all
 /// measured by simulation under the same scheduler.
 fn run_checked(a: &Args, s: &Scenario) -> Result<Vec<CheckedRow>, CliError> {
-    let mut opts = a.flags.options(s, a.threads)?;
+    let mut opts = a.flags.options(s, a.highs.threads)?;
     a.check.apply(&mut opts)?;
     let check = a.check.check()?;
     let mut solvers = vec![migopt_solver::SolverKind::Sla];
@@ -181,12 +180,106 @@ fn render_checked(rows: &[CheckedRow]) -> String {
     )
 }
 
+/// One scenario's rows: as given, or swept over GPU counts and SLA multipliers (a sweep
+/// point that cannot be planned gets an `infeasible` row with the reason).
+fn scenario_rows(a: &Args, s: &Scenario) -> Result<Vec<Row>, CliError> {
+    if !a.sweep {
+        return rows_for(s, 1.0, &a.flags, a.highs.threads);
+    }
+    let max_load = a
+        .flags
+        .objective
+        .map_or_else(|| super::common::default_objective(s), |o| o.objective())
+        == Objective::MaxLoad;
+    // GPU counts only change a fixed server (max-load); min-gpus chooses its own count.
+    let counts: Vec<u32> = if max_load {
+        (1..=s.gpu_count).collect()
+    } else {
+        vec![s.gpu_count]
+    };
+    let mut rows = Vec::new();
+    for n in counts {
+        for &m in &a.sla_multipliers {
+            let mut v = s.clone();
+            v.gpu_count = n;
+            for model in &mut v.models {
+                model.sla = Millis(model.sla.0 * m);
+            }
+            match rows_for(&v, m, &a.flags, a.highs.threads) {
+                Ok(r) => rows.extend(r),
+                Err(CliError::Input(e)) if !e.is_internal() => rows.push(Row {
+                    scenario: s.name.clone(),
+                    gpus: n,
+                    sla_multiplier: m,
+                    solver: "milp".into(),
+                    objective: None,
+                    milp_objective: f64::NAN,
+                    gap_pct: None,
+                    seconds: 0.0,
+                    gpus_used: 0,
+                    gpcs_used: 0,
+                    status: "infeasible".into(),
+                    note: Some(e.to_string()),
+                }),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// The gap table.
+fn render(rows: &[Row]) -> String {
+    let t: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.scenario.clone(),
+                r.gpus.to_string(),
+                format!("{}", r.sla_multiplier),
+                r.solver.clone(),
+                r.objective.map(|v| format!("{v:.1}")).unwrap_or("-".into()),
+                if r.milp_objective.is_finite() {
+                    format!("{:.1}", r.milp_objective)
+                } else {
+                    "-".into()
+                },
+                r.gap_pct
+                    .map(|g| format!("{:.2}", if g.abs() < 0.005 { 0.0 } else { g }))
+                    .unwrap_or("-".into()),
+                format!("{:.3}", r.seconds),
+                r.gpus_used.to_string(),
+                r.gpcs_used.to_string(),
+                r.status.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "scenario",
+            "GPUs",
+            "SLA x",
+            "solver",
+            "objective",
+            "MILP",
+            "gap %",
+            "seconds",
+            "GPUs used",
+            "GPCs",
+            "status",
+        ],
+        &t,
+    )
+}
+
 pub fn run(a: Args) -> Result<(), CliError> {
-    super::common::check_threads(a.threads as u64)?;
+    super::common::check_threads(a.highs.threads as u64)?;
     if a.check.verify || a.flags.objective == Some(ObjectiveFlag::SlaCapacity) {
         let mut rows = Vec::new();
         for p in &a.scenarios {
-            rows.extend(run_checked(&a, &load_scenario(Some(p))?)?);
+            rows.extend(
+                run_checked(&a, &load_scenario(Some(p))?).map_err(|e| e.in_scenario(Some(p)))?,
+            );
         }
         if a.scenarios.is_empty() {
             rows.extend(run_checked(&a, &load_scenario(None)?)?);
@@ -215,96 +308,13 @@ pub fn run(a: Args) -> Result<(), CliError> {
     }
     let mut rows = Vec::new();
     for s in &scenarios {
-        if !a.sweep {
-            rows.extend(rows_for(s, 1.0, &a.flags, a.threads)?);
-            continue;
-        }
-        let max_load = a
-            .flags
-            .objective
-            .map_or_else(|| super::common::default_objective(s), |o| o.objective())
-            == Objective::MaxLoad;
-        // GPU counts only change a fixed server (max-load); min-gpus chooses its own count.
-        let counts: Vec<u32> = if max_load {
-            (1..=s.gpu_count).collect()
-        } else {
-            vec![s.gpu_count]
-        };
-        for n in counts {
-            for &m in &a.sla_multipliers {
-                let mut v = s.clone();
-                v.gpu_count = n;
-                for model in &mut v.models {
-                    model.sla = Millis(model.sla.0 * m);
-                }
-                match rows_for(&v, m, &a.flags, a.threads) {
-                    Ok(r) => rows.extend(r),
-                    Err(CliError::Input(e)) if !e.is_internal() => rows.push(Row {
-                        scenario: s.name.clone(),
-                        gpus: n,
-                        sla_multiplier: m,
-                        solver: "milp".into(),
-                        objective: None,
-                        milp_objective: f64::NAN,
-                        gap_pct: None,
-                        seconds: 0.0,
-                        gpus_used: 0,
-                        gpcs_used: 0,
-                        status: "infeasible".into(),
-                        note: Some(e.to_string()),
-                    }),
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+        rows.extend(scenario_rows(&a, s)?);
     }
     if a.json {
         crate::say!("{}", to_json(&rows)?);
         return Ok(());
     }
-    let t: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.scenario.clone(),
-                r.gpus.to_string(),
-                format!("{}", r.sla_multiplier),
-                r.solver.clone(),
-                r.objective.map(|v| format!("{v:.1}")).unwrap_or("-".into()),
-                if r.milp_objective.is_finite() {
-                    format!("{:.1}", r.milp_objective)
-                } else {
-                    "-".into()
-                },
-                r.gap_pct
-                    .map(|g| format!("{:.2}", if g.abs() < 0.005 { 0.0 } else { g }))
-                    .unwrap_or("-".into()),
-                format!("{:.3}", r.seconds),
-                r.gpus_used.to_string(),
-                r.gpcs_used.to_string(),
-                r.status.clone(),
-            ]
-        })
-        .collect();
-    crate::say!(
-        "{}",
-        table(
-            &[
-                "scenario",
-                "GPUs",
-                "SLA x",
-                "solver",
-                "objective",
-                "MILP",
-                "gap %",
-                "seconds",
-                "GPUs used",
-                "GPCs",
-                "status"
-            ],
-            &t
-        )
-    );
+    crate::say!("{}", render(&rows));
     for r in rows.iter().filter(|r| r.note.is_some()) {
         crate::sayln!(
             "note: {} {} (GPUs {}, SLA x{}): {}",

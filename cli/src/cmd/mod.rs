@@ -82,6 +82,20 @@ impl CliError {
     }
 }
 
+impl CliError {
+    /// Names the scenario file in a message that says its requests cannot be served (the
+    /// planner knows the scenario, not the file it came from), so that every bad-input
+    /// message names its file. The shipped default scenario (`None`) is left as is.
+    pub fn in_scenario(self, path: Option<&std::path::Path>) -> Self {
+        match (self, path) {
+            (CliError::Input(migopt_models::Error::Infeasible(m)), Some(p)) => CliError::Input(
+                migopt_models::Error::Infeasible(format!("{}: {m}", p.display())),
+            ),
+            (e, _) => e,
+        }
+    }
+}
+
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -140,5 +154,18 @@ mod tests {
             CliError::from(Error::Infeasible("no".into())).exit_code(),
             2
         );
+    }
+
+    #[test]
+    fn infeasible_requests_name_the_scenario_file() {
+        use migopt_models::Error;
+        let p = std::path::Path::new("s.toml");
+        let named =
+            CliError::from(Error::Infeasible("model m: batch 9".into())).in_scenario(Some(p));
+        assert_eq!(named.to_string(), "s.toml: model m: batch 9");
+        let other = CliError::from(Error::Invalid("bad".into())).in_scenario(Some(p));
+        assert_eq!(other.to_string(), "bad");
+        let default = CliError::from(Error::Infeasible("x".into())).in_scenario(None);
+        assert_eq!(default.to_string(), "x");
     }
 }

@@ -1,6 +1,6 @@
 //! `migopt plan`: decide how every GPU is cut and which model each instance serves.
 
-use super::common::{load_scenario, CheckFlags, ObjectiveFlag, PlanFlags};
+use super::common::{load_scenario, CheckFlags, HighsFlags, ObjectiveFlag, PlanFlags};
 use super::{to_json, CliError};
 use crate::out::{slot_bar, table, table_fit, term_width, write_all};
 use migopt_models::{Layout, Objective, Placement, Plan, Scenario, SolveStatus};
@@ -20,9 +20,8 @@ pub struct Args {
     flags: PlanFlags,
     #[command(flatten)]
     check: CheckFlags,
-    /// HiGHS threads.
-    #[arg(long, default_value_t = 1)]
-    threads: u32,
+    #[command(flatten)]
+    highs: HighsFlags,
     /// Print the plan as JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -46,13 +45,39 @@ pub fn make_plan(
     let opts = flags.options(s, threads)?;
     let mut plan = migopt_solver::plan(s, kind, &opts)?;
     plan.scenario_path = path.map(|p| p.display().to_string());
-    // Every plan leaves migopt validated; the solver checks too, this guards the contract.
-    plan.validate(opts.rules)
-        .map_err(|e| CliError::Internal(format!("planner returned an invalid plan: {e}")))?;
+    validated(&plan, &opts)?;
     Ok(plan)
 }
 
+/// Every plan leaves migopt validated; the solver checks too, this guards the contract.
+fn validated(plan: &Plan, opts: &migopt_solver::PlanOptions) -> Result<(), CliError> {
+    plan.validate(opts.rules)
+        .map_err(|e| CliError::Internal(format!("planner returned an invalid plan: {e}")))
+}
+
+/// Writes the plan's files (`--out`: `json`, `--mig-parted`), all or none, and names them.
+fn write_plan_files<'a>(
+    a: &'a Args,
+    plan: &Plan,
+    json: &str,
+) -> Result<Vec<&'a std::path::Path>, CliError> {
+    let mut files = Vec::new();
+    if let Some(p) = &a.out {
+        files.push((p.as_path(), json.to_string()));
+    }
+    if let Some(p) = &a.mig_parted {
+        files.push((p.as_path(), plan.to_mig_parted_yaml()?));
+    }
+    write_all(&files)?;
+    Ok(files.into_iter().map(|(p, _)| p).collect())
+}
+
 pub fn run(a: Args) -> Result<(), CliError> {
+    let path = a.scenario.clone();
+    run_on(a).map_err(|e| e.in_scenario(path.as_deref()))
+}
+
+fn run_on(a: Args) -> Result<(), CliError> {
     let s = load_scenario(a.scenario.as_deref())?;
     let sla_objective = a.flags.objective == Some(ObjectiveFlag::SlaCapacity);
     let solver = a
@@ -62,21 +87,20 @@ pub fn run(a: Args) -> Result<(), CliError> {
     if a.check.verify || sla_objective {
         return run_checked(a, &s, &solver);
     }
-    let plan = make_plan(&s, a.scenario.as_deref(), &solver, &a.flags, a.threads)?;
+    let plan = make_plan(
+        &s,
+        a.scenario.as_deref(),
+        &solver,
+        &a.flags,
+        a.highs.threads,
+    )?;
     let json = to_json(&plan)?;
-    let mut files = Vec::new();
-    if let Some(p) = &a.out {
-        files.push((p.as_path(), json.clone()));
-    }
-    if let Some(p) = &a.mig_parted {
-        files.push((p.as_path(), plan.to_mig_parted_yaml()?));
-    }
-    write_all(&files)?;
+    let files = write_plan_files(&a, &plan, &json)?;
     if a.json {
         crate::say!("{json}");
     } else {
         crate::say!("{}", render(&plan, &s)?);
-        for (p, _) in &files {
+        for p in files {
             crate::sayln!("wrote {}", p.display());
         }
     }
@@ -87,7 +111,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
 /// (the SLA-aware loop for the sla solver, one check for any other).
 fn run_checked(a: Args, s: &Scenario, solver: &str) -> Result<(), CliError> {
     let kind: SolverKind = solver.parse()?;
-    let mut opts = a.flags.options(s, a.threads)?;
+    let mut opts = a.flags.options(s, a.highs.threads)?;
     a.check.apply(&mut opts)?;
     let check = a.check.check()?;
     let mut checked = if kind == SolverKind::Sla {
@@ -97,24 +121,14 @@ fn run_checked(a: Args, s: &Scenario, solver: &str) -> Result<(), CliError> {
         migopt_verify::check_plan(s, plan, &opts, &check)?
     };
     checked.plan.scenario_path = a.scenario.as_deref().map(|p| p.display().to_string());
-    checked
-        .plan
-        .validate(opts.rules)
-        .map_err(|e| CliError::Internal(format!("planner returned an invalid plan: {e}")))?;
-    let mut files = Vec::new();
-    if let Some(p) = &a.out {
-        files.push((p.as_path(), to_json(&checked.plan)?));
-    }
-    if let Some(p) = &a.mig_parted {
-        files.push((p.as_path(), checked.plan.to_mig_parted_yaml()?));
-    }
-    write_all(&files)?;
+    validated(&checked.plan, &opts)?;
+    let files = write_plan_files(&a, &checked.plan, &to_json(&checked.plan)?)?;
     if a.json {
         crate::say!("{}", to_json(&checked)?);
     } else {
         crate::say!("{}", render(&checked.plan, s)?);
         crate::say!("{}", render_check(&checked));
-        for (p, _) in &files {
+        for p in files {
             crate::sayln!("wrote {}", p.display());
         }
     }

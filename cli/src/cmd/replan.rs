@@ -1,7 +1,7 @@
 //! `migopt replan`: re-plan a running plan for a new load, re-cutting as few GPUs as
 //! possible, with a safe step-by-step transition.
 
-use super::common::{load_plan, PlanFlags};
+use super::common::{load_plan, HighsFlags, PlanFlags};
 use super::{to_json, CliError};
 use crate::out::{table, write_all};
 use migopt_models::{Objective, Scenario};
@@ -27,9 +27,8 @@ pub struct Args {
     old_scenario: Option<PathBuf>,
     #[command(flatten)]
     flags: PlanFlags,
-    /// HiGHS threads.
-    #[arg(long, default_value_t = 1)]
-    threads: u32,
+    #[command(flatten)]
+    highs: HighsFlags,
     /// Print the re-plan (target, per-GPU fates, tiers, transition) as JSON.
     #[arg(long)]
     json: bool,
@@ -71,7 +70,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
         },
     };
     current.scenario_path = None;
-    let mut plan = a.flags.options(&scenario, a.threads)?;
+    let mut plan = a.flags.options(&scenario, a.highs.threads)?;
     if a.flags.objective.is_none() {
         plan.objective = Objective::MinGpus;
     }
@@ -211,20 +210,7 @@ pub fn render(r: &Replan) -> String {
         }
     );
     for (i, s) in t.steps.iter().enumerate() {
-        let worst = t
-            .models
-            .iter()
-            .enumerate()
-            .map(|(m, name)| {
-                let need = t.required[m];
-                let ratio = if need > 0.0 {
-                    s.capacity_during[m] / need
-                } else {
-                    f64::INFINITY
-                };
-                (ratio, name)
-            })
-            .min_by(|a, b| a.0.total_cmp(&b.0));
+        let worst = t.tightest(i).map(|(m, r)| (r, &t.models[m]));
         o += &format!(
             "  step {}: {}{}\n",
             i + 1,

@@ -6,7 +6,7 @@ use super::common::{PlanFlags, Progress};
 use super::{to_json, CliError};
 use crate::out::{table, write_all};
 use migopt_models::{Objective, Scenario};
-use migopt_papers::replay::{replay_day, DayReport, DiurnalLoad, ReplayOptions, Strategy};
+use migopt_papers::replay::{replay_day, DayReport, DiurnalLoad, ReplayOptions};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -118,42 +118,14 @@ pub fn render(d: &DayReport) -> String {
         d.every_h,
         d.reconfig_s
     );
-    let rows: Vec<Vec<String>> = Strategy::ALL
-        .iter()
-        .enumerate()
-        .map(|(k, s)| {
-            vec![
-                s.as_str().into(),
-                format!("{:.1}", d.gpu_hours[k]),
-                d.recuts[k].to_string(),
-                pct(d.violations[k]),
-            ]
-        })
-        .collect();
     o += &table(
         &["strategy", "GPU-hours", "GPUs re-cut", "SLA violations"],
-        &rows,
+        &d.strategy_rows(&pct),
     );
     o += &format!(
         "replan: {} interval(s) swapped a change onto an idle GPU; at most {} spare GPU(s) taken\n\n",
         d.intervals_with_swaps, d.spares_needed
     );
-    let rows: Vec<Vec<String>> = d
-        .intervals
-        .iter()
-        .map(|iv| {
-            let c = &iv.cells;
-            vec![
-                format!("{:05.2}", iv.start_h),
-                format!("{:.0}", iv.rates.iter().sum::<f64>()),
-                c[0].gpus.to_string(),
-                format!("{} / {}", c[1].gpus, c[1].recuts),
-                format!("{} / {} / {}", c[2].gpus, c[2].recuts, c[2].steps),
-                pct(c[1].violations),
-                pct(c[2].violations),
-            ]
-        })
-        .collect();
     o += &table(
         &[
             "hour",
@@ -164,7 +136,7 @@ pub fn render(d: &DayReport) -> String {
             "scratch viol.",
             "replan viol.",
         ],
-        &rows,
+        &d.interval_rows(&pct),
     );
     o
 }

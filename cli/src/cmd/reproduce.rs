@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The study folder: papers/paris-elsa, papers/parvagpu or papers/reconfiguration.
+    /// The study folder: papers/paris-elsa, papers/parvagpu, papers/reconfiguration or
+    /// papers/sim-to-real.
     dir: PathBuf,
     /// A reduced run (one workload, fewer queries), as the tests use.
     #[arg(long)]
@@ -40,6 +41,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             .dataset
             .clone()
             .unwrap_or_else(migopt_profiles::parvagpu::dataset_dir),
+        dir: Some(a.dir.clone()),
     };
     let bar = Progress::new(&format!("reproducing {}", a.dir.display()), true);
     let out = migopt_papers::reproduce(study, &opts, &|d, t| bar.update(d, t))?;

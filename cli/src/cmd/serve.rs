@@ -5,6 +5,7 @@ use super::common::load_plan;
 use super::simulate::render_sim;
 use super::CliError;
 use migopt_models::{Plan, Scenario};
+use migopt_server::compare::ServerCost;
 use migopt_server::records::{self, QueryRecord, RunMeta};
 use migopt_server::{Placement, ServeConfig, ServeError, Session, Timing, WorkerCommand};
 use migopt_sim::{SchedulerKind, TraceRecord};
@@ -44,6 +45,10 @@ pub struct ServeArgs {
     /// Scheduler; repeat for several runs (each trace under each scheduler).
     #[arg(long, default_value = "elsa")]
     scheduler: Vec<String>,
+    /// Run the k-th --trace under the k-th --scheduler only (as many of each), instead of
+    /// every trace under every scheduler.
+    #[arg(long)]
+    paired: bool,
     /// Per-query CSV of a single run (a JSON sidecar is written beside it).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -141,10 +146,25 @@ fn runs(a: &ServeArgs, plan: &Plan, s: &Scenario) -> Result<Vec<RunSpec>, CliErr
     if traces.is_empty() {
         return Err(bad("give --trace FILE or --rate R --duration S".into()));
     }
-    let many = traces.len() * scheds.len() > 1;
+    let pairs: Vec<(usize, SchedulerKind)> = if a.paired {
+        if traces.len() != scheds.len() {
+            return Err(bad(format!(
+                "--paired needs as many --scheduler as traces ({} and {})",
+                scheds.len(),
+                traces.len()
+            )));
+        }
+        scheds.iter().copied().enumerate().collect()
+    } else {
+        (0..traces.len())
+            .flat_map(|t| scheds.iter().map(move |&k| (t, k)))
+            .collect()
+    };
+    let many = pairs.len() > 1;
     let mut out = Vec::new();
-    for (name, t) in &traces {
-        for &k in &scheds {
+    for (ti, k) in pairs {
+        let (name, t) = &traces[ti];
+        {
             let path = match (&a.out, &a.out_dir, many) {
                 (Some(p), _, false) => p.clone(),
                 (_, Some(d), _) => d.join(format!("{name}.{k}.csv")),
@@ -238,6 +258,14 @@ pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
             plan: a.plan.display().to_string(),
             scenario: a.scenario.as_ref().map(|p| p.display().to_string()),
             scheduler: r.scheduler.as_str().into(),
+            scheduler_rule: Some(
+                match r.scheduler {
+                    SchedulerKind::Elsa => SchedulerKind::elsa_rule(),
+                    k => k,
+                }
+                .as_str()
+                .into(),
+            ),
             arrivals: r.name.clone(),
             warmup_fraction: a.warmup,
             placement: cfg.placement.as_str().into(),
@@ -291,8 +319,13 @@ pub struct CompareArgs {
     /// The scenario (default: the plan's, or the sidecar's).
     #[arg(long)]
     scenario: Option<PathBuf>,
-    /// The server's own cost per query added to every simulated service time, ms
-    /// (default: the median round-trip overhead the run's front end measured, in its sidecar).
+    /// Take the server's own cost per query (pipe round trip and busy gap) from this served
+    /// run, for example a calibration run (default: the run being compared). See
+    /// `migopt_server::compare::ServerCost`.
+    #[arg(long, conflicts_with = "overhead_ms")]
+    calibration: Option<PathBuf>,
+    /// The server's own cost per query added to every simulated service time, ms, instead of
+    /// a measured one.
     #[arg(long)]
     overhead_ms: Option<f64>,
     /// Print JSON.
@@ -312,13 +345,60 @@ fn recorded(base: &Path, p: &str) -> PathBuf {
         .unwrap_or(q)
 }
 
+/// Where the server's own cost per query comes from.
+pub enum CostFrom<'a> {
+    /// The run being compared.
+    Run,
+    /// Another served run (a calibration run), its record file or sidecar.
+    Calibration(&'a Path),
+    /// A fixed cost added to every service time, ms.
+    Fixed(f64),
+}
+
+fn server_cost(
+    from: CostFrom<'_>,
+    meta: &RunMeta,
+    sched: SchedulerKind,
+) -> Result<ServerCost, CliError> {
+    use migopt_server::compare::ServerCost as C;
+    Ok(match from {
+        CostFrom::Run => C::from_overhead(&meta.overhead, sched),
+        CostFrom::Calibration(p) => {
+            let side = if p.extension().is_some_and(|e| e == "json") {
+                p.to_path_buf()
+            } else {
+                records::sidecar_path(p)
+            };
+            let text =
+                std::fs::read_to_string(&side).map_err(|e| migopt_models::Error::io(&side, e))?;
+            let cal: RunMeta =
+                serde_json::from_str(&text).map_err(|e| migopt_models::Error::Syntax {
+                    origin: migopt_models::Origin::at(&side, e.line()),
+                    message: format!("not a `migopt serve` sidecar: {e}"),
+                })?;
+            C::from_overhead(&cal.overhead, sched)
+        }
+        CostFrom::Fixed(ms) => {
+            if !(ms.is_finite() && ms >= 0.0) {
+                return Err(bad(format!(
+                    "--overhead-ms {ms} must be a non-negative number"
+                )));
+            }
+            C {
+                occupancy_ms: ms,
+                latency_ms: 0.0,
+            }
+        }
+    })
+}
+
 /// Loads a served run and compares it with its predictions.
 pub fn comparison(
     measured: &Path,
     plan: Option<&Path>,
     scenario: Option<&Path>,
-    overhead_ms: Option<f64>,
-) -> Result<(migopt_server::compare::Comparison, RunMeta, f64), CliError> {
+    cost: CostFrom<'_>,
+) -> Result<(migopt_server::compare::Comparison, RunMeta, ServerCost), CliError> {
     let (recs, meta) = load_run(measured)?;
     let plan_path = plan
         .map(Path::to_path_buf)
@@ -328,23 +408,18 @@ pub fn comparison(
         .or_else(|| meta.scenario.as_deref().map(|s| recorded(measured, s)));
     let (plan, s) = load_plan(&plan_path, scen.as_deref())?;
     let sched: SchedulerKind = meta.scheduler.parse()?;
-    let ovh = overhead_ms.unwrap_or_else(|| migopt_server::compare::server_overhead_ms(&meta));
-    if !(ovh.is_finite() && ovh >= 0.0) {
-        return Err(bad(format!(
-            "--overhead-ms {ovh} must be a non-negative number"
-        )));
-    }
-    let c = migopt_server::compare::compare(&plan, &s, sched, &recs, meta.warmup_fraction, ovh)?;
-    Ok((c, meta, ovh))
+    let cost = server_cost(cost, &meta, sched)?;
+    let c = migopt_server::compare::compare(&plan, &s, sched, &recs, meta.warmup_fraction, cost)?;
+    Ok((c, meta, cost))
 }
 
 pub fn run_compare(a: CompareArgs) -> Result<(), CliError> {
-    let (c, meta, ovh) = comparison(
-        &a.measured,
-        a.plan.as_deref(),
-        a.scenario.as_deref(),
-        a.overhead_ms,
-    )?;
+    let from = match (&a.calibration, a.overhead_ms) {
+        (Some(p), _) => CostFrom::Calibration(p),
+        (None, Some(ms)) => CostFrom::Fixed(ms),
+        (None, None) => CostFrom::Run,
+    };
+    let (c, meta, ovh) = comparison(&a.measured, a.plan.as_deref(), a.scenario.as_deref(), from)?;
     if a.json {
         #[derive(serde::Serialize)]
         struct J<'a> {
@@ -374,7 +449,11 @@ fn lat(r: &migopt_models::SimReport, m: usize) -> Option<[f64; 3]> {
 }
 
 /// The human report of a comparison.
-pub fn render_compare(c: &migopt_server::compare::Comparison, meta: &RunMeta, ovh: f64) -> String {
+pub fn render_compare(
+    c: &migopt_server::compare::Comparison,
+    meta: &RunMeta,
+    ovh: ServerCost,
+) -> String {
     use crate::out::table;
     let mut o = format!(
         "{} served under {} ({} placement, {} queries, warm-up {:.0}%): measured against the simulator on the same trace\n",
@@ -388,8 +467,8 @@ pub fn render_compare(c: &migopt_server::compare::Comparison, meta: &RunMeta, ov
         o += &format!("  {}: {}\n", p.name, p.about);
     }
     o += &format!(
-        "  every prediction adds the server's own cost per query, {:.3} ms\n",
-        ovh
+        "  every prediction adds the server's own cost per query: {:.3} ms to each service time, {:.3} ms to each latency\n",
+        ovh.occupancy_ms, ovh.latency_ms
     );
     o += "\nlatency, ms (relative error of the prediction)\n";
     let mut head = vec!["model".to_string(), "measured p50/p95/p99".to_string()];

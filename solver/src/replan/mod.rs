@@ -33,7 +33,7 @@ use crate::data::{self, RateData};
 use crate::milp::{lin, Builder, Failure, Outcome, Sense, Var};
 use crate::pack::assign;
 use crate::supply;
-use crate::{PlanOptions, SolverKind};
+use crate::{mingpus, PlanOptions, SolverKind};
 use good_lp::constraint::{geq, leq};
 use good_lp::Expression;
 use migopt_models::{
@@ -149,11 +149,6 @@ struct Current {
     slots: u32,
 }
 
-/// Requests/s model m gets from instances of size k (0 if it cannot run there).
-fn tp(d: &RateData, m: usize, k: usize) -> f64 {
-    d.models[m].best[k].map_or(0.0, |o| o.throughput)
-}
-
 fn read_current(d: &RateData, current: &Plan) -> Result<Current, Error> {
     let mut by: BTreeMap<Config, Vec<u32>> = BTreeMap::new();
     for g in &current.gpus {
@@ -182,7 +177,7 @@ fn read_current(d: &RateData, current: &Plan) -> Result<Current, Error> {
             let mut cap = vec![0.0; d.models.len()];
             for &(k, _, m) in &cfg {
                 if let Some(m) = m {
-                    cap[m] += tp(d, m, k);
+                    cap[m] += d.throughput(m, k);
                 }
             }
             (cfg, gpus, cap)
@@ -213,23 +208,7 @@ fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
         .enumerate()
         .map(|(t, (_, g, _))| b.int(format!("keep[{t}]"), g.len() as f64))
         .collect();
-    let n: Vec<Vec<Option<Var>>> = d
-        .models
-        .iter()
-        .enumerate()
-        .map(|(mi, m)| {
-            m.best
-                .iter()
-                .enumerate()
-                .map(|(k, o)| {
-                    o.map(|o| {
-                        let hi = (m.rate / o.throughput).ceil().clamp(1.0, 7.0 * gpus as f64);
-                        b.int(format!("n[{mi},{k}]"), hi)
-                    })
-                })
-                .collect()
-        })
-        .collect();
+    let n = mingpus::instances(&mut b, d, 7.0 * gpus as f64);
     // cover  Σ_t cap_t[m]·keep[t] + Σ_k T_m(k)·n[m,k] ≥ r_m
     for (mi, m) in d.models.iter().enumerate() {
         let kept = lin(cur
@@ -238,11 +217,7 @@ fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
             .zip(&keep)
             .filter(|((_, _, cap), _)| cap[mi] > 0.0)
             .map(|((_, _, cap), &v)| (cap[mi], v)));
-        let new = lin(n[mi]
-            .iter()
-            .enumerate()
-            .filter_map(|(k, v)| Some((tp(d, mi, k), (*v)?))));
-        b.push(geq(kept + new, m.rate));
+        b.push(geq(kept + mingpus::served(d, &n, mi), m.rate));
     }
     let demand = crate::maxload::demand_by_size(&n, d.sizes.profiles.len());
     let supply = supply::layouts(&mut b, &d.sizes, &demand, gpus);
@@ -271,6 +246,14 @@ fn goal(m: &Model, g: Goal) -> Expression {
     }
 }
 
+/// Where a tier's MIP start comes from.
+enum Start<'a> {
+    /// The from-scratch plan: nothing kept, its layouts and counts (tier 2).
+    Scratch(&'a Plan),
+    /// The solution of the tier before.
+    Values(&'a [f64]),
+}
+
 /// Solves one tier under the optima of the tiers before it (`fixed`: goal ≤ value).
 fn tier(
     d: &RateData,
@@ -279,9 +262,17 @@ fn tier(
     opts: &PlanOptions,
     minimise: Goal,
     fixed: &[(Goal, f64)],
-    start: Option<&[f64]>,
+    from: Start<'_>,
 ) -> Result<(Outcome, Model), Error> {
     let (mut b, m) = build(d, cur, gpus);
+    let scratch;
+    let start = match from {
+        Start::Scratch(p) => {
+            scratch = scratch_start(&b, d, &m, p);
+            &scratch[..]
+        }
+        Start::Values(v) => v,
+    };
     for &(g, v) in fixed {
         b.push(leq(goal(&m, g), v));
     }
@@ -289,7 +280,7 @@ fn tier(
         Sense::Minimise,
         goal(&m, minimise),
         &crate::control(opts, false),
-        start,
+        Some(start),
     )
     .map(|o| (o, m))
     .map_err(|f| match f {
@@ -322,8 +313,7 @@ fn tier_report(name: &str, o: &Outcome) -> Tier {
 }
 
 /// The MIP start of tier 2: nothing kept, the from-scratch plan's layouts and counts.
-fn scratch_start(b_cols: usize, d: &RateData, m: &Model, scratch: &Plan) -> Vec<f64> {
-    let mut cols = vec![0.0; b_cols];
+fn scratch_start(b: &Builder, d: &RateData, m: &Model, scratch: &Plan) -> Vec<f64> {
     let mut per_layout = vec![0u32; d.sizes.layouts.len()];
     let mut counts = vec![vec![0u32; d.sizes.profiles.len()]; d.models.len()];
     for g in &scratch.gpus {
@@ -346,15 +336,148 @@ fn scratch_start(b_cols: usize, d: &RateData, m: &Model, scratch: &Plan) -> Vec<
             per_layout[l] += 1;
         }
     }
-    for (nm, cm) in m.n.iter().zip(&counts) {
-        for (v, &c) in nm.iter().zip(cm) {
-            if let Some(v) = v {
-                cols[v.col] = c as f64;
-            }
-        }
+    mingpus::start_values(b, d, &m.n, &m.supply, &counts, &per_layout)
+}
+
+/// Tiers 2 and 3 (and `gpus-used` between them with a GPU slack), each under the optima of
+/// the ones before, each started from the solution before it: the tiers and the last
+/// solution.
+fn solve_tiers(
+    d: &RateData,
+    cur: &Current,
+    limit: u32,
+    opts: &PlanOptions,
+    slack: bool,
+    scratch: &Plan,
+) -> Result<(Vec<Tier>, Outcome, Model), Error> {
+    let mut order = vec![(Goal::Changed, "gpus-changed")];
+    if slack {
+        order.push((Goal::Used, "gpus-used"));
     }
-    m.supply.set_start(&d.sizes, &per_layout, &mut cols);
-    cols
+    order.push((Goal::Started, "instances-started"));
+    let mut fixed: Vec<(Goal, f64)> = Vec::new();
+    let mut tiers = Vec::new();
+    let mut last: Option<(Outcome, Model)> = None;
+    for (g, name) in order {
+        let from = match &last {
+            Some((o, _)) => Start::Values(&o.values),
+            None => Start::Scratch(scratch),
+        };
+        let (o, m) = tier(d, cur, limit, opts, g, &fixed, from)?;
+        let t = tier_report(name, &o);
+        fixed.push((g, t.objective));
+        tiers.push(t);
+        last = Some((o, m));
+    }
+    let Some((o, model)) = last else {
+        return Err(Error::Internal("re-plan: no tier solved".into()));
+    };
+    Ok((tiers, o, model))
+}
+
+/// The capacity each model keeps during the transition: the options', else min(the current
+/// plan's provisioned rate, the new rate).
+fn required(d: &RateData, current: &Plan, opts: &ReplanOptions) -> Vec<f64> {
+    match &opts.required {
+        Some(r) => r.clone(),
+        None => d
+            .models
+            .iter()
+            .map(|m| {
+                let old = current
+                    .model_rates
+                    .iter()
+                    .find(|r| r.model.as_str() == m.name.as_str())
+                    .map_or(0.0, |r| r.rate_qps);
+                old.min(m.rate)
+            })
+            .collect(),
+    }
+}
+
+/// The safe transition to the target with the spare GPUs given; when there is none, the
+/// error says how many spares one takes.
+fn safe_transition(
+    d: &RateData,
+    slots: u32,
+    changes: &[GpuChange],
+    required: &[f64],
+    spare_gpus: u32,
+) -> Result<Transition, Error> {
+    let caps = |cfg: &[Assignment]| capacity(d, cfg);
+    let names = d.names();
+    let first_spare = changes
+        .iter()
+        .map(|c| c.gpu + 1)
+        .max()
+        .unwrap_or(0)
+        .max(slots);
+    let plan_with = |k: u32| transition::plan(changes, &caps, required, &names, k, first_spare);
+    match plan_with(spare_gpus) {
+        Err(Error::Infeasible(why)) => {
+            // With a spare per changed GPU a transition always exists (every new layout up
+            // on a spare first, then every old GPU drained): say how many it takes.
+            let most = changes.iter().filter(|c| c.fate != Fate::Kept).count() as u32;
+            let need = plan_with(most.max(spare_gpus))
+                .map(|t| t.spares_used.len())
+                .map_err(|_| Error::Infeasible(why.clone()))?;
+            Err(Error::Infeasible(format!(
+                "{why}; a safe transition to this target needs {need} spare GPU(s) (--spare-gpus {need})"
+            )))
+        }
+        r => r,
+    }
+}
+
+/// The target as a validated plan: its GPUs, the capacity they provision, the from-scratch
+/// optimum's bound.
+fn target_plan(
+    d: &RateData,
+    scenario: &Scenario,
+    popts: &PlanOptions,
+    gpus: Vec<GpuPlan>,
+    status: SolveStatus,
+    scratch: &SolveReport,
+    seconds: f64,
+) -> Result<Plan, Error> {
+    let used = gpus.iter().filter(|g| !g.layout.is_empty()).count();
+    let caps: Vec<Vec<f64>> = gpus.iter().map(|g| capacity(d, &g.layout)).collect();
+    let model_rates = d
+        .models
+        .iter()
+        .enumerate()
+        .map(|(mi, m)| ModelRate {
+            model: m.name.as_str().into(),
+            rate_qps: caps.iter().map(|c| c[mi]).sum(),
+        })
+        .collect();
+    let mut plan = Plan {
+        scenario: scenario.name.clone(),
+        scenario_path: None,
+        gpu: scenario.gpu.clone(),
+        objective_kind: Objective::MinGpus,
+        solver: "milp-replan".into(),
+        report: SolveReport {
+            status,
+            objective: used as f64,
+            bound: scratch.bound,
+            gap: scratch.gap,
+            lp_bound: scratch.lp_bound,
+            solve_seconds: seconds,
+            gpcs_used: None,
+        },
+        params: popts.params,
+        gpus,
+        routes: Vec::new(),
+        model_rates,
+    };
+    plan.report.gpcs_used = Some(plan.gpcs_used()?);
+    plan.validate(popts.rules).map_err(|e| {
+        Error::Internal(format!(
+            "re-planner produced a plan the MIG validator rejects ({e}); please report this"
+        ))
+    })?;
+    Ok(plan)
 }
 
 /// Re-plans `current` for the load of `scenario` (min-gpus objective).
@@ -381,141 +504,46 @@ pub fn replan(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Resu
     // Tier 1: the from-scratch optimum.
     let scratch = crate::plan(scenario, SolverKind::Milp, &popts)?;
     let g_star = scratch.gpus_used() as u32;
-    let t1 = Tier {
+    let mut tiers = vec![Tier {
         name: "gpus-needed".into(),
         objective: g_star as f64,
         bound: scratch.report.bound.unwrap_or(g_star as f64),
         gap: scratch.report.gap.unwrap_or(0.0),
         status: scratch.report.status,
         seconds: t0.elapsed().as_secs_f64(),
-    };
+    }];
     // Tier 2 starts from the from-scratch plan (feasible), each later tier from the last.
     let limit = g_star.saturating_add(opts.gpu_slack);
-    let (b, m) = build(&d, &cur, limit);
-    let start = scratch_start(b.num_vars(), &d, &m, &scratch);
-    drop(b);
-    let mut fixed: Vec<(Goal, f64)> = Vec::new();
-    let mut tiers = vec![t1];
-    let mut order = vec![(Goal::Changed, "gpus-changed")];
-    if opts.gpu_slack > 0 {
-        order.push((Goal::Used, "gpus-used"));
-    }
-    order.push((Goal::Started, "instances-started"));
-    let mut last: Option<(Outcome, Model)> = None;
-    for (g, name) in order {
-        let from = last
-            .as_ref()
-            .map_or(start.clone(), |(o, _)| o.values.clone());
-        let (o, m) = tier(&d, &cur, limit, &popts, g, &fixed, Some(&from))?;
-        let t = tier_report(name, &o);
-        fixed.push((g, t.objective));
-        tiers.push(t);
-        last = Some((o, m));
-    }
-    let Some((o3, model)) = last else {
-        return Err(Error::Internal("re-plan: no tier solved".into()));
-    };
-    let status = if tiers.iter().all(|t| t.status == SolveStatus::Optimal) {
-        SolveStatus::Optimal
-    } else {
-        tiers
-            .iter()
-            .map(|t| t.status)
-            .find(|s| *s != SolveStatus::Optimal)
-            .unwrap_or(SolveStatus::TimeLimit)
-    };
+    let (later, o3, model) = solve_tiers(&d, &cur, limit, &popts, opts.gpu_slack > 0, &scratch)?;
+    tiers.extend(later);
+    let status = tiers
+        .iter()
+        .map(|t| t.status)
+        .find(|s| *s != SolveStatus::Optimal)
+        .unwrap_or(SolveStatus::Optimal);
     let (target_gpus, changes) = target(&d, &cur, current, &model, &o3);
-    let required = match &opts.required {
-        Some(r) => r.clone(),
-        None => d
-            .models
-            .iter()
-            .map(|m| {
-                let old = current
-                    .model_rates
-                    .iter()
-                    .find(|r| r.model.as_str() == m.name.as_str())
-                    .map_or(0.0, |r| r.rate_qps);
-                old.min(m.rate)
-            })
-            .collect(),
-    };
-    let caps = |cfg: &[Assignment]| capacity(&d, cfg);
-    let names: Vec<String> = d.models.iter().map(|m| m.name.clone()).collect();
-    let first_spare = changes
-        .iter()
-        .map(|c| c.gpu + 1)
-        .max()
-        .unwrap_or(0)
-        .max(cur.slots);
-    let plan_with = |k: u32| transition::plan(&changes, &caps, &required, &names, k, first_spare);
-    let transition = match plan_with(opts.spare_gpus) {
-        Ok(t) => t,
-        Err(Error::Infeasible(why)) => {
-            // With a spare per changed GPU a transition always exists (every new layout up
-            // on a spare first, then every old GPU drained): say how many it takes.
-            let most = changes.iter().filter(|c| c.fate != Fate::Kept).count() as u32;
-            let need = plan_with(most.max(opts.spare_gpus))
-                .map(|t| t.spares_used.len())
-                .map_err(|_| Error::Infeasible(why.clone()))?;
-            return Err(Error::Infeasible(format!(
-                "{why}; a safe transition to this target needs {need} spare GPU(s) (--spare-gpus {need})"
-            )));
-        }
-        Err(e) => return Err(e),
-    };
+    let required = required(&d, current, opts);
+    let transition = safe_transition(&d, cur.slots, &changes, &required, opts.spare_gpus)?;
     let (target_gpus, changes) = apply_swaps(target_gpus, changes, &transition.swaps);
-    let used = target_gpus.iter().filter(|g| !g.layout.is_empty()).count() as u32;
-    let report = SolveReport {
+    let seconds = t0.elapsed().as_secs_f64();
+    let plan = target_plan(
+        &d,
+        scenario,
+        &popts,
+        target_gpus,
         status,
-        objective: used as f64,
-        bound: scratch.report.bound,
-        gap: scratch.report.gap,
-        lp_bound: scratch.report.lp_bound,
-        solve_seconds: t0.elapsed().as_secs_f64(),
-        gpcs_used: None,
-    };
-    let model_rates = d
-        .models
+        &scratch.report,
+        seconds,
+    )?;
+    let changed = changes
         .iter()
-        .enumerate()
-        .map(|(mi, m)| ModelRate {
-            model: m.name.as_str().into(),
-            rate_qps: target_gpus
-                .iter()
-                .map(|g| capacity(&d, &g.layout)[mi])
-                .sum(),
-        })
-        .collect();
-    let mut plan = Plan {
-        scenario: scenario.name.clone(),
-        scenario_path: None,
-        gpu: scenario.gpu.clone(),
-        objective_kind: Objective::MinGpus,
-        solver: "milp-replan".into(),
-        report,
-        params: popts.params,
-        gpus: target_gpus,
-        routes: Vec::new(),
-        model_rates,
-    };
-    plan.report.gpcs_used = Some(plan.gpcs_used()?);
-    plan.validate(popts.rules).map_err(|e| {
-        Error::Internal(format!(
-            "re-planner produced a plan the MIG validator rejects ({e}); please report this"
-        ))
-    })?;
+        .filter(|c| matches!(c.fate, Fate::ReCut | Fate::Added));
+    let (gpus_changed, instances_started) =
+        changed.fold((0, 0), |(g, i), c| (g + 1, i + c.after.len() as u32));
     Ok(Replan {
-        gpus_used: used,
-        gpus_changed: changes
-            .iter()
-            .filter(|c| matches!(c.fate, Fate::ReCut | Fate::Added))
-            .count() as u32,
-        instances_started: changes
-            .iter()
-            .filter(|c| matches!(c.fate, Fate::ReCut | Fate::Added))
-            .map(|c| c.after.len() as u32)
-            .sum(),
+        gpus_used: plan.gpus_used() as u32,
+        gpus_changed,
+        instances_started,
         target: plan,
         gpus: changes,
         tiers,
@@ -532,10 +560,21 @@ pub(crate) fn capacity(d: &RateData, layout: &[Assignment]) -> Vec<f64> {
             d.sizes.index(a.profile.as_str()),
             d.models.iter().position(|x| x.name == a.model.as_str()),
         ) {
-            cap[m] += tp(d, m, k);
+            cap[m] += d.throughput(m, k);
         }
     }
     cap
+}
+
+/// A GPU's configuration as a comparable key: its instances as (profile, start, model),
+/// sorted. Two GPUs with the same key need no re-cut to swap roles.
+pub fn layout_key(layout: &[Assignment]) -> Vec<(String, u32, String)> {
+    let mut v: Vec<(String, u32, String)> = layout
+        .iter()
+        .map(|x| (x.profile.to_string(), x.start, x.model.to_string()))
+        .collect();
+    v.sort();
+    v
 }
 
 /// The target's GPUs (indices of the current plan, added ones after them) and the fate of
@@ -552,11 +591,26 @@ fn target(
         .iter()
         .map(|g| (g.index, g.layout.clone()))
         .collect();
-    let point = |m: usize, k: usize| {
-        d.models[m].best[k]
-            .map(|o| (o.batch, o.procs))
-            .unwrap_or((1, 1))
-    };
+    let after = after_layouts(d, cur, &before, model, out);
+    let top = after.keys().max().map_or(0, |&m| m + 1);
+    let gpus = (0..top)
+        .map(|i| GpuPlan {
+            index: i,
+            layout: after.get(&i).cloned().unwrap_or_default(),
+        })
+        .collect();
+    (gpus, fates(&before, &after))
+}
+
+/// Every GPU's layout in the target: the kept GPUs of each type (at the new scenario's best
+/// points), then the new cuts on the freed GPUs, in index order, and on new indices.
+fn after_layouts(
+    d: &RateData,
+    cur: &Current,
+    before: &BTreeMap<u32, Vec<Assignment>>,
+    model: &Model,
+    out: &Outcome,
+) -> BTreeMap<u32, Vec<Assignment>> {
     let mut after: BTreeMap<u32, Vec<Assignment>> = BTreeMap::new();
     let mut free: Vec<u32> = Vec::new();
     for ((_, gpus, _), &v) in cur.types.iter().zip(&model.keep) {
@@ -568,7 +622,7 @@ fn target(
                     d.sizes.index(a.profile.as_str()),
                     d.models.iter().position(|x| x.name == a.model.as_str()),
                 ) {
-                    (a.batch, a.procs) = point(mi, ki);
+                    (a.batch, a.procs) = d.point(mi, ki);
                 }
             }
             after.insert(g, layout);
@@ -577,13 +631,9 @@ fn target(
     }
     free.sort_unstable();
     let per_gpu = model.supply.decode(&d.sizes, out);
-    let counts: Vec<Vec<u32>> = model
-        .n
-        .iter()
-        .map(|nm| nm.iter().map(|v| v.map_or(0, |v| out.int(v))).collect())
-        .collect();
-    let names: Vec<String> = d.models.iter().map(|m| m.name.clone()).collect();
-    let new = assign(&d.sizes, &per_gpu, &counts, &names, &|_| None, &point);
+    let counts = out.counts(&model.n);
+    let point = |m: usize, k: usize| d.point(m, k);
+    let new = assign(&d.sizes, &per_gpu, &counts, &d.names(), &|_| None, &point);
     let mut next = cur.slots;
     let mut free_iter = free.iter();
     for g in new.into_iter().filter(|g| !g.layout.is_empty()) {
@@ -596,29 +646,26 @@ fn target(
         };
         after.insert(idx, g.layout);
     }
-    let mut changes = Vec::new();
+    after
+}
+
+/// The fate of every GPU used before or after.
+fn fates(
+    before: &BTreeMap<u32, Vec<Assignment>>,
+    after: &BTreeMap<u32, Vec<Assignment>>,
+) -> Vec<GpuChange> {
     let all: std::collections::BTreeSet<u32> = before
         .iter()
         .filter(|(_, l)| !l.is_empty())
         .map(|(&i, _)| i)
         .chain(after.keys().copied())
         .collect();
+    let mut changes = Vec::new();
     for g in all {
         let b = before.get(&g).cloned().unwrap_or_default();
         let a = after.get(&g).cloned().unwrap_or_default();
-        let same = {
-            let key = |l: &[Assignment]| {
-                let mut v: Vec<(String, u32, String)> = l
-                    .iter()
-                    .map(|x| (x.profile.to_string(), x.start, x.model.to_string()))
-                    .collect();
-                v.sort();
-                v
-            };
-            key(&b) == key(&a)
-        };
         let fate = match (b.is_empty(), a.is_empty()) {
-            (false, false) if same => Fate::Kept,
+            (false, false) if layout_key(&b) == layout_key(&a) => Fate::Kept,
             (false, false) => Fate::ReCut,
             (true, false) => Fate::Added,
             (false, true) => Fate::Freed,
@@ -631,14 +678,7 @@ fn target(
             after: a,
         });
     }
-    let top = after.keys().max().map_or(0, |&m| m + 1);
-    let gpus = (0..top)
-        .map(|i| GpuPlan {
-            index: i,
-            layout: after.get(&i).cloned().unwrap_or_default(),
-        })
-        .collect();
-    (gpus, changes)
+    changes
 }
 
 /// Moves each swapped GPU's new layout to the idle GPU that took it: (g, s) leaves g idle

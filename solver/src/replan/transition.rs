@@ -64,6 +64,31 @@ pub struct Transition {
     pub swaps: Vec<(u32, u32)>,
 }
 
+impl Transition {
+    /// The tightest model during step `i`: its index and the capacity it keeps there as a
+    /// fraction of its required capacity (`None` when no model has one).
+    pub fn tightest(&self, i: usize) -> Option<(usize, f64)> {
+        self.steps[i]
+            .capacity_during
+            .iter()
+            .zip(&self.required)
+            .enumerate()
+            .filter(|(_, (_, &need))| need > 0.0)
+            .map(|(m, (c, need))| (m, c / need))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// The lowest fraction of its required capacity any model keeps in any step (`None`
+    /// without a step where a model has one).
+    pub fn min_kept_ratio(&self) -> Option<f64> {
+        let kept = (0..self.steps.len())
+            .filter_map(|i| self.tightest(i))
+            .map(|(_, r)| r)
+            .fold(f64::INFINITY, f64::min);
+        kept.is_finite().then_some(kept)
+    }
+}
+
 /// A pending change of one GPU.
 #[derive(Debug, Clone)]
 struct Op {
