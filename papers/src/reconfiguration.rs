@@ -20,6 +20,14 @@ use std::path::Path;
 /// The shipped diurnal load (synthetic; its header says how it is made).
 pub const DIURNAL: &str = include_str!("../reconfiguration/diurnal.csv");
 
+/// GPUs beyond the from-scratch optimum the re-planner may use in an interval when that
+/// re-cuts fewer (the goal allows 1).
+pub const GPU_SLACK: u32 = 1;
+
+/// Simulated seconds per plan and per transition state (one replication: the p99 of each
+/// interval comes from every request of those seconds).
+pub const SIM_SECONDS: f64 = 2.0;
+
 /// The peak of the ParvaGPU fleet: scenario 6's rates times this.
 pub const PARVAGPU_SCALE: f64 = 4.0;
 
@@ -302,7 +310,9 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     }
     let ro = ReplayOptions {
         every_h: if opts.quick { 6.0 } else { 1.0 },
-        sim_seconds: if opts.quick { 0.0 } else { 5.0 },
+        gpu_slack: GPU_SLACK,
+        sim_seconds: if opts.quick { 0.0 } else { SIM_SECONDS },
+        replications: 1,
         seed: opts.seed,
         threads: opts.threads,
         ..ReplayOptions::default()
@@ -347,9 +357,10 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
          and 100% of its peak, with peaks at different hours, so the mix changes through the day. Each hour is \
          planned three ways: **static-peak**, one min-gpus plan for every model's peak, never changed; \
          **from-scratch**, the min-gpus optimum of the hour, applied at once to every GPU that differs (GPUs \
-         matched to the previous hour's identical ones as well as possible); **replan**, `migopt replan` from \
-         the previous hour's plan: the same fewest GPUs, then the fewest GPUs re-cut, then the fewest instances \
-         started, applied by its safe transition (each step drains, re-cuts and reloads a set of GPUs while \
+         matched to the previous hour's identical ones as well as possible); **replan**, `migopt replan --gpu-slack 1` \
+         from the previous hour's plan: at most one GPU more than the hour's fewest, the fewest GPUs re-cut or \
+         added, then the fewest GPUs in use, then the fewest instances started, then (a tie-break) the most \
+         headroom, applied by its safe transition (each step drains, re-cuts and reloads a set of GPUs while \
          every model keeps min(old, new) of its rate; one spare GPU may be borrowed). Every plan is simulated \
          at the hour's rates (JSQ, server-side dynamic batching), and every transition state for the \
          reconfiguration time with the GPUs being re-cut down; SLA violations are the fraction of the day's \

@@ -154,8 +154,13 @@ pub fn render(r: &Replan) -> String {
         .map(|t| {
             vec![
                 t.name.clone(),
-                format!("{:.0}", t.objective),
-                format!("{:.0}", t.bound),
+                // Counts are whole; the headroom tie-break is a sum of fractions.
+                format!(
+                    "{:.*}",
+                    if t.name == "headroom" { 3 } else { 0 },
+                    t.objective
+                ),
+                format!("{:.*}", if t.name == "headroom" { 3 } else { 0 }, t.bound),
                 format!("{:.3}%", t.gap * 100.0),
                 t.status.as_str().into(),
                 format!("{:.3}", t.seconds),
