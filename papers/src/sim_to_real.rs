@@ -26,6 +26,7 @@ use migopt_models::{Error, Plan, Scenario};
 use migopt_server::compare::{self, Comparison, ServerCost};
 use migopt_server::records::{self, QueryRecord, RunMeta};
 use migopt_sim::{Arrivals, CapacityTarget, SchedulerKind, ServingMode, SimConfig};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The study folder in the repository.
@@ -100,19 +101,25 @@ fn raw_files(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>, Error> {
     Ok(files)
 }
 
-/// The server's cost per query under each scheduler, from its calibration run.
+/// Per (model, MIG profile, procs): p99 / p50 of the server's service times.
+type Spread = BTreeMap<(String, String, u32), f64>;
+
+/// The server's cost per query and the spread of its service times under each scheduler,
+/// from its calibration run.
 struct Calibration {
     scheduler: SchedulerKind,
     meta: RunMeta,
     cost: ServerCost,
+    spread: Spread,
 }
 
-fn calibrations(dir: &Path) -> Result<Vec<Calibration>, Error> {
+fn calibrations(dir: &Path, plan: &Plan) -> Result<Vec<Calibration>, Error> {
     let mut out = Vec::new();
     for f in raw_files(dir, "calib.")? {
         let s = read_served(&f)?;
         out.push(Calibration {
             cost: ServerCost::from_overhead(&s.meta.overhead, s.scheduler),
+            spread: compare::service_spread(plan, &s.recs, s.meta.warmup_fraction),
             scheduler: s.scheduler,
             meta: s.meta,
         });
@@ -163,14 +170,15 @@ fn load_runs(
                     sv.meta.arrivals
                 ))
             })?;
-        let cost = cost_of(cal, sv.scheduler);
-        let cmp = compare::compare(
+        let c = calibration_of(cal, sv.scheduler)?;
+        let cmp = compare::compare_spread(
             plan,
             s,
             sv.scheduler,
             &sv.recs,
             sv.meta.warmup_fraction,
-            cost,
+            c.cost,
+            Some(&c.spread),
         )?;
         runs.push(Run {
             load_pct,
@@ -188,21 +196,27 @@ fn load_runs(
     Ok(runs)
 }
 
-fn cost_of(cal: &[Calibration], k: SchedulerKind) -> ServerCost {
+fn calibration_of(cal: &[Calibration], k: SchedulerKind) -> Result<&Calibration, Error> {
     cal.iter()
         .find(|c| c.scheduler == k)
-        .map_or(ServerCost::default(), |c| c.cost)
+        .ok_or_else(|| Error::Invalid(format!("no calibration run under {k}")))
+}
+
+fn cost_of(cal: &[Calibration], k: SchedulerKind) -> ServerCost {
+    calibration_of(cal, k).map_or(ServerCost::default(), |c| c.cost)
 }
 
 /// Simulated capacity (p99 within the SLA) of the plan under the load-aware model, with the
-/// server's calibrated cost per query.
-pub fn capacity(
+/// server's calibrated cost per query and service-time spread.
+fn capacity(
     plan: &Plan,
     s: &Scenario,
     k: SchedulerKind,
-    cost: ServerCost,
+    cal: &Calibration,
     opts: &Options,
 ) -> Result<f64, Error> {
+    let s = compare::with_spread(s, &cal.spread);
+    let cost = cal.cost;
     let mut cfg = SimConfig::new(Arrivals::Poisson {
         total_rate_qps: 500.0,
     });
@@ -214,7 +228,8 @@ pub fn capacity(
     cfg.threads = opts.threads;
     cfg.service_overhead_ms = cost.occupancy_ms;
     cfg.latency_overhead_ms = cost.latency_ms;
-    Ok(migopt_sim::capacity(plan, s, &cfg, CapacityTarget::P99)?
+    cfg.jitter = true;
+    Ok(migopt_sim::capacity(plan, &s, &cfg, CapacityTarget::P99)?
         .capacity_qps
         .mean)
 }
@@ -272,10 +287,10 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
         .map_err(|e| Error::io(dir.join("plan.json"), e))?;
     let plan: Plan =
         serde_json::from_str(&ptext).map_err(|e| Error::Invalid(format!("plan.json: {e}")))?;
-    let cal = calibrations(&dir)?;
+    let cal = calibrations(&dir, &plan)?;
     let caps: Vec<(SchedulerKind, f64)> = SCHEDULERS
         .into_iter()
-        .map(|k| capacity(&plan, &s, k, cost_of(&cal, k), opts).map(|c| (k, c)))
+        .map(|k| capacity(&plan, &s, k, calibration_of(&cal, k)?, opts).map(|c| (k, c)))
         .collect::<Result<_, _>>()?;
     let mut out = Output::default();
     out.files
@@ -425,7 +440,11 @@ fn calibration_md(caps: &[(SchedulerKind, f64)], cal: &[Calibration]) -> String 
          read − the previous answer's read − its service time (median). ELSA queues in the \
          worker's pipe, so the simulator adds the busy gap to every service time and the rest \
          of the round trip to every latency; FIFS sends a query only after the instance's \
-         answer is read, so every query costs its instance the whole round trip.\n\n",
+         answer is read, so every query costs its instance the whole round trip. Service-time \
+         spread: per slice, p99 / p50 of each query's service time over the median of its \
+         (instance, batch); the simulator draws every service time around its median with that \
+         p99 (its jitter), since co-located slices vary from query to query far more than the \
+         profiles measured alone (p99 / p50 about 1.05).\n\n",
     );
     let mut rows = Vec::new();
     for (k, c) in caps {
@@ -443,6 +462,11 @@ fn calibration_md(caps: &[(SchedulerKind, f64)], cal: &[Calibration]) -> String 
                 x.cost.occupancy_ms * 1e3,
                 x.cost.latency_ms * 1e3
             ),
+            x.spread
+                .iter()
+                .map(|((m, p, _), r)| format!("{m} {p} {r:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             format!("{c:.0}"),
             LOADS_PCT
                 .iter()
@@ -458,6 +482,7 @@ fn calibration_md(caps: &[(SchedulerKind, f64)], cal: &[Calibration]) -> String 
             "round trip p50, µs",
             "busy gap p50, µs",
             "added to service / latency, µs",
+            "service p99 / p50",
             "simulated capacity, q/s",
             "30 / 60 / 85% rates, q/s",
         ],

@@ -319,9 +319,10 @@ pub struct CompareArgs {
     /// The scenario (default: the plan's, or the sidecar's).
     #[arg(long)]
     scenario: Option<PathBuf>,
-    /// Take the server's own cost per query (pipe round trip and busy gap) from this served
-    /// run, for example a calibration run (default: the run being compared). See
-    /// `migopt_server::compare::ServerCost`.
+    /// Take the server's own cost per query (pipe round trip and busy gap) and the spread of
+    /// its service times from this served run, for example a calibration run (default: the
+    /// cost from the run being compared, service times at their medians). See
+    /// `migopt_server::compare::ServerCost` and `service_spread`.
     #[arg(long, conflicts_with = "overhead_ms")]
     calibration: Option<PathBuf>,
     /// The server's own cost per query added to every simulated service time, ms, instead of
@@ -346,6 +347,7 @@ fn recorded(base: &Path, p: &str) -> PathBuf {
 }
 
 /// Where the server's own cost per query comes from.
+#[derive(Debug, Clone, Copy)]
 pub enum CostFrom<'a> {
     /// The run being compared.
     Run,
@@ -408,8 +410,32 @@ pub fn comparison(
         .or_else(|| meta.scenario.as_deref().map(|s| recorded(measured, s)));
     let (plan, s) = load_plan(&plan_path, scen.as_deref())?;
     let sched: SchedulerKind = meta.scheduler.parse()?;
+    let spread = match &cost {
+        CostFrom::Calibration(p) => {
+            let csv = if p.extension().is_some_and(|e| e == "json") {
+                p.with_extension("")
+            } else {
+                p.to_path_buf()
+            };
+            let (r2, m2) = load_run(&csv)?;
+            Some(migopt_server::compare::service_spread(
+                &plan,
+                &r2,
+                m2.warmup_fraction,
+            ))
+        }
+        _ => None,
+    };
     let cost = server_cost(cost, &meta, sched)?;
-    let c = migopt_server::compare::compare(&plan, &s, sched, &recs, meta.warmup_fraction, cost)?;
+    let c = migopt_server::compare::compare_spread(
+        &plan,
+        &s,
+        sched,
+        &recs,
+        meta.warmup_fraction,
+        cost,
+        spread.as_ref(),
+    )?;
     Ok((c, meta, cost))
 }
 
