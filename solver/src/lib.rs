@@ -179,6 +179,7 @@ pub(crate) fn control(opts: &PlanOptions, relax: bool) -> milp::Control {
         node_limit: opts.node_limit,
         relax,
         lean: false,
+        lp_age_limit: None,
     }
 }
 

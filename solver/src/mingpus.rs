@@ -233,6 +233,9 @@ pub(crate) fn start_values(
     cols
 }
 
+/// Cut age limit of the min-gpus MILP (see [`crate::milp::Control::lp_age_limit`]).
+const LP_AGE_LIMIT: u32 = 5;
+
 /// Solves the min-gpus MILP with at most `max_gpus` GPUs (a cap, or a heuristic's count).
 pub(crate) fn solve(
     d: &RateData,
@@ -255,7 +258,10 @@ pub(crate) fn solve(
         .solve_from(
             Sense::Minimise,
             objective,
-            &crate::control(opts, false),
+            &crate::milp::Control {
+                lp_age_limit: Some(LP_AGE_LIMIT),
+                ..crate::control(opts, false)
+            },
             start.as_deref(),
         )
         .map_err(|f| match f {
