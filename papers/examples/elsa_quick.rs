@@ -75,10 +75,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 CapacityTarget::P99,
             )?;
             let base = fifs.capacity_qps.mean;
+            let bound = migopt_papers::paris_elsa::throughput_bound(sc, &plan);
             println!(
-                "{} {part}: fluid {fluid:.0}, ceiling {:.0}",
+                "{} {part}: fluid {fluid:.0}, throughput bound {:.0}, FIFS / bound {:.3}",
                 w.id,
-                fluid / 0.8
+                bound.unwrap_or(f64::NAN),
+                base / bound.unwrap_or(f64::NAN)
             );
             for &s in &scheds {
                 let c = if s == SchedulerKind::Fifs {

@@ -14,7 +14,9 @@
 use crate::interference::Interference;
 use crate::prep::{Cand, Prepared};
 use crate::run::{Arrivals, RepStats, RunSpec};
-use crate::sched::{rules, Candidate, Query, Rule, MARGIN_ALPHA, PLAN_ALPHA, PLAN_SLACK};
+use crate::sched::{
+    rules, Candidate, Query, Rule, MARGIN_ALPHA, PLAN_ALPHA, PLAN_SLACK, START_HORIZON,
+};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::Rng;
 use rand_distr::{Distribution, Exp1};
@@ -23,9 +25,10 @@ const GREEDY: u8 = 0;
 const MARGIN: u8 = 1;
 const PROTECT: u8 = 2;
 const PLAN: u8 = 3;
-const JSQ: u8 = 4;
-const RR: u8 = 5;
-const RANDOM: u8 = 6;
+const START: u8 = 4;
+const JSQ: u8 = 5;
+const RR: u8 = 6;
+const RANDOM: u8 = 7;
 
 pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) -> RepStats {
     match spec.scheduler.rule() {
@@ -33,6 +36,7 @@ pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) ->
         Rule::Margin => run_k::<MARGIN>(p, spec, rng),
         Rule::Protect => run_k::<PROTECT>(p, spec, rng),
         Rule::Plan => run_k::<PLAN>(p, spec, rng),
+        Rule::Start => run_k::<START>(p, spec, rng),
         Rule::Jsq => run_k::<JSQ>(p, spec, rng),
         Rule::RoundRobin => run_k::<RR>(p, spec, rng),
         Rule::Random => run_k::<RANDOM>(p, spec, rng),
@@ -191,7 +195,7 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
             arrival_ms: t,
             sla_ms: sla,
         };
-        let inst = if K <= PLAN {
+        let inst = if K <= START {
             // One candidate per group of identical instances: its earliest-draining member.
             let row = m * w + b;
             let row_cands = p.candidates(m, b);
@@ -201,7 +205,7 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
                 compute: c.compute,
                 start_ms: start(c),
                 service_ms: c.svc,
-                deficit: if K == PLAN {
+                deficit: if K == PLAN || K == START {
                     c.share * (class_sent[row] + 1) as f64 - sent[c.slot as usize] as f64
                 } else {
                     0.0
@@ -212,6 +216,12 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
                 GREEDY => rules::elsa_greedy(&q, cands),
                 MARGIN => rules::elsa_margin(&q, MARGIN_ALPHA, cands),
                 PROTECT => rules::elsa_protect(&q, MARGIN_ALPHA, cands),
+                START => rules::elsa_start_at(&q, START_HORIZON, cands).map(|k| {
+                    let c = &row_cands[k];
+                    sent[c.slot as usize] += 1;
+                    class_sent[row] += 1;
+                    tree.id[c.tree_off as usize + 1]
+                }),
                 _ => {
                     // `elsa_plan` in two light steps: the earliest finish (the quickest
                     // service time is fixed per class), then the choice, by position, so
@@ -297,7 +307,7 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
                 .iter()
                 .fold(f64::INFINITY, |d, &f| d.min(f))
         };
-        if K <= PLAN {
+        if K <= START {
             tree.update(
                 pi.tree_off as usize,
                 pi.cap as usize,

@@ -178,7 +178,7 @@ fn bad_configuration() {
     assert_eq!(err(&p, &sc, &c), "replications must be at least 1");
     assert_eq!(
         "fastest".parse::<SchedulerKind>().unwrap_err().to_string(),
-        "unknown scheduler `fastest` (known: elsa, elsa-greedy, elsa-margin, elsa-protect, elsa-plan, fifs, jsq, round-robin, random)"
+        "unknown scheduler `fastest` (known: elsa, elsa-greedy, elsa-margin, elsa-protect, elsa-plan, elsa-start, fifs, jsq, round-robin, random)"
     );
     assert_eq!(
         "Round_Robin".parse::<SchedulerKind>().unwrap(),

@@ -173,6 +173,41 @@ fn elsa_plan_follows_the_routes_within_the_latency_slack() {
 }
 
 #[test]
+fn elsa_start_takes_the_earliest_start_within_half_the_sla() {
+    // Horizon 0 + 0.5·10 = 5. Starts (1g, 3g, 7g) and finishes before each; among those
+    // finishing by 5, the earliest start, ties (idle instances) to the largest deficit
+    // (shares ½, ¼, ¼; deficit = share·(class sent + 1) − sent to the size), then the
+    // earliest finish.
+    // q0: all idle, deficits .5 .25 .25 → 1g. q1: 1g starts at 4 (finish 8 > 5); 3g, 7g
+    // idle, deficits .5 .5 → earlier finish, 7g. q2: 3g idle (7g starts at 1) → 3g.
+    // q3: starts 4, 2, 1 → 7g. q4: 3g and 7g start at 2, deficits .25, −.75 → 3g.
+    // q5: 3g would finish at 6 > 5 → 7g (start 2). q6: 7g (finish 4). q7: 7g (finish 5).
+    check(SchedulerKind::ElsaStart, &BURST, &[0, 2, 1, 2, 1, 2, 2, 2]);
+}
+
+#[test]
+fn elsa_start_waits_for_a_fast_size_rather_than_run_too_slowly() {
+    let q = Query {
+        model: 0,
+        batch: 1,
+        arrival_ms: 0.0,
+        sla_ms: 10.0,
+    };
+    // The idle 1g would finish at 6 > 5: the busy 7g (start 3, finish 4) is the only
+    // candidate in time, though it starts later.
+    let c = [cand(0, 1, 0.0, 6.0), cand(2, 7, 3.0, 1.0)];
+    assert_eq!(sched::elsa_start(&q, sched::START_HORIZON, c), Some(2));
+    // Both in time: the earlier start wins over the earlier finish.
+    let c = [cand(0, 1, 0.0, 4.0), cand(2, 7, 2.0, 1.0)];
+    assert_eq!(sched::elsa_start(&q, sched::START_HORIZON, c), Some(0));
+    // Equal starts: the larger deficit, then the earlier finish.
+    let mut c = [cand(0, 1, 1.0, 4.0), cand(2, 7, 1.0, 1.0)];
+    assert_eq!(sched::elsa_start(&q, sched::START_HORIZON, c), Some(2));
+    c[0].deficit = 0.5;
+    assert_eq!(sched::elsa_start(&q, sched::START_HORIZON, c), Some(0));
+}
+
+#[test]
 fn elsa_plan_without_slack_limit_is_share_first() {
     // With unlimited slack the rule only needs the deadline: the 1g's share wins twice.
     let q = Query {
@@ -249,6 +284,7 @@ fn rules_fall_back_to_the_earliest_finish() {
     assert_eq!(sched::elsa_margin(&q, 0.5, c), Some(7));
     assert_eq!(sched::elsa_protect(&q, 0.5, c), Some(7));
     assert_eq!(sched::elsa_plan(&q, 1.0, f64::INFINITY, c), Some(7));
+    assert_eq!(sched::elsa_start(&q, sched::START_HORIZON, c), Some(7));
     assert_eq!(sched::earliest_finish(c), Some(7));
     // No candidates, no answer.
     assert_eq!(sched::elsa_greedy(&q, []), None);

@@ -40,8 +40,8 @@ pub(crate) use shares::ShareTables;
 
 pub use fifs::Fifs;
 pub use rules::{
-    earliest_finish, elsa_greedy, elsa_margin, elsa_plan, elsa_protect, jsq, random, round_robin,
-    MARGIN_ALPHA,
+    earliest_finish, elsa_greedy, elsa_margin, elsa_plan, elsa_protect, elsa_start, jsq, random,
+    round_robin, MARGIN_ALPHA, START_HORIZON,
 };
 pub use state::{DispatchState, Dispatcher, InstanceInfo, PLAN_ALPHA, PLAN_SLACK};
 
@@ -54,7 +54,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum SchedulerKind {
     /// ELSA, the elastic scheduler: migopt's best elastic rule, measured in
-    /// `papers/paris-elsa` against the variants below. It runs `elsa-plan`
+    /// `papers/paris-elsa` against the variants below. It runs `elsa-start`
     /// ([`SchedulerKind::elsa_rule`]).
     Elsa,
     /// ELSA as first reconstructed from the paper's description (Kim, Choi and Rhu, DAC
@@ -76,6 +76,12 @@ pub enum SchedulerKind {
     /// earliest finish; the earliest finish when none does ([`rules::elsa_plan`]). Classes
     /// without a route (min-gpus plans, hand-cut plans) share in proportion to compute.
     ElsaPlan,
+    /// Late-binding ELSA: the earliest estimated start among the sizes whose estimated
+    /// finish is within arrival + h·SLA, h = [`START_HORIZON`]; ties (idle instances) to
+    /// the plan's shares as `elsa-plan` keeps them, then the earliest finish; the earliest
+    /// finish when none is in time ([`rules::elsa_start`]). A central queue's behaviour,
+    /// decided at arrival.
+    ElsaStart,
     /// First idle, first served: one central FIFO queue per model; an instance that goes
     /// idle takes the oldest query it can run. Work-conserving baseline of the ELSA paper.
     Fifs,
@@ -95,6 +101,7 @@ pub(crate) enum Rule {
     Margin,
     Protect,
     Plan,
+    Start,
     Jsq,
     RoundRobin,
     Random,
@@ -103,12 +110,13 @@ pub(crate) enum Rule {
 
 impl SchedulerKind {
     /// Every scheduler, for help texts and comparisons.
-    pub const ALL: [SchedulerKind; 9] = [
+    pub const ALL: [SchedulerKind; 10] = [
         SchedulerKind::Elsa,
         SchedulerKind::ElsaGreedy,
         SchedulerKind::ElsaMargin,
         SchedulerKind::ElsaProtect,
         SchedulerKind::ElsaPlan,
+        SchedulerKind::ElsaStart,
         SchedulerKind::Fifs,
         SchedulerKind::Jsq,
         SchedulerKind::RoundRobin,
@@ -116,11 +124,12 @@ impl SchedulerKind {
     ];
 
     /// The ELSA variants, `elsa` last.
-    pub const ELSA_FAMILY: [SchedulerKind; 5] = [
+    pub const ELSA_FAMILY: [SchedulerKind; 6] = [
         SchedulerKind::ElsaGreedy,
         SchedulerKind::ElsaMargin,
         SchedulerKind::ElsaProtect,
         SchedulerKind::ElsaPlan,
+        SchedulerKind::ElsaStart,
         SchedulerKind::Elsa,
     ];
 
@@ -132,6 +141,7 @@ impl SchedulerKind {
             SchedulerKind::ElsaMargin => "elsa-margin",
             SchedulerKind::ElsaProtect => "elsa-protect",
             SchedulerKind::ElsaPlan => "elsa-plan",
+            SchedulerKind::ElsaStart => "elsa-start",
             SchedulerKind::Fifs => "fifs",
             SchedulerKind::Jsq => "jsq",
             SchedulerKind::RoundRobin => "round-robin",
@@ -142,7 +152,7 @@ impl SchedulerKind {
     /// One line for help texts.
     pub fn summary(self) -> &'static str {
         match self {
-            SchedulerKind::Elsa => "elastic: migopt's best ELSA variant, elsa-plan",
+            SchedulerKind::Elsa => "elastic: migopt's best ELSA variant, elsa-start",
             SchedulerKind::ElsaGreedy => {
                 "elastic, as first reconstructed: smallest size that meets the deadline"
             }
@@ -153,6 +163,9 @@ impl SchedulerKind {
             SchedulerKind::ElsaPlan => {
                 "elastic: the plan's routes as target shares, with a deadline fallback"
             }
+            SchedulerKind::ElsaStart => {
+                "elastic: earliest start among sizes that finish within half the SLA"
+            }
             SchedulerKind::Fifs => "first idle, first served: a central queue",
             SchedulerKind::Jsq => "join the shortest estimated backlog",
             SchedulerKind::RoundRobin => "instances in turn",
@@ -162,7 +175,7 @@ impl SchedulerKind {
 
     /// The variant `elsa` runs.
     pub fn elsa_rule() -> SchedulerKind {
-        SchedulerKind::ElsaPlan
+        SchedulerKind::ElsaStart
     }
 
     pub(crate) fn rule(self) -> Rule {
@@ -172,6 +185,7 @@ impl SchedulerKind {
             SchedulerKind::ElsaMargin => Rule::Margin,
             SchedulerKind::ElsaProtect => Rule::Protect,
             SchedulerKind::ElsaPlan => Rule::Plan,
+            SchedulerKind::ElsaStart => Rule::Start,
             SchedulerKind::Fifs => Rule::Fifs,
             SchedulerKind::Jsq => Rule::Jsq,
             SchedulerKind::RoundRobin => Rule::RoundRobin,

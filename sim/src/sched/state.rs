@@ -2,7 +2,7 @@
 //! from it. [`DispatchState`] is the knowledge; [`Dispatcher`] bundles it with a plan's
 //! tables for a real server.
 
-use super::rules::{self, MARGIN_ALPHA};
+use super::rules::{self, MARGIN_ALPHA, START_HORIZON};
 use super::{Candidate, Query, Rule, SchedulerKind};
 use crate::prep::Prepared;
 use crate::ServingMode;
@@ -130,6 +130,7 @@ impl DispatchState {
                     Rule::Greedy => rules::elsa_greedy(q, c),
                     Rule::Margin => rules::elsa_margin(q, MARGIN_ALPHA, c),
                     Rule::Protect => rules::elsa_protect(q, MARGIN_ALPHA, c),
+                    Rule::Start => rules::elsa_start(q, START_HORIZON, c),
                     _ => rules::elsa_plan(q, PLAN_ALPHA, PLAN_SLACK, c),
                 };
                 if let Some(x) = pick.and_then(|i| buf.iter().find(|x| x.0.instance == i)) {

@@ -1,0 +1,210 @@
+//! Where a scheduler's latency tail comes from: replays one Poisson trace of a
+//! `papers/paris-elsa` workload through the real-server schedulers (`Dispatcher` for the
+//! dispatch-at-arrival rules, `Fifs` for the central queue), with every service time its
+//! profile's median, and breaks the slowest 1% of queries down by batch size and instance
+//! size, into queueing and service.
+//!
+//! `cargo run --release -p migopt-papers --example elsa_tail -- WORKLOAD paris|milp RATE
+//!  [--sched a,b] [--queries N]`
+
+use migopt_models::{Objective, Plan, Scenario};
+use migopt_papers::paris_elsa::workloads;
+use migopt_papers::Options;
+use migopt_sim::sched::Fifs;
+use migopt_sim::{poisson_trace, Dispatcher, SchedulerKind, ServingMode};
+use migopt_solver::{PlanOptions, SolverKind};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+
+/// One served query.
+struct Done {
+    batch: u32,
+    compute: u32,
+    wait: f64,
+    svc: f64,
+}
+
+fn key(t: f64) -> u64 {
+    t.to_bits()
+}
+
+/// Replays `trace` (arrival ms, batch) under `kind`; every query's wait and service.
+fn replay(plan: &Plan, sc: &Scenario, kind: SchedulerKind, trace: &[(f64, u32)]) -> Vec<Done> {
+    let model = sc.models[0].name.to_string();
+    let insts: Vec<_> = plan.instances().map(|(_, a)| a.clone()).collect();
+    let gpu = plan.gpu_spec().expect("gpu");
+    let compute: Vec<u32> = insts
+        .iter()
+        .map(|a| gpu.profile(a.profile.as_str()).expect("profile").compute)
+        .collect();
+    let svc = |i: usize, b: u32| -> f64 {
+        let a = &insts[i];
+        let c = sc
+            .profiles
+            .curve(a.model.as_str(), a.profile.as_str(), a.procs)
+            .expect("curve");
+        c.latency(b, sc.batch_lookup).expect("latency").0
+    };
+    let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+    let mut out: Vec<Option<Done>> = (0..trace.len()).map(|_| None).collect();
+    let mut running: Vec<Option<usize>> = vec![None; insts.len()];
+    let start = |q: usize,
+                 i: usize,
+                 now: f64,
+                 heap: &mut BinaryHeap<Reverse<(u64, usize)>>,
+                 out: &mut Vec<Option<Done>>| {
+        let (arr, b) = trace[q];
+        let s = svc(i, b);
+        out[q] = Some(Done {
+            batch: b,
+            compute: compute[i],
+            wait: now - arr,
+            svc: s,
+        });
+        heap.push(Reverse((key(now + s), i)));
+    };
+    let mut next = 0usize;
+    if kind == SchedulerKind::Fifs {
+        let mut f = Fifs::new(plan, sc).expect("fifs");
+        loop {
+            let ta = trace.get(next).map_or(f64::INFINITY, |x| x.0);
+            let tc = heap
+                .peek()
+                .map_or(f64::INFINITY, |Reverse((k, _))| f64::from_bits(*k));
+            if ta.is_infinite() && tc.is_infinite() {
+                break;
+            }
+            if ta < tc {
+                if let Some(i) = f.arrive(next, &model, trace[next].1, ta).expect("enq") {
+                    running[i as usize] = Some(next);
+                    start(next, i as usize, ta, &mut heap, &mut out);
+                }
+                next += 1;
+            } else {
+                let Reverse((_, i)) = heap.pop().expect("heap");
+                running[i] = None;
+                if let Some(q) = f.idle(i as u32, tc) {
+                    running[i] = Some(q);
+                    start(q, i, tc, &mut heap, &mut out);
+                }
+            }
+        }
+    } else {
+        let mut d = Dispatcher::new(plan, sc, kind, ServingMode::QueryBatches).expect("disp");
+        let mut queues: Vec<VecDeque<usize>> = vec![VecDeque::new(); insts.len()];
+        loop {
+            let ta = trace.get(next).map_or(f64::INFINITY, |x| x.0);
+            let tc = heap
+                .peek()
+                .map_or(f64::INFINITY, |Reverse((k, _))| f64::from_bits(*k));
+            if ta.is_infinite() && tc.is_infinite() {
+                break;
+            }
+            let (i, now) = if ta < tc {
+                let q = d.query(&model, trace[next].1, ta).expect("query");
+                let i = d.dispatch(&q, ta, 0).expect("dispatch") as usize;
+                queues[i].push_back(next);
+                next += 1;
+                (i, ta)
+            } else {
+                let Reverse((_, i)) = heap.pop().expect("heap");
+                running[i] = None;
+                d.finished(i as u32, 0).expect("finished");
+                (i, tc)
+            };
+            if running[i].is_none() {
+                if let Some(q) = queues[i].pop_front() {
+                    running[i] = Some(q);
+                    d.started(i as u32, 0, now, 1, trace[q].1).expect("started");
+                    start(q, i, now, &mut heap, &mut out);
+                }
+            }
+        }
+    }
+    out.into_iter().map(|d| d.expect("served")).collect()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (id, part, rate) = (&args[0], &args[1], args[2].parse::<f64>()?);
+    let mut scheds = vec![SchedulerKind::Fifs, SchedulerKind::Elsa];
+    let mut queries = 400_000usize;
+    let mut k = 3;
+    while k < args.len() {
+        match args[k].as_str() {
+            "--sched" => {
+                scheds = args[k + 1]
+                    .split(',')
+                    .map(|s| s.parse())
+                    .collect::<Result<_, _>>()?;
+                k += 1
+            }
+            "--queries" => {
+                queries = args[k + 1].parse()?;
+                k += 1
+            }
+            _ => {}
+        }
+        k += 1;
+    }
+    let all = workloads(&Options::default())?;
+    let w = all.iter().find(|w| &w.id == id).ok_or("no such workload")?;
+    let sc = &w.scenario;
+    let popts = PlanOptions {
+        objective: Objective::MaxLoad,
+        ..PlanOptions::default()
+    };
+    let plan = migopt_solver::plan(sc, part.parse::<SolverKind>()?, &popts)?;
+    let recs = poisson_trace(&plan, sc, rate, queries as f64 / rate, 1)?;
+    let trace: Vec<(f64, u32)> = recs.iter().map(|r| (r.arrival_ms, r.batch)).collect();
+    let skip = trace.len() / 10;
+    println!("{id} {part} at {rate} q/s, SLA {} ms", sc.models[0].sla.0);
+    for kind in scheds {
+        let done = replay(&plan, sc, kind, &trace);
+        let mut lat: Vec<(f64, usize)> = done[skip..]
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.wait + d.svc, i + skip))
+            .collect();
+        lat.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let n = lat.len();
+        let p99 = lat[(n as f64 * 0.99) as usize].0;
+        let p50 = lat[n / 2].0;
+        let tail = &lat[(n as f64 * 0.99) as usize..];
+        let mut by: BTreeMap<(u32, u32), (usize, f64, f64)> = BTreeMap::new();
+        for &(_, q) in tail {
+            let d = &done[q];
+            let bb = d.batch.next_power_of_two();
+            let e = by.entry((bb, d.compute)).or_default();
+            e.0 += 1;
+            e.1 += d.wait;
+            e.2 += d.svc;
+        }
+        let mut all_by: BTreeMap<u32, (usize, f64)> = BTreeMap::new();
+        for d in &done[skip..] {
+            let e = all_by.entry(d.compute).or_default();
+            e.0 += 1;
+            e.1 += d.wait;
+        }
+        println!("  {:<12} p50 {p50:.1} p99 {p99:.1}; tail (slowest 1%) by batch<=, size: count, mean wait / service", kind.as_str());
+        for ((bb, c), (cnt, w, s)) in by {
+            println!(
+                "    b<={bb:<4} {c}g: {cnt:>5} wait {:>7.1} svc {:>7.1}",
+                w / cnt as f64,
+                s / cnt as f64
+            );
+        }
+        let mix: Vec<String> = all_by
+            .iter()
+            .map(|(c, (cnt, w))| {
+                format!(
+                    "{c}g {:.1}% (wait {:.1})",
+                    100.0 * *cnt as f64 / n as f64,
+                    w / *cnt as f64
+                )
+            })
+            .collect();
+        println!("    all queries by size: {}", mix.join(", "));
+    }
+    Ok(())
+}
