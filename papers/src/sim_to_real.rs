@@ -62,7 +62,11 @@ fn gunzip(path: &Path) -> Result<String, Error> {
 struct Served {
     recs: Vec<QueryRecord>,
     meta: RunMeta,
+    /// The scheduler the server was asked for (`elsa`, `fifs`): the study's label.
     scheduler: SchedulerKind,
+    /// The rule it really ran (`elsa` resolves to an ELSA variant that has changed between
+    /// versions): what the simulator re-runs.
+    rule: SchedulerKind,
 }
 
 /// `raw/<stem>.<scheduler>.csv.gz` (or `.csv`) and its sidecar `raw/<stem>.<scheduler>.csv.json`.
@@ -79,10 +83,12 @@ fn read_served(csv: &Path) -> Result<Served, Error> {
     let meta: RunMeta = serde_json::from_str(&mtext)
         .map_err(|e| Error::Invalid(format!("{}: {e}", side.display())))?;
     let scheduler: SchedulerKind = meta.scheduler.parse()?;
+    let rule = meta.rule()?;
     Ok(Served {
         recs,
         meta,
         scheduler,
+        rule,
     })
 }
 
@@ -108,6 +114,8 @@ type Spread = BTreeMap<(String, String, u32), f64>;
 /// from its calibration run.
 struct Calibration {
     scheduler: SchedulerKind,
+    /// The rule the calibration run really dispatched with (see [`Served::rule`]).
+    rule: SchedulerKind,
     meta: RunMeta,
     cost: ServerCost,
     spread: Spread,
@@ -118,9 +126,10 @@ fn calibrations(dir: &Path, plan: &Plan) -> Result<Vec<Calibration>, Error> {
     for f in raw_files(dir, "calib.")? {
         let s = read_served(&f)?;
         out.push(Calibration {
-            cost: ServerCost::from_overhead(&s.meta.overhead, s.scheduler),
+            cost: ServerCost::from_overhead(&s.meta.overhead, s.rule),
             spread: compare::service_spread(plan, &s.recs, s.meta.warmup_fraction),
             scheduler: s.scheduler,
+            rule: s.rule,
             meta: s.meta,
         });
     }
@@ -171,10 +180,18 @@ fn load_runs(
                 ))
             })?;
         let c = calibration_of(cal, sv.scheduler)?;
+        if c.rule != sv.rule {
+            return Err(Error::Invalid(format!(
+                "{}: served under {}, but its calibration run under {}",
+                f.display(),
+                sv.rule,
+                c.rule
+            )));
+        }
         let cmp = compare::compare_spread(
             plan,
             s,
-            sv.scheduler,
+            sv.rule,
             &sv.recs,
             sv.meta.warmup_fraction,
             c.cost,
@@ -208,19 +225,13 @@ fn cost_of(cal: &[Calibration], k: SchedulerKind) -> ServerCost {
 
 /// Simulated capacity (p99 within the SLA) of the plan under the load-aware model, with the
 /// server's calibrated cost per query and service-time spread.
-fn capacity(
-    plan: &Plan,
-    s: &Scenario,
-    k: SchedulerKind,
-    cal: &Calibration,
-    opts: &Options,
-) -> Result<f64, Error> {
+fn capacity(plan: &Plan, s: &Scenario, cal: &Calibration, opts: &Options) -> Result<f64, Error> {
     let s = compare::with_spread(s, &cal.spread);
     let cost = cal.cost;
     let mut cfg = SimConfig::new(Arrivals::Poisson {
         total_rate_qps: 500.0,
     });
-    cfg.scheduler = k;
+    cfg.scheduler = cal.rule;
     cfg.mode = Some(ServingMode::QueryBatches);
     cfg.queries = Some(if opts.quick { 10_000 } else { 60_000 });
     cfg.replications = if opts.quick { 2 } else { 5 };
@@ -290,7 +301,7 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     let cal = calibrations(&dir, &plan)?;
     let caps: Vec<(SchedulerKind, f64)> = SCHEDULERS
         .into_iter()
-        .map(|k| capacity(&plan, &s, k, calibration_of(&cal, k)?, opts).map(|c| (k, c)))
+        .map(|k| capacity(&plan, &s, calibration_of(&cal, k)?, opts).map(|c| (k, c)))
         .collect::<Result<_, _>>()?;
     let mut out = Output::default();
     out.files

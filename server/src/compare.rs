@@ -202,7 +202,7 @@ pub fn compare_spread(
 /// The server's own cost per query as the front end measured it in a run (see
 /// [`ServerCost`]), for the scheduler that run used. No GPU time is in it.
 pub fn server_cost(meta: &crate::records::RunMeta) -> Result<ServerCost, Error> {
-    let k: SchedulerKind = meta.scheduler.parse()?;
+    let k: SchedulerKind = meta.rule()?;
     Ok(ServerCost::from_overhead(&meta.overhead, k))
 }
 

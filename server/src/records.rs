@@ -199,6 +199,18 @@ pub struct RunMeta {
     pub wall_s: f64,
 }
 
+impl RunMeta {
+    /// The rule the run really dispatched with: `scheduler_rule` where the sidecar records
+    /// it (`elsa` names whichever ELSA variant was current when the run was served), else
+    /// `scheduler`. Re-simulating a run must use this, not today's meaning of `elsa`.
+    pub fn rule(&self) -> Result<migopt_sim::SchedulerKind, Error> {
+        self.scheduler_rule
+            .as_deref()
+            .unwrap_or(&self.scheduler)
+            .parse()
+    }
+}
+
 /// Sidecar path of a record file: `measured.csv` -> `measured.csv.json`.
 pub fn sidecar_path(csv: &Path) -> std::path::PathBuf {
     let mut s = csv.as_os_str().to_owned();

@@ -409,7 +409,7 @@ pub fn comparison(
         .map(Path::to_path_buf)
         .or_else(|| meta.scenario.as_deref().map(|s| recorded(measured, s)));
     let (plan, s) = load_plan(&plan_path, scen.as_deref())?;
-    let sched: SchedulerKind = meta.scheduler.parse()?;
+    let sched: SchedulerKind = meta.rule()?;
     let spread = match &cost {
         CostFrom::Calibration(p) => {
             let csv = if p.extension().is_some_and(|e| e == "json") {
