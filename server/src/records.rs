@@ -298,6 +298,16 @@ mod tests {
     }
 
     #[test]
+    fn a_run_is_re_simulated_with_the_rule_it_ran() {
+        let text = include_str!("../../papers/sim-to-real/raw/load30.elsa.csv.json");
+        let mut meta: RunMeta = serde_json::from_str(text).unwrap();
+        assert_eq!(meta.scheduler, "elsa");
+        assert_eq!(meta.rule().unwrap(), migopt_sim::SchedulerKind::ElsaPlan);
+        meta.scheduler_rule = None; // an older sidecar: the asked-for scheduler stands
+        assert_eq!(meta.rule().unwrap(), migopt_sim::SchedulerKind::Elsa);
+    }
+
+    #[test]
     fn csv_round_trips() {
         let recs: Vec<_> = (0..3).map(rec).collect();
         let text = to_csv(&recs);
