@@ -57,6 +57,11 @@ fn old_rates(old: &Scenario, new: &Scenario) -> Option<Vec<f64>> {
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
+    let path = a.scenario.clone();
+    run_on(a).map_err(|e| e.in_scenario(Some(&path)))
+}
+
+fn run_on(a: Args) -> Result<(), CliError> {
     let scenario = Scenario::load(&a.scenario)?;
     let (mut current, old) = match &a.old_scenario {
         Some(p) => {

@@ -66,6 +66,11 @@ fn parse_hours(s: &str) -> Result<f64, String> {
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
+    let path = a.scenario.clone();
+    run_on(a).map_err(|e| e.in_scenario(Some(&path)))
+}
+
+fn run_on(a: Args) -> Result<(), CliError> {
     let scenario = Scenario::load(&a.scenario)?;
     let load = DiurnalLoad::load(&a.load)?;
     let mut plan = a.flags.options(&scenario, 1)?;
