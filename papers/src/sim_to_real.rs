@@ -23,10 +23,9 @@ use crate::plot::{line_chart, Chart, Series};
 use crate::{Claim, Options, Output, Progress};
 use migopt_models::report::SimReport;
 use migopt_models::{Error, Plan, Scenario};
-use migopt_server::compare::{self, Comparison, ServerCost};
+use migopt_server::compare::{self, Comparison, ServerCost, ServiceSpread as Spread};
 use migopt_server::records::{self, QueryRecord, RunMeta};
 use migopt_sim::{Arrivals, CapacityTarget, SchedulerKind, ServingMode, SimConfig};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The study folder in the repository.
@@ -106,9 +105,6 @@ fn raw_files(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>, Error> {
     files.sort();
     Ok(files)
 }
-
-/// Per (model, MIG profile, procs): p99 / p50 of the server's service times.
-type Spread = BTreeMap<(String, String, u32), f64>;
 
 /// The server's cost per query and the spread of its service times under each scheduler,
 /// from its calibration run.

@@ -6,6 +6,10 @@ use crate::records::QueryRecord;
 use migopt_models::{Error, Plan, Scenario, SimReport};
 use migopt_sim::{Arrivals, SchedulerKind, ServedQuery, ServingMode, SimConfig, TraceRecord};
 
+/// Per (model, MIG profile, procs): how far a served run's service times spread, p99 over
+/// p50 ([`service_spread`]).
+pub type ServiceSpread = std::collections::BTreeMap<(String, String, u32), f64>;
+
 /// One way of predicting the run.
 #[derive(Debug, Clone)]
 pub struct Prediction {
@@ -158,7 +162,7 @@ pub fn compare_spread(
     recs: &[QueryRecord],
     warmup_fraction: f64,
     cost: ServerCost,
-    spread: Option<&std::collections::BTreeMap<(String, String, u32), f64>>,
+    spread: Option<&ServiceSpread>,
 ) -> Result<Comparison, Error> {
     let measured = measured(plan, scenario, scheduler, recs, warmup_fraction)?;
     let trace: Vec<TraceRecord> = recs
@@ -214,11 +218,7 @@ pub fn rel_err(predicted: f64, measured: f64) -> f64 {
 /// How much a served run's service times spread, per (model, MIG profile, procs): the p99
 /// over the p50 of every query's service time divided by the median of its (instance, batch).
 /// Only queries after the warm-up count. A class with fewer than 100 queries is left out.
-pub fn service_spread(
-    plan: &Plan,
-    recs: &[QueryRecord],
-    warmup_fraction: f64,
-) -> std::collections::BTreeMap<(String, String, u32), f64> {
+pub fn service_spread(plan: &Plan, recs: &[QueryRecord], warmup_fraction: f64) -> ServiceSpread {
     use std::collections::BTreeMap;
     let insts: Vec<_> = plan.instances().map(|(_, a)| a).collect();
     let skip = (warmup_fraction * recs.len() as f64).floor() as usize;
@@ -253,10 +253,7 @@ pub fn service_spread(
 
 /// `scenario` with the p99 of every curve (isolated and under neighbour load) of a
 /// (model, profile, procs) in `spread` set to its median times that spread.
-pub fn with_spread(
-    scenario: &Scenario,
-    spread: &std::collections::BTreeMap<(String, String, u32), f64>,
-) -> Scenario {
+pub fn with_spread(scenario: &Scenario, spread: &ServiceSpread) -> Scenario {
     let mut s = scenario.clone();
     let set = |c: &mut migopt_models::Curve, r: f64| {
         c.p99_ms = c.latency_ms.iter().map(|l| l * r).collect();
