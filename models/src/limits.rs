@@ -22,6 +22,11 @@ pub const MAX_MODELS: usize = 10_000;
 /// `--queries`): a bound on both memory and run time.
 pub const MAX_QUERIES_PER_RUN: u64 = 100_000_000;
 
+/// The most queries one served run may replay (`migopt serve --rate R --duration S`): the
+/// trace is held in memory and replayed in real time, so this is hours of serving at
+/// thousands of queries/s.
+pub const MAX_SERVED_QUERIES: u64 = 10_000_000;
+
 /// Worker threads per CPU core that `--threads` may ask for.
 pub const MAX_THREADS_PER_CORE: usize = 4;
 

@@ -97,6 +97,15 @@ pub struct ServeArgs {
     worker_fault: Option<String>,
 }
 
+/// A number as a user would write it: `5000`, `1e300`.
+fn short(v: f64) -> String {
+    if v.abs() >= 1e6 {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 fn bad(m: String) -> CliError {
     CliError::Input(migopt_models::Error::Invalid(m))
 }
@@ -138,6 +147,16 @@ fn runs(a: &ServeArgs, plan: &Plan, s: &Scenario) -> Result<Vec<RunSpec>, CliErr
                 "--rate {r} and --duration {d} must be positive"
             )));
         }
+        let n = r * d;
+        if n > migopt_models::limits::MAX_SERVED_QUERIES as f64 {
+            return Err(bad(format!(
+                "--rate {} for --duration {} s is {n:.3e} queries, above the limit of {} per served run",
+                short(r),
+                short(d),
+                migopt_models::limits::MAX_SERVED_QUERIES
+            )));
+        }
+        migopt_models::limits::check_run(r, None, Some(d), 0).map_err(bad)?;
         traces.push((
             format!("poisson-{r}"),
             migopt_sim::poisson_trace(plan, s, r, d, a.seed)?,
