@@ -789,3 +789,13 @@ fn import_that_cannot_write_its_last_file_writes_none() {
         "files written despite the failure"
     );
 }
+
+/// `--out` into a folder that does not exist yet, named relative to the working folder,
+/// creates it (the relative path's last ancestor, "", is the working folder itself).
+#[test]
+fn outputs_create_missing_relative_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = run(&["plan", "--out", "new/deeper/plan.json"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(tmp.path().join("new/deeper/plan.json").is_file());
+}

@@ -67,7 +67,11 @@ fn stage<'a, P: AsRef<Path>>(
     for (i, (p, data)) in files.iter().enumerate() {
         let p = p.as_ref();
         let dir = parent_of(p);
-        let missing: Vec<&Path> = dir.ancestors().take_while(|a| !a.exists()).collect();
+        // A relative path's ancestors end in "", which is the current folder, not one to create.
+        let missing: Vec<&Path> = dir
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+            .collect();
         for d in missing.into_iter().rev() {
             std::fs::create_dir(d).map_err(|e| Error::io(d, e))?;
             created.push(d.to_path_buf());
@@ -91,7 +95,7 @@ fn parent_of(p: &Path) -> &Path {
 }
 
 /// A target must not be a folder, and the nearest existing folder above it must be one.
-fn check_target(p: &Path) -> Result<(), Error> {
+pub fn check_target(p: &Path) -> Result<(), Error> {
     if p.is_dir() {
         return Err(Error::Invalid(format!(
             "cannot write {}: it is a folder",
