@@ -256,6 +256,11 @@ pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
     let (plan, s) = load_plan(&a.plan, a.scenario.as_deref())?;
     let cfg = config(&a)?;
     let runs = runs(&a, &plan, &s)?;
+    // Outputs that cannot be written are refused before any GPU time is spent.
+    for r in &runs {
+        crate::out::check_target(&r.out)?;
+        crate::out::check_target(&records::sidecar_path(&r.out))?;
+    }
     let mut wanted = std::collections::BTreeSet::new();
     for r in &runs {
         wanted.extend(migopt_server::wanted(&r.trace));
@@ -266,6 +271,8 @@ pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
         cfg.placement.as_str()
     );
     let mut session = Session::start(&plan, &s, &wanted, &cfg).map_err(serve_err)?;
+    // Every run's files are written together at the end: a failed run leaves nothing.
+    let mut files = Vec::new();
     for (k, r) in runs.iter().enumerate() {
         if k > 0 {
             std::thread::sleep(Duration::from_millis(a.pause_ms));
@@ -294,13 +301,11 @@ pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
         };
         let report =
             migopt_server::compare::measured(&plan, &s, r.scheduler, &o.records, a.warmup)?;
-        crate::out::write_all(&[
-            (r.out.clone(), records::to_csv(&o.records)),
-            (records::sidecar_path(&r.out), super::to_json(&meta)?),
-        ])?;
+        files.push((r.out.clone(), records::to_csv(&o.records)));
+        files.push((records::sidecar_path(&r.out), super::to_json(&meta)?));
         crate::say!("{}", render_sim(&report).replacen("simulated", "served", 1));
         crate::sayln!(
-            "front end: dispatch lag p50 {:.1} µs, p99 {:.1} µs, max {:.0} µs over {} queries sent at arrival; wrote {}\n",
+            "front end: dispatch lag p50 {:.1} µs, p99 {:.1} µs, max {:.0} µs over {} queries sent at arrival; will write {}\n",
             meta.overhead.lag_us_p50,
             meta.overhead.lag_us_p99,
             meta.overhead.lag_us_max,
@@ -311,6 +316,10 @@ pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
     let ends = session.finish();
     if let Some(bad) = ends.iter().find(|e| *e != "exit status 0") {
         eprintln!("migopt serve: a worker ended with {bad}");
+    }
+    crate::out::write_all(&files)?;
+    for (p, _) in &files {
+        crate::sayln!("wrote {}", p.display());
     }
     Ok(())
 }
