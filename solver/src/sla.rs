@@ -240,7 +240,10 @@ fn groups(plan: &Plan, d: &LoadData) -> Result<Vec<Group>, Error> {
 ///
 /// **Routing.** A query of batch b may go to any group whose batch limit admits b and whose
 /// latency for b is within the horizon ([`ELSA_HORIZON`]·SLA; none such: the fastest group
-/// that admits b, `elsa`'s earliest finish). Among those, `elsa` takes the instance that
+/// that admits b, `elsa`'s earliest finish). `elsa`'s tail guard (the largest batches take
+/// the earliest finish) is not modelled as a further restriction: under load the earliest
+/// finish is any in-horizon instance that is free soonest, not the fastest size (with the
+/// restriction, the predictions fell 15–38% short on the plans that mix sizes). Among those, `elsa` takes the instance that
 /// can start earliest, whatever the batch: under load that is a central queue, which keeps
 /// every eligible instance equally busy. So a class shared by several groups is split
 /// among them in proportions that do not depend on the batch (one weight per group) and

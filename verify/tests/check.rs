@@ -156,6 +156,7 @@ fn the_predictor_routes_with_the_simulators_elsa_horizon() {
         migopt_solver::ELSA_HORIZON,
         migopt_sim::sched::rules::START_HORIZON
     );
+
     assert_eq!(
         migopt_sim::SchedulerKind::elsa_rule(),
         migopt_sim::SchedulerKind::ElsaStart,
