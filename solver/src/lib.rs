@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 mod data;
+mod decomp;
 mod exact;
 mod finish;
 mod fluid;
