@@ -223,8 +223,11 @@ impl Run<'_> {
         let b = self.trace[k].batch;
         self.buf.clear();
         protocol::request(&mut self.buf, k as u64, b);
-        self.pool.send(i, self.buf.as_bytes())?;
+        // Stamped before the write: once the request is in the pipe the worker may start (and
+        // finish) before this thread runs again, so a stamp taken after it could come later
+        // than the worker's own start and finish on a loaded machine.
         let t = self.now_ms();
+        self.pool.send(i, self.buf.as_bytes())?;
         let idle = self.slots[i].pending.is_empty();
         self.slots[i].pending.push_back(k);
         let r = &mut self.recs[k];

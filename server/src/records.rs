@@ -20,7 +20,7 @@ pub struct QueryRecord {
     pub batch: u32,
     /// Instance index in plan order.
     pub instance: u32,
-    /// When its request was written to the worker.
+    /// When the front end sent its request to the worker (stamped just before the write).
     pub dispatch_ms: f64,
     /// When the worker started it.
     pub start_ms: f64,

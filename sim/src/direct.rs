@@ -15,7 +15,7 @@ use crate::interference::Interference;
 use crate::prep::{Cand, Prepared};
 use crate::run::{Arrivals, RepStats, RunSpec};
 use crate::sched::{
-    rules, Candidate, Query, Rule, MARGIN_ALPHA, PLAN_ALPHA, PLAN_SLACK, START_HORIZON,
+    rules, Candidate, Query, Rule, MARGIN_ALPHA, PLAN_ALPHA, PLAN_SLACK, START_HORIZON, START_SLACK,
 };
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::Rng;
@@ -199,13 +199,15 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
             // One candidate per group of identical instances: its earliest-draining member.
             let row = m * w + b;
             let row_cands = p.candidates(m, b);
-            let start = |c: &Cand| fmax(tree.key[c.tree_off as usize + 1], t);
+            let free = |c: &Cand| tree.key[c.tree_off as usize + 1];
+            let start = |c: &Cand| fmax(free(c), t);
             let cands = row_cands.iter().map(|c| Candidate {
                 instance: tree.id[c.tree_off as usize + 1],
                 compute: c.compute,
                 start_ms: start(c),
+                free_ms: free(c),
                 service_ms: c.svc,
-                deficit: if K == PLAN || K == START {
+                deficit: if K == PLAN {
                     c.share * (class_sent[row] + 1) as f64 - sent[c.slot as usize] as f64
                 } else {
                     0.0
@@ -216,12 +218,21 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
                 GREEDY => rules::elsa_greedy(&q, cands),
                 MARGIN => rules::elsa_margin(&q, MARGIN_ALPHA, cands),
                 PROTECT => rules::elsa_protect(&q, MARGIN_ALPHA, cands),
-                START => rules::elsa_start_at(&q, START_HORIZON, cands).map(|k| {
-                    let c = &row_cands[k];
-                    sent[c.slot as usize] += 1;
-                    class_sent[row] += 1;
-                    tree.id[c.tree_off as usize + 1]
-                }),
+                START => {
+                    // As `elsa_plan`: the earliest finish, then the choice by position.
+                    let first = row_cands
+                        .iter()
+                        .fold(f64::INFINITY, |f, c| f.min(start(c) + c.svc));
+                    let deadline = rules::start_deadline(
+                        &q,
+                        START_HORIZON,
+                        START_SLACK,
+                        first,
+                        p.quickest[row],
+                    );
+                    rules::elsa_start_within(deadline, cands)
+                        .map(|k| tree.id[row_cands[k].tree_off as usize + 1])
+                }
                 _ => {
                     // `elsa_plan` in two light steps: the earliest finish (the quickest
                     // service time is fixed per class), then the choice, by position, so
@@ -248,6 +259,7 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
                         instance: i,
                         compute: 0,
                         start_ms: fmax(drain[i as usize], t),
+                        free_ms: drain[i as usize],
                         service_ms: p.med[i as usize * w + b],
                         deficit: 0.0,
                         protected: false,

@@ -173,16 +173,17 @@ fn elsa_plan_follows_the_routes_within_the_latency_slack() {
 }
 
 #[test]
-fn elsa_start_takes_the_earliest_start_within_half_the_sla() {
-    // Horizon 0 + 0.5·10 = 5. Starts (1g, 3g, 7g) and finishes before each; among those
-    // finishing by 5, the earliest start, ties (idle instances) to the largest deficit
-    // (shares ½, ¼, ¼; deficit = share·(class sent + 1) − sent to the size), then the
-    // earliest finish.
-    // q0: all idle, deficits .5 .25 .25 → 1g. q1: 1g starts at 4 (finish 8 > 5); 3g, 7g
-    // idle, deficits .5 .5 → earlier finish, 7g. q2: 3g idle (7g starts at 1) → 3g.
-    // q3: starts 4, 2, 1 → 7g. q4: 3g and 7g start at 2, deficits .25, −.75 → 3g.
-    // q5: 3g would finish at 6 > 5 → 7g (start 2). q6: 7g (finish 4). q7: 7g (finish 5).
-    check(SchedulerKind::ElsaStart, &BURST, &[0, 2, 1, 2, 1, 2, 2, 2]);
+fn elsa_start_takes_the_earliest_start_in_time() {
+    // In time: finish by 0 + 0.5·10 = 5 and within room = 0.4·10 − 1 (the quickest service)
+    // = 3 ms of the earliest finish. Starts and finishes (1g, 3g, 7g) before each; among
+    // those in time the earliest start, ties to the instance free longest, then the
+    // earliest finish. None has run at 0, so they tie on freeing up.
+    // q0: starts 0 0 0, finishes 4 2 1 → 7g (earliest finish). q1: starts 0 0 1, finishes
+    // 4 2 2, all in time → 3g (start 0, finish 2 < 4). q2: starts 0 2 1 → 1g. q3: 1g would
+    // finish at 8 → 7g (start 1). q4: 3g and 7g start at 2 → 7g finishes first (3).
+    // q5: 3g starts at 2, 7g at 3 → 3g. q6: 3g would finish at 6 > 5 → 7g (finish 4).
+    // q7: 7g (finish 5).
+    check(SchedulerKind::ElsaStart, &BURST, &[2, 1, 0, 2, 2, 1, 2, 2]);
 }
 
 #[test]
@@ -193,18 +194,65 @@ fn elsa_start_waits_for_a_fast_size_rather_than_run_too_slowly() {
         arrival_ms: 0.0,
         sla_ms: 10.0,
     };
+    let start = |c| sched::elsa_start(&q, sched::START_HORIZON, sched::START_SLACK, c);
     // The idle 1g would finish at 6 > 5: the busy 7g (start 3, finish 4) is the only
     // candidate in time, though it starts later.
     let c = [cand(0, 1, 0.0, 6.0), cand(2, 7, 3.0, 1.0)];
-    assert_eq!(sched::elsa_start(&q, sched::START_HORIZON, c), Some(2));
+    assert_eq!(start(c), Some(2));
     // Both in time: the earlier start wins over the earlier finish.
     let c = [cand(0, 1, 0.0, 4.0), cand(2, 7, 2.0, 1.0)];
-    assert_eq!(sched::elsa_start(&q, sched::START_HORIZON, c), Some(0));
-    // Equal starts: the larger deficit, then the earlier finish.
-    let mut c = [cand(0, 1, 1.0, 4.0), cand(2, 7, 1.0, 1.0)];
-    assert_eq!(sched::elsa_start(&q, sched::START_HORIZON, c), Some(2));
-    c[0].deficit = 0.5;
-    assert_eq!(sched::elsa_start(&q, sched::START_HORIZON, c), Some(0));
+    assert_eq!(start(c), Some(0));
+    // Equal starts: the earlier finish.
+    let c = [cand(0, 1, 1.0, 4.0), cand(2, 7, 1.0, 1.0)];
+    assert_eq!(start(c), Some(2));
+}
+
+#[test]
+fn elsa_start_sends_idle_work_to_the_instance_idle_longest() {
+    // At 3 both instances are idle (they start now); the 1g went idle at 1, the 7g at 2:
+    // the 1g, as FIFS's first idle would, though the 7g finishes first.
+    let q = Query {
+        model: 0,
+        batch: 1,
+        arrival_ms: 3.0,
+        sla_ms: 10.0,
+    };
+    let mut c = [cand(0, 1, 3.0, 4.0), cand(2, 7, 3.0, 1.0)];
+    c[0].free_ms = 1.0;
+    c[1].free_ms = 2.0;
+    let start = |c| sched::elsa_start(&q, sched::START_HORIZON, sched::START_SLACK, c);
+    assert_eq!(start(c), Some(0));
+    c[1].free_ms = 0.5;
+    assert_eq!(start(c), Some(2));
+}
+
+#[test]
+fn elsa_start_prefers_the_instance_idle_longest_on_every_path() {
+    // q0, q1 at 0 → 7g (finish 1), 3g (finish 2), as in the burst. At 5 all three are idle:
+    // the 1g never ran (free since 0), the 7g since 1, the 3g since 2 → q2 to the 1g. q3 →
+    // the 7g (idle since 1). q4: the 3g starts at 5, the 7g at 6, both finish at 7 → 3g.
+    let arrivals = [(0.0, 1), (0.0, 1), (5.0, 1), (5.0, 1), (5.0, 1)];
+    check(SchedulerKind::ElsaStart, &arrivals, &[2, 1, 0, 2, 1]);
+}
+
+#[test]
+fn elsa_start_gives_the_largest_batches_the_earliest_finish() {
+    // SLA 10. A large batch (quickest service 4 ≥ 0.4·10: no room) takes the busy 7g that
+    // finishes it at 4.5 over the idle 1g that would finish it at 5, though both are within
+    // half the SLA. A small batch (quickest 0.5: room 3.5) starts at once on the idle 1g.
+    let q = Query {
+        model: 0,
+        batch: 64,
+        arrival_ms: 0.0,
+        sla_ms: 10.0,
+    };
+    let start = |c| sched::elsa_start(&q, sched::START_HORIZON, sched::START_SLACK, c);
+    assert_eq!(start([cand(0, 1, 0.0, 5.0), cand(2, 7, 0.5, 4.0)]), Some(2));
+    assert_eq!(start([cand(0, 1, 0.0, 2.0), cand(2, 7, 0.5, 0.5)]), Some(0));
+    // The deadline, spelled out: min(arrival + h·SLA, first + max(0, σ·SLA − quickest)).
+    assert_eq!(sched::rules::start_deadline(&q, 0.5, 0.4, 4.5, 4.0), 4.5);
+    assert_eq!(sched::rules::start_deadline(&q, 0.5, 0.4, 1.0, 0.5), 4.5);
+    assert_eq!(sched::rules::start_deadline(&q, 0.5, 0.4, 0.5, 0.5), 4.0);
 }
 
 #[test]
@@ -260,6 +308,7 @@ fn cand(instance: u32, compute: u32, start_ms: f64, service_ms: f64) -> Candidat
         instance,
         compute,
         start_ms,
+        free_ms: start_ms,
         service_ms,
         deficit: 0.0,
         protected: false,
@@ -284,7 +333,10 @@ fn rules_fall_back_to_the_earliest_finish() {
     assert_eq!(sched::elsa_margin(&q, 0.5, c), Some(7));
     assert_eq!(sched::elsa_protect(&q, 0.5, c), Some(7));
     assert_eq!(sched::elsa_plan(&q, 1.0, f64::INFINITY, c), Some(7));
-    assert_eq!(sched::elsa_start(&q, sched::START_HORIZON, c), Some(7));
+    assert_eq!(
+        sched::elsa_start(&q, sched::START_HORIZON, sched::START_SLACK, c),
+        Some(7)
+    );
     assert_eq!(sched::earliest_finish(c), Some(7));
     // No candidates, no answer.
     assert_eq!(sched::elsa_greedy(&q, []), None);

@@ -3,7 +3,7 @@
 use super::common::{load_scenario, CheckFlags, HighsFlags, ObjectiveFlag, PlanFlags};
 use super::{to_json, CliError};
 use crate::out::{slot_bar, table, table_fit, term_width, write_all};
-use migopt_models::{Layout, Objective, Placement, Plan, Scenario, SolveStatus};
+use migopt_models::{GpuPlan, GpuSpec, Layout, Objective, Placement, Plan, Scenario, SolveStatus};
 use migopt_solver::SolverKind;
 use std::path::PathBuf;
 
@@ -188,26 +188,39 @@ pub fn render_check(c: &migopt_verify::Checked) -> String {
 /// The human report: what was solved, how well, and a table per GPU.
 pub fn render(plan: &Plan, s: &Scenario) -> Result<String, CliError> {
     let gpu = plan.gpu_spec()?;
+    let mut o = summary(plan, s)?;
+    o += "\n";
+    let rows = plan
+        .gpus
+        .iter()
+        .map(|g| gpu_row(gpu, g))
+        .collect::<Result<Vec<_>, CliError>>()?;
+    o += &table_fit(
+        &[
+            "GPU",
+            "memory slots",
+            "instances (profile@NVML start, model, batch)",
+        ],
+        &rows,
+        term_width(),
+    );
+    Ok(o)
+}
+
+/// The report's head: scenario, status, objective, bound, gap, what is used and provisioned.
+fn summary(plan: &Plan, s: &Scenario) -> Result<String, CliError> {
     let r = &plan.report;
-    let mut o = String::new();
-    let unit = match plan.objective_kind {
-        Objective::MaxLoad => "queries/s",
-        Objective::MinGpus => "GPUs",
+    let (name, unit) = match plan.objective_kind {
+        Objective::MaxLoad => ("max-load", "queries/s"),
+        Objective::MinGpus => ("min-gpus", "GPUs"),
     };
     let obj = |v: f64| match plan.objective_kind {
         Objective::MaxLoad => format!("{v:.1}"),
         Objective::MinGpus => format!("{v:.0}"),
     };
-    o += &format!(
-        "scenario {} · {} x {} · objective {} · solver {}\n",
-        s.name,
-        s.gpu_count,
-        plan.gpu,
-        match plan.objective_kind {
-            Objective::MaxLoad => "max-load",
-            Objective::MinGpus => "min-gpus",
-        },
-        plan.solver
+    let mut o = format!(
+        "scenario {} · {} x {} · objective {name} · solver {}\n",
+        s.name, s.gpu_count, plan.gpu, plan.solver
     );
     o += &format!("status      {}\n", r.status.as_str());
     o += &format!("objective   {} {unit}\n", obj(r.objective));
@@ -242,62 +255,49 @@ pub fn render(plan: &Plan, s: &Scenario) -> Result<String, CliError> {
             .join(", ");
         o += "\n";
     }
-    o += "\n";
-    let mut rows = Vec::new();
-    for g in &plan.gpus {
-        let layout = Layout::new(
-            gpu,
-            g.layout
-                .iter()
-                .map(|a| Placement::new(a.profile.clone(), a.start))
-                .collect(),
-        )?;
-        // Instances are lettered A, B, C... in the bar and listed in the same order.
-        let bar = slot_bar(gpu, &layout, |k| (b'A' + (k as u8 % 26)) as char);
-        let list = layout
-            .instances
-            .iter()
-            .enumerate()
-            .map(|(k, p)| {
-                let a = g
-                    .layout
-                    .iter()
-                    .find(|a| a.start == p.start && a.profile == p.profile);
-                let (m, b, n) = a
-                    .map(|a| (a.model.to_string(), a.batch, a.procs))
-                    .unwrap_or_default();
-                let procs = if n > 1 {
-                    format!(" x{n} procs")
-                } else {
-                    String::new()
-                };
-                format!(
-                    "{}={}@{} {m} b{b}{procs}",
-                    (b'A' + (k as u8 % 26)) as char,
-                    p.profile,
-                    p.start
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("  ");
-        rows.push(vec![
-            g.index.to_string(),
-            bar,
-            if list.is_empty() {
-                "(unused)".into()
-            } else {
-                list
-            },
-        ]);
-    }
-    o += &table_fit(
-        &[
-            "GPU",
-            "memory slots",
-            "instances (profile@NVML start, model, batch)",
-        ],
-        &rows,
-        term_width(),
-    );
     Ok(o)
+}
+
+/// One GPU's row: its index, its memory-slot bar and its instances, lettered A, B, C... in
+/// the bar and listed in the same order.
+fn gpu_row(gpu: &GpuSpec, g: &GpuPlan) -> Result<Vec<String>, CliError> {
+    let layout = Layout::new(
+        gpu,
+        g.layout
+            .iter()
+            .map(|a| Placement::new(a.profile.clone(), a.start))
+            .collect(),
+    )?;
+    let letter = |k: usize| (b'A' + (k as u8 % 26)) as char;
+    let bar = slot_bar(gpu, &layout, letter);
+    let list = layout
+        .instances
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let a = g
+                .layout
+                .iter()
+                .find(|a| a.start == p.start && a.profile == p.profile);
+            let (m, b, n) = a
+                .map(|a| (a.model.to_string(), a.batch, a.procs))
+                .unwrap_or_default();
+            let procs = if n > 1 {
+                format!(" x{n} procs")
+            } else {
+                String::new()
+            };
+            format!("{}={}@{} {m} b{b}{procs}", letter(k), p.profile, p.start)
+        })
+        .collect::<Vec<_>>()
+        .join("  ");
+    Ok(vec![
+        g.index.to_string(),
+        bar,
+        if list.is_empty() {
+            "(unused)".into()
+        } else {
+            list
+        },
+    ])
 }

@@ -41,7 +41,7 @@ pub(crate) use shares::ShareTables;
 pub use fifs::Fifs;
 pub use rules::{
     earliest_finish, elsa_greedy, elsa_margin, elsa_plan, elsa_protect, elsa_start, jsq, random,
-    round_robin, MARGIN_ALPHA, START_HORIZON,
+    round_robin, MARGIN_ALPHA, START_HORIZON, START_SLACK,
 };
 pub use state::{DispatchState, Dispatcher, InstanceInfo, PLAN_ALPHA, PLAN_SLACK};
 
@@ -76,11 +76,11 @@ pub enum SchedulerKind {
     /// earliest finish; the earliest finish when none does ([`rules::elsa_plan`]). Classes
     /// without a route (min-gpus plans, hand-cut plans) share in proportion to compute.
     ElsaPlan,
-    /// Late-binding ELSA: the earliest estimated start among the sizes whose estimated
-    /// finish is within arrival + h·SLA, h = [`START_HORIZON`]; ties (idle instances) to
-    /// the plan's shares as `elsa-plan` keeps them, then the earliest finish; the earliest
-    /// finish when none is in time ([`rules::elsa_start`]). A central queue's behaviour,
-    /// decided at arrival.
+    /// Late-binding ELSA: FIFS's choice made at arrival (the earliest estimated start, ties
+    /// to the instance idle longest) among the sizes whose estimated finish is within
+    /// arrival + h·SLA, h = [`START_HORIZON`], and within max(0, σ·SLA − the query's quickest
+    /// service) of its earliest finish, σ = [`START_SLACK`]; the earliest finish when none
+    /// is ([`rules::elsa_start`]). The largest batches take the earliest finish.
     ElsaStart,
     /// First idle, first served: one central FIFO queue per model; an instance that goes
     /// idle takes the oldest query it can run. Work-conserving baseline of the ELSA paper.
@@ -164,7 +164,7 @@ impl SchedulerKind {
                 "elastic: the plan's routes as target shares, with a deadline fallback"
             }
             SchedulerKind::ElsaStart => {
-                "elastic: earliest start among sizes that finish within half the SLA"
+                "elastic: FIFS's earliest start, but the largest batches take the earliest finish"
             }
             SchedulerKind::Fifs => "first idle, first served: a central queue",
             SchedulerKind::Jsq => "join the shortest estimated backlog",
@@ -252,6 +252,10 @@ pub struct Candidate {
     pub compute: u32,
     /// Estimated time at which the instance could start the query, ms (never before now).
     pub start_ms: f64,
+    /// Estimated time at which the instance frees up, ms: `start_ms` without the clamp to
+    /// now, so for an idle instance the (estimated) end of its last work, when it went idle
+    /// (0 if it never ran). Late-binding rules prefer the instance idle longest, as FIFS.
+    pub free_ms: f64,
     /// Median service time of the query there, ms.
     pub service_ms: f64,
     /// Plan-aware rules: how far the candidate's size is behind its target share of the

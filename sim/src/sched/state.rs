@@ -2,7 +2,7 @@
 //! from it. [`DispatchState`] is the knowledge; [`Dispatcher`] bundles it with a plan's
 //! tables for a real server.
 
-use super::rules::{self, MARGIN_ALPHA, START_HORIZON};
+use super::rules::{self, MARGIN_ALPHA, START_HORIZON, START_SLACK};
 use super::{Candidate, Query, Rule, SchedulerKind};
 use crate::prep::Prepared;
 use crate::ServingMode;
@@ -49,17 +49,31 @@ impl DispatchState {
     /// to free up (running work: its median minus the time it has run, never below zero),
     /// plus its queued work spread over its processes.
     pub(crate) fn start_estimate(&self, p: &Prepared, i: usize, now: f64) -> f64 {
+        self.estimates(p, i, now).0
+    }
+
+    /// (When instance `i` could start new work, when it frees up): the second is the first
+    /// without the clamp to `now`, so for an instance that can start now, when its first
+    /// idle process went idle by the estimates (the median end of its last work; 0 if it
+    /// never ran).
+    fn estimates(&self, p: &Prepared, i: usize, now: f64) -> (f64, f64) {
         let inst = &p.insts[i];
-        let mut free = f64::INFINITY;
+        let (mut free, mut idle_at) = (f64::INFINITY, f64::INFINITY);
         for s in inst.srv as usize..(inst.srv + inst.procs) as usize {
-            let f = if self.busy[s] {
-                (self.run_start[s] + self.run_med[s]).max(now)
+            let end = self.run_start[s] + self.run_med[s];
+            if self.busy[s] {
+                free = free.min(end.max(now));
             } else {
-                now
-            };
-            free = free.min(f);
+                free = free.min(now);
+                idle_at = idle_at.min(end.min(now));
+            }
         }
-        free + self.queued_ms[i] / inst.procs as f64
+        let start = free + self.queued_ms[i] / inst.procs as f64;
+        if start > now {
+            (start, start)
+        } else {
+            (start, idle_at)
+        }
     }
 
     /// Median service time of a `b`-sample query on instance `i` if it joined now: its own
@@ -79,10 +93,12 @@ impl DispatchState {
         let iu = i as usize;
         let row = q.model as usize * p.width + q.batch as usize;
         let share = p.slot_share.get(slot as usize).copied().unwrap_or(0.0);
+        let (start_ms, free_ms) = self.estimates(p, iu, now);
         Candidate {
             instance: i,
             compute: p.insts[iu].compute,
-            start_ms: self.start_estimate(p, iu, now),
+            start_ms,
+            free_ms,
             service_ms: self.service_estimate(p, iu, q.batch as usize),
             deficit: share * (self.class_sent[row] + 1) as f64
                 - self.sent.get(slot as usize).copied().unwrap_or(0) as f64,
@@ -130,7 +146,7 @@ impl DispatchState {
                     Rule::Greedy => rules::elsa_greedy(q, c),
                     Rule::Margin => rules::elsa_margin(q, MARGIN_ALPHA, c),
                     Rule::Protect => rules::elsa_protect(q, MARGIN_ALPHA, c),
-                    Rule::Start => rules::elsa_start(q, START_HORIZON, c),
+                    Rule::Start => rules::elsa_start(q, START_HORIZON, START_SLACK, c),
                     _ => rules::elsa_plan(q, PLAN_ALPHA, PLAN_SLACK, c),
                 };
                 if let Some(x) = pick.and_then(|i| buf.iter().find(|x| x.0.instance == i)) {

@@ -1,0 +1,130 @@
+//! The p99 goal of `papers/paris-elsa` without the full study: for every workload (or the
+//! named ones), on PARIS and MILP plans, the p99 of FIFS and of each named scheduler at a
+//! fraction (default 70%) of FIFS's capacity as the committed study measured it
+//! (`papers/paris-elsa/results/capacity.csv`), with the study's simulation settings (4
+//! replications of 100,000 queries). With `--cap`, each scheduler's capacity at the SLA
+//! against max(FIFS, JSQ) from the same file, judged as the study judges it (the upper end
+//! of its 95% interval reaches the baseline).
+//!
+//! `cargo run --release -p migopt-papers --example elsa_p99 -- [workload ...]
+//!  [--sched a,b] [--frac F] [--seed S] [--cap]`
+
+use migopt_models::{Objective, Plan};
+use migopt_papers::paris_elsa::workloads;
+use migopt_papers::Options;
+use migopt_sim::{capacity, simulate, Arrivals, CapacityTarget, SchedulerKind, SimConfig};
+use migopt_solver::{PlanOptions, SolverKind};
+use std::collections::BTreeMap;
+
+type Key = (String, String);
+
+/// (FIFS's capacity, max(FIFS, JSQ)) per (workload, partitioning), from the study's CSV.
+fn baselines() -> Result<BTreeMap<Key, (f64, f64)>, Box<dyn std::error::Error>> {
+    let csv = std::fs::read_to_string("papers/paris-elsa/results/capacity.csv")?;
+    let mut out: BTreeMap<Key, (f64, f64)> = BTreeMap::new();
+    for l in csv.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        let (Some(s), Some(c)) = (f.get(2), f.get(5).and_then(|c| c.parse::<f64>().ok())) else {
+            continue;
+        };
+        let e = out
+            .entry((f[0].into(), f[1].into()))
+            .or_insert((f64::NAN, 0.0));
+        if *s == "fifs" {
+            e.0 = c;
+        }
+        if *s == "fifs" || *s == "jsq" {
+            e.1 = e.1.max(c);
+        }
+    }
+    Ok(out)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut scheds = vec![SchedulerKind::Elsa];
+    let (mut frac, mut seed, mut cap_mode) = (0.7, 1u64, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_default();
+        match a.as_str() {
+            "--sched" => scheds = val().split(',').map(str::parse).collect::<Result<_, _>>()?,
+            "--frac" => frac = val().parse()?,
+            "--seed" => seed = val().parse()?,
+            "--cap" => cap_mode = true,
+            _ => ids.push(a),
+        }
+    }
+    let base = baselines()?;
+    let cfg = |s: SchedulerKind, rate: f64| {
+        let mut c = SimConfig::new(Arrivals::Poisson {
+            total_rate_qps: rate,
+        });
+        c.scheduler = s;
+        c.queries = Some(100_000);
+        c.replications = 4;
+        c.seed = seed;
+        c
+    };
+    let mut worse = vec![0usize; scheds.len()];
+    let mut log_ratio = vec![0f64; scheds.len()];
+    let mut n = 0;
+    for w in workloads(&Options::default())?
+        .iter()
+        .filter(|w| ids.is_empty() || ids.contains(&w.id))
+    {
+        let sc = &w.scenario;
+        for part in ["paris", "milp"] {
+            let popts = PlanOptions {
+                objective: Objective::MaxLoad,
+                ..PlanOptions::default()
+            };
+            let plan: Plan = migopt_solver::plan(sc, part.parse::<SolverKind>()?, &popts)?;
+            let Some(&(fifs_cap, best)) = base.get(&(w.id.clone(), part.to_string())) else {
+                continue;
+            };
+            n += 1;
+            let mut line;
+            if cap_mode {
+                line = format!("{:<17} {part:<5} max(FIFS, JSQ) {best:>8.1}", w.id);
+                for (k, &s) in scheds.iter().enumerate() {
+                    let fluid = plan.report.objective;
+                    let e = capacity(&plan, sc, &cfg(s, fluid), CapacityTarget::P99)?.capacity_qps;
+                    let short = e.ci_high.unwrap_or(e.mean) < best;
+                    worse[k] += short as usize;
+                    log_ratio[k] += (e.mean / best).ln();
+                    let mark = if short { "!" } else { " " };
+                    line += &format!(" | {s} {:>8.1} ({:.3}){mark}", e.mean, e.mean / best);
+                }
+            } else {
+                let p99 = |s| -> Result<f64, Box<dyn std::error::Error>> {
+                    let r = simulate(&plan, sc, &cfg(s, fifs_cap * frac))?;
+                    Ok(r.models[0].latency_ms.map_or(f64::NAN, |l| l.p99.mean))
+                };
+                let f = p99(SchedulerKind::Fifs)?;
+                line = format!("{:<17} {part:<5} fifs p99 {f:>7.2}", w.id);
+                for (k, &s) in scheds.iter().enumerate() {
+                    let e = p99(s)?;
+                    worse[k] += (e > f) as usize;
+                    log_ratio[k] += (e / f).ln();
+                    let mark = if e > f { "!" } else { " " };
+                    line += &format!(" | {s} {e:>7.2}{mark}");
+                }
+            }
+            println!("{line}");
+        }
+    }
+    let what = if cap_mode {
+        "capacity short of max(FIFS, JSQ)"
+    } else {
+        "p99 above FIFS's"
+    };
+    for (k, s) in scheds.iter().enumerate() {
+        println!(
+            "{s}: {what} on {} of {n}; geometric-mean ratio {:.4}",
+            worse[k],
+            (log_ratio[k] / n.max(1) as f64).exp()
+        );
+    }
+    Ok(())
+}
