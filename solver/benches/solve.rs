@@ -13,9 +13,9 @@
 //!   both encodings (gap 0).
 //!
 //! * `min_gpus_proven_100_models` / `min_gpus_proven_1000_models`: the same generator with
-//!   100 models needing 725 GPUs and 1,000 models needing 7,095–7,099 GPUs (see
-//!   `MODELS_1000`: not yet proven), proven optimal (gap 0,
-//!   fewest GPUs then fewest GPCs). Goals < 0.5 s and < 20 s.
+//!   100 models needing 725 GPUs (5,071 GPCs) and 1,000 models needing 7,096 GPUs (49,670
+//!   GPCs), proven optimal (gap 0, fewest GPUs then fewest GPCs; the bench asserts both).
+//!   Goals < 0.5 s and < 20 s.
 //! * `replan_100_gpus_11_models`: the ParvaGPU A100-80GB models (its sixth SLO scenario,
 //!   rates ×6.5: 100 GPUs) re-planned after a load change (each model's rate times a factor
 //!   between 0.55 and 1.3), every tier proven; the current plan is made outside the timing.
@@ -266,14 +266,8 @@ fn min_gpus_scaling_placements(bencher: divan::Bencher, gpus: u32) {
     scaling_min_gpus(bencher, gpus, Encoding::Placements);
 }
 
-fn proven(
-    models: usize,
-    gpus: f64,
-    seed: u64,
-    want: std::ops::RangeInclusive<usize>,
-    bencher: divan::Bencher,
-) {
-    let s = many_models(models, gpus, seed);
+fn proven(models: usize, optimum: Optimum, bencher: divan::Bencher) {
+    let s = many_models(models, optimum.traffic, 7);
     let o = min_gpus(Encoding::Layouts, 0.0);
     bencher.bench(|| {
         let p = plan(&s, SolverKind::Milp, &o).expect("plannable");
@@ -284,30 +278,53 @@ fn proven(
             p.report
         );
         assert_eq!(p.report.bound, Some(p.report.objective));
-        assert!(want.contains(&p.gpus_used()), "{} GPUs", p.gpus_used());
+        assert_eq!(p.report.gap, Some(0.0));
+        assert_eq!(
+            (p.gpus_used(), p.report.gpcs_used),
+            (optimum.gpus, Some(optimum.gpcs)),
+            "{:?}",
+            p.report
+        );
         p
     });
 }
 
 #[divan::bench(sample_count = 5, sample_size = 1)]
 fn min_gpus_proven_100_models(bencher: divan::Bencher) {
-    proven(100, MODELS_100.0, 7, MODELS_100.1.clone(), bencher);
+    proven(100, MODELS_100, bencher);
 }
 
 #[divan::bench(sample_count = 2, sample_size = 1)]
 fn min_gpus_proven_1000_models(bencher: divan::Bencher) {
-    proven(1000, MODELS_1000.0, 7, MODELS_1000.1.clone(), bencher);
+    proven(1000, MODELS_1000, bencher);
 }
 
-/// (GPUs' worth of traffic given to the generator, GPUs the optimum needs).
-///
-/// 100 models: 725, proven (every run). 1,000 models: NOT yet proven. A 1,024 s run (loaded
-/// 2-core VM, 2026-12-01) reached an incumbent of 7,099 GPUs (49,685 GPCs) with a root bound
-/// of 7,095 GPUs (weighted bound 354,897,454 = 7,095 GPUs' weight plus GPCs) and gap 0.06%;
-/// the LP bound on GPUs alone is 7,087.6. The 7,164 asserted before was wrong (a plan with 65
-/// fewer GPUs exists), so the bench asserts the proven interval until a run closes it.
-const MODELS_100: (f64, std::ops::RangeInclusive<usize>) = (716.0, 725..=725);
-const MODELS_1000: (f64, std::ops::RangeInclusive<usize>) = (7000.0, 7095..=7099);
+/// A `many_models` instance (seed 7) and its proven lexicographic optimum.
+struct Optimum {
+    /// GPUs' worth of traffic given to the generator.
+    traffic: f64,
+    /// Fewest GPUs.
+    gpus: usize,
+    /// Fewest GPCs on that many GPUs.
+    gpcs: u32,
+}
+
+/// 100 models: 725 GPUs, 5,071 GPCs (proven by the MILP before, and by the combinatorial
+/// bound of `solver/src/decomp.rs` now).
+const MODELS_100: Optimum = Optimum {
+    traffic: 716.0,
+    gpus: 725,
+    gpcs: 5071,
+};
+
+/// 1,000 models: 7,096 GPUs, 49,670 GPCs, proven by the combinatorial bound. The MILP alone
+/// had reached 7,099 GPUs against a root bound of 7,095 after 1,024 s (the 7,164 asserted
+/// before that was wrong).
+const MODELS_1000: Optimum = Optimum {
+    traffic: 7000.0,
+    gpus: 7096,
+    gpcs: 49670,
+};
 
 /// The ParvaGPU models at `scale` times scenario 6's rates, each model's rate also times
 /// `factor(i)`.

@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 mod data;
+mod decomp;
 mod exact;
 mod finish;
 mod fluid;
@@ -61,7 +62,7 @@ mod supply;
 pub use fluid::FluidEvaluation;
 pub use gap::{gap_report, gap_solvers, GapRow};
 pub use planner::SolverKind;
-pub use sla::{predict_capacity, Prediction, SlaOptions};
+pub use sla::{predict_capacity, Prediction, SlaOptions, ELSA_HORIZON};
 
 pub(crate) use finish::renumber;
 use migopt_models::{Error, GpuPlan, LayoutRules, Objective, Plan, PlanParams, Scenario};

@@ -17,6 +17,7 @@
 //! outweighs any difference in GPCs: the single solve is lexicographic.
 
 use crate::data::RateData;
+use crate::decomp;
 use crate::maxload::demand_by_size;
 use crate::milp::{lin, Builder, Outcome, Sense, Var};
 use crate::pack::assign;
@@ -24,7 +25,7 @@ use crate::supply::{self, Supply};
 use crate::{Encoding, PlanOptions};
 use good_lp::constraint::geq;
 use good_lp::Expression;
-use migopt_models::{Error, GpuPlan, ModelRate, SolveReport};
+use migopt_models::{Error, GpuPlan, ModelRate, SolveReport, SolveStatus};
 
 struct Model {
     n: Vec<Vec<Option<Var>>>,
@@ -182,33 +183,47 @@ fn warm_start(
             c
         })
         .collect();
-    let need: Vec<f64> = (0..d.sizes.profiles.len())
+    let per_layout = pack_counts(
+        &d.sizes,
+        &counts,
+        &crate::milp::Control {
+            relax: false,
+            ..lp_ctl
+        },
+    )?;
+    Some((counts, per_layout))
+}
+
+/// GPUs per maximal layout that hold the instances `counts[m][k]` on the fewest GPUs: the
+/// small layout IP `min Σ_ℓ y[ℓ]  s.t.  Σ_ℓ c[ℓ,k]·y[ℓ] ≥ N_k` (one integer per count
+/// pattern, solved exactly).
+pub(crate) fn pack_counts(
+    sizes: &crate::data::Sizes,
+    counts: &[Vec<u32>],
+    ctl: &crate::milp::Control,
+) -> Option<Vec<u32>> {
+    let need: Vec<f64> = (0..sizes.profiles.len())
         .map(|k| counts.iter().map(|c| c[k] as f64).sum())
         .collect();
     let total: f64 = need.iter().sum();
     let mut b = Builder::new();
-    let y: Vec<(usize, Var)> = d
-        .sizes
+    let y: Vec<(usize, Var)> = sizes
         .patterns
         .iter()
         .map(|&l| (l, b.int(format!("y[{l}]"), total.max(1.0))))
         .collect();
     for (k, &nk) in need.iter().enumerate() {
-        let offer = lin(y.iter().map(|&(l, v)| (d.sizes.count[l][k] as f64, v)));
+        let offer = lin(y.iter().map(|&(l, v)| (sizes.count[l][k] as f64, v)));
         b.push(geq(offer, nk));
     }
-    let ctl = crate::milp::Control {
-        relax: false,
-        ..lp_ctl
-    };
     let out = b
-        .solve(Sense::Minimise, lin(y.iter().map(|&(_, v)| (1.0, v))), &ctl)
+        .solve(Sense::Minimise, lin(y.iter().map(|&(_, v)| (1.0, v))), ctl)
         .ok()?;
-    let mut per_layout = vec![0u32; d.sizes.layouts.len()];
+    let mut per_layout = vec![0u32; sizes.layouts.len()];
     for &(l, v) in &y {
         per_layout[l] = out.int(v);
     }
-    Some((counts, per_layout))
+    Some(per_layout)
 }
 
 /// Column values of a start: the instance counts into `n`, and the GPUs per layout as the
@@ -236,24 +251,166 @@ pub(crate) fn start_values(
 /// Cut age limit of the min-gpus MILP (see [`crate::milp::Control::lp_age_limit`]).
 const LP_AGE_LIMIT: u32 = 5;
 
-/// Solves the min-gpus MILP with at most `max_gpus` GPUs (a cap, or a heuristic's count).
+/// Solves the min-gpus problem with at most `max_gpus` GPUs (a cap, or a heuristic's count).
+///
+/// In the layout encoding the combinatorial bound of [`crate::decomp`] comes first: when its
+/// instance sets pack into its GPU bound, that plan is the proven optimum and no MILP runs.
+/// Otherwise the MILP runs from the better of two starts (the bound's packing, LP
+/// rounding), with the bound as cuts. The placement encoding always runs its own MILP (it
+/// is the check on the layout enumeration, so it takes nothing from it).
 pub(crate) fn solve(
     d: &RateData,
     opts: &PlanOptions,
     max_gpus: u32,
     lp: Option<f64>,
 ) -> Result<Solved, Error> {
-    let warm = warm_start(d, opts, max_gpus).filter(|(_, y)| y.iter().sum::<u32>() <= max_gpus);
+    let started = std::time::Instant::now();
+    let bound = match opts.encoding {
+        Encoding::Layouts => decomp::bound(d, max_gpus),
+        Encoding::Placements => None,
+    };
+    let packed = bound.as_ref().and_then(|b| {
+        let ctl = crate::milp::Control::lp(opts.threads.max(1));
+        let y = pack_counts(&d.sizes, &b.counts, &ctl)?;
+        Some((b.counts.clone(), y))
+    });
+    if let (Some(b), Some((counts, y))) = (&bound, &packed) {
+        if let Some(s) = proven(d, b, counts, y, lp, started) {
+            return Ok(s);
+        }
+    }
+    solve_milp(d, opts, max_gpus, lp, bound.as_ref(), packed)
+}
+
+/// The plan of the bound's instance sets packed as `per_layout`, if it meets both bounds
+/// (then it is the lexicographic optimum: see [`crate::decomp`]).
+fn proven(
+    d: &RateData,
+    b: &decomp::Bound,
+    counts: &[Vec<u32>],
+    per_layout: &[u32],
+    lp: Option<f64>,
+    started: std::time::Instant,
+) -> Option<Solved> {
+    if per_layout.iter().sum::<u32>() != b.gpus {
+        return None;
+    }
+    let per_gpu: Vec<Vec<(usize, u32)>> = per_layout
+        .iter()
+        .enumerate()
+        .flat_map(|(l, &c)| std::iter::repeat_n(crate::pack::layout_slots(&d.sizes, l), c as usize))
+        .collect();
+    let gpus = crate::renumber(assign(
+        &d.sizes,
+        &per_gpu,
+        counts,
+        &d.names(),
+        &|_| None,
+        &|m, k| d.point(m, k),
+    ));
+    let gpc = gpcs_of(d, &gpus);
+    // Both bounds met (anything else would be a bug in the bound: leave it to the MILP).
+    if gpus.len() != b.gpus as usize || gpc != b.gpcs {
+        return None;
+    }
+    let used = gpus.len() as f64;
+    let report = SolveReport {
+        status: SolveStatus::Optimal,
+        objective: used,
+        bound: Some(used),
+        gap: Some(0.0),
+        lp_bound: lp,
+        solve_seconds: started.elapsed().as_secs_f64(),
+        gpcs_used: Some(gpc),
+    };
+    Some(Solved {
+        gpus,
+        model_rates: model_rates(d, counts),
+        report,
+    })
+}
+
+/// GPCs of a plan's instances.
+fn gpcs_of(d: &RateData, gpus: &[GpuPlan]) -> u32 {
+    gpus.iter()
+        .flat_map(|g| &g.layout)
+        .filter_map(|a| d.sizes.index(a.profile.as_str()))
+        .map(|k| d.sizes.profiles[k].compute)
+        .sum()
+}
+
+/// Requests/s each model's instances serve.
+fn model_rates(d: &RateData, counts: &[Vec<u32>]) -> Vec<ModelRate> {
+    d.models
+        .iter()
+        .zip(counts)
+        .map(|(rm, cm)| ModelRate {
+            model: rm.name.as_str().into(),
+            rate_qps: rm
+                .best
+                .iter()
+                .zip(cm)
+                .filter_map(|(o, &c)| Some(o.as_ref()?.throughput * c as f64))
+                .sum(),
+        })
+        .collect()
+}
+
+/// (GPUs, GPCs) of a start.
+fn cost(sizes: &crate::data::Sizes, start: &(Vec<Vec<u32>>, Vec<u32>)) -> (u32, u32) {
+    let gpc = start
+        .0
+        .iter()
+        .flat_map(|c| c.iter().enumerate())
+        .map(|(k, &n)| n * sizes.profiles[k].compute)
+        .sum();
+    (start.1.iter().sum(), gpc)
+}
+
+/// `bound  GPUs ≥ G,  BIG·GPUs + GPCs ≥ BIG·G + P`: the combinatorial bound (G GPUs, and P
+/// GPCs on G GPUs) as cuts; the second holds for more GPUs too, since BIG exceeds any GPCs.
+fn bound_cuts(
+    b: &mut Builder,
+    gpus: Expression,
+    objective: Expression,
+    bound: &decomp::Bound,
+    weight: f64,
+) {
+    b.push(geq(gpus, bound.gpus as f64));
+    b.push(geq(
+        objective,
+        weight * bound.gpus as f64 + bound.gpcs as f64,
+    ));
+}
+
+/// The MILP, from the better start (the bound's packing or LP rounding), with the bound as
+/// cuts where there is one.
+pub(crate) fn solve_milp(
+    d: &RateData,
+    opts: &PlanOptions,
+    max_gpus: u32,
+    lp: Option<f64>,
+    bound: Option<&decomp::Bound>,
+    packed: Option<(Vec<Vec<u32>>, Vec<u32>)>,
+) -> Result<Solved, Error> {
+    let warm = [packed, warm_start(d, opts, max_gpus)]
+        .into_iter()
+        .flatten()
+        .filter(|(_, y)| y.iter().sum::<u32>() <= max_gpus)
+        .min_by_key(|s| cost(&d.sizes, s));
     // The start is a plan: no optimum needs more GPUs than it has.
     let limit = warm
         .as_ref()
         .map_or(max_gpus, |(_, y)| y.iter().sum::<u32>().max(1));
-    let (b, model) = build(d, opts.encoding, limit);
+    let (mut b, model) = build(d, opts.encoding, limit);
+    let weight = big(d, limit);
+    let objective = model.supply.gpus() * weight + gpcs(d, &model.n);
+    if let Some(bd) = bound {
+        bound_cuts(&mut b, model.supply.gpus(), objective.clone(), bd, weight);
+    }
     let start = warm
         .as_ref()
         .map(|(c, y)| start_values(&b, d, &model.n, &model.supply, c, y));
-    let weight = big(d, limit);
-    let objective = model.supply.gpus() * weight + gpcs(d, &model.n);
     let out = b
         .solve_from(
             Sense::Minimise,
@@ -274,35 +431,17 @@ pub(crate) fn solve(
         })?;
     let (gpus, counts) = placements(d, &model, &out);
     let used = gpus.len() as f64;
-    let gpc: u32 = gpus
-        .iter()
-        .flat_map(|g| &g.layout)
-        .filter_map(|a| d.sizes.index(a.profile.as_str()))
-        .map(|k| d.sizes.profiles[k].compute)
-        .sum();
+    let gpc = gpcs_of(d, &gpus);
     let lp_ceil = lp.map(|l| (l - 1e-6).ceil()).unwrap_or(0.0);
+    let floor = bound.map_or(lp_ceil, |bd| lp_ceil.max(bd.gpus as f64));
     let report = SolveReport {
         lp_bound: lp,
         gpcs_used: Some(gpc),
-        ..crate::finish::min_gpus_report(&out, weight, used, Some(lp_ceil))
+        ..crate::finish::min_gpus_report(&out, weight, used, Some(floor))
     };
-    let model_rates = d
-        .models
-        .iter()
-        .enumerate()
-        .map(|(m, rm)| ModelRate {
-            model: rm.name.as_str().into(),
-            rate_qps: rm
-                .best
-                .iter()
-                .zip(&counts[m])
-                .filter_map(|(o, &c)| Some(o.as_ref()?.throughput * c as f64))
-                .sum(),
-        })
-        .collect();
     Ok(Solved {
         gpus,
-        model_rates,
+        model_rates: model_rates(d, &counts),
         report,
     })
 }

@@ -112,20 +112,17 @@ impl Pool {
             .sum()
     }
 
-    /// Probability that a query misses the SLA with `n` instances at `rate` queries per
-    /// second (1 when the pool is saturated).
-    pub fn miss(&self, n: u32, rate_qps: f64) -> f64 {
-        if n == 0 {
-            return if rate_qps > 0.0 { 1.0 } else { 0.0 };
-        }
+    /// The waiting-time tail of the pool with `n` instances at `rate` queries per second
+    /// (saturated: every query waits without bound).
+    pub fn tail(&self, n: u32, rate_qps: f64) -> Tail {
         let lam = rate_qps / 1000.0; // per ms
+        if lam <= 0.0 {
+            return Tail::NONE;
+        }
         let c = n as f64;
         let a = lam * self.mean_ms;
-        if a >= c {
-            return 1.0;
-        }
-        if lam <= 0.0 {
-            return self.hopeless();
+        if n == 0 || a >= c {
+            return Tail::SATURATED;
         }
         let (theta0, slope) = decay_rate(&self.classes, lam, c, self.mean_ms);
         let rho = a / c;
@@ -136,20 +133,23 @@ impl Pool {
         } else {
             1.0
         };
-        let pw = (KAPPA * erlang_c(n, a) * shape).min(1.0);
         let cs2 = self.service_scv();
-        let theta = theta0 * (1.0 + cs2) / (self.arrival_scv + cs2);
+        Tail {
+            wait: (KAPPA * erlang_c(n, a) * shape).min(1.0),
+            decay: theta0 * (1.0 + cs2) / (self.arrival_scv + cs2),
+        }
+    }
+
+    /// Probability that a query misses the SLA with `n` instances at `rate` queries per
+    /// second (1 when the pool is saturated).
+    pub fn miss(&self, n: u32, rate_qps: f64) -> f64 {
+        if n == 0 {
+            return if rate_qps > 0.0 { 1.0 } else { 0.0 };
+        }
+        let tail = self.tail(n, rate_qps);
         self.classes
             .iter()
-            .map(|cl| {
-                let slack = self.sla_ms - cl.service_ms;
-                let p = if slack < 0.0 {
-                    1.0
-                } else {
-                    (pw * (-theta * slack).exp()).min(1.0)
-                };
-                cl.weight * p
-            })
+            .map(|cl| cl.weight * tail.over(self.sla_ms - cl.service_ms))
             .sum()
     }
 
@@ -161,6 +161,38 @@ impl Pool {
         }
         let sat = n as f64 * 1000.0 / self.mean_ms;
         largest(sat, 1e-5, |r| self.miss(n, r) <= budget)
+    }
+}
+
+/// A pool's waiting-time tail, P(W > t) ≈ min(1, wait·e^{−decay·t}) for t ≥ 0 (and 1 for
+/// t < 0: a query whose service alone overruns its limit misses it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tail {
+    /// The prefactor: κ·C(n, a)·K, the probability of waiting at all (shaped).
+    pub wait: f64,
+    /// The decay rate θ, per ms.
+    pub decay: f64,
+}
+
+impl Tail {
+    /// No traffic: nobody waits.
+    pub const NONE: Self = Self {
+        wait: 0.0,
+        decay: 0.0,
+    };
+    /// Saturated: every query waits without bound.
+    pub const SATURATED: Self = Self {
+        wait: 1.0,
+        decay: 0.0,
+    };
+
+    /// P(W > t), t in ms.
+    pub fn over(&self, t: f64) -> f64 {
+        if t < 0.0 {
+            1.0
+        } else {
+            (self.wait * (-self.decay * t).exp()).min(1.0)
+        }
     }
 }
 

@@ -38,10 +38,13 @@
 //! is within it too; the simulation loop's cut for model m scales its pools' admissible
 //! rates (α ← cut_m·α).
 //!
-//! **Spill-over.** ELSA also moves a query to a larger eligible size when its own pool would
-//! miss the deadline. The model does not count these rescues (a query that would miss on its
-//! pool is counted as a miss), and the load they add to larger pools is at most δ_m of the
-//! smaller pool's queries: spill-over is bounded conservatively, not modelled.
+//! **Spill-over.** ELSA also moves a query to a larger eligible size when it can start there
+//! earlier. This MILP does not count these moves (a query that would miss on its pool is
+//! counted as a miss, and the load they add to larger pools is at most δ_m of the smaller
+//! pool's queries): here spill-over is bounded conservatively. The capacity predicted for
+//! the chosen plan ([`crate::predict_capacity`]) models it: classes shared by several
+//! sizes are split to balance the instances' utilisations, and queries wait in the pool of
+//! every instance they may use.
 
 use crate::data::LoadData;
 use crate::fluid::FluidEvaluation;

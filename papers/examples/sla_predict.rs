@@ -1,0 +1,128 @@
+//! The SLA-aware planner's prediction against the simulator on the workloads of
+//! `papers/paris-elsa`, without the full study: for each workload, plans (default: the
+//! SLA-aware plan, checked and cut under ELSA as the study does), then prints the queueing
+//! model's predicted p99 capacity beside the simulated one under ELSA and the error.
+//!
+//! `cargo run --release -p migopt-papers --example sla_predict -- [workload ...]
+//!  [--parts sla,milp] [--reps N] [--queries N] [--cache DIR] [--predict-only]`
+//!
+//! With `--cache DIR` each plan and its simulated capacity are written there (JSON), and
+//! `--predict-only` reads them back and only recomputes the predictions (for calibrating
+//! the queueing model against fixed simulations).
+
+use migopt_models::{Estimate, Objective, Plan};
+use migopt_papers::paris_elsa::workloads;
+use migopt_papers::Options;
+use migopt_sim::{Arrivals, CapacityTarget, SchedulerKind, SimConfig};
+use migopt_solver::{PlanOptions, SolverKind};
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut ids: Vec<String> = Vec::new();
+    let (mut reps, mut queries) = (4u32, 100_000u64);
+    let mut parts = vec!["sla".to_string()];
+    let mut cache: Option<PathBuf> = None;
+    let mut predict_only = false;
+    let mut threads: Option<usize> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--reps" => reps = args.next().unwrap_or_default().parse()?,
+            "--queries" => queries = args.next().unwrap_or_default().parse()?,
+            "--threads" => threads = Some(args.next().unwrap_or_default().parse()?),
+            "--parts" => {
+                parts = args
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(String::from)
+                    .collect()
+            }
+            "--cache" => cache = args.next().map(PathBuf::from),
+            "--predict-only" => predict_only = true,
+            _ => ids.push(a),
+        }
+    }
+    let all = workloads(&Options::default())?;
+    let popts = PlanOptions {
+        objective: Objective::MaxLoad,
+        ..PlanOptions::default()
+    };
+    if let Some(c) = &cache {
+        std::fs::create_dir_all(c)?;
+    }
+    let (mut worst, mut within) = (0.0f64, 0usize);
+    let mut n = 0;
+    for w in all.iter().filter(|w| ids.is_empty() || ids.contains(&w.id)) {
+        let sc = &w.scenario;
+        for part in &parts {
+            let file = cache.as_ref().map(|c| c.join(format!("{}-{part}.json", w.id)));
+            let (plan, sim): (Plan, Estimate) = if predict_only {
+                let f = file.as_ref().ok_or("--predict-only needs --cache")?;
+                if !f.exists() {
+                    continue;
+                }
+                serde_json::from_str(&std::fs::read_to_string(f)?)?
+            } else {
+                let plan = if part == "sla" {
+                    let check = migopt_verify::CheckOptions {
+                        scheduler: SchedulerKind::Elsa,
+                        replications: reps,
+                        queries,
+                        seed: 1,
+                        threads,
+                        capacity: false,
+                        ..Default::default()
+                    };
+                    migopt_verify::plan_checked(sc, &popts, &check)?.plan
+                } else {
+                    match migopt_solver::plan(sc, part.parse::<SolverKind>()?, &popts) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            println!("{:<18} {:<5} no plan: {e}", w.id, part);
+                            continue;
+                        }
+                    }
+                };
+                let mut cfg = SimConfig::new(Arrivals::Poisson {
+                    total_rate_qps: plan.report.objective.max(1.0),
+                });
+                cfg.scheduler = SchedulerKind::Elsa;
+                cfg.queries = Some(queries);
+                cfg.replications = reps;
+                cfg.seed = 1;
+                cfg.threads = threads;
+                let cap = migopt_sim::capacity(&plan, sc, &cfg, CapacityTarget::P99)?;
+                if let Some(f) = &file {
+                    std::fs::write(f, serde_json::to_string(&(&plan, &cap.capacity_qps))?)?;
+                }
+                (plan, cap.capacity_qps)
+            };
+            let pred = migopt_solver::predict_capacity(sc, &plan, &popts)?.capacity_qps;
+            let err = (pred - sim.mean) / sim.mean * 100.0;
+            n += 1;
+            worst = worst.max(err.abs());
+            within += (err.abs() <= 5.0) as usize;
+            let mut sizes: Vec<(String, u32)> = Vec::new();
+            for (_, a) in plan.instances() {
+                match sizes.iter_mut().find(|s| s.0 == a.profile.as_str()) {
+                    Some(s) => s.1 += 1,
+                    None => sizes.push((a.profile.to_string(), 1)),
+                }
+            }
+            let sizes: Vec<String> = sizes.iter().map(|(p, c)| format!("{c}x{p}")).collect();
+            println!(
+                "{:<18} {:<5} predicted {:>8.1} simulated {:>8.1} ± {:>5.1} error {:+5.1}%  {}",
+                w.id,
+                part,
+                pred,
+                sim.mean,
+                sim.ci_high.map_or(0.0, |h| h - sim.mean),
+                err,
+                sizes.join(" ")
+            );
+        }
+    }
+    println!("{within} of {n} within 5%, worst {worst:.1}%");
+    Ok(())
+}
