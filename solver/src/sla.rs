@@ -21,6 +21,11 @@ pub struct SlaOptions {
     /// Per model (scenario order), a factor ≤ 1 on its pools' admissible rates: the
     /// simulation loop's cuts. Missing entries are 1.
     pub cuts: Vec<f64>,
+    /// Per model (scenario order), milliseconds taken off its SLO when planning min-gpus:
+    /// the simulation loop's latency cuts (a model whose simulated p99 overshoots its SLO
+    /// is planned against an SLO shorter by the overshoot, which reaches misses that come
+    /// from latency rather than load). Missing entries are 0. Max-load ignores them.
+    pub slo_cuts_ms: Vec<f64>,
 }
 
 impl Default for SlaOptions {
@@ -29,6 +34,7 @@ impl Default for SlaOptions {
             budget: 0.01,
             margin: 0.1,
             cuts: Vec::new(),
+            slo_cuts_ms: Vec::new(),
         }
     }
 }
@@ -37,6 +43,11 @@ impl SlaOptions {
     /// The cut factor of model m.
     pub fn cut(&self, m: usize) -> f64 {
         self.cuts.get(m).copied().unwrap_or(1.0)
+    }
+
+    /// The latency cut of model m, ms.
+    pub fn slo_cut(&self, m: usize) -> f64 {
+        self.slo_cuts_ms.get(m).copied().unwrap_or(0.0)
     }
 
     /// Checks the numbers a user can get wrong.
@@ -55,6 +66,11 @@ impl SlaOptions {
         }
         if self.cuts.iter().any(|c| !(*c > 0.0 && *c <= 1.0)) {
             return Err(Error::Invalid("SLA cuts must be in (0, 1]".into()));
+        }
+        if self.slo_cuts_ms.iter().any(|c| !(c.is_finite() && *c >= 0.0)) {
+            return Err(Error::Invalid(
+                "SLO latency cuts must be finite and at least 0 ms".into(),
+            ));
         }
         Ok(())
     }

@@ -174,7 +174,8 @@ fn options(job: &Job<RateData>) -> Vec<Vec<Vec<Option_>>> {
         .iter()
         .enumerate()
         .map(|(m, model)| {
-            let slo = s.models[m].sla.0;
+            // The simulation loop's latency cut tightens the SLO the pools are sized for.
+            let slo = s.models[m].sla.0 - opts.sla.slo_cut(m);
             (0..d.sizes.profiles.len())
                 .map(|k| {
                     let pts = points(s, d, m, k, max_procs);

@@ -4,7 +4,8 @@
 //! queueing model; this crate checks the plan with the simulator, under the scheduler the
 //! user names, with replications and 95% intervals. When a model misses its target, its
 //! pools' admissible rates are cut (`SlaOptions::cuts`) and the planner solves again, until
-//! the plan is verified or no plan exists. The loop lives here because the solver does not
+//! the plan is verified or no plan exists; for min-gpus the model's SLO is also shortened
+//! by its simulated overshoot. The loop lives here because the solver does not
 //! depend on the simulator: `solver` and `sim` both depend only on `models`, and this crate
 //! on both.
 //!
@@ -84,11 +85,13 @@ pub struct Round {
     pub missed: Vec<String>,
     /// The cuts the round was planned with (scenario order).
     pub cuts: Vec<f64>,
+    /// The latency cuts (ms off each model's SLO, min-gpus) the round was planned with.
+    pub slo_cuts_ms: Vec<f64>,
 }
 
 impl Round {
     /// The round of a plan and its models' checks, planned with `cuts`.
-    fn new(plan: &Plan, models: &[ModelCheck], cuts: Vec<f64>) -> Self {
+    fn new(plan: &Plan, models: &[ModelCheck], cuts: Vec<f64>, slo_cuts_ms: Vec<f64>) -> Self {
         Self {
             objective: plan.report.objective,
             missed: models
@@ -97,6 +100,7 @@ impl Round {
                 .map(|m| m.model.clone())
                 .collect(),
             cuts,
+            slo_cuts_ms,
         }
     }
 }
@@ -256,15 +260,34 @@ pub fn plan_checked(
     loop {
         let plan = migopt_solver::plan(scenario, SolverKind::Sla, &opts)?;
         let (models, _) = check_models(scenario, &plan, budget, check)?;
-        rounds.push(Round::new(&plan, &models, opts.sla.cuts.clone()));
+        rounds.push(Round::new(
+            &plan,
+            &models,
+            opts.sla.cuts.clone(),
+            opts.sla.slo_cuts_ms.clone(),
+        ));
         let verified = models.iter().all(|m| m.met);
         if verified || rounds.len() as u32 >= check.max_rounds.max(1) {
             return finish(scenario, plan, &opts, check, models, rounds);
         }
-        for (cut, m) in opts.sla.cuts.iter_mut().zip(&models) {
-            if !m.met {
-                *cut *= check.cut_step;
-            }
+        cut(&mut opts.sla, &plan, &models, check.cut_step);
+    }
+}
+
+/// The cuts for the models that missed: their pools' admissible rates shrink by `step`
+/// (the load they may carry), and for min-gpus their SLO by the simulated overshoot (the
+/// latency the model did not see: a miss that comes from batch formation or service rather
+/// than from load, which a rate cut may not reach). Both only tighten the queueing model.
+fn cut(sla: &mut migopt_solver::SlaOptions, plan: &Plan, models: &[ModelCheck], step: f64) {
+    sla.slo_cuts_ms.resize(models.len(), 0.0);
+    for (m, check) in models.iter().enumerate() {
+        if check.met {
+            continue;
+        }
+        sla.cuts[m] *= step;
+        let over = check.quantile_ms.map_or(0.0, |q| q.mean - check.sla_ms);
+        if plan.objective_kind == Objective::MinGpus && over > 0.0 {
+            sla.slo_cuts_ms[m] += over;
         }
     }
 }
@@ -277,7 +300,7 @@ pub fn check_plan(
     check: &CheckOptions,
 ) -> Result<Checked, Error> {
     let (models, _) = check_models(scenario, &plan, opts.sla.budget, check)?;
-    let rounds = vec![Round::new(&plan, &models, Vec::new())];
+    let rounds = vec![Round::new(&plan, &models, Vec::new(), Vec::new())];
     finish(scenario, plan, opts, check, models, rounds)
 }
 

@@ -255,3 +255,52 @@ fn sla_solver_parses_and_plans_max_load_optimally() {
     assert_eq!(top, Some(32));
 }
 
+
+/// ParvaGPU's SLO scenario `i` (1-based) from the vendored data set.
+fn parvagpu(i: usize) -> Scenario {
+    let imp = migopt_profiles::parvagpu::read(&migopt_profiles::parvagpu::dataset_dir()).unwrap();
+    imp.scenario(&imp.scenarios[i - 1]).unwrap()
+}
+
+fn min_gpus() -> PlanOptions {
+    PlanOptions {
+        objective: Objective::MinGpus,
+        ..PlanOptions::default()
+    }
+}
+
+#[test]
+fn sla_min_gpus_plan_is_verified_under_jsq_and_proven_optimal() {
+    let s = parvagpu(1);
+    let check = CheckOptions {
+        scheduler: migopt_sim::SchedulerKind::Jsq,
+        capacity: false,
+        ..quick_check()
+    };
+    let c = plan_checked(&s, &min_gpus(), &check).unwrap();
+    assert!(c.verified, "{:?}", c.models);
+    assert_eq!(c.plan.report.status, SolveStatus::Optimal);
+    assert_eq!(c.plan.gpus_used(), 2);
+    assert!(c.models.iter().all(|m| m.met && m.rate_qps > 0.0));
+}
+
+#[test]
+fn a_latency_cut_only_tightens_the_min_gpus_model() {
+    let s = parvagpu(2);
+    let free = migopt_solver::plan(&s, SolverKind::Sla, &min_gpus()).unwrap();
+    // Half of each model's SLO taken off: at least as many GPUs, never fewer.
+    let mut cut = min_gpus();
+    cut.sla.slo_cuts_ms = s.models.iter().map(|m| 0.5 * m.sla.0).collect();
+    let tight = migopt_solver::plan(&s, SolverKind::Sla, &cut).unwrap();
+    assert!(tight.gpus_used() >= free.gpus_used());
+    assert!(tight.gpcs_used().unwrap() >= free.gpcs_used().unwrap());
+    // A cut that leaves a model no time at all leaves no plan.
+    cut.sla.slo_cuts_ms = vec![s.models[0].sla.0];
+    assert!(matches!(
+        migopt_solver::plan(&s, SolverKind::Sla, &cut),
+        Err(migopt_models::Error::Infeasible(_))
+    ));
+    // Negative cuts are refused.
+    cut.sla.slo_cuts_ms = vec![-1.0];
+    assert!(migopt_solver::plan(&s, SolverKind::Sla, &cut).is_err());
+}
