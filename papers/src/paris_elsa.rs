@@ -1188,7 +1188,11 @@ fn headroom_md(g: &Goals) -> String {
              so no bound below the throughput bound follows from the p99 target alone. No rule measured here does \
              that, and a fleet would not want one: it buys capacity with 1% of the queries served late by design.",
             listed("", open.iter().map(|x| &x.0), ""),
-            listed("", open.iter().map(|x| format!("{:.1}%", 110.0 * x.1)), " respectively"),
+            listed(
+                "",
+                open.iter().map(|x| format!("{:.1}%", 110.0 * x.1)),
+                if open.len() > 1 { " respectively" } else { "" }
+            ),
             g.sla_bound_same,
             g.fifs_of_ceiling.len(),
         );
