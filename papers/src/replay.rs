@@ -575,6 +575,7 @@ fn replan_cell(
         spare_gpus: opts.spare_gpus,
         gpu_slack: opts.gpu_slack,
         required: Some(old.iter().zip(new).map(|(a, b)| a.min(*b)).collect()),
+        load_slack: 0.0,
     };
     // Too few spares for a safe transition: take as many as it needs (reported).
     let rp = match migopt_solver::replan::replan(prev, s, &ro) {

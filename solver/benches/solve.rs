@@ -360,6 +360,7 @@ fn replan_100_gpus_11_models(bencher: divan::Bencher) {
         spare_gpus: 1,
         gpu_slack: 0,
         required: Some(required),
+        load_slack: 0.0,
     };
     println!("replan bench: current plan {} GPUs", current.gpus_used());
     bencher.bench(|| {

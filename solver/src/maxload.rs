@@ -32,7 +32,7 @@ struct Model {
 }
 
 /// Instance counts n[m,k], one integer per (model, size) the model can use.
-fn instances(b: &mut Builder, d: &LoadData) -> Vec<Vec<Option<Var>>> {
+pub(crate) fn instances(b: &mut Builder, d: &LoadData) -> Vec<Vec<Option<Var>>> {
     d.models
         .iter()
         .enumerate()

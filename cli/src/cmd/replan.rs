@@ -1,10 +1,10 @@
 //! `migopt replan`: re-plan a running plan for a new load, re-cutting as few GPUs as
 //! possible, with a safe step-by-step transition.
 
-use super::common::{load_plan, HighsFlags, PlanFlags};
+use super::common::{load_plan, HighsFlags, ObjectiveFlag, PlanFlags};
 use super::{to_json, CliError};
 use crate::out::{table, write_all};
-use migopt_models::{Objective, Scenario};
+use migopt_models::{Error, Objective, Scenario};
 use migopt_solver::replan::{Fate, Replan, ReplanOptions};
 use std::path::{Path, PathBuf};
 
@@ -17,9 +17,13 @@ pub struct Args {
     /// Idle GPUs a transition may borrow to keep every model's capacity (they end idle).
     #[arg(long, default_value_t = 0)]
     spare_gpus: u32,
-    /// Extra GPUs beyond the fewest the target may use when that re-cuts fewer GPUs.
+    /// min-gpus: extra GPUs beyond the fewest the target may use when that re-cuts fewer GPUs.
     #[arg(long, default_value_t = 0)]
     gpu_slack: u32,
+    /// max-load: the fraction of the most load (the from-scratch optimum on the current
+    /// GPUs) the target may give up when that re-cuts fewer GPUs (0.02: up to 2% less).
+    #[arg(long, default_value_t = 0.0)]
+    load_slack: f64,
     /// The scenario the current plan serves (its rates give the capacity every model keeps
     /// during the transition: min of old and new). Default: the scenario recorded in the
     /// plan, else the plan's provisioned rates.
@@ -75,20 +79,35 @@ fn run_on(a: Args) -> Result<(), CliError> {
         },
     };
     current.scenario_path = None;
-    let mut plan = a.flags.options(&scenario, a.highs.threads)?;
-    if a.flags.objective.is_none() {
-        plan.objective = Objective::MinGpus;
+    if a.flags.objective == Some(ObjectiveFlag::SlaCapacity) {
+        return Err(CliError::Input(Error::Invalid(
+            "replan: --objective sla-capacity is not supported; use min-gpus or max-load".into(),
+        )));
     }
-    let new_rates = scenario.rates().unwrap_or_default();
-    let required = old
-        .as_ref()
-        .and_then(|o| old_rates(o, &scenario))
-        .map(|o| o.iter().zip(&new_rates).map(|(a, b)| a.min(*b)).collect());
+    if !(0.0..1.0).contains(&a.load_slack) {
+        return Err(CliError::Input(Error::Invalid(format!(
+            "--load-slack {} must be in [0, 1)",
+            a.load_slack
+        ))));
+    }
+    // The objective the new scenario asks for unless told: rates → min-gpus, shares →
+    // max-load.
+    let plan = a.flags.options(&scenario, a.highs.threads)?;
+    // Under min-gpus every model keeps min(old rate, new rate); under max-load, min(its
+    // rate in the current plan, in the target) (the re-planner's default).
+    let required = match (plan.objective, scenario.rates()) {
+        (Objective::MinGpus, Some(new_rates)) => old
+            .as_ref()
+            .and_then(|o| old_rates(o, &scenario))
+            .map(|o| o.iter().zip(&new_rates).map(|(a, b)| a.min(*b)).collect()),
+        _ => None,
+    };
     let opts = ReplanOptions {
         plan,
         spare_gpus: a.spare_gpus,
         gpu_slack: a.gpu_slack,
         required,
+        load_slack: a.load_slack,
     };
     let mut r = migopt_solver::replan::replan(&current, &scenario, &opts)?;
     r.target.scenario_path = Some(a.scenario.display().to_string());
@@ -142,41 +161,75 @@ fn step_yamls(r: &Replan, dir: &Path) -> Result<Vec<(PathBuf, String)>, CliError
 
 /// The human report.
 pub fn render(r: &Replan) -> String {
-    let mut o = String::new();
-    o += &format!(
-        "re-plan of scenario {} · {} · status {}\n",
+    let mut o = header(r);
+    o += &tiers(r);
+    o += "\n";
+    o += &fates(r);
+    o += &transition(r);
+    o
+}
+
+/// What was re-planned and the target's headline figures.
+fn header(r: &Replan) -> String {
+    let mut o = format!(
+        "re-plan of scenario {} · {}{} · status {}\n",
         r.target.scenario,
         r.target.gpu,
+        if r.target.objective_kind == Objective::MaxLoad {
+            " · max-load"
+        } else {
+            ""
+        },
         r.status.as_str()
     );
+    if r.target.objective_kind == Objective::MaxLoad {
+        o += &format!(
+            "load {:.1} queries/s (bound {}) · ",
+            r.target.report.objective,
+            r.target
+                .report
+                .bound
+                .map_or("-".to_string(), |b| format!("{b:.1}"))
+        );
+    }
     o += &format!(
         "GPUs used {} · re-cut or added {} · instances started {} · solve {:.3} s\n\n",
         r.gpus_used, r.gpus_changed, r.instances_started, r.target.report.solve_seconds
     );
+    o
+}
+
+/// The lexicographic tiers: value, bound, gap, status, time.
+fn tiers(r: &Replan) -> String {
+    // Counts are whole; loads and the headroom tie-break are not.
+    let digits = |name: &str| match name {
+        "headroom" => 3,
+        "load" | "load-max" => 1,
+        _ => 0,
+    };
     let rows: Vec<Vec<String>> = r
         .tiers
         .iter()
         .map(|t| {
+            let d = digits(&t.name);
             vec![
                 t.name.clone(),
-                // Counts are whole; the headroom tie-break is a sum of fractions.
-                format!(
-                    "{:.*}",
-                    if t.name == "headroom" { 3 } else { 0 },
-                    t.objective
-                ),
-                format!("{:.*}", if t.name == "headroom" { 3 } else { 0 }, t.bound),
+                format!("{:.*}", d, t.objective),
+                format!("{:.*}", d, t.bound),
                 format!("{:.3}%", t.gap * 100.0),
                 t.status.as_str().into(),
                 format!("{:.3}", t.seconds),
             ]
         })
         .collect();
-    o += &table(
+    table(
         &["tier", "value", "bound", "gap", "status", "seconds"],
         &rows,
-    );
-    o += "\n";
+    )
+}
+
+/// The GPUs that change: fate, before, after.
+fn fates(r: &Replan) -> String {
     let short = |l: &[migopt_models::Assignment]| {
         if l.is_empty() {
             "-".to_string()
@@ -201,10 +254,14 @@ pub fn render(r: &Replan) -> String {
         })
         .collect();
     let kept = r.gpus.iter().filter(|g| g.fate == Fate::Kept).count();
-    o += &format!("{kept} GPUs kept as they are; the others:\n");
-    o += &table(&["GPU", "fate", "before", "after"], &rows);
+    format!("{kept} GPUs kept as they are; the others:\n")
+        + &table(&["GPU", "fate", "before", "after"], &rows)
+}
+
+/// The transition's steps, each with its tightest model.
+fn transition(r: &Replan) -> String {
     let t = &r.transition;
-    o += &format!(
+    let mut o = format!(
         "\ntransition: {} step(s), {} (lower bound {}){}\n",
         t.steps.len(),
         if t.minimal {

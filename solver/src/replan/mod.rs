@@ -35,6 +35,7 @@
 //! 22 (`migopt replay-day`, 24 one-hour intervals, slack 1: BENCHMARKS.md). The
 //! transition from the current plan to the target is built in [`transition`].
 
+mod load;
 pub mod transition;
 
 use crate::data::{self, RateData};
@@ -122,6 +123,9 @@ pub struct ReplanOptions {
     /// scenario's model order (normally min(old, new) rate); `None`: min(the current plan's
     /// provisioned rate, the new rate).
     pub required: Option<Vec<f64>>,
+    /// Max-load only: the fraction of the from-scratch capacity λ* the target may give up
+    /// when that re-cuts fewer GPUs (0: the most load first, strictly).
+    pub load_slack: f64,
 }
 
 /// A re-plan: the target plan, what happens to each GPU, how well it is proven, and the
@@ -150,14 +154,25 @@ pub struct Replan {
 type Config = Vec<(usize, u32, Option<usize>)>;
 
 /// The current plan in the new scenario's terms.
-struct Current {
+pub(super) struct Current {
     /// Per type: the configuration, the GPU indices that have it, capacity per model.
-    types: Vec<(Config, Vec<u32>, Vec<f64>)>,
+    pub types: Vec<(Config, Vec<u32>, Vec<f64>)>,
     /// GPU slots of the current plan (used or not).
-    slots: u32,
+    pub slots: u32,
 }
 
 fn read_current(d: &RateData, current: &Plan) -> Result<Current, Error> {
+    read_types(&d.sizes, &d.names(), current, &|m, k| d.throughput(m, k))
+}
+
+/// The current plan's GPU types under these sizes and models; `cap(m, k)`: requests/s one
+/// instance of size k serves for model m.
+pub(super) fn read_types(
+    sizes: &crate::data::Sizes,
+    names: &[String],
+    current: &Plan,
+    cap: &dyn Fn(usize, usize) -> f64,
+) -> Result<Current, Error> {
     let mut by: BTreeMap<Config, Vec<u32>> = BTreeMap::new();
     for g in &current.gpus {
         if g.layout.is_empty() {
@@ -165,15 +180,15 @@ fn read_current(d: &RateData, current: &Plan) -> Result<Current, Error> {
         }
         let mut cfg: Config = Vec::new();
         for a in &g.layout {
-            let k = d.sizes.index(a.profile.as_str()).ok_or_else(|| {
+            let k = sizes.index(a.profile.as_str()).ok_or_else(|| {
                 Error::Invalid(format!(
                     "current plan, GPU {}: profile {} is not usable under the layout rules (usable: {})",
                     g.index,
                     a.profile,
-                    d.sizes.names()
+                    sizes.names()
                 ))
             })?;
-            let m = d.models.iter().position(|x| x.name == a.model.as_str());
+            let m = names.iter().position(|x| x.as_str() == a.model.as_str());
             cfg.push((k, a.start, m));
         }
         cfg.sort();
@@ -182,13 +197,13 @@ fn read_current(d: &RateData, current: &Plan) -> Result<Current, Error> {
     let types = by
         .into_iter()
         .map(|(cfg, gpus)| {
-            let mut cap = vec![0.0; d.models.len()];
+            let mut c = vec![0.0; names.len()];
             for &(k, _, m) in &cfg {
                 if let Some(m) = m {
-                    cap[m] += d.throughput(m, k);
+                    c[m] += cap(m, k);
                 }
             }
-            (cfg, gpus, cap)
+            (cfg, gpus, c)
         })
         .collect();
     let slots = current
@@ -378,7 +393,7 @@ fn headroom_report(o: &Outcome) -> Tier {
     }
 }
 
-fn tier_report(name: &str, o: &Outcome) -> Tier {
+pub(super) fn tier_report(name: &str, o: &Outcome) -> Tier {
     let bound = if o.status == SolveStatus::Optimal {
         o.objective
     } else {
@@ -489,24 +504,64 @@ fn required(d: &RateData, current: &Plan, opts: &ReplanOptions) -> Vec<f64> {
     }
 }
 
+/// Min-gpus capacity: each instance serves its size's throughput at the model's best point
+/// under the new scenario (additive).
+pub(crate) struct RateCapacity<'a>(pub &'a RateData);
+
+impl transition::Capacity for RateCapacity<'_> {
+    fn count(&self, layout: &[Assignment]) -> Vec<u32> {
+        count_instances(&self.0.sizes, &self.0.names(), layout)
+    }
+    fn of(&self, counts: &[u32]) -> Vec<f64> {
+        let d = self.0;
+        let k = d.sizes.profiles.len();
+        (0..d.models.len())
+            .map(|m| {
+                (0..k)
+                    .map(|j| counts.get(m * k + j).copied().unwrap_or(0) as f64 * d.throughput(m, j))
+                    .sum()
+            })
+            .collect()
+    }
+}
+
+/// A layout's instances per (model, size), flattened model-major (instances of models or
+/// sizes outside the scenario are not counted).
+pub(crate) fn count_instances(
+    sizes: &crate::data::Sizes,
+    names: &[String],
+    layout: &[Assignment],
+) -> Vec<u32> {
+    let k = sizes.profiles.len();
+    let mut c = vec![0u32; names.len() * k];
+    for a in layout {
+        if let (Some(j), Some(m)) = (
+            sizes.index(a.profile.as_str()),
+            names.iter().position(|x| x.as_str() == a.model.as_str()),
+        ) {
+            c[m * k + j] += 1;
+        }
+    }
+    c
+}
+
 /// The safe transition to the target with the spare GPUs given; when there is none, the
 /// error says how many spares one takes.
-fn safe_transition(
-    d: &RateData,
+pub(crate) fn safe_transition(
+    cap: &dyn transition::Capacity,
+    names: &[String],
     slots: u32,
     changes: &[GpuChange],
     required: &[f64],
     spare_gpus: u32,
 ) -> Result<Transition, Error> {
-    let caps = |cfg: &[Assignment]| capacity(d, cfg);
-    let names = d.names();
     let first_spare = changes
         .iter()
         .map(|c| c.gpu + 1)
         .max()
         .unwrap_or(0)
         .max(slots);
-    let plan_with = |k: u32| transition::plan(changes, &caps, required, &names, k, first_spare);
+    let plan_with = |k: u32| transition::plan(changes, cap, required, names, k, first_spare);
     match plan_with(spare_gpus) {
         Err(Error::Infeasible(why)) => {
             // With a spare per changed GPU a transition always exists (every new layout up
@@ -574,23 +629,29 @@ fn target_plan(
     Ok(plan)
 }
 
-/// Re-plans `current` for the load of `scenario` (min-gpus objective).
+/// Re-plans `current` for the load of `scenario`: under min-gpus (rate targets) the fewest
+/// GPUs first, under max-load (traffic shares, on the current plan's GPUs) the most load
+/// first (see [`load`]); then the fewest GPUs re-cut or added, then the fewest instances
+/// started.
 ///
 /// Errors: [`Error::Infeasible`] when no plan serves the new load, or no transition keeps
 /// every model's required capacity with the spare GPUs given; [`Error::Invalid`] when the
 /// current plan does not fit the scenario (another GPU kind, profiles outside the rules).
 pub fn replan(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Result<Replan, Error> {
-    if opts.plan.objective != Objective::MinGpus {
-        return Err(Error::Invalid(
-            "re-planning supports the min-gpus objective (rate targets); max-load re-planning is not implemented".into(),
-        ));
-    }
     if current.gpu != scenario.gpu {
         return Err(Error::Invalid(format!(
             "the current plan is for {} but scenario {} is for {}",
             current.gpu, scenario.name, scenario.gpu
         )));
     }
+    match opts.plan.objective {
+        Objective::MinGpus => replan_rates(current, scenario, opts),
+        Objective::MaxLoad => load::replan(current, scenario, opts),
+    }
+}
+
+/// The min-gpus re-plan.
+fn replan_rates(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Result<Replan, Error> {
     let popts = opts.plan.with_deadline();
     let d = data::rate_data(scenario, &popts.params, popts.rules)?;
     let cur = read_current(&d, current)?;
@@ -618,9 +679,23 @@ pub fn replan(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Resu
         .map(|t| t.status)
         .find(|s| *s != SolveStatus::Optimal)
         .unwrap_or(SolveStatus::Optimal);
-    let (target_gpus, changes) = target(&d, &cur, current, &model, &o3);
+    let solved = Solved {
+        keep: &model.keep,
+        n: &model.n,
+        supply: &model.supply,
+        out: &o3,
+    };
+    let point = |m: usize, k: usize| d.point(m, k);
+    let (target_gpus, changes) = target(&d.sizes, &d.names(), &point, &cur, current, &solved);
     let required = required(&d, current, opts);
-    let transition = safe_transition(&d, cur.slots, &changes, &required, opts.spare_gpus)?;
+    let transition = safe_transition(
+        &RateCapacity(&d),
+        &d.names(),
+        cur.slots,
+        &changes,
+        &required,
+        opts.spare_gpus,
+    )?;
     let (target_gpus, changes) = apply_swaps(target_gpus, changes, &transition.swaps);
     let seconds = t0.elapsed().as_secs_f64();
     let plan = target_plan(
@@ -632,12 +707,23 @@ pub fn replan(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Resu
         &scratch.report,
         seconds,
     )?;
+    Ok(assemble(plan, changes, tiers, status, transition))
+}
+
+/// The re-plan from its parts, with the counts of GPUs changed and instances started.
+pub(super) fn assemble(
+    plan: Plan,
+    changes: Vec<GpuChange>,
+    tiers: Vec<Tier>,
+    status: SolveStatus,
+    transition: Transition,
+) -> Replan {
     let changed = changes
         .iter()
         .filter(|c| matches!(c.fate, Fate::ReCut | Fate::Added));
     let (gpus_changed, instances_started) =
         changed.fold((0, 0), |(g, i), c| (g + 1, i + c.after.len() as u32));
-    Ok(Replan {
+    Replan {
         gpus_used: plan.gpus_used() as u32,
         gpus_changed,
         instances_started,
@@ -646,7 +732,7 @@ pub fn replan(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Resu
         tiers,
         status,
         transition,
-    })
+    }
 }
 
 /// Requests/s each model gets from a GPU's instances under the new scenario.
@@ -674,21 +760,34 @@ pub fn layout_key(layout: &[Assignment]) -> Vec<(String, u32, String)> {
     v
 }
 
+/// The parts of a solved re-plan model the target is read from.
+pub(crate) struct Solved<'a> {
+    /// Kept GPUs per current type.
+    pub keep: &'a [Var],
+    /// New instances per (model, size).
+    pub n: &'a [Vec<Option<Var>>],
+    /// New cuts.
+    pub supply: &'a supply::Supply,
+    /// The solution.
+    pub out: &'a Outcome,
+}
+
 /// The target's GPUs (indices of the current plan, added ones after them) and the fate of
-/// every GPU used before or after.
-fn target(
-    d: &RateData,
+/// every GPU used before or after. `point(m, k)`: (batch, procs) of model m on size k.
+pub(super) fn target(
+    sizes: &crate::data::Sizes,
+    names: &[String],
+    point: &dyn Fn(usize, usize) -> (u32, u32),
     cur: &Current,
     current: &Plan,
-    model: &Model,
-    out: &Outcome,
+    s: &Solved<'_>,
 ) -> (Vec<GpuPlan>, Vec<GpuChange>) {
     let before: BTreeMap<u32, Vec<Assignment>> = current
         .gpus
         .iter()
         .map(|g| (g.index, g.layout.clone()))
         .collect();
-    let after = after_layouts(d, cur, &before, model, out);
+    let after = after_layouts(sizes, names, point, cur, &before, s);
     let top = after.keys().max().map_or(0, |&m| m + 1);
     let gpus = (0..top)
         .map(|i| GpuPlan {
@@ -702,24 +801,25 @@ fn target(
 /// Every GPU's layout in the target: the kept GPUs of each type (at the new scenario's best
 /// points), then the new cuts on the freed GPUs, in index order, and on new indices.
 fn after_layouts(
-    d: &RateData,
+    sizes: &crate::data::Sizes,
+    names: &[String],
+    point: &dyn Fn(usize, usize) -> (u32, u32),
     cur: &Current,
     before: &BTreeMap<u32, Vec<Assignment>>,
-    model: &Model,
-    out: &Outcome,
+    s: &Solved<'_>,
 ) -> BTreeMap<u32, Vec<Assignment>> {
     let mut after: BTreeMap<u32, Vec<Assignment>> = BTreeMap::new();
     let mut free: Vec<u32> = Vec::new();
-    for ((_, gpus, _), &v) in cur.types.iter().zip(&model.keep) {
-        let k = (out.int(v) as usize).min(gpus.len());
+    for ((_, gpus, _), &v) in cur.types.iter().zip(s.keep) {
+        let k = (s.out.int(v) as usize).min(gpus.len());
         for &g in &gpus[..k] {
             let mut layout = before[&g].clone();
             for a in &mut layout {
                 if let (Some(ki), Some(mi)) = (
-                    d.sizes.index(a.profile.as_str()),
-                    d.models.iter().position(|x| x.name == a.model.as_str()),
+                    sizes.index(a.profile.as_str()),
+                    names.iter().position(|x| x.as_str() == a.model.as_str()),
                 ) {
-                    (a.batch, a.procs) = d.point(mi, ki);
+                    (a.batch, a.procs) = point(mi, ki);
                 }
             }
             after.insert(g, layout);
@@ -727,10 +827,9 @@ fn after_layouts(
         free.extend_from_slice(&gpus[k..]);
     }
     free.sort_unstable();
-    let per_gpu = model.supply.decode(&d.sizes, out);
-    let counts = out.counts(&model.n);
-    let point = |m: usize, k: usize| d.point(m, k);
-    let new = assign(&d.sizes, &per_gpu, &counts, &d.names(), &|_| None, &point);
+    let per_gpu = s.supply.decode(sizes, s.out);
+    let counts = s.out.counts(s.n);
+    let new = assign(sizes, &per_gpu, &counts, names, &|_| None, point);
     let mut next = cur.slots;
     let mut free_iter = free.iter();
     for g in new.into_iter().filter(|g| !g.layout.is_empty()) {
@@ -780,7 +879,7 @@ fn fates(
 
 /// Moves each swapped GPU's new layout to the idle GPU that took it: (g, s) leaves g idle
 /// (freed) and s in use (added).
-fn apply_swaps(
+pub(super) fn apply_swaps(
     mut gpus: Vec<GpuPlan>,
     mut changes: Vec<GpuChange>,
     swaps: &[(u32, u32)],

@@ -89,163 +89,126 @@ impl Transition {
     }
 }
 
+/// How a transition measures capacity: a GPU's instances as counts per (model, size), and
+/// the requests/s each model carries on a set of instances. Min-gpus capacity is additive
+/// (each instance serves its throughput); max-load capacity is not (a model's query classes
+/// are routed among all its instances at once), which is why a step is judged on the whole
+/// set of GPUs that stay up, never on per-GPU sums.
+pub trait Capacity {
+    /// Instances of a layout per (model, size), flattened model-major.
+    fn count(&self, layout: &[Assignment]) -> Vec<u32>;
+    /// Requests/s each model carries on the instances `counts` gives (scenario order).
+    fn of(&self, counts: &[u32]) -> Vec<f64>;
+}
+
 /// A pending change of one GPU.
 #[derive(Debug, Clone)]
 struct Op {
     gpu: u32,
     kind: &'static str,
     to: Vec<Assignment>,
-    loss: Vec<f64>,
-    gain: Vec<f64>,
+    /// Instances that go down (per model and size) and come up.
+    loss: Vec<u32>,
+    gain: Vec<u32>,
+    /// Capacity of those alone (for ordering only).
+    loss_cap: f64,
+    gain_cap: f64,
 }
 
 const TOL: f64 = 1e-9;
 
-fn fits(avail: &[f64], loss: &[f64], required: &[f64]) -> bool {
-    avail
-        .iter()
-        .zip(loss)
+fn meets(cap: &[f64], required: &[f64]) -> bool {
+    cap.iter()
         .zip(required)
-        .all(|((a, l), r)| a - l >= r * (1.0 - TOL) - TOL)
+        .all(|(a, r)| *a >= r * (1.0 - TOL) - TOL)
 }
 
-fn sub(a: &mut [f64], b: &[f64]) {
-    a.iter_mut().zip(b).for_each(|(x, y)| *x -= y);
+fn minus(a: &[u32], b: &[u32]) -> Vec<u32> {
+    a.iter().zip(b).map(|(x, y)| x.saturating_sub(*y)).collect()
 }
 
-fn add(a: &mut [f64], b: &[f64]) {
-    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+fn plus(a: &[u32], b: &[u32]) -> Vec<u32> {
+    a.iter().zip(b).map(|(x, y)| x + y).collect()
+}
+
+/// The transition's bookkeeping: instances up now, the capacity rule and what it needs.
+struct State<'a> {
+    cap: &'a dyn Capacity,
+    required: &'a [f64],
+    now: Vec<u32>,
+}
+
+impl State<'_> {
+    /// Whether `up` (instances that stay up) keeps every model's required capacity.
+    fn safe(&self, up: &[u32]) -> bool {
+        meets(&self.cap.of(up), self.required)
+    }
+}
+
+/// The pending changes of a transition.
+fn pending_ops(changes: &[GpuChange], cap: &dyn Capacity) -> Vec<Op> {
+    let total = |c: &[u32]| -> f64 { cap.of(c).iter().sum() };
+    changes
+        .iter()
+        .filter(|c| c.fate != Fate::Kept)
+        .map(|c| {
+            let (loss, gain) = (cap.count(&c.before), cap.count(&c.after));
+            Op {
+                gpu: c.gpu,
+                kind: match c.fate {
+                    Fate::Added => "add",
+                    Fate::Freed => "free",
+                    _ => "re-cut",
+                },
+                to: c.after.clone(),
+                loss_cap: total(&loss),
+                gain_cap: total(&gain),
+                loss,
+                gain,
+            }
+        })
+        .collect()
 }
 
 /// Orders and groups the changes into safe steps.
 ///
-/// `caps(layout)` gives a GPU's capacity per model; `slots` is the first device index after
-/// the plan's GPUs (spares take `slots`, `slots + 1`, ...).
+/// `cap` measures capacity; `slots` is the first device index after the plan's GPUs
+/// (spares take `slots`, `slots + 1`, ...).
 pub fn plan(
     changes: &[GpuChange],
-    caps: &dyn Fn(&[Assignment]) -> Vec<f64>,
+    cap: &dyn Capacity,
     required: &[f64],
     models: &[String],
     spares: u32,
     slots: u32,
 ) -> Result<Transition, Error> {
-    let nm = required.len();
-    let mut now = vec![0.0; nm];
-    for c in changes.iter().filter(|c| c.fate != Fate::Added) {
-        add(&mut now, &caps(&c.before));
-    }
-    let before = now.clone();
-    let mut pending: Vec<Op> = changes
+    let width = changes
         .iter()
-        .filter(|c| c.fate != Fate::Kept)
-        .map(|c| Op {
-            gpu: c.gpu,
-            kind: match c.fate {
-                Fate::Added => "add",
-                Fate::Freed => "free",
-                _ => "re-cut",
-            },
-            to: c.after.clone(),
-            loss: caps(&c.before),
-            gain: caps(&c.after),
-        })
-        .collect();
-    let lower_bound = if pending.is_empty() {
-        0
-    } else {
-        let all: Vec<f64> = (0..nm)
-            .map(|m| pending.iter().map(|o| o.loss[m]).sum())
-            .collect();
-        if fits(&now, &all, required) {
-            1
-        } else {
-            2
-        }
-    };
+        .flat_map(|c| [cap.count(&c.before).len(), cap.count(&c.after).len()])
+        .max()
+        .unwrap_or(0);
+    let mut now = vec![0u32; width];
+    for c in changes.iter().filter(|c| c.fate != Fate::Added) {
+        now = plus(&now, &cap.count(&c.before));
+    }
+    let mut st = State { cap, required, now };
+    let before = cap.of(&st.now);
+    let mut pending = pending_ops(changes, cap);
+    let lower_bound = lower_bound(&st, &pending);
     let mut steps = Vec::new();
-    let mut spares_used = Vec::new();
-    let mut next_spare = slots;
-    // GPUs drained by this transition, free for a swap; swaps made.
-    let mut idle: Vec<u32> = Vec::new();
-    let mut swaps: Vec<(u32, u32)> = Vec::new();
+    let mut spares = Spares {
+        given: spares,
+        used: Vec::new(),
+        next: slots,
+        idle: Vec::new(),
+        swaps: Vec::new(),
+    };
     while !pending.is_empty() {
         order(&mut pending);
-        let mut avail = now.clone();
-        let mut take = Vec::new();
-        for (i, op) in pending.iter().enumerate() {
-            if fits(&avail, &op.loss, required) {
-                sub(&mut avail, &op.loss);
-                take.push(i);
-            }
+        match take(&st, &pending) {
+            take if take.is_empty() => swap(&st, &mut pending, &mut spares, models)?,
+            take => steps.push(apply(&mut st, &mut pending, &take, &mut spares.idle)),
         }
-        if take.is_empty() {
-            // Swap: cut an idle GPU (a spare, or one this transition already drained) into
-            // the blocked GPU's new layout, and drain the blocked GPU instead.
-            // Swap the change whose new layout, once up, unblocks the most other changes.
-            let unblocked = |c: usize| -> usize {
-                let mut after = now.clone();
-                add(&mut after, &pending[c].gain);
-                (0..pending.len())
-                    .filter(|&j| j != c && fits(&after, &pending[j].loss, required))
-                    .count()
-            };
-            let Some(bi) = (0..pending.len())
-                .filter(|&i| pending[i].kind == "re-cut")
-                .max_by_key(|&i| (unblocked(i), std::cmp::Reverse(i)))
-            else {
-                return Err(blocked(&pending[0], &now, required, models, spares));
-            };
-            let spare = match idle.pop() {
-                Some(s) => s,
-                None if (spares_used.len() as u32) < spares => {
-                    next_spare += 1;
-                    spares_used.push(next_spare - 1);
-                    next_spare - 1
-                }
-                None => return Err(blocked(&pending[bi], &now, required, models, spares)),
-            };
-            let op = pending.remove(bi);
-            swaps.push((op.gpu, spare));
-            pending.push(Op {
-                gpu: spare,
-                kind: "swap in",
-                to: op.to.clone(),
-                loss: vec![0.0; nm],
-                gain: op.gain.clone(),
-            });
-            pending.push(Op {
-                gpu: op.gpu,
-                kind: "swap out",
-                to: Vec::new(),
-                loss: op.loss,
-                gain: vec![0.0; nm],
-            });
-            continue;
-        }
-        let mut during = now.clone();
-        let mut gpus = Vec::new();
-        // Remove from the back so indices stay valid.
-        for &i in take.iter().rev() {
-            let op = pending.remove(i);
-            if op.to.is_empty() {
-                // Drained and idle from now on: it may take a later swap.
-                idle.push(op.gpu);
-            }
-            sub(&mut during, &op.loss);
-            sub(&mut now, &op.loss);
-            add(&mut now, &op.gain);
-            gpus.push(StepGpu {
-                gpu: op.gpu,
-                kind: op.kind.to_string(),
-                layout: op.to,
-            });
-        }
-        gpus.sort_by_key(|g| g.gpu);
-        steps.push(Step {
-            gpus,
-            capacity_during: during,
-            capacity_after: now.clone(),
-        });
     }
     let count = steps.len() as u32;
     Ok(Transition {
@@ -255,19 +218,137 @@ pub fn plan(
         steps,
         lower_bound,
         minimal: count == lower_bound,
-        spares_used,
-        swaps,
+        spares_used: spares.used,
+        swaps: spares.swaps,
     })
+}
+
+/// 0 without changes, 1 when every change fits one step, else 2.
+fn lower_bound(st: &State<'_>, pending: &[Op]) -> u32 {
+    if pending.is_empty() {
+        return 0;
+    }
+    let all = pending.iter().fold(st.now.clone(), |a, o| minus(&a, &o.loss));
+    if st.safe(&all) {
+        1
+    } else {
+        2
+    }
+}
+
+/// The largest safe step in the pending order: each change joins if, with every change
+/// taken before it down too, every model keeps its required capacity.
+fn take(st: &State<'_>, pending: &[Op]) -> Vec<usize> {
+    let mut avail = st.now.clone();
+    let mut take = Vec::new();
+    for (i, op) in pending.iter().enumerate() {
+        let left = minus(&avail, &op.loss);
+        if st.safe(&left) {
+            avail = left;
+            take.push(i);
+        }
+    }
+    take
+}
+
+/// Runs one step: the changes `take` (indices into `pending`) go down and come back in
+/// their new layouts.
+fn apply(st: &mut State<'_>, pending: &mut Vec<Op>, take: &[usize], idle: &mut Vec<u32>) -> Step {
+    let mut during = st.now.clone();
+    let mut gpus = Vec::new();
+    // Remove from the back so indices stay valid.
+    for &i in take.iter().rev() {
+        let op = pending.remove(i);
+        if op.to.is_empty() {
+            // Drained and idle from now on: it may take a later swap.
+            idle.push(op.gpu);
+        }
+        during = minus(&during, &op.loss);
+        st.now = plus(&minus(&st.now, &op.loss), &op.gain);
+        gpus.push(StepGpu {
+            gpu: op.gpu,
+            kind: op.kind.to_string(),
+            layout: op.to,
+        });
+    }
+    gpus.sort_by_key(|g| g.gpu);
+    Step {
+        gpus,
+        capacity_during: st.cap.of(&during),
+        capacity_after: st.cap.of(&st.now),
+    }
+}
+
+/// Idle GPUs a swap may take: spares given and taken, GPUs this transition drained.
+struct Spares {
+    given: u32,
+    used: Vec<u32>,
+    next: u32,
+    idle: Vec<u32>,
+    swaps: Vec<(u32, u32)>,
+}
+
+/// No pending change can go down safely: cut an idle GPU (a spare, or one this transition
+/// already drained) into the new layout of the blocked re-cut whose new layout, once up,
+/// unblocks the most other changes, and drain the blocked GPU instead.
+fn swap(
+    st: &State<'_>,
+    pending: &mut Vec<Op>,
+    spares: &mut Spares,
+    models: &[String],
+) -> Result<(), Error> {
+    let unblocked = |c: usize| -> usize {
+        let after = plus(&st.now, &pending[c].gain);
+        (0..pending.len())
+            .filter(|&j| j != c && st.safe(&minus(&after, &pending[j].loss)))
+            .count()
+    };
+    let Some(bi) = (0..pending.len())
+        .filter(|&i| pending[i].kind == "re-cut")
+        .max_by_key(|&i| (unblocked(i), std::cmp::Reverse(i)))
+    else {
+        return Err(blocked(st, &pending[0], models, spares.given));
+    };
+    let spare = match spares.idle.pop() {
+        Some(s) => s,
+        None if (spares.used.len() as u32) < spares.given => {
+            spares.next += 1;
+            spares.used.push(spares.next - 1);
+            spares.next - 1
+        }
+        None => return Err(blocked(st, &pending[bi], models, spares.given)),
+    };
+    let op = pending.remove(bi);
+    spares.swaps.push((op.gpu, spare));
+    let none = vec![0; op.loss.len()];
+    pending.push(Op {
+        gpu: spare,
+        kind: "swap in",
+        to: op.to.clone(),
+        loss: none.clone(),
+        gain: op.gain.clone(),
+        loss_cap: 0.0,
+        gain_cap: op.gain_cap,
+    });
+    pending.push(Op {
+        gpu: op.gpu,
+        kind: "swap out",
+        to: Vec::new(),
+        loss: op.loss,
+        gain: none,
+        loss_cap: op.loss_cap,
+        gain_cap: 0.0,
+    });
+    Ok(())
 }
 
 /// Losses first by none, then by the net capacity a change adds (most first), frees last;
 /// ties by GPU index (deterministic).
 fn order(ops: &mut [Op]) {
     let key = |o: &Op| {
-        let loss: f64 = o.loss.iter().sum();
-        let net: f64 = o.gain.iter().sum::<f64>() - loss;
+        let net = o.gain_cap - o.loss_cap;
         let class = match o.kind {
-            _ if loss <= TOL => 1,
+            _ if o.loss_cap <= TOL => 1,
             "free" | "swap out" => 3,
             _ => 2,
         };
@@ -280,16 +361,18 @@ fn order(ops: &mut [Op]) {
     });
 }
 
-fn blocked(op: &Op, now: &[f64], required: &[f64], models: &[String], spares: u32) -> Error {
+fn blocked(st: &State<'_>, op: &Op, models: &[String], spares: u32) -> Error {
+    let left = st.cap.of(&minus(&st.now, &op.loss));
+    let required = st.required;
     let m = (0..required.len())
-        .find(|&m| now[m] - op.loss[m] < required[m] * (1.0 - TOL) - TOL)
+        .find(|&m| left[m] < required[m] * (1.0 - TOL) - TOL)
         .unwrap_or(0);
     Error::Infeasible(format!(
         "no safe transition with {spares} spare GPU(s): re-cutting GPU {} would leave model {} with {:.1} requests/s, \
          below the {:.1} it must keep (min of old and new rate)",
         op.gpu,
         models.get(m).map_or("?", |s| s.as_str()),
-        now[m] - op.loss[m],
-        required[m],
+        left.get(m).copied().unwrap_or(0.0),
+        required.get(m).copied().unwrap_or(0.0),
     ))
 }

@@ -33,6 +33,7 @@ fn ropts(old: &Scenario, new: &Scenario, spares: u32) -> ReplanOptions {
         spare_gpus: spares,
         gpu_slack: 0,
         required: Some(o.iter().zip(&n).map(|(a, b)| a.min(*b)).collect()),
+        load_slack: 0.0,
     }
 }
 
@@ -218,4 +219,158 @@ fn gpu_slack_never_recuts_more_and_stays_within_one_gpu() {
         );
     }
     check_transition(&current, &b, loose.required.as_ref().unwrap(), &new);
+}
+
+// ---- max-load re-planning ----
+
+fn load_opts() -> PlanOptions {
+    PlanOptions {
+        objective: Objective::MaxLoad,
+        ..Default::default()
+    }
+}
+
+fn lopts(spares: u32, slack: f64) -> ReplanOptions {
+    ReplanOptions {
+        plan: load_opts(),
+        spare_gpus: spares,
+        gpu_slack: 0,
+        required: None,
+        load_slack: slack,
+    }
+}
+
+/// The default scenario (8 H100s, two models) with these traffic shares.
+fn mix(shares: &[f64]) -> Scenario {
+    let mut s = migopt_profiles::default_scenario().unwrap();
+    for (m, &w) in s.models.iter_mut().zip(shares) {
+        m.demand = Demand::Share(w);
+    }
+    s
+}
+
+/// Each model's max-load capacity on these GPUs, computed independently of the
+/// re-planner: the model alone (share 1) scored by the shared fluid LP on its instances.
+fn model_caps(s: &Scenario, gpus: &[migopt_models::GpuPlan]) -> Vec<f64> {
+    s.models
+        .iter()
+        .map(|m| {
+            let mut one = s.clone();
+            let mut spec = m.clone();
+            spec.demand = Demand::Share(1.0);
+            one.models = vec![spec];
+            let mine: Vec<migopt_models::GpuPlan> = gpus
+                .iter()
+                .map(|g| migopt_models::GpuPlan {
+                    index: g.index,
+                    layout: g
+                        .layout
+                        .iter()
+                        .filter(|a| a.model == m.name)
+                        .cloned()
+                        .collect(),
+                })
+                .collect();
+            migopt_solver::evaluate_fixed_instances(&one, &mine, &load_opts())
+                .unwrap()
+                .lambda
+        })
+        .collect()
+}
+
+/// Walks a max-load transition: every state validates, every model keeps its required
+/// capacity on the GPUs that stay up (independent fluid LPs), the end state is the target.
+fn check_load_transition(current: &Plan, r: &migopt_solver::replan::Replan, s: &Scenario) {
+    let mut state: BTreeMap<u32, Vec<migopt_models::Assignment>> = current
+        .gpus
+        .iter()
+        .map(|g| (g.index, g.layout.clone()))
+        .collect();
+    let as_plan = |st: &BTreeMap<u32, Vec<migopt_models::Assignment>>, down: &[u32]| {
+        st.iter()
+            .filter(|(i, _)| !down.contains(i))
+            .map(|(&index, l)| migopt_models::GpuPlan {
+                index,
+                layout: l.clone(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let required = &r.transition.required;
+    for (i, step) in r.transition.steps.iter().enumerate() {
+        let down: Vec<u32> = step.gpus.iter().map(|g| g.gpu).collect();
+        let caps = model_caps(s, &as_plan(&state, &down));
+        for (m, (&have, &need)) in caps.iter().zip(required).enumerate() {
+            assert!(
+                have >= need * (1.0 - 1e-6) - 1e-6,
+                "step {}: model {} has {have} < {need}",
+                i + 1,
+                s.models[m].name
+            );
+        }
+        for g in &step.gpus {
+            state.insert(g.gpu, g.layout.clone());
+        }
+        let mut p = r.target.clone();
+        p.gpus = as_plan(&state, &[]);
+        p.validate(LayoutRules::default()).unwrap();
+    }
+    for g in &r.target.gpus {
+        let got = state.get(&g.index).cloned().unwrap_or_default();
+        assert_eq!(
+            migopt_solver::replan::layout_key(&got),
+            migopt_solver::replan::layout_key(&g.layout),
+            "GPU {} ends in another state",
+            g.index
+        );
+    }
+    // Required capacity is min(old rate, new rate) per model.
+    for (m, need) in required.iter().enumerate() {
+        let old = current.model_rates[m].rate_qps;
+        let new = r.target.model_rates[m].rate_qps;
+        assert!(*need <= old.min(new) * (1.0 + 1e-9) + 1e-9);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
+    #[test]
+    fn max_load_replan_with_an_unchanged_mix_recuts_nothing(w in 0.1f64..0.9) {
+        let s = mix(&[w, 1.0 - w]);
+        let current = plan(&s, SolverKind::Milp, &load_opts()).unwrap();
+        let r = replan(&current, &s, &lopts(0, 0.0)).unwrap();
+        prop_assert_eq!(r.status, SolveStatus::Optimal);
+        prop_assert_eq!(r.gpus_changed, 0);
+        prop_assert_eq!(r.instances_started, 0);
+        prop_assert!(r.transition.steps.is_empty());
+        prop_assert!(r.gpus.iter().all(|g| g.fate == Fate::Kept));
+        prop_assert!(r.target.report.objective >= current.report.objective * (1.0 - 1e-6));
+    }
+
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
+    #[test]
+    fn max_load_replan_keeps_the_most_load_and_a_safe_transition(
+        w0 in 0.1f64..0.9,
+        w1 in 0.1f64..0.9,
+    ) {
+        let (old, new) = (mix(&[w0, 1.0 - w0]), mix(&[w1, 1.0 - w1]));
+        let current = plan(&old, SolverKind::Milp, &load_opts()).unwrap();
+        let scratch = plan(&new, SolverKind::Milp, &load_opts()).unwrap();
+        let r = replan(&current, &new, &lopts(8, 0.0)).unwrap();
+        prop_assert_eq!(r.status, SolveStatus::Optimal);
+        prop_assert_eq!(r.target.objective_kind, Objective::MaxLoad);
+        // The most load first: the target carries the from-scratch optimum.
+        let lambda = r.target.report.objective;
+        prop_assert!(lambda >= scratch.report.objective * (1.0 - 1e-6), "{lambda} < {}", scratch.report.objective);
+        // Re-cutting every GPU is always possible, so never more are changed.
+        prop_assert!(r.gpus_changed <= new.gpu_count);
+        check_load_transition(&current, &r, &new);
+        // A load slack only widens the gpus-changed tier's feasible set.
+        let loose = replan(&current, &new, &lopts(8, 0.1)).unwrap();
+        prop_assert!(loose.gpus_changed <= r.gpus_changed);
+        prop_assert!(loose.target.report.objective >= scratch.report.objective * 0.9 * (1.0 - 1e-6));
+        check_load_transition(&current, &loose, &new);
+    }
 }
