@@ -1472,7 +1472,8 @@ fn schedulers_md(elsa: SchedulerKind) -> String {
     }
     let _ = writeln!(
         s,
-        "\n`elsa` is `{}`: the variant with the best capacity and tail latency across this ablation.\n",
+        "\n`elsa` is `{}`: the variant chosen for the goals below (capacity at least FIFS's and JSQ's, p99 at \
+         70% load at most FIFS's, on every workload).\n",
         elsa.as_str()
     );
     s
