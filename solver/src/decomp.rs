@@ -325,15 +325,39 @@ mod tests {
         (z ^ (z >> 31)) as f64 / u64::MAX as f64
     }
 
-    /// `models` synthetic A100 models (the bench's curves) needing about `gpus` GPUs.
-    fn scenario(models: usize, gpus: f64, seed: u64) -> Scenario {
-        let sms = [
-            ("1g.10gb", 14.0),
-            ("2g.20gb", 28.0),
-            ("3g.40gb", 42.0),
-            ("4g.40gb", 56.0),
-            ("7g.80gb", 98.0),
-        ];
+    /// Classic profiles and their SMs, per GPU kind the tests plan on.
+    const GPUS: [(&str, &[(&str, f64)]); 3] = [
+        (
+            "A100-80GB",
+            &[
+                ("1g.10gb", 14.0),
+                ("2g.20gb", 28.0),
+                ("3g.40gb", 42.0),
+                ("4g.40gb", 56.0),
+                ("7g.80gb", 98.0),
+            ],
+        ),
+        (
+            "H100-80GB",
+            &[
+                ("1g.10gb", 16.0),
+                ("2g.20gb", 32.0),
+                ("3g.40gb", 60.0),
+                ("4g.40gb", 64.0),
+                ("7g.80gb", 132.0),
+            ],
+        ),
+        (
+            "A30-24GB",
+            &[("1g.6gb", 14.0), ("2g.12gb", 28.0), ("4g.24gb", 56.0)],
+        ),
+    ];
+
+    /// `models` synthetic models (the bench's curves) on a GPU of `GPUS`, needing about
+    /// `gpus` GPUs.
+    fn scenario(gpu: usize, models: usize, gpus: f64, seed: u64) -> Scenario {
+        let (gpu, sms) = GPUS[gpu];
+        let top = sms.last().map_or(1.0, |p| p.1);
         let mut s = seed;
         let (mut rows, mut specs) = (Vec::new(), Vec::new());
         for i in 0..models {
@@ -342,7 +366,7 @@ mod tests {
                 a * (1.0 + 0.25 * (p - 1) as f64) + c * (b * p) as f64 / sm
             };
             let name = format!("m{i}");
-            for (profile, sm) in sms {
+            for &(profile, sm) in sms {
                 for p in 1..=3 {
                     for b in [1u32, 2, 4, 8, 16, 32] {
                         let l = lat(b, p, sm);
@@ -350,7 +374,7 @@ mod tests {
                             Origin::file("test"),
                             ProfileRow {
                                 model: name.as_str().into(),
-                                gpu: "A100-80GB".into(),
+                                gpu: gpu.into(),
                                 profile: profile.into(),
                                 batch: b,
                                 latency_ms: l,
@@ -364,10 +388,10 @@ mod tests {
                     }
                 }
             }
-            let sla = lat(1, 1, 98.0) / 0.45 * (1.5 + 6.5 * rng(&mut s));
-            // About 7·gpus/models GPCs of the 7g's throughput each, ±80%.
+            let sla = lat(1, 1, top) / 0.45 * (1.5 + 6.5 * rng(&mut s));
+            // About gpus/models GPUs' worth of the whole-GPU profile's throughput, ±80%.
             let rate =
-                gpus / models as f64 * 1000.0 / lat(1, 1, 98.0) * (0.2 + 1.6 * rng(&mut s)) * 8.0;
+                gpus / models as f64 * 1000.0 / lat(1, 1, top) * (0.2 + 1.6 * rng(&mut s)) * 8.0;
             specs.push(ModelSpec {
                 name: name.as_str().into(),
                 sla: Millis(sla),
@@ -379,7 +403,7 @@ mod tests {
         Scenario {
             name: "decomp".into(),
             description: None,
-            gpu: "A100-80GB".into(),
+            gpu: gpu.into(),
             gpu_count: 1,
             batch_lookup: BatchLookup::Interpolate,
             max_procs: None,
@@ -399,7 +423,7 @@ mod tests {
         (crate::data::rate_data(s, &params, rules).unwrap(), opts)
     }
 
-    /// On random instances, under each rule set: the bound never exceeds the MILP's proven
+    /// On random instances on three GPU kinds, under each rule set: the bound never exceeds the MILP's proven
     /// optimum, and `solve` (the bound's plan where it meets the bound, else the MILP with
     /// the bound as cuts) proves the same optimum (GPUs and GPCs) as the MILP alone.
     #[test]
@@ -417,12 +441,9 @@ mod tests {
         ];
         let mut met = 0;
         for seed in 0..36u64 {
-            let s = scenario(
-                2 + (seed as usize * 5) % 14,
-                1.0 + (seed * 7 % 19) as f64,
-                seed,
-            );
-            let (d, opts) = data(&s, rules[seed as usize % 3]);
+            let (gpu, models) = (seed as usize % 3, 2 + (seed as usize * 5) % 14);
+            let s = scenario(gpu, models, 1.0 + (seed * 7 % 19) as f64, seed);
+            let (d, opts) = data(&s, rules[seed as usize / 3 % 3]);
             let (max, lp) = crate::exact::min_gpus_limit(&d, &opts).unwrap();
             let plain = crate::mingpus::solve_milp(&d, &opts, max, lp, None, None).unwrap();
             let ours = crate::mingpus::solve(&d, &opts, max, lp).unwrap();
@@ -438,6 +459,7 @@ mod tests {
             );
             met += usize::from((b.gpus, b.gpcs) == optimum);
         }
+
         // The bound is the optimum on most of these instances (so the fast path is tested).
         assert!(met >= 24, "bound met on {met} of 36");
     }
