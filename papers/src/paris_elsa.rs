@@ -1772,7 +1772,11 @@ fn sla_md(rows: &[SlaRow]) -> String {
     );
     s += "`sla` plans against a queueing model (each (size, batch range) pool an M/G/n queue, p99 within the SLA \
           with a 10% margin on the 1% budget; `solver/src/slaload.rs`), is checked in simulation under ELSA and cut \
-          until verified (`migopt-verify`). Capacities are ELSA's simulated p99 capacity with 95% intervals.\n\n";
+          until verified (`migopt-verify`). Capacities are ELSA's simulated p99 capacity with 95% intervals. \
+          The predicted capacity is the queueing model's for the chosen plan, with ELSA's spill-over modelled \
+          (`predict_capacity` in `solver/src/sla.rs`): a batch class that several sizes run within half the SLA \
+          is split among them so that their instances are equally busy, and its queries wait as in one M/G/n \
+          pool of all those instances; a class only some sizes run adds the tail of its own pool on them.\n\n";
     let t: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {

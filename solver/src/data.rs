@@ -427,82 +427,129 @@ pub(crate) fn rate_data(
         )));
     };
     let sizes = Sizes::new(scenario, rules)?;
-    let mut models = Vec::new();
-    for (mi, m) in scenario.models.iter().enumerate() {
-        let name = m.name.as_str();
-        let limit = params.slo_factor * m.sla.0;
-        let mut best = Vec::new();
-        let mut fastest: Option<(f64, u32, u32, usize)> = None;
-        let mut any = false;
-        for (k, p) in sizes.profiles.iter().enumerate() {
-            // All measured (batch, procs) points of this size, in ParvaGPU's scan order
-            // (batch, then procs); the first point with the highest throughput wins.
-            let mut pts: Vec<OpPoint> = Vec::new();
-            let procs_cap = max_procs.unwrap_or(u32::MAX);
-            for procs in scenario.profiles.procs_of(name, p.name.as_str()) {
-                if procs > procs_cap {
-                    continue;
-                }
-                if let Some(c) = scenario.profiles.curve(name, p.name.as_str(), procs) {
-                    any = true;
-                    let points = c.batches.iter().zip(&c.latency_ms).zip(&c.throughput_qps);
-                    for ((&b, &l), &measured) in points {
-                        if fastest.is_none_or(|f| l < f.0) {
-                            fastest = Some((l, b, procs, k));
-                        }
-                        if l < limit {
-                            // Planned capacity: the profile's throughput column (measured
-                            // where the row gives one: ParvaGPU rounds latencies to whole
-                            // ms but gives exact throughputs; else procs·batch/latency),
-                            // less the headroom kept for queueing (none under ParvaGPU's
-                            // rule).
-                            let tp = measured * params.rate_headroom;
-                            pts.push(OpPoint {
-                                batch: b,
-                                procs,
-                                latency: l,
-                                throughput: tp,
-                            });
-                        }
-                    }
-                }
-            }
-            pts.sort_by_key(|o| (o.batch, o.procs));
-            let mut pick: Option<OpPoint> = None;
-            for o in pts {
-                if pick.is_none_or(|b| o.throughput > b.throughput) {
-                    pick = Some(o);
-                }
-            }
-            best.push(pick);
-        }
-        if !any {
-            return Err(no_profile(scenario, &sizes, name, ""));
-        }
-        if best.iter().all(|b| b.is_none()) {
-            let (l, b, procs, k) = fastest.unwrap_or((f64::NAN, 0, 0, 0));
-            return Err(Error::Infeasible(format!(
-                "model {name}: no measured (profile, batch, processes) point runs within {} × {} ms = {} ms; \
-                 the fastest is batch {b} with {procs} process{} on {} at {} ms",
-                fmt_ms(params.slo_factor),
-                fmt_ms(m.sla.0),
-                fmt_ms(limit),
-                if procs == 1 { "" } else { "es" },
-                sizes.profiles[k].name,
-                fmt_ms(l)
-            )));
-        }
-        check_instances(scenario, &sizes, name, &best, rates[mi])?;
-        let (min_gpcs, _) = min_gpcs(&sizes, &best, rates[mi]);
-        models.push(RateModel {
-            name: name.to_string(),
-            rate: rates[mi],
-            best,
-            min_gpcs,
-        });
-    }
+    let models = (0..scenario.models.len())
+        .map(|mi| rate_model(scenario, &sizes, params, max_procs, mi, rates[mi]))
+        .collect::<Result<Vec<_>, _>>()?;
     check_total(scenario, &sizes, &models)?;
     Ok(RateData { sizes, models })
+}
+
+/// Model `mi` as min-gpus sees it, or why no plan can serve it.
+fn rate_model(
+    scenario: &Scenario,
+    sizes: &Sizes,
+    params: &PlanParams,
+    max_procs: Option<u32>,
+    mi: usize,
+    rate: f64,
+) -> Result<RateModel, Error> {
+    let m = &scenario.models[mi];
+    let name = m.name.as_str();
+    let limit = params.slo_factor * m.sla.0;
+    let mut scan = Scan {
+        // This model's curves alone, by a range query: linear in its own curves, not in the
+        // whole set (1,000 models sharing one set took 4 s of lookups without it).
+        own: scenario.profiles.only(name),
+        name,
+        limit,
+        procs_cap: max_procs.unwrap_or(u32::MAX),
+        headroom: params.rate_headroom,
+        any: false,
+        fastest: None,
+    };
+    let best: Vec<Option<OpPoint>> = sizes
+        .profiles
+        .iter()
+        .enumerate()
+        .map(|(k, p)| scan.best_point(k, p.name.as_str()))
+        .collect();
+    if !scan.any {
+        return Err(no_profile(scenario, sizes, name, ""));
+    }
+    if best.iter().all(|b| b.is_none()) {
+        let (l, b, procs, k) = scan.fastest.unwrap_or((f64::NAN, 0, 0, 0));
+        return Err(Error::Infeasible(format!(
+            "model {name}: no measured (profile, batch, processes) point runs within {} × {} ms = {} ms; \
+             the fastest is batch {b} with {procs} process{} on {} at {} ms",
+            fmt_ms(params.slo_factor),
+            fmt_ms(m.sla.0),
+            fmt_ms(limit),
+            if procs == 1 { "" } else { "es" },
+            sizes.profiles[k].name,
+            fmt_ms(l)
+        )));
+    }
+    check_instances(scenario, sizes, name, &best, rate)?;
+    let (min_gpcs, _) = min_gpcs(sizes, &best, rate);
+    Ok(RateModel {
+        name: name.to_string(),
+        rate,
+        best,
+        min_gpcs,
+    })
+}
+
+/// A scan of one model's measured points, size by size.
+struct Scan<'a> {
+    /// The model's curves.
+    own: migopt_models::ProfileSet,
+    /// The model.
+    name: &'a str,
+    /// Latency limit, ms (SLO factor × SLO).
+    limit: f64,
+    /// Most MPS processes.
+    procs_cap: u32,
+    /// Share of the throughput planned on (see `PlanParams::rate_headroom`).
+    headroom: f64,
+    /// Whether any curve exists for the model on a usable size.
+    any: bool,
+    /// The fastest measured point (latency, batch, procs, size), for the message when
+    /// none is fast enough.
+    fastest: Option<(f64, u32, u32, usize)>,
+}
+
+impl Scan<'_> {
+    /// The best feasible point of size `k`: among all measured (batch, procs) points within
+    /// the limit, in ParvaGPU's scan order (batch, then procs), the first with the highest
+    /// throughput.
+    fn best_point(&mut self, k: usize, profile: &str) -> Option<OpPoint> {
+        let mut pts: Vec<OpPoint> = Vec::new();
+        for procs in self.own.procs_of(self.name, profile) {
+            if procs > self.procs_cap {
+                continue;
+            }
+            let Some(c) = self.own.curve(self.name, profile, procs) else {
+                continue;
+            };
+            self.any = true;
+            let points = c.batches.iter().zip(&c.latency_ms).zip(&c.throughput_qps);
+            for ((&b, &l), &measured) in points {
+                if self.fastest.is_none_or(|f| l < f.0) {
+                    self.fastest = Some((l, b, procs, k));
+                }
+                if l < self.limit {
+                    // Planned capacity: the profile's throughput column (measured where the
+                    // row gives one: ParvaGPU rounds latencies to whole ms but gives exact
+                    // throughputs; else procs·batch/latency), less the headroom kept for
+                    // queueing (none under ParvaGPU's rule).
+                    pts.push(OpPoint {
+                        batch: b,
+                        procs,
+                        latency: l,
+                        throughput: measured * self.headroom,
+                    });
+                }
+            }
+        }
+        pts.sort_by_key(|o| (o.batch, o.procs));
+        let mut pick: Option<OpPoint> = None;
+        for o in pts {
+            if pick.is_none_or(|b| o.throughput > b.throughput) {
+                pick = Some(o);
+            }
+        }
+        pick
+    }
 }
 
 /// A model's rate must need at most [`MAX_INSTANCES_PER_MODEL`] instances of its fastest

@@ -220,17 +220,7 @@ impl Builder {
         ctl: &Control,
         start: Option<&[f64]>,
     ) -> Result<Outcome, Failure> {
-        let threads = ctl.threads.max(1);
-        match FIRST_THREADS.with(|f| f.get()) {
-            Some(first) if first != threads => {
-                return Err(Failure::Threads {
-                    first,
-                    asked: threads,
-                })
-            }
-            Some(_) => {}
-            None => FIRST_THREADS.with(|f| f.set(Some(threads))),
-        }
+        claim_threads(ctl.threads.max(1))?;
         let unsolved = match sense {
             Sense::Maximise => self.vars.maximise(objective),
             Sense::Minimise => self.vars.minimise(objective),
@@ -239,53 +229,7 @@ impl Builder {
         let mut model = problem
             .try_into_inner()
             .map_err(|e| Failure::Solver(e.to_string()))?;
-        model.make_quiet();
-        if std::env::var_os("MIGOPT_HIGHS_LOG").is_some() {
-            let _ = model.try_set_option("output_flag", true);
-            let _ = model.try_set_option("log_to_console", true);
-        }
-        let set = |k: &str, r: Result<(), highs::TrySetOptionError>| {
-            r.map_err(|_| Failure::Solver(format!("HiGHS refused option {k}")))
-        };
-        set(
-            "threads",
-            model.try_set_option("threads", ctl.threads.max(1) as i32),
-        )?;
-        set("random_seed", model.try_set_option("random_seed", 1))?;
-        set(
-            "mip_rel_gap",
-            model.try_set_option("mip_rel_gap", ctl.mip_gap.max(0.0)),
-        )?;
-        if let Some(t) = ctl.time_limit {
-            set("time_limit", model.try_set_option("time_limit", t.max(0.0)))?;
-        }
-        if let Some(n) = ctl.node_limit {
-            let n = i32::try_from(n).unwrap_or(i32::MAX);
-            set("mip_max_nodes", model.try_set_option("mip_max_nodes", n))?;
-        }
-        if ctl.lean {
-            set(
-                "mip_heuristic_run_rins",
-                model.try_set_option("mip_heuristic_run_rins", false),
-            )?;
-            set(
-                "mip_heuristic_run_rens",
-                model.try_set_option("mip_heuristic_run_rens", false),
-            )?;
-        }
-        if let Some(a) = ctl.lp_age_limit {
-            let a = i32::try_from(a).unwrap_or(i32::MAX);
-            set(
-                "mip_lp_age_limit",
-                model.try_set_option("mip_lp_age_limit", a),
-            )?;
-        }
-        if ctl.relax {
-            set(
-                "solve_relaxation",
-                model.try_set_option("solve_relaxation", true),
-            )?;
-        }
+        configure(&mut model, ctl)?;
         if let Some(cols) = start {
             // A start HiGHS cannot use only costs it the search it would have done anyway.
             let _ = model.try_set_solution(Some(cols), None, None, None);
@@ -294,63 +238,130 @@ impl Builder {
             // space: with a good start it prunes the root and reports the start as optimal
             // (seen on the 1,000-GPU benchmark: "optimal" 968 GPUs where 963 exist). Without
             // presolve the start is compared correctly, and the solve is faster anyway.
-            set("presolve", model.try_set_option("presolve", "off"))?;
+            set_option(&mut model, "presolve", "off")?;
         }
-        let start = Instant::now();
+        let began = Instant::now();
         let solved = model
             .try_solve()
             .map_err(|e| Failure::Solver(format!("{e:?}")))?;
-        let seconds = start.elapsed().as_secs_f64();
-        let status = match solved.status() {
-            HighsModelStatus::Infeasible | HighsModelStatus::UnboundedOrInfeasible => {
-                return Err(Failure::Infeasible)
-            }
-            HighsModelStatus::Optimal
-            | HighsModelStatus::ObjectiveBound
-            | HighsModelStatus::ObjectiveTarget => SolveStatus::Optimal,
-            HighsModelStatus::ReachedTimeLimit
-            | HighsModelStatus::ReachedSolutionLimit
-            | HighsModelStatus::ReachedInterrupt
-            | HighsModelStatus::ReachedIterationLimit
-            | HighsModelStatus::ReachedMemoryLimit => SolveStatus::TimeLimit,
-            other => {
-                return Err(Failure::Solver(format!(
-                    "HiGHS ended with status {other:?}"
-                )))
-            }
-        };
-        if solved.primal_solution_status() != HighsSolutionStatus::Feasible {
-            return Err(Failure::NoSolution);
-        }
-        let values = solved.get_solution().columns().to_vec();
-        let objective = solved.objective_value();
-        let is_mip = !ctl.relax && solved.mip_gap().is_finite();
-        let (bound, gap) = if is_mip {
-            let b = solved
-                .double_info_value(c"mip_dual_bound")
-                .unwrap_or(f64::NAN);
-            let g = solved.mip_gap();
-            (b, if g.is_finite() { g.max(0.0) } else { 0.0 })
-        } else {
-            (objective, 0.0)
-        };
-        let status = match status {
-            SolveStatus::Optimal
-                if gap > ctl.mip_gap.max(0.0) + 1e-9 || (gap > 1e-9 && ctl.mip_gap > 0.0) =>
-            {
-                SolveStatus::GapLimit
-            }
-            s => s,
-        };
-        Ok(Outcome {
-            status,
-            values,
-            objective,
-            bound,
-            gap,
-            seconds,
-        })
+        outcome(&solved, ctl, began.elapsed().as_secs_f64())
     }
+}
+
+/// Records this OS thread's HiGHS thread count at its first solve, and refuses another.
+fn claim_threads(threads: u32) -> Result<(), Failure> {
+    match FIRST_THREADS.with(|f| f.get()) {
+        Some(first) if first != threads => Err(Failure::Threads {
+            first,
+            asked: threads,
+        }),
+        Some(_) => Ok(()),
+        None => {
+            FIRST_THREADS.with(|f| f.set(Some(threads)));
+            Ok(())
+        }
+    }
+}
+
+/// Sets one HiGHS option, or says which one HiGHS refused.
+fn set_option<V: highs::HighsOptionValue>(
+    model: &mut highs::Model,
+    key: &str,
+    value: V,
+) -> Result<(), Failure> {
+    model
+        .try_set_option(key, value)
+        .map_err(|_| Failure::Solver(format!("HiGHS refused option {key}")))
+}
+
+/// HiGHS options from the controls (quiet unless `MIGOPT_HIGHS_LOG` is set).
+fn configure(model: &mut highs::Model, ctl: &Control) -> Result<(), Failure> {
+    model.make_quiet();
+    if std::env::var_os("MIGOPT_HIGHS_LOG").is_some() {
+        let _ = model.try_set_option("output_flag", true);
+        let _ = model.try_set_option("log_to_console", true);
+    }
+    set_option(model, "threads", ctl.threads.max(1) as i32)?;
+    set_option(model, "random_seed", 1)?;
+    set_option(model, "mip_rel_gap", ctl.mip_gap.max(0.0))?;
+    if let Some(t) = ctl.time_limit {
+        set_option(model, "time_limit", t.max(0.0))?;
+    }
+    if let Some(n) = ctl.node_limit {
+        set_option(model, "mip_max_nodes", i32::try_from(n).unwrap_or(i32::MAX))?;
+    }
+    if ctl.lean {
+        set_option(model, "mip_heuristic_run_rins", false)?;
+        set_option(model, "mip_heuristic_run_rens", false)?;
+    }
+    if let Some(a) = ctl.lp_age_limit {
+        set_option(
+            model,
+            "mip_lp_age_limit",
+            i32::try_from(a).unwrap_or(i32::MAX),
+        )?;
+    }
+    if ctl.relax {
+        set_option(model, "solve_relaxation", true)?;
+    }
+    Ok(())
+}
+
+/// What HiGHS's model status means for us: a solve status, or why there is no solution.
+fn status_of(status: HighsModelStatus) -> Result<SolveStatus, Failure> {
+    match status {
+        HighsModelStatus::Infeasible | HighsModelStatus::UnboundedOrInfeasible => {
+            Err(Failure::Infeasible)
+        }
+        HighsModelStatus::Optimal
+        | HighsModelStatus::ObjectiveBound
+        | HighsModelStatus::ObjectiveTarget => Ok(SolveStatus::Optimal),
+        HighsModelStatus::ReachedTimeLimit
+        | HighsModelStatus::ReachedSolutionLimit
+        | HighsModelStatus::ReachedInterrupt
+        | HighsModelStatus::ReachedIterationLimit
+        | HighsModelStatus::ReachedMemoryLimit => Ok(SolveStatus::TimeLimit),
+        other => Err(Failure::Solver(format!(
+            "HiGHS ended with status {other:?}"
+        ))),
+    }
+}
+
+/// The outcome of a finished solve: its solution, objective, bound and gap (an optimum HiGHS
+/// reached with a gap above the one asked is `GapLimit`).
+fn outcome(solved: &highs::SolvedModel, ctl: &Control, seconds: f64) -> Result<Outcome, Failure> {
+    let status = status_of(solved.status())?;
+    if solved.primal_solution_status() != HighsSolutionStatus::Feasible {
+        return Err(Failure::NoSolution);
+    }
+    let values = solved.get_solution().columns().to_vec();
+    let objective = solved.objective_value();
+    let is_mip = !ctl.relax && solved.mip_gap().is_finite();
+    let (bound, gap) = if is_mip {
+        let b = solved
+            .double_info_value(c"mip_dual_bound")
+            .unwrap_or(f64::NAN);
+        let g = solved.mip_gap();
+        (b, if g.is_finite() { g.max(0.0) } else { 0.0 })
+    } else {
+        (objective, 0.0)
+    };
+    let status = match status {
+        SolveStatus::Optimal
+            if gap > ctl.mip_gap.max(0.0) + 1e-9 || (gap > 1e-9 && ctl.mip_gap > 0.0) =>
+        {
+            SolveStatus::GapLimit
+        }
+        s => s,
+    };
+    Ok(Outcome {
+        status,
+        values,
+        objective,
+        bound,
+        gap,
+        seconds,
+    })
 }
 
 /// Sum of `coef · var` terms as an expression.

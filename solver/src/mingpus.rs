@@ -15,6 +15,12 @@
 //!
 //! BIG = C·U + 1 with C compute slices per GPU and U the GPU limit, so one GPU always
 //! outweighs any difference in GPCs: the single solve is lexicographic.
+//!
+//! In the layout encoding, [`crate::decomp`]'s combinatorial bound runs first: per-model
+//! whole-instance sets against the GPUs' compute and memory-slot totals. When its instance
+//! sets pack into its GPU bound (the usual case), that plan meets both the GPU and the GPC
+//! bound and is returned as proven optimal without the MILP; otherwise the MILP runs with
+//! the bound as cuts.
 
 use crate::data::RateData;
 use crate::decomp;

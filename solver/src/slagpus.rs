@@ -9,8 +9,16 @@
 //! every B requests (arrival SCV 1/B). A request misses its SLO when
 //!
 //! ```text
-//!   form + W + L > SLO,   form = min(τ, (B − 1)·n / r)   (the longest a batch takes to fill)
+//!   Δ + W + L > SLO
 //! ```
+//!
+//! where Δ is the longest a request waits for its batch to start ([`batch_gap`]): at light
+//! load the time a batch takes to fill or the queue delay τ, form = min(τ, (B − 1)·n / r);
+//! under load, when an instance is never idle and each batch takes what arrived while the
+//! previous ones ran, the batch time L(m)/p at the batch size m that load settles at. (The
+//! first version used form alone; one 3g instance of densenet169 at batch 128 then missed
+//! its SLO in simulation, 154 ms against 150, whatever the cut on its rate, because the
+//! miss came from batch formation under load, not from queueing.)
 //!
 //! and the pool's admissible rate α_{m,k}(n) is the largest r with P(miss) ≤ δ_m
 //! ([`crate::queue::Pool::admissible`]), maximised over the measured operating points.
@@ -36,7 +44,7 @@ use crate::queue::Pool;
 use crate::supply::{self, Supply};
 use good_lp::constraint::{geq, leq};
 use good_lp::Expression;
-use migopt_models::{Error, ModelRate, Scenario, SolveReport};
+use migopt_models::{Curve, Error, ModelRate, Scenario, SolveReport};
 
 /// One operating point of a (model, size).
 #[derive(Debug, Clone, Copy)]
@@ -55,12 +63,12 @@ struct Option_ {
 }
 
 /// Admissible request rate of n instances at a point (see the module docs).
-fn admissible(p: Point, n: u32, slo: f64, tau: f64, budget: f64) -> f64 {
+fn admissible(p: Point, curve: &Curve, n: u32, slo: f64, tau: f64, budget: f64) -> f64 {
     let c = n * p.procs;
     let b = p.batch as f64;
     let ok = |r: f64| -> bool {
-        let form = tau.min((b - 1.0) * n as f64 / r.max(1e-9) * 1000.0);
-        match Pool::new([(1.0, p.latency)], slo - form) {
+        let gap = batch_gap(p, curve, n, r, tau);
+        match Pool::new([(1.0, p.latency)], slo - gap) {
             Some(pool) => pool.with_arrival_scv(1.0 / b).miss(c, r / b) <= budget,
             None => false,
         }
@@ -73,8 +81,57 @@ fn admissible(p: Point, n: u32, slo: f64, tau: f64, budget: f64) -> f64 {
     crate::queue::largest(sat, 1e-5, ok)
 }
 
-/// The measured operating points of model m on size k with at most `max_procs` processes.
-fn points(s: &Scenario, d: &RateData, m: usize, k: usize, max_procs: Option<u32>) -> Vec<Point> {
+/// The longest a request waits for its batch to start, ms, with n instances carrying
+/// `rate` requests/s at point p (each instance its share, as JSQ balances them): the
+/// least fixed point of
+///
+/// ```text
+///   Δ = max(form, L(m)/procs),   m = min(B, rate_i·Δ)
+/// ```
+///
+/// with form = min(τ, (B − 1)/rate_i) (an idle instance starts a batch when it is full or
+/// its oldest request has waited τ). Under load an instance is never idle: each of its
+/// processes frees up every L(m) and takes the m requests that arrived meanwhile, so a
+/// request may wait a whole batch time before its own starts, whatever τ (one 3g instance
+/// of densenet169 at batch 128 and 949 requests/s settles at m ≈ 73, Δ ≈ 77 ms, where
+/// form is 31 ms).
+fn batch_gap(p: Point, curve: &Curve, n: u32, rate: f64, tau: f64) -> f64 {
+    let per_ms = (rate / n as f64 / 1000.0).max(1e-12);
+    let b = p.batch as f64;
+    let form = tau.min((b - 1.0) / per_ms);
+    let mut gap = form;
+    for _ in 0..200 {
+        let m = (per_ms * gap).clamp(1.0, b);
+        let next = form.max(latency_at(curve, m).unwrap_or(p.latency) / p.procs as f64);
+        if next <= gap * (1.0 + 1e-9) {
+            break;
+        }
+        gap = next;
+    }
+    gap
+}
+
+/// The curve's latency at a fractional batch m, linear between measured batches (the
+/// smallest measured latency below them); `None` above the largest measured batch.
+fn latency_at(curve: &Curve, m: f64) -> Option<f64> {
+    let (bs, ls) = (&curve.batches, &curve.latency_ms);
+    let i = bs.iter().position(|&x| x as f64 >= m)?;
+    if i == 0 {
+        return ls.first().copied();
+    }
+    let (b0, b1) = (bs[i - 1] as f64, bs[i] as f64);
+    Some(ls[i - 1] + (m - b0) / (b1 - b0) * (ls[i] - ls[i - 1]))
+}
+
+/// The measured operating points of model m on size k with at most `max_procs` processes,
+/// each with its curve.
+fn points<'a>(
+    s: &'a Scenario,
+    d: &RateData,
+    m: usize,
+    k: usize,
+    max_procs: Option<u32>,
+) -> Vec<(Point, &'a Curve)> {
     let name = d.models[m].name.as_str();
     let prof = d.sizes.profiles[k].name.as_str();
     let mut out = Vec::new();
@@ -84,11 +141,12 @@ fn points(s: &Scenario, d: &RateData, m: usize, k: usize, max_procs: Option<u32>
         }
         if let Some(c) = s.profiles.curve(name, prof, procs) {
             for (&b, &l) in c.batches.iter().zip(&c.latency_ms) {
-                out.push(Point {
+                let point = Point {
                     batch: b,
                     procs,
                     latency: l,
-                });
+                };
+                out.push((point, c));
             }
         }
     }
@@ -122,10 +180,10 @@ fn options(job: &Job<RateData>) -> Vec<Vec<Vec<Option_>>> {
                     let pts = points(s, d, m, k, max_procs);
                     let best = |n: u32| -> Option<Option_> {
                         pts.iter()
-                            .map(|&p| Option_ {
+                            .map(|&(p, curve)| Option_ {
                                 n,
                                 point: p,
-                                rate: opts.sla.cut(m) * admissible(p, n, slo, tau, budget),
+                                rate: opts.sla.cut(m) * admissible(p, curve, n, slo, tau, budget),
                             })
                             .filter(|o| o.rate > 0.0)
                             .max_by(|a, b| a.rate.total_cmp(&b.rate))
@@ -295,4 +353,48 @@ fn decode(job: &Job<RateData>, model: &Model, out: &Outcome, big: f64) -> Result
         model_rates: Some(model_rates),
         report,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn curve() -> Curve {
+        // densenet169 on 3g.40gb, one process (ParvaGPU data set).
+        Curve {
+            batches: vec![1, 16, 32, 64, 128],
+            latency_ms: vec![17.0, 22.0, 41.0, 75.0, 88.0],
+            p99_ms: vec![17.0, 22.0, 41.0, 75.0, 88.0],
+            throughput_qps: vec![58.0, 738.0, 771.0, 849.0, 1460.0],
+            has_p99: false,
+        }
+    }
+
+    #[test]
+    fn a_busy_instance_waits_a_batch_time_not_the_queue_delay() {
+        let p = Point {
+            batch: 128,
+            procs: 1,
+            latency: 88.0,
+        };
+        let c = curve();
+        // Light load: the queue delay.
+        assert!((batch_gap(p, &c, 1, 10.0, 31.0) - 31.0).abs() < 1e-9);
+        // 949 requests/s on one instance: batches settle near 73 requests, about 77 ms.
+        let g = batch_gap(p, &c, 1, 949.0, 31.0);
+        assert!(g > 75.0 && g < 79.0, "{g}");
+        // The same load on two instances is back under the queue delay.
+        assert!((batch_gap(p, &c, 2, 949.0, 31.0) - 31.0).abs() < 1e-9);
+        // So one instance is not admissible at 949/s for a 150 ms SLO, two are.
+        assert!(admissible(p, &c, 1, 150.0, 31.0, 0.009) < 949.0);
+        assert!(admissible(p, &c, 2, 150.0, 31.0, 0.009) > 949.0);
+    }
+
+    #[test]
+    fn latency_is_linear_between_measured_batches() {
+        let c = curve();
+        assert_eq!(latency_at(&c, 0.5), Some(17.0));
+        assert_eq!(latency_at(&c, 96.0), Some(81.5));
+        assert_eq!(latency_at(&c, 129.0), None);
+    }
 }

@@ -316,50 +316,8 @@ fn placement_symmetry(
 /// until this feasibility problem has no solution (by bisection): the class that breaks it
 /// is the one named.
 pub(crate) fn unplaceable(d: &crate::data::LoadData, threads: u32) -> Option<String> {
-    // Within a model, the most demanding classes first (fewest sizes, then largest batch),
-    // so the class named is the one that needs what the GPUs cannot give.
-    let classes: Vec<(usize, usize)> = d
-        .models
-        .iter()
-        .enumerate()
-        .flat_map(|(m, lm)| {
-            let mut cs: Vec<usize> = (0..lm.classes.len()).collect();
-            cs.sort_by_key(|&c| {
-                let c = &lm.classes[c];
-                (c.lat.iter().flatten().count(), std::cmp::Reverse(c.batch))
-            });
-            cs.into_iter().map(move |c| (m, c))
-        })
-        .collect();
-    let feasible = |upto: usize| -> bool {
-        let mut b = Builder::new();
-        let sizes = d.sizes.profiles.len();
-        let n: Vec<Vec<Var>> = (0..d.models.len())
-            .map(|m| {
-                (0..sizes)
-                    .map(|k| b.int(format!("n[{m},{k}]"), d.gpus as f64 * 7.0))
-                    .collect()
-            })
-            .collect();
-        for &(m, c) in &classes[..upto] {
-            let lat = &d.models[m].classes[c].lat;
-            let serve = lin((0..sizes)
-                .filter(|&k| lat[k].is_some())
-                .map(|k| (1.0, n[m][k])));
-            b.push(geq(serve, 1.0));
-        }
-        let demand: Vec<Expression> = (0..sizes)
-            .map(|k| lin(n.iter().map(|nm| (1.0, nm[k]))))
-            .collect();
-        let _ = layouts(&mut b, &d.sizes, &demand, d.gpus);
-        let zero = lin(n.iter().flatten().map(|&v| (1.0, v)));
-        let ctl = crate::milp::Control::lp(threads);
-        // Only a proof of infeasibility counts; any other failure leaves λ = 0 unexplained.
-        !matches!(
-            b.solve(crate::milp::Sense::Minimise, zero, &ctl),
-            Err(crate::milp::Failure::Infeasible)
-        )
-    };
+    let classes = classes_by_demand(d);
+    let feasible = |upto: usize| classes_fit(d, &classes[..upto], threads);
     if feasible(classes.len()) {
         return None;
     }
@@ -374,6 +332,61 @@ pub(crate) fn unplaceable(d: &crate::data::LoadData, threads: u32) -> Option<Str
         }
     }
     let (m, c) = classes[hi - 1];
+    Some(unplaceable_message(d, m, c))
+}
+
+/// Every (model, class), model by model; within a model the most demanding classes first
+/// (fewest sizes, then largest batch), so the class named is the one that needs what the
+/// GPUs cannot give.
+fn classes_by_demand(d: &crate::data::LoadData) -> Vec<(usize, usize)> {
+    d.models
+        .iter()
+        .enumerate()
+        .flat_map(|(m, lm)| {
+            let mut cs: Vec<usize> = (0..lm.classes.len()).collect();
+            cs.sort_by_key(|&c| {
+                let c = &lm.classes[c];
+                (c.lat.iter().flatten().count(), std::cmp::Reverse(c.batch))
+            });
+            cs.into_iter().map(move |c| (m, c))
+        })
+        .collect()
+}
+
+/// Whether one instance for each of these (model, class) pairs fits the server's GPUs (the
+/// feasibility problem above). Only a proof of infeasibility says no; any other failure
+/// leaves λ = 0 unexplained.
+fn classes_fit(d: &crate::data::LoadData, classes: &[(usize, usize)], threads: u32) -> bool {
+    let mut b = Builder::new();
+    let sizes = d.sizes.profiles.len();
+    let n: Vec<Vec<Var>> = (0..d.models.len())
+        .map(|m| {
+            (0..sizes)
+                .map(|k| b.int(format!("n[{m},{k}]"), d.gpus as f64 * 7.0))
+                .collect()
+        })
+        .collect();
+    for &(m, c) in classes {
+        let lat = &d.models[m].classes[c].lat;
+        let serve = lin((0..sizes)
+            .filter(|&k| lat[k].is_some())
+            .map(|k| (1.0, n[m][k])));
+        b.push(geq(serve, 1.0));
+    }
+    let demand: Vec<Expression> = (0..sizes)
+        .map(|k| lin(n.iter().map(|nm| (1.0, nm[k]))))
+        .collect();
+    let _ = layouts(&mut b, &d.sizes, &demand, d.gpus);
+    let zero = lin(n.iter().flatten().map(|&v| (1.0, v)));
+    let ctl = crate::milp::Control::lp(threads);
+    !matches!(
+        b.solve(crate::milp::Sense::Minimise, zero, &ctl),
+        Err(crate::milp::Failure::Infeasible)
+    )
+}
+
+/// The message naming class `c` of model `m` as what the GPUs cannot serve.
+fn unplaceable_message(d: &crate::data::LoadData, m: usize, c: usize) -> String {
     let lm = &d.models[m];
     let class = &lm.classes[c];
     let on: Vec<&str> = d
@@ -393,7 +406,7 @@ pub(crate) fn unplaceable(d: &crate::data::LoadData, threads: u32) -> Option<Str
             before.join(", ")
         )
     };
-    Some(format!(
+    format!(
         "no plan serves every model on {} {}: model {}, batch {} runs within its latency bound only on {} \
          and the GPUs cannot hold such an instance{others} (add GPUs, relax the SLA, or drop a model)",
         d.gpus,
@@ -401,5 +414,5 @@ pub(crate) fn unplaceable(d: &crate::data::LoadData, threads: u32) -> Option<Str
         lm.name,
         class.batch,
         on.join(", ")
-    ))
+    )
 }
