@@ -349,6 +349,7 @@ fn tier(
         b.push(leq(goal(&m, g), v));
     }
     let mut ctl = crate::control(opts, false);
+    ctl.lp_age_limit = Some(LP_AGE_LIMIT);
     if minimise == Goal::Headroom {
         // A tie-break among equally good targets: near-best is enough, and a node limit
         // keeps it short (and deterministic) where its LP bound is loose.
@@ -367,6 +368,12 @@ fn tier(
         f => f.into_error("re-plan MILP"),
     })
 }
+
+/// HiGHS's `mip_lp_age_limit` for the tiers (default 10; see [`crate::milp::Control`]): the
+/// instances-started tier is a small MILP (about 30 rows, 120 columns) whose proof takes tens
+/// of thousands of nodes, and dropping stale cuts sooner made it several times faster on
+/// `replan_100_gpus_11_models` (BENCHMARKS.md, re-planning section).
+const LP_AGE_LIMIT: u32 = 5;
 
 /// Cap of the relative headroom per model the tie-break tier rewards (25% above the rate).
 const HEADROOM_CAP: f64 = 0.25;
