@@ -56,7 +56,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for w in all.iter().filter(|w| ids.is_empty() || ids.contains(&w.id)) {
         let sc = &w.scenario;
         for part in &parts {
-            let file = cache.as_ref().map(|c| c.join(format!("{}-{part}.json", w.id)));
+            let file = cache
+                .as_ref()
+                .map(|c| c.join(format!("{}-{part}.json", w.id)));
             let (plan, sim): (Plan, Estimate) = if predict_only {
                 let f = file.as_ref().ok_or("--predict-only needs --cache")?;
                 if !f.exists() {

@@ -218,7 +218,11 @@ fn run_scenario(
     let (sla3, sla5) = (sla_run(opts, &s, Some(3))?, sla_run(opts, &s, Some(5))?);
     tick();
     let names: Vec<String> = s.models.iter().map(|m| m.name.to_string()).collect();
-    for (tag, p) in [("parvagpu", &parva), ("milp", &milp), ("sla", &sla.checked.plan)] {
+    for (tag, p) in [
+        ("parvagpu", &parva),
+        ("milp", &milp),
+        ("sla", &sla.checked.plan),
+    ] {
         let title = format!("scenario {}: {tag} plan, {} GPUs", sc.index, p.gpus_used());
         out.files.push((
             format!("figures/s{}-plan-{tag}.svg", sc.index).into(),
@@ -320,7 +324,8 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
         .push(("results/scenarios.csv".into(), scenarios_csv(&runs)?));
     out.files
         .push(("results/slo_rule_sweep.csv".into(), sweep_csv(&sweep)));
-    out.files.push(("results/sla_planner.csv".into(), sla_csv(&runs)?));
+    out.files
+        .push(("results/sla_planner.csv".into(), sla_csv(&runs)?));
     out.files
         .push(("results/sla_p99.csv".into(), sla_p99_csv(&runs)));
     out.claims = claims(&runs);
@@ -735,7 +740,11 @@ fn sla_md(runs: &[ScenarioRun], fs: &[(f64, f64)], sweep: &[SweepCell]) -> Resul
             p.report.status.as_str().to_string(),
             num(p.report.bound, 0),
             x.checked.rounds.len().to_string(),
-            if x.checked.verified { "yes".into() } else { "no".into() },
+            if x.checked.verified {
+                "yes".into()
+            } else {
+                "no".into()
+            },
             format!("{} ({:.0}%)", meets(&x.misses()), 100.0 * worst),
             r.sla3.cell(),
             r.sla5.cell(),
@@ -814,7 +823,9 @@ fn sla_wins(runs: &[ScenarioRun], fs: &[(f64, f64)], sweep: &[SweepCell]) -> Str
         .filter_map(|&rule| {
             let cells: Vec<&SweepCell> = sweep.iter().filter(|x| x.rule == rule).collect();
             let t: Option<u32> = cells.iter().map(|x| x.gpus).sum();
-            (cells.iter().all(|x| x.misses == Some(0))).then_some(t).flatten()
+            (cells.iter().all(|x| x.misses == Some(0)))
+                .then_some(t)
+                .flatten()
         })
         .min();
     let mut s = format!(

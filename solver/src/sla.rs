@@ -67,7 +67,11 @@ impl SlaOptions {
         if self.cuts.iter().any(|c| !(*c > 0.0 && *c <= 1.0)) {
             return Err(Error::Invalid("SLA cuts must be in (0, 1]".into()));
         }
-        if self.slo_cuts_ms.iter().any(|c| !(c.is_finite() && *c >= 0.0)) {
+        if self
+            .slo_cuts_ms
+            .iter()
+            .any(|c| !(c.is_finite() && *c >= 0.0))
+        {
             return Err(Error::Invalid(
                 "SLO latency cuts must be finite and at least 0 ms".into(),
             ));
@@ -288,7 +292,10 @@ fn plan_pools(scenario: &Scenario, plan: &Plan, d: &LoadData) -> Result<Network,
         // Per class and choice: (weight, latency).
         let split = |(w, choice): &(f64, Vec<(usize, f64)>)| -> Vec<(usize, f64, f64)> {
             let total: f64 = choice.iter().map(|&(i, _)| y[i]).sum();
-            choice.iter().map(|&(i, l)| (i, w * y[i] / total, l)).collect()
+            choice
+                .iter()
+                .map(|&(i, l)| (i, w * y[i] / total, l))
+                .collect()
         };
         let comps = components(&classes, mine.len());
         let comp_of = |i: usize| comps.iter().position(|c| c.contains(&i)).unwrap_or(0);

@@ -140,7 +140,9 @@ fn mixed_plan(small: u32) -> Plan {
 /// The simulated share of a plan's queries over the SLA at `rate` under `elsa` (3 × 150k
 /// queries), and the low end of its 95% interval.
 fn simulated_misses(s: &Scenario, plan: &Plan, rate: f64, seed: u64) -> (f64, f64) {
-    let mut cfg = SimConfig::new(Arrivals::Poisson { total_rate_qps: rate });
+    let mut cfg = SimConfig::new(Arrivals::Poisson {
+        total_rate_qps: rate,
+    });
     cfg.replications = 3;
     cfg.queries = Some(150_000);
     cfg.seed = seed;
@@ -254,7 +256,6 @@ fn sla_solver_parses_and_plans_max_load_optimally() {
     let top = p.gpus.iter().flat_map(|g| &g.layout).map(|a| a.batch).max();
     assert_eq!(top, Some(32));
 }
-
 
 /// ParvaGPU's SLO scenario `i` (1-based) from the vendored data set.
 fn parvagpu(i: usize) -> Scenario {

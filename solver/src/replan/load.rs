@@ -98,7 +98,10 @@ fn capacity(
     for (m, nm) in n.iter().enumerate() {
         for (k, v) in nm.iter().enumerate() {
             let kept = cur.types.iter().zip(keep).filter_map(|((cfg, _, _), &v)| {
-                let c = cfg.iter().filter(|&&(j, _, x)| j == k && x == Some(m)).count();
+                let c = cfg
+                    .iter()
+                    .filter(|&&(j, _, x)| j == k && x == Some(m))
+                    .count();
                 (c > 0).then_some((d.rho * c as f64, v))
             });
             let new = v.map(|v| (d.rho, v));
@@ -178,9 +181,12 @@ fn scratch_start(b: &Builder, d: &LoadData, m: &Model, scratch: &Plan) -> Vec<f6
                 *x += c[mi * k + j];
             }
         }
-        if let Some(&l) = d.sizes.patterns.iter().find(|&&l| {
-            d.sizes.count[l].iter().zip(&sizes).all(|(a, b)| a >= b)
-        }) {
+        if let Some(&l) = d
+            .sizes
+            .patterns
+            .iter()
+            .find(|&&l| d.sizes.count[l].iter().zip(&sizes).all(|(a, b)| a >= b))
+        {
             per_layout[l] += 1;
         }
     }
@@ -242,7 +248,14 @@ fn solve_tiers(
         } else {
             tier_report(name, &o)
         };
-        fixed.push((g, if g == Goal::Load { o.objective } else { t.objective }));
+        fixed.push((
+            g,
+            if g == Goal::Load {
+                o.objective
+            } else {
+                t.objective
+            },
+        ));
         tiers.push(t);
         last = Some((o, m));
     }
@@ -346,12 +359,17 @@ fn model_capacity(d: &LoadData, m: usize, n: &[u32], threads: u32) -> f64 {
         })
         .collect();
     for (c, xc) in model.classes.iter().zip(&x) {
-        b.push(eq(lin(xc.iter().flatten().map(|&v| (1.0, v))), lin([(c.prob, mu)])));
+        b.push(eq(
+            lin(xc.iter().flatten().map(|&v| (1.0, v))),
+            lin([(c.prob, mu)]),
+        ));
     }
     for (k, &nk) in n.iter().enumerate().filter(|(k, _)| usable(*k)) {
-        let load = lin(model.classes.iter().zip(&x).filter_map(|(c, xc)| {
-            Some((c.lat[k]? / 1000.0, xc[k]?))
-        }));
+        let load = lin(model
+            .classes
+            .iter()
+            .zip(&x)
+            .filter_map(|(c, xc)| Some((c.lat[k]? / 1000.0, xc[k]?))));
         b.push(leq(load, d.rho * nk as f64));
     }
     b.solve(Sense::Maximise, Expression::from(mu), &Control::lp(threads))
@@ -411,8 +429,14 @@ pub(crate) fn replan(
     let cap = LoadCapacity::new(&d, popts.threads);
     let eval = fluid::evaluate(&d, &counts_of(&cap, &gpus, &d), popts.threads.max(1))?;
     let required = required(&cap, current, &changes, &eval.model_rates, opts);
-    let transition =
-        safe_transition(&cap, &names, cur.slots, &changes, &required, opts.spare_gpus)?;
+    let transition = safe_transition(
+        &cap,
+        &names,
+        cur.slots,
+        &changes,
+        &required,
+        opts.spare_gpus,
+    )?;
     let (gpus, changes) = apply_swaps(gpus, changes, &transition.swaps);
     let report = SolveReport {
         status,
@@ -440,7 +464,11 @@ pub(crate) fn replan(
 }
 
 /// Instances per (model, size) of a set of GPUs.
-fn counts_of(cap: &LoadCapacity<'_>, gpus: &[migopt_models::GpuPlan], d: &LoadData) -> Vec<Vec<u32>> {
+fn counts_of(
+    cap: &LoadCapacity<'_>,
+    gpus: &[migopt_models::GpuPlan],
+    d: &LoadData,
+) -> Vec<Vec<u32>> {
     let k = d.sizes.profiles.len();
     let mut flat = vec![0u32; d.models.len() * k];
     for g in gpus {

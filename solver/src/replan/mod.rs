@@ -525,7 +525,9 @@ impl transition::Capacity for RateCapacity<'_> {
         (0..d.models.len())
             .map(|m| {
                 (0..k)
-                    .map(|j| counts.get(m * k + j).copied().unwrap_or(0) as f64 * d.throughput(m, j))
+                    .map(|j| {
+                        counts.get(m * k + j).copied().unwrap_or(0) as f64 * d.throughput(m, j)
+                    })
                     .sum()
             })
             .collect()
@@ -658,7 +660,11 @@ pub fn replan(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Resu
 }
 
 /// The min-gpus re-plan.
-fn replan_rates(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Result<Replan, Error> {
+fn replan_rates(
+    current: &Plan,
+    scenario: &Scenario,
+    opts: &ReplanOptions,
+) -> Result<Replan, Error> {
     let popts = opts.plan.with_deadline();
     let d = data::rate_data(scenario, &popts.params, popts.rules)?;
     let cur = read_current(&d, current)?;

@@ -228,7 +228,9 @@ fn lower_bound(st: &State<'_>, pending: &[Op]) -> u32 {
     if pending.is_empty() {
         return 0;
     }
-    let all = pending.iter().fold(st.now.clone(), |a, o| minus(&a, &o.loss));
+    let all = pending
+        .iter()
+        .fold(st.now.clone(), |a, o| minus(&a, &o.loss));
     if st.safe(&all) {
         1
     } else {
