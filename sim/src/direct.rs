@@ -147,6 +147,14 @@ impl Waiting {
     }
 }
 
+/// The earliest estimated finish among a class's candidate groups, each starting at `start`.
+#[inline(always)]
+fn first_finish(cands: &[Cand], start: impl Fn(&Cand) -> f64) -> f64 {
+    cands
+        .iter()
+        .fold(f64::INFINITY, |f, c| f.min(start(c) + c.svc))
+}
+
 #[inline(always)]
 fn fmax(a: f64, b: f64) -> f64 {
     if a > b {
@@ -219,11 +227,9 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
                 MARGIN => rules::elsa_margin(&q, MARGIN_ALPHA, cands),
                 PROTECT => rules::elsa_protect(&q, MARGIN_ALPHA, cands),
                 START => {
-                    // As `elsa_plan`: the earliest finish, then the choice by position.
-                    let first = row_cands
-                        .iter()
-                        .fold(f64::INFINITY, |f, c| f.min(start(c) + c.svc));
-                    let deadline = rules::start_deadline(
+                    // As `elsa_plan` below: the earliest finish, then the choice by position.
+                    let first = first_finish(row_cands, start);
+                    let deadline = rules::finish_deadline(
                         &q,
                         START_HORIZON,
                         START_SLACK,
@@ -237,11 +243,9 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
                     // `elsa_plan` in two light steps: the earliest finish (the quickest
                     // service time is fixed per class), then the choice, by position, so
                     // that the chosen group's share slot needs no search.
-                    let first = row_cands
-                        .iter()
-                        .fold(f64::INFINITY, |f, c| f.min(start(c) + c.svc));
+                    let first = first_finish(row_cands, start);
                     let deadline =
-                        rules::plan_deadline(&q, PLAN_ALPHA, PLAN_SLACK, first, p.quickest[row]);
+                        rules::finish_deadline(&q, PLAN_ALPHA, PLAN_SLACK, first, p.quickest[row]);
                     rules::elsa_plan_within(deadline, cands).map(|k| {
                         let c = &row_cands[k];
                         sent[c.slot as usize] += 1;

@@ -250,9 +250,9 @@ fn elsa_start_gives_the_largest_batches_the_earliest_finish() {
     assert_eq!(start([cand(0, 1, 0.0, 5.0), cand(2, 7, 0.5, 4.0)]), Some(2));
     assert_eq!(start([cand(0, 1, 0.0, 2.0), cand(2, 7, 0.5, 0.5)]), Some(0));
     // The deadline, spelled out: min(arrival + h·SLA, first + max(0, σ·SLA − quickest)).
-    assert_eq!(sched::rules::start_deadline(&q, 0.5, 0.4, 4.5, 4.0), 4.5);
-    assert_eq!(sched::rules::start_deadline(&q, 0.5, 0.4, 1.0, 0.5), 4.5);
-    assert_eq!(sched::rules::start_deadline(&q, 0.5, 0.4, 0.5, 0.5), 4.0);
+    assert_eq!(sched::rules::finish_deadline(&q, 0.5, 0.4, 4.5, 4.0), 4.5);
+    assert_eq!(sched::rules::finish_deadline(&q, 0.5, 0.4, 1.0, 0.5), 4.5);
+    assert_eq!(sched::rules::finish_deadline(&q, 0.5, 0.4, 0.5, 0.5), 4.0);
 }
 
 #[test]

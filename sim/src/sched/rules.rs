@@ -169,26 +169,32 @@ where
     I::IntoIter: Clone,
 {
     let cands = cands.into_iter();
-    let (first, quickest) = cands
-        .clone()
-        .fold((f64::INFINITY, f64::INFINITY), |(f, s), c| {
-            (f.min(c.finish_ms()), s.min(c.service_ms))
-        });
-    let deadline = plan_deadline(q, alpha, slack, first, quickest);
+    let (first, quickest) = first_and_quickest(cands.clone());
+    let deadline = finish_deadline(q, alpha, slack, first, quickest);
     plan_choice(deadline, cands.map(|c| (c.instance, c)))
 }
 
-/// The latest estimated finish [`elsa_plan`] admits for `q`: arrival + α·SLA, and at most
-/// room = max(0, slack·SLA − `quickest`) after `first`, where `first` is the earliest
-/// estimated finish among the candidates and `quickest` the query's quickest service time
-/// (which an engine whose service times are fixed per (model, batch) computes once).
+/// The latest estimated finish [`elsa_plan`] and [`elsa_start`] accept for `q`: arrival +
+/// `within`·SLA (α, or the horizon), and at most room = max(0, `slack`·SLA − `quickest`)
+/// after `first`, where `first` is the earliest estimated finish among the candidates and
+/// `quickest` the query's quickest service time (which an engine whose service times are
+/// fixed per (model, batch) computes once).
 #[inline(always)]
-pub fn plan_deadline(q: &Query, alpha: f64, slack: f64, first: f64, quickest: f64) -> f64 {
+pub fn finish_deadline(q: &Query, within: f64, slack: f64, first: f64, quickest: f64) -> f64 {
     let room = (slack * q.sla_ms - quickest).max(0.0);
-    (q.arrival_ms + alpha * q.sla_ms).min(first + room)
+    (q.arrival_ms + within * q.sla_ms).min(first + room)
 }
 
-/// [`elsa_plan`]'s choice once its deadline ([`plan_deadline`]) is known, as a position in
+/// The earliest estimated finish among `cands` and the quickest service time, the two
+/// inputs of [`finish_deadline`] (infinite without candidates).
+#[inline(always)]
+fn first_and_quickest(cands: impl Iterator<Item = Candidate>) -> (f64, f64) {
+    cands.fold((f64::INFINITY, f64::INFINITY), |(f, s), c| {
+        (f.min(c.finish_ms()), s.min(c.service_ms))
+    })
+}
+
+/// [`elsa_plan`]'s choice once its deadline ([`finish_deadline`]) is known, as a position in
 /// `cands`: among candidates finishing by `deadline` the one furthest behind its share
 /// (largest `deficit`), ties to the earliest finish; with none, the earliest finish; ties
 /// to the candidate met first. `None` without candidates.
@@ -222,7 +228,7 @@ fn plan_choice(deadline: f64, cands: impl Iterator<Item = (u32, Candidate)>) -> 
 ///
 /// A candidate is *in time* when its estimated finish is within arrival + `horizon`·SLA
 /// and at most room = max(0, `slack`·SLA − the query's quickest service time) after the
-/// earliest estimated finish among the candidates ([`start_deadline`]). Among candidates in
+/// earliest estimated finish among the candidates ([`finish_deadline`]). Among candidates in
 /// time, the one that can start earliest; ties (several idle instances, which all start
 /// now) to the one that freed up first (idle longest, `free_ms`), then the earliest finish;
 /// with none in time, the earliest finish. Ties left go to the candidate met first. Any
@@ -243,27 +249,12 @@ where
     I::IntoIter: Clone,
 {
     let cands = cands.into_iter();
-    let (first, quickest) = cands
-        .clone()
-        .fold((f64::INFINITY, f64::INFINITY), |(f, s), c| {
-            (f.min(c.finish_ms()), s.min(c.service_ms))
-        });
-    let deadline = start_deadline(q, horizon, slack, first, quickest);
+    let (first, quickest) = first_and_quickest(cands.clone());
+    let deadline = finish_deadline(q, horizon, slack, first, quickest);
     start_choice(deadline, cands.map(|c| (c.instance, c)))
 }
 
-/// The latest estimated finish [`elsa_start`] accepts for `q`: arrival + `horizon`·SLA,
-/// and at most max(0, `slack`·SLA − `quickest`) after `first`, where `first` is the
-/// earliest estimated finish among the candidates and `quickest` the query's quickest
-/// service time (which an engine whose service times are fixed per (model, batch) computes
-/// once).
-#[inline(always)]
-pub fn start_deadline(q: &Query, horizon: f64, slack: f64, first: f64, quickest: f64) -> f64 {
-    let room = (slack * q.sla_ms - quickest).max(0.0);
-    (q.arrival_ms + horizon * q.sla_ms).min(first + room)
-}
-
-/// [`elsa_start`]'s choice once its deadline ([`start_deadline`]) is known, as a position in
+/// [`elsa_start`]'s choice once its deadline ([`finish_deadline`]) is known, as a position in
 /// `cands` (for an engine that keeps per-candidate tables beside the list).
 #[inline(always)]
 pub fn elsa_start_within<I: IntoIterator<Item = Candidate>>(
