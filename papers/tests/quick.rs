@@ -41,6 +41,14 @@ fn paris_elsa_quick_run_checks_its_claims() {
     assert!(out.claims[3].text.contains("SLA-aware+ELSA capacity"));
     assert!(out.claims[4].text.contains("within 5%"));
     assert!(names.iter().any(|n| n == "results/sla_planner.csv"));
+    // The headroom goal is judged on every kind of heterogeneous plan.
+    for plan in ["paris", "milp", "sla"] {
+        let want = format!("{plan}: +10% over FIFS");
+        assert!(
+            out.claims.iter().any(|c| c.text.starts_with(&want)),
+            "no headroom claim for {plan}"
+        );
+    }
     let md = &out
         .files
         .iter()
