@@ -799,3 +799,61 @@ fn outputs_create_missing_relative_folders() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(tmp.path().join("new/deeper/plan.json").is_file());
 }
+
+#[test]
+fn replan_with_the_sla_solver_reports_its_simulated_check() {
+    let out = tempfile::tempdir().unwrap();
+    let pv = out.path().join("pv");
+    let src = parvagpu_dir();
+    let o = run(
+        &[
+            "import",
+            "parvagpu",
+            src.to_str().unwrap(),
+            "--out",
+            pv.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cur = out.path().join("cur.json");
+    let s3 = pv.join("parvagpu-s3.toml");
+    let o = run(
+        &[
+            "plan",
+            s3.to_str().unwrap(),
+            "--solver",
+            "sla",
+            "--out",
+            cur.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s4 = pv.join("parvagpu-s4.toml");
+    let small = ["--queries", "20000", "--replications", "2"];
+    let mut args = vec![
+        "replan",
+        cur.to_str().unwrap(),
+        s4.to_str().unwrap(),
+        "--solver",
+        "sla",
+        "--spare-gpus",
+        "8",
+        "--json",
+    ];
+    args.extend(small);
+    let o = run(&args, &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["target"]["solver"], "sla-replan");
+    assert_eq!(v["tiers"][0]["name"], "gpus-needed");
+    assert_eq!(v["check"]["scheduler"], "elsa");
+    assert_eq!(v["check"]["models"].as_array().unwrap().len(), 11);
+    assert!(v["check"]["verified"].is_boolean());
+    // The text report ends with the check.
+    args.retain(|a| *a != "--json");
+    let o = run(&args, &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("check       simulated under elsa"));
+}

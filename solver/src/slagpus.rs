@@ -48,18 +48,24 @@ use migopt_models::{Curve, Error, ModelRate, Scenario, SolveReport};
 
 /// One operating point of a (model, size).
 #[derive(Debug, Clone, Copy)]
-struct Point {
-    batch: u32,
-    procs: u32,
-    latency: f64,
+pub(crate) struct Point {
+    /// Server-side batch.
+    pub batch: u32,
+    /// MPS processes per instance.
+    pub procs: u32,
+    /// Batch latency, ms.
+    pub latency: f64,
 }
 
 /// A (model, size) pool option with n instances: its point and admissible rate.
 #[derive(Debug, Clone, Copy)]
-struct Option_ {
-    n: u32,
-    point: Point,
-    rate: f64,
+pub(crate) struct PoolOption {
+    /// Instances in the pool.
+    pub n: u32,
+    /// The operating point every instance of the pool runs.
+    pub point: Point,
+    /// Admissible request rate, requests/s.
+    pub rate: f64,
 }
 
 /// Admissible request rate of n instances at a point (see the module docs).
@@ -163,58 +169,100 @@ fn queue_delay(s: &Scenario, slo_factor: f64) -> f64 {
     sla * (1.0 - slo_factor).clamp(0.0, 1.0) / 2.0
 }
 
+/// What the pool options of a scenario are computed from: per (model, size) the measured
+/// operating points, per model the SLO the pools are sized for and the loop's cut, and the
+/// queue delay and miss budget. The re-planner ([`crate::replan`]) reads the same table.
+pub(crate) struct PoolTable<'a> {
+    points: Vec<Vec<Vec<(Point, &'a Curve)>>>,
+    slo: Vec<f64>,
+    cut: Vec<f64>,
+    tau: f64,
+    budget: f64,
+}
+
+impl<'a> PoolTable<'a> {
+    /// The table of a job (its scenario, data and SLA options).
+    pub(crate) fn new(job: &Job<'a, RateData>) -> Self {
+        let (s, d, opts) = (job.scenario, job.data, job.opts);
+        let max_procs = crate::data::max_procs(&opts.params, s);
+        let nk = d.sizes.profiles.len();
+        Self {
+            points: (0..d.models.len())
+                .map(|m| (0..nk).map(|k| points(s, d, m, k, max_procs)).collect())
+                .collect(),
+            // The simulation loop's latency cut tightens the SLO the pools are sized for.
+            slo: (0..d.models.len())
+                .map(|m| s.models[m].sla.0 - opts.sla.slo_cut(m))
+                .collect(),
+            cut: (0..d.models.len()).map(|m| opts.sla.cut(m)).collect(),
+            tau: queue_delay(s, opts.params.slo_factor),
+            budget: crate::slaload::pool_budget(opts),
+        }
+    }
+
+    /// The best pool of n instances of model m on size k: the point with the largest
+    /// admissible rate (scaled by the model's cut), `None` where no point admits any load.
+    pub(crate) fn best(&self, m: usize, k: usize, n: u32) -> Option<PoolOption> {
+        self.points[m][k]
+            .iter()
+            .map(|&(p, curve)| PoolOption {
+                n,
+                point: p,
+                rate: self.cut[m] * admissible(p, curve, n, self.slo[m], self.tau, self.budget),
+            })
+            .filter(|o| o.rate > 0.0)
+            .max_by(|a, b| a.rate.total_cmp(&b.rate))
+    }
+
+    /// Pool options per (model, size): for n = 1.. until the pool alone carries the model's
+    /// rate (`rates`, scenario order) and n ≥ `at_least(m, k)`, the best point and its
+    /// admissible rate. n stops at [`MAX_POOL`].
+    pub(crate) fn options(
+        &self,
+        rates: &[f64],
+        at_least: &dyn Fn(usize, usize) -> u32,
+    ) -> Vec<Vec<Vec<PoolOption>>> {
+        (0..self.points.len())
+            .map(|m| {
+                (0..self.points[m].len())
+                    .map(|k| {
+                        let mut out = Vec::new();
+                        let mut n = 1;
+                        while let Some(o) = self.best(m, k, n) {
+                            out.push(o);
+                            if (o.rate >= rates[m] && n >= at_least(m, k)) || n >= MAX_POOL {
+                                break;
+                            }
+                            n += 1;
+                        }
+                        // Only if the size alone can carry the rate does its largest pool count.
+                        out
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// The largest pool the options consider.
+const MAX_POOL: u32 = 4096;
+
 /// Pool options per (model, size): for n = 1.. up to what the model could need, the best
 /// point and its admissible rate (scaled by the model's cut).
-fn options(job: &Job<RateData>) -> Vec<Vec<Vec<Option_>>> {
-    let (s, d, opts) = (job.scenario, job.data, job.opts);
-    let tau = queue_delay(s, opts.params.slo_factor);
-    let budget = crate::slaload::pool_budget(opts);
-    let max_procs = crate::data::max_procs(&opts.params, s);
-    d.models
-        .iter()
-        .enumerate()
-        .map(|(m, model)| {
-            // The simulation loop's latency cut tightens the SLO the pools are sized for.
-            let slo = s.models[m].sla.0 - opts.sla.slo_cut(m);
-            (0..d.sizes.profiles.len())
-                .map(|k| {
-                    let pts = points(s, d, m, k, max_procs);
-                    let best = |n: u32| -> Option<Option_> {
-                        pts.iter()
-                            .map(|&(p, curve)| Option_ {
-                                n,
-                                point: p,
-                                rate: opts.sla.cut(m) * admissible(p, curve, n, slo, tau, budget),
-                            })
-                            .filter(|o| o.rate > 0.0)
-                            .max_by(|a, b| a.rate.total_cmp(&b.rate))
-                    };
-                    let mut out = Vec::new();
-                    let mut n = 1;
-                    while let Some(o) = best(n) {
-                        out.push(o);
-                        if o.rate >= model.rate || n >= 4096 {
-                            break;
-                        }
-                        n += 1;
-                    }
-                    // Only if the size alone can carry the rate does its largest pool count.
-                    out
-                })
-                .collect()
-        })
-        .collect()
+fn options(job: &Job<RateData>) -> Vec<Vec<Vec<PoolOption>>> {
+    let rates: Vec<f64> = job.data.models.iter().map(|m| m.rate).collect();
+    PoolTable::new(job).options(&rates, &|_, _| 0)
 }
 
 struct Model {
-    z: Vec<Vec<Vec<(Option_, Var)>>>,
+    z: Vec<Vec<Vec<(PoolOption, Var)>>>,
     supply: Supply,
 }
 
-fn build(job: &Job<RateData>, opts: &[Vec<Vec<Option_>>], max_gpus: u32) -> (Builder, Model) {
+fn build(job: &Job<RateData>, opts: &[Vec<Vec<PoolOption>>], max_gpus: u32) -> (Builder, Model) {
     let d = job.data;
     let mut b = Builder::new();
-    let z: Vec<Vec<Vec<(Option_, Var)>>> = opts
+    let z: Vec<Vec<Vec<(PoolOption, Var)>>> = opts
         .iter()
         .enumerate()
         .map(|(m, om)| {
@@ -248,7 +296,7 @@ fn build(job: &Job<RateData>, opts: &[Vec<Vec<Option_>>], max_gpus: u32) -> (Bui
 }
 
 /// An upper limit on GPUs: each model alone on its own GPUs, in its best single pool.
-fn limit(d: &RateData, opts: &[Vec<Vec<Option_>>]) -> Option<u32> {
+fn limit(d: &RateData, opts: &[Vec<Vec<PoolOption>>]) -> Option<u32> {
     let mut total = 0;
     for (m, om) in opts.iter().enumerate() {
         let best = om
@@ -312,7 +360,7 @@ fn decode(job: &Job<RateData>, model: &Model, out: &Outcome, big: f64) -> Result
     let d = job.data;
     let nk = d.sizes.profiles.len();
     let mut counts = vec![vec![0u32; nk]; d.models.len()];
-    let mut chosen: Vec<Vec<Option<Option_>>> = vec![vec![None; nk]; d.models.len()];
+    let mut chosen: Vec<Vec<Option<PoolOption>>> = vec![vec![None; nk]; d.models.len()];
     for (m, zm) in model.z.iter().enumerate() {
         for (k, zk) in zm.iter().enumerate() {
             if let Some(&(o, _)) = zk.iter().find(|&&(_, v)| out.int(v) == 1) {

@@ -20,6 +20,7 @@
 
 use migopt_models::{Error, Estimate, Objective, Plan, Scenario};
 use migopt_sim::{Arrivals, CapacityTarget, SchedulerKind, SimConfig, SimReport};
+use migopt_solver::replan::{Replan, ReplanOptions};
 use migopt_solver::{PlanOptions, SolverKind};
 use serde::Serialize;
 
@@ -329,4 +330,69 @@ fn finish(
         scheduler: check.scheduler.as_str().to_string(),
         rounds,
     })
+}
+
+/// A re-plan with the check of its target by simulation.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckedReplan {
+    /// The re-plan (today's fields).
+    #[serde(flatten)]
+    pub replan: Replan,
+    /// The target's check at the new scenario's rates.
+    pub check: TargetCheck,
+}
+
+/// How a re-plan's target did in simulation.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetCheck {
+    /// Every model met its target in simulation at the new rates.
+    pub verified: bool,
+    /// Per model, the simulated percentile against the SLA.
+    pub models: Vec<ModelCheck>,
+    /// The scheduler it was simulated under.
+    pub scheduler: String,
+    /// The loop's rounds (one for a target that passed at once, or any `milp` target).
+    pub rounds: Vec<Round>,
+}
+
+/// Re-plans `current` for `scenario` and checks the target by simulation at the new rates.
+/// With [`SolverKind::Sla`] this is [`plan_checked`]'s loop around the re-planner: the models
+/// that miss are cut (admissible rate and SLO) and the re-plan runs again, until the target is
+/// verified or the rounds run out (then the last target is returned with `verified: false`);
+/// any other target is checked once.
+pub fn replan_checked(
+    current: &Plan,
+    scenario: &Scenario,
+    solver: SolverKind,
+    opts: &ReplanOptions,
+    check: &CheckOptions,
+) -> Result<CheckedReplan, Error> {
+    let mut opts = opts.clone();
+    opts.plan.sla.cuts.resize(scenario.models.len(), 1.0);
+    let budget = opts.plan.sla.budget;
+    let mut rounds = Vec::new();
+    loop {
+        let r = migopt_solver::replan::replan_with(current, scenario, solver.clone(), &opts)?;
+        let (models, _) = check_models(scenario, &r.target, budget, check)?;
+        let cuts = match solver {
+            SolverKind::Sla => opts.plan.sla.cuts.clone(),
+            _ => Vec::new(),
+        };
+        let slo_cuts = opts.plan.sla.slo_cuts_ms.clone();
+        rounds.push(Round::new(&r.target, &models, cuts, slo_cuts));
+        let verified = models.iter().all(|m| m.met);
+        let last = rounds.len() as u32 >= check.max_rounds.max(1);
+        if verified || last || solver != SolverKind::Sla {
+            return Ok(CheckedReplan {
+                replan: r,
+                check: TargetCheck {
+                    verified,
+                    models,
+                    scheduler: check.scheduler.as_str().to_string(),
+                    rounds,
+                },
+            });
+        }
+        cut(&mut opts.plan.sla, &r.target, &models, check.cut_step);
+    }
 }

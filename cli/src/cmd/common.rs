@@ -76,6 +76,17 @@ pub struct PlanFlags {
     pub max_procs: Option<u32>,
 }
 
+/// The planner (`plan`, `replan`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SolverFlag {
+    /// milp (exact, fluid model), sla (exact, queueing model: p99 within the SLA), paris,
+    /// parvagpu, or homogeneous-<1g|2g|3g|4g|7g>. Default: milp, or sla with
+    /// --objective sla-capacity. `replan` takes milp or sla (sla: min-gpus targets only,
+    /// checked by simulation).
+    #[arg(long)]
+    pub solver: Option<String>,
+}
+
 /// HiGHS's thread count (`plan`, `gap`, `replan`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct HighsFlags {

@@ -1,6 +1,6 @@
 //! `migopt plan`: decide how every GPU is cut and which model each instance serves.
 
-use super::common::{load_scenario, CheckFlags, HighsFlags, ObjectiveFlag, PlanFlags};
+use super::common::{load_scenario, CheckFlags, HighsFlags, ObjectiveFlag, PlanFlags, SolverFlag};
 use super::{to_json, CliError};
 use crate::out::{slot_bar, table, table_fit, term_width, write_all};
 use migopt_models::{GpuPlan, GpuSpec, Layout, Objective, Placement, Plan, Scenario, SolveStatus};
@@ -11,11 +11,8 @@ use std::path::PathBuf;
 pub struct Args {
     /// Scenario TOML. Default: the shipped 8x H100-80GB scenario (profiles/h100-80gb/default.toml).
     scenario: Option<PathBuf>,
-    /// milp (exact, fluid model), sla (exact, queueing model: p99 within the SLA), paris,
-    /// parvagpu, or homogeneous-<1g|2g|3g|4g|7g>. Default: milp, or sla with
-    /// --objective sla-capacity.
-    #[arg(long)]
-    solver: Option<String>,
+    #[command(flatten)]
+    solver: SolverFlag,
     #[command(flatten)]
     flags: PlanFlags,
     #[command(flatten)]
@@ -82,6 +79,7 @@ fn run_on(a: Args) -> Result<(), CliError> {
     let sla_objective = a.flags.objective == Some(ObjectiveFlag::SlaCapacity);
     let solver = a
         .solver
+        .solver
         .clone()
         .unwrap_or_else(|| if sla_objective { "sla" } else { "milp" }.to_string());
     if a.check.verify || sla_objective {
@@ -137,25 +135,8 @@ fn run_checked(a: Args, s: &Scenario, solver: &str) -> Result<(), CliError> {
 
 /// The check: predicted against simulated capacity, each model's percentile against its SLA.
 pub fn render_check(c: &migopt_verify::Checked) -> String {
-    let mut o = String::new();
     let pct = c.models.first().map_or(99.0, |m| m.percentile);
-    o += &format!(
-        "\ncheck       simulated under {}, {} round{}: {}\n",
-        c.scheduler,
-        c.rounds.len(),
-        if c.rounds.len() == 1 { "" } else { "s" },
-        if c.verified {
-            "verified".to_string()
-        } else {
-            format!(
-                "NOT verified (missed: {})",
-                c.rounds
-                    .last()
-                    .map(|r| r.missed.join(", "))
-                    .unwrap_or_default()
-            )
-        }
-    );
+    let mut o = check_line(&c.scheduler, &c.rounds, c.verified);
     if let Some(p) = c.predicted_capacity_qps {
         o += &format!("predicted   {p:.1} queries/s at p{pct} within SLA (queueing model)\n");
     }
@@ -165,8 +146,35 @@ pub fn render_check(c: &migopt_verify::Checked) -> String {
             e.fmt_pm(1)
         );
     }
-    let rows: Vec<Vec<String>> = c
-        .models
+    o += &model_checks(&c.models);
+    o
+}
+
+/// The check's headline: scheduler, rounds, verified or the models missed.
+pub fn check_line(scheduler: &str, rounds: &[migopt_verify::Round], verified: bool) -> String {
+    format!(
+        "\ncheck       simulated under {}, {} round{}: {}\n",
+        scheduler,
+        rounds.len(),
+        if rounds.len() == 1 { "" } else { "s" },
+        if verified {
+            "verified".to_string()
+        } else {
+            format!(
+                "NOT verified (missed: {})",
+                rounds
+                    .last()
+                    .map(|r| r.missed.join(", "))
+                    .unwrap_or_default()
+            )
+        }
+    )
+}
+
+/// Each model's simulated percentile against its SLA, as a table.
+pub fn model_checks(models: &[migopt_verify::ModelCheck]) -> String {
+    let pct = models.first().map_or(99.0, |m| m.percentile);
+    let rows: Vec<Vec<String>> = models
         .iter()
         .map(|m| {
             vec![
@@ -178,11 +186,10 @@ pub fn render_check(c: &migopt_verify::Checked) -> String {
             ]
         })
         .collect();
-    o += &table(
+    table(
         &["model", "rate q/s", &format!("p{pct} ms"), "SLA ms", "met"],
         &rows,
-    );
-    o
+    )
 }
 
 /// The human report: what was solved, how well, and a table per GPU.

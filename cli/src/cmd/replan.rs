@@ -1,11 +1,13 @@
 //! `migopt replan`: re-plan a running plan for a new load, re-cutting as few GPUs as
 //! possible, with a safe step-by-step transition.
 
-use super::common::{load_plan, HighsFlags, ObjectiveFlag, PlanFlags};
+use super::common::{load_plan, CheckFlags, HighsFlags, ObjectiveFlag, PlanFlags, SolverFlag};
 use super::{to_json, CliError};
 use crate::out::{table, write_all};
 use migopt_models::{Error, Objective, Scenario};
 use migopt_solver::replan::{Fate, Replan, ReplanOptions};
+use migopt_solver::SolverKind;
+use migopt_verify::TargetCheck;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -30,7 +32,14 @@ pub struct Args {
     #[arg(long)]
     old_scenario: Option<PathBuf>,
     #[command(flatten)]
+    solver: SolverFlag,
+    #[command(flatten)]
     flags: PlanFlags,
+    /// The target's check by simulation at the new rates: always with --solver sla (the
+    /// models that miss are cut and the re-plan runs again, as `plan --solver sla --verify`
+    /// does), once with --verify otherwise.
+    #[command(flatten)]
+    check: CheckFlags,
     #[command(flatten)]
     highs: HighsFlags,
     /// Print the re-plan (target, per-GPU fates, tiers, transition) as JSON.
@@ -81,8 +90,14 @@ fn run_on(a: Args) -> Result<(), CliError> {
     current.scenario_path = None;
     if a.flags.objective == Some(ObjectiveFlag::SlaCapacity) {
         return Err(CliError::Input(Error::Invalid(
-            "replan: --objective sla-capacity is not supported; use min-gpus or max-load".into(),
+            "replan: --objective sla-capacity is not supported; use min-gpus (with --solver sla for the SLA-aware target) or max-load".into(),
         )));
+    }
+    let solver: SolverKind = a.solver.solver.as_deref().unwrap_or("milp").parse()?;
+    if !matches!(solver, SolverKind::Milp | SolverKind::Sla) {
+        return Err(CliError::Input(Error::Invalid(format!(
+            "replan: --solver {solver} has no re-planner; use milp or sla"
+        ))));
     }
     if !(0.0..1.0).contains(&a.load_slack) {
         return Err(CliError::Input(Error::Invalid(format!(
@@ -92,7 +107,8 @@ fn run_on(a: Args) -> Result<(), CliError> {
     }
     // The objective the new scenario asks for unless told: rates → min-gpus, shares →
     // max-load.
-    let plan = a.flags.options(&scenario, a.highs.threads)?;
+    let mut plan = a.flags.options(&scenario, a.highs.threads)?;
+    a.check.apply(&mut plan)?;
     // Under min-gpus every model keeps min(old rate, new rate); under max-load, min(its
     // rate in the current plan, in the target) (the re-planner's default).
     let required = match (plan.objective, scenario.rates()) {
@@ -109,7 +125,15 @@ fn run_on(a: Args) -> Result<(), CliError> {
         required,
         load_slack: a.load_slack,
     };
-    let mut r = migopt_solver::replan::replan(&current, &scenario, &opts)?;
+    let (mut r, check) = if solver == SolverKind::Sla || a.check.verify {
+        let mut check = a.check.check()?;
+        check.capacity = false;
+        let c = migopt_verify::replan_checked(&current, &scenario, solver, &opts, &check)?;
+        (c.replan, Some(c.check))
+    } else {
+        let r = migopt_solver::replan::replan_with(&current, &scenario, solver, &opts)?;
+        (r, None)
+    };
     r.target.scenario_path = Some(a.scenario.display().to_string());
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     if let Some(p) = &a.out {
@@ -120,14 +144,27 @@ fn run_on(a: Args) -> Result<(), CliError> {
     }
     write_all(&files)?;
     if a.json {
-        crate::say!("{}", to_json(&r)?);
+        let json = match check {
+            Some(check) => to_json(&migopt_verify::CheckedReplan { replan: r, check })?,
+            None => to_json(&r)?,
+        };
+        crate::say!("{json}");
     } else {
         crate::say!("{}", render(&r));
+        if let Some(c) = &check {
+            crate::say!("{}", render_check(c));
+        }
         for (p, _) in &files {
             crate::sayln!("wrote {}", p.display());
         }
     }
     Ok(())
+}
+
+/// The target's check by simulation: headline and per-model table.
+fn render_check(c: &TargetCheck) -> String {
+    super::plan::check_line(&c.scheduler, &c.rounds, c.verified)
+        + &super::plan::model_checks(&c.models)
 }
 
 /// One mig-parted config per step: the GPUs re-cut in it, each with its new layout.

@@ -36,6 +36,7 @@
 //! transition from the current plan to the target is built in [`transition`].
 
 mod load;
+mod sla;
 pub mod transition;
 
 use crate::data::{self, RateData};
@@ -423,29 +424,39 @@ pub(super) fn tier_report(name: &str, o: &Outcome) -> Tier {
 
 /// The MIP start of tier 2: nothing kept, the from-scratch plan's layouts and counts.
 fn scratch_start(b: &Builder, d: &RateData, m: &Model, scratch: &Plan) -> Vec<f64> {
-    let mut per_layout = vec![0u32; d.sizes.layouts.len()];
-    let mut counts = vec![vec![0u32; d.sizes.profiles.len()]; d.models.len()];
-    for g in &scratch.gpus {
-        let mut c = vec![0u32; d.sizes.profiles.len()];
+    let (per_layout, counts) = plan_counts(&d.sizes, &d.names(), scratch);
+    mingpus::start_values(b, d, &m.n, &m.supply, &counts, &per_layout)
+}
+
+/// A plan as the layout encoding counts it: GPUs per maximal layout (each GPU under the
+/// first count pattern that covers it) and instances per (model, size).
+pub(super) fn plan_counts(
+    sizes: &crate::data::Sizes,
+    names: &[String],
+    plan: &Plan,
+) -> (Vec<u32>, Vec<Vec<u32>>) {
+    let mut per_layout = vec![0u32; sizes.layouts.len()];
+    let mut counts = vec![vec![0u32; sizes.profiles.len()]; names.len()];
+    for g in &plan.gpus {
+        let mut c = vec![0u32; sizes.profiles.len()];
         for a in &g.layout {
-            if let Some(k) = d.sizes.index(a.profile.as_str()) {
+            if let Some(k) = sizes.index(a.profile.as_str()) {
                 c[k] += 1;
-                if let Some(mi) = d.models.iter().position(|x| x.name == a.model.as_str()) {
+                if let Some(mi) = names.iter().position(|x| x.as_str() == a.model.as_str()) {
                     counts[mi][k] += 1;
                 }
             }
         }
         // The first pattern whose counts cover this GPU's.
-        if let Some(&l) = d
-            .sizes
+        if let Some(&l) = sizes
             .patterns
             .iter()
-            .find(|&&l| d.sizes.count[l].iter().zip(&c).all(|(a, b)| a >= b))
+            .find(|&&l| sizes.count[l].iter().zip(&c).all(|(a, b)| a >= b))
         {
             per_layout[l] += 1;
         }
     }
-    mingpus::start_values(b, d, &m.n, &m.supply, &counts, &per_layout)
+    (per_layout, counts)
 }
 
 /// Tiers 2 and 3 (and `gpus-used` between them with a GPU slack), each under the optima of
@@ -493,7 +504,7 @@ fn solve_tiers(
 
 /// The capacity each model keeps during the transition: the options', else min(the current
 /// plan's provisioned rate, the new rate).
-fn required(d: &RateData, current: &Plan, opts: &ReplanOptions) -> Vec<f64> {
+pub(super) fn required(d: &RateData, current: &Plan, opts: &ReplanOptions) -> Vec<f64> {
     match &opts.required {
         Some(r) => r.clone(),
         None => d
@@ -589,7 +600,7 @@ pub(crate) fn safe_transition(
 
 /// The target as a validated plan: its GPUs, the capacity they provision, the from-scratch
 /// optimum's bound.
-fn target_plan(
+pub(super) fn target_plan(
     d: &RateData,
     scenario: &Scenario,
     popts: &PlanOptions,
@@ -647,15 +658,36 @@ fn target_plan(
 /// every model's required capacity with the spare GPUs given; [`Error::Invalid`] when the
 /// current plan does not fit the scenario (another GPU kind, profiles outside the rules).
 pub fn replan(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Result<Replan, Error> {
+    replan_with(current, scenario, SolverKind::Milp, opts)
+}
+
+/// [`replan`] with the target's planner: [`SolverKind::Milp`] (the fluid model above) or
+/// [`SolverKind::Sla`] (min-gpus only: the SLA-aware target of [`sla`], whose pools meet
+/// every model's SLO at the percentile under the queueing model).
+///
+/// Errors: as [`replan`], and [`Error::Invalid`] for another planner or SLA-aware max-load.
+pub fn replan_with(
+    current: &Plan,
+    scenario: &Scenario,
+    solver: SolverKind,
+    opts: &ReplanOptions,
+) -> Result<Replan, Error> {
     if current.gpu != scenario.gpu {
         return Err(Error::Invalid(format!(
             "the current plan is for {} but scenario {} is for {}",
             current.gpu, scenario.name, scenario.gpu
         )));
     }
-    match opts.plan.objective {
-        Objective::MinGpus => replan_rates(current, scenario, opts),
-        Objective::MaxLoad => load::replan(current, scenario, opts),
+    match (solver, opts.plan.objective) {
+        (SolverKind::Milp, Objective::MinGpus) => replan_rates(current, scenario, opts),
+        (SolverKind::Milp, Objective::MaxLoad) => load::replan(current, scenario, opts),
+        (SolverKind::Sla, Objective::MinGpus) => sla::replan(current, scenario, opts),
+        (SolverKind::Sla, Objective::MaxLoad) => Err(Error::Invalid(
+            "re-plan: the SLA-aware target (--solver sla) is for min-gpus (rate targets); max-load re-plans use the fluid model (--solver milp)".into(),
+        )),
+        (other, _) => Err(Error::Invalid(format!(
+            "re-plan: --solver {other} has no re-planner (choose milp or sla)"
+        ))),
     }
 }
 

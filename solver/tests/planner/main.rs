@@ -6,4 +6,5 @@ mod messages;
 mod parvagpu;
 mod props;
 mod replan;
+mod replan_sla;
 mod report;

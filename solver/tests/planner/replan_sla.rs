@@ -1,0 +1,162 @@
+//! The SLA-aware re-plan target (`replan --solver sla`): unchanged load re-cuts nothing, the
+//! target needs exactly the SLA-aware from-scratch optimum, every transition step is a valid
+//! MIG state that keeps each model's required capacity, and from an empty plan the re-plan
+//! is the from-scratch plan.
+
+use crate::data::{dataset_dir, parvagpu_scenarios};
+use migopt_models::{Assignment, Demand, LayoutRules, Objective, Plan, Scenario, SolveStatus};
+use migopt_solver::replan::{replan_with, Fate, Replan, ReplanOptions};
+use migopt_solver::{plan, PlanOptions, SolverKind};
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+fn opts() -> PlanOptions {
+    PlanOptions {
+        objective: Objective::MinGpus,
+        ..Default::default()
+    }
+}
+
+fn with_rates(s: &Scenario, f: &[f64]) -> Scenario {
+    let mut s = s.clone();
+    for (m, f) in s.models.iter_mut().zip(f.iter().cycle()) {
+        if let Demand::Rate(r) = m.demand {
+            m.demand = Demand::Rate(r * f);
+        }
+    }
+    s
+}
+
+fn sla_replan(current: &Plan, old: &Scenario, new: &Scenario, spares: u32) -> Replan {
+    let (o, n) = (old.rates().unwrap(), new.rates().unwrap());
+    let ro = ReplanOptions {
+        plan: opts(),
+        spare_gpus: spares,
+        gpu_slack: 0,
+        required: Some(o.iter().zip(&n).map(|(a, b)| a.min(*b)).collect()),
+        load_slack: 0.0,
+    };
+    replan_with(current, new, SolverKind::Sla, &ro).unwrap()
+}
+
+fn key(l: &[Assignment]) -> Vec<(String, u32, String)> {
+    let mut v: Vec<_> = l
+        .iter()
+        .map(|a| (a.profile.to_string(), a.start, a.model.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Replays the transition on the current plan's GPUs: every GPU's state validates at every
+/// step, the GPUs a step re-cuts are the ones it names, each step keeps every model's
+/// required capacity (as the pool model measures it), and the end state is the target.
+fn replay(current: &Plan, r: &Replan) {
+    let mut state: BTreeMap<u32, Vec<Assignment>> = current
+        .gpus
+        .iter()
+        .map(|g| (g.index, g.layout.clone()))
+        .collect();
+    let valid = |idx: u32, layout: &[Assignment]| {
+        let mut p = r.target.clone();
+        p.gpus = vec![migopt_models::GpuPlan {
+            index: idx,
+            layout: layout.to_vec(),
+        }];
+        p.validate(LayoutRules::default()).unwrap();
+    };
+    let t = &r.transition;
+    for (i, step) in t.steps.iter().enumerate() {
+        for (m, (&have, &need)) in step.capacity_during.iter().zip(&t.required).enumerate() {
+            assert!(
+                have >= need * (1.0 - 1e-9) - 1e-9,
+                "step {}: {} keeps {have} < {need}",
+                i + 1,
+                t.models[m]
+            );
+        }
+        for g in &step.gpus {
+            valid(g.gpu, &g.layout);
+            state.insert(g.gpu, g.layout.clone());
+        }
+        for (idx, l) in &state {
+            valid(*idx, l);
+        }
+    }
+    for g in &r.target.gpus {
+        let got = state.get(&g.index).cloned().unwrap_or_default();
+        assert_eq!(key(&got), key(&g.layout), "GPU {} ends elsewhere", g.index);
+    }
+}
+
+fn provisions(r: &Replan, s: &Scenario) {
+    for (m, rate) in r.target.model_rates.iter().zip(s.rates().unwrap()) {
+        assert!(m.rate_qps >= rate * (1.0 - 1e-9), "{} short", m.model);
+    }
+}
+
+#[test]
+fn sla_unchanged_load_recuts_nothing() {
+    let s = &parvagpu_scenarios(&dataset_dir())[3];
+    let current = plan(s, SolverKind::Sla, &opts()).unwrap();
+    let r = sla_replan(&current, s, s, 0);
+    assert_eq!(r.status, SolveStatus::Optimal);
+    assert_eq!(r.gpus_changed, 0);
+    assert_eq!(r.instances_started, 0);
+    assert!(r.transition.steps.is_empty());
+    assert!(r.gpus.iter().all(|g| g.fate == Fate::Kept));
+    assert_eq!(r.gpus_used as usize, current.gpus_used());
+    assert_eq!(r.target.solver, "sla-replan");
+    provisions(&r, s);
+}
+
+#[test]
+fn sla_target_needs_the_from_scratch_optimum_and_transitions_safely() {
+    let s = &parvagpu_scenarios(&dataset_dir())[3];
+    let current = plan(s, SolverKind::Sla, &opts()).unwrap();
+    let new = with_rates(s, &[0.6, 1.3, 0.9]);
+    let scratch = plan(&new, SolverKind::Sla, &opts()).unwrap();
+    let r = sla_replan(&current, s, &new, 2);
+    assert_eq!(r.status, SolveStatus::Optimal);
+    assert_eq!(r.gpus_used as usize, scratch.gpus_used());
+    assert_eq!(r.tiers[0].objective as usize, scratch.gpus_used());
+    assert!(r.gpus_changed > 0 && r.gpus_changed <= r.gpus_used);
+    provisions(&r, &new);
+    replay(&current, &r);
+}
+
+#[test]
+fn sla_replan_of_an_empty_plan_is_a_from_scratch_plan() {
+    let s = &parvagpu_scenarios(&dataset_dir())[2];
+    let scratch = plan(s, SolverKind::Sla, &opts()).unwrap();
+    let mut empty = scratch.clone();
+    empty.gpus.clear();
+    let r = sla_replan(&empty, s, s, 0);
+    assert_eq!(r.status, SolveStatus::Optimal);
+    let g = scratch.gpus_used() as u32;
+    assert_eq!((r.gpus_used, r.gpus_changed), (g, g));
+    assert!(r.gpus.iter().all(|c| c.fate == Fate::Added));
+    // Fewest instances among the plans with the fewest GPUs: never more than the
+    // from-scratch plan starts.
+    assert!(r.instances_started as usize <= scratch.instances().count());
+    provisions(&r, s);
+    replay(&empty, &r);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+    #[test]
+    fn sla_transition_steps_are_valid_and_keep_capacity(
+        f in proptest::collection::vec(0.4f64..1.6, 3),
+        which in 1usize..4,
+    ) {
+        let s = &parvagpu_scenarios(&dataset_dir())[which];
+        let current = plan(s, SolverKind::Sla, &opts()).unwrap();
+        let new = with_rates(s, &f);
+        let scratch = plan(&new, SolverKind::Sla, &opts()).unwrap();
+        let r = sla_replan(&current, s, &new, 64);
+        prop_assert_eq!(r.gpus_used as usize, scratch.gpus_used());
+        provisions(&r, &new);
+        replay(&current, &r);
+    }
+}
