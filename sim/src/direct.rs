@@ -14,6 +14,7 @@
 use crate::interference::Interference;
 use crate::prep::{Cand, Prepared};
 use crate::run::{Arrivals, RepStats, RunSpec};
+use crate::sched::rules::CLAMPED_WIDTH;
 use crate::sched::{
     rules, Candidate, Query, Rule, MARGIN_ALPHA, PLAN_ALPHA, PLAN_SLACK, START_HORIZON, START_SLACK,
 };
@@ -73,18 +74,27 @@ impl Trees {
         let id = &mut self.id[off..off + 2 * cap];
         let mut node = cap + leaf;
         key[node] = drain;
-        node >>= 1;
-        // Every group's tree has the same depth (see `Prepared`), so this loop runs a fixed
-        // number of times and the winner is picked by arithmetic: no unpredictable branch.
-        while node >= 1 {
-            let l = 2 * node;
-            // SAFETY: 1 ≤ node < cap, so l + 1 = 2·node + 1 < 2·cap = key.len() = id.len().
+        // The winner's drain time on the path so far stays in a register: each match only
+        // reads the sibling, which no earlier match of this update wrote, so the drain times
+        // form a short chain of minima (the next query reads the root). Every group's tree
+        // has the same depth (see `Prepared`), so the loop runs a fixed number of times, and
+        // the winner's id is read at an index computed by arithmetic: no unpredictable branch.
+        let mut k = drain;
+        while node > 1 {
+            let sib = node ^ 1;
+            // SAFETY: 2 ≤ node < 2·cap, so sib < 2·cap = key.len() = id.len(), and the
+            // parent node / 2 ≥ 1.
             unsafe {
-                let w = l + (*key.get_unchecked(l + 1) < *key.get_unchecked(l)) as usize;
-                *key.get_unchecked_mut(node) = *key.get_unchecked(w);
-                *id.get_unchecked_mut(node) = *id.get_unchecked(w);
+                let sk = *key.get_unchecked(sib);
+                // The left child (even index) wins ties, as `key[l + 1] < key[l]` decides.
+                let take = (sk < k) | ((node & 1 == 1) & (sk == k));
+                let w = node ^ take as usize;
+                k = if sk < k { sk } else { k };
+                let i = *id.get_unchecked(w);
+                node >>= 1;
+                *key.get_unchecked_mut(node) = k;
+                *id.get_unchecked_mut(node) = i;
             }
-            node >>= 1;
         }
     }
 }
@@ -147,6 +157,36 @@ impl Waiting {
     }
 }
 
+/// One (model, batch) row's `elsa-start` candidates in [`rules::elsa_start_clamped`]'s
+/// fixed-width layout: each group's tree root (`tree_off + 1`) and service time; unused slots
+/// have an infinite service (and root 0, any valid slot).
+struct StartRow {
+    root: [u32; CLAMPED_WIDTH],
+    svc: [f64; CLAMPED_WIDTH],
+}
+
+/// Every row's [`StartRow`]; `None` for a row with more groups than the width, which
+/// [`rules::elsa_start`] decides on.
+fn start_rows(p: &Prepared) -> Vec<Option<StartRow>> {
+    p.cand_off
+        .windows(2)
+        .map(|w| {
+            let cands = &p.cands[w[0] as usize..w[1] as usize];
+            (cands.len() <= CLAMPED_WIDTH).then(|| {
+                let mut r = StartRow {
+                    root: [0; CLAMPED_WIDTH],
+                    svc: [f64::INFINITY; CLAMPED_WIDTH],
+                };
+                for (k, c) in cands.iter().enumerate() {
+                    r.root[k] = c.tree_off + 1;
+                    r.svc[k] = c.svc;
+                }
+                r
+            })
+        })
+        .collect()
+}
+
 /// The earliest estimated finish among a class's candidate groups, each starting at `start`.
 #[inline(always)]
 fn first_finish(cands: &[Cand], start: impl Fn(&Cand) -> f64) -> f64 {
@@ -177,6 +217,11 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
     // Start times of queries dispatched but not yet started, per instance (FIFO, so the
     // front starts first): their count is the queue length an arrival sees.
     let mut waiting: Vec<Waiting> = (0..ni).map(|_| Waiting::new()).collect();
+    let starts = if K == START {
+        start_rows(p)
+    } else {
+        Vec::new()
+    };
     let mut st = RepStats::new(p, true);
     let mut load = p.interf.as_ref().map(|f| f.state());
     let mut arr = Arrivals::new(spec);
@@ -226,19 +271,18 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
                 GREEDY => rules::elsa_greedy(&q, cands),
                 MARGIN => rules::elsa_margin(&q, MARGIN_ALPHA, cands),
                 PROTECT => rules::elsa_protect(&q, MARGIN_ALPHA, cands),
-                START => {
-                    // As `elsa_plan` below: the earliest finish, then the choice by position.
-                    let first = first_finish(row_cands, start);
-                    let deadline = rules::finish_deadline(
-                        &q,
-                        START_HORIZON,
-                        START_SLACK,
-                        first,
-                        p.quickest[row],
-                    );
-                    rules::elsa_start_within(deadline, cands)
-                        .map(|k| tree.id[row_cands[k].tree_off as usize + 1])
-                }
+                START => match &starts[row] {
+                    Some(r) => {
+                        let mut free = [0.0; CLAMPED_WIDTH];
+                        for (f, &i) in free.iter_mut().zip(&r.root) {
+                            *f = tree.key[i as usize];
+                        }
+                        let (h, s, quick) = (START_HORIZON, START_SLACK, p.quickest[row]);
+                        rules::elsa_start_clamped(&q, h, s, quick, &free, &r.svc)
+                            .map(|k| tree.id[r.root[k] as usize])
+                    }
+                    None => rules::elsa_start(&q, START_HORIZON, START_SLACK, cands),
+                },
                 _ => {
                     // `elsa_plan` in two light steps: the earliest finish (the quickest
                     // service time is fixed per class), then the choice, by position, so
@@ -356,4 +400,55 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
     st.tend = tend;
     st.generated = arr.generated();
     st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Trees;
+
+    /// A tree rebuilt from its leaves, every match replayed (the left child wins ties).
+    fn rebuilt(key: &[f64], id: &[u32], cap: usize) -> (Vec<f64>, Vec<u32>) {
+        let (mut k, mut i) = (key.to_vec(), id.to_vec());
+        for node in (1..cap).rev() {
+            let w = 2 * node + (k[2 * node + 1] < k[2 * node]) as usize;
+            (k[node], i[node]) = (k[w], i[w]);
+        }
+        (k, i)
+    }
+
+    #[test]
+    fn tree_updates_match_a_full_replay() {
+        // Two groups of 8 leaves, the second with padding; drain times on a coarse grid so
+        // that ties are frequent.
+        let cap = 8;
+        let mut ids = vec![u32::MAX; 4 * cap];
+        for l in 0..cap {
+            ids[cap + l] = l as u32;
+        }
+        for l in 0..5 {
+            ids[3 * cap + l] = 100 + l as u32;
+        }
+        let mut t = Trees::new(&ids);
+        for g in [0, 2 * cap] {
+            let (k, i) = rebuilt(&t.key[g..g + 2 * cap], &t.id[g..g + 2 * cap], cap);
+            t.key[g..g + 2 * cap].copy_from_slice(&k);
+            t.id[g..g + 2 * cap].copy_from_slice(&i);
+        }
+        let mut x = 12345u64;
+        for _ in 0..5000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (g, leaf) = if x % 2 == 0 {
+                (0, (x >> 8) as usize % cap)
+            } else {
+                (2 * cap, (x >> 8) as usize % 5)
+            };
+            let drain = ((x >> 20) % 6) as f64 * 0.5;
+            t.update(g, cap, leaf, drain);
+            let (k, i) = rebuilt(&t.key[g..g + 2 * cap], &t.id[g..g + 2 * cap], cap);
+            assert_eq!(&t.key[g + 1..g + 2 * cap], &k[1..]);
+            assert_eq!(&t.id[g + 1..g + 2 * cap], &i[1..]);
+        }
+    }
 }

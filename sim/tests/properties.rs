@@ -80,3 +80,57 @@ proptest! {
         prop_assert_eq!(format!("{r:?}"), format!("{:?}", simulate(&p, &sc, &c).unwrap()));
     }
 }
+
+/// Candidates that can start at max(free, now), from grids coarse enough to tie often.
+fn clamped_cands() -> impl Strategy<Value = Vec<(f64, f64)>> {
+    prop::collection::vec(
+        (0u32..40, 1u32..40),
+        0..=migopt_sim::sched::rules::CLAMPED_WIDTH,
+    )
+    .prop_map(|v| {
+        v.into_iter()
+            .map(|(f, s)| (f as f64 * 0.5, s as f64 * 0.25))
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    /// The event-free engine's `elsa-start` picks what `elsa_start` picks, on any candidate
+    /// set (unused slots: infinite service, any free time).
+    #[test]
+    fn elsa_start_clamped_picks_as_elsa_start(
+        cands in clamped_cands(),
+        pad_free in (0u32..40).prop_map(|f| f as f64 * 0.5),
+        now in (0u32..40).prop_map(|t| t as f64 * 0.5),
+        sla in (1u32..80).prop_map(|s| s as f64 * 0.5),
+        rule in prop_oneof![
+            Just((migopt_sim::sched::START_HORIZON, migopt_sim::sched::START_SLACK)),
+            (0.0f64..1.5, 0.0f64..1.0),
+        ],
+    ) {
+        use migopt_sim::sched::{self, rules, Candidate, Query};
+        let q = Query { model: 0, batch: 1, arrival_ms: now, sla_ms: sla };
+        let (horizon, slack) = rule;
+        let quickest = cands.iter().fold(f64::INFINITY, |s, c| s.min(c.1));
+        let full = cands.iter().enumerate().map(|(k, &(free, svc))| Candidate {
+            instance: k as u32,
+            compute: 1,
+            start_ms: if free > now { free } else { now },
+            free_ms: free,
+            service_ms: svc,
+            deficit: 0.0,
+            protected: false,
+        });
+        let want = sched::elsa_start(&q, horizon, slack, full).map(|i| i as usize);
+        let mut free = [pad_free; rules::CLAMPED_WIDTH];
+        let mut svc = [f64::INFINITY; rules::CLAMPED_WIDTH];
+        for (k, &(f, s)) in cands.iter().enumerate() {
+            free[k] = f;
+            svc[k] = s;
+        }
+        let got = rules::elsa_start_clamped(&q, horizon, slack, quickest, &free, &svc);
+        prop_assert_eq!(got, want);
+    }
+}

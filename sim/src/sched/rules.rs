@@ -254,17 +254,6 @@ where
     start_choice(deadline, cands.map(|c| (c.instance, c)))
 }
 
-/// [`elsa_start`]'s choice once its deadline ([`finish_deadline`]) is known, as a position in
-/// `cands` (for an engine that keeps per-candidate tables beside the list).
-#[inline(always)]
-pub fn elsa_start_within<I: IntoIterator<Item = Candidate>>(
-    deadline: f64,
-    cands: I,
-) -> Option<usize> {
-    let at = cands.into_iter().enumerate().map(|(k, c)| (k as u32, c));
-    start_choice(deadline, at).map(|k| k as usize)
-}
-
 /// [`elsa_start`] over candidates tagged with ids, given its deadline; the chosen id.
 #[inline(always)]
 fn start_choice(deadline: f64, cands: impl Iterator<Item = (u32, Candidate)>) -> Option<u32> {
@@ -283,6 +272,93 @@ fn start_choice(deadline: f64, cands: impl Iterator<Item = (u32, Candidate)>) ->
         any.offer(fin, id);
     }
     meet_or(pick, any)
+}
+
+/// How many candidates [`elsa_start_clamped`] takes: a fixed width, so that its work per
+/// query does not depend on the data.
+pub const CLAMPED_WIDTH: usize = 8;
+
+/// [`elsa_start`] for an engine whose candidates each start when they free up, but not
+/// before the query's arrival: start = max(free, arrival). Candidate k has free time
+/// `free[k]` and service `svc[k]` (ms, not NaN); unused slots have an infinite service.
+/// `quickest` is the least service (an engine whose service times are fixed per (model,
+/// batch) keeps it per class). Returns the same choice as [`elsa_start`] over the same
+/// candidates, as a slot (`sim/tests/properties.rs` pins it).
+///
+/// Since max(free, arrival) is non-decreasing in free, ordering by (start, free) is
+/// ordering by free alone: a smaller free never starts later, and equal frees start
+/// together. So the choice is two minima over fixed-width arrays, pairwise (three steps
+/// deep, no branch on the data): the earliest finish, which gives the deadline; then the
+/// least free time among candidates in time, and the first slot that has it. Only when
+/// several in time share it (rare: e.g. instances that never ran) do their finishes decide.
+#[inline(always)]
+pub fn elsa_start_clamped(
+    q: &Query,
+    horizon: f64,
+    slack: f64,
+    quickest: f64,
+    free: &[f64; CLAMPED_WIDTH],
+    svc: &[f64; CLAMPED_WIDTH],
+) -> Option<usize> {
+    let now = q.arrival_ms;
+    let fin: [f64; CLAMPED_WIDTH] =
+        std::array::from_fn(|k| if free[k] > now { free[k] } else { now } + svc[k]);
+    let first = min8(&fin);
+    if first == f64::INFINITY {
+        return None;
+    }
+    let deadline = finish_deadline(q, horizon, slack, first, quickest);
+    let key: [f64; CLAMPED_WIDTH] = std::array::from_fn(|k| {
+        if fin[k] <= deadline {
+            free[k]
+        } else {
+            f64::INFINITY
+        }
+    });
+    let best = min8(&key);
+    let ties = if best == f64::INFINITY {
+        // None in time: the earliest finish.
+        eq_mask(&fin, first)
+    } else {
+        eq_mask(&key, best)
+    };
+    Some(if ties.is_power_of_two() {
+        ties.trailing_zeros() as usize
+    } else {
+        earliest_of(ties, &fin)
+    })
+}
+
+/// The least of eight values, pairwise (three steps deep).
+#[inline(always)]
+fn min8(v: &[f64; CLAMPED_WIDTH]) -> f64 {
+    let fmin = |a: f64, b: f64| if a < b { a } else { b };
+    let h: [f64; 4] = std::array::from_fn(|k| fmin(v[k], v[k + 4]));
+    fmin(fmin(h[0], h[2]), fmin(h[1], h[3]))
+}
+
+/// Bit k set where `v[k] == x`.
+#[inline(always)]
+fn eq_mask(v: &[f64; CLAMPED_WIDTH], x: f64) -> u32 {
+    // One byte per slot, 0 or 1; the multiplication moves byte k's bit to bit 56 + k (the
+    // partial products are distinct powers of two, so nothing carries).
+    let bytes: [u8; CLAMPED_WIDTH] = std::array::from_fn(|k| (v[k] == x) as u8);
+    (u64::from_le_bytes(bytes).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
+}
+
+/// Among the slots set in `mask`, the one with the earliest `fin`, ties to the lowest.
+#[cold]
+fn earliest_of(mask: u32, fin: &[f64; CLAMPED_WIDTH]) -> usize {
+    (0..CLAMPED_WIDTH)
+        .filter(|&k| mask & (1 << k) != 0)
+        .fold((f64::INFINITY, 0), |b, k| {
+            if fin[k] < b.0 {
+                (fin[k], k)
+            } else {
+                b
+            }
+        })
+        .1
 }
 
 /// The earliest estimated finish (ties to the candidate met first).
