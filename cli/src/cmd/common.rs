@@ -81,8 +81,8 @@ pub struct PlanFlags {
 pub struct SolverFlag {
     /// milp (exact, fluid model), sla (exact, queueing model: p99 within the SLA), paris,
     /// parvagpu, or homogeneous-<1g|2g|3g|4g|7g>. Default: milp, or sla with
-    /// --objective sla-capacity. `replan` takes milp or sla (sla: min-gpus targets only,
-    /// checked by simulation).
+    /// --objective sla-capacity. `replan` and `replay-day` take milp or sla (sla: min-gpus
+    /// only; `replan --solver sla` checks its target by simulation).
     #[arg(long)]
     pub solver: Option<String>,
 }
@@ -120,7 +120,8 @@ impl ObjectiveFlag {
 #[derive(clap::Args, Debug, Clone)]
 pub struct CheckFlags {
     /// Check the plan by simulation at its promised load; with the sla solver, cut the
-    /// models that miss and plan again until verified (implied by --objective sla-capacity).
+    /// models that miss and plan again until verified (implied by --objective sla-capacity
+    /// and by `replan --solver sla`).
     #[arg(long)]
     pub verify: bool,
     /// The percentile every model must meet its SLA at: p99 (default), p95, p90 or p99.9.

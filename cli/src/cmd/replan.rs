@@ -35,9 +35,9 @@ pub struct Args {
     solver: SolverFlag,
     #[command(flatten)]
     flags: PlanFlags,
-    /// The target's check by simulation at the new rates: always with --solver sla (the
-    /// models that miss are cut and the re-plan runs again, as `plan --solver sla --verify`
-    /// does), once with --verify otherwise.
+    // The target's check by simulation at the new rates: always with --solver sla (the
+    // models that miss are cut and the re-plan runs again, as `plan --solver sla --verify`
+    // does), once with --verify otherwise.
     #[command(flatten)]
     check: CheckFlags,
     #[command(flatten)]

@@ -33,7 +33,9 @@
 //! at exactly its rate) is re-cut again by the next small rise: on a 24-hour diurnal day it
 //! cut the re-cuts of the H100 fleet from 19 to 15 and of ParvaGPU's scenario 6 from 26 to
 //! 22 (`migopt replay-day`, 24 one-hour intervals, slack 1: BENCHMARKS.md). The
-//! transition from the current plan to the target is built in [`transition`].
+//! transition from the current plan to the target is built in [`transition`]. The
+//! SLA-aware target (`--solver sla`, [`replan_with`]) is the same scheme over the pools of
+//! the queueing model (module `sla`).
 
 mod load;
 mod sla;
