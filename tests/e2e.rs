@@ -856,4 +856,27 @@ fn replan_with_the_sla_solver_reports_its_simulated_check() {
     let o = run(&args, &root());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("check       simulated under elsa"));
+    // replay-day with the SLA-aware planner: two intervals, each simulated briefly.
+    let load = root().join("papers/reconfiguration/diurnal.csv");
+    let o = run(
+        &[
+            "replay-day",
+            s4.to_str().unwrap(),
+            "--load",
+            load.to_str().unwrap(),
+            "--every",
+            "12h",
+            "--solver",
+            "sla",
+            "--sim-seconds",
+            "0.5",
+            "--replications",
+            "1",
+        ],
+        &root(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("replan p99/SLA"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("12.00")).count(), 1);
 }

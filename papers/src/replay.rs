@@ -164,6 +164,11 @@ pub struct ReplayOptions {
     pub gpu_slack: u32,
     /// Planner options (min-gpus).
     pub plan: PlanOptions,
+    /// The planner of all three strategies: [`SolverKind::Milp`] (fluid model) or
+    /// [`SolverKind::Sla`] (queueing model: the static and from-scratch plans are
+    /// `plan --solver sla`'s, the re-plan `replan --solver sla`'s target, each without the
+    /// simulation loop; every cell is simulated anyway).
+    pub solver: SolverKind,
     /// Simulated seconds per state (0: no simulation).
     pub sim_seconds: f64,
     /// Simulation replications.
@@ -185,6 +190,7 @@ impl Default for ReplayOptions {
                 objective: Objective::MinGpus,
                 ..PlanOptions::default()
             },
+            solver: SolverKind::Milp,
             sim_seconds: 10.0,
             replications: 2,
             seed: 1,
@@ -578,13 +584,15 @@ fn replan_cell(
         load_slack: 0.0,
     };
     // Too few spares for a safe transition: take as many as it needs (reported).
-    let rp = match migopt_solver::replan::replan(prev, s, &ro) {
+    let replan =
+        |ro: &ReplanOptions| migopt_solver::replan::replan_with(prev, s, opts.solver.clone(), ro);
+    let rp = match replan(&ro) {
         Err(Error::Infeasible(_)) if opts.spare_gpus < 1000 => {
             let more = ReplanOptions {
                 spare_gpus: 1000,
                 ..ro.clone()
             };
-            migopt_solver::replan::replan(prev, s, &more)?
+            replan(&more)?
         }
         r => r?,
     };
@@ -661,7 +669,8 @@ pub fn replay_day(
         .map(|m| rates.iter().map(|r| r[m]).fold(0.0, f64::max))
         .collect();
     let popts = &opts.plan;
-    let static_plan = migopt_solver::plan(&with_rates(scenario, &peak), SolverKind::Milp, popts)?;
+    let solver = &opts.solver;
+    let static_plan = migopt_solver::plan(&with_rates(scenario, &peak), solver.clone(), popts)?;
     let mut intervals: Vec<Interval> = Vec::new();
     let mut prev_scratch: Option<Plan> = None;
     let mut prev_replan: Option<Plan> = None;
@@ -670,7 +679,7 @@ pub fn replay_day(
     for (i, r) in rates.iter().enumerate() {
         let s = with_rates(scenario, r);
         let mut cells = vec![static_cell(opts, &s, &static_plan, i)?];
-        let scratch = migopt_solver::plan(&s, SolverKind::Milp, popts)?;
+        let scratch = migopt_solver::plan(&s, solver.clone(), popts)?;
         cells.push(scratch_cell(opts, &s, &scratch, prev_scratch.as_ref(), i)?);
         let cell = match prev_replan.as_ref() {
             // The first interval starts from the from-scratch plan.

@@ -158,33 +158,84 @@ impl Waiting {
 }
 
 /// One (model, batch) row's `elsa-start` candidates in [`rules::elsa_start_clamped`]'s
-/// fixed-width layout: each group's tree root (`tree_off + 1`) and service time; unused slots
-/// have an infinite service (and root 0, any valid slot).
+/// layout: each group's tree root (`tree_off + 1`) and service time; unused slots have an
+/// infinite service (and root 0, any valid slot).
 struct StartRow {
     root: [u32; CLAMPED_WIDTH],
     svc: [f64; CLAMPED_WIDTH],
 }
 
-/// Every row's [`StartRow`]; `None` for a row with more groups than the width, which
-/// [`rules::elsa_start`] decides on.
-fn start_rows(p: &Prepared) -> Vec<Option<StartRow>> {
-    p.cand_off
-        .windows(2)
-        .map(|w| {
-            let cands = &p.cands[w[0] as usize..w[1] as usize];
-            (cands.len() <= CLAMPED_WIDTH).then(|| {
-                let mut r = StartRow {
-                    root: [0; CLAMPED_WIDTH],
-                    svc: [f64::INFINITY; CLAMPED_WIDTH],
-                };
-                for (k, c) in cands.iter().enumerate() {
-                    r.root[k] = c.tree_off + 1;
-                    r.svc[k] = c.svc;
-                }
-                r
+/// Every row's [`StartRow`] (`None` for a row with more groups than [`CLAMPED_WIDTH`],
+/// which [`rules::elsa_start`] decides on), checked against the trees they index.
+struct StartRows {
+    rows: Vec<Option<StartRow>>,
+    /// Every row has at most 4 groups: the decisions take half the width.
+    narrow: bool,
+    tree_len: usize,
+}
+
+impl StartRows {
+    /// The rows of `p`, or none unless `used`.
+    fn new(p: &Prepared, tree: &Trees, used: bool) -> Self {
+        let mut narrow = true;
+        let off: &[u32] = if used { &p.cand_off } else { &[] };
+        let rows: Vec<_> = off
+            .windows(2)
+            .map(|w| {
+                let cands = &p.cands[w[0] as usize..w[1] as usize];
+                narrow &= cands.len() <= 4;
+                (cands.len() <= CLAMPED_WIDTH).then(|| {
+                    let mut r = StartRow {
+                        root: [0; CLAMPED_WIDTH],
+                        svc: [f64::INFINITY; CLAMPED_WIDTH],
+                    };
+                    for (k, c) in cands.iter().enumerate() {
+                        r.root[k] = c.tree_off + 1;
+                        r.svc[k] = c.svc;
+                    }
+                    r
+                })
             })
+            .collect();
+        let tree_len = tree.key.len().min(tree.id.len());
+        let roots = rows.iter().flatten().flat_map(|r| r.root);
+        assert!(roots.into_iter().all(|i| (i as usize) < tree_len));
+        Self {
+            rows,
+            narrow,
+            tree_len,
+        }
+    }
+
+    /// `elsa-start`'s pick for row `row` from the trees' current roots, or `None` when the
+    /// row is too wide for the fixed-width path.
+    #[inline(always)]
+    fn pick(&self, row: usize, tree: &Trees, q: &Query, quickest: f64) -> Option<Option<u32>> {
+        let r = self.rows[row].as_ref()?;
+        assert_eq!(tree.key.len().min(tree.id.len()), self.tree_len);
+        Some(if self.narrow {
+            Self::pick_w::<4>(r, tree, q, quickest)
+        } else {
+            Self::pick_w::<CLAMPED_WIDTH>(r, tree, q, quickest)
         })
-        .collect()
+    }
+
+    #[inline(always)]
+    fn pick_w<const W: usize>(r: &StartRow, tree: &Trees, q: &Query, quickest: f64) -> Option<u32> {
+        let (mut ids, mut free, mut svc) = ([0; W], [0.0; W], [0.0; W]);
+        for k in 0..W {
+            let i = r.root[k] as usize;
+            // SAFETY: `new` checked every root against the trees' length, and `pick` that
+            // the length is the same.
+            unsafe {
+                free[k] = *tree.key.get_unchecked(i);
+                ids[k] = *tree.id.get_unchecked(i);
+            }
+            svc[k] = r.svc[k];
+        }
+        let rule = (START_HORIZON, START_SLACK, quickest);
+        rules::elsa_start_clamped(q, rule, &ids, &free, &svc)
+    }
 }
 
 /// The earliest estimated finish among a class's candidate groups, each starting at `start`.
@@ -217,11 +268,7 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
     // Start times of queries dispatched but not yet started, per instance (FIFO, so the
     // front starts first): their count is the queue length an arrival sees.
     let mut waiting: Vec<Waiting> = (0..ni).map(|_| Waiting::new()).collect();
-    let starts = if K == START {
-        start_rows(p)
-    } else {
-        Vec::new()
-    };
+    let starts = StartRows::new(p, &tree, K == START);
     let mut st = RepStats::new(p, true);
     let mut load = p.interf.as_ref().map(|f| f.state());
     let mut arr = Arrivals::new(spec);
@@ -271,18 +318,9 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
                 GREEDY => rules::elsa_greedy(&q, cands),
                 MARGIN => rules::elsa_margin(&q, MARGIN_ALPHA, cands),
                 PROTECT => rules::elsa_protect(&q, MARGIN_ALPHA, cands),
-                START => match &starts[row] {
-                    Some(r) => {
-                        let mut free = [0.0; CLAMPED_WIDTH];
-                        for (f, &i) in free.iter_mut().zip(&r.root) {
-                            *f = tree.key[i as usize];
-                        }
-                        let (h, s, quick) = (START_HORIZON, START_SLACK, p.quickest[row]);
-                        rules::elsa_start_clamped(&q, h, s, quick, &free, &r.svc)
-                            .map(|k| tree.id[r.root[k] as usize])
-                    }
-                    None => rules::elsa_start(&q, START_HORIZON, START_SLACK, cands),
-                },
+                START => starts
+                    .pick(row, &tree, &q, p.quickest[row])
+                    .unwrap_or_else(|| rules::elsa_start(&q, START_HORIZON, START_SLACK, cands)),
                 _ => {
                     // `elsa_plan` in two light steps: the earliest finish (the quickest
                     // service time is fixed per class), then the choice, by position, so

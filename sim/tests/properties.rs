@@ -105,14 +105,14 @@ proptest! {
         pad_free in (0u32..40).prop_map(|f| f as f64 * 0.5),
         now in (0u32..40).prop_map(|t| t as f64 * 0.5),
         sla in (1u32..80).prop_map(|s| s as f64 * 0.5),
-        rule in prop_oneof![
+        limits in prop_oneof![
             Just((migopt_sim::sched::START_HORIZON, migopt_sim::sched::START_SLACK)),
             (0.0f64..1.5, 0.0f64..1.0),
         ],
     ) {
         use migopt_sim::sched::{self, rules, Candidate, Query};
         let q = Query { model: 0, batch: 1, arrival_ms: now, sla_ms: sla };
-        let (horizon, slack) = rule;
+        let (horizon, slack) = limits;
         let quickest = cands.iter().fold(f64::INFINITY, |s, c| s.min(c.1));
         let full = cands.iter().enumerate().map(|(k, &(free, svc))| Candidate {
             instance: k as u32,
@@ -123,14 +123,22 @@ proptest! {
             deficit: 0.0,
             protected: false,
         });
-        let want = sched::elsa_start(&q, horizon, slack, full).map(|i| i as usize);
+        let want = sched::elsa_start(&q, horizon, slack, full);
         let mut free = [pad_free; rules::CLAMPED_WIDTH];
         let mut svc = [f64::INFINITY; rules::CLAMPED_WIDTH];
         for (k, &(f, s)) in cands.iter().enumerate() {
             free[k] = f;
             svc[k] = s;
         }
-        let got = rules::elsa_start_clamped(&q, horizon, slack, quickest, &free, &svc);
+        let ids = std::array::from_fn(|k| k as u32);
+        let rule = (horizon, slack, quickest);
+        let got = rules::elsa_start_clamped(&q, rule, &ids, &free, &svc);
         prop_assert_eq!(got, want);
+        if cands.len() <= 4 {
+            let narrow = |a: [f64; rules::CLAMPED_WIDTH]| [a[0], a[1], a[2], a[3]];
+            let ids4 = [0, 1, 2, 3];
+            let got4 = rules::elsa_start_clamped(&q, rule, &ids4, &narrow(free), &narrow(svc));
+            prop_assert_eq!(got4, want);
+        }
     }
 }

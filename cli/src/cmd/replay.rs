@@ -2,7 +2,7 @@
 //! every interval, migopt replan) and compare GPU-hours, re-cuts and simulated SLA
 //! violations, transitions included.
 
-use super::common::{PlanFlags, Progress};
+use super::common::{PlanFlags, Progress, SolverFlag};
 use super::{to_json, CliError};
 use crate::out::{table, write_all};
 use migopt_models::{Objective, Scenario};
@@ -38,6 +38,8 @@ pub struct Args {
     /// Master seed of the simulations.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    #[command(flatten)]
+    solver: SolverFlag,
     #[command(flatten)]
     flags: PlanFlags,
     /// Print the whole day as JSON.
@@ -81,12 +83,22 @@ fn run_on(a: Args) -> Result<(), CliError> {
             a.sim_seconds
         ))));
     }
+    let solver: migopt_solver::SolverKind = a.solver.solver.as_deref().unwrap_or("milp").parse()?;
+    if !matches!(
+        solver,
+        migopt_solver::SolverKind::Milp | migopt_solver::SolverKind::Sla
+    ) {
+        return Err(CliError::Input(migopt_models::Error::Invalid(format!(
+            "replay-day: --solver {solver} has no re-planner; use milp or sla"
+        ))));
+    }
     let opts = ReplayOptions {
         every_h: a.every,
         reconfig_s: a.reconfig_seconds,
         spare_gpus: a.spare_gpus,
         gpu_slack: a.gpu_slack,
         plan,
+        solver,
         sim_seconds: a.sim_seconds,
         replications: a.replications.clamp(1, 100),
         seed: a.seed,
@@ -131,6 +143,19 @@ pub fn render(d: &DayReport) -> String {
         "replan: {} interval(s) swapped a change onto an idle GPU; at most {} spare GPU(s) taken\n\n",
         d.intervals_with_swaps, d.spares_needed
     );
+    // Each interval's row, with the worst model's simulated steady p99 over its SLA under
+    // the from-scratch and the re-planned plan.
+    let ratio = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+    let rows: Vec<Vec<String>> = d
+        .interval_rows(&pct)
+        .into_iter()
+        .zip(&d.intervals)
+        .map(|(mut row, iv)| {
+            row.push(ratio(iv.cells[1].p99_over_sla));
+            row.push(ratio(iv.cells[2].p99_over_sla));
+            row
+        })
+        .collect();
     o += &table(
         &[
             "hour",
@@ -140,8 +165,10 @@ pub fn render(d: &DayReport) -> String {
             "replan GPUs / re-cut / steps",
             "scratch viol.",
             "replan viol.",
+            "scratch p99/SLA",
+            "replan p99/SLA",
         ],
-        &d.interval_rows(&pct),
+        &rows,
     );
     o
 }

@@ -181,8 +181,16 @@ where
 /// fixed per (model, batch) computes once).
 #[inline(always)]
 pub fn finish_deadline(q: &Query, within: f64, slack: f64, first: f64, quickest: f64) -> f64 {
+    let (latest, room) = finish_limits(q, within, slack, quickest);
+    latest.min(first + room)
+}
+
+/// [`finish_deadline`]'s two terms: the latest finish (arrival + `within`·SLA) and the room
+/// after the earliest finish.
+#[inline(always)]
+fn finish_limits(q: &Query, within: f64, slack: f64, quickest: f64) -> (f64, f64) {
     let room = (slack * q.sla_ms - quickest).max(0.0);
-    (q.arrival_ms + within * q.sla_ms).min(first + room)
+    (q.arrival_ms + within * q.sla_ms, room)
 }
 
 /// The earliest estimated finish among `cands` and the quickest service time, the two
@@ -274,91 +282,106 @@ fn start_choice(deadline: f64, cands: impl Iterator<Item = (u32, Candidate)>) ->
     meet_or(pick, any)
 }
 
-/// How many candidates [`elsa_start_clamped`] takes: a fixed width, so that its work per
-/// query does not depend on the data.
+/// The most candidates [`elsa_start_clamped`] takes. Its width is fixed per call (a power
+/// of two up to this), so that its work per query does not depend on the data.
 pub const CLAMPED_WIDTH: usize = 8;
 
 /// [`elsa_start`] for an engine whose candidates each start when they free up, but not
-/// before the query's arrival: start = max(free, arrival). Candidate k has free time
-/// `free[k]` and service `svc[k]` (ms, not NaN); unused slots have an infinite service.
-/// `quickest` is the least service (an engine whose service times are fixed per (model,
-/// batch) keeps it per class). Returns the same choice as [`elsa_start`] over the same
-/// candidates, as a slot (`sim/tests/properties.rs` pins it).
+/// before the query's arrival: start = max(free, arrival). Candidate k is instance `ids[k]`
+/// with free time `free[k]` and service `svc[k]` (ms, not NaN); unused slots have an
+/// infinite service. `quickest` is the least service (an engine whose service times are
+/// fixed per (model, batch) keeps it per class). `W` is a power of two, at most
+/// [`CLAMPED_WIDTH`]. Returns the instance [`elsa_start`] picks among the same candidates
+/// (`sim/tests/properties.rs` pins it).
 ///
 /// Since max(free, arrival) is non-decreasing in free, ordering by (start, free) is
 /// ordering by free alone: a smaller free never starts later, and equal frees start
-/// together. So the choice is two minima over fixed-width arrays, pairwise (three steps
-/// deep, no branch on the data): the earliest finish, which gives the deadline; then the
-/// least free time among candidates in time, and the first slot that has it. Only when
-/// several in time share it (rare: e.g. instances that never ran) do their finishes decide.
+/// together. So the choice is two minima, each carrying its instance: the earliest finish,
+/// which sets the deadline, then the least free time among candidates in time. Both are
+/// pairwise reductions (log₂ W steps deep, no branch on the data), which keeps the chain
+/// from one query's tree update to the next query's choice short. A minimum shared by
+/// several candidates (rare: e.g. instances that never ran) goes to [`elsa_start`]'s own
+/// tie rules.
 #[inline(always)]
-pub fn elsa_start_clamped(
+pub fn elsa_start_clamped<const W: usize>(
     q: &Query,
-    horizon: f64,
-    slack: f64,
-    quickest: f64,
-    free: &[f64; CLAMPED_WIDTH],
-    svc: &[f64; CLAMPED_WIDTH],
-) -> Option<usize> {
+    (horizon, slack, quickest): (f64, f64, f64),
+    ids: &[u32; W],
+    free: &[f64; W],
+    svc: &[f64; W],
+) -> Option<u32> {
+    const { assert!(W.is_power_of_two() && W <= CLAMPED_WIDTH) };
     let now = q.arrival_ms;
-    let fin: [f64; CLAMPED_WIDTH] =
-        std::array::from_fn(|k| if free[k] > now { free[k] } else { now } + svc[k]);
-    let first = min8(&fin);
-    if first == f64::INFINITY {
-        return None;
-    }
-    let deadline = finish_deadline(q, horizon, slack, first, quickest);
-    let key: [f64; CLAMPED_WIDTH] = std::array::from_fn(|k| {
-        if fin[k] <= deadline {
-            free[k]
-        } else {
-            f64::INFINITY
-        }
+    let fin: [f64; W] = std::array::from_fn(|k| select_f(free[k] > now, free[k], now) + svc[k]);
+    let (latest, room) = finish_limits(q, horizon, slack, quickest);
+    let (first, first_id) = argmin(&fin, ids);
+    // In time: finish ≤ min(latest, first + room), i.e. [`finish_deadline`].
+    let cut = first + room;
+    let key: [f64; W] = std::array::from_fn(|k| {
+        let ok = (fin[k] <= latest) & (fin[k] <= cut);
+        select_f(ok, free[k], f64::INFINITY)
     });
-    let best = min8(&key);
-    let ties = if best == f64::INFINITY {
+    let (best, best_id) = argmin(&key, ids);
+    let (x, pick, of) = if best < f64::INFINITY {
+        (best, best_id, &key)
+    } else {
         // None in time: the earliest finish.
-        eq_mask(&fin, first)
-    } else {
-        eq_mask(&key, best)
+        (first, first_id, &fin)
     };
-    Some(if ties.is_power_of_two() {
-        ties.trailing_zeros() as usize
+    if x == f64::INFINITY {
+        None
+    } else if of.iter().filter(|&&y| y == x).count() == 1 {
+        Some(pick)
     } else {
-        earliest_of(ties, &fin)
-    })
+        clamped_ties(q, (horizon, slack, quickest), ids, free, svc)
+    }
 }
 
-/// The least of eight values, pairwise (three steps deep).
-#[inline(always)]
-fn min8(v: &[f64; CLAMPED_WIDTH]) -> f64 {
-    let fmin = |a: f64, b: f64| if a < b { a } else { b };
-    let h: [f64; 4] = std::array::from_fn(|k| fmin(v[k], v[k + 4]));
-    fmin(fmin(h[0], h[2]), fmin(h[1], h[3]))
-}
-
-/// Bit k set where `v[k] == x`.
-#[inline(always)]
-fn eq_mask(v: &[f64; CLAMPED_WIDTH], x: f64) -> u32 {
-    // One byte per slot, 0 or 1; the multiplication moves byte k's bit to bit 56 + k (the
-    // partial products are distinct powers of two, so nothing carries).
-    let bytes: [u8; CLAMPED_WIDTH] = std::array::from_fn(|k| (v[k] == x) as u8);
-    (u64::from_le_bytes(bytes).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32
-}
-
-/// Among the slots set in `mask`, the one with the earliest `fin`, ties to the lowest.
+/// [`elsa_start_clamped`] when its minimum is shared: [`elsa_start`]'s passes.
 #[cold]
-fn earliest_of(mask: u32, fin: &[f64; CLAMPED_WIDTH]) -> usize {
-    (0..CLAMPED_WIDTH)
-        .filter(|&k| mask & (1 << k) != 0)
-        .fold((f64::INFINITY, 0), |b, k| {
-            if fin[k] < b.0 {
-                (fin[k], k)
-            } else {
-                b
-            }
-        })
-        .1
+#[inline(never)]
+fn clamped_ties<const W: usize>(
+    q: &Query,
+    (horizon, slack, quickest): (f64, f64, f64),
+    ids: &[u32; W],
+    free: &[f64; W],
+    svc: &[f64; W],
+) -> Option<u32> {
+    let now = q.arrival_ms;
+    let cands = (0..W).map(|k| {
+        let c = Candidate {
+            instance: ids[k],
+            compute: 0,
+            start_ms: select_f(free[k] > now, free[k], now),
+            free_ms: free[k],
+            service_ms: svc[k],
+            deficit: 0.0,
+            protected: false,
+        };
+        (ids[k], c)
+    });
+    let first = cands
+        .clone()
+        .fold(f64::INFINITY, |f, (_, c)| f.min(c.finish_ms()));
+    let deadline = finish_deadline(q, horizon, slack, first, quickest);
+    start_choice(deadline, cands)
+}
+
+/// The least of `W` values (a power of two) and the id beside it, by halving: slot k
+/// against slot k + W/2, then k + W/4, ...; which of equal values wins is unspecified.
+#[inline(always)]
+fn argmin<const W: usize>(v: &[f64; W], id: &[u32; W]) -> (f64, u32) {
+    let (mut v, mut id) = (*v, *id);
+    let mut h = W / 2;
+    while h >= 1 {
+        for k in 0..h {
+            let take = v[k + h] < v[k];
+            v[k] = select_f(take, v[k + h], v[k]);
+            id[k] = select_u(take, id[k + h], id[k]);
+        }
+        h /= 2;
+    }
+    (v[0], id[0])
 }
 
 /// The earliest estimated finish (ties to the candidate met first).

@@ -90,6 +90,7 @@ fn build(inp: &Input<'_>, gpus: u32) -> (Builder, Model) {
             pool(&mut b, inp, &keep, &z[m][k], new[m][k], m, k);
         }
         cover(&mut b, inp, &z[m], m);
+        gpcs(&mut b, inp, &z[m], m);
     }
     let demand: Vec<Expression> = (0..inp.d.sizes.profiles.len())
         .map(|k| lin(new.iter().filter_map(|nm| Some((1.0, nm[k]?)))))
@@ -181,6 +182,53 @@ fn cover(b: &mut Builder, inp: &Input<'_>, zm: &[Vec<(PoolOption, Var)>], m: usi
     let served = lin(zm.iter().flatten().map(|&(o, v)| (o.rate, v)));
     b.push(geq(served, inp.d.models[m].rate));
 }
+
+/// `gpcs  Σ_{k,n} C_k·n·z[m,k,n] ≥ G*_m`, G*_m the fewest GPCs whose pools carry r_m
+/// ([`min_gpcs`]). Valid for every solution (its pools of m are one of the combinations the
+/// knapsack ranges over); it lifts the LP bound from fractional pools to whole ones, as the
+/// knapsack cuts of the fluid re-plan do.
+fn gpcs(b: &mut Builder, inp: &Input<'_>, zm: &[Vec<(PoolOption, Var)>], m: usize) {
+    let need = min_gpcs(inp, m);
+    if need == 0 {
+        return;
+    }
+    let compute = |k: usize| inp.d.sizes.profiles[k].compute as f64;
+    let used = lin(zm
+        .iter()
+        .enumerate()
+        .flat_map(|(k, zk)| zk.iter().map(move |&(o, v)| (compute(k) * o.n as f64, v))));
+    b.push(geq(used, need as f64));
+}
+
+/// The fewest GPCs in pools (at most one per size) whose admissible rates sum to model m's
+/// rate: a knapsack over GPC budgets, best[g] = the most rate g GPCs carry (0: none found).
+fn min_gpcs(inp: &Input<'_>, m: usize) -> u32 {
+    let om = &inp.options[m];
+    let compute = |k: usize| inp.d.sizes.profiles[k].compute as usize;
+    let most: usize = om
+        .iter()
+        .enumerate()
+        .map(|(k, ok)| ok.last().map_or(0, |o| o.n as usize * compute(k)))
+        .sum();
+    let most = most.min(MAX_KNAPSACK);
+    let mut best = vec![0.0f64; most + 1];
+    for (k, ok) in om.iter().enumerate() {
+        let before = best.clone();
+        for (g, slot) in best.iter_mut().enumerate() {
+            for o in ok {
+                let c = o.n as usize * compute(k);
+                if c <= g {
+                    *slot = slot.max(before[g - c] + o.rate);
+                }
+            }
+        }
+    }
+    let rate = inp.d.models[m].rate * (1.0 - 1e-9);
+    best.iter().position(|&r| r >= rate).unwrap_or(0) as u32
+}
+
+/// The largest GPC budget [`min_gpcs`] searches (beyond it the cut is left out).
+const MAX_KNAPSACK: usize = 20_000;
 
 /// What a tier minimises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -476,6 +524,33 @@ mod tests {
         import.scenario(&import.scenarios[2]).unwrap()
     }
 
+    /// The fewest GPCs over every choice of one option (or none) per size, where there are
+    /// at most a million choices.
+    fn brute_gpcs(inp: &Input<'_>, m: usize) -> Option<u32> {
+        let om = &inp.options[m];
+        let total: usize = om.iter().map(|ok| ok.len() + 1).product();
+        if total > 1_000_000 {
+            return None;
+        }
+        let mut best: Option<u32> = None;
+        for mut code in 0..total {
+            let (mut gpcs, mut rate) = (0u32, 0.0);
+            for (k, ok) in om.iter().enumerate() {
+                let pick = code % (ok.len() + 1);
+                code /= ok.len() + 1;
+                if pick > 0 {
+                    let o = ok[pick - 1];
+                    gpcs += o.n * inp.d.sizes.profiles[k].compute;
+                    rate += o.rate;
+                }
+            }
+            if rate >= inp.d.models[m].rate * (1.0 - 1e-9) {
+                best = Some(best.map_or(gpcs, |b| b.min(gpcs)));
+            }
+        }
+        best
+    }
+
     #[test]
     fn pool_capacity_of_a_from_scratch_plan_is_its_provisioned_rate() {
         let s = scenario();
@@ -509,6 +584,27 @@ mod tests {
             );
             assert!(got[m] >= d.models[m].rate * (1.0 - 1e-9));
         }
+        // The GPC knapsack of the cut agrees with brute force over the option table.
+        let rates: Vec<f64> = d.models.iter().map(|m| m.rate).collect();
+        let cur = Current {
+            types: Vec::new(),
+            slots: 0,
+        };
+        let inp = Input {
+            d: &d,
+            cur: &cur,
+            cnt: Vec::new(),
+            options: table.options(&rates, &|_, _| 0),
+        };
+        let mut checked = 0;
+        for m in 0..d.models.len() {
+            let got = min_gpcs(&inp, m);
+            if let Some(want) = brute_gpcs(&inp, m) {
+                assert_eq!(got, want, "model {m}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= d.models.len() / 2, "{checked} models checked");
         // Capacity grows with instances and is 0 without them.
         assert!(cap
             .of(&vec![0; d.models.len() * d.sizes.profiles.len()])
