@@ -165,8 +165,8 @@ struct StartRow {
     svc: [f64; CLAMPED_WIDTH],
 }
 
-/// Every row's [`StartRow`] (`None` for a row with more groups than [`CLAMPED_WIDTH`],
-/// which [`rules::elsa_start`] decides on), checked against the trees they index.
+/// Every row's [`StartRow`] (`None` for a row with more groups than [`CLAMPED_WIDTH`], or
+/// none, which [`rules::elsa_start`] decides on), checked against the trees they index.
 struct StartRows {
     rows: Vec<Option<StartRow>>,
     /// Every row has at most 4 groups: the decisions take half the width.
@@ -184,7 +184,7 @@ impl StartRows {
             .map(|w| {
                 let cands = &p.cands[w[0] as usize..w[1] as usize];
                 narrow &= cands.len() <= 4;
-                (cands.len() <= CLAMPED_WIDTH).then(|| {
+                (1..=CLAMPED_WIDTH).contains(&cands.len()).then(|| {
                     let mut r = StartRow {
                         root: [0; CLAMPED_WIDTH],
                         svc: [f64::INFINITY; CLAMPED_WIDTH],
