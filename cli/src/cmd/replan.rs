@@ -125,15 +125,7 @@ fn run_on(a: Args) -> Result<(), CliError> {
         required,
         load_slack: a.load_slack,
     };
-    let (mut r, check) = if solver == SolverKind::Sla || a.check.verify {
-        let mut check = a.check.check()?;
-        check.capacity = false;
-        let c = migopt_verify::replan_checked(&current, &scenario, solver, &opts, &check)?;
-        (c.replan, Some(c.check))
-    } else {
-        let r = migopt_solver::replan::replan_with(&current, &scenario, solver, &opts)?;
-        (r, None)
-    };
+    let (mut r, check) = solve(&a.check, &current, &scenario, solver, &opts)?;
     r.target.scenario_path = Some(a.scenario.display().to_string());
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     if let Some(p) = &a.out {
@@ -159,6 +151,26 @@ fn run_on(a: Args) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The re-plan, with its target's check by simulation: always with the sla solver (its loop
+/// cuts the models that miss and re-plans), once with `--verify` otherwise.
+fn solve(
+    flags: &CheckFlags,
+    current: &migopt_models::Plan,
+    scenario: &Scenario,
+    solver: SolverKind,
+    opts: &ReplanOptions,
+) -> Result<(Replan, Option<TargetCheck>), CliError> {
+    if solver == SolverKind::Sla || flags.verify {
+        let mut check = flags.check()?;
+        check.capacity = false;
+        let c = migopt_verify::replan_checked(current, scenario, solver, opts, &check)?;
+        Ok((c.replan, Some(c.check)))
+    } else {
+        let r = migopt_solver::replan::replan_with(current, scenario, solver, opts)?;
+        Ok((r, None))
+    }
 }
 
 /// The target's check by simulation: headline and per-model table.

@@ -412,17 +412,9 @@ pub(super) fn replan(
     )?;
     let cur = read_types(&d.sizes, &d.names(), current, &|m, k| d.throughput(m, k))?;
     let t0 = Instant::now();
-    // Tier 1: the SLA-aware from-scratch optimum.
-    let scratch = crate::plan(scenario, SolverKind::Sla, &popts)?;
+    let (scratch, first) = needed(scenario, &popts, t0)?;
     let g_star = scratch.gpus_used() as u32;
-    let mut tiers = vec![Tier {
-        name: "gpus-needed".into(),
-        objective: g_star as f64,
-        bound: scratch.report.bound.unwrap_or(g_star as f64),
-        gap: scratch.report.gap.unwrap_or(0.0),
-        status: scratch.report.status,
-        seconds: t0.elapsed().as_secs_f64(),
-    }];
+    let mut tiers = vec![first];
     let limit = g_star.saturating_add(opts.gpu_slack);
     let job = Job {
         scenario,
@@ -485,16 +477,35 @@ pub(super) fn replan(
         seconds,
     )?;
     plan.solver = "sla-replan".into();
-    plan.model_rates = d
-        .models
-        .iter()
-        .enumerate()
-        .map(|(m, rm)| ModelRate {
-            model: rm.name.as_str().into(),
-            rate_qps: pools[m].iter().flatten().map(|o| o.rate).sum(),
-        })
-        .collect();
+    plan.model_rates = pool_rates(&d, &pools);
     Ok(assemble(plan, changes, tiers, status, transition))
+}
+
+/// Tier 1: the SLA-aware from-scratch plan of the new load and its tier.
+fn needed(scenario: &Scenario, popts: &PlanOptions, t0: Instant) -> Result<(Plan, Tier), Error> {
+    let scratch = crate::plan(scenario, SolverKind::Sla, popts)?;
+    let g = scratch.gpus_used() as f64;
+    let tier = Tier {
+        name: "gpus-needed".into(),
+        objective: g,
+        bound: scratch.report.bound.unwrap_or(g),
+        gap: scratch.report.gap.unwrap_or(0.0),
+        status: scratch.report.status,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    Ok((scratch, tier))
+}
+
+/// The rate each model's chosen pools admit (the target's provisioned rates).
+fn pool_rates(d: &RateData, pools: &[Vec<Option<PoolOption>>]) -> Vec<ModelRate> {
+    d.models
+        .iter()
+        .zip(pools)
+        .map(|(rm, pm)| ModelRate {
+            model: rm.name.as_str().into(),
+            rate_qps: pm.iter().flatten().map(|o| o.rate).sum(),
+        })
+        .collect()
 }
 
 /// The capacity each model keeps during the transition: `want` (min of old and new rate),
