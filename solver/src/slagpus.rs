@@ -259,11 +259,12 @@ struct Model {
     supply: Supply,
 }
 
-fn build(job: &Job<RateData>, opts: &[Vec<Vec<PoolOption>>], max_gpus: u32) -> (Builder, Model) {
-    let d = job.data;
-    let mut b = Builder::new();
-    let z: Vec<Vec<Vec<(PoolOption, Var)>>> = opts
-        .iter()
+/// The pool binaries z[m,k,n], one per option of each (model, size), beside their options.
+pub(crate) fn pool_vars(
+    b: &mut Builder,
+    opts: &[Vec<Vec<PoolOption>>],
+) -> Vec<Vec<Vec<(PoolOption, Var)>>> {
+    opts.iter()
         .enumerate()
         .map(|(m, om)| {
             om.iter()
@@ -275,7 +276,13 @@ fn build(job: &Job<RateData>, opts: &[Vec<Vec<PoolOption>>], max_gpus: u32) -> (
                 })
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+fn build(job: &Job<RateData>, opts: &[Vec<Vec<PoolOption>>], max_gpus: u32) -> (Builder, Model) {
+    let d = job.data;
+    let mut b = Builder::new();
+    let z = pool_vars(&mut b, opts);
     for (m, zm) in z.iter().enumerate() {
         let served = lin(zm.iter().flatten().map(|&(o, v)| (o.rate, v)));
         b.push(geq(served, d.models[m].rate));

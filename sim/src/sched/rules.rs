@@ -360,9 +360,7 @@ fn clamped_ties<const W: usize>(
         };
         (ids[k], c)
     });
-    let first = cands
-        .clone()
-        .fold(f64::INFINITY, |f, (_, c)| f.min(c.finish_ms()));
+    let (first, _) = first_and_quickest(cands.clone().map(|(_, c)| c));
     let deadline = finish_deadline(q, horizon, slack, first, quickest);
     start_choice(deadline, cands)
 }

@@ -30,8 +30,8 @@
 
 use super::transition::Capacity;
 use super::{
-    apply_swaps, assemble, count_instances, read_types, safe_transition, target, tier_report,
-    Current, ReplanOptions, Solved, Tier,
+    apply_swaps, assemble, count_instances, first_pattern, lexicographic, read_types,
+    safe_transition, target, tier_report, Current, ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, LoadData};
 use crate::fluid::{self, add_routing, load_on, Routing};
@@ -137,10 +137,13 @@ fn tier(
     opts: &PlanOptions,
     minimise: Goal,
     fixed: &[(Goal, f64)],
-    start: &dyn Fn(&Builder, &Model) -> Vec<f64>,
+    from: Start<'_>,
 ) -> Result<(Outcome, Model), Error> {
     let (mut b, m) = build(d, cur, floor);
-    let cols = start(&b, &m);
+    let cols = match from {
+        Start::Scratch(p) => scratch_start(&b, d, &m, p),
+        Start::Values(v) => v.to_vec(),
+    };
     for &(g, v) in fixed {
         // The load tier's optimum is a float: keep it within the floor's tolerance.
         let v = if g == Goal::Load {
@@ -170,23 +173,12 @@ fn scratch_start(b: &Builder, d: &LoadData, m: &Model, scratch: &Plan) -> Vec<f6
     let mut per_layout = vec![0u32; d.sizes.layouts.len()];
     for g in scratch.gpus.iter().filter(|g| !g.layout.is_empty()) {
         let c = count_instances(&d.sizes, &names, &g.layout);
-        let mut sizes = vec![0u32; k];
-        for a in &g.layout {
-            if let Some(j) = d.sizes.index(a.profile.as_str()) {
-                sizes[j] += 1;
-            }
-        }
         for (mi, row) in counts.iter_mut().enumerate() {
             for (j, x) in row.iter_mut().enumerate() {
                 *x += c[mi * k + j];
             }
         }
-        if let Some(&l) = d
-            .sizes
-            .patterns
-            .iter()
-            .find(|&&l| d.sizes.count[l].iter().zip(&sizes).all(|(a, b)| a >= b))
-        {
+        if let Some(l) = first_pattern(&d.sizes, &g.layout) {
             per_layout[l] += 1;
         }
     }
@@ -233,36 +225,20 @@ fn solve_tiers(
         order.push((Goal::Load, "load"));
     }
     order.push((Goal::Started, "instances-started"));
-    let mut fixed: Vec<(Goal, f64)> = Vec::new();
-    let mut tiers = Vec::new();
-    let mut last: Option<(Outcome, Model)> = None;
-    for (g, name) in order {
-        let prev = last.as_ref().map(|(o, _)| o.values.clone());
-        let start = |b: &Builder, m: &Model| match &prev {
-            Some(v) => v.clone(),
-            None => scratch_start(b, d, m, scratch),
-        };
-        let (o, m) = tier(d, cur, floor, opts, g, &fixed, &start)?;
-        let t = if g == Goal::Load {
-            load_report(&o)
-        } else {
-            tier_report(name, &o)
-        };
-        fixed.push((
-            g,
-            if g == Goal::Load {
-                o.objective
-            } else {
-                t.objective
-            },
-        ));
-        tiers.push(t);
-        last = Some((o, m));
-    }
-    let Some((o, m)) = last else {
-        return Err(Error::Internal("max-load re-plan: no tier solved".into()));
-    };
-    Ok((tiers, o, m))
+    lexicographic(
+        &order,
+        scratch,
+        |g, fixed, from| tier(d, cur, floor, opts, g, fixed, from),
+        |g, name, o| match g {
+            // Solved as −λ: the bound it leaves is the raw optimum.
+            Goal::Load => (load_report(o), Some(o.objective)),
+            _ => {
+                let t = tier_report(name, o);
+                let v = t.objective;
+                (t, Some(v))
+            }
+        },
+    )
 }
 
 /// The load tier's report (maximised, solved as −λ).

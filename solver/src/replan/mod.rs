@@ -322,7 +322,7 @@ fn goal(m: &Model, g: Goal) -> Expression {
 }
 
 /// Where a tier's MIP start comes from.
-enum Start<'a> {
+pub(super) enum Start<'a> {
     /// The from-scratch plan: nothing kept, its layouts and counts (tier 2).
     Scratch(&'a Plan),
     /// The solution of the tier before.
@@ -376,7 +376,7 @@ fn tier(
 /// instances-started tier is a small MILP (about 30 rows, 120 columns) whose proof takes tens
 /// of thousands of nodes, and dropping stale cuts sooner made it several times faster on
 /// `replan_100_gpus_11_models` (BENCHMARKS.md, re-planning section).
-const LP_AGE_LIMIT: u32 = 5;
+pub(super) const LP_AGE_LIMIT: u32 = 5;
 
 /// Cap of the relative headroom per model the tie-break tier rewards (25% above the rate).
 const HEADROOM_CAP: f64 = 0.25;
@@ -430,6 +430,22 @@ fn scratch_start(b: &Builder, d: &RateData, m: &Model, scratch: &Plan) -> Vec<f6
     mingpus::start_values(b, d, &m.n, &m.supply, &counts, &per_layout)
 }
 
+/// The first count pattern of the layout encoding that covers a GPU's instances (its
+/// instances per size).
+pub(super) fn first_pattern(sizes: &crate::data::Sizes, layout: &[Assignment]) -> Option<usize> {
+    let mut c = vec![0u32; sizes.profiles.len()];
+    for a in layout {
+        if let Some(k) = sizes.index(a.profile.as_str()) {
+            c[k] += 1;
+        }
+    }
+    sizes
+        .patterns
+        .iter()
+        .copied()
+        .find(|&l| sizes.count[l].iter().zip(&c).all(|(a, b)| a >= b))
+}
+
 /// A plan as the layout encoding counts it: GPUs per maximal layout (each GPU under the
 /// first count pattern that covers it) and instances per (model, size).
 pub(super) fn plan_counts(
@@ -440,21 +456,14 @@ pub(super) fn plan_counts(
     let mut per_layout = vec![0u32; sizes.layouts.len()];
     let mut counts = vec![vec![0u32; sizes.profiles.len()]; names.len()];
     for g in &plan.gpus {
-        let mut c = vec![0u32; sizes.profiles.len()];
         for a in &g.layout {
             if let Some(k) = sizes.index(a.profile.as_str()) {
-                c[k] += 1;
                 if let Some(mi) = names.iter().position(|x| x.as_str() == a.model.as_str()) {
                     counts[mi][k] += 1;
                 }
             }
         }
-        // The first pattern whose counts cover this GPU's.
-        if let Some(&l) = sizes
-            .patterns
-            .iter()
-            .find(|&&l| sizes.count[l].iter().zip(&c).all(|(a, b)| a >= b))
-        {
+        if let Some(l) = first_pattern(sizes, &g.layout) {
             per_layout[l] += 1;
         }
     }
@@ -478,30 +487,51 @@ fn solve_tiers(
     }
     order.push((Goal::Started, "instances-started"));
     order.push((Goal::Headroom, "headroom"));
-    let mut fixed: Vec<(Goal, f64)> = Vec::new();
+    lexicographic(
+        &order,
+        scratch,
+        |g, fixed, from| tier(d, cur, limit, opts, g, fixed, from),
+        |g, name, o| match g {
+            // A tie-break: reported, but it bounds nothing after it.
+            Goal::Headroom => (headroom_report(o), None),
+            _ => {
+                let t = tier_report(name, o);
+                let v = t.objective;
+                (t, Some(v))
+            }
+        },
+    )
+}
+
+/// Solves the tiers of `order` one after the other, each under the optima of the ones
+/// before it (`fixed`: goal ≤ value, as `report` gives it; `None` fixes nothing) and started
+/// from the solution before it (the first from the from-scratch plan): the tiers' reports,
+/// and the last tier's solution and model. The one lexicographic loop of every re-plan
+/// (min-gpus, max-load, SLA-aware).
+pub(super) fn lexicographic<G: Copy, M>(
+    order: &[(G, &str)],
+    scratch: &Plan,
+    mut solve: impl FnMut(G, &[(G, f64)], Start<'_>) -> Result<(Outcome, M), Error>,
+    report: impl Fn(G, &str, &Outcome) -> (Tier, Option<f64>),
+) -> Result<(Vec<Tier>, Outcome, M), Error> {
+    let mut fixed: Vec<(G, f64)> = Vec::new();
     let mut tiers = Vec::new();
-    let mut last: Option<(Outcome, Model)> = None;
-    for (g, name) in order {
+    let mut last: Option<(Outcome, M)> = None;
+    for &(g, name) in order {
         let from = match &last {
             Some((o, _)) => Start::Values(&o.values),
             None => Start::Scratch(scratch),
         };
-        let (o, m) = tier(d, cur, limit, opts, g, &fixed, from)?;
-        let t = if g == Goal::Headroom {
-            headroom_report(&o)
-        } else {
-            tier_report(name, &o)
-        };
-        if g != Goal::Headroom {
-            fixed.push((g, t.objective));
+        let (o, m) = solve(g, &fixed, from)?;
+        let (t, bound) = report(g, name, &o);
+        if let Some(v) = bound {
+            fixed.push((g, v));
         }
         tiers.push(t);
         last = Some((o, m));
     }
-    let Some((o, model)) = last else {
-        return Err(Error::Internal("re-plan: no tier solved".into()));
-    };
-    Ok((tiers, o, model))
+    let (o, m) = last.ok_or_else(|| Error::Internal("re-plan: no tier solved".into()))?;
+    Ok((tiers, o, m))
 }
 
 /// The capacity each model keeps during the transition: the options', else min(the current

@@ -39,13 +39,14 @@
 
 use super::transition::Capacity;
 use super::{
-    apply_swaps, assemble, count_instances, plan_counts, read_types, required, safe_transition,
-    target, target_plan, tier_report, Current, ReplanOptions, Solved, Tier,
+    apply_swaps, assemble, count_instances, lexicographic, plan_counts, read_types, required,
+    safe_transition, target, target_plan, tier_report, Current, ReplanOptions, Solved, Start, Tier,
+    LP_AGE_LIMIT,
 };
 use crate::data::{self, RateData};
 use crate::milp::{lin, Builder, Failure, Outcome, Sense, Var};
 use crate::planner::Job;
-use crate::slagpus::{PoolOption, PoolTable};
+use crate::slagpus::{pool_vars, PoolOption, PoolTable};
 use crate::supply::{self, Supply};
 use crate::{PlanOptions, SolverKind};
 use good_lp::constraint::{eq, geq, leq};
@@ -115,21 +116,7 @@ fn pools(
     b: &mut Builder,
     inp: &Input<'_>,
 ) -> (Vec<Vec<Vec<(PoolOption, Var)>>>, Vec<Vec<Option<Var>>>) {
-    let z = inp
-        .options
-        .iter()
-        .enumerate()
-        .map(|(m, om)| {
-            om.iter()
-                .enumerate()
-                .map(|(k, ok)| {
-                    ok.iter()
-                        .map(|&o| (o, b.bin(format!("z[{m},{k},{}]", o.n))))
-                        .collect()
-                })
-                .collect()
-        })
-        .collect();
+    let z = pool_vars(b, &inp.options);
     let new = inp
         .options
         .iter()
@@ -275,18 +262,18 @@ fn tier(
     opts: &PlanOptions,
     minimise: Goal,
     fixed: &[(Goal, f64)],
-    start: Result<&[f64], &Plan>,
+    from: Start<'_>,
 ) -> Result<(Outcome, Model), Error> {
     let (mut b, m) = build(inp, gpus);
-    let cols = match start {
-        Ok(v) => v.to_vec(),
-        Err(p) => scratch_start(&b, inp, &m, p),
+    let cols = match from {
+        Start::Scratch(p) => scratch_start(&b, inp, &m, p),
+        Start::Values(v) => v.to_vec(),
     };
     for &(g, v) in fixed {
         b.push(leq(goal(&m, g), v));
     }
     let mut ctl = crate::control(opts, false);
-    ctl.lp_age_limit = Some(5);
+    ctl.lp_age_limit = Some(LP_AGE_LIMIT);
     b.solve_from(Sense::Minimise, goal(&m, minimise), &ctl, Some(&cols))
         .map(|o| (o, m))
         .map_err(|f| match f {
@@ -310,22 +297,16 @@ fn solve_tiers(
         order.push((Goal::Used, "gpus-used"));
     }
     order.push((Goal::Started, "instances-started"));
-    let mut fixed = Vec::new();
-    let mut tiers = Vec::new();
-    let mut last: Option<(Outcome, Model)> = None;
-    for (g, name) in order {
-        let start = match &last {
-            Some((o, _)) => Ok(&o.values[..]),
-            None => Err(scratch),
-        };
-        let (o, m) = tier(inp, limit, opts, g, &fixed, start)?;
-        let t = tier_report(name, &o);
-        fixed.push((g, t.objective));
-        tiers.push(t);
-        last = Some((o, m));
-    }
-    let (o, m) = last.ok_or_else(|| Error::Internal("SLA-aware re-plan: no tier solved".into()))?;
-    Ok((tiers, o, m))
+    lexicographic(
+        &order,
+        scratch,
+        |g, fixed, from| tier(inp, limit, opts, g, fixed, from),
+        |_, name, o| {
+            let t = tier_report(name, o);
+            let v = t.objective;
+            (t, Some(v))
+        },
+    )
 }
 
 /// The chosen pool of every (model, size) in a solution.

@@ -199,3 +199,14 @@ pub fn synthetic(name: &str, gpus: u32, models: &[Synth]) -> Scenario {
         models: specs,
     }
 }
+
+/// `s` with each model's rate target scaled by the factors of `f`, in turn.
+pub fn scaled(s: &Scenario, f: &[f64]) -> Scenario {
+    let mut s = s.clone();
+    for (m, f) in s.models.iter_mut().zip(f.iter().cycle()) {
+        if let Demand::Rate(r) = m.demand {
+            m.demand = Demand::Rate(r * f);
+        }
+    }
+    s
+}

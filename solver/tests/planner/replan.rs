@@ -2,7 +2,7 @@
 //! the from-scratch optimum, and every transition step is a valid MIG state that keeps
 //! every model's required capacity (property tests over random load changes).
 
-use crate::data::{dataset_dir, parvagpu_scenarios};
+use crate::data::{dataset_dir, parvagpu_scenarios, scaled};
 use migopt_models::{Demand, LayoutRules, Objective, Plan, Scenario, SolveStatus};
 use migopt_solver::replan::{replan, Fate, ReplanOptions};
 use migopt_solver::{plan, PlanOptions, SolverKind};
@@ -14,16 +14,6 @@ fn opts() -> PlanOptions {
         objective: Objective::MinGpus,
         ..Default::default()
     }
-}
-
-fn scaled(s: &Scenario, f: &[f64]) -> Scenario {
-    let mut s = s.clone();
-    for (m, f) in s.models.iter_mut().zip(f.iter().cycle()) {
-        if let Demand::Rate(r) = m.demand {
-            m.demand = Demand::Rate(r * f);
-        }
-    }
-    s
 }
 
 fn ropts(old: &Scenario, new: &Scenario, spares: u32) -> ReplanOptions {

@@ -3,8 +3,8 @@
 //! MIG state that keeps each model's required capacity, and from an empty plan the re-plan
 //! is the from-scratch plan.
 
-use crate::data::{dataset_dir, parvagpu_scenarios};
-use migopt_models::{Assignment, Demand, LayoutRules, Objective, Plan, Scenario, SolveStatus};
+use crate::data::{dataset_dir, parvagpu_scenarios, scaled};
+use migopt_models::{Assignment, LayoutRules, Objective, Plan, Scenario, SolveStatus};
 use migopt_solver::replan::{replan_with, Fate, Replan, ReplanOptions};
 use migopt_solver::{plan, PlanOptions, SolverKind};
 use proptest::prelude::*;
@@ -15,16 +15,6 @@ fn opts() -> PlanOptions {
         objective: Objective::MinGpus,
         ..Default::default()
     }
-}
-
-fn with_rates(s: &Scenario, f: &[f64]) -> Scenario {
-    let mut s = s.clone();
-    for (m, f) in s.models.iter_mut().zip(f.iter().cycle()) {
-        if let Demand::Rate(r) = m.demand {
-            m.demand = Demand::Rate(r * f);
-        }
-    }
-    s
 }
 
 fn sla_replan(current: &Plan, old: &Scenario, new: &Scenario, spares: u32) -> Replan {
@@ -114,7 +104,7 @@ fn sla_unchanged_load_recuts_nothing() {
 fn sla_target_needs_the_from_scratch_optimum_and_transitions_safely() {
     let s = &parvagpu_scenarios(&dataset_dir())[3];
     let current = plan(s, SolverKind::Sla, &opts()).unwrap();
-    let new = with_rates(s, &[0.6, 1.3, 0.9]);
+    let new = scaled(s, &[0.6, 1.3, 0.9]);
     let scratch = plan(&new, SolverKind::Sla, &opts()).unwrap();
     let r = sla_replan(&current, s, &new, 2);
     assert_eq!(r.status, SolveStatus::Optimal);
@@ -152,7 +142,7 @@ proptest! {
     ) {
         let s = &parvagpu_scenarios(&dataset_dir())[which];
         let current = plan(s, SolverKind::Sla, &opts()).unwrap();
-        let new = with_rates(s, &f);
+        let new = scaled(s, &f);
         let scratch = plan(&new, SolverKind::Sla, &opts()).unwrap();
         let r = sla_replan(&current, s, &new, 64);
         prop_assert_eq!(r.gpus_used as usize, scratch.gpus_used());
