@@ -800,6 +800,81 @@ fn outputs_create_missing_relative_folders() {
     assert!(tmp.path().join("new/deeper/plan.json").is_file());
 }
 
+/// `replan --objective sla-capacity` (the SLA-aware max-load re-plan): tier 1 is `plan
+/// --solver sla --objective max-load` on the current plan's GPUs, the target promises that
+/// λ, and its check simulates it there.
+#[test]
+fn replan_sla_capacity_keeps_the_most_sla_load_and_checks_it() {
+    let out = tempfile::tempdir().unwrap();
+    let pv = out.path().join("pv");
+    let src = parvagpu_dir();
+    let o = run(
+        &[
+            "import",
+            "parvagpu",
+            src.to_str().unwrap(),
+            "--out",
+            pv.to_str().unwrap(),
+        ],
+        &root(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (s1, s2) = (pv.join("parvagpu-s1.toml"), pv.join("parvagpu-s2.toml"));
+    let cur = out.path().join("cur.json");
+    let sla_plan = |s: &Path, extra: &[&str]| {
+        let mut args = vec!["plan", s.to_str().unwrap(), "--solver", "sla"];
+        args.extend(["--objective", "max-load"]);
+        args.extend(extra);
+        let o = run(&args, &root());
+        assert!(o.status.success(), "{}", stderr(&o));
+        o
+    };
+    sla_plan(&s1, &["--out", cur.to_str().unwrap()]);
+    let scratch: serde_json::Value =
+        serde_json::from_str(&stdout(&sla_plan(&s2, &["--json"]))).unwrap();
+    let mut args = vec![
+        "replan",
+        cur.to_str().unwrap(),
+        s2.to_str().unwrap(),
+        "--objective",
+        "sla-capacity",
+        "--spare-gpus",
+        "8",
+        "--queries",
+        "20000",
+        "--replications",
+        "2",
+        "--json",
+    ];
+    let o = run(&args, &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["target"]["solver"], "sla-replan");
+    assert_eq!(v["target"]["objective_kind"], "max-load");
+    assert_eq!(v["tiers"][0]["name"], "load-max");
+    assert!(v["gpus"].as_array().unwrap().iter().all(|g| {
+        ["kept", "re-cut", "added", "freed"].contains(&g["fate"].as_str().unwrap())
+    }));
+    // The check simulated the target at its λ; in the first round (no cuts yet) that λ is
+    // the from-scratch optimum on the same GPUs.
+    let rounds = v["check"]["rounds"].as_array().unwrap();
+    assert_eq!(rounds.last().unwrap()["objective"], v["target"]["objective"]);
+    assert_eq!(rounds[0]["objective"], scratch["objective"]);
+    if rounds.len() == 1 {
+        assert_eq!(v["tiers"][0]["objective"], scratch["objective"]);
+    }
+    assert!(v["check"]["verified"].is_boolean());
+    // The same with --solver sla --objective max-load, as text.
+    args.retain(|a| *a != "--json");
+    args[4] = "max-load";
+    args.extend(["--solver", "sla"]);
+    let o = run(&args, &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("· max-load ·") && text.contains("load-max"), "{text}");
+    assert!(text.contains("check       simulated under elsa"), "{text}");
+}
+
 #[test]
 fn replan_with_the_sla_solver_reports_its_simulated_check() {
     let out = tempfile::tempdir().unwrap();

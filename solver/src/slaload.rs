@@ -63,12 +63,15 @@ const QUANTILES: [f64; 7] = [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995];
 
 /// One candidate pool: size k serving the classes `lo..hi` (indices into the model's
 /// classes), with its bound on λ per instance count.
-struct Candidate {
-    k: usize,
-    lo: usize,
-    hi: usize,
+pub(crate) struct Candidate {
+    /// The size.
+    pub k: usize,
+    /// First class served.
+    pub lo: usize,
+    /// One past the last class served.
+    pub hi: usize,
     /// `cap[n]`: the largest λ (all models) the pool allows with n instances; cap[0] = 0.
-    cap: Vec<f64>,
+    pub cap: Vec<f64>,
 }
 
 /// The cut points of a model: class indices where an interval may end (exclusive ends),
@@ -158,7 +161,7 @@ pub(crate) fn pool_budget(opts: &crate::PlanOptions) -> f64 {
 }
 
 /// The candidates of every model, or why a model has none.
-fn all_candidates(job: &Job<LoadData>) -> Result<Vec<Vec<Candidate>>, Error> {
+pub(crate) fn all_candidates(job: &Job<LoadData>) -> Result<Vec<Vec<Candidate>>, Error> {
     let (d, opts) = (job.data, job.opts);
     let mut all = Vec::new();
     for (m, model) in d.models.iter().enumerate() {
@@ -178,7 +181,7 @@ fn all_candidates(job: &Job<LoadData>) -> Result<Vec<Vec<Candidate>>, Error> {
 }
 
 /// Instances candidate c needs to carry λ (`None`: more than the server holds).
-fn needed(c: &Candidate, lambda: f64) -> Option<u32> {
+pub(crate) fn needed(c: &Candidate, lambda: f64) -> Option<u32> {
     c.cap
         .iter()
         .skip(1)
@@ -224,7 +227,7 @@ fn build(job: &Job<LoadData>, cands: &[Vec<Candidate>], lambda: f64) -> (Builder
 }
 
 /// `cover`, `one range` and `order` for one model.
-fn constrain_model(b: &mut Builder, nk: usize, cands: &[Candidate], e: &[(usize, u32, Var)]) {
+pub(crate) fn constrain_model(b: &mut Builder, nk: usize, cands: &[Candidate], e: &[(usize, u32, Var)]) {
     let mut bounds: Vec<usize> = cands.iter().flat_map(|c| [c.lo, c.hi]).collect();
     bounds.sort_unstable();
     bounds.dedup();
@@ -275,10 +278,9 @@ fn fits(
     }
 }
 
-/// Solves the SLA-aware max-load problem exactly: a binary search over the breakpoints.
-pub(crate) fn solve(job: &Job<LoadData>) -> Result<LoadPlan, Error> {
-    let d = job.data;
-    let cands = all_candidates(job)?;
+/// The breakpoints of the candidates' admissible λ, sorted and deduplicated: the values the
+/// optimum is one of.
+pub(crate) fn breakpoints(cands: &[Vec<Candidate>]) -> Vec<f64> {
     let mut points: Vec<f64> = cands
         .iter()
         .flatten()
@@ -287,35 +289,68 @@ pub(crate) fn solve(job: &Job<LoadData>) -> Result<LoadPlan, Error> {
         .collect();
     points.sort_by(f64::total_cmp);
     points.dedup_by(|a, b| (*a - *b).abs() <= 1e-12 * b.abs());
-    // Invariant: points[lo] fits (once found), points[hi] does not.
-    let first = points
-        .first()
-        .copied()
-        .ok_or_else(|| Error::Infeasible("no pool can serve any load".into()))?;
-    let Some(mut best) = fits(job, &cands, first)? else {
-        return Err(Error::Infeasible(format!(
-            "no plan on {} GPUs meets every SLA at the p{} target, even at the lightest load",
-            d.gpus,
-            crate::fmt_ms(100.0 * (1.0 - job.opts.sla.budget))
-        )));
+    points
+}
+
+/// The largest of the sorted `points` at which `fits` finds a solution (`fits` is monotone:
+/// where it fails, it fails at every larger point), by binary search: its index and the
+/// solution there, `None` when even the first point fails. The point after the answer was
+/// shown not to fit (or there is none).
+pub(crate) fn largest_fit<T>(
+    points: &[f64],
+    mut fits: impl FnMut(f64) -> Result<Option<T>, Error>,
+) -> Result<Option<(usize, T)>, Error> {
+    let Some(&first) = points.first() else {
+        return Ok(None);
     };
+    let Some(mut best) = fits(first)? else {
+        return Ok(None);
+    };
+    // Invariant: points[lo] fits, points[hi] does not (or is past the end).
     let (mut lo, mut hi) = (0usize, points.len());
-    let mut status = best.1.status;
     while hi - lo > 1 {
         let mid = (lo + hi) / 2;
-        match fits(job, &cands, points[mid])? {
+        match fits(points[mid])? {
             Some(f) => {
-                if f.1.status != SolveStatus::Optimal {
-                    status = f.1.status;
-                }
                 best = f;
                 lo = mid;
             }
             None => hi = mid,
         }
     }
-    let lambda = points[lo];
-    decode(job, &cands, lambda, status, best)
+    Ok(Some((lo, best)))
+}
+
+/// Solves the SLA-aware max-load problem exactly: a binary search over the breakpoints.
+pub(crate) fn solve(job: &Job<LoadData>) -> Result<LoadPlan, Error> {
+    solve_with(job, &all_candidates(job)?)
+}
+
+/// [`solve`] over candidates already computed (the re-planner's).
+pub(crate) fn solve_with(job: &Job<LoadData>, cands: &[Vec<Candidate>]) -> Result<LoadPlan, Error> {
+    let d = job.data;
+    let points = breakpoints(cands);
+    if points.is_empty() {
+        return Err(Error::Infeasible("no pool can serve any load".into()));
+    }
+    let mut status = SolveStatus::Optimal;
+    let found = largest_fit(&points, |lambda| {
+        let f = fits(job, cands, lambda)?;
+        if let Some((_, o)) = &f {
+            if o.status != SolveStatus::Optimal {
+                status = o.status;
+            }
+        }
+        Ok(f)
+    })?;
+    let Some((lo, best)) = found else {
+        return Err(Error::Infeasible(format!(
+            "no plan on {} GPUs meets every SLA at the p{} target, even at the lightest load",
+            d.gpus,
+            crate::fmt_ms(100.0 * (1.0 - job.opts.sla.budget))
+        )));
+    };
+    decode(job, cands, points[lo], status, best)
 }
 
 fn decode(

@@ -81,8 +81,8 @@ pub struct PlanFlags {
 pub struct SolverFlag {
     /// milp (exact, fluid model), sla (exact, queueing model: p99 within the SLA), paris,
     /// parvagpu, or homogeneous-<1g|2g|3g|4g|7g>. Default: milp, or sla with
-    /// --objective sla-capacity. `replan` and `replay-day` take milp or sla (sla: min-gpus
-    /// only; `replan --solver sla` checks its target by simulation).
+    /// --objective sla-capacity. `replan` and `replay-day` take milp or sla (`replan
+    /// --solver sla` plans min-gpus or max-load targets and checks them by simulation).
     #[arg(long)]
     pub solver: Option<String>,
 }

@@ -35,9 +35,11 @@ pub struct Args {
     solver: SolverFlag,
     #[command(flatten)]
     flags: PlanFlags,
-    // The target's check by simulation at the new rates: always with --solver sla (the
-    // models that miss are cut and the re-plan runs again, as `plan --solver sla --verify`
-    // does), once with --verify otherwise.
+    // The target's check by simulation at its promised load (min-gpus: the new rates;
+    // max-load: its λ at the new shares): always with --solver sla and with --objective
+    // sla-capacity (the models that miss are cut and the re-plan runs again, as `plan
+    // --solver sla --verify` does; under max-load a cut lowers the λ the target promises),
+    // once with --verify otherwise.
     #[command(flatten)]
     check: CheckFlags,
     #[command(flatten)]
@@ -88,12 +90,16 @@ fn run_on(a: Args) -> Result<(), CliError> {
         },
     };
     current.scenario_path = None;
-    if a.flags.objective == Some(ObjectiveFlag::SlaCapacity) {
-        return Err(CliError::Input(Error::Invalid(
-            "replan: --objective sla-capacity is not supported; use min-gpus (with --solver sla for the SLA-aware target) or max-load".into(),
-        )));
-    }
-    let solver: SolverKind = a.solver.solver.as_deref().unwrap_or("milp").parse()?;
+    // `--objective sla-capacity` is max-load with the SLA-aware target (`--solver sla`
+    // unless told) and its check by simulation, as `plan` reads it.
+    let sla_objective = a.flags.objective == Some(ObjectiveFlag::SlaCapacity);
+    let default_solver = if sla_objective { "sla" } else { "milp" };
+    let solver: SolverKind = a
+        .solver
+        .solver
+        .as_deref()
+        .unwrap_or(default_solver)
+        .parse()?;
     if !matches!(solver, SolverKind::Milp | SolverKind::Sla) {
         return Err(CliError::Input(Error::Invalid(format!(
             "replan: --solver {solver} has no re-planner; use milp or sla"
@@ -125,7 +131,9 @@ fn run_on(a: Args) -> Result<(), CliError> {
         required,
         load_slack: a.load_slack,
     };
-    let (mut r, check) = solve(&a.check, &current, &scenario, solver, &opts)?;
+    let mut check_flags = a.check.clone();
+    check_flags.verify |= sla_objective;
+    let (mut r, check) = solve(&check_flags, &current, &scenario, solver, &opts)?;
     r.target.scenario_path = Some(a.scenario.display().to_string());
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     if let Some(p) = &a.out {

@@ -35,10 +35,13 @@
 //! 22 (`migopt replay-day`, 24 one-hour intervals, slack 1: BENCHMARKS.md). The
 //! transition from the current plan to the target is built in [`transition`]. The
 //! SLA-aware target (`--solver sla`, [`replan_with`]) is the same scheme over the pools of
-//! the queueing model (module `sla`).
+//! the queueing model: module `sla` for min-gpus (slagpus's pools), module `sla_load` for
+//! max-load (slaload's pools of batch intervals; tier 1 is `plan --objective sla-capacity`
+//! on the current plan's GPUs).
 
 mod load;
 mod sla;
+mod sla_load;
 pub mod transition;
 
 use crate::data::{self, RateData};
@@ -694,10 +697,10 @@ pub fn replan(current: &Plan, scenario: &Scenario, opts: &ReplanOptions) -> Resu
 }
 
 /// [`replan`] with the target's planner: [`SolverKind::Milp`] (the fluid model above) or
-/// [`SolverKind::Sla`] (min-gpus only: the SLA-aware target of [`sla`], whose pools meet
-/// every model's SLO at the percentile under the queueing model).
+/// [`SolverKind::Sla`] (the SLA-aware target, whose pools meet every model's SLO at the
+/// percentile under the queueing model: [`sla`] for min-gpus, [`sla_load`] for max-load).
 ///
-/// Errors: as [`replan`], and [`Error::Invalid`] for another planner or SLA-aware max-load.
+/// Errors: as [`replan`], and [`Error::Invalid`] for another planner.
 pub fn replan_with(
     current: &Plan,
     scenario: &Scenario,
@@ -714,9 +717,7 @@ pub fn replan_with(
         (SolverKind::Milp, Objective::MinGpus) => replan_rates(current, scenario, opts),
         (SolverKind::Milp, Objective::MaxLoad) => load::replan(current, scenario, opts),
         (SolverKind::Sla, Objective::MinGpus) => sla::replan(current, scenario, opts),
-        (SolverKind::Sla, Objective::MaxLoad) => Err(Error::Invalid(
-            "re-plan: the SLA-aware target (--solver sla) is for min-gpus (rate targets); max-load re-plans use the fluid model (--solver milp)".into(),
-        )),
+        (SolverKind::Sla, Objective::MaxLoad) => sla_load::replan(current, scenario, opts),
         (other, _) => Err(Error::Invalid(format!(
             "re-plan: --solver {other} has no re-planner (choose milp or sla)"
         ))),
@@ -876,7 +877,8 @@ pub(super) fn target(
 }
 
 /// Every GPU's layout in the target: the kept GPUs of each type (at the new scenario's best
-/// points), then the new cuts on the freed GPUs, in index order, and on new indices.
+/// points), then the new cuts on the freed GPUs and the current plan's idle ones, in index
+/// order, and on new indices.
 fn after_layouts(
     sizes: &crate::data::Sizes,
     names: &[String],
@@ -903,6 +905,9 @@ fn after_layouts(
         }
         free.extend_from_slice(&gpus[k..]);
     }
+    // The current plan's idle GPUs (a max-load server's unused ones, a re-plan's dropped
+    // ones) take new cuts before any new index does.
+    free.extend((0..cur.slots).filter(|i| before.get(i).is_none_or(|l| l.is_empty())));
     free.sort_unstable();
     let per_gpu = s.supply.decode(sizes, s.out);
     let counts = s.out.counts(s.n);

@@ -320,15 +320,19 @@ fn chosen(m: &Model, out: &Outcome) -> Vec<Vec<Option<PoolOption>>> {
         .collect()
 }
 
-/// Per type, its instances per (model, size); per (model, size), all kept instances.
-fn kept_counts(d: &RateData, cur: &Current) -> (Vec<Vec<Vec<u32>>>, Vec<Vec<u32>>) {
-    let nk = d.sizes.profiles.len();
-    let mut all = vec![vec![0u32; nk]; d.models.len()];
+/// Per type, its instances per (model, size); per (model, size), all kept instances
+/// (`models` models, `nk` sizes).
+pub(super) fn kept_counts(
+    models: usize,
+    nk: usize,
+    cur: &Current,
+) -> (Vec<Vec<Vec<u32>>>, Vec<Vec<u32>>) {
+    let mut all = vec![vec![0u32; nk]; models];
     let cnt = cur
         .types
         .iter()
         .map(|(cfg, gpus, _)| {
-            let mut c = vec![vec![0u32; nk]; d.models.len()];
+            let mut c = vec![vec![0u32; nk]; models];
             for &(k, _, m) in cfg {
                 if let Some(m) = m {
                     c[m][k] += 1;
@@ -404,7 +408,7 @@ pub(super) fn replan(
         started: t0,
     };
     let table = PoolTable::new(&job);
-    let (cnt, kept) = kept_counts(&d, &cur);
+    let (cnt, kept) = kept_counts(d.models.len(), d.sizes.profiles.len(), &cur);
     let rates: Vec<f64> = d.models.iter().map(|m| m.rate).collect();
     let most = |k: usize| limit.saturating_mul(d.sizes.per_gpu(k).max(1));
     let options = table.options(&rates, &|m, k| kept[m][k].min(most(k)));

@@ -7,4 +7,5 @@ mod parvagpu;
 mod props;
 mod replan;
 mod replan_sla;
+mod replan_sla_load;
 mod report;
