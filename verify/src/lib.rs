@@ -338,14 +338,14 @@ pub struct CheckedReplan {
     /// The re-plan (today's fields).
     #[serde(flatten)]
     pub replan: Replan,
-    /// The target's check at the new scenario's rates.
+    /// The target's check at its promised load (the new rates, or its λ at the new shares).
     pub check: TargetCheck,
 }
 
 /// How a re-plan's target did in simulation.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetCheck {
-    /// Every model met its target in simulation at the new rates.
+    /// Every model met its target in simulation at the promised load.
     pub verified: bool,
     /// Per model, the simulated percentile against the SLA.
     pub models: Vec<ModelCheck>,
@@ -355,11 +355,13 @@ pub struct TargetCheck {
     pub rounds: Vec<Round>,
 }
 
-/// Re-plans `current` for `scenario` and checks the target by simulation at the new rates.
-/// With [`SolverKind::Sla`] this is [`plan_checked`]'s loop around the re-planner: the models
-/// that miss are cut (admissible rate and SLO) and the re-plan runs again, until the target is
-/// verified or the rounds run out (then the last target is returned with `verified: false`);
-/// any other target is checked once.
+/// Re-plans `current` for `scenario` and checks the target by simulation at its promised
+/// load: the new rates (min-gpus), or its λ at the new shares (max-load). With
+/// [`SolverKind::Sla`] this is [`plan_checked`]'s loop around the re-planner: the models that
+/// miss are cut (admissible rate, and for min-gpus the SLO) and the re-plan runs again, until
+/// the target is verified or the rounds run out (then the last target is returned with
+/// `verified: false`); under max-load a cut lowers the λ* of tier 1 and so the λ the target
+/// promises, as in `plan --objective sla-capacity`. Any other target is checked once.
 pub fn replan_checked(
     current: &Plan,
     scenario: &Scenario,

@@ -178,9 +178,16 @@ fn pool(
     lambda: f64,
 ) {
     let cm = &inp.cands[m];
-    let need = lin(em.iter().filter(|(i, _)| cm[*i].k == k).filter_map(|&(i, v)| {
-        Some((slaload::needed(&cm[i], lambda)? as f64, v))
-    }));
+    let need: Vec<(f64, Var)> = em
+        .iter()
+        .filter(|(i, _)| cm[*i].k == k)
+        .filter_map(|&(i, v)| Some((slaload::needed(&cm[i], lambda)? as f64, v)))
+        .collect();
+    if need.is_empty() {
+        // No pool of m on k: its kept instances there carry nothing for m.
+        return;
+    }
+    let need = lin(need);
     let kept = lin(inp
         .cnt
         .iter()
@@ -374,19 +381,20 @@ fn solve_at(
 
 /// Tier 2b: the largest breakpoint λ in [λ_f, λ*] at which the tiers before still fit, and
 /// the solution there (λ_f itself when no breakpoint above it does); the status is that of
-/// the worst search step.
+/// the worst search step, the seconds those of the whole search.
 fn most_load(
     inp: &Input<'_>,
     top: f64,
     opts: &PlanOptions,
     fixed: &[(Goal, f64)],
     from: &Start<'_>,
-) -> Result<(f64, SolveStatus, Option<(Outcome, Model)>), Error> {
+) -> Result<(f64, SolveStatus, f64, Option<(Outcome, Model)>), Error> {
     let mut points: Vec<f64> = slaload::breakpoints(inp.cands)
         .into_iter()
         .filter(|&x| x > inp.floor && x <= top * (1.0 + 1e-12))
         .collect();
     points.insert(0, inp.floor);
+    let t0 = Instant::now();
     let mut status = SolveStatus::Optimal;
     let found = slaload::largest_fit(&points, |lambda| {
         let r = solve_at(inp, lambda, opts, Goal::Changed, fixed, from)?;
@@ -397,9 +405,10 @@ fn most_load(
         }
         Ok(r)
     })?;
+    let seconds = t0.elapsed().as_secs_f64();
     Ok(match found {
-        Some((i, r)) => (points[i], status, Some(r)),
-        None => (inp.floor, status, None),
+        Some((i, r)) => (points[i], status, seconds, Some(r)),
+        None => (inp.floor, status, seconds, None),
     })
 }
 
@@ -417,15 +426,15 @@ fn solve_tiers(
     }
     order.push((Goal::Started, "instances-started"));
     let lambda = Cell::new(inp.floor);
-    let load_status = Cell::new(SolveStatus::Optimal);
+    let load_status = Cell::new((SolveStatus::Optimal, 0.0));
     let (tiers, out, model) = lexicographic(
         &order,
         scratch,
         |g, fixed, from| {
             if g == Goal::Load {
-                let (l, status, r) = most_load(inp, top, opts, fixed, &from)?;
+                let (l, status, seconds, r) = most_load(inp, top, opts, fixed, &from)?;
                 lambda.set(l);
-                load_status.set(status);
+                load_status.set((status, seconds));
                 if let Some(r) = r {
                     return Ok(r);
                 }
@@ -442,13 +451,14 @@ fn solve_tiers(
             // plan at it (it fixes λ, not an expression).
             Goal::Load => {
                 let l = lambda.get();
+                let (status, seconds) = load_status.get();
                 let t = Tier {
                     name: name.into(),
                     objective: l,
                     bound: l,
                     gap: 0.0,
-                    status: load_status.get(),
-                    seconds: o.seconds,
+                    status,
+                    seconds: seconds.max(o.seconds),
                 };
                 (t, None)
             }
@@ -680,4 +690,53 @@ fn routes(d: &LoadData, cands: &[Vec<Candidate>], model: &Model, out: &Outcome) 
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(k: usize, lo: usize, hi: usize, cap: f64) -> Candidate {
+        Candidate {
+            k,
+            lo,
+            hi,
+            cap: vec![0.0, cap],
+        }
+    }
+
+    /// The best chain covers the classes in order on increasing sizes: a larger size never
+    /// takes smaller batches than a smaller one, each size serves one interval.
+    #[test]
+    fn chains_cover_the_classes_on_increasing_sizes() {
+        let bottleneck = |cands: &[Candidate]| {
+            best_chain(cands, 2, 3, |c| Some(c.cap[1]), f64::min, |x, y| x > y, f64::INFINITY)
+        };
+        // Size 1 on classes 0..2 and size 0 on 2..3 is out of order: only the chains on one
+        // size (size 0 on 0..3: 1.0) and (size 0 on 0..1, size 1 on 1..3: min 2, 3) remain.
+        let cands = [
+            cand(1, 0, 2, 10.0),
+            cand(0, 2, 3, 10.0),
+            cand(0, 0, 3, 1.0),
+            cand(0, 0, 1, 2.0),
+            cand(1, 1, 3, 3.0),
+        ];
+        assert_eq!(bottleneck(&cands), Some(2.0));
+        // One size cannot serve two intervals (0..1 and 1..3 on size 0).
+        let cands = [cand(0, 0, 1, 5.0), cand(0, 1, 3, 5.0), cand(1, 0, 3, 1.0)];
+        assert_eq!(bottleneck(&cands), Some(1.0));
+        // No chain reaches the last class.
+        assert_eq!(bottleneck(&[cand(0, 0, 2, 5.0)]), None);
+        // Summed along the chain: the fewest units.
+        let sum = best_chain(
+            &[cand(0, 0, 1, 2.0), cand(1, 1, 3, 3.0), cand(1, 0, 3, 9.0)],
+            2,
+            3,
+            |c| Some(c.cap[1]),
+            |a, v| a + v,
+            |x, y| x < y,
+            0.0,
+        );
+        assert_eq!(sum, Some(5.0));
+    }
 }
