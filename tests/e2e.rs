@@ -33,6 +33,16 @@ fn parvagpu_dir() -> PathBuf {
     root().join("profiles/parvagpu-a100-80gb")
 }
 
+/// The ParvaGPU scenarios imported into `dir/pv` (`migopt import parvagpu`): that folder.
+fn import_parvagpu(dir: &Path) -> PathBuf {
+    let pv = dir.join("pv");
+    let src = parvagpu_dir();
+    let args = ["import", "parvagpu", src.to_str().unwrap(), "--out"];
+    let o = run(&[&args[..], &[pv.to_str().unwrap()]].concat(), &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    pv
+}
+
 /// The files of `dir` with extension `ext` that `keep` accepts, sorted.
 fn files_of(dir: &Path, ext: &str, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -806,19 +816,7 @@ fn outputs_create_missing_relative_folders() {
 #[test]
 fn replan_sla_capacity_keeps_the_most_sla_load_and_checks_it() {
     let out = tempfile::tempdir().unwrap();
-    let pv = out.path().join("pv");
-    let src = parvagpu_dir();
-    let o = run(
-        &[
-            "import",
-            "parvagpu",
-            src.to_str().unwrap(),
-            "--out",
-            pv.to_str().unwrap(),
-        ],
-        &root(),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let pv = import_parvagpu(out.path());
     let (s1, s2) = (pv.join("parvagpu-s1.toml"), pv.join("parvagpu-s2.toml"));
     let cur = out.path().join("cur.json");
     let sla_plan = |s: &Path, extra: &[&str]| {
@@ -878,19 +876,7 @@ fn replan_sla_capacity_keeps_the_most_sla_load_and_checks_it() {
 #[test]
 fn replan_with_the_sla_solver_reports_its_simulated_check() {
     let out = tempfile::tempdir().unwrap();
-    let pv = out.path().join("pv");
-    let src = parvagpu_dir();
-    let o = run(
-        &[
-            "import",
-            "parvagpu",
-            src.to_str().unwrap(),
-            "--out",
-            pv.to_str().unwrap(),
-        ],
-        &root(),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let pv = import_parvagpu(out.path());
     let cur = out.path().join("cur.json");
     let s3 = pv.join("parvagpu-s3.toml");
     let o = run(

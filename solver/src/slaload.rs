@@ -74,6 +74,34 @@ pub(crate) struct Candidate {
     pub cap: Vec<f64>,
 }
 
+impl Candidate {
+    /// The routes of the pool as model m's: every class it serves, wholly to its size.
+    pub(crate) fn routes<'a>(&'a self, d: &'a LoadData, m: usize) -> impl Iterator<Item = Route> + 'a {
+        d.models[m].classes[self.lo..self.hi].iter().map(move |cl| Route {
+            model: d.models[m].name.as_str().into(),
+            batch: cl.batch,
+            profile: d.sizes.profiles[self.k].name.clone(),
+            fraction: 1.0,
+        })
+    }
+}
+
+/// A plan's evaluation at λ: its routes, and every model at λ times its share.
+pub(crate) fn evaluation(d: &LoadData, lambda: f64, routes: Vec<Route>) -> FluidEvaluation {
+    FluidEvaluation {
+        lambda,
+        routes,
+        model_rates: d
+            .models
+            .iter()
+            .map(|m| ModelRate {
+                model: m.name.as_str().into(),
+                rate_qps: lambda * m.share,
+            })
+            .collect(),
+    }
+}
+
 /// The cut points of a model: class indices where an interval may end (exclusive ends),
 /// always including the last.
 fn cuts(d: &LoadData, m: usize, sla: f64) -> Vec<usize> {
@@ -371,29 +399,11 @@ fn decode(
             }
             let c = &cands[m][i];
             counts[m][c.k] += n;
-            for cl in &d.models[m].classes[c.lo..c.hi] {
-                routes.push(Route {
-                    model: d.models[m].name.as_str().into(),
-                    batch: cl.batch,
-                    profile: d.sizes.profiles[c.k].name.clone(),
-                    fraction: 1.0,
-                });
-            }
+            routes.extend(c.routes(d, m));
         }
     }
     let gpus = placements(d, &fit.supply, &out, &counts);
-    let eval = FluidEvaluation {
-        lambda,
-        routes,
-        model_rates: d
-            .models
-            .iter()
-            .map(|m| ModelRate {
-                model: m.name.as_str().into(),
-                rate_qps: lambda * m.share,
-            })
-            .collect(),
-    };
+    let eval = evaluation(d, lambda, routes);
     // Optimal: λ* fits and the next breakpoint is proven not to (every search step solved).
     let report = SolveReport {
         status,

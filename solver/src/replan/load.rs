@@ -30,7 +30,8 @@
 
 use super::transition::Capacity;
 use super::{
-    apply_swaps, assemble, count_instances, first_pattern, lexicographic, read_types,
+    apply_swaps, assemble, count_instances, first_pattern, keep_vars, lexicographic, new_cuts,
+    read_types,
     safe_transition, target, tier_report, Current, ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, LoadData};
@@ -38,7 +39,7 @@ use crate::fluid::{self, add_routing, load_on, Routing};
 use crate::maxload::{demand_by_size, instances};
 use crate::milp::{lin, Builder, Control, Failure, Outcome, Sense, Var};
 use crate::planner::{Job, LoadPlan};
-use crate::supply::{self, Supply};
+use crate::supply::Supply;
 use crate::{PlanOptions, SolverKind};
 use good_lp::constraint::{eq, geq, leq};
 use good_lp::Expression;
@@ -62,19 +63,12 @@ struct Model {
 fn build(d: &LoadData, cur: &Current, floor: f64) -> (Builder, Model) {
     let mut b = Builder::new();
     let routing = add_routing(&mut b, d);
-    let keep: Vec<Var> = cur
-        .types
-        .iter()
-        .enumerate()
-        .map(|(t, (_, g, _))| b.int(format!("keep[{t}]"), g.len() as f64))
-        .collect();
+    let keep = keep_vars(&mut b, cur);
     let n = instances(&mut b, d);
     capacity(&mut b, d, cur, &routing, &keep, &n);
     let demand = demand_by_size(&n, d.sizes.profiles.len());
-    let supply = supply::layouts(&mut b, &d.sizes, &demand, d.gpus);
-    // count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ N
-    let total = lin(keep.iter().map(|&v| (1.0, v))) + supply.gpus();
-    b.push(leq(total, d.gpus as f64));
+    // supply, and count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ N
+    let supply = new_cuts(&mut b, &d.sizes, &demand, &keep, d.gpus);
     // floor  λ ≥ (1 − slack)·λ*
     b.push(geq(Expression::from(routing.lambda), floor));
     let m = Model {

@@ -222,6 +222,30 @@ pub(super) fn read_types(
     Ok(Current { types, slots })
 }
 
+/// `keep[t] ∈ {0..c_t}`: the GPUs of each current type t that stay as they are.
+pub(super) fn keep_vars(b: &mut Builder, cur: &Current) -> Vec<Var> {
+    cur.types
+        .iter()
+        .enumerate()
+        .map(|(t, (_, g, _))| b.int(format!("keep[{t}]"), g.len() as f64))
+        .collect()
+}
+
+/// `supply  Σ_m n[m,k] ≤ Σ_ℓ c[ℓ,k]·y[ℓ]` (`demand[k]`: the new instances of size k) by new
+/// cuts y, and `count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ gpus`.
+pub(super) fn new_cuts(
+    b: &mut Builder,
+    sizes: &crate::data::Sizes,
+    demand: &[Expression],
+    keep: &[Var],
+    gpus: u32,
+) -> supply::Supply {
+    let supply = supply::layouts(b, sizes, demand, gpus);
+    let total = lin(keep.iter().map(|&v| (1.0, v))) + supply.gpus();
+    b.push(leq(total, gpus as f64));
+    supply
+}
+
 /// The built tier-2/3 model.
 struct Model {
     keep: Vec<Var>,
@@ -233,12 +257,7 @@ struct Model {
 
 fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
     let mut b = Builder::new();
-    let keep: Vec<Var> = cur
-        .types
-        .iter()
-        .enumerate()
-        .map(|(t, (_, g, _))| b.int(format!("keep[{t}]"), g.len() as f64))
-        .collect();
+    let keep = keep_vars(&mut b, cur);
     let n = mingpus::instances(&mut b, d, 7.0 * gpus as f64);
     let head: Vec<Var> = (0..d.models.len())
         .map(|mi| b.cont(format!("s[{mi}]"), 0.0, HEADROOM_CAP))
@@ -256,10 +275,7 @@ fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
     }
     knapsack_cuts(&mut b, d, cur, &keep, &n);
     let demand = crate::maxload::demand_by_size(&n, d.sizes.profiles.len());
-    let supply = supply::layouts(&mut b, &d.sizes, &demand, gpus);
-    // count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ G*
-    let total = lin(keep.iter().map(|&v| (1.0, v))) + supply.gpus();
-    b.push(leq(total, gpus as f64));
+    let supply = new_cuts(&mut b, &d.sizes, &demand, &keep, gpus);
     (
         b,
         Model {
@@ -330,6 +346,35 @@ pub(super) enum Start<'a> {
     Scratch(&'a Plan),
     /// The solution of the tier before.
     Values(&'a [f64]),
+}
+
+impl Start<'_> {
+    /// The start's column values: the from-scratch plan's as `scratch` reads them into the
+    /// model, or the tier before's.
+    pub(super) fn columns(&self, scratch: impl FnOnce(&Plan) -> Vec<f64>) -> Vec<f64> {
+        match self {
+            Start::Scratch(p) => scratch(p),
+            Start::Values(v) => v.to_vec(),
+        }
+    }
+}
+
+/// Solves a built tier of the SLA-aware re-plans: minimises `objective` under the optima of
+/// the tiers before (each `fixed` expression ≤ its value), from the MIP start `cols`, with
+/// the tiers' LP age limit.
+pub(super) fn solve_tier(
+    mut b: Builder,
+    objective: Expression,
+    fixed: impl IntoIterator<Item = (Expression, f64)>,
+    cols: &[f64],
+    opts: &PlanOptions,
+) -> Result<Outcome, Failure> {
+    for (e, v) in fixed {
+        b.push(leq(e, v));
+    }
+    let mut ctl = crate::control(opts, false);
+    ctl.lp_age_limit = Some(LP_AGE_LIMIT);
+    b.solve_from(Sense::Minimise, objective, &ctl, Some(cols))
 }
 
 /// Solves one tier under the optima of the tiers before it (`fixed`: goal ≤ value).

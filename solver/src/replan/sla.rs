@@ -39,15 +39,16 @@
 
 use super::transition::Capacity;
 use super::{
-    apply_swaps, assemble, count_instances, lexicographic, plan_counts, read_types, required,
-    safe_transition, target, target_plan, tier_report, Current, ReplanOptions, Solved, Start, Tier,
-    LP_AGE_LIMIT,
+    apply_swaps, assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts,
+    read_types, required,
+    safe_transition, solve_tier, target, target_plan, tier_report, Current, ReplanOptions, Solved,
+    Start, Tier,
 };
 use crate::data::{self, RateData};
-use crate::milp::{lin, Builder, Failure, Outcome, Sense, Var};
+use crate::milp::{lin, Builder, Failure, Outcome, Var};
 use crate::planner::Job;
 use crate::slagpus::{pool_vars, PoolOption, PoolTable};
-use crate::supply::{self, Supply};
+use crate::supply::Supply;
 use crate::{PlanOptions, SolverKind};
 use good_lp::constraint::{eq, geq, leq};
 use good_lp::Expression;
@@ -78,13 +79,7 @@ struct Model {
 
 fn build(inp: &Input<'_>, gpus: u32) -> (Builder, Model) {
     let mut b = Builder::new();
-    let keep: Vec<Var> = inp
-        .cur
-        .types
-        .iter()
-        .enumerate()
-        .map(|(t, (_, g, _))| b.int(format!("keep[{t}]"), g.len() as f64))
-        .collect();
+    let keep = keep_vars(&mut b, inp.cur);
     let (z, new) = pools(&mut b, inp);
     for m in 0..z.len() {
         for k in 0..z[m].len() {
@@ -96,10 +91,8 @@ fn build(inp: &Input<'_>, gpus: u32) -> (Builder, Model) {
     let demand: Vec<Expression> = (0..inp.d.sizes.profiles.len())
         .map(|k| lin(new.iter().filter_map(|nm| Some((1.0, nm[k]?)))))
         .collect();
-    let supply = supply::layouts(&mut b, &inp.d.sizes, &demand, gpus);
-    // count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ G*
-    let total = lin(keep.iter().map(|&v| (1.0, v))) + supply.gpus();
-    b.push(leq(total, gpus as f64));
+    // supply, and count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ G*
+    let supply = new_cuts(&mut b, &inp.d.sizes, &demand, &keep, gpus);
     let m = Model {
         keep,
         z,
@@ -264,17 +257,10 @@ fn tier(
     fixed: &[(Goal, f64)],
     from: Start<'_>,
 ) -> Result<(Outcome, Model), Error> {
-    let (mut b, m) = build(inp, gpus);
-    let cols = match from {
-        Start::Scratch(p) => scratch_start(&b, inp, &m, p),
-        Start::Values(v) => v.to_vec(),
-    };
-    for &(g, v) in fixed {
-        b.push(leq(goal(&m, g), v));
-    }
-    let mut ctl = crate::control(opts, false);
-    ctl.lp_age_limit = Some(LP_AGE_LIMIT);
-    b.solve_from(Sense::Minimise, goal(&m, minimise), &ctl, Some(&cols))
+    let (b, m) = build(inp, gpus);
+    let cols = from.columns(|p| scratch_start(&b, inp, &m, p));
+    let fixed = fixed.iter().map(|&(g, v)| (goal(&m, g), v));
+    solve_tier(b, goal(&m, minimise), fixed, &cols, opts)
         .map(|o| (o, m))
         .map_err(|f| match f {
             Failure::Infeasible => Error::Internal(format!(

@@ -55,20 +55,20 @@
 
 use super::transition::Capacity;
 use super::{
-    apply_swaps, assemble, count_instances, lexicographic, plan_counts, read_types,
-    safe_transition, sla::kept_counts, target, tier_report, Current, ReplanOptions, Solved, Start,
-    Tier, LP_AGE_LIMIT,
+    apply_swaps, assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts,
+    read_types,
+    safe_transition, sla::kept_counts, solve_tier, target, tier_report, Current, ReplanOptions,
+    Solved, Start, Tier,
 };
 use crate::data::{self, LoadData};
-use crate::fluid::FluidEvaluation;
-use crate::milp::{lin, Builder, Failure, Outcome, Sense, Var};
+use crate::milp::{lin, Builder, Failure, Outcome, Var};
 use crate::planner::{Job, LoadPlan};
 use crate::slaload::{self, Candidate};
-use crate::supply::{self, Supply};
+use crate::supply::Supply;
 use crate::{PlanOptions, SolverKind};
 use good_lp::constraint::{geq, leq};
 use good_lp::Expression;
-use migopt_models::{Error, ModelRate, Objective, Plan, Route, Scenario, SolveReport, SolveStatus};
+use migopt_models::{Error, Objective, Plan, Route, Scenario, SolveReport, SolveStatus};
 use std::cell::Cell;
 use std::time::Instant;
 
@@ -98,13 +98,7 @@ struct Model {
 fn build(inp: &Input<'_>, lambda: f64) -> (Builder, Model) {
     let d = inp.d;
     let mut b = Builder::new();
-    let keep: Vec<Var> = inp
-        .cur
-        .types
-        .iter()
-        .enumerate()
-        .map(|(t, (_, g, _))| b.int(format!("keep[{t}]"), g.len() as f64))
-        .collect();
+    let keep = keep_vars(&mut b, inp.cur);
     let e = select(&mut b, inp, lambda);
     let nk = d.sizes.profiles.len();
     let new: Vec<Vec<Option<Var>>> = (0..d.models.len())
@@ -126,10 +120,8 @@ fn build(inp: &Input<'_>, lambda: f64) -> (Builder, Model) {
     let demand: Vec<Expression> = (0..nk)
         .map(|k| lin(new.iter().filter_map(|nm| Some((1.0, nm[k]?)))))
         .collect();
-    let supply = supply::layouts(&mut b, &d.sizes, &demand, d.gpus);
-    // count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ N
-    let total = lin(keep.iter().map(|&v| (1.0, v))) + supply.gpus();
-    b.push(leq(total, d.gpus as f64));
+    // supply, and count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ N
+    let supply = new_cuts(&mut b, &d.sizes, &demand, &keep, d.gpus);
     let m = Model {
         keep,
         e,
@@ -362,17 +354,10 @@ fn solve_at(
     fixed: &[(Goal, f64)],
     from: &Start<'_>,
 ) -> Result<Option<(Outcome, Model)>, Error> {
-    let (mut b, m) = build(inp, lambda);
-    let cols = match from {
-        Start::Scratch(p) => scratch_start(&b, inp, &m, p),
-        Start::Values(v) => v.to_vec(),
-    };
-    for &(g, v) in fixed {
-        b.push(leq(goal(&m, g), v));
-    }
-    let mut ctl = crate::control(opts, false);
-    ctl.lp_age_limit = Some(LP_AGE_LIMIT);
-    match b.solve_from(Sense::Minimise, goal(&m, minimise), &ctl, Some(&cols)) {
+    let (b, m) = build(inp, lambda);
+    let cols = from.columns(|p| scratch_start(&b, inp, &m, p));
+    let fixed = fixed.iter().map(|&(g, v)| (goal(&m, g), v));
+    match solve_tier(b, goal(&m, minimise), fixed, &cols, opts) {
         Ok(o) => Ok(Some((o, m))),
         Err(Failure::Infeasible) => Ok(None),
         Err(f) => Err(f.into_error("SLA-aware max-load re-plan MILP")),
@@ -609,18 +594,7 @@ impl Finished<'_> {
             solve_seconds: self.job.started.elapsed().as_secs_f64(),
             gpcs_used: None,
         };
-        let eval = FluidEvaluation {
-            lambda,
-            routes: routes(d, self.cands, model, out),
-            model_rates: d
-                .models
-                .iter()
-                .map(|m| ModelRate {
-                    model: m.name.as_str().into(),
-                    rate_qps: lambda * m.share,
-                })
-                .collect(),
-        };
+        let eval = slaload::evaluation(d, lambda, routes(self.cands, model, out, d));
         let mut plan = crate::finish::load(self.job, "sla-replan", LoadPlan { gpus, eval, report })?;
         plan.objective_kind = Objective::MaxLoad;
         plan.report.gpcs_used = Some(plan.gpcs_used()?);
@@ -671,25 +645,13 @@ fn total_counts<'a>(
 }
 
 /// The target's routes: every class of each chosen pool goes to its size.
-fn routes(d: &LoadData, cands: &[Vec<Candidate>], model: &Model, out: &Outcome) -> Vec<Route> {
-    let mut r = Vec::new();
-    for (m, em) in model.e.iter().enumerate() {
-        for &(i, v) in em {
-            if out.int(v) != 1 {
-                continue;
-            }
-            let c = &cands[m][i];
-            for cl in &d.models[m].classes[c.lo..c.hi] {
-                r.push(Route {
-                    model: d.models[m].name.as_str().into(),
-                    batch: cl.batch,
-                    profile: d.sizes.profiles[c.k].name.clone(),
-                    fraction: 1.0,
-                });
-            }
-        }
-    }
-    r
+fn routes(cands: &[Vec<Candidate>], model: &Model, out: &Outcome, d: &LoadData) -> Vec<Route> {
+    let chosen = model.e.iter().enumerate().flat_map(|(m, em)| {
+        em.iter()
+            .filter(|&&(_, v)| out.int(v) == 1)
+            .map(move |&(i, _)| (m, i))
+    });
+    chosen.flat_map(|(m, i)| cands[m][i].routes(d, m)).collect()
 }
 
 #[cfg(test)]

@@ -41,7 +41,7 @@ fn key(l: &[Assignment]) -> Vec<(String, u32, String)> {
 /// Replays the transition on the current plan's GPUs: every GPU's state validates at every
 /// step, the GPUs a step re-cuts are the ones it names, each step keeps every model's
 /// required capacity (as the pool model measures it), and the end state is the target.
-fn replay(current: &Plan, r: &Replan) {
+pub(crate) fn replay(current: &Plan, r: &Replan) {
     let mut state: BTreeMap<u32, Vec<Assignment>> = current
         .gpus
         .iter()

@@ -5,11 +5,10 @@
 //! model's required capacity.
 
 use crate::data::{dataset_dir, parvagpu_scenarios, scaled};
-use migopt_models::{Assignment, BatchDist, BatchLookup, LayoutRules, Objective, Plan, Scenario, SolveStatus};
+use migopt_models::{BatchDist, BatchLookup, Objective, Plan, Scenario, SolveStatus};
 use migopt_solver::replan::{replan_with, Fate, Replan, ReplanOptions};
 use migopt_solver::{plan, PlanOptions, SolverKind};
 use proptest::prelude::*;
-use std::collections::BTreeMap;
 
 fn opts() -> PlanOptions {
     PlanOptions {
@@ -47,60 +46,17 @@ fn sla_load_replan(current: &Plan, new: &Scenario, spares: u32, slack: f64) -> R
     replan_with(current, new, SolverKind::Sla, &ro).unwrap()
 }
 
-fn key(l: &[Assignment]) -> Vec<(String, u32, String)> {
-    let mut v: Vec<_> = l
-        .iter()
-        .map(|a| (a.profile.to_string(), a.start, a.model.to_string()))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Replays the transition on the current plan's GPUs: every GPU's state validates at every
-/// step, each step keeps every model's required capacity (as the pools measure it), the
-/// required capacity is at most min(old rate, new rate), and the end state is the target.
+/// [`replay`] of the SLA-aware min-gpus tests, and: the required capacity is at most
+/// min(old rate, new rate), and the target uses at most the server's GPUs (a swap may move a
+/// layout to a spare).
 fn replay(current: &Plan, r: &Replan) {
-    let mut state: BTreeMap<u32, Vec<Assignment>> = current
-        .gpus
-        .iter()
-        .map(|g| (g.index, g.layout.clone()))
-        .collect();
-    let valid = |idx: u32, layout: &[Assignment]| {
-        let mut p = r.target.clone();
-        p.gpus = vec![migopt_models::GpuPlan {
-            index: idx,
-            layout: layout.to_vec(),
-        }];
-        p.validate(LayoutRules::default()).unwrap();
-    };
+    crate::replan_sla::replay(current, r);
     let t = &r.transition;
     for (m, need) in t.required.iter().enumerate() {
         let old = current.model_rates[m].rate_qps;
         let new = r.target.model_rates[m].rate_qps;
         assert!(*need <= old.min(new) * (1.0 + 1e-9) + 1e-9, "{}", t.models[m]);
     }
-    for (i, step) in t.steps.iter().enumerate() {
-        for (m, (&have, &need)) in step.capacity_during.iter().zip(&t.required).enumerate() {
-            assert!(
-                have >= need * (1.0 - 1e-9) - 1e-9,
-                "step {}: {} keeps {have} < {need}",
-                i + 1,
-                t.models[m]
-            );
-        }
-        for g in &step.gpus {
-            valid(g.gpu, &g.layout);
-            state.insert(g.gpu, g.layout.clone());
-        }
-        for (idx, l) in &state {
-            valid(*idx, l);
-        }
-    }
-    for g in &r.target.gpus {
-        let got = state.get(&g.index).cloned().unwrap_or_default();
-        assert_eq!(key(&got), key(&g.layout), "GPU {} ends elsewhere", g.index);
-    }
-    // The target uses at most the server's GPUs (a swap may move a layout to a spare).
     let n = current.gpus.iter().map(|g| g.index + 1).max().unwrap_or(0);
     assert!(r.gpus_used <= n);
 }
