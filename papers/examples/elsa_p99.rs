@@ -16,6 +16,25 @@ use migopt_sim::{capacity, simulate, Arrivals, CapacityTarget, SchedulerKind, Si
 use migopt_solver::{PlanOptions, SolverKind};
 use std::collections::BTreeMap;
 
+/// Flags of `elsa_p99`.
+#[derive(clap::Parser)]
+struct Args {
+    /// Workloads (default: every one of the study).
+    workloads: Vec<String>,
+    /// Schedulers to compare with FIFS, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "elsa")]
+    sched: Vec<SchedulerKind>,
+    /// Fraction of FIFS's capacity at which the p99 is measured.
+    #[arg(long, default_value_t = 0.7)]
+    frac: f64,
+    /// Simulation seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Compare capacities at the SLA instead of p99s.
+    #[arg(long)]
+    cap: bool,
+}
+
 type Key = (String, String);
 
 /// (FIFS's capacity, max(FIFS, JSQ)) per (workload, partitioning), from the study's CSV.
@@ -41,20 +60,13 @@ fn baselines() -> Result<BTreeMap<Key, (f64, f64)>, Box<dyn std::error::Error>> 
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut ids: Vec<String> = Vec::new();
-    let mut scheds = vec![SchedulerKind::Elsa];
-    let (mut frac, mut seed, mut cap_mode) = (0.7, 1u64, false);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().unwrap_or_default();
-        match a.as_str() {
-            "--sched" => scheds = val().split(',').map(str::parse).collect::<Result<_, _>>()?,
-            "--frac" => frac = val().parse()?,
-            "--seed" => seed = val().parse()?,
-            "--cap" => cap_mode = true,
-            _ => ids.push(a),
-        }
-    }
+    let Args {
+        workloads: ids,
+        sched: scheds,
+        frac,
+        seed,
+        cap: cap_mode,
+    } = clap::Parser::parse();
     let base = baselines()?;
     let cfg = |s: SchedulerKind, rate: f64| {
         let mut c = SimConfig::new(Arrivals::Poisson {

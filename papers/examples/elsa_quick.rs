@@ -11,36 +11,42 @@ use migopt_papers::Options;
 use migopt_sim::{capacity, simulate, Arrivals, CapacityTarget, SchedulerKind, SimConfig};
 use migopt_solver::{PlanOptions, SolverKind};
 
+/// Flags of `elsa_quick`.
+#[derive(clap::Parser)]
+struct Args {
+    /// Workloads (default: a100-mobilenetv2, a100-vgg19, h100-resnet50).
+    workloads: Vec<String>,
+    /// Schedulers, comma-separated (default: the study's).
+    #[arg(long, value_delimiter = ',')]
+    sched: Vec<SchedulerKind>,
+    /// Replications per point.
+    #[arg(long, default_value_t = 4)]
+    reps: u32,
+    /// Queries per replication.
+    #[arg(long, default_value_t = 50_000)]
+    queries: u64,
+    /// Partitionings, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "paris,milp")]
+    parts: Vec<String>,
+    /// Draw service times between the profile's p50 and p99 instead of using p50.
+    #[arg(long)]
+    jitter: bool,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut ids: Vec<String> = Vec::new();
-    let mut scheds: Vec<SchedulerKind> = schedulers(false);
-    let (mut reps, mut queries, mut jitter) = (4u32, 50_000u64, false);
-    let mut parts = vec!["paris".to_string(), "milp".to_string()];
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--sched" => {
-                scheds = args
-                    .next()
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(|s| s.parse())
-                    .collect::<Result<_, _>>()?
-            }
-            "--reps" => reps = args.next().unwrap_or_default().parse()?,
-            "--queries" => queries = args.next().unwrap_or_default().parse()?,
-            "--parts" => {
-                parts = args
-                    .next()
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(String::from)
-                    .collect()
-            }
-            "--jitter" => jitter = true,
-            _ => ids.push(a),
-        }
-    }
+    let Args {
+        workloads: mut ids,
+        sched,
+        reps,
+        queries,
+        parts,
+        jitter,
+    } = clap::Parser::parse();
+    let scheds = if sched.is_empty() {
+        schedulers(false)
+    } else {
+        sched
+    };
     if ids.is_empty() {
         ids = ["a100-mobilenetv2", "a100-vgg19", "h100-resnet50"]
             .map(String::from)

@@ -13,6 +13,23 @@ use migopt_papers::Options;
 use migopt_sim::sched::Fifs;
 use migopt_sim::{poisson_trace, Dispatcher, SchedulerKind, ServingMode};
 use migopt_solver::{PlanOptions, SolverKind};
+
+/// Flags of `elsa_tail`.
+#[derive(clap::Parser)]
+struct Args {
+    /// The workload.
+    workload: String,
+    /// The partitioning: paris or milp.
+    part: String,
+    /// Arrival rate, queries/s.
+    rate: f64,
+    /// Schedulers, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "fifs,elsa")]
+    sched: Vec<SchedulerKind>,
+    /// Queries in the trace.
+    #[arg(long, default_value_t = 400_000)]
+    queries: usize,
+}
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
@@ -125,28 +142,14 @@ fn replay(plan: &Plan, sc: &Scenario, kind: SchedulerKind, trace: &[(f64, u32)])
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (id, part, rate) = (&args[0], &args[1], args[2].parse::<f64>()?);
-    let mut scheds = vec![SchedulerKind::Fifs, SchedulerKind::Elsa];
-    let mut queries = 400_000usize;
-    let mut k = 3;
-    while k < args.len() {
-        match args[k].as_str() {
-            "--sched" => {
-                scheds = args[k + 1]
-                    .split(',')
-                    .map(|s| s.parse())
-                    .collect::<Result<_, _>>()?;
-                k += 1
-            }
-            "--queries" => {
-                queries = args[k + 1].parse()?;
-                k += 1
-            }
-            _ => {}
-        }
-        k += 1;
-    }
+    let Args {
+        workload,
+        part,
+        rate,
+        sched: scheds,
+        queries,
+    } = clap::Parser::parse();
+    let (id, part) = (&workload, &part);
     let all = workloads(&Options::default())?;
     let w = all.iter().find(|w| &w.id == id).ok_or("no such workload")?;
     let sc = &w.scenario;

@@ -17,32 +17,41 @@ use migopt_sim::{Arrivals, CapacityTarget, SchedulerKind, SimConfig};
 use migopt_solver::{PlanOptions, SolverKind};
 use std::path::PathBuf;
 
+/// Flags of `sla_predict`.
+#[derive(clap::Parser)]
+struct Args {
+    /// Workloads (default: every one of the study).
+    workloads: Vec<String>,
+    /// Replications per capacity search.
+    #[arg(long, default_value_t = 4)]
+    reps: u32,
+    /// Queries per replication.
+    #[arg(long, default_value_t = 100_000)]
+    queries: u64,
+    /// Worker threads (default: every core; results do not depend on it).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Partitionings, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "sla")]
+    parts: Vec<String>,
+    /// Folder where plans and simulated capacities are cached (JSON).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Only recompute the predictions from the cache.
+    #[arg(long)]
+    predict_only: bool,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut ids: Vec<String> = Vec::new();
-    let (mut reps, mut queries) = (4u32, 100_000u64);
-    let mut parts = vec!["sla".to_string()];
-    let mut cache: Option<PathBuf> = None;
-    let mut predict_only = false;
-    let mut threads: Option<usize> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--reps" => reps = args.next().unwrap_or_default().parse()?,
-            "--queries" => queries = args.next().unwrap_or_default().parse()?,
-            "--threads" => threads = Some(args.next().unwrap_or_default().parse()?),
-            "--parts" => {
-                parts = args
-                    .next()
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(String::from)
-                    .collect()
-            }
-            "--cache" => cache = args.next().map(PathBuf::from),
-            "--predict-only" => predict_only = true,
-            _ => ids.push(a),
-        }
-    }
+    let Args {
+        workloads: ids,
+        reps,
+        queries,
+        threads,
+        parts,
+        cache,
+        predict_only,
+    } = clap::Parser::parse();
     let all = workloads(&Options::default())?;
     let popts = PlanOptions {
         objective: Objective::MaxLoad,

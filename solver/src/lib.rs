@@ -18,7 +18,8 @@
 //! (compact, independent of N) or explicit per-GPU placements (the placement rules as
 //! constraints). Every plan returned carries explicit placements, passes the catalogue's
 //! independent validator, and reports how it was obtained ([`SolveReport`]). HiGHS is silent;
-//! set `MIGOPT_HIGHS_LOG=1` in the environment to see its log when a solve needs explaining.
+//! set `MIGOPT_HIGHS_LOG=1` in the environment to see its log when a solve needs explaining
+//! (`MIGOPT_HIGHS_SEED=<n>` changes HiGHS's random seed, 1 by default, for robustness studies).
 //!
 //! ```
 //! use migopt_models::{LayoutRules, SolveStatus};

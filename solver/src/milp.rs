@@ -274,7 +274,10 @@ fn set_option<V: highs::HighsOptionValue>(
         .map_err(|_| Failure::Solver(format!("HiGHS refused option {key}")))
 }
 
-/// HiGHS options from the controls (quiet unless `MIGOPT_HIGHS_LOG` is set).
+/// HiGHS options from the controls (quiet unless `MIGOPT_HIGHS_LOG` is set). HiGHS's
+/// `random_seed` is 1, so every solve is deterministic; `MIGOPT_HIGHS_SEED=<n>` changes it,
+/// for studying how a solve's time depends on HiGHS's search path (BENCHMARKS.md, "replan
+/// speed": equally optimal current plans re-plan in 2 s to over 300 s).
 fn configure(model: &mut highs::Model, ctl: &Control) -> Result<(), Failure> {
     model.make_quiet();
     if std::env::var_os("MIGOPT_HIGHS_LOG").is_some() {
@@ -282,7 +285,12 @@ fn configure(model: &mut highs::Model, ctl: &Control) -> Result<(), Failure> {
         let _ = model.try_set_option("log_to_console", true);
     }
     set_option(model, "threads", ctl.threads.max(1) as i32)?;
-    set_option(model, "random_seed", 1)?;
+    let seed = std::env::var("MIGOPT_HIGHS_SEED")
+        .ok()
+        .and_then(|s| s.parse::<i32>().ok())
+        .filter(|s| *s >= 0)
+        .unwrap_or(1);
+    set_option(model, "random_seed", seed)?;
     set_option(model, "mip_rel_gap", ctl.mip_gap.max(0.0))?;
     if let Some(t) = ctl.time_limit {
         set_option(model, "time_limit", t.max(0.0))?;
