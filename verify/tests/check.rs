@@ -5,9 +5,9 @@ use migopt_models::{
     Assignment, BatchDist, BatchLookup, Demand, GpuPlan, Method, Millis, ModelSpec, Objective,
     Origin, Plan, PlanParams, ProfileRow, ProfileSet, Scenario, SolveReport, SolveStatus,
 };
-use migopt_sim::{Arrivals, SimConfig};
+use migopt_sim::{Arrivals, SchedulerKind, SimConfig};
 use migopt_solver::{PlanOptions, SolverKind};
-use migopt_verify::{plan_checked, CheckOptions};
+use migopt_verify::{plan_checked, replan_checked, CheckOptions};
 use proptest::prelude::*;
 use std::path::PathBuf;
 
@@ -304,4 +304,51 @@ fn a_latency_cut_only_tightens_the_min_gpus_model() {
     // Negative cuts are refused.
     cut.sla.slo_cuts_ms = vec![-1.0];
     assert!(migopt_solver::plan(&s, SolverKind::Sla, &cut).is_err());
+}
+
+/// The SLA-aware max-load re-plan in the loop (`replan --objective sla-capacity`): the target
+/// is simulated at the λ it promises, and a round in which a model misses cuts that model,
+/// so the next round's target promises no more (the cut lowers tier 1's λ*). Under
+/// round-robin, which ignores sizes and misses, the loop runs its rounds.
+#[test]
+fn sla_max_load_replan_is_checked_at_its_lambda_and_cut_when_it_misses() {
+    let batch = BatchDist::Lognormal {
+        median: 4.0,
+        sigma: 0.8,
+        max: 32,
+    };
+    let old = scenario(2, 1.0, 40.0, 30.0, batch.clone());
+    let new = scenario(2, 1.0, 40.0, 20.0, batch);
+    let opts = PlanOptions::default();
+    let current = migopt_solver::plan(&old, SolverKind::Sla, &opts).unwrap();
+    let ro = migopt_solver::replan::ReplanOptions {
+        plan: opts,
+        spare_gpus: 2,
+        gpu_slack: 0,
+        required: None,
+        load_slack: 0.0,
+    };
+    let mut rounds_seen = Vec::new();
+    for scheduler in [SchedulerKind::Elsa, SchedulerKind::RoundRobin] {
+        let check = CheckOptions {
+            scheduler,
+            max_rounds: 3,
+            ..quick_check()
+        };
+        let c = replan_checked(&current, &new, SolverKind::Sla, &ro, &check).unwrap();
+        let t = &c.replan.target;
+        assert_eq!(t.objective_kind, Objective::MaxLoad);
+        assert_eq!(t.solver, "sla-replan");
+        let rounds = &c.check.rounds;
+        assert_eq!(rounds.last().unwrap().objective, t.report.objective);
+        for w in rounds.windows(2) {
+            assert_eq!(w[0].missed, vec!["m".to_string()]);
+            assert!(w[1].cuts[0] < w[0].cuts[0]);
+            assert!(w[1].objective <= w[0].objective * (1.0 + 1e-12));
+        }
+        assert_eq!(c.check.verified, c.check.models.iter().all(|m| m.met));
+        rounds_seen.push(rounds.len());
+    }
+    // Round-robin misses, so its loop cut at least once.
+    assert!(rounds_seen[1] > 1, "{rounds_seen:?}");
 }
