@@ -31,8 +31,9 @@ enum Command {
     Layouts(layouts::Args),
     /// Plan MIG partitions for a scenario (default: the shipped 8x H100 scenario).
     Plan(plan::Args),
-    /// Re-plan a running plan for a new load: fewest GPUs, then fewest re-cut, with a safe
-    /// transition (--solver sla: the SLA-aware target, checked by simulation).
+    /// Re-plan a running plan for a new load: fewest GPUs (max-load: most load), then fewest
+    /// re-cut, with a safe transition (--solver sla, --objective sla-capacity: the SLA-aware
+    /// target, checked by simulation).
     Replan(replan::Args),
     /// Replay a day of traffic: static peak plan vs from-scratch vs replan (GPU-hours,
     /// re-cuts, simulated SLA violations including transitions).

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 pub struct Args {
     /// The plan in service now (JSON written by `migopt plan --out` or `migopt replan --out`).
     current: PathBuf,
-    /// The scenario with the new load (rate targets).
+    /// The scenario with the new load (rate targets; under max-load and sla-capacity, its
+    /// rates or shares give the traffic mix).
     scenario: PathBuf,
     /// Idle GPUs a transition may borrow to keep every model's capacity (they end idle).
     #[arg(long, default_value_t = 0)]

@@ -10,8 +10,12 @@
 //! table, with the margin and the simulation loop's cuts). The SLA-aware min-gpus re-plan
 //! ([`super::sla`]) uses slagpus's model instead (server-side batching of single requests,
 //! one operating point per pool): that model plans rate targets and has no notion of query
-//! batches, so it cannot give max-load's λ. Here every tier uses slaload's candidates, so
-//! tier 1's λ* is attained and the target's λ is measured the way `plan` measures it.
+//! batches, so it cannot give max-load's λ (the two do not describe the same workload: at
+//! the rates λ*·s_m of ParvaGPU's scenario 2 on 64 A100s, slagpus needs 18 GPUs; at those of
+//! the default H100 scenario on 8 GPUs, 1). Re-planning at the rates λ*·s_m with slagpus's
+//! tiers would therefore give a target that promises λ* without carrying it under the model
+//! that defines λ*. Here every tier uses slaload's candidates, so tier 1's λ* is attained
+//! and the target's λ is measured the way `plan` measures it.
 //!
 //! At a fixed λ candidate c needs N_c(λ) = min{n : cap_c(n) ≥ λ} instances (none exists where
 //! no pool on the server carries λ). The kept GPUs of each current type t (c_t GPUs, with
