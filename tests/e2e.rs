@@ -850,13 +850,18 @@ fn replan_sla_capacity_keeps_the_most_sla_load_and_checks_it() {
     assert_eq!(v["target"]["solver"], "sla-replan");
     assert_eq!(v["target"]["objective_kind"], "max-load");
     assert_eq!(v["tiers"][0]["name"], "load-max");
-    assert!(v["gpus"].as_array().unwrap().iter().all(|g| {
-        ["kept", "re-cut", "added", "freed"].contains(&g["fate"].as_str().unwrap())
-    }));
+    assert!(v["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|g| { ["kept", "re-cut", "added", "freed"].contains(&g["fate"].as_str().unwrap()) }));
     // The check simulated the target at its λ; in the first round (no cuts yet) that λ is
     // the from-scratch optimum on the same GPUs.
     let rounds = v["check"]["rounds"].as_array().unwrap();
-    assert_eq!(rounds.last().unwrap()["objective"], v["target"]["objective"]);
+    assert_eq!(
+        rounds.last().unwrap()["objective"],
+        v["target"]["objective"]
+    );
     assert_eq!(rounds[0]["objective"], scratch["objective"]);
     if rounds.len() == 1 {
         assert_eq!(v["tiers"][0]["objective"], scratch["objective"]);
@@ -869,7 +874,10 @@ fn replan_sla_capacity_keeps_the_most_sla_load_and_checks_it() {
     let o = run(&args, &root());
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(text.contains("· max-load ·") && text.contains("load-max"), "{text}");
+    assert!(
+        text.contains("· max-load ·") && text.contains("load-max"),
+        "{text}"
+    );
     assert!(text.contains("check       simulated under elsa"), "{text}");
 }
 

@@ -76,13 +76,19 @@ pub(crate) struct Candidate {
 
 impl Candidate {
     /// The routes of the pool as model m's: every class it serves, wholly to its size.
-    pub(crate) fn routes<'a>(&'a self, d: &'a LoadData, m: usize) -> impl Iterator<Item = Route> + 'a {
-        d.models[m].classes[self.lo..self.hi].iter().map(move |cl| Route {
-            model: d.models[m].name.as_str().into(),
-            batch: cl.batch,
-            profile: d.sizes.profiles[self.k].name.clone(),
-            fraction: 1.0,
-        })
+    pub(crate) fn routes<'a>(
+        &'a self,
+        d: &'a LoadData,
+        m: usize,
+    ) -> impl Iterator<Item = Route> + 'a {
+        d.models[m].classes[self.lo..self.hi]
+            .iter()
+            .map(move |cl| Route {
+                model: d.models[m].name.as_str().into(),
+                batch: cl.batch,
+                profile: d.sizes.profiles[self.k].name.clone(),
+                fraction: 1.0,
+            })
     }
 }
 
@@ -255,7 +261,12 @@ fn build(job: &Job<LoadData>, cands: &[Vec<Candidate>], lambda: f64) -> (Builder
 }
 
 /// `cover`, `one range` and `order` for one model.
-pub(crate) fn constrain_model(b: &mut Builder, nk: usize, cands: &[Candidate], e: &[(usize, u32, Var)]) {
+pub(crate) fn constrain_model(
+    b: &mut Builder,
+    nk: usize,
+    cands: &[Candidate],
+    e: &[(usize, u32, Var)],
+) {
     let mut bounds: Vec<usize> = cands.iter().flat_map(|c| [c.lo, c.hi]).collect();
     bounds.sort_unstable();
     bounds.dedup();

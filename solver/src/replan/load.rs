@@ -31,8 +31,7 @@
 use super::transition::Capacity;
 use super::{
     apply_swaps, assemble, count_instances, first_pattern, keep_vars, lexicographic, new_cuts,
-    read_types,
-    safe_transition, target, tier_report, Current, ReplanOptions, Solved, Start, Tier,
+    read_types, safe_transition, target, tier_report, Current, ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, LoadData};
 use crate::fluid::{self, add_routing, load_on, Routing};

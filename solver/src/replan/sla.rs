@@ -40,9 +40,8 @@
 use super::transition::Capacity;
 use super::{
     apply_swaps, assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts,
-    read_types, required,
-    safe_transition, solve_tier, target, target_plan, tier_report, Current, ReplanOptions, Solved,
-    Start, Tier,
+    read_types, required, safe_transition, solve_tier, target, target_plan, tier_report, Current,
+    ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, RateData};
 use crate::milp::{lin, Builder, Failure, Outcome, Var};

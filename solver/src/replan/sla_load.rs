@@ -60,9 +60,8 @@
 use super::transition::Capacity;
 use super::{
     apply_swaps, assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts,
-    read_types,
-    safe_transition, sla::kept_counts, solve_tier, target, tier_report, Current, ReplanOptions,
-    Solved, Start, Tier,
+    read_types, safe_transition, sla::kept_counts, solve_tier, target, tier_report, Current,
+    ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, LoadData};
 use crate::milp::{lin, Builder, Failure, Outcome, Var};
@@ -326,7 +325,9 @@ fn scratch_start(b: &Builder, inp: &Input<'_>, m: &Model, scratch: &Plan) -> Vec
             let served: Vec<usize> = scratch
                 .routes
                 .iter()
-                .filter(|r| r.model.as_str() == model.name && d.sizes.index(r.profile.as_str()) == Some(k))
+                .filter(|r| {
+                    r.model.as_str() == model.name && d.sizes.index(r.profile.as_str()) == Some(k)
+                })
                 .filter_map(|r| model.classes.iter().position(|c| c.batch == r.batch))
                 .collect();
             let (Some(&lo), Some(&hi)) = (served.iter().min(), served.iter().max()) else {
@@ -599,7 +600,8 @@ impl Finished<'_> {
             gpcs_used: None,
         };
         let eval = slaload::evaluation(d, lambda, routes(self.cands, model, out, d));
-        let mut plan = crate::finish::load(self.job, "sla-replan", LoadPlan { gpus, eval, report })?;
+        let mut plan =
+            crate::finish::load(self.job, "sla-replan", LoadPlan { gpus, eval, report })?;
         plan.objective_kind = Objective::MaxLoad;
         plan.report.gpcs_used = Some(plan.gpcs_used()?);
         Ok((plan, changes, transition))
@@ -676,7 +678,15 @@ mod tests {
     #[test]
     fn chains_cover_the_classes_on_increasing_sizes() {
         let bottleneck = |cands: &[Candidate]| {
-            best_chain(cands, 2, 3, |c| Some(c.cap[1]), f64::min, |x, y| x > y, f64::INFINITY)
+            best_chain(
+                cands,
+                2,
+                3,
+                |c| Some(c.cap[1]),
+                f64::min,
+                |x, y| x > y,
+                f64::INFINITY,
+            )
         };
         // Size 1 on classes 0..2 and size 0 on 2..3 is out of order: only the chains on one
         // size (size 0 on 0..3: 1.0) and (size 0 on 0..1, size 1 on 1..3: min 2, 3) remain.

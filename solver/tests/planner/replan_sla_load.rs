@@ -55,7 +55,11 @@ fn replay(current: &Plan, r: &Replan) {
     for (m, need) in t.required.iter().enumerate() {
         let old = current.model_rates[m].rate_qps;
         let new = r.target.model_rates[m].rate_qps;
-        assert!(*need <= old.min(new) * (1.0 + 1e-9) + 1e-9, "{}", t.models[m]);
+        assert!(
+            *need <= old.min(new) * (1.0 + 1e-9) + 1e-9,
+            "{}",
+            t.models[m]
+        );
     }
     let n = current.gpus.iter().map(|g| g.index + 1).max().unwrap_or(0);
     assert!(r.gpus_used <= n);
@@ -111,7 +115,10 @@ fn sla_max_load_tier_one_is_the_from_scratch_plan_on_the_current_gpus() {
         ["load-max", "gpus-changed", "load", "instances-started"]
     );
     carries(&loose, 0.8 * scratch.report.objective);
-    assert!((loose.tiers[2].objective - loose.target.report.objective).abs() <= 1e-9 * loose.tiers[2].objective);
+    assert!(
+        (loose.tiers[2].objective - loose.target.report.objective).abs()
+            <= 1e-9 * loose.tiers[2].objective
+    );
     replay(&current, &loose);
 }
 
