@@ -31,7 +31,8 @@
 use super::transition::Capacity;
 use super::{
     apply_swaps, assemble, count_instances, first_pattern, keep_vars, lexicographic, new_cuts,
-    read_types, safe_transition, target, tier_report, Current, ReplanOptions, Solved, Start, Tier,
+    proven_status, read_types, safe_transition, target, tier_report, Current, ReplanOptions,
+    Solved, Start, Tier,
 };
 use crate::data::{self, LoadData};
 use crate::fluid::{self, add_routing, load_on, Routing};
@@ -42,7 +43,7 @@ use crate::supply::Supply;
 use crate::{PlanOptions, SolverKind};
 use good_lp::constraint::{eq, geq, leq};
 use good_lp::Expression;
-use migopt_models::{Error, Objective, Plan, Scenario, SolveReport, SolveStatus};
+use migopt_models::{Error, Objective, Plan, Scenario, SolveReport};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -382,11 +383,7 @@ pub(crate) fn replan(
     let slack = opts.load_slack > 0.0;
     let (later, out, model) = solve_tiers(&d, &cur, floor, &popts, slack, &scratch)?;
     tiers.extend(later);
-    let status = tiers
-        .iter()
-        .map(|t| t.status)
-        .find(|s| *s != SolveStatus::Optimal)
-        .unwrap_or(SolveStatus::Optimal);
+    let status = proven_status(&tiers);
     let solved = Solved {
         keep: &model.keep,
         n: &model.n,

@@ -794,14 +794,7 @@ fn replan_rates(
     let limit = g_star.saturating_add(opts.gpu_slack);
     let (later, o3, model) = solve_tiers(&d, &cur, limit, &popts, opts.gpu_slack > 0, &scratch)?;
     tiers.extend(later);
-    // The headroom tie-break stops at a small gap or node limit by design: the status is
-    // that of the lexicographic objectives (GPUs, GPUs changed, GPUs used, instances).
-    let status = tiers
-        .iter()
-        .filter(|t| t.name != "headroom")
-        .map(|t| t.status)
-        .find(|s| *s != SolveStatus::Optimal)
-        .unwrap_or(SolveStatus::Optimal);
+    let status = proven_status(&tiers);
     let solved = Solved {
         keep: &model.keep,
         n: &model.n,
@@ -834,6 +827,18 @@ fn replan_rates(
 }
 
 /// The re-plan from its parts, with the counts of GPUs changed and instances started.
+/// How a re-plan ended: optimal only if every tier is proven, else the first unproven
+/// tier's status. The headroom tie-break is reported with its own status but proves nothing
+/// (it stops at a gap or node limit by design), so it does not count.
+pub(super) fn proven_status(tiers: &[Tier]) -> SolveStatus {
+    tiers
+        .iter()
+        .filter(|t| t.name != "headroom")
+        .map(|t| t.status)
+        .find(|s| *s != SolveStatus::Optimal)
+        .unwrap_or(SolveStatus::Optimal)
+}
+
 pub(super) fn assemble(
     plan: Plan,
     changes: Vec<GpuChange>,

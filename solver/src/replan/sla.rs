@@ -40,8 +40,8 @@
 use super::transition::Capacity;
 use super::{
     apply_swaps, assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts,
-    read_types, required, safe_transition, solve_tier, target, target_plan, tier_report, Current,
-    ReplanOptions, Solved, Start, Tier,
+    proven_status, read_types, required, safe_transition, solve_tier, target, target_plan,
+    tier_report, Current, ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, RateData};
 use crate::milp::{lin, Builder, Failure, Outcome, Var};
@@ -51,7 +51,7 @@ use crate::supply::Supply;
 use crate::{PlanOptions, SolverKind};
 use good_lp::constraint::{eq, geq, leq};
 use good_lp::Expression;
-use migopt_models::{Error, ModelRate, Plan, Scenario, SolveStatus};
+use migopt_models::{Error, ModelRate, Plan, Scenario};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -405,11 +405,7 @@ pub(super) fn replan(
     };
     let (later, out, model) = solve_tiers(&inp, limit, &popts, opts.gpu_slack > 0, &scratch)?;
     tiers.extend(later);
-    let status = tiers
-        .iter()
-        .map(|t| t.status)
-        .find(|s| *s != SolveStatus::Optimal)
-        .unwrap_or(SolveStatus::Optimal);
+    let status = proven_status(&tiers);
     let pools = chosen(&model, &out);
     let point = |m: usize, k: usize| {
         pools[m][k].map_or_else(|| d.point(m, k), |o| (o.point.batch, o.point.procs))

@@ -60,8 +60,8 @@
 use super::transition::Capacity;
 use super::{
     apply_swaps, assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts,
-    read_types, safe_transition, sla::kept_counts, solve_tier, target, tier_report, Current,
-    ReplanOptions, Solved, Start, Tier,
+    proven_status, read_types, safe_transition, sla::kept_counts, solve_tier, target, tier_report,
+    Current, ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, LoadData};
 use crate::milp::{lin, Builder, Failure, Outcome, Var};
@@ -523,11 +523,7 @@ pub(super) fn replan(
     let (later, out, model, _) = solve_tiers(&inp, best, &popts, slack, &scratch)?;
     let mut tiers = vec![first];
     tiers.extend(later);
-    let status = tiers
-        .iter()
-        .map(|t| t.status)
-        .find(|s| *s != SolveStatus::Optimal)
-        .unwrap_or(SolveStatus::Optimal);
+    let status = proven_status(&tiers);
     let finished = Finished {
         job: &job,
         cands: &cands,
