@@ -31,15 +31,14 @@
 use super::transition::Capacity;
 use super::{
     apply_swaps, assemble, count_instances, first_pattern, keep_vars, lexicographic, new_cuts,
-    proven_status, read_types, safe_transition, target, tier_report, Current, ReplanOptions,
+    proven_status, read_types, safe_transition, target, tier_report, Current, Cuts, ReplanOptions,
     Solved, Start, Tier,
 };
 use crate::data::{self, LoadData};
 use crate::fluid::{self, add_routing, load_on, Routing};
-use crate::maxload::{demand_by_size, instances};
+use crate::maxload::instances;
 use crate::milp::{lin, Builder, Control, Failure, Outcome, Sense, Var};
 use crate::planner::{Job, LoadPlan};
-use crate::supply::Supply;
 use crate::{PlanOptions, SolverKind};
 use good_lp::constraint::{eq, geq, leq};
 use good_lp::Expression;
@@ -55,9 +54,7 @@ const FLOOR_TOL: f64 = 1e-7;
 /// The built model.
 struct Model {
     routing: Routing,
-    keep: Vec<Var>,
-    n: Vec<Vec<Option<Var>>>,
-    supply: Supply,
+    cuts: Cuts,
 }
 
 fn build(d: &LoadData, cur: &Current, floor: f64) -> (Builder, Model) {
@@ -66,18 +63,11 @@ fn build(d: &LoadData, cur: &Current, floor: f64) -> (Builder, Model) {
     let keep = keep_vars(&mut b, cur);
     let n = instances(&mut b, d);
     capacity(&mut b, d, cur, &routing, &keep, &n);
-    let demand = demand_by_size(&n, d.sizes.profiles.len());
     // supply, and count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ N
-    let supply = new_cuts(&mut b, &d.sizes, &demand, &keep, d.gpus);
+    let cuts = new_cuts(&mut b, &d.sizes, keep, n, d.gpus);
     // floor  λ ≥ (1 − slack)·λ*
     b.push(geq(Expression::from(routing.lambda), floor));
-    let m = Model {
-        routing,
-        keep,
-        n,
-        supply,
-    };
-    (b, m)
+    (b, Model { routing, cuts })
 }
 
 /// `capacity  Σ_b x[m,b,k]·L_m(k,b)/1000 ≤ ρ·(n[m,k] + Σ_t cnt_t[m,k]·keep[t])   ∀ m, k`
@@ -117,9 +107,9 @@ enum Goal {
 
 fn goal(m: &Model, g: Goal) -> Expression {
     match g {
-        Goal::Changed => m.supply.gpus(),
+        Goal::Changed => m.cuts.changed(),
         Goal::Load => lin([(-1.0, m.routing.lambda)]),
-        Goal::Started => lin(m.n.iter().flatten().flatten().map(|&v| (1.0, v))),
+        Goal::Started => m.cuts.started(),
     }
 }
 
@@ -134,10 +124,7 @@ fn tier(
     from: Start<'_>,
 ) -> Result<(Outcome, Model), Error> {
     let (mut b, m) = build(d, cur, floor);
-    let cols = match from {
-        Start::Scratch(p) => scratch_start(&b, d, &m, p),
-        Start::Values(v) => v.to_vec(),
-    };
+    let cols = from.columns(|p| scratch_start(&b, d, &m, p));
     for &(g, v) in fixed {
         // The load tier's optimum is a float: keep it within the floor's tolerance.
         let v = if g == Goal::Load {
@@ -194,13 +181,13 @@ fn scratch_start(b: &Builder, d: &LoadData, m: &Model, scratch: &Plan) -> Vec<f6
                 }
             }
         }
-        for (j, v) in m.n[mi].iter().enumerate() {
+        for (j, v) in m.cuts.new[mi].iter().enumerate() {
             if let Some(v) = v {
                 cols[v.col] = counts[mi][j] as f64;
             }
         }
     }
-    m.supply.set_start(&d.sizes, &per_layout, &mut cols);
+    m.cuts.supply.set_start(&d.sizes, &per_layout, &mut cols);
     cols
 }
 
@@ -226,11 +213,7 @@ fn solve_tiers(
         |g, name, o| match g {
             // Solved as −λ: the bound it leaves is the raw optimum.
             Goal::Load => (load_report(o), Some(o.objective)),
-            _ => {
-                let t = tier_report(name, o);
-                let v = t.objective;
-                (t, Some(v))
-            }
+            _ => tier_report(name, o),
         },
     )
 }
@@ -385,9 +368,7 @@ pub(crate) fn replan(
     tiers.extend(later);
     let status = proven_status(&tiers);
     let solved = Solved {
-        keep: &model.keep,
-        n: &model.n,
-        supply: &model.supply,
+        cuts: &model.cuts,
         out: &out,
     };
     let point = |m: usize, k: usize| (d.models[m].max_batch_on(k), 1);

@@ -231,28 +231,55 @@ pub(super) fn keep_vars(b: &mut Builder, cur: &Current) -> Vec<Var> {
         .collect()
 }
 
-/// `supply  Σ_m n[m,k] ≤ Σ_ℓ c[ℓ,k]·y[ℓ]` (`demand[k]`: the new instances of size k) by new
-/// cuts y, and `count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ gpus`.
+/// What every re-plan model holds beside its own capacity model: the kept GPUs of each
+/// current type, the new instances per (model, size) and the new cuts that hold them.
+pub(super) struct Cuts {
+    /// keep[t]: GPUs of current type t that stay as they are.
+    pub keep: Vec<Var>,
+    /// new[m][k]: new instances of model m on size k (`None` where there can be none).
+    pub new: Vec<Vec<Option<Var>>>,
+    /// The new cuts y[ℓ].
+    pub supply: supply::Supply,
+}
+
+impl Cuts {
+    /// GPUs re-cut or added: Σ_ℓ y[ℓ].
+    pub fn changed(&self) -> Expression {
+        self.supply.gpus()
+    }
+
+    /// GPUs used: Σ_t keep[t] + Σ_ℓ y[ℓ].
+    pub fn used(&self) -> Expression {
+        lin(self.keep.iter().map(|&v| (1.0, v))) + self.supply.gpus()
+    }
+
+    /// Instances started: Σ_{m,k} new[m,k].
+    pub fn started(&self) -> Expression {
+        lin(self.new.iter().flatten().flatten().map(|&v| (1.0, v)))
+    }
+}
+
+/// `supply  Σ_m new[m,k] ≤ Σ_ℓ c[ℓ,k]·y[ℓ]` by new cuts y, and `count  Σ_t keep[t] +
+/// Σ_ℓ y[ℓ] ≤ gpus`: the model's [`Cuts`].
 pub(super) fn new_cuts(
     b: &mut Builder,
     sizes: &crate::data::Sizes,
-    demand: &[Expression],
-    keep: &[Var],
+    keep: Vec<Var>,
+    new: Vec<Vec<Option<Var>>>,
     gpus: u32,
-) -> supply::Supply {
-    let supply = supply::layouts(b, sizes, demand, gpus);
+) -> Cuts {
+    let demand = crate::maxload::demand_by_size(&new, sizes.profiles.len());
+    let supply = supply::layouts(b, sizes, &demand, gpus);
     let total = lin(keep.iter().map(|&v| (1.0, v))) + supply.gpus();
     b.push(leq(total, gpus as f64));
-    supply
+    Cuts { keep, new, supply }
 }
 
 /// The built tier-2/3 model.
 struct Model {
-    keep: Vec<Var>,
+    cuts: Cuts,
     /// Per model: relative headroom s[m] ∈ [0, HEADROOM_CAP] (tie-break tier).
     head: Vec<Var>,
-    n: Vec<Vec<Option<Var>>>,
-    supply: supply::Supply,
 }
 
 fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
@@ -274,17 +301,8 @@ fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
         b.push(geq(kept + mingpus::served(d, &n, mi) - head, m.rate));
     }
     knapsack_cuts(&mut b, d, cur, &keep, &n);
-    let demand = crate::maxload::demand_by_size(&n, d.sizes.profiles.len());
-    let supply = new_cuts(&mut b, &d.sizes, &demand, &keep, gpus);
-    (
-        b,
-        Model {
-            keep,
-            head,
-            n,
-            supply,
-        },
-    )
+    let cuts = new_cuts(&mut b, &d.sizes, keep, n, gpus);
+    (b, Model { cuts, head })
 }
 
 /// `gpcs  Σ_t g_t[m]·keep[t] + Σ_k C_k·n[m,k] ≥ G*_m   ∀ m`, g_t[m] the GPCs of type t's
@@ -333,9 +351,9 @@ enum Goal {
 
 fn goal(m: &Model, g: Goal) -> Expression {
     match g {
-        Goal::Changed => m.supply.gpus(),
-        Goal::Used => lin(m.keep.iter().map(|&v| (1.0, v))) + m.supply.gpus(),
-        Goal::Started => lin(m.n.iter().flatten().flatten().map(|&v| (1.0, v))),
+        Goal::Changed => m.cuts.changed(),
+        Goal::Used => m.cuts.used(),
+        Goal::Started => m.cuts.started(),
         Goal::Headroom => lin(m.head.iter().map(|&v| (-1.0, v))),
     }
 }
@@ -388,14 +406,7 @@ fn tier(
     from: Start<'_>,
 ) -> Result<(Outcome, Model), Error> {
     let (mut b, m) = build(d, cur, gpus);
-    let scratch;
-    let start = match from {
-        Start::Scratch(p) => {
-            scratch = scratch_start(&b, d, &m, p);
-            &scratch[..]
-        }
-        Start::Values(v) => v,
-    };
+    let start = from.columns(|p| scratch_start(&b, d, &m, p));
     for &(g, v) in fixed {
         b.push(leq(goal(&m, g), v));
     }
@@ -410,7 +421,7 @@ fn tier(
                 .map_or(HEADROOM_NODES, |n| n.min(HEADROOM_NODES)),
         );
     }
-    b.solve_from(Sense::Minimise, goal(&m, minimise), &ctl, Some(start))
+    b.solve_from(Sense::Minimise, goal(&m, minimise), &ctl, Some(&start))
     .map(|o| (o, m))
     .map_err(|f| match f {
         Failure::Infeasible => Error::Internal(format!(
@@ -451,7 +462,9 @@ fn headroom_report(o: &Outcome) -> Tier {
     }
 }
 
-pub(super) fn tier_report(name: &str, o: &Outcome) -> Tier {
+/// A minimised tier's report (whole-number objective: counts of GPUs or instances) and the
+/// value it fixes for the tiers after it (its objective).
+pub(super) fn tier_report(name: &str, o: &Outcome) -> (Tier, Option<f64>) {
     let bound = if o.status == SolveStatus::Optimal {
         o.objective
     } else {
@@ -462,20 +475,22 @@ pub(super) fn tier_report(name: &str, o: &Outcome) -> Tier {
     } else {
         0.0
     };
-    Tier {
+    let t = Tier {
         name: name.into(),
         objective: o.objective.round(),
         bound: bound.ceil().min(o.objective.round()),
         gap,
         status: o.status,
         seconds: o.seconds,
-    }
+    };
+    let fixes = t.objective;
+    (t, Some(fixes))
 }
 
 /// The MIP start of tier 2: nothing kept, the from-scratch plan's layouts and counts.
 fn scratch_start(b: &Builder, d: &RateData, m: &Model, scratch: &Plan) -> Vec<f64> {
     let (per_layout, counts) = plan_counts(&d.sizes, &d.names(), scratch);
-    mingpus::start_values(b, d, &m.n, &m.supply, &counts, &per_layout)
+    mingpus::start_values(b, d, &m.cuts.new, &m.cuts.supply, &counts, &per_layout)
 }
 
 /// The first count pattern of the layout encoding that covers a GPU's instances (its
@@ -542,11 +557,7 @@ fn solve_tiers(
         |g, name, o| match g {
             // A tie-break: reported, but it bounds nothing after it.
             Goal::Headroom => (headroom_report(o), None),
-            _ => {
-                let t = tier_report(name, o);
-                let v = t.objective;
-                (t, Some(v))
-            }
+            _ => tier_report(name, o),
         },
     )
 }
@@ -796,9 +807,7 @@ fn replan_rates(
     tiers.extend(later);
     let status = proven_status(&tiers);
     let solved = Solved {
-        keep: &model.keep,
-        n: &model.n,
-        supply: &model.supply,
+        cuts: &model.cuts,
         out: &o3,
     };
     let point = |m: usize, k: usize| d.point(m, k);
@@ -890,12 +899,8 @@ pub fn layout_key(layout: &[Assignment]) -> Vec<(String, u32, String)> {
 
 /// The parts of a solved re-plan model the target is read from.
 pub(crate) struct Solved<'a> {
-    /// Kept GPUs per current type.
-    pub keep: &'a [Var],
-    /// New instances per (model, size).
-    pub n: &'a [Vec<Option<Var>>],
-    /// New cuts.
-    pub supply: &'a supply::Supply,
+    /// The model's kept GPUs, new instances and new cuts.
+    pub cuts: &'a Cuts,
     /// The solution.
     pub out: &'a Outcome,
 }
@@ -939,7 +944,7 @@ fn after_layouts(
 ) -> BTreeMap<u32, Vec<Assignment>> {
     let mut after: BTreeMap<u32, Vec<Assignment>> = BTreeMap::new();
     let mut free: Vec<u32> = Vec::new();
-    for ((_, gpus, _), &v) in cur.types.iter().zip(s.keep) {
+    for ((_, gpus, _), &v) in cur.types.iter().zip(&s.cuts.keep) {
         let k = (s.out.int(v) as usize).min(gpus.len());
         for &g in &gpus[..k] {
             let mut layout = before[&g].clone();
@@ -959,8 +964,8 @@ fn after_layouts(
     // ones) take new cuts before any new index does.
     free.extend((0..cur.slots).filter(|i| before.get(i).is_none_or(|l| l.is_empty())));
     free.sort_unstable();
-    let per_gpu = s.supply.decode(sizes, s.out);
-    let counts = s.out.counts(s.n);
+    let per_gpu = s.cuts.supply.decode(sizes, s.out);
+    let counts = s.out.counts(&s.cuts.new);
     let new = assign(sizes, &per_gpu, &counts, names, &|_| None, point);
     let mut next = cur.slots;
     let mut free_iter = free.iter();

@@ -41,13 +41,12 @@ use super::transition::Capacity;
 use super::{
     apply_swaps, assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts,
     proven_status, read_types, required, safe_transition, solve_tier, target, target_plan,
-    tier_report, Current, ReplanOptions, Solved, Start, Tier,
+    tier_report, Current, Cuts, ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, RateData};
 use crate::milp::{lin, Builder, Failure, Outcome, Var};
 use crate::planner::Job;
 use crate::slagpus::{pool_vars, PoolOption, PoolTable};
-use crate::supply::Supply;
 use crate::{PlanOptions, SolverKind};
 use good_lp::constraint::{eq, geq, leq};
 use good_lp::Expression;
@@ -68,12 +67,10 @@ struct Input<'a> {
 
 /// The built model of a tier.
 struct Model {
-    keep: Vec<Var>,
     /// z[m][k]: (option, binary).
     z: Vec<Vec<Vec<(PoolOption, Var)>>>,
-    /// New instances per (model, size) (`None` where the size has no pool).
-    new: Vec<Vec<Option<Var>>>,
-    supply: Supply,
+    /// Kept GPUs, new instances (`None` where the size has no pool) and new cuts.
+    cuts: Cuts,
 }
 
 fn build(inp: &Input<'_>, gpus: u32) -> (Builder, Model) {
@@ -87,18 +84,9 @@ fn build(inp: &Input<'_>, gpus: u32) -> (Builder, Model) {
         cover(&mut b, inp, &z[m], m);
         gpcs(&mut b, inp, &z[m], m);
     }
-    let demand: Vec<Expression> = (0..inp.d.sizes.profiles.len())
-        .map(|k| lin(new.iter().filter_map(|nm| Some((1.0, nm[k]?)))))
-        .collect();
     // supply, and count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ G*
-    let supply = new_cuts(&mut b, &inp.d.sizes, &demand, &keep, gpus);
-    let m = Model {
-        keep,
-        z,
-        new,
-        supply,
-    };
-    (b, m)
+    let cuts = new_cuts(&mut b, &inp.d.sizes, keep, new, gpus);
+    (b, Model { z, cuts })
 }
 
 /// The pool binaries z[m,k,n] and the new-instance counts new[m,k] (bounded by the largest
@@ -222,9 +210,9 @@ enum Goal {
 
 fn goal(m: &Model, g: Goal) -> Expression {
     match g {
-        Goal::Changed => m.supply.gpus(),
-        Goal::Used => lin(m.keep.iter().map(|&v| (1.0, v))) + m.supply.gpus(),
-        Goal::Started => lin(m.new.iter().flatten().flatten().map(|&v| (1.0, v))),
+        Goal::Changed => m.cuts.changed(),
+        Goal::Used => m.cuts.used(),
+        Goal::Started => m.cuts.started(),
     }
 }
 
@@ -237,12 +225,14 @@ fn scratch_start(b: &Builder, inp: &Input<'_>, m: &Model, scratch: &Plan) -> Vec
             if let Some(&(_, v)) = m.z[mi][k].iter().find(|(o, _)| o.n == c) {
                 cols[v.col] = 1.0;
             }
-            if let Some(v) = m.new[mi][k] {
+            if let Some(v) = m.cuts.new[mi][k] {
                 cols[v.col] = c as f64;
             }
         }
     }
-    m.supply.set_start(&inp.d.sizes, &per_layout, &mut cols);
+    m.cuts
+        .supply
+        .set_start(&inp.d.sizes, &per_layout, &mut cols);
     cols
 }
 
@@ -286,11 +276,7 @@ fn solve_tiers(
         &order,
         scratch,
         |g, fixed, from| tier(inp, limit, opts, g, fixed, from),
-        |_, name, o| {
-            let t = tier_report(name, o);
-            let v = t.objective;
-            (t, Some(v))
-        },
+        |_, name, o| tier_report(name, o),
     )
 }
 
@@ -411,9 +397,7 @@ pub(super) fn replan(
         pools[m][k].map_or_else(|| d.point(m, k), |o| (o.point.batch, o.point.procs))
     };
     let solved = Solved {
-        keep: &model.keep,
-        n: &model.new,
-        supply: &model.supply,
+        cuts: &model.cuts,
         out: &out,
     };
     let (target_gpus, changes) = target(&d.sizes, &d.names(), &point, &cur, current, &solved);

@@ -61,13 +61,12 @@ use super::transition::Capacity;
 use super::{
     apply_swaps, assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts,
     proven_status, read_types, safe_transition, sla::kept_counts, solve_tier, target, tier_report,
-    Current, ReplanOptions, Solved, Start, Tier,
+    Current, Cuts, ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, LoadData};
 use crate::milp::{lin, Builder, Failure, Outcome, Var};
 use crate::planner::{Job, LoadPlan};
 use crate::slaload::{self, Candidate};
-use crate::supply::Supply;
 use crate::{PlanOptions, SolverKind};
 use good_lp::constraint::{geq, leq};
 use good_lp::Expression;
@@ -90,12 +89,10 @@ struct Input<'a> {
 
 /// The built model of a tier.
 struct Model {
-    keep: Vec<Var>,
     /// Per model: (candidate index, e).
     e: Vec<Vec<(usize, Var)>>,
-    /// New instances per (model, size).
-    new: Vec<Vec<Option<Var>>>,
-    supply: Supply,
+    /// Kept GPUs, new instances and new cuts.
+    cuts: Cuts,
 }
 
 fn build(inp: &Input<'_>, lambda: f64) -> (Builder, Model) {
@@ -120,18 +117,9 @@ fn build(inp: &Input<'_>, lambda: f64) -> (Builder, Model) {
         }
         gpcs(&mut b, inp, &e[m], m, lambda);
     }
-    let demand: Vec<Expression> = (0..nk)
-        .map(|k| lin(new.iter().filter_map(|nm| Some((1.0, nm[k]?)))))
-        .collect();
     // supply, and count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ N
-    let supply = new_cuts(&mut b, &d.sizes, &demand, &keep, d.gpus);
-    let m = Model {
-        keep,
-        e,
-        new,
-        supply,
-    };
-    (b, m)
+    let cuts = new_cuts(&mut b, &d.sizes, keep, new, d.gpus);
+    (b, Model { e, cuts })
 }
 
 /// `select` (slaload's `cover`, `one range`, `order`) and `fits  e[m,c] = 0 where N_c(λ)
@@ -308,8 +296,8 @@ enum Goal {
 
 fn goal(m: &Model, g: Goal) -> Expression {
     match g {
-        Goal::Changed | Goal::Load => m.supply.gpus(),
-        Goal::Started => lin(m.new.iter().flatten().flatten().map(|&v| (1.0, v))),
+        Goal::Changed | Goal::Load => m.cuts.changed(),
+        Goal::Started => m.cuts.started(),
     }
 }
 
@@ -340,12 +328,12 @@ fn scratch_start(b: &Builder, inp: &Input<'_>, m: &Model, scratch: &Plan) -> Vec
             if let Some(&(_, v)) = chosen {
                 cols[v.col] = 1.0;
             }
-            if let Some(v) = m.new[mi][k] {
+            if let Some(v) = m.cuts.new[mi][k] {
                 cols[v.col] = counts[mi][k] as f64;
             }
         }
     }
-    m.supply.set_start(&d.sizes, &per_layout, &mut cols);
+    m.cuts.supply.set_start(&d.sizes, &per_layout, &mut cols);
     cols
 }
 
@@ -452,11 +440,7 @@ fn solve_tiers(
                 };
                 (t, None)
             }
-            _ => {
-                let t = tier_report(name, o);
-                let v = t.objective;
-                (t, Some(v))
-            }
+            _ => tier_report(name, o),
         },
     )?;
     Ok((tiers, out, model, lambda.get()))
@@ -558,9 +542,7 @@ impl Finished<'_> {
         let d = self.job.data;
         let names: Vec<String> = d.models.iter().map(|m| m.name.clone()).collect();
         let solved = Solved {
-            keep: &model.keep,
-            n: &model.new,
-            supply: &model.supply,
+            cuts: &model.cuts,
             out,
         };
         let point = |m: usize, k: usize| (d.models[m].max_batch_on(k), 1);
