@@ -31,8 +31,8 @@
 use super::transition::Capacity;
 use super::{
     apply_swaps, assemble, count_instances, first_pattern, keep_vars, lexicographic, new_cuts,
-    proven_status, read_types, safe_transition, target, tier_report, Current, Cuts, ReplanOptions,
-    Solved, Start, Tier,
+    proven_status, read_types, safe_transition, target, tier_order, tier_report, Current, Cuts,
+    ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, LoadData};
 use crate::fluid::{self, add_routing, load_on, Routing};
@@ -201,11 +201,11 @@ fn solve_tiers(
     slack: bool,
     scratch: &Plan,
 ) -> Result<(Vec<Tier>, Outcome, Model), Error> {
-    let mut order = vec![(Goal::Changed, "gpus-changed")];
-    if slack {
-        order.push((Goal::Load, "load"));
-    }
-    order.push((Goal::Started, "instances-started"));
+    let order = tier_order(
+        Goal::Changed,
+        slack.then_some((Goal::Load, "load")),
+        Goal::Started,
+    );
     lexicographic(
         &order,
         scratch,

@@ -544,11 +544,11 @@ fn solve_tiers(
     slack: bool,
     scratch: &Plan,
 ) -> Result<(Vec<Tier>, Outcome, Model), Error> {
-    let mut order = vec![(Goal::Changed, "gpus-changed")];
-    if slack {
-        order.push((Goal::Used, "gpus-used"));
-    }
-    order.push((Goal::Started, "instances-started"));
+    let mut order = tier_order(
+        Goal::Changed,
+        slack.then_some((Goal::Used, "gpus-used")),
+        Goal::Started,
+    );
     order.push((Goal::Headroom, "headroom"));
     lexicographic(
         &order,
@@ -560,6 +560,19 @@ fn solve_tiers(
             _ => tier_report(name, o),
         },
     )
+}
+
+/// The order of every re-plan's tiers after the first: the GPUs re-cut or added, then the
+/// middle tier when a slack allows one (GPUs used, or load), then the instances started.
+pub(super) fn tier_order<G>(
+    changed: G,
+    middle: Option<(G, &'static str)>,
+    started: G,
+) -> Vec<(G, &'static str)> {
+    let mut order = vec![(changed, "gpus-changed")];
+    order.extend(middle);
+    order.push((started, "instances-started"));
+    order
 }
 
 /// Solves the tiers of `order` one after the other, each under the optima of the ones

@@ -41,7 +41,7 @@ use super::transition::Capacity;
 use super::{
     apply_swaps, assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts,
     proven_status, read_types, required, safe_transition, solve_tier, target, target_plan,
-    tier_report, Current, Cuts, ReplanOptions, Solved, Start, Tier,
+    tier_order, tier_report, Current, Cuts, ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, RateData};
 use crate::milp::{lin, Builder, Failure, Outcome, Var};
@@ -267,11 +267,11 @@ fn solve_tiers(
     slack: bool,
     scratch: &Plan,
 ) -> Result<(Vec<Tier>, Outcome, Model), Error> {
-    let mut order = vec![(Goal::Changed, "gpus-changed")];
-    if slack {
-        order.push((Goal::Used, "gpus-used"));
-    }
-    order.push((Goal::Started, "instances-started"));
+    let order = tier_order(
+        Goal::Changed,
+        slack.then_some((Goal::Used, "gpus-used")),
+        Goal::Started,
+    );
     lexicographic(
         &order,
         scratch,

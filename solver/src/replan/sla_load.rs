@@ -60,8 +60,8 @@
 use super::transition::Capacity;
 use super::{
     apply_swaps, assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts,
-    proven_status, read_types, safe_transition, sla::kept_counts, solve_tier, target, tier_report,
-    Current, Cuts, ReplanOptions, Solved, Start, Tier,
+    proven_status, read_types, safe_transition, sla::kept_counts, solve_tier, target, tier_order,
+    tier_report, Current, Cuts, ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, LoadData};
 use crate::milp::{lin, Builder, Failure, Outcome, Var};
@@ -398,11 +398,11 @@ fn solve_tiers(
     slack: bool,
     scratch: &Plan,
 ) -> Result<(Vec<Tier>, Outcome, Model, f64), Error> {
-    let mut order = vec![(Goal::Changed, "gpus-changed")];
-    if slack {
-        order.push((Goal::Load, "load"));
-    }
-    order.push((Goal::Started, "instances-started"));
+    let order = tier_order(
+        Goal::Changed,
+        slack.then_some((Goal::Load, "load")),
+        Goal::Started,
+    );
     let lambda = Cell::new(inp.floor);
     let load_status = Cell::new((SolveStatus::Optimal, 0.0));
     let (tiers, out, model) = lexicographic(
