@@ -30,9 +30,9 @@
 
 use super::transition::Capacity;
 use super::{
-    apply_swaps, assemble, count_instances, first_pattern, keep_vars, lexicographic, new_cuts,
-    proven_status, read_types, safe_transition, target, tier_order, tier_report, Current, Cuts,
-    ReplanOptions, Solved, Start, Tier,
+    assemble, count_instances, first_pattern, keep_vars, lexicographic, new_cuts, proven_status,
+    read_types, target, tier_order, tier_report, transition_to, Current, Cuts, ReplanOptions,
+    Solved, Start, Tier,
 };
 use crate::data::{self, LoadData};
 use crate::fluid::{self, add_routing, load_on, Routing};
@@ -212,28 +212,10 @@ fn solve_tiers(
         |g, fixed, from| tier(d, cur, floor, opts, g, fixed, from),
         |g, name, o| match g {
             // Solved as −λ: the bound it leaves is the raw optimum.
-            Goal::Load => (load_report(o), Some(o.objective)),
+            Goal::Load => (Tier::maximised(name, o), Some(o.objective)),
             _ => tier_report(name, o),
         },
     )
-}
-
-/// The load tier's report (maximised, solved as −λ).
-fn load_report(o: &Outcome) -> Tier {
-    let value = -o.objective;
-    let bound = (-o.bound).max(value);
-    Tier {
-        name: "load".into(),
-        objective: value,
-        bound,
-        gap: if bound > 1e-9 {
-            (bound - value) / bound
-        } else {
-            0.0
-        },
-        status: o.status,
-        seconds: o.seconds,
-    }
 }
 
 /// Max-load capacity: per model, the most requests/s its instances carry with its classes
@@ -354,14 +336,13 @@ pub(crate) fn replan(
     let d = data::load_data(&server, &popts.params, popts.rules)?;
     let scratch = crate::plan(&server, SolverKind::Milp, &popts)?;
     let best = scratch.report.objective;
-    let mut tiers = vec![Tier {
-        name: "load-max".into(),
-        objective: best,
-        bound: scratch.report.bound.unwrap_or(best),
-        gap: scratch.report.gap.unwrap_or(0.0),
-        status: scratch.report.status,
-        seconds: started.elapsed().as_secs_f64(),
-    }];
+    let seconds = started.elapsed().as_secs_f64();
+    let mut tiers = vec![Tier::from_scratch(
+        "load-max",
+        best,
+        &scratch.report,
+        seconds,
+    )];
     let floor = best * (1.0 - opts.load_slack) * (1.0 - FLOOR_TOL);
     let slack = opts.load_slack > 0.0;
     let (later, out, model) = solve_tiers(&d, &cur, floor, &popts, slack, &scratch)?;
@@ -376,15 +357,14 @@ pub(crate) fn replan(
     let cap = LoadCapacity::new(&d, popts.threads);
     let eval = fluid::evaluate(&d, &counts_of(&cap, &gpus, &d), popts.threads.max(1))?;
     let required = required(&cap, current, &changes, &eval.model_rates, opts);
-    let transition = safe_transition(
+    let ((gpus, changes), transition) = transition_to(
         &cap,
         &names,
         cur.slots,
-        &changes,
+        (gpus, changes),
         &required,
         opts.spare_gpus,
     )?;
-    let (gpus, changes) = apply_swaps(gpus, changes, &transition.swaps);
     let report = SolveReport {
         status,
         objective: eval.lambda,

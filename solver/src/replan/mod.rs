@@ -115,6 +115,40 @@ pub struct Tier {
     pub seconds: f64,
 }
 
+impl Tier {
+    /// Tier 1, the from-scratch plan's: its objective `value` (GPUs needed, or the most
+    /// load), with the bound, gap and status its report proves, `seconds` after the start.
+    pub(super) fn from_scratch(name: &str, value: f64, report: &SolveReport, seconds: f64) -> Self {
+        Tier {
+            name: name.into(),
+            objective: value,
+            bound: report.bound.unwrap_or(value),
+            gap: report.gap.unwrap_or(0.0),
+            status: report.status,
+            seconds,
+        }
+    }
+
+    /// A maximised tier (solved as the minimum of its negation): value, bound and gap in
+    /// the maximised sense.
+    pub(super) fn maximised(name: &str, o: &Outcome) -> Self {
+        let value = -o.objective;
+        let bound = (-o.bound).max(value);
+        Tier {
+            name: name.into(),
+            objective: value,
+            bound,
+            gap: if bound > 1e-9 {
+                (bound - value) / bound
+            } else {
+                0.0
+            },
+            status: o.status,
+            seconds: o.seconds,
+        }
+    }
+}
+
 /// Options of a re-plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplanOptions {
@@ -444,24 +478,6 @@ const HEADROOM_GAP: f64 = 0.02;
 /// Branch-and-bound nodes the headroom tie-break may spend.
 const HEADROOM_NODES: u64 = 200;
 
-/// The headroom tier's report: its objective Σ_m s[m] is maximised (solved as −Σ s[m]).
-fn headroom_report(o: &Outcome) -> Tier {
-    let value = -o.objective;
-    let bound = (-o.bound).max(value);
-    Tier {
-        name: "headroom".into(),
-        objective: value,
-        bound,
-        gap: if bound > 1e-9 {
-            (bound - value) / bound
-        } else {
-            0.0
-        },
-        status: o.status,
-        seconds: o.seconds,
-    }
-}
-
 /// A minimised tier's report (whole-number objective: counts of GPUs or instances) and the
 /// value it fixes for the tiers after it (its objective).
 pub(super) fn tier_report(name: &str, o: &Outcome) -> (Tier, Option<f64>) {
@@ -556,7 +572,8 @@ fn solve_tiers(
         |g, fixed, from| tier(d, cur, limit, opts, g, fixed, from),
         |g, name, o| match g {
             // A tie-break: reported, but it bounds nothing after it.
-            Goal::Headroom => (headroom_report(o), None),
+            // Its objective Σ_m s[m] is maximised (solved as −Σ s[m]).
+            Goal::Headroom => (Tier::maximised(name, o), None),
             _ => tier_report(name, o),
         },
     )
@@ -669,9 +686,23 @@ pub(crate) fn count_instances(
     c
 }
 
+/// The safe transition to the target (its GPUs and every GPU's fate) with the spare GPUs
+/// given, and the target's GPUs and fates after the spare swaps the transition makes.
+pub(super) fn transition_to(
+    cap: &dyn transition::Capacity,
+    names: &[String],
+    slots: u32,
+    (gpus, changes): (Vec<GpuPlan>, Vec<GpuChange>),
+    required: &[f64],
+    spare_gpus: u32,
+) -> Result<((Vec<GpuPlan>, Vec<GpuChange>), Transition), Error> {
+    let t = safe_transition(cap, names, slots, &changes, required, spare_gpus)?;
+    Ok((apply_swaps(gpus, changes, &t.swaps), t))
+}
+
 /// The safe transition to the target with the spare GPUs given; when there is none, the
 /// error says how many spares one takes.
-pub(crate) fn safe_transition(
+fn safe_transition(
     cap: &dyn transition::Capacity,
     names: &[String],
     slots: u32,
@@ -806,14 +837,13 @@ fn replan_rates(
     // Tier 1: the from-scratch optimum.
     let scratch = crate::plan(scenario, SolverKind::Milp, &popts)?;
     let g_star = scratch.gpus_used() as u32;
-    let mut tiers = vec![Tier {
-        name: "gpus-needed".into(),
-        objective: g_star as f64,
-        bound: scratch.report.bound.unwrap_or(g_star as f64),
-        gap: scratch.report.gap.unwrap_or(0.0),
-        status: scratch.report.status,
-        seconds: t0.elapsed().as_secs_f64(),
-    }];
+    let seconds = t0.elapsed().as_secs_f64();
+    let mut tiers = vec![Tier::from_scratch(
+        "gpus-needed",
+        g_star as f64,
+        &scratch.report,
+        seconds,
+    )];
     // Tier 2 starts from the from-scratch plan (feasible), each later tier from the last.
     let limit = g_star.saturating_add(opts.gpu_slack);
     let (later, o3, model) = solve_tiers(&d, &cur, limit, &popts, opts.gpu_slack > 0, &scratch)?;
@@ -826,15 +856,14 @@ fn replan_rates(
     let point = |m: usize, k: usize| d.point(m, k);
     let (target_gpus, changes) = target(&d.sizes, &d.names(), &point, &cur, current, &solved);
     let required = required(&d, current, opts);
-    let transition = safe_transition(
+    let ((target_gpus, changes), transition) = transition_to(
         &RateCapacity(&d),
         &d.names(),
         cur.slots,
-        &changes,
+        (target_gpus, changes),
         &required,
         opts.spare_gpus,
     )?;
-    let (target_gpus, changes) = apply_swaps(target_gpus, changes, &transition.swaps);
     let seconds = t0.elapsed().as_secs_f64();
     let plan = target_plan(
         &d,
@@ -1029,7 +1058,7 @@ fn fates(
 
 /// Moves each swapped GPU's new layout to the idle GPU that took it: (g, s) leaves g idle
 /// (freed) and s in use (added).
-pub(super) fn apply_swaps(
+fn apply_swaps(
     mut gpus: Vec<GpuPlan>,
     mut changes: Vec<GpuChange>,
     swaps: &[(u32, u32)],

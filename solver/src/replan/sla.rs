@@ -39,9 +39,9 @@
 
 use super::transition::Capacity;
 use super::{
-    apply_swaps, assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts,
-    proven_status, read_types, required, safe_transition, solve_tier, target, target_plan,
-    tier_order, tier_report, Current, Cuts, ReplanOptions, Solved, Start, Tier,
+    assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts, proven_status,
+    read_types, required, solve_tier, target, target_plan, tier_order, tier_report, transition_to,
+    Current, Cuts, ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, RateData};
 use crate::milp::{lin, Builder, Failure, Outcome, Var};
@@ -407,15 +407,14 @@ pub(super) fn replan(
         memo: RefCell::new(HashMap::new()),
     };
     let need = kept_required(&cap, &d, current, required(&d, current, opts));
-    let transition = safe_transition(
+    let ((target_gpus, changes), transition) = transition_to(
         &cap,
         &d.names(),
         cur.slots,
-        &changes,
+        (target_gpus, changes),
         &need,
         opts.spare_gpus,
     )?;
-    let (target_gpus, changes) = apply_swaps(target_gpus, changes, &transition.swaps);
     let seconds = t0.elapsed().as_secs_f64();
     let mut plan = target_plan(
         &d,
@@ -435,14 +434,12 @@ pub(super) fn replan(
 fn needed(scenario: &Scenario, popts: &PlanOptions, t0: Instant) -> Result<(Plan, Tier), Error> {
     let scratch = crate::plan(scenario, SolverKind::Sla, popts)?;
     let g = scratch.gpus_used() as f64;
-    let tier = Tier {
-        name: "gpus-needed".into(),
-        objective: g,
-        bound: scratch.report.bound.unwrap_or(g),
-        gap: scratch.report.gap.unwrap_or(0.0),
-        status: scratch.report.status,
-        seconds: t0.elapsed().as_secs_f64(),
-    };
+    let tier = Tier::from_scratch(
+        "gpus-needed",
+        g,
+        &scratch.report,
+        t0.elapsed().as_secs_f64(),
+    );
     Ok((scratch, tier))
 }
 

@@ -59,9 +59,9 @@
 
 use super::transition::Capacity;
 use super::{
-    apply_swaps, assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts,
-    proven_status, read_types, safe_transition, sla::kept_counts, solve_tier, target, tier_order,
-    tier_report, Current, Cuts, ReplanOptions, Solved, Start, Tier,
+    assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts, proven_status,
+    read_types, sla::kept_counts, solve_tier, target, tier_order, tier_report, transition_to,
+    Current, Cuts, ReplanOptions, Solved, Start, Tier,
 };
 use crate::data::{self, LoadData};
 use crate::milp::{lin, Builder, Failure, Outcome, Var};
@@ -483,14 +483,8 @@ pub(super) fn replan(
         slaload::solve_with(&job, &cands)?,
     )?;
     let best = scratch.report.objective;
-    let first = Tier {
-        name: "load-max".into(),
-        objective: best,
-        bound: scratch.report.bound.unwrap_or(best),
-        gap: scratch.report.gap.unwrap_or(0.0),
-        status: scratch.report.status,
-        seconds: started.elapsed().as_secs_f64(),
-    };
+    let seconds = started.elapsed().as_secs_f64();
+    let first = Tier::from_scratch("load-max", best, &scratch.report, seconds);
     let (cnt, _) = kept_counts(d.models.len(), d.sizes.profiles.len(), &cur);
     let slack = opts.load_slack > 0.0;
     let inp = Input {
@@ -554,15 +548,14 @@ impl Finished<'_> {
         };
         let lambda = cap.plan_lambda(&total_counts(&cap, gpus.iter().map(|g| &g.layout[..])));
         let need = self.required(&cap, lambda);
-        let transition = safe_transition(
+        let ((gpus, changes), transition) = transition_to(
             &cap,
             &names,
             self.cur.slots,
-            &changes,
+            (gpus, changes),
             &need,
             self.opts.spare_gpus,
         )?;
-        let (gpus, changes) = apply_swaps(gpus, changes, &transition.swaps);
         let best = self.scratch.report.objective;
         let report = SolveReport {
             status: self.status,
