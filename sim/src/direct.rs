@@ -12,7 +12,7 @@
 //! and the start of running work); the decisions are the functions of [`crate::sched`].
 
 use crate::interference::{Interference, LoadState};
-use crate::prep::{Cand, Prepared};
+use crate::prep::{Cand, Hot, Prepared};
 use crate::run::{Arrivals, RepStats, RunSpec};
 use crate::sched::rules::CLAMPED_WIDTH;
 use crate::sched::{
@@ -281,9 +281,11 @@ struct Engine<'a> {
     measuring: bool,
 }
 
-/// Where and when a query runs: its instance, server, start and service time (ms).
+/// Where and when a query runs: its instance (and the instance's hot fields), server, start
+/// and service time (ms).
 struct Placement {
     inst: usize,
+    hot: Hot,
     srv: usize,
     start: f64,
     svc: f64,
@@ -372,7 +374,8 @@ impl<'a> Engine<'a> {
         let inst = inst.unwrap_or(u32::MAX) as usize;
         let k = inst * self.p.width + b;
         let est = self.p.med[k];
-        let (start, srv) = self.earliest_server(inst, t);
+        let hot = self.p.hot[inst];
+        let (start, srv) = self.earliest_server(inst, hot, t);
         if self.spec.drop_late && start + est > t + sla {
             if self.measuring {
                 self.st.dropped(m);
@@ -382,6 +385,7 @@ impl<'a> Engine<'a> {
         let svc = self.service(inst, k, b, t, est, rng);
         let at = Placement {
             inst,
+            hot,
             srv,
             start,
             svc,
@@ -389,7 +393,7 @@ impl<'a> Engine<'a> {
         let finish = self.dispatch::<K>(&at);
         let qlen = self.waiting[inst].arrive(t, start);
         if self.measuring {
-            self.record(&at, m, b, t, finish, qlen);
+            self.record(&q, &at, finish, qlen);
         }
     }
 
@@ -471,11 +475,10 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// When a query arriving at `t` can start on instance `inst`, and on which server: the
-    /// one that frees up first (the lowest-numbered of those that tie).
+    /// When a query arriving at `t` can start on instance `inst` (`pi`: its hot fields), and
+    /// on which server: the one that frees up first (the lowest-numbered of those that tie).
     #[inline(always)]
-    fn earliest_server(&self, inst: usize, t: f64) -> (f64, usize) {
-        let pi = self.p.hot[inst];
+    fn earliest_server(&self, inst: usize, pi: Hot, t: f64) -> (f64, usize) {
         if pi.procs == 1 {
             return (fmax(self.drain[inst], t), pi.srv as usize);
         }
@@ -528,7 +531,7 @@ impl<'a> Engine<'a> {
     /// tree); returns its finish time.
     #[inline(always)]
     fn dispatch<const K: u8>(&mut self, at: &Placement) -> f64 {
-        let (inst, pi) = (at.inst, self.p.hot[at.inst]);
+        let (inst, pi) = (at.inst, at.hot);
         let finish = at.start + at.svc;
         self.srv_free[at.srv] = finish;
         self.drain[inst] = if pi.procs == 1 {
@@ -549,13 +552,12 @@ impl<'a> Engine<'a> {
         finish
     }
 
-    /// Records a measured query of model `m`, batch `b`, that arrived at `t`, saw `qlen`
-    /// queries waiting, and finishes at `finish`.
+    /// Records a measured query `q` that saw `qlen` queries waiting and finishes at `finish`.
     #[inline(always)]
-    fn record(&mut self, at: &Placement, m: usize, b: usize, t: f64, finish: f64, qlen: u64) {
-        let sla = self.p.models[m].sla;
-        self.st
-            .ran_alone((m, b), at.inst, sla, (t, at.start, finish), qlen);
+    fn record(&mut self, q: &Query, at: &Placement, finish: f64, qlen: u64) {
+        let (m, b) = (q.model as usize, q.batch as usize);
+        let times = (q.arrival_ms, at.start, finish);
+        self.st.ran_alone((m, b), at.inst, q.sla_ms, times, qlen);
         self.st.insts[at.inst].busy += at.svc;
     }
 }
