@@ -139,24 +139,7 @@ pub fn capacity_with_progress(
     target: CapacityTarget,
     progress: Progress<'_>,
 ) -> Result<CapacityReport, Error> {
-    if let CapacityTarget::Violations { budget } = target {
-        if !(budget.is_finite() && (0.0..1.0).contains(&budget)) {
-            return Err(Error::Invalid(format!(
-                "violation budget {budget} must be at least 0 and below 1"
-            )));
-        }
-    }
-    let shares: Vec<f64> = match &cfg.arrivals {
-        Arrivals::Poisson { .. } => scenario.shares(),
-        Arrivals::PoissonPerModel { rates_qps } => {
-            let t: f64 = rates_qps.iter().sum();
-            rates_qps.iter().map(|r| r / t).collect()
-        }
-        Arrivals::Trace(_) => return Err(Error::Invalid(
-            "capacity search varies the arrival rate, so it needs Poisson arrivals, not a trace"
-                .into(),
-        )),
-    };
+    let shares = search_shares(scenario, cfg, target)?;
     // Validates the configuration (rates included) and builds the tables once.
     let job = Job::new(plan, scenario, cfg)?;
     let hi0 = upper_bound(&job, &shares);
@@ -173,29 +156,9 @@ pub fn capacity_with_progress(
         (0..reps)
             .into_par_iter()
             .map(|r| {
-                let (mut lo, mut hi) = (0.0, hi0);
-                let mut probes = Vec::with_capacity(STEPS as usize);
-                for _ in 0..STEPS {
-                    let mid = (lo + hi) / 2.0;
-                    let rates: Vec<f64> = shares.iter().map(|s| s * mid).collect();
-                    let spec = job.spec(Some(&rates));
-                    let st = job.replicate(&spec, r);
-                    let ratio = worst_ratio(&job, &st, target);
-                    let passed = ratio <= 1.0;
-                    if passed {
-                        lo = mid;
-                    } else {
-                        hi = mid;
-                    }
-                    probes.push(CapacityProbe {
-                        replication: r,
-                        rate_qps: mid,
-                        passed,
-                        worst_ratio: ratio.is_finite().then_some(ratio),
-                    });
-                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-                }
-                (lo, probes)
+                bisect(&job, &shares, target, (r, hi0), || {
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, total)
+                })
             })
             .collect()
     });
@@ -228,4 +191,65 @@ pub fn capacity_with_progress(
         probes: results.into_iter().flat_map(|r| r.1).collect(),
         at_capacity,
     })
+}
+
+/// The share of the total rate each model gets in the search: the scenario's shares, or the
+/// proportions of `PoissonPerModel` rates. Errors on a bad violation budget or a trace.
+fn search_shares(
+    scenario: &Scenario,
+    cfg: &SimConfig,
+    target: CapacityTarget,
+) -> Result<Vec<f64>, Error> {
+    if let CapacityTarget::Violations { budget } = target {
+        if !(budget.is_finite() && (0.0..1.0).contains(&budget)) {
+            return Err(Error::Invalid(format!(
+                "violation budget {budget} must be at least 0 and below 1"
+            )));
+        }
+    }
+    match &cfg.arrivals {
+        Arrivals::Poisson { .. } => Ok(scenario.shares()),
+        Arrivals::PoissonPerModel { rates_qps } => {
+            let t: f64 = rates_qps.iter().sum();
+            Ok(rates_qps.iter().map(|r| r / t).collect())
+        }
+        Arrivals::Trace(_) => Err(Error::Invalid(
+            "capacity search varies the arrival rate, so it needs Poisson arrivals, not a trace"
+                .into(),
+        )),
+    }
+}
+
+/// Replication `r`'s bisection between 0 and `hi0` queries/s: the highest rate that passed
+/// and every probe; `probed` is called after each simulation.
+fn bisect(
+    job: &Job,
+    shares: &[f64],
+    target: CapacityTarget,
+    (r, hi0): (u32, f64),
+    probed: impl Fn(),
+) -> (f64, Vec<CapacityProbe>) {
+    let (mut lo, mut hi) = (0.0, hi0);
+    let mut probes = Vec::with_capacity(STEPS as usize);
+    for _ in 0..STEPS {
+        let mid = (lo + hi) / 2.0;
+        let rates: Vec<f64> = shares.iter().map(|s| s * mid).collect();
+        let spec = job.spec(Some(&rates));
+        let st = job.replicate(&spec, r);
+        let ratio = worst_ratio(job, &st, target);
+        let passed = ratio <= 1.0;
+        if passed {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        probes.push(CapacityProbe {
+            replication: r,
+            rate_qps: mid,
+            passed,
+            worst_ratio: ratio.is_finite().then_some(ratio),
+        });
+        probed();
+    }
+    (lo, probes)
 }

@@ -11,7 +11,7 @@
 //! drain times it keeps are exactly what a dispatcher knows (the medians of queued work
 //! and the start of running work); the decisions are the functions of [`crate::sched`].
 
-use crate::interference::Interference;
+use crate::interference::{Interference, LoadState};
 use crate::prep::{Cand, Prepared};
 use crate::run::{Arrivals, RepStats, RunSpec};
 use crate::sched::rules::CLAMPED_WIDTH;
@@ -255,40 +255,109 @@ fn fmax(a: f64, b: f64) -> f64 {
     }
 }
 
+/// One replication's state, in flat arrays: per server when it frees up, per instance when
+/// its earliest server does (its drain time), its ELSA tree leaf and its queue, the rules'
+/// counters, and the statistics.
+struct Engine<'a> {
+    p: &'a Prepared,
+    spec: &'a RunSpec<'a>,
+    /// When each server frees up, ms.
+    srv_free: Vec<f64>,
+    /// When each instance's earliest server frees up, ms.
+    drain: Vec<f64>,
+    tree: Trees,
+    /// Round-robin cursors, per model.
+    rr: Vec<usize>,
+    /// Plan-aware rule: queries of each class sent to each size, and per class.
+    sent: Vec<u64>,
+    class_sent: Vec<u64>,
+    /// Start times of queries dispatched but not yet started, per instance (FIFO, so the
+    /// front starts first): their count is the queue length an arrival sees.
+    waiting: Vec<Waiting>,
+    starts: StartRows,
+    load: Option<LoadState>,
+    st: RepStats,
+    /// Whether the measurement window is open.
+    measuring: bool,
+}
+
+/// Where and when a query runs: its instance, server, start and service time (ms).
+struct Placement {
+    inst: usize,
+    srv: usize,
+    start: f64,
+    svc: f64,
+}
+
 fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) -> RepStats {
-    let ni = p.insts.len();
-    let w = p.width;
-    let mut srv_free = vec![0.0f64; p.n_servers];
-    let mut drain = vec![0.0f64; ni];
-    let mut tree = Trees::new(&p.tree_init);
-    let mut rr = vec![0usize; p.models.len()];
-    // Plan-aware rule: queries of each class sent to each size, and per class.
-    let mut sent = vec![0u64; p.slot_share.len()];
-    let mut class_sent = vec![0u64; p.models.len() * w];
-    // Start times of queries dispatched but not yet started, per instance (FIFO, so the
-    // front starts first): their count is the queue length an arrival sees.
-    let mut waiting: Vec<Waiting> = (0..ni).map(|_| Waiting::new()).collect();
-    let starts = StartRows::new(p, &tree, K == START);
-    let mut st = RepStats::new(p, true);
-    let mut load = p.interf.as_ref().map(|f| f.state());
+    let mut e = Engine::new(p, spec, K == START);
     let mut arr = Arrivals::new(spec);
-    let mut measuring = false;
     let mut tend = f64::NAN;
     while let Some((t, m, b, measured)) = arr.next(rng) {
-        if measured && !measuring {
-            measuring = true;
-            st.tw0 = t;
-            // Work already queued when the window opens is done inside it (each server
-            // is busy without a gap until it drains).
-            for (i, inst) in p.insts.iter().enumerate() {
-                for s in inst.srv..inst.srv + inst.procs {
-                    st.insts[i].busy += (srv_free[s as usize] - t).max(0.0);
-                }
-            }
+        if measured && !e.measuring {
+            e.open_window(t);
         }
         tend = t;
-        let sla = p.models[m].sla;
-        let deadline = t + sla;
+        e.arrive::<K>(t, m, b, rng);
+    }
+    e.close_window(tend, arr.generated())
+}
+
+impl<'a> Engine<'a> {
+    fn new(p: &'a Prepared, spec: &'a RunSpec<'a>, start_rule: bool) -> Self {
+        let tree = Trees::new(&p.tree_init);
+        let starts = StartRows::new(p, &tree, start_rule);
+        Self {
+            p,
+            spec,
+            srv_free: vec![0.0; p.n_servers],
+            drain: vec![0.0; p.insts.len()],
+            tree,
+            rr: vec![0; p.models.len()],
+            sent: vec![0; p.slot_share.len()],
+            class_sent: vec![0; p.models.len() * p.width],
+            waiting: (0..p.insts.len()).map(|_| Waiting::new()).collect(),
+            starts,
+            load: p.interf.as_ref().map(|f| f.state()),
+            st: RepStats::new(p, true),
+            measuring: false,
+        }
+    }
+
+    /// Opens the measurement window at `t`: work already queued then is done inside it
+    /// (each server is busy without a gap until it drains).
+    #[cold]
+    fn open_window(&mut self, t: f64) {
+        self.measuring = true;
+        self.st.tw0 = t;
+        self.add_queued_work(t, 1.0);
+    }
+
+    /// The statistics, the window closed at the last arrival `tend`: work that runs past
+    /// it lies outside the window.
+    fn close_window(mut self, tend: f64, generated: u64) -> RepStats {
+        if self.measuring {
+            self.add_queued_work(tend, -1.0);
+        }
+        self.st.tend = tend;
+        self.st.generated = generated;
+        self.st
+    }
+
+    /// Adds `sign` × the work each server has queued past `t` to its instance's busy time.
+    fn add_queued_work(&mut self, t: f64, sign: f64) {
+        for (i, inst) in self.p.insts.iter().enumerate() {
+            for s in inst.srv..inst.srv + inst.procs {
+                self.st.insts[i].busy += sign * (self.srv_free[s as usize] - t).max(0.0);
+            }
+        }
+    }
+
+    /// One query of model `m`, batch `b`, arriving at `t`: picked an instance, dropped if
+    /// late and `drop_late`, else queued there, and recorded.
+    #[inline(always)]
+    fn arrive<const K: u8>(&mut self, t: f64, m: usize, b: usize, rng: &mut Xoshiro256PlusPlus) {
+        let sla = self.p.models[m].sla;
         let q = Query {
             model: m as u32,
             batch: b as u32,
@@ -296,96 +365,152 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
             sla_ms: sla,
         };
         let inst = if K <= START {
-            // One candidate per group of identical instances: its earliest-draining member.
-            let row = m * w + b;
-            let row_cands = p.candidates(m, b);
-            let free = |c: &Cand| tree.key[c.tree_off as usize + 1];
-            let start = |c: &Cand| fmax(free(c), t);
-            let cands = row_cands.iter().map(|c| Candidate {
-                instance: tree.id[c.tree_off as usize + 1],
-                compute: c.compute,
-                start_ms: start(c),
-                free_ms: free(c),
-                service_ms: c.svc,
-                deficit: if K == PLAN {
-                    c.share * (class_sent[row] + 1) as f64 - sent[c.slot as usize] as f64
-                } else {
-                    0.0
-                },
-                protected: c.protected,
-            });
-            let pick = match K {
-                GREEDY => rules::elsa_greedy(&q, cands),
-                MARGIN => rules::elsa_margin(&q, MARGIN_ALPHA, cands),
-                PROTECT => rules::elsa_protect(&q, MARGIN_ALPHA, cands),
-                START => starts
-                    .pick(row, &tree, &q, p.quickest[row])
-                    .unwrap_or_else(|| rules::elsa_start(&q, START_HORIZON, START_SLACK, cands)),
-                _ => {
-                    // `elsa_plan` in two light steps: the earliest finish (the quickest
-                    // service time is fixed per class), then the choice, by position, so
-                    // that the chosen group's share slot needs no search.
-                    let first = first_finish(row_cands, start);
-                    let deadline =
-                        rules::finish_deadline(&q, PLAN_ALPHA, PLAN_SLACK, first, p.quickest[row]);
-                    rules::elsa_plan_within(deadline, cands).map(|k| {
-                        let c = &row_cands[k];
-                        sent[c.slot as usize] += 1;
-                        class_sent[row] += 1;
-                        tree.id[c.tree_off as usize + 1]
-                    })
-                }
-            };
-            pick.unwrap_or(u32::MAX) as usize
+            self.pick_elsa::<K>(&q, m, b)
         } else {
-            let pick = match K {
-                JSQ => rules::jsq(
-                    t,
-                    p.eligible(m, b).iter().map(|&i| Candidate {
-                        instance: i,
-                        compute: 0,
-                        start_ms: fmax(drain[i as usize], t),
-                        free_ms: drain[i as usize],
-                        service_ms: p.med[i as usize * w + b],
-                        deficit: 0.0,
-                        protected: false,
-                    }),
-                ),
-                RR => rules::round_robin(&mut rr[m], &p.models[m].insts, |i| {
-                    p.med[i as usize * w + b].is_finite()
-                }),
-                _ => rules::random(rng.next_u64() >> 32, p.eligible(m, b)),
-            };
-            pick.unwrap_or(u32::MAX) as usize
+            self.pick_baseline::<K>(t, m, b, rng)
         };
-        let k = inst * w + b;
-        let est = p.med[k];
-        let pi = p.hot[inst];
-        let (start, srv) = if pi.procs == 1 {
-            (fmax(drain[inst], t), pi.srv as usize)
-        } else {
-            let mut best = pi.srv as usize;
-            for s in pi.srv as usize + 1..(pi.srv + pi.procs) as usize {
-                if srv_free[s] < srv_free[best] {
-                    best = s;
-                }
+        let inst = inst.unwrap_or(u32::MAX) as usize;
+        let k = inst * self.p.width + b;
+        let est = self.p.med[k];
+        let (start, srv) = self.earliest_server(inst, t);
+        if self.spec.drop_late && start + est > t + sla {
+            if self.measuring {
+                self.st.dropped(m);
             }
-            (fmax(srv_free[best], t), best)
-        };
-        if spec.drop_late && start + est > deadline {
-            if measuring {
-                st.models[m].measured += 1;
-                st.models[m].dropped += 1;
-            }
-            continue;
+            return;
         }
-        let mut svc = if spec.jitter {
+        let svc = self.service(inst, k, b, t, est, rng);
+        let at = Placement {
+            inst,
+            srv,
+            start,
+            svc,
+        };
+        let finish = self.dispatch::<K>(&at);
+        let qlen = self.waiting[inst].arrive(t, start);
+        if self.measuring {
+            self.record(&at, m, b, t, finish, qlen);
+        }
+    }
+
+    /// The ELSA family's pick: one candidate per group of identical instances, its
+    /// earliest-draining member (the root of the group's tree).
+    #[inline(always)]
+    fn pick_elsa<const K: u8>(&mut self, q: &Query, m: usize, b: usize) -> Option<u32> {
+        let (p, t) = (self.p, q.arrival_ms);
+        let row = m * p.width + b;
+        let row_cands = p.candidates(m, b);
+        let tree = &self.tree;
+        let free = |c: &Cand| tree.key[c.tree_off as usize + 1];
+        let start = |c: &Cand| fmax(free(c), t);
+        let (sent, class_sent) = (&self.sent, &self.class_sent);
+        let cands = row_cands.iter().map(|c| Candidate {
+            instance: tree.id[c.tree_off as usize + 1],
+            compute: c.compute,
+            start_ms: start(c),
+            free_ms: free(c),
+            service_ms: c.svc,
+            deficit: if K == PLAN {
+                c.share * (class_sent[row] + 1) as f64 - sent[c.slot as usize] as f64
+            } else {
+                0.0
+            },
+            protected: c.protected,
+        });
+        match K {
+            GREEDY => rules::elsa_greedy(q, cands),
+            MARGIN => rules::elsa_margin(q, MARGIN_ALPHA, cands),
+            PROTECT => rules::elsa_protect(q, MARGIN_ALPHA, cands),
+            START => self
+                .starts
+                .pick(row, tree, q, p.quickest[row])
+                .unwrap_or_else(|| rules::elsa_start(q, START_HORIZON, START_SLACK, cands)),
+            _ => {
+                // `elsa_plan` in two light steps: the earliest finish (the quickest
+                // service time is fixed per class), then the choice, by position, so
+                // that the chosen group's share slot needs no search.
+                let first = first_finish(row_cands, start);
+                let deadline =
+                    rules::finish_deadline(q, PLAN_ALPHA, PLAN_SLACK, first, p.quickest[row]);
+                let k = rules::elsa_plan_within(deadline, cands)?;
+                let c = &row_cands[k];
+                self.sent[c.slot as usize] += 1;
+                self.class_sent[row] += 1;
+                Some(self.tree.id[c.tree_off as usize + 1])
+            }
+        }
+    }
+
+    /// The baselines' pick (JSQ, round-robin, random), one candidate per instance.
+    #[inline(always)]
+    fn pick_baseline<const K: u8>(
+        &mut self,
+        t: f64,
+        m: usize,
+        b: usize,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> Option<u32> {
+        let (p, w, drain) = (self.p, self.p.width, &self.drain);
+        match K {
+            JSQ => rules::jsq(
+                t,
+                p.eligible(m, b).iter().map(|&i| Candidate {
+                    instance: i,
+                    compute: 0,
+                    start_ms: fmax(drain[i as usize], t),
+                    free_ms: drain[i as usize],
+                    service_ms: p.med[i as usize * w + b],
+                    deficit: 0.0,
+                    protected: false,
+                }),
+            ),
+            RR => rules::round_robin(&mut self.rr[m], &p.models[m].insts, |i| {
+                p.med[i as usize * w + b].is_finite()
+            }),
+            _ => rules::random(rng.next_u64() >> 32, p.eligible(m, b)),
+        }
+    }
+
+    /// When a query arriving at `t` can start on instance `inst`, and on which server: the
+    /// one that frees up first (the lowest-numbered of those that tie).
+    #[inline(always)]
+    fn earliest_server(&self, inst: usize, t: f64) -> (f64, usize) {
+        let pi = self.p.hot[inst];
+        if pi.procs == 1 {
+            return (fmax(self.drain[inst], t), pi.srv as usize);
+        }
+        let srv_free = &self.srv_free;
+        let mut best = pi.srv as usize;
+        for s in pi.srv as usize + 1..(pi.srv + pi.procs) as usize {
+            if srv_free[s] < srv_free[best] {
+                best = s;
+            }
+        }
+        (fmax(srv_free[best], t), best)
+    }
+
+    /// The service time of batch `b` on instance `inst` (`k` = its table index) dispatched
+    /// at `t`: the estimate `est`, or a draw with jitter, slowed by how busy the neighbours
+    /// are when the interference model is on.
+    #[inline(always)]
+    fn service(
+        &mut self,
+        inst: usize,
+        k: usize,
+        b: usize,
+        t: f64,
+        est: f64,
+        rng: &mut Xoshiro256PlusPlus,
+    ) -> f64 {
+        let p = self.p;
+        let mut svc = if self.spec.jitter {
             p.jitter.draw(k, Distribution::<f64>::sample(&Exp1, rng))
         } else {
             est
         };
-        if let (Some(f), Some(ls)) = (p.interf.as_ref(), load.as_mut()) {
+        if let (Some(f), Some(ls)) = (p.interf.as_ref(), self.load.as_mut()) {
             // Slowed by how busy the neighbours are (off, and free, without load data).
+            let srv_free = &self.srv_free;
             let left = |j: usize| {
                 let h = p.hot[j];
                 srv_free[h.srv as usize..(h.srv + h.procs) as usize]
@@ -396,48 +521,43 @@ fn run_k<const K: u8>(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus
             svc = (svc - p.occ_extra) * f.factor(ls, inst, b, t, left) + p.occ_extra;
             Interference::add_work(ls, inst, svc);
         }
-        let finish = start + svc;
-        srv_free[srv] = finish;
-        drain[inst] = if pi.procs == 1 {
+        svc
+    }
+
+    /// Books the query on its server and updates the instance's drain time (and its ELSA
+    /// tree); returns its finish time.
+    #[inline(always)]
+    fn dispatch<const K: u8>(&mut self, at: &Placement) -> f64 {
+        let (inst, pi) = (at.inst, self.p.hot[at.inst]);
+        let finish = at.start + at.svc;
+        self.srv_free[at.srv] = finish;
+        self.drain[inst] = if pi.procs == 1 {
             finish
         } else {
-            srv_free[pi.srv as usize..(pi.srv + pi.procs) as usize]
+            self.srv_free[pi.srv as usize..(pi.srv + pi.procs) as usize]
                 .iter()
                 .fold(f64::INFINITY, |d, &f| d.min(f))
         };
         if K <= START {
-            tree.update(
+            self.tree.update(
                 pi.tree_off as usize,
                 pi.cap as usize,
                 pi.leaf as usize,
-                drain[inst],
+                self.drain[inst],
             );
         }
-        let qlen = waiting[inst].arrive(t, start);
-        if measuring {
-            st.models[m].measured += 1;
-            st.models[m].qlen.record(qlen);
-            st.completed(m, sla, t, start, finish, b);
-            let ia = &mut st.insts[inst];
-            ia.busy += svc;
-            ia.queries += 1;
-            ia.batches += 1;
-            if let Some(h) = ia.qlen.as_mut() {
-                h.record(qlen);
-            }
-        }
+        finish
     }
-    if measuring {
-        // Work that runs past the last arrival lies outside the window.
-        for (i, inst) in p.insts.iter().enumerate() {
-            for s in inst.srv..inst.srv + inst.procs {
-                st.insts[i].busy -= (srv_free[s as usize] - tend).max(0.0);
-            }
-        }
+
+    /// Records a measured query of model `m`, batch `b`, that arrived at `t`, saw `qlen`
+    /// queries waiting, and finishes at `finish`.
+    #[inline(always)]
+    fn record(&mut self, at: &Placement, m: usize, b: usize, t: f64, finish: f64, qlen: u64) {
+        let sla = self.p.models[m].sla;
+        self.st
+            .ran_alone((m, b), at.inst, sla, (t, at.start, finish), qlen);
+        self.st.insts[at.inst].busy += at.svc;
     }
-    st.tend = tend;
-    st.generated = arr.generated();
-    st
 }
 
 #[cfg(test)]

@@ -28,6 +28,15 @@ struct Req {
     measured: bool,
 }
 
+/// A batch about to start: `count` requests from the front of a queue, `n` samples in all,
+/// on server `srv` of instance `inst`.
+struct Batch {
+    srv: usize,
+    inst: usize,
+    count: usize,
+    n: usize,
+}
+
 impl Waits for Req {
     #[inline(always)]
     fn arrival_ms(&self) -> f64 {
@@ -62,10 +71,37 @@ fn key(t: f64) -> u64 {
 }
 
 impl<'p> Ev<'p> {
+    fn new(p: &'p Prepared, spec: &RunSpec) -> Self {
+        let kind = match (p.dynamic, spec.scheduler) {
+            (None, SchedulerKind::Fifs) => Topology::ClassQueues,
+            (Some(_), SchedulerKind::Fifs) => Topology::ModelQueues,
+            (_, _) => Topology::InstanceQueues,
+        };
+        let cq = Queues::new(p, kind, p.n_servers, |i| {
+            let inst = &p.insts[i as usize];
+            inst.srv..inst.srv + inst.procs
+        });
+        let nq = cq.queues.len();
+        Ev {
+            p,
+            cq,
+            jitter: spec.jitter,
+            drop_late: spec.drop_late,
+            until: vec![0.0; p.n_servers],
+            q_samples: vec![0; nq],
+            timer_at: vec![f64::NEG_INFINITY; nq],
+            heap: BinaryHeap::with_capacity(p.n_servers + nq + 1),
+            st: RepStats::new(p, kind == Topology::InstanceQueues),
+            measuring: false,
+            ended: false,
+            know: DispatchState::new(p),
+            load: p.interf.as_ref().map(|f| f.state()),
+        }
+    }
+
     /// Starts every batch that queue `q` can start at `now`, or arms its timeout.
     fn try_start(&mut self, q: usize, now: f64, rng: &mut Xoshiro256PlusPlus) {
         let p = self.p;
-        let w = p.width;
         let model_queue = self.cq.kind == Topology::ModelQueues;
         loop {
             let Some(&head) = self.cq.queues[q].front() else {
@@ -73,149 +109,251 @@ impl<'p> Ev<'p> {
             };
             // First idle, first served; a model's queue (dynamic batching) goes only to
             // servers whose batch cap takes its head.
-            let Some(pick) = self.cq.first_idle(q, |s| {
+            let Some(srv) = self.cq.first_idle(q, |s| {
                 !model_queue || head.b <= p.insts[p.srv_inst[s] as usize].batch
             }) else {
                 return;
             };
-            let i = p.srv_inst[pick] as usize;
-            let inst = &p.insts[i];
-            if self.drop_late {
-                // Drop what can no longer make its deadline even if started alone, now.
-                let mut dropped = false;
-                while let Some(&h) = self.cq.queues[q].front() {
-                    if h.b > inst.batch && p.dynamic.is_some() {
-                        // Not this server's to judge: re-pick for the new head.
-                        break;
-                    }
-                    let sla = p.models[h.m as usize].sla;
-                    let est = p.med[i * w + h.b as usize];
-                    if now + est > h.arr + sla {
-                        self.cq.queues[q].pop_front();
-                        self.q_samples[q] -= h.b as u64;
-                        if self.cq.kind == Topology::InstanceQueues {
-                            self.know.dequeue(q, 1);
-                        }
-                        if h.measured {
-                            let a = &mut self.st.models[h.m as usize];
-                            a.measured += 1;
-                            a.dropped += 1;
-                        }
-                        dropped = true;
-                    } else {
-                        break;
-                    }
-                }
-                if dropped {
-                    continue;
-                }
+            let inst = p.srv_inst[srv] as usize;
+            if self.drop_late && self.drop_expired(q, inst, now) {
+                continue;
             }
-            let (count, n) = if let Some(delay) = p.dynamic {
-                let cap = inst.batch as u64;
-                if self.q_samples[q] < cap && now < head.arr + delay {
-                    let due = head.arr + delay;
-                    if self.timer_at[q] != due {
-                        self.timer_at[q] = due;
-                        self.heap
-                            .push(Reverse((key(due), (p.n_servers + q) as u32)));
-                    }
-                    return;
-                }
-                let (mut count, mut n) = (0usize, 0u64);
-                for r in &self.cq.queues[q] {
-                    if n + r.b as u64 > cap {
-                        break;
-                    }
-                    n += r.b as u64;
-                    count += 1;
-                }
-                (count, n as usize)
-            } else {
-                (1, head.b as usize)
+            let Some((count, n)) = self.batch_size(q, inst, head, now) else {
+                return;
             };
-            let k = i * w + n;
-            let mut svc = if self.jitter {
-                p.jitter.draw(k, Distribution::<f64>::sample(&Exp1, rng))
-            } else {
-                p.med[k]
+            let batch = Batch {
+                srv,
+                inst,
+                count,
+                n,
             };
-            if let (Some(f), Some(ls)) = (p.interf.as_ref(), self.load.as_mut()) {
-                let (busy, until) = (&self.cq.busy, &self.until);
-                let left = |j: usize| {
-                    let x = &p.insts[j];
-                    (x.srv as usize..(x.srv + x.procs) as usize)
-                        .filter(|&s| busy[s])
-                        .map(|s| (until[s] - now).max(0.0))
-                        .sum::<f64>()
-                };
-                svc = (svc - p.occ_extra) * f.factor(ls, i, n, now, left) + p.occ_extra;
-                crate::interference::Interference::add_work(ls, i, svc);
+            let svc = self.service(&batch, now, rng);
+            self.start(q, &batch, now, svc);
+        }
+    }
+
+    /// Drops from the front of queue `q` what can no longer make its deadline even if
+    /// instance `i` started it alone at `now`; whether it dropped any.
+    #[inline(always)]
+    fn drop_expired(&mut self, q: usize, i: usize, now: f64) -> bool {
+        let p = self.p;
+        let mut dropped = false;
+        while let Some(&h) = self.cq.queues[q].front() {
+            if h.b > p.insts[i].batch && p.dynamic.is_some() {
+                // Not this server's to judge: re-pick for the new head.
+                break;
             }
-            let finish = now + svc;
+            let sla = p.models[h.m as usize].sla;
+            let est = p.med[i * p.width + h.b as usize];
+            if now + est <= h.arr + sla {
+                break;
+            }
+            self.cq.queues[q].pop_front();
+            self.q_samples[q] -= h.b as u64;
             if self.cq.kind == Topology::InstanceQueues {
-                self.know.dequeue(i, count);
-                self.know.run(pick, now, p.med[k]);
+                self.know.dequeue(q, 1);
             }
-            self.cq.busy[pick] = true;
-            self.until[pick] = finish;
-            self.heap.push(Reverse((key(finish), pick as u32)));
-            let mut any = false;
-            for _ in 0..count {
-                let Some(r) = self.cq.queues[q].pop_front() else {
-                    break;
+            if h.measured {
+                self.st.dropped(h.m as usize);
+            }
+            dropped = true;
+        }
+        dropped
+    }
+
+    /// The batch instance `i` would start from queue `q` (front `head`) at `now`: how many
+    /// requests and samples. The head alone in query-batch mode; with dynamic batching, as
+    /// many requests as fit the instance's batch cap, once they fill it or the head has
+    /// waited the delay; before that `None`, with the queue's timeout armed.
+    #[inline(always)]
+    fn batch_size(&mut self, q: usize, i: usize, head: Req, now: f64) -> Option<(usize, usize)> {
+        let p = self.p;
+        let Some(delay) = p.dynamic else {
+            return Some((1, head.b as usize));
+        };
+        let cap = p.insts[i].batch as u64;
+        if self.q_samples[q] < cap && now < head.arr + delay {
+            let due = head.arr + delay;
+            if self.timer_at[q] != due {
+                self.timer_at[q] = due;
+                self.heap
+                    .push(Reverse((key(due), (p.n_servers + q) as u32)));
+            }
+            return None;
+        }
+        let (mut count, mut n) = (0usize, 0u64);
+        for r in &self.cq.queues[q] {
+            if n + r.b as u64 > cap {
+                break;
+            }
+            n += r.b as u64;
+            count += 1;
+        }
+        Some((count, n as usize))
+    }
+
+    /// The service time of `batch` started at `now`: the median, or a draw with jitter,
+    /// slowed by how busy the neighbours are when the interference model is on.
+    #[inline(always)]
+    fn service(&mut self, batch: &Batch, now: f64, rng: &mut Xoshiro256PlusPlus) -> f64 {
+        let p = self.p;
+        let (i, n) = (batch.inst, batch.n);
+        let k = i * p.width + n;
+        let mut svc = if self.jitter {
+            p.jitter.draw(k, Distribution::<f64>::sample(&Exp1, rng))
+        } else {
+            p.med[k]
+        };
+        if let (Some(f), Some(ls)) = (p.interf.as_ref(), self.load.as_mut()) {
+            let (busy, until) = (&self.cq.busy, &self.until);
+            let left = |j: usize| {
+                let x = &p.insts[j];
+                (x.srv as usize..(x.srv + x.procs) as usize)
+                    .filter(|&s| busy[s])
+                    .map(|s| (until[s] - now).max(0.0))
+                    .sum::<f64>()
+            };
+            svc = (svc - p.occ_extra) * f.factor(ls, i, n, now, left) + p.occ_extra;
+            crate::interference::Interference::add_work(ls, i, svc);
+        }
+        svc
+    }
+
+    /// Starts `batch` from the front of queue `q` at `now`, running `svc` ms: the server
+    /// busy until it finishes, the completion scheduled, the requests recorded.
+    #[inline(always)]
+    fn start(&mut self, q: usize, batch: &Batch, now: f64, svc: f64) {
+        let p = self.p;
+        let (pick, i) = (batch.srv, batch.inst);
+        let finish = now + svc;
+        if self.cq.kind == Topology::InstanceQueues {
+            self.know.dequeue(i, batch.count);
+            self.know.run(pick, now, p.med[i * p.width + batch.n]);
+        }
+        self.cq.busy[pick] = true;
+        self.until[pick] = finish;
+        self.heap.push(Reverse((key(finish), pick as u32)));
+        let mut any = false;
+        for _ in 0..batch.count {
+            let Some(r) = self.cq.queues[q].pop_front() else {
+                break;
+            };
+            self.q_samples[q] -= r.b as u64;
+            if r.measured {
+                any = true;
+                let m = r.m as usize;
+                self.st.models[m].measured += 1;
+                self.st
+                    .completed(m, p.models[m].sla, r.arr, now, finish, r.b as usize);
+                self.st.insts[i].queries += 1;
+            }
+        }
+        if any {
+            self.st.insts[i].batches += 1;
+        }
+        if self.measuring && !self.ended {
+            self.st.insts[i].busy += svc;
+        }
+    }
+
+    /// A query of model `m`, batch `b`, arriving at `t`: queued (in its central queue, or
+    /// at the instance the rule picks), its queue length recorded, started if it can be.
+    fn arrive(
+        &mut self,
+        (t, m, b, measured): (f64, usize, usize, bool),
+        rule: Rule,
+        rng: &mut Xoshiro256PlusPlus,
+    ) {
+        let p = self.p;
+        let (q, inst) = match self.cq.kind {
+            Topology::ClassQueues | Topology::ModelQueues => (self.cq.central(m, b, p.width), None),
+            Topology::InstanceQueues => {
+                let q = Query {
+                    model: m as u32,
+                    batch: b as u32,
+                    arrival_ms: t,
+                    sla_ms: p.models[m].sla,
                 };
-                self.q_samples[q] -= r.b as u64;
-                if r.measured {
-                    any = true;
-                    let m = r.m as usize;
-                    self.st.models[m].measured += 1;
-                    self.st
-                        .completed(m, p.models[m].sla, r.arr, now, finish, r.b as usize);
-                    self.st.insts[i].queries += 1;
-                }
+                let bits = if rule == Rule::Random {
+                    rng.next_u64() >> 32
+                } else {
+                    0
+                };
+                let i = self.know.pick(p, rule, &q, t, bits).unwrap_or(0) as usize;
+                self.know.enqueue(p, i, b as u32);
+                (i, Some(i))
             }
-            if any {
-                self.st.insts[i].batches += 1;
+        };
+        if measured {
+            let ql = self.cq.queues[q].len() as u64;
+            self.st.models[m].qlen.record(ql);
+            if let Some(h) = inst.and_then(|i| self.st.insts[i].qlen.as_mut()) {
+                h.record(ql);
             }
-            if self.measuring && !self.ended {
-                self.st.insts[i].busy += svc;
+        }
+        self.cq.queues[q].push_back(Req {
+            arr: t,
+            b: b as u32,
+            m: m as u16,
+            measured,
+        });
+        self.q_samples[q] += b as u64;
+        self.try_start(q, t, rng);
+    }
+
+    /// Event `id` at `now`: a completion on server `id`, or (past the servers) the batch
+    /// timeout of queue `id` − servers.
+    fn event(&mut self, now: f64, id: usize, rng: &mut Xoshiro256PlusPlus) {
+        let p = self.p;
+        if id < p.n_servers {
+            self.cq.free(id, now);
+            self.know.idle(id);
+            // The oldest waiting query among the queues this server takes from.
+            if let Some(q) = self.cq.oldest(id) {
+                self.try_start(q, now, rng);
+            }
+        } else {
+            let q = id - p.n_servers;
+            if self.timer_at[q] == now {
+                self.timer_at[q] = f64::NEG_INFINITY;
+                self.try_start(q, now, rng);
+            }
+        }
+    }
+
+    /// The measurement window opens at `t`, the first measured arrival: work running then
+    /// is done inside it.
+    #[cold]
+    fn open_window(&mut self, t: f64) {
+        self.measuring = true;
+        self.st.tw0 = t;
+        self.add_running_work(t, 1.0);
+    }
+
+    /// The window closes at the last arrival `t`: work still running then is outside.
+    #[cold]
+    fn close_window(&mut self, t: f64) {
+        self.add_running_work(t, -1.0);
+        self.ended = true;
+    }
+
+    /// Adds `sign` × each busy server's work left after `t` to its instance's busy time.
+    fn add_running_work(&mut self, t: f64, sign: f64) {
+        let p = self.p;
+        for s in 0..p.n_servers {
+            if self.cq.busy[s] {
+                self.st.insts[p.srv_inst[s] as usize].busy += sign * (self.until[s] - t).max(0.0);
             }
         }
     }
 }
 
 pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) -> RepStats {
-    let kind = match (p.dynamic, spec.scheduler) {
-        (None, SchedulerKind::Fifs) => Topology::ClassQueues,
-        (Some(_), SchedulerKind::Fifs) => Topology::ModelQueues,
-        (_, _) => Topology::InstanceQueues,
-    };
-    let cq = Queues::new(p, kind, p.n_servers, |i| {
-        let inst = &p.insts[i as usize];
-        inst.srv..inst.srv + inst.procs
-    });
-    let nq = cq.queues.len();
-    let per_instance = kind == Topology::InstanceQueues;
-    let mut ev = Ev {
-        p,
-        cq,
-        jitter: spec.jitter,
-        drop_late: spec.drop_late,
-        until: vec![0.0; p.n_servers],
-        q_samples: vec![0; nq],
-        timer_at: vec![f64::NEG_INFINITY; nq],
-        heap: BinaryHeap::with_capacity(p.n_servers + nq + 1),
-        st: RepStats::new(p, per_instance),
-        measuring: false,
-        ended: false,
-        know: DispatchState::new(p),
-        load: p.interf.as_ref().map(|f| f.state()),
-    };
+    let mut ev = Ev::new(p, spec);
     let rule = spec.scheduler.rule();
     let mut arr = Arrivals::new(spec);
     let mut next = arr.next(rng);
     let mut tend = f64::NAN;
-    let w = p.width;
     loop {
         let ev_t = ev.heap.peek().map(|Reverse((k, _))| f64::from_bits(*k));
         let take_arrival = match (next, ev_t) {
@@ -225,83 +363,23 @@ pub(crate) fn run(p: &Prepared, spec: &RunSpec, rng: &mut Xoshiro256PlusPlus) ->
             (None, None) => break,
         };
         if take_arrival {
-            let Some((t, m, b, measured)) = next else {
+            let Some(a @ (t, _, _, measured)) = next else {
                 break;
             };
             if measured && !ev.measuring {
-                ev.measuring = true;
-                ev.st.tw0 = t;
-                for s in 0..p.n_servers {
-                    if ev.cq.busy[s] {
-                        ev.st.insts[p.srv_inst[s] as usize].busy += (ev.until[s] - t).max(0.0);
-                    }
-                }
+                ev.open_window(t);
             }
             tend = t;
-            let (q, inst) = match ev.cq.kind {
-                Topology::ClassQueues | Topology::ModelQueues => (ev.cq.central(m, b, w), None),
-                Topology::InstanceQueues => {
-                    let q = Query {
-                        model: m as u32,
-                        batch: b as u32,
-                        arrival_ms: t,
-                        sla_ms: p.models[m].sla,
-                    };
-                    let bits = if rule == Rule::Random {
-                        rng.next_u64() >> 32
-                    } else {
-                        0
-                    };
-                    let i = ev.know.pick(p, rule, &q, t, bits).unwrap_or(0) as usize;
-                    ev.know.enqueue(p, i, b as u32);
-                    (i, Some(i))
-                }
-            };
-            if measured {
-                let ql = ev.cq.queues[q].len() as u64;
-                ev.st.models[m].qlen.record(ql);
-                if let Some(h) = inst.and_then(|i| ev.st.insts[i].qlen.as_mut()) {
-                    h.record(ql);
-                }
-            }
-            ev.cq.queues[q].push_back(Req {
-                arr: t,
-                b: b as u32,
-                m: m as u16,
-                measured,
-            });
-            ev.q_samples[q] += b as u64;
-            ev.try_start(q, t, rng);
+            ev.arrive(a, rule, rng);
             next = arr.next(rng);
             if next.is_none() && ev.measuring {
-                // The window closes at the last arrival: work still running then is outside.
-                for s in 0..p.n_servers {
-                    if ev.cq.busy[s] {
-                        ev.st.insts[p.srv_inst[s] as usize].busy -= (ev.until[s] - t).max(0.0);
-                    }
-                }
-                ev.ended = true;
+                ev.close_window(t);
             }
         } else {
             let Some(Reverse((k, id))) = ev.heap.pop() else {
                 break;
             };
-            let now = f64::from_bits(k);
-            let id = id as usize;
-            if id < p.n_servers {
-                ev.cq.free(id, now);
-                ev.know.idle(id);
-                // The oldest waiting query among the queues this server takes from.
-                if let Some(q) = ev.cq.oldest(id) {
-                    ev.try_start(q, now, rng);
-                }
-            } else {
-                let q = id - p.n_servers;
-                if ev.timer_at[q] == now {
-                    ev.timer_at[q] = f64::NEG_INFINITY;
-                    ev.try_start(q, now, rng);
-                }
-            }
+            ev.event(f64::from_bits(k), id as usize, rng);
         }
     }
     ev.st.tend = tend;

@@ -291,89 +291,111 @@ pub(crate) struct Job {
     pub mode: ServingMode,
 }
 
+/// Poisson arrivals at `total` queries/s split by the scenario's shares: each model's rate.
+fn poisson_rates(scenario: &Scenario, total: f64) -> Result<Vec<f64>, Error> {
+    check_rate(total, "total arrival rate")?;
+    let shares = scenario.shares();
+    if shares.iter().any(|s| !s.is_finite() || *s < 0.0) {
+        return Err(Error::Invalid(format!(
+            "scenario `{}`: model shares must be non-negative with a positive sum",
+            scenario.name
+        )));
+    }
+    Ok(shares.iter().map(|s| s * total).collect())
+}
+
+/// Checks per-model Poisson rates: one per model of the scenario, each non-negative, with
+/// a positive total.
+fn check_model_rates(scenario: &Scenario, rates_qps: &[f64]) -> Result<(), Error> {
+    let nm = scenario.models.len();
+    if rates_qps.len() != nm {
+        return Err(Error::Invalid(format!(
+            "{} per-model rates given for {} models (scenario order: {})",
+            rates_qps.len(),
+            nm,
+            scenario
+                .models
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    for (r, m) in rates_qps.iter().zip(&scenario.models) {
+        if !r.is_finite() || *r < 0.0 {
+            return Err(Error::Invalid(format!(
+                "arrival rate of model `{}` must be a non-negative number of queries/s, got {r}",
+                m.name
+            )));
+        }
+    }
+    check_rate(rates_qps.iter().sum(), "total arrival rate")
+}
+
+/// A trace's records resolved to model indices, checked (known models, non-negative times
+/// that never go backwards, batches ≥ 1), and the (model, batch) classes it uses.
+fn resolve_trace(
+    scenario: &Scenario,
+    recs: &[TraceRecord],
+) -> Result<(Vec<TraceQ>, BTreeSet<(u32, u32)>), Error> {
+    if recs.is_empty() {
+        return Err(Error::Invalid("the trace has no queries".into()));
+    }
+    let mut trace = Vec::new();
+    let mut extra = BTreeSet::new();
+    let mut last = 0.0;
+    for (k, r) in recs.iter().enumerate() {
+        let at = format!("trace record {}", k + 1);
+        let Some(m) = scenario.models.iter().position(|x| x.name == r.model) else {
+            return Err(Error::Invalid(format!(
+                "{at}: model `{}` is not in scenario `{}`",
+                r.model, scenario.name
+            )));
+        };
+        if !(r.arrival_ms.is_finite() && r.arrival_ms >= 0.0) {
+            return Err(Error::Invalid(format!(
+                "{at}: arrival_ms {} must be a non-negative time",
+                r.arrival_ms
+            )));
+        }
+        if r.arrival_ms < last {
+            return Err(Error::Invalid(format!(
+                "{at}: arrival_ms {} is before the previous record's {last}: time must not go backwards",
+                r.arrival_ms
+            )));
+        }
+        if r.batch == 0 {
+            return Err(Error::Invalid(format!("{at}: batch must be at least 1")));
+        }
+        last = r.arrival_ms;
+        extra.insert((m as u32, r.batch));
+        trace.push(TraceQ {
+            t: r.arrival_ms,
+            m: m as u32,
+            b: r.batch,
+        });
+    }
+    Ok((trace, extra))
+}
+
 impl Job {
     pub(crate) fn new(plan: &Plan, scenario: &Scenario, cfg: &SimConfig) -> Result<Self, Error> {
         cfg.check()?;
         let mode = cfg
             .mode
             .unwrap_or_else(|| ServingMode::for_plan(plan, scenario));
-        let nm = scenario.models.len();
-        let mut trace = Vec::new();
-        let mut extra = BTreeSet::new();
-        let src_rates = match &cfg.arrivals {
+        let (src_rates, trace, extra) = match &cfg.arrivals {
             Arrivals::Poisson { total_rate_qps } => {
-                check_rate(*total_rate_qps, "total arrival rate")?;
-                let shares = scenario.shares();
-                if shares.iter().any(|s| !s.is_finite() || *s < 0.0) {
-                    return Err(Error::Invalid(format!(
-                        "scenario `{}`: model shares must be non-negative with a positive sum",
-                        scenario.name
-                    )));
-                }
-                Some(shares.iter().map(|s| s * total_rate_qps).collect())
+                let rates = poisson_rates(scenario, *total_rate_qps)?;
+                (Some(rates), Vec::new(), BTreeSet::new())
             }
             Arrivals::PoissonPerModel { rates_qps } => {
-                if rates_qps.len() != nm {
-                    return Err(Error::Invalid(format!(
-                        "{} per-model rates given for {} models (scenario order: {})",
-                        rates_qps.len(),
-                        nm,
-                        scenario
-                            .models
-                            .iter()
-                            .map(|m| m.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )));
-                }
-                for (r, m) in rates_qps.iter().zip(&scenario.models) {
-                    if !r.is_finite() || *r < 0.0 {
-                        return Err(Error::Invalid(format!(
-                            "arrival rate of model `{}` must be a non-negative number of queries/s, got {r}",
-                            m.name
-                        )));
-                    }
-                }
-                check_rate(rates_qps.iter().sum(), "total arrival rate")?;
-                Some(rates_qps.clone())
+                check_model_rates(scenario, rates_qps)?;
+                (Some(rates_qps.clone()), Vec::new(), BTreeSet::new())
             }
             Arrivals::Trace(recs) => {
-                if recs.is_empty() {
-                    return Err(Error::Invalid("the trace has no queries".into()));
-                }
-                let mut last = 0.0;
-                for (k, r) in recs.iter().enumerate() {
-                    let at = format!("trace record {}", k + 1);
-                    let Some(m) = scenario.models.iter().position(|x| x.name == r.model) else {
-                        return Err(Error::Invalid(format!(
-                            "{at}: model `{}` is not in scenario `{}`",
-                            r.model, scenario.name
-                        )));
-                    };
-                    if !(r.arrival_ms.is_finite() && r.arrival_ms >= 0.0) {
-                        return Err(Error::Invalid(format!(
-                            "{at}: arrival_ms {} must be a non-negative time",
-                            r.arrival_ms
-                        )));
-                    }
-                    if r.arrival_ms < last {
-                        return Err(Error::Invalid(format!(
-                            "{at}: arrival_ms {} is before the previous record's {last}: time must not go backwards",
-                            r.arrival_ms
-                        )));
-                    }
-                    if r.batch == 0 {
-                        return Err(Error::Invalid(format!("{at}: batch must be at least 1")));
-                    }
-                    last = r.arrival_ms;
-                    extra.insert((m as u32, r.batch));
-                    trace.push(TraceQ {
-                        t: r.arrival_ms,
-                        m: m as u32,
-                        b: r.batch,
-                    });
-                }
-                None
+                let (trace, extra) = resolve_trace(scenario, recs)?;
+                (None, trace, extra)
             }
         };
         let mut prep = Prepared::new(plan, scenario, mode, &extra)?;

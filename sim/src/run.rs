@@ -195,4 +195,35 @@ impl RepStats {
         a.last_finish = a.last_finish.max(finish);
         a.lat.record(lat);
     }
+
+    /// Records a measured query of model `m`, batch `b`, that ran as a batch of its own on
+    /// instance `inst` ([`Self::completed`], `times` = its arrival, start and finish) after
+    /// finding `qlen` queries waiting in its queue.
+    #[inline(always)]
+    pub(crate) fn ran_alone(
+        &mut self,
+        (m, b): (usize, usize),
+        inst: usize,
+        sla: f64,
+        (arrival, start, finish): (f64, f64, f64),
+        qlen: u64,
+    ) {
+        self.models[m].measured += 1;
+        self.models[m].qlen.record(qlen);
+        self.completed(m, sla, arrival, start, finish, b);
+        let ia = &mut self.insts[inst];
+        ia.queries += 1;
+        ia.batches += 1;
+        if let Some(h) = ia.qlen.as_mut() {
+            h.record(qlen);
+        }
+    }
+
+    /// Records a measured query of model `m` dropped because it would finish late.
+    #[inline(always)]
+    pub(crate) fn dropped(&mut self, m: usize) {
+        let a = &mut self.models[m];
+        a.measured += 1;
+        a.dropped += 1;
+    }
 }

@@ -74,18 +74,7 @@ pub fn served_report(
             "warm-up fraction {warmup_fraction} must be at least 0 and below 1"
         )));
     }
-    let idx: Vec<usize> = queries
-        .iter()
-        .map(|q| {
-            scenario
-                .models
-                .iter()
-                .position(|m| m.name.as_str() == q.model.as_str())
-                .ok_or_else(|| {
-                    Error::Invalid(format!("model `{}` is not in the scenario", q.model))
-                })
-        })
-        .collect::<Result<_, _>>()?;
+    let idx = model_indices(scenario, queries)?;
     let extra: BTreeSet<(u32, u32)> = idx
         .iter()
         .zip(queries)
@@ -103,43 +92,7 @@ pub fn served_report(
         )));
     }
     let central = scheduler == SchedulerKind::Fifs;
-    let mut st = RepStats::new(&prep, !central);
-    let warm = (warmup_fraction * queries.len() as f64).floor() as usize;
-    st.tw0 = queries.get(warm).map_or(f64::NAN, |q| q.arrival_ms);
-    st.tend = queries
-        .iter()
-        .map(|q| q.arrival_ms)
-        .fold(f64::NAN, f64::max);
-    st.generated = queries.len() as u64;
-    let qlen = queue_lengths(queries, &idx, central);
-    for (k, q) in queries.iter().enumerate() {
-        let i = q.instance as usize;
-        let lo = q.start_ms.max(st.tw0);
-        let hi = q.finish_ms.min(st.tend);
-        if hi > lo {
-            st.insts[i].busy += hi - lo;
-        }
-        if k < warm {
-            continue;
-        }
-        let m = idx[k];
-        st.models[m].measured += 1;
-        st.models[m].qlen.record(qlen[k]);
-        st.completed(
-            m,
-            prep.models[m].sla,
-            q.arrival_ms,
-            q.start_ms,
-            q.finish_ms,
-            q.batch as usize,
-        );
-        let ia = &mut st.insts[i];
-        ia.queries += 1;
-        ia.batches += 1;
-        if let Some(h) = ia.qlen.as_mut() {
-            h.record(qlen[k]);
-        }
-    }
+    let st = served_stats(&prep, queries, &idx, warmup_fraction, central);
     let header = summary::Header {
         scenario: scenario.name.clone(),
         solver: plan.solver.clone(),
@@ -156,6 +109,58 @@ pub fn served_report(
         drop_late: false,
     };
     Ok(summary::build(&prep, header, &[st]))
+}
+
+/// The scenario's index of each query's model.
+fn model_indices(scenario: &Scenario, queries: &[ServedQuery]) -> Result<Vec<usize>, Error> {
+    queries
+        .iter()
+        .map(|q| {
+            scenario
+                .models
+                .iter()
+                .position(|m| m.name.as_str() == q.model.as_str())
+                .ok_or_else(|| {
+                    Error::Invalid(format!("model `{}` is not in the scenario", q.model))
+                })
+        })
+        .collect()
+}
+
+/// The served queries as one replication's accumulators (`idx`: each query's model), the
+/// first `warmup_fraction` of them left out and the busy time clipped to the window; queue
+/// lengths per instance, or per model's central queue when `central`.
+fn served_stats(
+    prep: &Prepared,
+    queries: &[ServedQuery],
+    idx: &[usize],
+    warmup_fraction: f64,
+    central: bool,
+) -> RepStats {
+    let mut st = RepStats::new(prep, !central);
+    let warm = (warmup_fraction * queries.len() as f64).floor() as usize;
+    st.tw0 = queries.get(warm).map_or(f64::NAN, |q| q.arrival_ms);
+    st.tend = queries
+        .iter()
+        .map(|q| q.arrival_ms)
+        .fold(f64::NAN, f64::max);
+    st.generated = queries.len() as u64;
+    let qlen = queue_lengths(queries, idx, central);
+    for (k, q) in queries.iter().enumerate() {
+        let i = q.instance as usize;
+        let lo = q.start_ms.max(st.tw0);
+        let hi = q.finish_ms.min(st.tend);
+        if hi > lo {
+            st.insts[i].busy += hi - lo;
+        }
+        if k < warm {
+            continue;
+        }
+        let m = idx[k];
+        let times = (q.arrival_ms, q.start_ms, q.finish_ms);
+        st.ran_alone((m, q.batch as usize), i, prep.models[m].sla, times, qlen[k]);
+    }
+    st
 }
 
 /// How many queries each query found waiting (arrived, not started) in its queue: its

@@ -2,11 +2,11 @@
 //! then means and intervals across replications.
 
 use crate::prep::Prepared;
-use crate::run::RepStats;
+use crate::run::{ModelAcc, RepStats};
 use crate::stats::{
     estimate, estimate_opt, latency_summary, queue_summary, LatPoint, QueuePoint, RESOLUTION,
 };
-use migopt_models::report::{GpuReport, InstanceReport, ModelReport, SimReport};
+use migopt_models::report::{Estimate, GpuReport, InstanceReport, ModelReport, SimReport};
 
 /// Fields of the report that describe the run rather than measure it.
 pub(crate) struct Header {
@@ -50,125 +50,12 @@ fn per_second(count: u64, tw0: f64, last_finish: f64) -> Option<f64> {
 }
 
 pub(crate) fn build(p: &Prepared, h: Header, reps: &[RepStats]) -> SimReport {
-    let mut models = Vec::with_capacity(p.models.len());
-    for (m, pm) in p.models.iter().enumerate() {
-        fn model_of(r: &RepStats, m: usize) -> &crate::run::ModelAcc {
-            &r.models[m]
-        }
-        let acc = |r| model_of(r, m);
-        let lat: Vec<Option<LatPoint>> = reps
-            .iter()
-            .map(|r| {
-                if acc(r).completed > 0 {
-                    LatPoint::from_hist(&acc(r).lat, acc(r).sum_lat)
-                } else {
-                    None
-                }
-            })
-            .collect();
-        let queue: Vec<Option<QueuePoint>> = reps
-            .iter()
-            .map(|r| QueuePoint::from_hist(&acc(r).qlen))
-            .collect();
-        let ratio = |num: fn(&crate::run::ModelAcc) -> u64| {
-            estimate_opt(reps.iter().map(|r| {
-                let a = acc(r);
-                (a.measured > 0).then(|| num(a) as f64 / a.measured as f64)
-            }))
-            .unwrap_or_else(|| estimate(&[]))
-        };
-        models.push(ModelReport {
-            model: pm.name.as_str().into(),
-            sla_ms: pm.sla,
-            offered_rate_qps: h.model_rates.as_ref().map(|v| v[m]),
-            queries: reps.iter().map(|r| acc(r).measured).sum(),
-            completed: reps.iter().map(|r| acc(r).completed).sum(),
-            dropped: reps.iter().map(|r| acc(r).dropped).sum(),
-            latency_ms: latency_summary(&lat),
-            wait_ms_mean: estimate_opt(reps.iter().map(|r| {
-                (acc(r).completed > 0).then(|| acc(r).sum_wait / acc(r).completed as f64)
-            })),
-            sla_violation_rate: ratio(|a| a.late + a.dropped),
-            drop_rate: ratio(|a| a.dropped),
-            throughput_qps: estimate_opt(
-                reps.iter()
-                    .map(|r| per_second(acc(r).completed, r.tw0, acc(r).last_finish)),
-            )
-            .unwrap_or_else(|| estimate(&[0.0])),
-            samples_per_s: estimate_opt(
-                reps.iter()
-                    .map(|r| per_second(acc(r).samples, r.tw0, acc(r).last_finish)),
-            )
-            .unwrap_or_else(|| estimate(&[0.0])),
-            queue_length: queue_summary(&queue),
-        });
-    }
-    let mut instances = Vec::with_capacity(p.insts.len());
-    for (i, pi) in p.insts.iter().enumerate() {
-        let queue: Vec<Option<QueuePoint>> = reps
-            .iter()
-            .map(|r| r.insts[i].qlen.as_ref().and_then(QueuePoint::from_hist))
-            .collect();
-        let has_queue = reps.iter().any(|r| r.insts[i].qlen.is_some());
-        instances.push(InstanceReport {
-            gpu: pi.gpu,
-            profile: pi.profile.as_str().into(),
-            start: pi.start,
-            model: p.models[pi.model as usize].name.as_str().into(),
-            batch: pi.batch,
-            procs: pi.procs,
-            utilisation: estimate(
-                &reps
-                    .iter()
-                    .map(|r| utilisation(p, r, i))
-                    .collect::<Vec<_>>(),
-            ),
-            queries: reps.iter().map(|r| r.insts[i].queries).sum(),
-            batches: reps.iter().map(|r| r.insts[i].batches).sum(),
-            queue_length: has_queue.then(|| queue_summary(&queue)),
-        });
-    }
-    let gpus = p
-        .gpus
-        .iter()
-        .map(|(index, members)| {
-            let u: Vec<f64> = reps
-                .iter()
-                .map(|r| {
-                    members
-                        .iter()
-                        .map(|&i| {
-                            p.insts[i as usize].compute as f64 * utilisation(p, r, i as usize)
-                        })
-                        .sum::<f64>()
-                        / p.gpu_slices as f64
-                })
-                .collect();
-            GpuReport {
-                index: *index,
-                instances: members.len() as u32,
-                utilisation: estimate(&u),
-            }
-        })
+    let models = (0..p.models.len())
+        .map(|m| model_report(p, &h, reps, m))
         .collect();
-    let violation = estimate_opt(reps.iter().map(|r| {
-        let (bad, all) = r
-            .models
-            .iter()
-            .fold((0, 0), |(b, a), m| (b + m.late + m.dropped, a + m.measured));
-        (all > 0).then(|| bad as f64 / all as f64)
-    }))
-    .unwrap_or_else(|| estimate(&[]));
-    let throughput = estimate_opt(reps.iter().map(|r| {
-        let done: u64 = r.models.iter().map(|m| m.completed).sum();
-        let last = r
-            .models
-            .iter()
-            .map(|m| m.last_finish)
-            .fold(f64::NEG_INFINITY, f64::max);
-        per_second(done, r.tw0, last)
-    }))
-    .unwrap_or_else(|| estimate(&[0.0]));
+    let instances = (0..p.insts.len())
+        .map(|i| instance_report(p, reps, i))
+        .collect();
     SimReport {
         scenario: h.scenario,
         solver: h.solver,
@@ -194,8 +81,143 @@ pub(crate) fn build(p: &Prepared, h: Header, reps: &[RepStats]) -> SimReport {
         histogram_resolution: RESOLUTION,
         models,
         instances,
-        gpus,
-        sla_violation_rate: violation,
-        throughput_qps: throughput,
+        gpus: gpu_reports(p, reps),
+        sla_violation_rate: violation_rate(reps),
+        throughput_qps: throughput(reps),
     }
+}
+
+/// Model `m`'s figures across the replications.
+fn model_report(p: &Prepared, h: &Header, reps: &[RepStats], m: usize) -> ModelReport {
+    let pm = &p.models[m];
+    fn model_of(r: &RepStats, m: usize) -> &ModelAcc {
+        &r.models[m]
+    }
+    let acc = |r| model_of(r, m);
+    let lat: Vec<Option<LatPoint>> = reps
+        .iter()
+        .map(|r| {
+            if acc(r).completed > 0 {
+                LatPoint::from_hist(&acc(r).lat, acc(r).sum_lat)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let queue: Vec<Option<QueuePoint>> = reps
+        .iter()
+        .map(|r| QueuePoint::from_hist(&acc(r).qlen))
+        .collect();
+    let ratio = |num: fn(&ModelAcc) -> u64| {
+        estimate_opt(reps.iter().map(|r| {
+            let a = acc(r);
+            (a.measured > 0).then(|| num(a) as f64 / a.measured as f64)
+        }))
+        .unwrap_or_else(|| estimate(&[]))
+    };
+    let rate = |count: fn(&ModelAcc) -> u64| {
+        estimate_opt(
+            reps.iter()
+                .map(|r| per_second(count(acc(r)), r.tw0, acc(r).last_finish)),
+        )
+        .unwrap_or_else(|| estimate(&[0.0]))
+    };
+    ModelReport {
+        model: pm.name.as_str().into(),
+        sla_ms: pm.sla,
+        offered_rate_qps: h.model_rates.as_ref().map(|v| v[m]),
+        queries: reps.iter().map(|r| acc(r).measured).sum(),
+        completed: reps.iter().map(|r| acc(r).completed).sum(),
+        dropped: reps.iter().map(|r| acc(r).dropped).sum(),
+        latency_ms: latency_summary(&lat),
+        wait_ms_mean: estimate_opt(
+            reps.iter()
+                .map(|r| (acc(r).completed > 0).then(|| acc(r).sum_wait / acc(r).completed as f64)),
+        ),
+        sla_violation_rate: ratio(|a| a.late + a.dropped),
+        drop_rate: ratio(|a| a.dropped),
+        throughput_qps: rate(|a| a.completed),
+        samples_per_s: rate(|a| a.samples),
+        queue_length: queue_summary(&queue),
+    }
+}
+
+/// Instance `i`'s figures across the replications.
+fn instance_report(p: &Prepared, reps: &[RepStats], i: usize) -> InstanceReport {
+    let pi = &p.insts[i];
+    let queue: Vec<Option<QueuePoint>> = reps
+        .iter()
+        .map(|r| r.insts[i].qlen.as_ref().and_then(QueuePoint::from_hist))
+        .collect();
+    let has_queue = reps.iter().any(|r| r.insts[i].qlen.is_some());
+    InstanceReport {
+        gpu: pi.gpu,
+        profile: pi.profile.as_str().into(),
+        start: pi.start,
+        model: p.models[pi.model as usize].name.as_str().into(),
+        batch: pi.batch,
+        procs: pi.procs,
+        utilisation: estimate(
+            &reps
+                .iter()
+                .map(|r| utilisation(p, r, i))
+                .collect::<Vec<_>>(),
+        ),
+        queries: reps.iter().map(|r| r.insts[i].queries).sum(),
+        batches: reps.iter().map(|r| r.insts[i].batches).sum(),
+        queue_length: has_queue.then(|| queue_summary(&queue)),
+    }
+}
+
+/// Each GPU's utilisation: its instances' compute-weighted utilisations, over its slices.
+fn gpu_reports(p: &Prepared, reps: &[RepStats]) -> Vec<GpuReport> {
+    p.gpus
+        .iter()
+        .map(|(index, members)| {
+            let u: Vec<f64> = reps
+                .iter()
+                .map(|r| {
+                    members
+                        .iter()
+                        .map(|&i| {
+                            p.insts[i as usize].compute as f64 * utilisation(p, r, i as usize)
+                        })
+                        .sum::<f64>()
+                        / p.gpu_slices as f64
+                })
+                .collect();
+            GpuReport {
+                index: *index,
+                instances: members.len() as u32,
+                utilisation: estimate(&u),
+            }
+        })
+        .collect()
+}
+
+/// The share of measured queries, all models together, that missed their SLA or were
+/// dropped.
+fn violation_rate(reps: &[RepStats]) -> Estimate {
+    estimate_opt(reps.iter().map(|r| {
+        let (bad, all) = r
+            .models
+            .iter()
+            .fold((0, 0), |(b, a), m| (b + m.late + m.dropped, a + m.measured));
+        (all > 0).then(|| bad as f64 / all as f64)
+    }))
+    .unwrap_or_else(|| estimate(&[]))
+}
+
+/// Queries completed per second, all models together.
+fn throughput(reps: &[RepStats]) -> Estimate {
+    estimate_opt(reps.iter().map(|r| {
+        let done: u64 = r.models.iter().map(|m| m.completed).sum();
+        let last = r
+            .models
+            .iter()
+            .map(|m| m.last_finish)
+            .fold(f64::NEG_INFINITY, f64::max);
+        per_second(done, r.tw0, last)
+    }))
+    .unwrap_or_else(|| estimate(&[0.0]))
 }

@@ -59,102 +59,21 @@ pub fn parse_trace_for(
             message: "the trace is empty".into(),
         });
     };
-    let names: Vec<&str> = header.split(',').map(str::trim).collect();
-    let mut idx = [0usize; 3];
-    for (k, c) in COLUMNS.iter().enumerate() {
-        idx[k] = names
-            .iter()
-            .position(|n| n == c)
-            .ok_or_else(|| Error::Syntax {
-                origin: Origin::at(origin, hline + 1),
-                message: format!(
-                    "missing column `{c}` (the header must be {})",
-                    COLUMNS.join(",")
-                ),
-            })?;
-    }
-    if let Some(extra) = names.iter().find(|n| !COLUMNS.contains(n)) {
-        return Err(Error::Syntax {
-            origin: Origin::at(origin, hline + 1),
-            message: format!(
-                "unknown column `{extra}` (the header must be {})",
-                COLUMNS.join(",")
-            ),
-        });
-    }
+    let (width, idx) = header_columns(header, &Origin::at(origin, hline + 1))?;
     let mut out = Vec::new();
     let mut prev: Option<(f64, usize)> = None;
     for (i, line) in lines {
         let at = Origin::at(origin, i + 1);
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() != names.len() {
+        if fields.len() != width {
             return Err(Error::Syntax {
                 origin: at,
-                message: format!("{} fields, the header has {}", fields.len(), names.len()),
+                message: format!("{} fields, the header has {}", fields.len(), width),
             });
         }
-        let t_s = fields[idx[0]];
-        let t: f64 = t_s.parse().map_err(|_| {
-            Error::field(at.clone(), "arrival_ms", format!("`{t_s}` is not a number"))
-        })?;
-        if !(t.is_finite() && t >= 0.0) {
-            return Err(Error::field(
-                at,
-                "arrival_ms",
-                format!("{t_s} must be a non-negative time in ms"),
-            ));
-        }
-        if t > MAX_SIM_SECONDS * 1000.0 {
-            return Err(Error::field(
-                at,
-                "arrival_ms",
-                format!(
-                    "{t_s} ms is above the limit of {:e} ms of simulated time",
-                    MAX_SIM_SECONDS * 1000.0
-                ),
-            ));
-        }
-        if let Some((pt, pl)) = prev {
-            if t < pt {
-                return Err(Error::field(
-                    at,
-                    "arrival_ms",
-                    format!("{t_s} is before {pt} on line {pl}: time must not go backwards"),
-                ));
-            }
-        }
-        let model = fields[idx[1]];
-        if model.is_empty() {
-            return Err(Error::field(at, "model", "is empty"));
-        }
-        if let Some(known) = models.filter(|k| !k.contains(&model)) {
-            return Err(Error::field(
-                at,
-                "model",
-                format!(
-                    "`{model}` is not a model of the scenario ({})",
-                    known.join(", ")
-                ),
-            ));
-        }
-        let b_s = fields[idx[2]];
-        let batch: u32 = match b_s.parse::<u64>() {
-            Ok(b) if (1..=MAX_BATCH as u64).contains(&b) => b as u32,
-            Ok(b) if b > 1 => {
-                return Err(Error::field(
-                    at,
-                    "batch",
-                    format!("{b} is above the limit of {MAX_BATCH}"),
-                ))
-            }
-            _ => {
-                return Err(Error::field(
-                    at,
-                    "batch",
-                    format!("`{b_s}` is not a whole number ≥ 1"),
-                ))
-            }
-        };
+        let t = parse_arrival(fields[idx[0]], &at, prev)?;
+        let model = parse_model(fields[idx[1]], &at, models)?;
+        let batch = parse_batch(fields[idx[2]], &at)?;
         if out.len() as u64 >= MAX_QUERIES_PER_RUN {
             return Err(Error::field(
                 at,
@@ -178,6 +97,88 @@ pub fn parse_trace_for(
         });
     }
     Ok(out)
+}
+
+/// The header's field count and where each of [`COLUMNS`] stands in it; `at` is its line.
+fn header_columns(header: &str, at: &Origin) -> Result<(usize, [usize; 3]), Error> {
+    let names: Vec<&str> = header.split(',').map(str::trim).collect();
+    let wrong = |what: &str, name: &str| Error::Syntax {
+        origin: at.clone(),
+        message: format!(
+            "{what} column `{name}` (the header must be {})",
+            COLUMNS.join(",")
+        ),
+    };
+    let mut idx = [0usize; 3];
+    for (k, c) in COLUMNS.iter().enumerate() {
+        idx[k] = names
+            .iter()
+            .position(|n| n == c)
+            .ok_or_else(|| wrong("missing", c))?;
+    }
+    if let Some(extra) = names.iter().find(|n| !COLUMNS.contains(n)) {
+        return Err(wrong("unknown", extra));
+    }
+    Ok((names.len(), idx))
+}
+
+/// The `arrival_ms` field `s` on line `at`: a time in ms, within the simulated-time limit
+/// and not before the previous record's (`prev`: its time and line).
+fn parse_arrival(s: &str, at: &Origin, prev: Option<(f64, usize)>) -> Result<f64, Error> {
+    let bad = |message: String| Error::field(at.clone(), "arrival_ms", message);
+    let t: f64 = s
+        .parse()
+        .map_err(|_| bad(format!("`{s}` is not a number")))?;
+    if !(t.is_finite() && t >= 0.0) {
+        return Err(bad(format!("{s} must be a non-negative time in ms")));
+    }
+    if t > MAX_SIM_SECONDS * 1000.0 {
+        return Err(bad(format!(
+            "{s} ms is above the limit of {:e} ms of simulated time",
+            MAX_SIM_SECONDS * 1000.0
+        )));
+    }
+    match prev {
+        Some((pt, pl)) if t < pt => Err(bad(format!(
+            "{s} is before {pt} on line {pl}: time must not go backwards"
+        ))),
+        _ => Ok(t),
+    }
+}
+
+/// The `model` field `s` on line `at`: not empty, and one of `models` when given.
+fn parse_model<'t>(s: &'t str, at: &Origin, models: Option<&[&str]>) -> Result<&'t str, Error> {
+    if s.is_empty() {
+        return Err(Error::field(at.clone(), "model", "is empty"));
+    }
+    if let Some(known) = models.filter(|k| !k.contains(&s)) {
+        return Err(Error::field(
+            at.clone(),
+            "model",
+            format!(
+                "`{s}` is not a model of the scenario ({})",
+                known.join(", ")
+            ),
+        ));
+    }
+    Ok(s)
+}
+
+/// The `batch` field `s` on line `at`: a whole number from 1 to [`MAX_BATCH`].
+fn parse_batch(s: &str, at: &Origin) -> Result<u32, Error> {
+    match s.parse::<u64>() {
+        Ok(b) if (1..=MAX_BATCH as u64).contains(&b) => Ok(b as u32),
+        Ok(b) if b > 1 => Err(Error::field(
+            at.clone(),
+            "batch",
+            format!("{b} is above the limit of {MAX_BATCH}"),
+        )),
+        _ => Err(Error::field(
+            at.clone(),
+            "batch",
+            format!("`{s}` is not a whole number ≥ 1"),
+        )),
+    }
 }
 
 #[cfg(test)]

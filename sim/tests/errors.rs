@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{a, plan, scenario, single_server};
+use common::{a, plan, scenario, single_server, table};
 use migopt_models::{BatchDist, BatchLookup, Objective};
 use migopt_sim::{
     read_trace, simulate, Arrivals, SchedulerKind, ServingMode, SimConfig, TraceRecord,
@@ -91,15 +91,7 @@ fn invalid_placement() {
 #[test]
 fn batch_that_no_instance_can_run() {
     let sc = scenario(
-        &[(
-            "m",
-            10.0,
-            1.0,
-            BatchDist::Table {
-                sizes: vec![1, 64],
-                probs: vec![0.5, 0.5],
-            },
-        )],
+        &[("m", 10.0, 1.0, table(&[(1, 0.5), (64, 0.5)]))],
         "m,7g.80gb,1,1\nm,7g.80gb,32,4\nm,1g.10gb,1,3\n",
         BatchLookup::Interpolate,
     );

@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::{a, plan, scenario};
-use migopt_models::{BatchDist, BatchLookup, Objective, Plan, Route, Scenario};
+use common::{a, plan, scenario, table};
+use migopt_models::{BatchLookup, Objective, Plan, Route, Scenario};
 use migopt_sim::sched::{self, Candidate, Query};
 use migopt_sim::{
     simulate, Arrivals, Dispatcher, SchedulerKind, ServingMode, SimConfig, TraceRecord,
@@ -18,15 +18,7 @@ use migopt_sim::{
 /// which makes the 3g "protected". Routes: batch 1 goes ½ to 1g, ¼ to 3g, ¼ to 7g.
 fn server() -> (Plan, Scenario) {
     let sc = scenario(
-        &[(
-            "m",
-            10.0,
-            1.0,
-            BatchDist::Table {
-                sizes: vec![1, 16],
-                probs: vec![0.9, 0.1],
-            },
-        )],
+        &[("m", 10.0, 1.0, table(&[(1, 0.9), (16, 0.1)]))],
         "m,1g.10gb,1,4\nm,3g.40gb,1,2\nm,3g.40gb,16,6\nm,7g.80gb,1,1\n",
         BatchLookup::Exact,
     );

@@ -97,15 +97,7 @@ fn pool_plan(n: u32, max_batch: u32) -> Plan {
         gpu: "A100-80GB".into(),
         objective_kind: Objective::MaxLoad,
         solver: "pool".into(),
-        report: SolveReport {
-            status: SolveStatus::Heuristic,
-            objective: 0.0,
-            bound: None,
-            gap: None,
-            lp_bound: None,
-            solve_seconds: 0.0,
-            gpcs_used: None,
-        },
+        report: SolveReport::heuristic(0.0, 0.0),
         params: PlanParams::default(),
         gpus: vec![GpuPlan {
             index: 0,

@@ -168,10 +168,28 @@ where
     I: IntoIterator<Item = Candidate>,
     I::IntoIter: Clone,
 {
+    let (deadline, cands) = deadline_and_tagged(q, alpha, slack, cands);
+    plan_choice(deadline, cands)
+}
+
+/// [`finish_deadline`] for `q` with `first` and `quickest` taken from `cands`, and the
+/// candidates tagged with their instances, ready for a choice ([`plan_choice`],
+/// [`start_choice`]).
+#[inline(always)]
+fn deadline_and_tagged<I>(
+    q: &Query,
+    within: f64,
+    slack: f64,
+    cands: I,
+) -> (f64, impl Iterator<Item = (u32, Candidate)>)
+where
+    I: IntoIterator<Item = Candidate>,
+    I::IntoIter: Clone,
+{
     let cands = cands.into_iter();
     let (first, quickest) = first_and_quickest(cands.clone());
-    let deadline = finish_deadline(q, alpha, slack, first, quickest);
-    plan_choice(deadline, cands.map(|c| (c.instance, c)))
+    let deadline = finish_deadline(q, within, slack, first, quickest);
+    (deadline, cands.map(|c| (c.instance, c)))
 }
 
 /// The latest estimated finish [`elsa_plan`] and [`elsa_start`] accept for `q`: arrival +
@@ -256,10 +274,8 @@ where
     I: IntoIterator<Item = Candidate>,
     I::IntoIter: Clone,
 {
-    let cands = cands.into_iter();
-    let (first, quickest) = first_and_quickest(cands.clone());
-    let deadline = finish_deadline(q, horizon, slack, first, quickest);
-    start_choice(deadline, cands.map(|c| (c.instance, c)))
+    let (deadline, cands) = deadline_and_tagged(q, horizon, slack, cands);
+    start_choice(deadline, cands)
 }
 
 /// [`elsa_start`] over candidates tagged with ids, given its deadline; the chosen id.

@@ -3,7 +3,7 @@
 
 use migopt_models::{
     Assignment, BatchDist, BatchLookup, Demand, GpuPlan, Millis, ModelSpec, Objective, Plan,
-    PlanParams, ProfileSet, Scenario, SolveReport, SolveStatus,
+    PlanParams, ProfileSet, Scenario, SolveReport,
 };
 use std::path::{Path, PathBuf};
 
@@ -44,6 +44,14 @@ pub fn scenario(
     }
 }
 
+/// A batch-size table from (size, probability) pairs.
+pub fn table(pmf: &[(u32, f64)]) -> BatchDist {
+    BatchDist::Table {
+        sizes: pmf.iter().map(|&(s, _)| s).collect(),
+        probs: pmf.iter().map(|&(_, p)| p).collect(),
+    }
+}
+
 /// An assignment shorthand: (profile, start, model, batch, procs).
 pub fn a(profile: &str, start: u32, model: &str, batch: u32, procs: u32) -> Assignment {
     Assignment {
@@ -62,15 +70,7 @@ pub fn plan(objective: Objective, gpus: Vec<Vec<Assignment>>) -> Plan {
         gpu: "H100-80GB".into(),
         objective_kind: objective,
         solver: "hand".into(),
-        report: SolveReport {
-            status: SolveStatus::Heuristic,
-            objective: 0.0,
-            bound: None,
-            gap: None,
-            lp_bound: None,
-            solve_seconds: 0.0,
-            gpcs_used: None,
-        },
+        report: SolveReport::heuristic(0.0, 0.0),
         params: PlanParams::default(),
         gpus: gpus
             .into_iter()
