@@ -678,151 +678,21 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(false)
         .from_reader(text.as_bytes());
-    let headers = rdr
-        .headers()
-        .map_err(|e| Error::Syntax {
-            origin: Origin::at(path, 1),
-            message: e.to_string(),
-        })?
-        .clone();
-    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
-    for h in headers.iter().map(str::trim) {
-        if !REQUIRED.contains(&h) && !OPTIONAL.contains(&h) {
-            return Err(Error::Syntax {
-                origin: Origin::at(path, 1),
-                message: format!(
-                    "unknown column `{h}` (columns: {}, optional {})",
-                    REQUIRED.join(","),
-                    OPTIONAL.join(",")
-                ),
-            });
-        }
-    }
-    let mut idx = [0usize; 5];
-    for (i, r) in REQUIRED.iter().enumerate() {
-        idx[i] = col(r).ok_or_else(|| Error::Syntax {
-            origin: Origin::at(path, 1),
-            message: format!(
-                "missing required column `{r}` (header must include {})",
-                REQUIRED.join(",")
-            ),
-        })?;
-    }
-    let (p99_i, procs_i, tp_i, method_i, load_i) = (
-        col("latency_p99_ms"),
-        col("procs"),
-        col("throughput_qps"),
-        col("method"),
-        col("neighbour_load"),
-    );
+    let headers = rdr.headers().map_err(|e| Error::Syntax {
+        origin: Origin::at(path, 1),
+        message: e.to_string(),
+    })?;
+    let cols = Columns::of(headers, path)?;
     let lines = LineIndex::new(text);
     let mut out = Vec::new();
     let mut rec = csv::StringRecord::new();
-    loop {
-        let more = rdr.read_record(&mut rec).map_err(|e| {
-            let byte = e.position().map(|p| p.byte()).unwrap_or(0);
-            let message = match e.kind() {
-                csv::ErrorKind::UnequalLengths {
-                    expected_len, len, ..
-                } => {
-                    format!("{len} fields, but the header has {expected_len}")
-                }
-                _ => e.to_string(),
-            };
-            Error::Syntax {
-                origin: lines.origin(path, byte),
-                message,
-            }
-        })?;
-        if !more {
-            break;
-        }
+    while rdr
+        .read_record(&mut rec)
+        .map_err(|e| record_error(&e, &lines, path))?
+    {
         let origin = lines.origin(path, rec.position().map(|p| p.byte()).unwrap_or(0));
-        let get = |i: usize| rec.get(i).unwrap_or("").trim();
-        let text_field = |i: usize, name: &str| -> Result<String> {
-            let v = get(i);
-            if v.is_empty() {
-                Err(Error::field(origin.clone(), name, "is empty"))
-            } else {
-                Ok(v.to_string())
-            }
-        };
-        let model = text_field(idx[0], "model")?;
-        let gpu = text_field(idx[1], "gpu")?;
-        let profile = text_field(idx[2], "profile")?;
-        let batch = whole(get(idx[3]), &origin, "batch", MAX_BATCH)?;
-        let latency_ms = latency(get(idx[4]), &origin, "latency_ms")?;
-        let latency_p99_ms = match p99_i.map(get).filter(|s| !s.is_empty()) {
-            Some(s) => {
-                let v = latency(s, &origin, "latency_p99_ms")?;
-                if v < latency_ms {
-                    return Err(Error::field(
-                        origin.clone(),
-                        "latency_p99_ms",
-                        format!("{v} is below the median latency {latency_ms}"),
-                    ));
-                }
-                Some(v)
-            }
-            None => None,
-        };
-        let procs: u32 = match procs_i.map(get).filter(|s| !s.is_empty()) {
-            Some(s) => whole(s, &origin, "procs", MAX_PROCS)?,
-            None => 1,
-        };
-        let derived = procs as f64 * batch as f64 * 1000.0 / latency_ms;
-        let throughput_qps = match tp_i.map(get).filter(|s| !s.is_empty()) {
-            Some(s) => {
-                let v = positive(s, &origin, "throughput_qps")?;
-                if v > MAX_RATE_QPS {
-                    return Err(Error::field(
-                        origin.clone(),
-                        "throughput_qps",
-                        format!("{s} is above the limit of {MAX_RATE_QPS:e} queries/s"),
-                    ));
-                }
-                v
-            }
-            None => derived,
-        };
-        let method = match method_i.map(get).filter(|s| !s.is_empty()) {
-            Some(s) => Method::parse(s).ok_or_else(|| {
-                Error::field(
-                    origin.clone(),
-                    "method",
-                    format!("`{s}` is not one of mig, green-context, mps, imported"),
-                )
-            })?,
-            None => Method::Imported,
-        };
-        let neighbour_load = match load_i.map(get).filter(|s| !s.is_empty()) {
-            Some(s) => match s.parse::<f64>() {
-                Ok(v) if (0.0..=1.0).contains(&v) => v,
-                _ => {
-                    return Err(Error::field(
-                        origin.clone(),
-                        "neighbour_load",
-                        format!("`{s}` is not a fraction between 0 and 1"),
-                    ))
-                }
-            },
-            None => 0.0,
-        };
-        out.push((
-            origin,
-            ProfileRow {
-                model: model.into(),
-                gpu: gpu.into(),
-                profile: profile.into(),
-                batch,
-                latency_ms,
-                latency_p99_ms,
-                procs,
-                throughput_qps,
-                method,
-                neighbour_load,
-            },
-        ));
+        let row = cols.row(&rec, &origin)?;
+        out.push((origin, row));
     }
     if out.is_empty() {
         return Err(Error::Syntax {
@@ -831,6 +701,174 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<(Origin, ProfileRow)>> {
         });
     }
     Ok(out)
+}
+
+/// A record the csv reader refused, at its line.
+fn record_error(e: &csv::Error, lines: &LineIndex, path: &Path) -> Error {
+    let byte = e.position().map(|p| p.byte()).unwrap_or(0);
+    let message = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
+            format!("{len} fields, but the header has {expected_len}")
+        }
+        _ => e.to_string(),
+    };
+    Error::Syntax {
+        origin: lines.origin(path, byte),
+        message,
+    }
+}
+
+/// Where each column of a profile CSV is: the required ones by [`REQUIRED`]'s order, the
+/// optional ones where the header has them.
+struct Columns {
+    required: [usize; 5],
+    p99: Option<usize>,
+    procs: Option<usize>,
+    throughput: Option<usize>,
+    method: Option<usize>,
+    neighbour_load: Option<usize>,
+}
+
+impl Columns {
+    /// The columns of a header line; an unknown or missing column is an error at line 1.
+    fn of(headers: &csv::StringRecord, path: &Path) -> Result<Self> {
+        let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+        let at_header = |message: String| Error::Syntax {
+            origin: Origin::at(path, 1),
+            message,
+        };
+        if let Some(h) = headers
+            .iter()
+            .map(str::trim)
+            .find(|h| !REQUIRED.contains(h) && !OPTIONAL.contains(h))
+        {
+            return Err(at_header(format!(
+                "unknown column `{h}` (columns: {}, optional {})",
+                REQUIRED.join(","),
+                OPTIONAL.join(",")
+            )));
+        }
+        let mut required = [0usize; 5];
+        for (i, r) in REQUIRED.iter().enumerate() {
+            required[i] = col(r).ok_or_else(|| {
+                at_header(format!(
+                    "missing required column `{r}` (header must include {})",
+                    REQUIRED.join(",")
+                ))
+            })?;
+        }
+        Ok(Columns {
+            required,
+            p99: col("latency_p99_ms"),
+            procs: col("procs"),
+            throughput: col("throughput_qps"),
+            method: col("method"),
+            neighbour_load: col("neighbour_load"),
+        })
+    }
+
+    /// One data record as a row, every field checked.
+    fn row(&self, rec: &csv::StringRecord, origin: &Origin) -> Result<ProfileRow> {
+        let get = |i: usize| rec.get(i).unwrap_or("").trim();
+        // An optional column's value, when the header has it and the field is not empty.
+        let opt = |i: Option<usize>| i.map(get).filter(|s| !s.is_empty());
+        let text_field = |i: usize, name: &str| -> Result<String> {
+            let v = get(i);
+            if v.is_empty() {
+                Err(Error::field(origin.clone(), name, "is empty"))
+            } else {
+                Ok(v.to_string())
+            }
+        };
+        let [model_i, gpu_i, profile_i, batch_i, latency_i] = self.required;
+        let model = text_field(model_i, "model")?;
+        let gpu = text_field(gpu_i, "gpu")?;
+        let profile = text_field(profile_i, "profile")?;
+        let batch = whole(get(batch_i), origin, "batch", MAX_BATCH)?;
+        let latency_ms = latency(get(latency_i), origin, "latency_ms")?;
+        let latency_p99_ms = opt(self.p99)
+            .map(|s| p99_field(s, origin, latency_ms))
+            .transpose()?;
+        let procs: u32 = match opt(self.procs) {
+            Some(s) => whole(s, origin, "procs", MAX_PROCS)?,
+            None => 1,
+        };
+        let throughput_qps = match opt(self.throughput) {
+            Some(s) => throughput_field(s, origin)?,
+            None => procs as f64 * batch as f64 * 1000.0 / latency_ms,
+        };
+        let method = match opt(self.method) {
+            Some(s) => method_field(s, origin)?,
+            None => Method::Imported,
+        };
+        let neighbour_load = match opt(self.neighbour_load) {
+            Some(s) => fraction_field(s, origin, "neighbour_load")?,
+            None => 0.0,
+        };
+        Ok(ProfileRow {
+            model: model.into(),
+            gpu: gpu.into(),
+            profile: profile.into(),
+            batch,
+            latency_ms,
+            latency_p99_ms,
+            procs,
+            throughput_qps,
+            method,
+            neighbour_load,
+        })
+    }
+}
+
+/// `latency_p99_ms`: a latency no lower than the row's median.
+fn p99_field(s: &str, origin: &Origin, median_ms: f64) -> Result<f64> {
+    let v = latency(s, origin, "latency_p99_ms")?;
+    if v < median_ms {
+        return Err(Error::field(
+            origin.clone(),
+            "latency_p99_ms",
+            format!("{v} is below the median latency {median_ms}"),
+        ));
+    }
+    Ok(v)
+}
+
+/// `throughput_qps`: positive and within [`MAX_RATE_QPS`].
+fn throughput_field(s: &str, origin: &Origin) -> Result<f64> {
+    let v = positive(s, origin, "throughput_qps")?;
+    if v > MAX_RATE_QPS {
+        return Err(Error::field(
+            origin.clone(),
+            "throughput_qps",
+            format!("{s} is above the limit of {MAX_RATE_QPS:e} queries/s"),
+        ));
+    }
+    Ok(v)
+}
+
+/// `method`: one of the measurement methods.
+fn method_field(s: &str, origin: &Origin) -> Result<Method> {
+    Method::parse(s).ok_or_else(|| {
+        Error::field(
+            origin.clone(),
+            "method",
+            format!("`{s}` is not one of mig, green-context, mps, imported"),
+        )
+    })
+}
+
+/// A fraction between 0 and 1.
+fn fraction_field(s: &str, origin: &Origin, field: &str) -> Result<f64> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(Error::field(
+            origin.clone(),
+            field,
+            format!("`{s}` is not a fraction between 0 and 1"),
+        )),
+    }
 }
 
 /// A whole number in 1..=max.

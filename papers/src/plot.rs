@@ -57,38 +57,45 @@ fn draw_err<E: std::fmt::Debug>(e: E) -> Error {
     Error::Invalid(format!("drawing failed: {e:?}"))
 }
 
+/// The axes' ranges (x0, x1, y0, y1): the finite points and the horizontal line, capped at
+/// `y_max`, never empty.
+fn ranges(c: &Chart<'_>) -> (f64, f64, f64, f64) {
+    let pts = c.series.iter().flat_map(|s| s.points.iter());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        if x.is_finite() && y.is_finite() {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+    }
+    if let Some((h, _)) = c.hline {
+        y0 = y0.min(h);
+        y1 = y1.max(h);
+    }
+    if x0 > x1 {
+        (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+    }
+    if let Some(m) = c.y_max {
+        y1 = y1.min(m);
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    if y1 <= y0 {
+        y1 = y0 + 1.0;
+    }
+    (x0, x1, y0, y1)
+}
+
 /// Renders a line chart to SVG text.
 pub fn line_chart(c: &Chart<'_>) -> Result<String, Error> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 560)).into_drawing_area();
         root.fill(&WHITE).map_err(draw_err)?;
-        let pts = c.series.iter().flat_map(|s| s.points.iter());
-        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for &(x, y) in pts {
-            if x.is_finite() && y.is_finite() {
-                x0 = x0.min(x);
-                x1 = x1.max(x);
-                y0 = y0.min(y);
-                y1 = y1.max(y);
-            }
-        }
-        if let Some((h, _)) = c.hline {
-            y0 = y0.min(h);
-            y1 = y1.max(h);
-        }
-        if x0 > x1 {
-            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
-        }
-        if let Some(m) = c.y_max {
-            y1 = y1.min(m);
-        }
-        if x1 <= x0 {
-            x1 = x0 + 1.0;
-        }
-        if y1 <= y0 {
-            y1 = y0 + 1.0;
-        }
+        let (x0, x1, y0, y1) = ranges(c);
         let mut b = ChartBuilder::on(&root);
         b.caption(c.title, ("sans-serif", 22))
             .margin(16)
@@ -161,6 +168,36 @@ pub fn line_chart(c: &Chart<'_>) -> Result<String, Error> {
 
 const LEGEND_COLUMNS: usize = 5;
 
+/// One instance of a plan drawing: a box in its model's colour, outlined, with its profile,
+/// batch (and processes) and model.
+fn draw_instance(
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    a: &migopt_models::Assignment,
+    colour: RGBColor,
+    [(x, y), (x2, y2)]: [(i32, i32); 2],
+) -> Result<(), Error> {
+    root.draw(&Rectangle::new(
+        [(x, y), (x2, y2)],
+        colour.mix(0.75).filled(),
+    ))
+    .map_err(draw_err)?;
+    root.draw(&Rectangle::new([(x, y), (x2, y2)], BLACK.stroke_width(1)))
+        .map_err(draw_err)?;
+    let label = if a.procs > 1 {
+        format!("{} b{} x{}", a.profile, a.batch, a.procs)
+    } else {
+        format!("{} b{}", a.profile, a.batch)
+    };
+    root.draw(&Text::new(label, (x + 4, y + 5), ("sans-serif", 12)))
+        .map_err(draw_err)?;
+    root.draw(&Text::new(
+        a.model.to_string(),
+        (x + 4, y + 21),
+        ("sans-serif", 12),
+    ))
+    .map_err(draw_err)
+}
+
 /// Draws a plan's GPUs: one row per GPU, memory slots left to right, each instance a box
 /// coloured by model and labelled with its profile; idle slots are left grey.
 pub fn plan_drawing(plan: &Plan, title: &str, models: &[String]) -> Result<String, Error> {
@@ -205,32 +242,7 @@ pub fn plan_drawing(plan: &Plan, title: &str, models: &[String]) -> Result<Strin
                     .unwrap_or(models.len());
                 let x = left + a.start as i32 * slot_w;
                 let x2 = x + spec.slots as i32 * slot_w - 2;
-                root.draw(&Rectangle::new(
-                    [(x, y), (x2, y + row_h - 6)],
-                    colour(mi).mix(0.75).filled(),
-                ))
-                .map_err(draw_err)?;
-                root.draw(&Rectangle::new(
-                    [(x, y), (x2, y + row_h - 6)],
-                    BLACK.stroke_width(1),
-                ))
-                .map_err(draw_err)?;
-                root.draw(&Text::new(
-                    if a.procs > 1 {
-                        format!("{} b{} x{}", a.profile, a.batch, a.procs)
-                    } else {
-                        format!("{} b{}", a.profile, a.batch)
-                    },
-                    (x + 4, y + 5),
-                    ("sans-serif", 12),
-                ))
-                .map_err(draw_err)?;
-                root.draw(&Text::new(
-                    a.model.to_string(),
-                    (x + 4, y + 21),
-                    ("sans-serif", 12),
-                ))
-                .map_err(draw_err)?;
+                draw_instance(&root, a, colour(mi), [(x, y), (x2, y + row_h - 6)])?;
             }
         }
         let ly = top + rows as i32 * row_h + 14;

@@ -58,38 +58,26 @@ pub fn run(c: Command) -> Result<(), CliError> {
 }
 
 fn check(a: CheckArgs) -> Result<(), CliError> {
+    // Everything is read and validated before anything is printed.
+    let report = summarise(&a.files, a.interpolate)?;
+    if a.json {
+        crate::say!("{}", to_json(&report)?);
+    } else {
+        render(&report);
+    }
+    Ok(())
+}
+
+/// Reads and validates every file: per file its curves' summaries and its warnings.
+fn summarise(files: &[PathBuf], interpolate: bool) -> Result<Report, CliError> {
     let mut summaries = Vec::new();
     let mut warnings = Vec::new();
-    // Everything is read and validated before anything is printed.
-    for f in &a.files {
+    for f in files {
         let mut set = ProfileSet::load(std::slice::from_ref(f))?;
-        if a.interpolate {
+        if interpolate {
             set = set.interpolated()?;
         }
-        let gpu = set.gpu_spec();
-        for (k, c) in &set.curves {
-            let gpcs = gpu.profile(k.profile.as_str())?.compute as f64;
-            let peak = c.throughput_qps.iter().cloned().fold(0.0, f64::max);
-            summaries.push(Summary {
-                file: f.display().to_string(),
-                gpu: set.gpu.to_string(),
-                model: k.model.to_string(),
-                profile: k.profile.to_string(),
-                procs: k.procs,
-                batch_min: c.batches[0],
-                batch_max: c.max_batch(),
-                measured_batches: c.batches.len(),
-                knee_batch: c.knee(0.9),
-                peak_qps: peak,
-                best_qps_per_gpc: peak / gpcs,
-                method: set
-                    .methods
-                    .get(&k.model)
-                    .map(|m| m.as_str())
-                    .unwrap_or("imported")
-                    .to_string(),
-            });
-        }
+        summaries.extend(curve_summaries(&set, &f.display().to_string())?);
         warnings.extend(set.warnings.into_iter().map(|w| Warning {
             at: format!("{}: {}", f.display(), w.at),
             ..w
@@ -104,18 +92,47 @@ fn check(a: CheckArgs) -> Result<(), CliError> {
             size_key(&y.profile),
         ))
     });
-    if a.json {
-        crate::say!(
-            "{}",
-            to_json(&Report {
-                files: a.files.len(),
-                summaries,
-                warnings
-            })?
-        );
-        return Ok(());
+    Ok(Report {
+        files: files.len(),
+        summaries,
+        warnings,
+    })
+}
+
+/// One summary per curve of a profile set read from `file`.
+fn curve_summaries(set: &ProfileSet, file: &str) -> Result<Vec<Summary>, CliError> {
+    let gpu = set.gpu_spec();
+    let mut out = Vec::new();
+    for (k, c) in &set.curves {
+        let gpcs = gpu.profile(k.profile.as_str())?.compute as f64;
+        let peak = c.throughput_qps.iter().cloned().fold(0.0, f64::max);
+        out.push(Summary {
+            file: file.to_string(),
+            gpu: set.gpu.to_string(),
+            model: k.model.to_string(),
+            profile: k.profile.to_string(),
+            procs: k.procs,
+            batch_min: c.batches[0],
+            batch_max: c.max_batch(),
+            measured_batches: c.batches.len(),
+            knee_batch: c.knee(0.9),
+            peak_qps: peak,
+            best_qps_per_gpc: peak / gpcs,
+            method: set
+                .methods
+                .get(&k.model)
+                .map(|m| m.as_str())
+                .unwrap_or("imported")
+                .to_string(),
+        });
     }
-    let rows: Vec<Vec<String>> = summaries
+    Ok(out)
+}
+
+/// The summary as a table, a count and the warnings.
+fn render(report: &Report) {
+    let rows: Vec<Vec<String>> = report
+        .summaries
         .iter()
         .map(|s| {
             vec![
@@ -131,32 +148,26 @@ fn check(a: CheckArgs) -> Result<(), CliError> {
             ]
         })
         .collect();
-    crate::say!(
-        "{}",
-        table(
-            &[
-                "model",
-                "gpu",
-                "profile",
-                "procs",
-                "batches",
-                "knee",
-                "peak q/s",
-                "q/s per GPC",
-                "method"
-            ],
-            &rows
-        )
-    );
+    let header = [
+        "model",
+        "gpu",
+        "profile",
+        "procs",
+        "batches",
+        "knee",
+        "peak q/s",
+        "q/s per GPC",
+        "method",
+    ];
+    crate::say!("{}", table(&header, &rows));
     crate::sayln!(
         "{} file(s) valid: {} curves.",
-        a.files.len(),
-        summaries.len()
+        report.files,
+        report.summaries.len()
     );
-    for w in &warnings {
+    for w in &report.warnings {
         crate::sayln!("warning: {}: {}", w.at, w.message);
     }
-    Ok(())
 }
 
 fn size_key(profile: &str) -> (u32, String) {
