@@ -79,6 +79,67 @@ fn meet_or(meet: u32, any: Earliest) -> Option<u32> {
     (pick != u32::MAX).then_some(pick)
 }
 
+/// A preference among candidates, compared field by field (smaller first) without branches.
+trait Key: Copy {
+    /// Beaten by every candidate's key.
+    const NONE: Self;
+    /// Whether `self` comes strictly before `other`.
+    fn beats(self, other: Self) -> bool;
+    /// `a` if `c`, else `b`.
+    fn select(c: bool, a: Self, b: Self) -> Self;
+}
+
+impl Key for (f64, f64) {
+    const NONE: Self = (f64::INFINITY, f64::INFINITY);
+
+    #[inline(always)]
+    fn beats(self, o: Self) -> bool {
+        (self.0 < o.0) | ((self.0 == o.0) & (self.1 < o.1))
+    }
+
+    #[inline(always)]
+    fn select(c: bool, a: Self, b: Self) -> Self {
+        (select_f(c, a.0, b.0), select_f(c, a.1, b.1))
+    }
+}
+
+impl Key for (f64, f64, f64) {
+    const NONE: Self = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
+
+    #[inline(always)]
+    fn beats(self, o: Self) -> bool {
+        (self.0 < o.0) | ((self.0 == o.0) & (self.1, self.2).beats((o.1, o.2)))
+    }
+
+    #[inline(always)]
+    fn select(c: bool, a: Self, b: Self) -> Self {
+        let (x, y) = <(f64, f64)>::select(c, (a.1, a.2), (b.1, b.2));
+        (select_f(c, a.0, b.0), x, y)
+    }
+}
+
+/// Among the candidates whose estimated finish is at most `deadline`, the id of the one
+/// with the least `key(candidate, finish)` (ties to the candidate met first); with none,
+/// the earliest finish; `None` without candidates.
+#[inline(always)]
+fn least_in_time<K: Key>(
+    deadline: f64,
+    cands: impl Iterator<Item = (u32, Candidate)>,
+    key: impl Fn(&Candidate, f64) -> K,
+) -> Option<u32> {
+    let mut any = Earliest::NONE;
+    let (mut best, mut pick) = (K::NONE, u32::MAX);
+    for (id, c) in cands {
+        let fin = c.finish_ms();
+        let k = key(&c, fin);
+        let ok = (fin <= deadline) & k.beats(best);
+        best = K::select(ok, k, best);
+        pick = select_u(ok, id, pick);
+        any.offer(fin, id);
+    }
+    meet_or(pick, any)
+}
+
 /// The smallest size whose estimated finish is at most `deadline` (ties to the earliest
 /// finish), else the earliest finish overall. Candidates in ascending `compute`.
 #[inline(always)]
@@ -233,21 +294,11 @@ pub fn elsa_plan_within<I: IntoIterator<Item = Candidate>>(
     plan_choice(deadline, at).map(|k| k as usize)
 }
 
-/// [`elsa_plan_within`] over candidates tagged with ids; returns the chosen id.
+/// [`elsa_plan_within`] over candidates tagged with ids; returns the chosen id. The largest
+/// deficit first is the least negated deficit first.
 #[inline(always)]
 fn plan_choice(deadline: f64, cands: impl Iterator<Item = (u32, Candidate)>) -> Option<u32> {
-    let mut any = Earliest::NONE;
-    let (mut meet_def, mut meet_fin, mut meet_id) = (f64::NEG_INFINITY, f64::INFINITY, u32::MAX);
-    for (id, c) in cands {
-        let fin = c.finish_ms();
-        let ok = (fin <= deadline)
-            & ((c.deficit > meet_def) | ((c.deficit == meet_def) & (fin < meet_fin)));
-        meet_def = select_f(ok, c.deficit, meet_def);
-        meet_fin = select_f(ok, fin, meet_fin);
-        meet_id = select_u(ok, id, meet_id);
-        any.offer(fin, id);
-    }
-    meet_or(meet_id, any)
+    least_in_time(deadline, cands, |c, fin| (-c.deficit, fin))
 }
 
 /// `elsa-start`: late binding at arrival, with a guard for the latency tail.
@@ -281,21 +332,7 @@ where
 /// [`elsa_start`] over candidates tagged with ids, given its deadline; the chosen id.
 #[inline(always)]
 fn start_choice(deadline: f64, cands: impl Iterator<Item = (u32, Candidate)>) -> Option<u32> {
-    let mut any = Earliest::NONE;
-    let (mut s0, mut free0, mut fin0, mut pick) =
-        (f64::INFINITY, f64::INFINITY, f64::INFINITY, u32::MAX);
-    for (id, c) in cands {
-        let fin = c.finish_ms();
-        let better = (c.start_ms < s0)
-            | ((c.start_ms == s0) & ((c.free_ms < free0) | ((c.free_ms == free0) & (fin < fin0))));
-        let ok = (fin <= deadline) & better;
-        s0 = select_f(ok, c.start_ms, s0);
-        free0 = select_f(ok, c.free_ms, free0);
-        fin0 = select_f(ok, fin, fin0);
-        pick = select_u(ok, id, pick);
-        any.offer(fin, id);
-    }
-    meet_or(pick, any)
+    least_in_time(deadline, cands, |c, fin| (c.start_ms, c.free_ms, fin))
 }
 
 /// The most candidates [`elsa_start_clamped`] takes. Its width is fixed per call (a power
