@@ -29,6 +29,7 @@
 //! the first step).
 
 use super::transition::Capacity;
+use super::LoadGoal as Goal;
 use super::{
     assemble, count_instances, first_pattern, keep_vars, lexicographic, new_cuts, proven_status,
     read_types, target, tier_order, tier_report, transition_to, Current, Cuts, ReplanOptions,
@@ -94,17 +95,7 @@ fn capacity(
     }
 }
 
-/// What a tier optimises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Goal {
-    /// GPUs re-cut or added (minimised).
-    Changed,
-    /// λ (maximised, solved as −λ).
-    Load,
-    /// Instances started (minimised).
-    Started,
-}
-
+/// A tier's objective; λ is maximised, solved as −λ.
 fn goal(m: &Model, g: Goal) -> Expression {
     match g {
         Goal::Changed => m.cuts.changed(),
@@ -321,12 +312,7 @@ pub(crate) fn replan(
 ) -> Result<super::Replan, Error> {
     let started = Instant::now();
     let popts = opts.plan.with_deadline();
-    if !(0.0..1.0).contains(&opts.load_slack) {
-        return Err(Error::Invalid(format!(
-            "load slack {} must be in [0, 1)",
-            opts.load_slack
-        )));
-    }
+    opts.check_load_slack()?;
     // The server is the current plan's GPUs.
     let names: Vec<String> = scenario.models.iter().map(|m| m.name.to_string()).collect();
     let sizes = crate::data::Sizes::new(scenario, popts.rules)?;

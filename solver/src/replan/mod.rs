@@ -168,6 +168,19 @@ pub struct ReplanOptions {
     pub load_slack: f64,
 }
 
+impl ReplanOptions {
+    /// The max-load re-plans' load slack must be a fraction in [0, 1).
+    pub(super) fn check_load_slack(&self) -> Result<(), Error> {
+        if !(0.0..1.0).contains(&self.load_slack) {
+            return Err(Error::Invalid(format!(
+                "load slack {} must be in [0, 1)",
+                self.load_slack
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A re-plan: the target plan, what happens to each GPU, how well it is proven, and the
 /// transition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -390,6 +403,17 @@ fn goal(m: &Model, g: Goal) -> Expression {
         Goal::Started => m.cuts.started(),
         Goal::Headroom => lin(m.head.iter().map(|&v| (-1.0, v))),
     }
+}
+
+/// A tier of the two max-load re-plans (`load`, `sla_load`): what it optimises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LoadGoal {
+    /// GPUs re-cut or added: Σ_ℓ y[ℓ] (minimised).
+    Changed,
+    /// λ (maximised; each re-plan says how it solves it).
+    Load,
+    /// Instances started: Σ new[m,k] (minimised).
+    Started,
 }
 
 /// Where a tier's MIP start comes from.

@@ -58,6 +58,7 @@
 //! model (a fluid current plan may carry less here than its provisioned rate).
 
 use super::transition::Capacity;
+use super::LoadGoal as Goal;
 use super::{
     assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts, proven_status,
     read_types, sla::kept_counts, solve_tier, target, tier_order, tier_report, transition_to,
@@ -283,17 +284,8 @@ impl Capacity for IntervalCapacity<'_> {
     }
 }
 
-/// What a tier optimises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Goal {
-    /// GPUs re-cut or added: Σ_ℓ y[ℓ].
-    Changed,
-    /// λ, maximised over the breakpoints (tier 2b).
-    Load,
-    /// Instances started: Σ new[m,k].
-    Started,
-}
-
+/// A tier's objective; λ is maximised over the breakpoints (tier 2b), each a solve that
+/// minimises the GPUs re-cut or added.
 fn goal(m: &Model, g: Goal) -> Expression {
     match g {
         Goal::Changed | Goal::Load => m.cuts.changed(),
@@ -454,12 +446,7 @@ pub(super) fn replan(
 ) -> Result<super::Replan, Error> {
     let started = Instant::now();
     opts.plan.sla.check()?;
-    if !(0.0..1.0).contains(&opts.load_slack) {
-        return Err(Error::Invalid(format!(
-            "load slack {} must be in [0, 1)",
-            opts.load_slack
-        )));
-    }
+    opts.check_load_slack()?;
     let popts = opts.plan.with_deadline();
     let params = crate::sla::open_params(&popts.params);
     let names: Vec<String> = scenario.models.iter().map(|m| m.name.to_string()).collect();
