@@ -131,8 +131,38 @@ fn served_latencies_match_the_simulated_ones() {
             String::from_utf8_lossy(&o.stderr)
         );
         assert!(out.starts_with("served sim-to-real"), "{out}");
-        let recs = std::fs::read_to_string(d.path().join("m.csv")).unwrap();
-        let rows: Vec<Vec<f64>> = recs
+        let served = Served::read(d.path());
+        assert_eq!(served.rows.len(), 500);
+        check_records(&served.rows);
+        check_sidecar(d.path(), sched);
+        // The simulator's prediction of the same trace: the fake workers sleep for exactly
+        // the profiled medians, so only the front end's and the workers' overhead and the
+        // OS separate the two. Means, because at this load latencies take few distinct
+        // values and a percentile can sit on the edge between two of them.
+        let sim = simulate_trace(d.path(), sched);
+        if sched == "fifs" {
+            check_fifs_rule(d.path(), &served);
+        } else {
+            check_means_match(d.path(), &served, &sim, sched, &out);
+        }
+        assert!(processes_mentioning(d.path()).is_empty());
+    }
+}
+
+/// The records of a served run (`m.csv`): every column but the model as numbers, and the
+/// models apart.
+struct Served {
+    /// Per query: query arrival batch instance dispatch start finish service ran.
+    rows: Vec<Vec<f64>>,
+    /// Per query: its model.
+    models: Vec<String>,
+}
+
+impl Served {
+    /// Reads `m.csv` in `d`.
+    fn read(d: &Path) -> Self {
+        let recs = std::fs::read_to_string(d.join("m.csv")).unwrap();
+        let rows = recs
             .lines()
             .skip(1)
             .map(|l| {
@@ -143,143 +173,157 @@ fn served_latencies_match_the_simulated_ones() {
                     .collect()
             })
             .collect();
-        assert_eq!(rows.len(), 500);
-        for r in &rows {
-            // query arrival batch instance dispatch start finish service ran
-            let (arr, b, inst, disp, start, fin, svc, ran) =
-                (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]);
-            assert!(inst < 4.0 && ran >= b, "{r:?}");
-            // The worker stamps `start` on its own clock read; on a loaded machine the front
-            // end can record the dispatch a few ms after the worker already began, so allow
-            // a scheduling-noise tolerance rather than a sub-millisecond one.
-            assert!(
-                disp >= arr - 5.0 && fin > disp && start >= disp - 5.0,
-                "{r:?}"
-            );
-            assert!(svc > 0.5 && (fin - start - svc).abs() < 1e-3, "{r:?}");
-        }
-        let sidecar: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(d.path().join("m.csv.json")).unwrap())
-                .unwrap();
-        assert_eq!(sidecar["scheduler"], sched);
-        assert_eq!(sidecar["workers"].as_array().unwrap().len(), 4);
-        // The simulator's prediction of the same trace: the fake workers sleep for exactly
-        // the profiled medians, so only the front end's and the workers' overhead and the
-        // OS separate the two. Means, because at this load latencies take few distinct
-        // values and a percentile can sit on the edge between two of them.
-        let scen = d.path().join("scenario.toml");
-        let sim = migopt()
-            .current_dir(d.path())
-            .args([
-                "simulate",
-                "plan.json",
-                "--scenario",
-                scen.to_str().unwrap(),
-                "--json",
-            ])
-            .args([
-                "--trace",
-                "trace.csv",
-                "--scheduler",
-                sched,
-                "--warmup",
-                "0",
-                "--replications",
-                "1",
-            ])
-            .output()
-            .unwrap();
-        let sim: serde_json::Value = serde_json::from_slice(&sim.stdout).unwrap();
-        if sched == "fifs" {
-            // FIFS's choices hinge on which instance went idle first, which a few
-            // microseconds of overhead (or a busy CI machine) can flip: check its rule instead.
-            // Within a (model, batch) class queries start in arrival order, and none waits
-            // long while an instance able to run it stays idle.
-            let plan: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(d.path().join("plan.json")).unwrap())
-                    .unwrap();
-            let insts: Vec<(String, f64)> = plan["gpus"][0]["layout"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| {
-                    (
-                        a["model"].as_str().unwrap().to_string(),
-                        a["batch"].as_f64().unwrap(),
-                    )
-                })
-                .collect();
-            let models: Vec<&str> = recs
-                .lines()
-                .skip(1)
-                .map(|l| l.split(',').nth(2).unwrap())
-                .collect();
-            for (q, r) in rows.iter().enumerate() {
-                for (p, o) in rows.iter().enumerate().take(q) {
-                    if models[p] == models[q] && o[2] == r[2] {
-                        assert!(
-                            o[4] <= r[4],
-                            "query {q} was sent before the older query {p} of its class"
-                        );
-                    }
-                }
-                let slack = 20.0;
-                if r[4] - r[1] < slack {
-                    continue;
-                }
-                for (i, (m, cap)) in insts.iter().enumerate() {
-                    if m != models[q] || r[2] > *cap {
-                        continue;
-                    }
-                    let busy = rows
-                        .iter()
-                        .any(|o| o[3] as usize == i && o[4] <= r[1] + slack && o[6] >= r[1]);
-                    assert!(
-                        busy,
-                        "query {q} waited {:.2} ms while instance {i} stayed idle",
-                        r[4] - r[1]
-                    );
-                }
-            }
-        } else {
-            let plan: serde_json::Value =
-                serde_json::from_str(&std::fs::read_to_string(d.path().join("plan.json")).unwrap())
-                    .unwrap();
-            let profile_of = |i: f64| {
-                plan["gpus"][0]["layout"][i as usize]["profile"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            };
-            for (k, m) in ["resnet50", "bert-base"].iter().enumerate() {
-                let mine: Vec<&Vec<f64>> = rows
-                    .iter()
-                    .zip(recs.lines().skip(1))
-                    .filter(|(_, l)| l.split(',').nth(2) == Some(m))
-                    .map(|(r, _)| r)
-                    .collect();
-                let mean = |f: &dyn Fn(&Vec<f64>) -> f64| {
-                    mine.iter().map(|r| f(r)).sum::<f64>() / mine.len() as f64
-                };
-                let served = mean(&|r| r[6] - r[1]);
-                // What the machine added that the simulator cannot know: the front end's lag
-                // and pipes, and the fake worker oversleeping (a loaded CI machine).
-                let extra = mean(&|r| {
-                    (r[4] - r[1])
-                        + (r[6] - r[4] - r[7])
-                        + (r[7] - median(d.path(), m, &profile_of(r[3]), r[2]))
-                });
-                let predicted = sim["models"][k]["latency_ms"]["mean"]["mean"]
-                    .as_f64()
-                    .unwrap();
-                assert_eq!(sim["models"][k]["model"], *m);
+        let models = recs
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(2).unwrap().to_string())
+            .collect();
+        Served { rows, models }
+    }
+}
+
+/// Every record is consistent: a known instance, the batch run in full, and dispatch,
+/// start and finish in order with the service time between start and finish.
+fn check_records(rows: &[Vec<f64>]) {
+    for r in rows {
+        // query arrival batch instance dispatch start finish service ran
+        let (arr, b, inst, disp, start, fin, svc, ran) =
+            (r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]);
+        assert!(inst < 4.0 && ran >= b, "{r:?}");
+        // The worker stamps `start` on its own clock read; on a loaded machine the front
+        // end can record the dispatch a few ms after the worker already began, so allow
+        // a scheduling-noise tolerance rather than a sub-millisecond one.
+        assert!(
+            disp >= arr - 5.0 && fin > disp && start >= disp - 5.0,
+            "{r:?}"
+        );
+        assert!(svc > 0.5 && (fin - start - svc).abs() < 1e-3, "{r:?}");
+    }
+}
+
+/// The run's sidecar (`m.csv.json`) names the scheduler and its four workers.
+fn check_sidecar(d: &Path, sched: &str) {
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("m.csv.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["scheduler"], sched);
+    assert_eq!(sidecar["workers"].as_array().unwrap().len(), 4);
+}
+
+/// The simulator's report (JSON) of the trace in `d` under `sched`, one replication, no
+/// warm-up.
+fn simulate_trace(d: &Path, sched: &str) -> serde_json::Value {
+    let scen = d.join("scenario.toml");
+    let sim = migopt()
+        .current_dir(d)
+        .args([
+            "simulate",
+            "plan.json",
+            "--scenario",
+            scen.to_str().unwrap(),
+            "--json",
+        ])
+        .args([
+            "--trace",
+            "trace.csv",
+            "--scheduler",
+            sched,
+            "--warmup",
+            "0",
+            "--replications",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&sim.stdout).unwrap()
+}
+
+/// The plan served in `d` (`plan.json`).
+fn read_plan(d: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(d.join("plan.json")).unwrap()).unwrap()
+}
+
+/// FIFS's choices hinge on which instance went idle first, which a few microseconds of
+/// overhead (or a busy CI machine) can flip: check its rule instead. Within a (model,
+/// batch) class queries start in arrival order, and none waits long while an instance able
+/// to run it stays idle.
+fn check_fifs_rule(d: &Path, served: &Served) {
+    let plan = read_plan(d);
+    let insts: Vec<(String, f64)> = plan["gpus"][0]["layout"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["model"].as_str().unwrap().to_string(),
+                a["batch"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let (rows, models) = (&served.rows, &served.models);
+    for (q, r) in rows.iter().enumerate() {
+        for (p, o) in rows.iter().enumerate().take(q) {
+            if models[p] == models[q] && o[2] == r[2] {
                 assert!(
-                    (served - predicted).abs() <= 0.15 * predicted + 0.3 + 2.0 * extra.max(0.0),
-                    "{sched} {m}: mean latency served {served:.3} ms, simulated {predicted:.3} ms, machine overhead {extra:.3} ms\n{out}"
+                    o[4] <= r[4],
+                    "query {q} was sent before the older query {p} of its class"
                 );
             }
         }
-        assert!(processes_mentioning(d.path()).is_empty());
+        let slack = 20.0;
+        if r[4] - r[1] < slack {
+            continue;
+        }
+        for (i, (m, cap)) in insts.iter().enumerate() {
+            if *m != models[q] || r[2] > *cap {
+                continue;
+            }
+            let busy = rows
+                .iter()
+                .any(|o| o[3] as usize == i && o[4] <= r[1] + slack && o[6] >= r[1]);
+            assert!(
+                busy,
+                "query {q} waited {:.2} ms while instance {i} stayed idle",
+                r[4] - r[1]
+            );
+        }
+    }
+}
+
+/// Each model's mean served latency is within 15% (plus 0.3 ms and twice the machine's
+/// own overhead) of the simulator's mean for the same trace.
+fn check_means_match(d: &Path, served: &Served, sim: &serde_json::Value, sched: &str, out: &str) {
+    let plan = read_plan(d);
+    let profile_of = |i: f64| {
+        plan["gpus"][0]["layout"][i as usize]["profile"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for (k, m) in ["resnet50", "bert-base"].iter().enumerate() {
+        let mine: Vec<&Vec<f64>> = served
+            .rows
+            .iter()
+            .zip(&served.models)
+            .filter(|(_, model)| model.as_str() == *m)
+            .map(|(r, _)| r)
+            .collect();
+        let mean = |f: &dyn Fn(&Vec<f64>) -> f64| {
+            mine.iter().map(|r| f(r)).sum::<f64>() / mine.len() as f64
+        };
+        let served = mean(&|r| r[6] - r[1]);
+        // What the machine added that the simulator cannot know: the front end's lag
+        // and pipes, and the fake worker oversleeping (a loaded CI machine).
+        let extra = mean(&|r| {
+            (r[4] - r[1]) + (r[6] - r[4] - r[7]) + (r[7] - median(d, m, &profile_of(r[3]), r[2]))
+        });
+        let predicted = sim["models"][k]["latency_ms"]["mean"]["mean"]
+            .as_f64()
+            .unwrap();
+        assert_eq!(sim["models"][k]["model"], *m);
+        assert!(
+            (served - predicted).abs() <= 0.15 * predicted + 0.3 + 2.0 * extra.max(0.0),
+            "{sched} {m}: mean latency served {served:.3} ms, simulated {predicted:.3} ms, machine overhead {extra:.3} ms\n{out}"
+        );
     }
 }
 

@@ -36,49 +36,16 @@ fn check_transition(
     s: &Scenario,
 ) {
     let mut state: BTreeMap<u32, Plan> = BTreeMap::new();
-    let one = |idx: u32, layout: Vec<migopt_models::Assignment>| {
-        let mut p = r.target.clone();
-        p.gpus = vec![migopt_models::GpuPlan { index: idx, layout }];
-        p
-    };
     for g in &current.gpus {
-        state.insert(g.index, one(g.index, g.layout.clone()));
+        state.insert(g.index, one_gpu(&r.target, g.index, g.layout.clone()));
     }
-    let cap = |p: &Plan| -> Vec<f64> {
-        s.models
-            .iter()
-            .map(|m| {
-                p.instances()
-                    .filter(|(_, a)| a.model == m.name)
-                    .map(|(_, a)| {
-                        // The best operating point of the size (what the planner counts).
-                        let c = (1..=64)
-                            .filter_map(|procs| {
-                                s.profiles.curve(m.name.as_str(), a.profile.as_str(), procs)
-                            })
-                            .flat_map(|c| {
-                                c.batches
-                                    .iter()
-                                    .zip(&c.latency_ms)
-                                    .zip(&c.throughput_qps)
-                                    .filter(|((_, &l), _)| l < 0.45 * m.sla.0)
-                                    .map(|(_, &t)| t)
-                                    .collect::<Vec<_>>()
-                            })
-                            .fold(0.0, f64::max);
-                        c
-                    })
-                    .sum()
-            })
-            .collect()
-    };
     for (i, step) in r.transition.steps.iter().enumerate() {
         let down: Vec<u32> = step.gpus.iter().map(|g| g.gpu).collect();
         let mut during = vec![0.0; s.models.len()];
         for (idx, p) in &state {
             p.validate(LayoutRules::default()).unwrap();
             if !down.contains(idx) {
-                for (d, c) in during.iter_mut().zip(cap(p)) {
+                for (d, c) in during.iter_mut().zip(capacity(p, s)) {
                     *d += c;
                 }
             }
@@ -92,13 +59,56 @@ fn check_transition(
             );
         }
         for g in &step.gpus {
-            let p = one(g.gpu, g.layout.clone());
+            let p = one_gpu(&r.target, g.gpu, g.layout.clone());
             p.validate(LayoutRules::default()).unwrap();
             state.insert(g.gpu, p);
         }
     }
-    // The end state is the target.
-    for g in &r.target.gpus {
+    check_end_state(&state, &r.target);
+}
+
+/// A copy of `target` with one GPU, `idx`, cut as `layout`.
+fn one_gpu(target: &Plan, idx: u32, layout: Vec<migopt_models::Assignment>) -> Plan {
+    let mut p = target.clone();
+    p.gpus = vec![migopt_models::GpuPlan { index: idx, layout }];
+    p
+}
+
+/// Each model's capacity on plan `p`: the sum over its instances of their size's best
+/// operating point (what the planner counts).
+fn capacity(p: &Plan, s: &Scenario) -> Vec<f64> {
+    s.models
+        .iter()
+        .map(|m| {
+            p.instances()
+                .filter(|(_, a)| a.model == m.name)
+                .map(|(_, a)| best_point_qps(s, m, a.profile.as_str()))
+                .sum()
+        })
+        .collect()
+}
+
+/// The highest throughput of model `m` on `profile` at any process count, among points
+/// whose latency is below 45% of its SLA.
+fn best_point_qps(s: &Scenario, m: &migopt_models::ModelSpec, profile: &str) -> f64 {
+    (1..=64)
+        .filter_map(|procs| s.profiles.curve(m.name.as_str(), profile, procs))
+        .flat_map(|c| {
+            c.batches
+                .iter()
+                .zip(&c.latency_ms)
+                .zip(&c.throughput_qps)
+                .filter(|((_, &l), _)| l < 0.45 * m.sla.0)
+                .map(|(_, &t)| t)
+                .collect::<Vec<_>>()
+        })
+        .fold(0.0, f64::max)
+}
+
+/// The end state of the transition is the target: every target GPU holds the same
+/// instances (profile, start, model).
+fn check_end_state(state: &BTreeMap<u32, Plan>, target: &Plan) {
+    for g in &target.gpus {
         let got = state
             .get(&g.index)
             .map(|p| p.gpus[0].layout.clone())
