@@ -9,10 +9,10 @@
 //! `cargo run --release -p migopt-papers --example elsa_p99 -- [workload ...]
 //!  [--sched a,b] [--frac F] [--seed S] [--cap]`
 
-use migopt_models::{Objective, Plan};
-use migopt_papers::paris_elsa::workloads;
+use migopt_models::{Objective, Plan, Scenario};
+use migopt_papers::paris_elsa::{sim_config, workloads, Workload};
 use migopt_papers::Options;
-use migopt_sim::{capacity, simulate, Arrivals, CapacityTarget, SchedulerKind, SimConfig};
+use migopt_sim::{capacity, simulate, CapacityTarget, SchedulerKind};
 use migopt_solver::{PlanOptions, SolverKind};
 use std::collections::BTreeMap;
 
@@ -59,31 +59,28 @@ fn baselines() -> Result<BTreeMap<Key, (f64, f64)>, Box<dyn std::error::Error>> 
     Ok(out)
 }
 
+/// Per scheduler compared: on how many plans it did worse than the baseline, and the sum
+/// of the logs of its ratios to it.
+struct Tally {
+    worse: Vec<usize>,
+    log_ratio: Vec<f64>,
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let Args {
-        workloads: ids,
-        sched: scheds,
-        frac,
-        seed,
-        cap: cap_mode,
-    } = clap::Parser::parse();
+    let a: Args = clap::Parser::parse();
     let base = baselines()?;
-    let cfg = |s: SchedulerKind, rate: f64| {
-        let mut c = SimConfig::new(Arrivals::Poisson {
-            total_rate_qps: rate,
-        });
-        c.scheduler = s;
-        c.queries = Some(100_000);
-        c.replications = 4;
-        c.seed = seed;
-        c
+    let opts = Options {
+        seed: a.seed,
+        ..Options::default()
     };
-    let mut worse = vec![0usize; scheds.len()];
-    let mut log_ratio = vec![0f64; scheds.len()];
+    let mut tally = Tally {
+        worse: vec![0usize; a.sched.len()],
+        log_ratio: vec![0f64; a.sched.len()],
+    };
     let mut n = 0;
     for w in workloads(&Options::default())?
         .iter()
-        .filter(|w| ids.is_empty() || ids.contains(&w.id))
+        .filter(|w| a.workloads.is_empty() || a.workloads.contains(&w.id))
     {
         let sc = &w.scenario;
         for part in ["paris", "milp"] {
@@ -96,47 +93,76 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 continue;
             };
             n += 1;
-            let mut line;
-            if cap_mode {
-                line = format!("{:<17} {part:<5} max(FIFS, JSQ) {best:>8.1}", w.id);
-                for (k, &s) in scheds.iter().enumerate() {
-                    let fluid = plan.report.objective;
-                    let e = capacity(&plan, sc, &cfg(s, fluid), CapacityTarget::P99)?.capacity_qps;
-                    let short = e.ci_high.unwrap_or(e.mean) < best;
-                    worse[k] += short as usize;
-                    log_ratio[k] += (e.mean / best).ln();
-                    let mark = if short { "!" } else { " " };
-                    line += &format!(" | {s} {:>8.1} ({:.3}){mark}", e.mean, e.mean / best);
-                }
+            let line = if a.cap {
+                format!("{:<17} {part:<5} max(FIFS, JSQ) {best:>8.1}", w.id)
+                    + &cap_cells(&a, &opts, &plan, sc, best, &mut tally)?
             } else {
-                let p99 = |s| -> Result<f64, Box<dyn std::error::Error>> {
-                    let r = simulate(&plan, sc, &cfg(s, fifs_cap * frac))?;
-                    Ok(r.models[0].latency_ms.map_or(f64::NAN, |l| l.p99.mean))
-                };
-                let f = p99(SchedulerKind::Fifs)?;
-                line = format!("{:<17} {part:<5} fifs p99 {f:>7.2}", w.id);
-                for (k, &s) in scheds.iter().enumerate() {
-                    let e = p99(s)?;
-                    worse[k] += (e > f) as usize;
-                    log_ratio[k] += (e / f).ln();
-                    let mark = if e > f { "!" } else { " " };
-                    line += &format!(" | {s} {e:>7.2}{mark}");
-                }
-            }
+                p99_line(&a, &opts, w, part, &plan, fifs_cap, &mut tally)?
+            };
             println!("{line}");
         }
     }
-    let what = if cap_mode {
+    let what = if a.cap {
         "capacity short of max(FIFS, JSQ)"
     } else {
         "p99 above FIFS's"
     };
-    for (k, s) in scheds.iter().enumerate() {
+    for (k, s) in a.sched.iter().enumerate() {
         println!(
             "{s}: {what} on {} of {n}; geometric-mean ratio {:.4}",
-            worse[k],
-            (log_ratio[k] / n.max(1) as f64).exp()
+            tally.worse[k],
+            (tally.log_ratio[k] / n.max(1) as f64).exp()
         );
     }
     Ok(())
+}
+
+/// Each scheduler's capacity at the SLA against `best` (max(FIFS, JSQ)), marked `!` when
+/// the upper end of its interval falls short; tallied.
+fn cap_cells(
+    a: &Args,
+    opts: &Options,
+    plan: &Plan,
+    sc: &Scenario,
+    best: f64,
+    tally: &mut Tally,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let mut line = String::new();
+    for (k, &s) in a.sched.iter().enumerate() {
+        let fluid = plan.report.objective;
+        let e = capacity(plan, sc, &sim_config(opts, s, fluid), CapacityTarget::P99)?.capacity_qps;
+        let short = e.ci_high.unwrap_or(e.mean) < best;
+        tally.worse[k] += short as usize;
+        tally.log_ratio[k] += (e.mean / best).ln();
+        let mark = if short { "!" } else { " " };
+        line += &format!(" | {s} {:>8.1} ({:.3}){mark}", e.mean, e.mean / best);
+    }
+    Ok(line)
+}
+
+/// The line of workload `w`'s plan by `part`: FIFS's p99 at `--frac` of its capacity
+/// `fifs_cap`, then each scheduler's, marked `!` when above FIFS's; tallied.
+fn p99_line(
+    a: &Args,
+    opts: &Options,
+    w: &Workload,
+    part: &str,
+    plan: &Plan,
+    fifs_cap: f64,
+    tally: &mut Tally,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let p99 = |s| -> Result<f64, Box<dyn std::error::Error>> {
+        let r = simulate(plan, &w.scenario, &sim_config(opts, s, fifs_cap * a.frac))?;
+        Ok(r.models[0].latency_ms.map_or(f64::NAN, |l| l.p99.mean))
+    };
+    let f = p99(SchedulerKind::Fifs)?;
+    let mut line = format!("{:<17} {part:<5} fifs p99 {f:>7.2}", w.id);
+    for (k, &s) in a.sched.iter().enumerate() {
+        let e = p99(s)?;
+        tally.worse[k] += (e > f) as usize;
+        tally.log_ratio[k] += (e / f).ln();
+        let mark = if e > f { "!" } else { " " };
+        line += &format!(" | {s} {e:>7.2}{mark}");
+    }
+    Ok(line)
 }

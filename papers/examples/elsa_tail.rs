@@ -7,7 +7,7 @@
 //! `cargo run --release -p migopt-papers --example elsa_tail -- WORKLOAD paris|milp RATE
 //!  [--sched a,b] [--queries N]`
 
-use migopt_models::{Objective, Plan, Scenario};
+use migopt_models::{Assignment, Objective, Plan, Scenario};
 use migopt_papers::paris_elsa::workloads;
 use migopt_papers::Options;
 use migopt_sim::sched::Fifs;
@@ -45,100 +45,157 @@ fn key(t: f64) -> u64 {
     t.to_bits()
 }
 
-/// Replays `trace` (arrival ms, batch) under `kind`; every query's wait and service.
-fn replay(plan: &Plan, sc: &Scenario, kind: SchedulerKind, trace: &[(f64, u32)]) -> Vec<Done> {
-    let model = sc.models[0].name.to_string();
-    let insts: Vec<_> = plan.instances().map(|(_, a)| a.clone()).collect();
-    let gpu = plan.gpu_spec().expect("gpu");
-    let compute: Vec<u32> = insts
-        .iter()
-        .map(|a| gpu.profile(a.profile.as_str()).expect("profile").compute)
-        .collect();
-    let svc = |i: usize, b: u32| -> f64 {
-        let a = &insts[i];
-        let c = sc
+/// The state of one replay: the trace, the plan's instances (their sizes and service
+/// times), the completions to come, each instance's running query and each query's record.
+struct Replay<'a> {
+    sc: &'a Scenario,
+    trace: &'a [(f64, u32)],
+    insts: Vec<Assignment>,
+    compute: Vec<u32>,
+    heap: BinaryHeap<Reverse<(u64, usize)>>,
+    out: Vec<Option<Done>>,
+    running: Vec<Option<usize>>,
+    next: usize,
+}
+
+impl<'a> Replay<'a> {
+    /// Nothing served yet.
+    fn new(plan: &Plan, sc: &'a Scenario, trace: &'a [(f64, u32)]) -> Self {
+        let insts: Vec<_> = plan.instances().map(|(_, a)| a.clone()).collect();
+        let gpu = plan.gpu_spec().expect("gpu");
+        let compute: Vec<u32> = insts
+            .iter()
+            .map(|a| gpu.profile(a.profile.as_str()).expect("profile").compute)
+            .collect();
+        let n = insts.len();
+        Replay {
+            sc,
+            trace,
+            insts,
+            compute,
+            heap: BinaryHeap::new(),
+            out: (0..trace.len()).map(|_| None).collect(),
+            running: vec![None; n],
+            next: 0,
+        }
+    }
+
+    /// The service time of a batch of `b` on instance `i`: its profile's median.
+    fn svc(&self, i: usize, b: u32) -> f64 {
+        let a = &self.insts[i];
+        let c = self
+            .sc
             .profiles
             .curve(a.model.as_str(), a.profile.as_str(), a.procs)
             .expect("curve");
-        c.latency(b, sc.batch_lookup).expect("latency").0
-    };
-    let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
-    let mut out: Vec<Option<Done>> = (0..trace.len()).map(|_| None).collect();
-    let mut running: Vec<Option<usize>> = vec![None; insts.len()];
-    let start = |q: usize,
-                 i: usize,
-                 now: f64,
-                 heap: &mut BinaryHeap<Reverse<(u64, usize)>>,
-                 out: &mut Vec<Option<Done>>| {
-        let (arr, b) = trace[q];
-        let s = svc(i, b);
-        out[q] = Some(Done {
+        c.latency(b, self.sc.batch_lookup).expect("latency").0
+    }
+
+    /// Starts query `q` on instance `i` at `now`: records it and schedules its completion.
+    fn start(&mut self, q: usize, i: usize, now: f64) {
+        let (arr, b) = self.trace[q];
+        let s = self.svc(i, b);
+        self.out[q] = Some(Done {
             batch: b,
-            compute: compute[i],
+            compute: self.compute[i],
             wait: now - arr,
             svc: s,
         });
-        heap.push(Reverse((key(now + s), i)));
-    };
-    let mut next = 0usize;
+        self.heap.push(Reverse((key(now + s), i)));
+    }
+
+    /// The time of the next arrival and of the next completion (infinite when none).
+    fn next_times(&self) -> (f64, f64) {
+        let ta = self.trace.get(self.next).map_or(f64::INFINITY, |x| x.0);
+        let tc = self
+            .heap
+            .peek()
+            .map_or(f64::INFINITY, |Reverse((k, _))| f64::from_bits(*k));
+        (ta, tc)
+    }
+
+    /// Every query's record, once all are served.
+    fn finish(self) -> Vec<Done> {
+        self.out.into_iter().map(|d| d.expect("served")).collect()
+    }
+}
+
+/// Replays `trace` (arrival ms, batch) under `kind`; every query's wait and service.
+fn replay(plan: &Plan, sc: &Scenario, kind: SchedulerKind, trace: &[(f64, u32)]) -> Vec<Done> {
+    let model = sc.models[0].name.to_string();
+    let mut r = Replay::new(plan, sc, trace);
     if kind == SchedulerKind::Fifs {
-        let mut f = Fifs::new(plan, sc).expect("fifs");
-        loop {
-            let ta = trace.get(next).map_or(f64::INFINITY, |x| x.0);
-            let tc = heap
-                .peek()
-                .map_or(f64::INFINITY, |Reverse((k, _))| f64::from_bits(*k));
-            if ta.is_infinite() && tc.is_infinite() {
-                break;
-            }
-            if ta < tc {
-                if let Some(i) = f.arrive(next, &model, trace[next].1, ta).expect("enq") {
-                    running[i as usize] = Some(next);
-                    start(next, i as usize, ta, &mut heap, &mut out);
-                }
-                next += 1;
-            } else {
-                let Reverse((_, i)) = heap.pop().expect("heap");
-                running[i] = None;
-                if let Some(q) = f.idle(i as u32, tc) {
-                    running[i] = Some(q);
-                    start(q, i, tc, &mut heap, &mut out);
-                }
-            }
-        }
+        replay_fifs(&mut r, plan, sc, &model);
     } else {
-        let mut d = Dispatcher::new(plan, sc, kind, ServingMode::QueryBatches).expect("disp");
-        let mut queues: Vec<VecDeque<usize>> = vec![VecDeque::new(); insts.len()];
-        loop {
-            let ta = trace.get(next).map_or(f64::INFINITY, |x| x.0);
-            let tc = heap
-                .peek()
-                .map_or(f64::INFINITY, |Reverse((k, _))| f64::from_bits(*k));
-            if ta.is_infinite() && tc.is_infinite() {
-                break;
+        replay_dispatch(&mut r, plan, sc, kind, &model);
+    }
+    r.finish()
+}
+
+/// The replay under FIFS's central queue: an idle instance takes the oldest query it can
+/// serve.
+fn replay_fifs(r: &mut Replay<'_>, plan: &Plan, sc: &Scenario, model: &str) {
+    let mut f = Fifs::new(plan, sc).expect("fifs");
+    loop {
+        let (ta, tc) = r.next_times();
+        if ta.is_infinite() && tc.is_infinite() {
+            break;
+        }
+        if ta < tc {
+            let next = r.next;
+            if let Some(i) = f.arrive(next, model, r.trace[next].1, ta).expect("enq") {
+                r.running[i as usize] = Some(next);
+                r.start(next, i as usize, ta);
             }
-            let (i, now) = if ta < tc {
-                let q = d.query(&model, trace[next].1, ta).expect("query");
-                let i = d.dispatch(&q, ta, 0).expect("dispatch") as usize;
-                queues[i].push_back(next);
-                next += 1;
-                (i, ta)
-            } else {
-                let Reverse((_, i)) = heap.pop().expect("heap");
-                running[i] = None;
-                d.finished(i as u32, 0).expect("finished");
-                (i, tc)
-            };
-            if running[i].is_none() {
-                if let Some(q) = queues[i].pop_front() {
-                    running[i] = Some(q);
-                    d.started(i as u32, 0, now, 1, trace[q].1).expect("started");
-                    start(q, i, now, &mut heap, &mut out);
-                }
+            r.next += 1;
+        } else {
+            let Reverse((_, i)) = r.heap.pop().expect("heap");
+            r.running[i] = None;
+            if let Some(q) = f.idle(i as u32, tc) {
+                r.running[i] = Some(q);
+                r.start(q, i, tc);
             }
         }
     }
-    out.into_iter().map(|d| d.expect("served")).collect()
+}
+
+/// The replay under a dispatch-at-arrival rule: each query joins the queue of the instance
+/// the dispatcher picks, and each instance serves its queue in order.
+fn replay_dispatch(
+    r: &mut Replay<'_>,
+    plan: &Plan,
+    sc: &Scenario,
+    kind: SchedulerKind,
+    model: &str,
+) {
+    let mut d = Dispatcher::new(plan, sc, kind, ServingMode::QueryBatches).expect("disp");
+    let mut queues: Vec<VecDeque<usize>> = vec![VecDeque::new(); r.insts.len()];
+    loop {
+        let (ta, tc) = r.next_times();
+        if ta.is_infinite() && tc.is_infinite() {
+            break;
+        }
+        let (i, now) = if ta < tc {
+            let q = d.query(model, r.trace[r.next].1, ta).expect("query");
+            let i = d.dispatch(&q, ta, 0).expect("dispatch") as usize;
+            queues[i].push_back(r.next);
+            r.next += 1;
+            (i, ta)
+        } else {
+            let Reverse((_, i)) = r.heap.pop().expect("heap");
+            r.running[i] = None;
+            d.finished(i as u32, 0).expect("finished");
+            (i, tc)
+        };
+        if r.running[i].is_none() {
+            if let Some(q) = queues[i].pop_front() {
+                r.running[i] = Some(q);
+                d.started(i as u32, 0, now, 1, r.trace[q].1)
+                    .expect("started");
+                r.start(q, i, now);
+            }
+        }
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -223,7 +223,9 @@ fn fractions(quick: bool) -> Vec<f64> {
     }
 }
 
-fn sim_config(opts: &Options, scheduler: SchedulerKind, rate: f64) -> SimConfig {
+/// The study's simulation settings: Poisson arrivals at `rate` under `scheduler`, 4
+/// replications of 100,000 queries (2 of 20,000 when quick), `opts`'s seed and threads.
+pub fn sim_config(opts: &Options, scheduler: SchedulerKind, rate: f64) -> SimConfig {
     let mut c = SimConfig::new(Arrivals::Poisson {
         total_rate_qps: rate,
     });
