@@ -266,6 +266,16 @@ pub struct GpuPlan {
     pub layout: Vec<Assignment>,
 }
 
+impl GpuPlan {
+    /// The GPU's instances as catalogue placements (profile and start slot).
+    pub fn placements(&self) -> Vec<Placement> {
+        self.layout
+            .iter()
+            .map(|a| Placement::new(a.profile.clone(), a.start))
+            .collect()
+    }
+}
+
 /// For max-load plans: the fraction of a (model, batch) query class sent to one profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Route {
@@ -366,12 +376,7 @@ impl Plan {
     pub fn validate(&self, rules: LayoutRules) -> Result<()> {
         let gpu = self.gpu_spec()?;
         for g in &self.gpus {
-            let ps: Vec<Placement> = g
-                .layout
-                .iter()
-                .map(|a| Placement::new(a.profile.clone(), a.start))
-                .collect();
-            validate(gpu, &ps, rules).map_err(|e| match e {
+            validate(gpu, &g.placements(), rules).map_err(|e| match e {
                 Error::InvalidPlacement { gpu, message } => Error::InvalidPlacement {
                     gpu,
                     message: format!("GPU {}: {message}", g.index),
@@ -401,6 +406,16 @@ impl Plan {
             field,
             message,
         };
+        self.check_gpus(s, &bad)?;
+        self.check_layouts(&bad)?;
+        self.check_instances(s, &bad)?;
+        self.check_routes(s, &bad)?;
+        self.check_objective(&bad)
+    }
+
+    /// The plan's GPU kind is the scenario's, its GPU count within bounds (the scenario's
+    /// for max-load), and its GPU indices distinct and below the count.
+    fn check_gpus(&self, s: &Scenario, bad: &dyn Fn(String, String) -> Error) -> Result<()> {
         if self.gpu != s.gpu {
             return Err(bad(
                 "gpu".into(),
@@ -437,20 +452,24 @@ impl Plan {
             };
             *slot = true;
         }
+        Ok(())
+    }
+
+    /// Every GPU's instances obey the catalogue's placement rules (all profiles allowed).
+    fn check_layouts(&self, bad: &dyn Fn(String, String) -> Error) -> Result<()> {
         let rules = LayoutRules {
             all_profiles: true,
             pre_r510: false,
         };
         for (i, g) in self.gpus.iter().enumerate() {
-            let ps: Vec<Placement> = g
-                .layout
-                .iter()
-                .map(|a| Placement::new(a.profile.clone(), a.start))
-                .collect();
-            validate(self.gpu_spec()?, &ps, rules)
+            validate(self.gpu_spec()?, &g.placements(), rules)
                 .map_err(|e| bad(format!("gpus[{i}].layout"), e.to_string()))?;
         }
-        self.check_instances(s, &bad)?;
+        Ok(())
+    }
+
+    /// Every route names a model of the scenario and carries a fraction in 0..=1.
+    fn check_routes(&self, s: &Scenario, bad: &dyn Fn(String, String) -> Error) -> Result<()> {
         for (i, r) in self.routes.iter().enumerate() {
             if s.model(r.model.as_str()).is_none() {
                 return Err(bad(
@@ -465,6 +484,11 @@ impl Plan {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// The objective is a finite, non-negative load (at most [`MAX_RATE_QPS`]) or GPU count.
+    fn check_objective(&self, bad: &dyn Fn(String, String) -> Error) -> Result<()> {
         if !(self.report.objective.is_finite() && self.report.objective >= 0.0)
             || (self.objective_kind == Objective::MaxLoad && self.report.objective > MAX_RATE_QPS)
         {
@@ -541,13 +565,7 @@ impl Plan {
 
     /// The layout of one GPU (profiles and starts only).
     pub fn layout_of(&self, g: &GpuPlan) -> Result<Layout> {
-        Layout::new(
-            self.gpu_spec()?,
-            g.layout
-                .iter()
-                .map(|a| Placement::new(a.profile.clone(), a.start))
-                .collect(),
-        )
+        Layout::new(self.gpu_spec()?, g.placements())
     }
 
     /// A config for NVIDIA's mig-parted: one entry per distinct layout (with the devices

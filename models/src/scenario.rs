@@ -270,66 +270,15 @@ impl Scenario {
             path,
             lines: LineIndex::new(text),
         };
-        let raw: RawScenario = toml::from_str(text).map_err(|e| Error::Syntax {
-            origin: Origin {
-                file: path.to_path_buf(),
-                line: e.span().map(|s| loc.lines.line_of_byte(s.start)),
-            },
-            message: e.message().to_string(),
-        })?;
-        let cat = Catalogue::builtin();
-        let gpu: &GpuSpec = cat
+        let raw = raw_scenario(text, &loc)?;
+        let gpu: &GpuSpec = Catalogue::builtin()
             .gpu(raw.gpu.kind.get_ref())
             .map_err(|e| Error::field(loc.at(raw.gpu.kind.span()), "gpu.kind", e.to_string()))?;
         let count = whole_within(&loc, &raw.gpu.count, "gpu.count", MAX_GPUS)?;
-        if raw.model.is_empty() {
-            return Err(Error::field(
-                Origin::file(path),
-                "model",
-                "the scenario serves no model (add a [[model]] table)",
-            ));
-        }
-        if raw.model.len() > MAX_MODELS {
-            return Err(Error::field(
-                loc.at(raw.model[MAX_MODELS].span()),
-                "model",
-                format!(
-                    "{} models, above the limit of {MAX_MODELS}",
-                    raw.model.len()
-                ),
-            ));
-        }
+        check_model_count(&raw.model, &loc)?;
         let base = path.parent().unwrap_or(Path::new(""));
-        let mut models = Vec::with_capacity(raw.model.len());
-        let mut names = HashSet::new();
-        let mut cache = ProfileCache::default();
-        let mut profiles: Option<ProfileSet> = None;
-        for m in &raw.model {
-            let (spec, set) = model_spec(m, &loc, base, gpu, &mut cache, read)?;
-            if !names.insert(spec.name.clone()) {
-                return Err(Error::field(
-                    loc.at(m.get_ref().name.span()),
-                    "model.name",
-                    format!("`{}` is listed twice", spec.name),
-                ));
-            }
-            match profiles.as_mut() {
-                None => profiles = Some(set),
-                Some(p) => p.merge(set)?,
-            }
-            models.push(spec);
-        }
-        let kinds: Vec<bool> = models
-            .iter()
-            .map(|m| matches!(m.demand, Demand::Rate(_)))
-            .collect();
-        if kinds.iter().any(|&k| k) && kinds.iter().any(|&k| !k) {
-            return Err(Error::field(
-                Origin::file(path),
-                "model",
-                "mix of rate_qps and share: use one kind for every model",
-            ));
-        }
+        let (models, profiles) = model_specs(&raw.model, &loc, base, gpu, read)?;
+        check_one_demand_kind(&models, path)?;
         let name = raw.name.unwrap_or_else(|| {
             path.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -391,6 +340,83 @@ impl Scenario {
     }
 }
 
+/// The TOML text deserialised into the raw tables, a syntax error located at its line.
+fn raw_scenario(text: &str, loc: &Locator<'_>) -> Result<RawScenario> {
+    toml::from_str(text).map_err(|e| Error::Syntax {
+        origin: Origin {
+            file: loc.path.to_path_buf(),
+            line: e.span().map(|s| loc.lines.line_of_byte(s.start)),
+        },
+        message: e.message().to_string(),
+    })
+}
+
+/// Checks that the scenario lists at least one and at most [`MAX_MODELS`] models.
+fn check_model_count(models: &[Spanned<RawModel>], loc: &Locator<'_>) -> Result<()> {
+    if models.is_empty() {
+        return Err(Error::field(
+            Origin::file(loc.path),
+            "model",
+            "the scenario serves no model (add a [[model]] table)",
+        ));
+    }
+    if models.len() > MAX_MODELS {
+        return Err(Error::field(
+            loc.at(models[MAX_MODELS].span()),
+            "model",
+            format!("{} models, above the limit of {MAX_MODELS}", models.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Every `[[model]]` table's spec, names unique, and their curves merged into one set
+/// (`None` only when there is no model).
+fn model_specs(
+    raw: &[Spanned<RawModel>],
+    loc: &Locator<'_>,
+    base: &Path,
+    gpu: &GpuSpec,
+    read: Reader<'_>,
+) -> Result<(Vec<ModelSpec>, Option<ProfileSet>)> {
+    let mut models = Vec::with_capacity(raw.len());
+    let mut names = HashSet::new();
+    let mut cache = ProfileCache::default();
+    let mut profiles: Option<ProfileSet> = None;
+    for m in raw {
+        let (spec, set) = model_spec(m, loc, base, gpu, &mut cache, read)?;
+        if !names.insert(spec.name.clone()) {
+            return Err(Error::field(
+                loc.at(m.get_ref().name.span()),
+                "model.name",
+                format!("`{}` is listed twice", spec.name),
+            ));
+        }
+        match profiles.as_mut() {
+            None => profiles = Some(set),
+            Some(p) => p.merge(set)?,
+        }
+        models.push(spec);
+    }
+    Ok((models, profiles))
+}
+
+/// Checks that the models all give rates or all give shares, not a mix.
+fn check_one_demand_kind(models: &[ModelSpec], path: &Path) -> Result<()> {
+    let kinds: Vec<bool> = models
+        .iter()
+        .map(|m| matches!(m.demand, Demand::Rate(_)))
+        .collect();
+    if kinds.iter().any(|&k| k) && kinds.iter().any(|&k| !k) {
+        return Err(Error::field(
+            Origin::file(path),
+            "model",
+            "mix of rate_qps and share: use one kind for every model",
+        ));
+    }
+    Ok(())
+}
+
 /// One `[[model]]` table: its spec and its curves (from the cached profile file).
 fn model_spec(
     m: &Spanned<RawModel>,
@@ -410,7 +436,29 @@ fn model_spec(
             "is empty",
         ));
     }
-    let sla = positive_within(
+    let sla = sla_ms(m, loc)?;
+    let demand = demand(m, &name, mo, loc)?;
+    let batch = batch_dist(m, loc)?;
+    let (ppath, set) = model_curves(m, &name, loc, base, gpu, cache, read)?;
+    if let (Demand::Rate(rate), Some(r)) = (demand, &m.rate_qps) {
+        check_instances(rate, &name, &set)
+            .map_err(|msg| Error::field(loc.at(r.span()), "model.rate_qps", msg))?;
+    }
+    Ok((
+        ModelSpec {
+            name: name.into(),
+            sla: Millis(sla),
+            demand,
+            batch,
+            profile_path: ppath,
+        },
+        set,
+    ))
+}
+
+/// A model's SLA in milliseconds, within [`MIN_LATENCY_MS`]..=[`MAX_LATENCY_MS`].
+fn sla_ms(m: &RawModel, loc: &Locator<'_>) -> Result<f64> {
+    positive_within(
         loc,
         &m.sla_ms,
         "model.sla_ms",
@@ -421,16 +469,32 @@ fn model_spec(
                 "{v} ms is outside the accepted range {MIN_LATENCY_MS:e}..{MAX_LATENCY_MS:e} ms"
             )
         },
-    )?;
-    let demand = demand(m, &name, mo, loc)?;
-    let batch = match &m.batch {
+    )
+}
+
+/// A model's batch-size distribution, checked (single requests when none is given).
+fn batch_dist(m: &RawModel, loc: &Locator<'_>) -> Result<BatchDist> {
+    match &m.batch {
         Some(b) => {
             check_batch(b.get_ref())
                 .map_err(|msg| Error::field(loc.at(b.span()), "model.batch", msg))?;
-            b.get_ref().clone()
+            Ok(b.get_ref().clone())
         }
-        None => BatchDist::default(),
-    };
+        None => Ok(BatchDist::default()),
+    }
+}
+
+/// A model's profile path (resolved against `base`) and its curves from that file, which
+/// must have rows for the model, measured on the scenario's GPU.
+fn model_curves(
+    m: &RawModel,
+    name: &str,
+    loc: &Locator<'_>,
+    base: &Path,
+    gpu: &GpuSpec,
+    cache: &mut ProfileCache,
+    read: Reader<'_>,
+) -> Result<(PathBuf, ProfileSet)> {
     let ppath = base.join(m.profile.get_ref());
     let profile_at = loc.at(m.profile.span());
     let set = cache
@@ -441,7 +505,7 @@ fn model_spec(
             }
             other => other,
         })?
-        .only(&name);
+        .only(name);
     if set.curves.is_empty() {
         return Err(Error::field(
             profile_at,
@@ -461,20 +525,7 @@ fn model_spec(
             ),
         ));
     }
-    if let (Demand::Rate(rate), Some(r)) = (demand, &m.rate_qps) {
-        check_instances(rate, &name, &set)
-            .map_err(|msg| Error::field(loc.at(r.span()), "model.rate_qps", msg))?;
-    }
-    Ok((
-        ModelSpec {
-            name: name.into(),
-            sla: Millis(sla),
-            demand,
-            batch,
-            profile_path: ppath,
-        },
-        set,
-    ))
+    Ok((ppath, set))
 }
 
 /// A model's traffic: a rate (bounded by [`MAX_RATE_QPS`]) or a share.

@@ -687,8 +687,70 @@ impl CellRows {
             }
         }
     }
+
+    /// The four per-cell CSVs (capacity, latency at load, p99 against load, utilisation at
+    /// capacity), each keyed by (workload, partitioning, scheduler).
+    fn csv_files(self) -> Vec<(PathBuf, String)> {
+        let CellRows {
+            cap,
+            lat,
+            curve,
+            util,
+        } = self;
+        let k = ["workload", "partitioning", "scheduler"];
+        let h = |rest: &[&'static str]| -> Vec<&'static str> {
+            k.iter().chain(rest).copied().collect()
+        };
+        vec![
+            (
+                "results/capacity.csv".into(),
+                md::csv(
+                    &h(&[
+                        "fluid_qps",
+                        "ceiling_qps",
+                        "capacity_qps",
+                        "ci_low",
+                        "ci_high",
+                    ]),
+                    &cap,
+                ),
+            ),
+            (
+                "results/latency_at_load.csv".into(),
+                md::csv(
+                    &h(&[
+                        "load_fraction_of_fifs_capacity",
+                        "drop_late",
+                        "load_qps",
+                        "p50_ms",
+                        "p99_ms",
+                        "violation_rate",
+                        "drop_rate",
+                    ]),
+                    &lat,
+                ),
+            ),
+            (
+                "results/p99_vs_load.csv".into(),
+                md::csv(
+                    &h(&[
+                        "load_qps",
+                        "load_fraction_of_milp_fluid",
+                        "p99_ms",
+                        "violation_rate",
+                    ]),
+                    &curve,
+                ),
+            ),
+            (
+                "results/utilisation_at_capacity.csv".into(),
+                md::csv(&h(&["profile", "instances", "mean_utilisation"]), &util),
+            ),
+        ]
+    }
 }
 
+/// The per-cell CSVs of every workload's plans, then `results/plans.csv` (one row a plan).
 fn csv_files(runs: &[WorkloadRun]) -> Vec<(PathBuf, String)> {
     let mut plans = Vec::new();
     let mut rows = CellRows::default();
@@ -700,77 +762,25 @@ fn csv_files(runs: &[WorkloadRun]) -> Vec<(PathBuf, String)> {
             }
         }
     }
-    let CellRows {
-        cap,
-        lat,
-        curve,
-        util,
-    } = rows;
-    let k = ["workload", "partitioning", "scheduler"];
-    let h =
-        |rest: &[&'static str]| -> Vec<&'static str> { k.iter().chain(rest).copied().collect() };
-    vec![
-        (
-            "results/capacity.csv".into(),
-            md::csv(
-                &h(&[
-                    "fluid_qps",
-                    "ceiling_qps",
-                    "capacity_qps",
-                    "ci_low",
-                    "ci_high",
-                ]),
-                &cap,
-            ),
+    let mut files = rows.csv_files();
+    files.push((
+        "results/plans.csv".into(),
+        md::csv(
+            &[
+                "workload",
+                "partitioning",
+                "layouts",
+                "gpcs_used",
+                "fluid_qps",
+                "note",
+            ],
+            &plans,
         ),
-        (
-            "results/latency_at_load.csv".into(),
-            md::csv(
-                &h(&[
-                    "load_fraction_of_fifs_capacity",
-                    "drop_late",
-                    "load_qps",
-                    "p50_ms",
-                    "p99_ms",
-                    "violation_rate",
-                    "drop_rate",
-                ]),
-                &lat,
-            ),
-        ),
-        (
-            "results/p99_vs_load.csv".into(),
-            md::csv(
-                &h(&[
-                    "load_qps",
-                    "load_fraction_of_milp_fluid",
-                    "p99_ms",
-                    "violation_rate",
-                ]),
-                &curve,
-            ),
-        ),
-        (
-            "results/utilisation_at_capacity.csv".into(),
-            md::csv(&h(&["profile", "instances", "mean_utilisation"]), &util),
-        ),
-        (
-            "results/plans.csv".into(),
-            md::csv(
-                &[
-                    "workload",
-                    "partitioning",
-                    "layouts",
-                    "gpcs_used",
-                    "fluid_qps",
-                    "note",
-                ],
-                &plans,
-            ),
-        ),
-    ]
+    ));
+    files
 }
 
+/// One plan's row of `results/plans.csv`: its layouts, GPCs used, fluid load and note.
 fn plan_row(r: &WorkloadRun, p: &PlanRun) -> Vec<String> {
     let plan = p.plan.as_ref().ok();
     vec![

@@ -315,15 +315,7 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     if !opts.quick {
         fleets.push(("h100", h100_scenario()?, SolverKind::Milp));
     }
-    let ro = ReplayOptions {
-        every_h: if opts.quick { 6.0 } else { 1.0 },
-        gpu_slack: GPU_SLACK,
-        sim_seconds: if opts.quick { 0.0 } else { SIM_SECONDS },
-        replications: 1,
-        seed: opts.seed,
-        threads: opts.threads,
-        ..ReplayOptions::default()
-    };
+    let ro = replay_options(opts);
     let mut out = Output::default();
     let mut md = String::new();
     let mut summary = Vec::new();
@@ -360,6 +352,28 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
             &summary,
         ),
     ));
+    let text = results_md(&md, &out.claims);
+    out.files.push(("RESULTS.md".into(), text));
+    Ok(out)
+}
+
+/// How each fleet's day is replayed: every hour (every 6 hours and no simulation when
+/// quick), one replication of [`SIM_SECONDS`], within [`GPU_SLACK`].
+fn replay_options(opts: &Options) -> ReplayOptions {
+    ReplayOptions {
+        every_h: if opts.quick { 6.0 } else { 1.0 },
+        gpu_slack: GPU_SLACK,
+        sim_seconds: if opts.quick { 0.0 } else { SIM_SECONDS },
+        replications: 1,
+        seed: opts.seed,
+        threads: opts.threads,
+        ..ReplayOptions::default()
+    }
+}
+
+/// `RESULTS.md`: how the study is made, each fleet's section (`fleets_md`) and the claims
+/// checked.
+fn results_md(fleets_md: &str, claims: &[Claim]) -> String {
     let mut text = String::from(
         "# Re-planning over a day of traffic\n\n\
          Regenerate with `migopt reproduce papers/reconfiguration` (every number and figure here is written by \
@@ -377,9 +391,9 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
          reconfiguration time with the GPUs being re-cut down; SLA violations are the fraction of the day's \
          requests that missed their SLA, transitions included.\n",
     );
-    text += &md;
+    text += fleets_md;
     text += "\n## Claims checked by this run\n\n";
-    for c in &out.claims {
+    for c in claims {
         let _ = writeln!(
             text,
             "- [{}] {}",
@@ -387,6 +401,5 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
             c.text
         );
     }
-    out.files.push(("RESULTS.md".into(), text));
-    Ok(out)
+    text
 }

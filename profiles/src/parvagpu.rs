@@ -144,36 +144,67 @@ fn profile_row(
     model: &str,
     gpu: &GpuSpec,
 ) -> Result<Option<ProfileRow>> {
-    let num = |i: usize| -> Result<f64> {
-        let s = rec.get(i).unwrap_or("");
-        s.parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-            .ok_or_else(|| {
-                Error::field(
-                    origin.clone(),
-                    WANT[i],
-                    format!("`{s}` is not a non-negative number"),
-                )
-            })
-    };
-    let whole = |i: usize, max: u32| -> Result<u32> {
-        let v = num(i)?;
-        let shown = migopt_models::limits::num(v);
-        if v.fract() != 0.0 || v < 1.0 {
-            Err(format!("{shown} is not a whole number ≥ 1"))
-        } else if v > max as f64 {
-            Err(format!("{shown} is above the limit of {max}"))
-        } else {
-            Ok(v as u32)
-        }
-        .map_err(|m| Error::field(origin.clone(), WANT[i], m))
-    };
-    let (tp, lat_s) = (num(3)?, num(4)?);
+    let (tp, lat_s) = (field_number(rec, origin, 3)?, field_number(rec, origin, 4)?);
     if tp == 0.0 && lat_s == 0.0 {
         return Ok(None); // not run
     }
-    let (gpcs, batch, procs) = (whole(0, 7)?, whole(1, MAX_BATCH)?, whole(2, MAX_PROCS)?);
+    let gpcs = field_whole(rec, origin, 0, 7)?;
+    let batch = field_whole(rec, origin, 1, MAX_BATCH)?;
+    let procs = field_whole(rec, origin, 2, MAX_PROCS)?;
+    check_measurement(origin, tp, lat_s, procs)?;
+    let profile = gpu.classic_by_compute(gpcs).ok_or_else(|| {
+        Error::field(
+            origin.clone(),
+            "Mig instance",
+            format!("{gpcs} GPCs is not a MIG size of {GPU} (1, 2, 3, 4, 7)"),
+        )
+    })?;
+    Ok(Some(ProfileRow {
+        model: model.into(),
+        gpu: gpu.name.clone(),
+        profile: profile.name.clone(),
+        batch,
+        latency_ms: lat_s * 1000.0,
+        latency_p99_ms: None,
+        procs,
+        throughput_qps: tp * procs as f64,
+        method: Method::Imported,
+        neighbour_load: 0.0,
+    }))
+}
+
+/// Column `i` of a record as a finite, non-negative number.
+fn field_number(rec: &csv::StringRecord, origin: &Origin, i: usize) -> Result<f64> {
+    let s = rec.get(i).unwrap_or("");
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| {
+            Error::field(
+                origin.clone(),
+                WANT[i],
+                format!("`{s}` is not a non-negative number"),
+            )
+        })
+}
+
+/// Column `i` of a record as a whole number between 1 and `max`.
+fn field_whole(rec: &csv::StringRecord, origin: &Origin, i: usize, max: u32) -> Result<u32> {
+    let v = field_number(rec, origin, i)?;
+    let shown = migopt_models::limits::num(v);
+    if v.fract() != 0.0 || v < 1.0 {
+        Err(format!("{shown} is not a whole number ≥ 1"))
+    } else if v > max as f64 {
+        Err(format!("{shown} is above the limit of {max}"))
+    } else {
+        Ok(v as u32)
+    }
+    .map_err(|m| Error::field(origin.clone(), WANT[i], m))
+}
+
+/// Checks a run point's measurement (throughput per process `tp`, latency `lat_s` in
+/// seconds, not both zero): each within its accepted range, and neither zero alone.
+fn check_measurement(origin: &Origin, tp: f64, lat_s: f64, procs: u32) -> Result<()> {
     let latency_ms = lat_s * 1000.0;
     if tp != 0.0 && lat_s != 0.0 && !(MIN_LATENCY_MS..=MAX_LATENCY_MS).contains(&latency_ms) {
         return Err(Error::field(
@@ -202,25 +233,7 @@ fn profile_row(
             "is zero while the other is not (0,0 marks a point not run)",
         ));
     }
-    let profile = gpu.classic_by_compute(gpcs).ok_or_else(|| {
-        Error::field(
-            origin.clone(),
-            "Mig instance",
-            format!("{gpcs} GPCs is not a MIG size of {GPU} (1, 2, 3, 4, 7)"),
-        )
-    })?;
-    Ok(Some(ProfileRow {
-        model: model.into(),
-        gpu: gpu.name.clone(),
-        profile: profile.name.clone(),
-        batch,
-        latency_ms,
-        latency_p99_ms: None,
-        procs,
-        throughput_qps: tp * procs as f64,
-        method: Method::Imported,
-        neighbour_load: 0.0,
-    }))
+    Ok(())
 }
 
 /// The SLO scenarios of `dir/SLO`, one per row of its two files, over `models` (their

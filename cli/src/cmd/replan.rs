@@ -79,59 +79,12 @@ pub fn run(a: Args) -> Result<(), CliError> {
 
 fn run_on(a: Args) -> Result<(), CliError> {
     let scenario = Scenario::load(&a.scenario)?;
-    let (mut current, old) = match &a.old_scenario {
-        Some(p) => {
-            let (plan, old) = load_plan(&a.current, Some(p))?;
-            (plan, Some(old))
-        }
-        None => match load_plan(&a.current, None) {
-            Ok((plan, old)) => (plan, Some(old)),
-            // No readable recorded scenario: the plan's provisioned rates stand in.
-            Err(_) => (load_plan(&a.current, Some(&a.scenario))?.0, None),
-        },
-    };
-    current.scenario_path = None;
+    let (current, old) = current_plan(&a)?;
     // `--objective sla-capacity` is max-load with the SLA-aware target (`--solver sla`
     // unless told) and its check by simulation, as `plan` reads it.
     let sla_objective = a.flags.objective == Some(ObjectiveFlag::SlaCapacity);
-    let default_solver = if sla_objective { "sla" } else { "milp" };
-    let solver: SolverKind = a
-        .solver
-        .solver
-        .as_deref()
-        .unwrap_or(default_solver)
-        .parse()?;
-    if !matches!(solver, SolverKind::Milp | SolverKind::Sla) {
-        return Err(CliError::Input(Error::Invalid(format!(
-            "replan: --solver {solver} has no re-planner; use milp or sla"
-        ))));
-    }
-    if !(0.0..1.0).contains(&a.load_slack) {
-        return Err(CliError::Input(Error::Invalid(format!(
-            "--load-slack {} must be in [0, 1)",
-            a.load_slack
-        ))));
-    }
-    // The objective the new scenario asks for unless told: rates → min-gpus, shares →
-    // max-load.
-    let mut plan = a.flags.options(&scenario, a.highs.threads)?;
-    a.check.apply(&mut plan)?;
-    // Under min-gpus every model keeps min(old rate, new rate); under max-load, min(its
-    // rate in the current plan, in the target) (the re-planner's default).
-    let required = match (plan.objective, scenario.rates()) {
-        (Objective::MinGpus, Some(new_rates)) => old
-            .as_ref()
-            .and_then(|o| old_rates(o, &scenario))
-            .map(|o| o.iter().zip(&new_rates).map(|(a, b)| a.min(*b)).collect()),
-        _ => None,
-    };
-    let opts = ReplanOptions {
-        plan,
-        spare_gpus: a.spare_gpus,
-        gpu_slack: a.gpu_slack,
-        required,
-        load_slack: a.load_slack,
-    };
+    let solver = replan_solver(&a, sla_objective)?;
+    let opts = replan_options(&a, &scenario, old.as_ref())?;
     let mut check_flags = a.check.clone();
     check_flags.verify |= sla_objective;
     let (mut r, check) = solve(&check_flags, &current, &scenario, solver, &opts)?;
@@ -160,6 +113,76 @@ fn run_on(a: Args) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The plan in service (its recorded scenario path dropped) and the scenario it serves,
+/// when known: `--old-scenario`, else the one recorded in the plan.
+fn current_plan(a: &Args) -> Result<(migopt_models::Plan, Option<Scenario>), CliError> {
+    let (mut current, old) = match &a.old_scenario {
+        Some(p) => {
+            let (plan, old) = load_plan(&a.current, Some(p))?;
+            (plan, Some(old))
+        }
+        None => match load_plan(&a.current, None) {
+            Ok((plan, old)) => (plan, Some(old)),
+            // No readable recorded scenario: the plan's provisioned rates stand in.
+            Err(_) => (load_plan(&a.current, Some(&a.scenario))?.0, None),
+        },
+    };
+    current.scenario_path = None;
+    Ok((current, old))
+}
+
+/// The re-planner's solver (`sla` by default under sla-capacity, else `milp`), after
+/// checking it has a re-planner and that `--load-slack` is in [0, 1).
+fn replan_solver(a: &Args, sla_objective: bool) -> Result<SolverKind, CliError> {
+    let default_solver = if sla_objective { "sla" } else { "milp" };
+    let solver: SolverKind = a
+        .solver
+        .solver
+        .as_deref()
+        .unwrap_or(default_solver)
+        .parse()?;
+    if !matches!(solver, SolverKind::Milp | SolverKind::Sla) {
+        return Err(CliError::Input(Error::Invalid(format!(
+            "replan: --solver {solver} has no re-planner; use milp or sla"
+        ))));
+    }
+    if !(0.0..1.0).contains(&a.load_slack) {
+        return Err(CliError::Input(Error::Invalid(format!(
+            "--load-slack {} must be in [0, 1)",
+            a.load_slack
+        ))));
+    }
+    Ok(solver)
+}
+
+/// The re-plan's options: the plan options and check the flags give for the new scenario,
+/// the slacks, and (under min-gpus, the old scenario known) the rates every model keeps.
+fn replan_options(
+    a: &Args,
+    scenario: &Scenario,
+    old: Option<&Scenario>,
+) -> Result<ReplanOptions, CliError> {
+    // The objective the new scenario asks for unless told: rates → min-gpus, shares →
+    // max-load.
+    let mut plan = a.flags.options(scenario, a.highs.threads)?;
+    a.check.apply(&mut plan)?;
+    // Under min-gpus every model keeps min(old rate, new rate); under max-load, min(its
+    // rate in the current plan, in the target) (the re-planner's default).
+    let required = match (plan.objective, scenario.rates()) {
+        (Objective::MinGpus, Some(new_rates)) => old
+            .and_then(|o| old_rates(o, scenario))
+            .map(|o| o.iter().zip(&new_rates).map(|(a, b)| a.min(*b)).collect()),
+        _ => None,
+    };
+    Ok(ReplanOptions {
+        plan,
+        spare_gpus: a.spare_gpus,
+        gpu_slack: a.gpu_slack,
+        required,
+        load_slack: a.load_slack,
+    })
 }
 
 /// The re-plan, with its target's check by simulation: always with the sla solver (its loop

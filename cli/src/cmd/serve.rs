@@ -508,7 +508,6 @@ pub fn render_compare(
     meta: &RunMeta,
     ovh: ServerCost,
 ) -> String {
-    use crate::out::table;
     let mut o = format!(
         "{} served under {} ({} placement, {} queries, warm-up {:.0}%): measured against the simulator on the same trace\n",
         meta.arrivals,
@@ -525,6 +524,15 @@ pub fn render_compare(
         ovh.occupancy_ms, ovh.latency_ms
     );
     o += "\nlatency, ms (relative error of the prediction)\n";
+    o += &latency_table(c);
+    o += "\nutilisation per instance, %\n";
+    o += &utilisation_table(c);
+    o
+}
+
+/// Measured p50/p95/p99 latency per model beside each prediction's, with its relative
+/// error (models without latencies left out).
+fn latency_table(c: &migopt_server::compare::Comparison) -> String {
     let mut head = vec!["model".to_string(), "measured p50/p95/p99".to_string()];
     for p in &c.predictions {
         head.push(format!("{} p50/p95/p99", p.name));
@@ -540,24 +548,32 @@ pub fn render_compare(
         ];
         for p in &c.predictions {
             row.push(match lat(&p.report, m) {
-                Some(v) => (0..3)
-                    .map(|k| {
-                        format!(
-                            "{:.2} ({:+.0}%)",
-                            v[k],
-                            100.0 * migopt_server::compare::rel_err(v[k], meas[k])
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" / "),
+                Some(v) => predicted_latencies(v, meas),
                 None => "-".into(),
             });
         }
         rows.push(row);
     }
     let h: Vec<&str> = head.iter().map(String::as_str).collect();
-    o += &table(&h, &rows);
-    o += "\nutilisation per instance, %\n";
+    crate::out::table(&h, &rows)
+}
+
+/// Predicted p50/p95/p99 `v`, each with its relative error against the measured `meas`.
+fn predicted_latencies(v: [f64; 3], meas: [f64; 3]) -> String {
+    (0..3)
+        .map(|k| {
+            format!(
+                "{:.2} ({:+.0}%)",
+                v[k],
+                100.0 * migopt_server::compare::rel_err(v[k], meas[k])
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+/// Measured utilisation per instance beside each prediction's.
+fn utilisation_table(c: &migopt_server::compare::Comparison) -> String {
     let mut head = vec!["instance".to_string(), "measured".to_string()];
     head.extend(c.predictions.iter().map(|p| p.name.clone()));
     let rows: Vec<Vec<String>> = c
@@ -582,6 +598,5 @@ pub fn render_compare(
         })
         .collect();
     let h: Vec<&str> = head.iter().map(String::as_str).collect();
-    o += &table(&h, &rows);
-    o
+    crate::out::table(&h, &rows)
 }

@@ -262,32 +262,17 @@ pub fn render_sim(r: &SimReport) -> String {
         est(&r.throughput_qps, 1),
         est(&r.sla_violation_rate.scaled(100.0), 3)
     );
-    let rows: Vec<Vec<String>> = r
-        .models
-        .iter()
-        .map(|m| {
-            let l = m.latency_ms.as_ref();
-            let g = |f: fn(&migopt_models::report::LatencySummary) -> &Estimate| {
-                l.map(|l| est(f(l), 2)).unwrap_or("-".into())
-            };
-            vec![
-                m.model.to_string(),
-                format!("{:.1}", m.sla_ms),
-                g(|l| &l.p50),
-                g(|l| &l.p95),
-                g(|l| &l.p99),
-                g(|l| &l.p999),
-                format!("{:.3}", m.sla_violation_rate.mean * 100.0),
-                format!("{:.3}", m.drop_rate.mean * 100.0),
-                est(&m.throughput_qps, 1),
-                format!(
-                    "{:.2}/{:.0}",
-                    m.queue_length.p50.mean, m.queue_length.p99.mean
-                ),
-            ]
-        })
-        .collect();
-    o += &table(
+    o += &model_table(r);
+    o += "\n";
+    o += &gpu_table(r);
+    o
+}
+
+/// The per-model table of a simulation: latency percentiles, violations, drops,
+/// throughput and queue length.
+fn model_table(r: &SimReport) -> String {
+    let rows: Vec<Vec<String>> = r.models.iter().map(model_row).collect();
+    table(
         &[
             "model",
             "SLA ms",
@@ -301,8 +286,35 @@ pub fn render_sim(r: &SimReport) -> String {
             "queue p50/p99",
         ],
         &rows,
-    );
-    o += "\n";
+    )
+}
+
+/// One model's row of [`model_table`].
+fn model_row(m: &migopt_models::report::ModelReport) -> Vec<String> {
+    let l = m.latency_ms.as_ref();
+    let g = |f: fn(&migopt_models::report::LatencySummary) -> &Estimate| {
+        l.map(|l| est(f(l), 2)).unwrap_or("-".into())
+    };
+    vec![
+        m.model.to_string(),
+        format!("{:.1}", m.sla_ms),
+        g(|l| &l.p50),
+        g(|l| &l.p95),
+        g(|l| &l.p99),
+        g(|l| &l.p999),
+        format!("{:.3}", m.sla_violation_rate.mean * 100.0),
+        format!("{:.3}", m.drop_rate.mean * 100.0),
+        est(&m.throughput_qps, 1),
+        format!(
+            "{:.2}/{:.0}",
+            m.queue_length.p50.mean, m.queue_length.p99.mean
+        ),
+    ]
+}
+
+/// The per-GPU table of a simulation: utilisation and each instance's, fitted to the
+/// terminal.
+fn gpu_table(r: &SimReport) -> String {
     let rows: Vec<Vec<String>> = r
         .gpus
         .iter()
@@ -328,12 +340,11 @@ pub fn render_sim(r: &SimReport) -> String {
             ]
         })
         .collect();
-    o += &table_fit(
+    table_fit(
         &["GPU", "util %", "instances (utilisation)"],
         &rows,
         term_width(),
-    );
-    o
+    )
 }
 
 pub fn run_capacity(a: CapacityArgs) -> Result<(), CliError> {
