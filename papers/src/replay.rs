@@ -90,12 +90,12 @@ impl DiurnalLoad {
                 ));
             }
             let mut row = Vec::new();
-            for j in 1..cols.len() {
+            for (j, col) in cols.iter().enumerate().skip(1) {
                 let v = num(j)?;
                 if !(0.0..=1e3).contains(&v) {
                     return Err(Error::field(
                         at.clone(),
-                        cols[j].clone(),
+                        col.clone(),
                         format!("{v} must be a factor in [0, 1000]"),
                     ));
                 }

@@ -26,7 +26,7 @@ pub enum Policy {
     /// A dispatch-at-arrival scheduler (ELSA, JSQ, ...).
     AtArrival(Box<Dispatcher>),
     /// FIFS: queries wait centrally; an instance that goes idle takes the oldest it can run.
-    Central(Fifs),
+    Central(Box<Fifs>),
 }
 
 /// Timing knobs of the loop.

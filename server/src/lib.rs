@@ -159,7 +159,7 @@ impl Session {
                 ServingMode::QueryBatches,
             )?))
         } else {
-            Policy::Central(Fifs::new(&self.plan, &self.scenario)?)
+            Policy::Central(Box::new(Fifs::new(&self.plan, &self.scenario)?))
         };
         frontend::run(&mut self.pool, &self.insts, trace, policy, self.timing)
     }

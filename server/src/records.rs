@@ -330,7 +330,7 @@ mod tests {
     #[test]
     fn overhead_percentiles() {
         let recs: Vec<_> = (0..100).map(rec).collect();
-        let o = overhead(&recs, &vec![true; 100], &vec![true; 100]);
+        let o = overhead(&recs, &[true; 100], &[true; 100]);
         assert_eq!(o.at_arrival, 100);
         assert!((o.lag_us_p99 - 10.0).abs() < 1e-6, "{o:?}");
         assert!((o.round_trip_us_p50.unwrap() - 10.0).abs() < 1e-6);

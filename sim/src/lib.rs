@@ -332,12 +332,12 @@ fn check_model_rates(scenario: &Scenario, rates_qps: &[f64]) -> Result<(), Error
     check_rate(rates_qps.iter().sum(), "total arrival rate")
 }
 
+/// A trace's queries by model index, and the (model, batch) classes it uses.
+type ResolvedTrace = (Vec<TraceQ>, BTreeSet<(u32, u32)>);
+
 /// A trace's records resolved to model indices, checked (known models, non-negative times
 /// that never go backwards, batches ≥ 1), and the (model, batch) classes it uses.
-fn resolve_trace(
-    scenario: &Scenario,
-    recs: &[TraceRecord],
-) -> Result<(Vec<TraceQ>, BTreeSet<(u32, u32)>), Error> {
+fn resolve_trace(scenario: &Scenario, recs: &[TraceRecord]) -> Result<ResolvedTrace, Error> {
     if recs.is_empty() {
         return Err(Error::Invalid("the trace has no queries".into()));
     }

@@ -503,10 +503,10 @@ fn candidate_rows(
     width: usize,
 ) -> Rows<Cand> {
     let n_rows = elig.off.len() - 1;
-    let mut off = vec![0u32; n_rows + 1];
+    let mut off = Vec::with_capacity(n_rows + 1);
     let mut cands = Vec::new();
     for row in 0..n_rows {
-        off[row] = cands.len() as u32;
+        off.push(cands.len() as u32);
         let b = row % width;
         let mut seen = BTreeSet::new();
         let mut list: Vec<Cand> = Vec::new();
@@ -527,7 +527,7 @@ fn candidate_rows(
         list.sort_by_key(|c| (c.compute, c.tree_off));
         cands.extend(list);
     }
-    off[n_rows] = cands.len() as u32;
+    off.push(cands.len() as u32);
     Rows { off, items: cands }
 }
 

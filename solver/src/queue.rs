@@ -255,7 +255,7 @@ fn decay_rate(classes: &[Class], lam: f64, c: f64, mean: f64) -> (f64, f64) {
             break;
         }
         let next = t - v / d;
-        if !(next > 0.0) || (t - next).abs() <= 1e-12 * t {
+        if next.is_nan() || next <= 0.0 || (t - next).abs() <= 1e-12 * t {
             t = next.max(t * 0.5);
             break;
         }

@@ -290,7 +290,7 @@ fn plan_pools(scenario: &Scenario, plan: &Plan, d: &LoadData) -> Result<Network,
         let n: Vec<f64> = mine.iter().map(|g| g.n as f64).collect();
         let y = balance(&classes, &n);
         // Per class and choice: (weight, latency).
-        let split = |(w, choice): &(f64, Vec<(usize, f64)>)| -> Vec<(usize, f64, f64)> {
+        let split = |(w, choice): &ClassChoice| -> Vec<(usize, f64, f64)> {
             let total: f64 = choice.iter().map(|&(i, _)| y[i]).sum();
             choice
                 .iter()
@@ -350,13 +350,17 @@ fn plan_pools(scenario: &Scenario, plan: &Plan, d: &LoadData) -> Result<Network,
     Ok(net)
 }
 
+/// A query class's weight (queries per unit of total rate) and the groups it may go to,
+/// each with its latency there.
+type ClassChoice = (f64, Vec<(usize, f64)>);
+
 /// Each class of a model: its weight (queries per unit of total rate) and the groups it
 /// may go to, with its latency there (see [`plan_pools`]).
 fn choices(
     model: &crate::data::LoadModel,
     mine: &[Group],
     sla: f64,
-) -> Result<Vec<(f64, Vec<(usize, f64)>)>, Error> {
+) -> Result<Vec<ClassChoice>, Error> {
     let mut classes = Vec::new();
     for c in &model.classes {
         let elig: Vec<(usize, f64)> = mine
@@ -388,9 +392,9 @@ fn choices(
 }
 
 /// Groups joined by the classes they share (connected components).
-fn components(classes: &[(f64, Vec<(usize, f64)>)], n: usize) -> Vec<Vec<usize>> {
+fn components(classes: &[ClassChoice], n: usize) -> Vec<Vec<usize>> {
     let mut root: Vec<usize> = (0..n).collect();
-    fn find(r: &mut Vec<usize>, i: usize) -> usize {
+    fn find(r: &mut [usize], i: usize) -> usize {
         let mut i = i;
         while r[i] != i {
             r[i] = r[r[i]];
@@ -425,7 +429,7 @@ fn components(classes: &[(f64, Vec<(usize, f64)>)], n: usize) -> Vec<Vec<usize>>
 /// proportion to y equalises the groups' utilisations (work per instance) as far as the
 /// choices allow: multiplicative updates towards the mean utilisation. `classes`: (weight,
 /// [(group, latency)]); `n`: instances per group.
-fn balance(classes: &[(f64, Vec<(usize, f64)>)], n: &[f64]) -> Vec<f64> {
+fn balance(classes: &[ClassChoice], n: &[f64]) -> Vec<f64> {
     let mut y: Vec<f64> = n.to_vec();
     let total_n: f64 = n.iter().sum();
     for _ in 0..BALANCE_ROUNDS {
@@ -437,7 +441,7 @@ fn balance(classes: &[(f64, Vec<(usize, f64)>)], n: &[f64]) -> Vec<f64> {
             }
         }
         let mean = work.iter().sum::<f64>() / total_n;
-        if !(mean > 0.0) {
+        if mean.is_nan() || mean <= 0.0 {
             break;
         }
         let mut moved = 0.0f64;

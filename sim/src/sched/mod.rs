@@ -58,8 +58,9 @@ pub enum SchedulerKind {
     /// ([`SchedulerKind::elsa_rule`]).
     Elsa,
     /// ELSA as first reconstructed from the paper's description (Kim, Choi and Rhu, DAC
-    /// 2022): the SMALLEST instance size whose estimated finish meets the deadline (arrival
-    /// + SLA), ties to the earliest finish; if none meets it, the earliest finish overall.
+    /// 2022): the SMALLEST instance size whose estimated finish meets the deadline
+    /// (arrival + SLA), ties to the earliest finish; if none meets it, the earliest finish
+    /// overall.
     /// Kept so that the reconstruction stays reproducible ([`rules::elsa_greedy`]).
     ElsaGreedy,
     /// ELSA with a deadline margin: the smallest size whose estimated finish is within

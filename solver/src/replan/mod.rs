@@ -203,6 +203,9 @@ pub struct Replan {
     pub transition: Transition,
 }
 
+/// A target's GPUs, and what happens to every GPU used before or after.
+pub(super) type Fates = (Vec<GpuPlan>, Vec<GpuChange>);
+
 /// A GPU configuration of the current plan: its instances as (size, start, model), sorted.
 type Config = Vec<(usize, u32, Option<usize>)>;
 
@@ -716,10 +719,10 @@ pub(super) fn transition_to(
     cap: &dyn transition::Capacity,
     names: &[String],
     slots: u32,
-    (gpus, changes): (Vec<GpuPlan>, Vec<GpuChange>),
+    (gpus, changes): Fates,
     required: &[f64],
     spare_gpus: u32,
-) -> Result<((Vec<GpuPlan>, Vec<GpuChange>), Transition), Error> {
+) -> Result<(Fates, Transition), Error> {
     let t = safe_transition(cap, names, slots, &changes, required, spare_gpus)?;
     Ok((apply_swaps(gpus, changes, &t.swaps), t))
 }
@@ -980,7 +983,7 @@ pub(super) fn target(
     cur: &Current,
     current: &Plan,
     s: &Solved<'_>,
-) -> (Vec<GpuPlan>, Vec<GpuChange>) {
+) -> Fates {
     let before: BTreeMap<u32, Vec<Assignment>> = current
         .gpus
         .iter()
@@ -1082,11 +1085,7 @@ fn fates(
 
 /// Moves each swapped GPU's new layout to the idle GPU that took it: (g, s) leaves g idle
 /// (freed) and s in use (added).
-fn apply_swaps(
-    mut gpus: Vec<GpuPlan>,
-    mut changes: Vec<GpuChange>,
-    swaps: &[(u32, u32)],
-) -> (Vec<GpuPlan>, Vec<GpuChange>) {
+fn apply_swaps(mut gpus: Vec<GpuPlan>, mut changes: Vec<GpuChange>, swaps: &[(u32, u32)]) -> Fates {
     for &(g, s) in swaps {
         let layout = changes
             .iter()

@@ -112,11 +112,11 @@ fn build(inp: &Input<'_>, lambda: f64) -> (Builder, Model) {
                 .collect()
         })
         .collect();
-    for m in 0..d.models.len() {
-        for k in 0..nk {
-            pool(&mut b, inp, &keep, &e[m], new[m][k], (m, k), lambda);
+    for (m, (em, newm)) in e.iter().zip(&new).enumerate() {
+        for (k, &v) in newm.iter().enumerate() {
+            pool(&mut b, inp, &keep, em, v, (m, k), lambda);
         }
-        gpcs(&mut b, inp, &e[m], m, lambda);
+        gpcs(&mut b, inp, em, m, lambda);
     }
     // supply, and count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ N
     let cuts = new_cuts(&mut b, &d.sizes, keep, new, d.gpus);
@@ -301,7 +301,7 @@ fn scratch_start(b: &Builder, inp: &Input<'_>, m: &Model, scratch: &Plan) -> Vec
     let (per_layout, counts) = plan_counts(&d.sizes, &names, scratch);
     let mut cols = vec![0.0; b.num_vars()];
     for (mi, model) in d.models.iter().enumerate() {
-        for k in 0..d.sizes.profiles.len() {
+        for (k, &count) in counts[mi].iter().enumerate() {
             let served: Vec<usize> = scratch
                 .routes
                 .iter()
@@ -321,7 +321,7 @@ fn scratch_start(b: &Builder, inp: &Input<'_>, m: &Model, scratch: &Plan) -> Vec
                 cols[v.col] = 1.0;
             }
             if let Some(v) = m.cuts.new[mi][k] {
-                cols[v.col] = counts[mi][k] as f64;
+                cols[v.col] = count as f64;
             }
         }
     }
@@ -349,6 +349,19 @@ fn solve_at(
     }
 }
 
+/// What the tier-2b search found.
+struct MostLoad {
+    /// The largest breakpoint λ at which the tiers before still fit (λ_f when none above it
+    /// does).
+    lambda: f64,
+    /// The status of the worst search step.
+    status: SolveStatus,
+    /// Wall time of the whole search, seconds.
+    seconds: f64,
+    /// The solution at λ, if a breakpoint above λ_f fits.
+    solved: Option<(Outcome, Model)>,
+}
+
 /// Tier 2b: the largest breakpoint λ in [λ_f, λ*] at which the tiers before still fit, and
 /// the solution there (λ_f itself when no breakpoint above it does); the status is that of
 /// the worst search step, the seconds those of the whole search.
@@ -358,7 +371,7 @@ fn most_load(
     opts: &PlanOptions,
     fixed: &[(Goal, f64)],
     from: &Start<'_>,
-) -> Result<(f64, SolveStatus, f64, Option<(Outcome, Model)>), Error> {
+) -> Result<MostLoad, Error> {
     let mut points: Vec<f64> = slaload::breakpoints(inp.cands)
         .into_iter()
         .filter(|&x| x > inp.floor && x <= top * (1.0 + 1e-12))
@@ -376,9 +389,15 @@ fn most_load(
         Ok(r)
     })?;
     let seconds = t0.elapsed().as_secs_f64();
-    Ok(match found {
-        Some((i, r)) => (points[i], status, seconds, Some(r)),
-        None => (inp.floor, status, seconds, None),
+    let (lambda, solved) = match found {
+        Some((i, r)) => (points[i], Some(r)),
+        None => (inp.floor, None),
+    };
+    Ok(MostLoad {
+        lambda,
+        status,
+        seconds,
+        solved,
     })
 }
 
@@ -402,10 +421,10 @@ fn solve_tiers(
         scratch,
         |g, fixed, from| {
             if g == Goal::Load {
-                let (l, status, seconds, r) = most_load(inp, top, opts, fixed, &from)?;
-                lambda.set(l);
-                load_status.set((status, seconds));
-                if let Some(r) = r {
+                let found = most_load(inp, top, opts, fixed, &from)?;
+                lambda.set(found.lambda);
+                load_status.set((found.status, found.seconds));
+                if let Some(r) = found.solved {
                     return Ok(r);
                 }
             }
