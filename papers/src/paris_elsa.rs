@@ -438,7 +438,7 @@ fn measure_cell(
     let base = base.or(capacity.as_ref().map(|c| c.capacity_qps.mean));
     let at = |f: f64, drop_late: bool| -> Option<Point> {
         let rate = base? * f;
-        if !(rate > 0.0) {
+        if rate.is_nan() || rate <= 0.0 {
             return None;
         }
         let mut c = sim_config(opts, sched, rate);

@@ -303,7 +303,7 @@ fn claims(tag: &str, v: &Verdict) -> Vec<Claim> {
         },
         Claim {
             text: format!("{tag}: no model falls below its required capacity during a transition"),
-            holds: !(v.min_kept < 1.0 - 1e-9),
+            holds: v.min_kept >= 1.0 - 1e-9 || v.min_kept.is_nan(),
         },
     ]
 }
