@@ -3,7 +3,7 @@
 use super::common::{load_scenario, CheckFlags, HighsFlags, ObjectiveFlag, PlanFlags, SolverFlag};
 use super::{to_json, CliError};
 use crate::out::{slot_bar, table, table_fit, term_width, write_all};
-use migopt_models::{GpuPlan, GpuSpec, Layout, Objective, Placement, Plan, Scenario, SolveStatus};
+use migopt_models::{GpuPlan, GpuSpec, Layout, Objective, Plan, Scenario, SolveStatus};
 use migopt_solver::SolverKind;
 use std::path::PathBuf;
 
@@ -268,13 +268,7 @@ fn summary(plan: &Plan, s: &Scenario) -> Result<String, CliError> {
 /// One GPU's row: its index, its memory-slot bar and its instances, lettered A, B, C... in
 /// the bar and listed in the same order.
 fn gpu_row(gpu: &GpuSpec, g: &GpuPlan) -> Result<Vec<String>, CliError> {
-    let layout = Layout::new(
-        gpu,
-        g.layout
-            .iter()
-            .map(|a| Placement::new(a.profile.clone(), a.start))
-            .collect(),
-    )?;
+    let layout = Layout::new(gpu, g.placements())?;
     let letter = |k: usize| (b'A' + (k as u8 % 26)) as char;
     let bar = slot_bar(gpu, &layout, letter);
     let list = layout
