@@ -28,13 +28,14 @@
 //! min(λ_old·s_old,m, λ_target·s_new,m) during every step (never more than it has before
 //! the first step).
 
+use super::current::{read_types, Current};
+use super::cuts::{first_pattern, keep_vars, new_cuts, Cuts};
+use super::handover::{count_instances, transition_to};
+use super::target::{assemble, target, Solved};
+use super::tiers::LoadGoal as Goal;
+use super::tiers::{lexicographic, proven_status, tier_order, tier_report, Start};
 use super::transition::Capacity;
-use super::LoadGoal as Goal;
-use super::{
-    assemble, count_instances, first_pattern, keep_vars, lexicographic, new_cuts, proven_status,
-    read_types, target, tier_order, tier_report, transition_to, Current, Cuts, ReplanOptions,
-    Solved, Start, Tier,
-};
+use super::{ReplanOptions, Tier};
 use crate::data::{self, LoadData};
 use crate::fluid::{self, add_routing, load_on, Routing};
 use crate::maxload::instances;

@@ -37,12 +37,13 @@
 //! form one pool at its best point), never more than the current plan gives it there (a
 //! fluid current plan may hold less under the queueing model than its provisioned rate).
 
+use super::current::{read_types, Current};
+use super::cuts::{keep_vars, new_cuts, plan_counts, Cuts};
+use super::handover::{count_instances, required, transition_to};
+use super::target::{assemble, target, target_plan, Solved};
+use super::tiers::{lexicographic, proven_status, solve_tier, tier_order, tier_report, Start};
 use super::transition::Capacity;
-use super::{
-    assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts, proven_status,
-    read_types, required, solve_tier, target, target_plan, tier_order, tier_report, transition_to,
-    Current, Cuts, ReplanOptions, Solved, Start, Tier,
-};
+use super::{ReplanOptions, Tier};
 use crate::data::{self, RateData};
 use crate::milp::{lin, Builder, Failure, Outcome, Var};
 use crate::planner::Job;

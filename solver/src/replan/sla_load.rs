@@ -57,13 +57,15 @@
 //! one pool, carry s_m·(best chain's λ). Never more than the current plan carries under this
 //! model (a fluid current plan may carry less here than its provisioned rate).
 
+use super::current::{read_types, Current};
+use super::cuts::{keep_vars, new_cuts, plan_counts, Cuts};
+use super::handover::{count_instances, transition_to};
+use super::sla::kept_counts;
+use super::target::{assemble, target, Solved};
+use super::tiers::LoadGoal as Goal;
+use super::tiers::{lexicographic, proven_status, solve_tier, tier_order, tier_report, Start};
 use super::transition::Capacity;
-use super::LoadGoal as Goal;
-use super::{
-    assemble, count_instances, keep_vars, lexicographic, new_cuts, plan_counts, proven_status,
-    read_types, sla::kept_counts, solve_tier, target, tier_order, tier_report, transition_to,
-    Current, Cuts, ReplanOptions, Solved, Start, Tier,
-};
+use super::{ReplanOptions, Tier};
 use crate::data::{self, LoadData};
 use crate::milp::{lin, Builder, Failure, Outcome, Var};
 use crate::planner::{Job, LoadPlan};

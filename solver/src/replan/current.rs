@@ -1,0 +1,73 @@
+//! The current plan in the new scenario's terms: its GPUs grouped into types (same layout
+//! and assignment), with each type's GPU indices and capacity per model.
+
+use crate::data::RateData;
+use migopt_models::{Error, Plan};
+use std::collections::BTreeMap;
+
+/// A GPU configuration of the current plan: its instances as (size, start, model), sorted.
+type Config = Vec<(usize, u32, Option<usize>)>;
+
+/// The current plan in the new scenario's terms.
+pub(super) struct Current {
+    /// Per type: the configuration, the GPU indices that have it, capacity per model.
+    pub types: Vec<(Config, Vec<u32>, Vec<f64>)>,
+    /// GPU slots of the current plan (used or not).
+    pub slots: u32,
+}
+
+/// The current plan's GPU types under the scenario's sizes, models and throughputs.
+pub(super) fn read_current(d: &RateData, current: &Plan) -> Result<Current, Error> {
+    read_types(&d.sizes, &d.names(), current, &|m, k| d.throughput(m, k))
+}
+
+/// The current plan's GPU types under these sizes and models; `cap(m, k)`: requests/s one
+/// instance of size k serves for model m.
+pub(super) fn read_types(
+    sizes: &crate::data::Sizes,
+    names: &[String],
+    current: &Plan,
+    cap: &dyn Fn(usize, usize) -> f64,
+) -> Result<Current, Error> {
+    let mut by: BTreeMap<Config, Vec<u32>> = BTreeMap::new();
+    for g in &current.gpus {
+        if g.layout.is_empty() {
+            continue;
+        }
+        let mut cfg: Config = Vec::new();
+        for a in &g.layout {
+            let k = sizes.index(a.profile.as_str()).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "current plan, GPU {}: profile {} is not usable under the layout rules (usable: {})",
+                    g.index,
+                    a.profile,
+                    sizes.names()
+                ))
+            })?;
+            let m = names.iter().position(|x| x.as_str() == a.model.as_str());
+            cfg.push((k, a.start, m));
+        }
+        cfg.sort();
+        by.entry(cfg).or_default().push(g.index);
+    }
+    let types = by
+        .into_iter()
+        .map(|(cfg, gpus)| {
+            let mut c = vec![0.0; names.len()];
+            for &(k, _, m) in &cfg {
+                if let Some(m) = m {
+                    c[m] += cap(m, k);
+                }
+            }
+            (cfg, gpus, c)
+        })
+        .collect();
+    let slots = current
+        .gpus
+        .iter()
+        .map(|g| g.index + 1)
+        .max()
+        .unwrap_or(0)
+        .max(current.gpus.len() as u32);
+    Ok(Current { types, slots })
+}
