@@ -341,31 +341,32 @@ fn resolve_trace(scenario: &Scenario, recs: &[TraceRecord]) -> Result<ResolvedTr
     if recs.is_empty() {
         return Err(Error::Invalid("the trace has no queries".into()));
     }
-    let mut trace = Vec::new();
+    let mut trace = Vec::with_capacity(recs.len());
     let mut extra = BTreeSet::new();
     let mut last = 0.0;
     for (k, r) in recs.iter().enumerate() {
-        let at = format!("trace record {}", k + 1);
+        // The message is only formatted for a record that fails a check.
+        let bad = |what: String| Error::Invalid(format!("trace record {}: {what}", k + 1));
         let Some(m) = scenario.models.iter().position(|x| x.name == r.model) else {
-            return Err(Error::Invalid(format!(
-                "{at}: model `{}` is not in scenario `{}`",
+            return Err(bad(format!(
+                "model `{}` is not in scenario `{}`",
                 r.model, scenario.name
             )));
         };
         if !(r.arrival_ms.is_finite() && r.arrival_ms >= 0.0) {
-            return Err(Error::Invalid(format!(
-                "{at}: arrival_ms {} must be a non-negative time",
+            return Err(bad(format!(
+                "arrival_ms {} must be a non-negative time",
                 r.arrival_ms
             )));
         }
         if r.arrival_ms < last {
-            return Err(Error::Invalid(format!(
-                "{at}: arrival_ms {} is before the previous record's {last}: time must not go backwards",
+            return Err(bad(format!(
+                "arrival_ms {} is before the previous record's {last}: time must not go backwards",
                 r.arrival_ms
             )));
         }
         if r.batch == 0 {
-            return Err(Error::Invalid(format!("{at}: batch must be at least 1")));
+            return Err(bad("batch must be at least 1".into()));
         }
         last = r.arrival_ms;
         extra.insert((m as u32, r.batch));
