@@ -246,7 +246,11 @@ pub fn enumerate_maximal(gpu: &GpuSpec, rules: LayoutRules) -> Vec<Layout> {
             Layout::new(gpu, instances).expect("catalogue profiles exist")
         })
         .collect();
-    layouts.sort_by_key(|l| layout_sort_key(gpu, l));
+    // petgraph returns the cliques in hash order; the instances break the key's ties (a 1g
+    // beside a 1g+me at the same starts), so the order is the same in every run.
+    layouts.sort_by(|a, b| {
+        (layout_sort_key(gpu, a), &a.instances).cmp(&(layout_sort_key(gpu, b), &b.instances))
+    });
     layouts.dedup();
     layouts
 }
@@ -281,6 +285,20 @@ mod tests {
 
     fn gpu(name: &str) -> &'static GpuSpec {
         Catalogue::builtin().gpu(name).unwrap()
+    }
+
+    /// petgraph hands the cliques back in hash order, which differs between calls; the
+    /// enumeration must not (plans and MILP columns follow its order).
+    #[test]
+    fn enumeration_order_is_the_same_in_every_call() {
+        let rules = LayoutRules {
+            all_profiles: true,
+            pre_r510: true,
+        };
+        let first = enumerate_maximal(gpu("A100-80GB"), rules);
+        for _ in 0..8 {
+            assert_eq!(enumerate_maximal(gpu("A100-80GB"), rules), first);
+        }
     }
 
     #[test]
