@@ -5,7 +5,7 @@
 
 use crate::data::LoadData;
 use crate::milp::{lin, Builder, Control, Sense, Var};
-use good_lp::constraint::{eq, leq};
+use good_lp::constraint;
 use good_lp::Expression;
 use migopt_models::{Error, ModelRate, Route};
 
@@ -44,7 +44,8 @@ pub(crate) fn add_routing(b: &mut Builder, d: &LoadData) -> Routing {
     for (mi, m) in d.models.iter().enumerate() {
         for (ci, c) in m.classes.iter().enumerate() {
             let served = lin(x[mi][ci].iter().flatten().map(|&v| (1.0, v)));
-            b.push(eq(served, lin([(m.share * c.prob, lambda)])));
+            let demand = lin([(m.share * c.prob, lambda)]);
+            b.push(constraint!(served == demand));
         }
     }
     Routing { lambda, x }
@@ -136,7 +137,7 @@ pub(crate) fn evaluate(
         for k in 0..d.sizes.profiles.len() {
             let n = counts.get(m).and_then(|c| c.get(k)).copied().unwrap_or(0) as f64;
             let load = load_on(d, &r, m, k);
-            b.push(leq(load, d.rho * n));
+            b.push(constraint!(load <= d.rho * n));
         }
     }
     let ctl = Control::lp(threads);

@@ -19,7 +19,7 @@ use crate::milp::{self, lin, Builder, Failure, Outcome, Sense, Var};
 use crate::pack::assign;
 use crate::supply::{self, Supply};
 use crate::{Encoding, PlanOptions};
-use good_lp::constraint::leq;
+use good_lp::constraint;
 use good_lp::Expression;
 use migopt_models::{Error, GpuPlan, SolveReport, SolveStatus};
 
@@ -51,11 +51,12 @@ pub(crate) fn instances(b: &mut Builder, d: &LoadData) -> Vec<Vec<Option<Var>>> 
 fn capacity(b: &mut Builder, d: &LoadData, r: &Routing, n: &[Vec<Option<Var>>]) {
     for (m, nm) in n.iter().enumerate() {
         for (k, v) in nm.iter().enumerate() {
-            let rhs = match v {
+            let rho_n = match v {
                 Some(v) => lin([(d.rho, *v)]),
                 None => Expression::from(0.0),
             };
-            b.push(leq(load_on(d, r, m, k), rhs));
+            let load = load_on(d, r, m, k);
+            b.push(constraint!(load <= rho_n));
         }
     }
 }

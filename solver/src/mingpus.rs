@@ -29,7 +29,7 @@ use crate::milp::{lin, Builder, Outcome, Sense, Var};
 use crate::pack::assign;
 use crate::supply::{self, Supply};
 use crate::{Encoding, PlanOptions};
-use good_lp::constraint::geq;
+use good_lp::constraint;
 use good_lp::Expression;
 use migopt_models::{Error, GpuPlan, ModelRate, SolveReport, SolveStatus};
 
@@ -71,7 +71,7 @@ pub(crate) fn served(d: &RateData, n: &[Vec<Option<Var>>], m: usize) -> Expressi
 /// `cover  Σ_k T_m(k)·n[m,k] ≥ r_m   ∀ m`
 fn cover(b: &mut Builder, d: &RateData, n: &[Vec<Option<Var>>]) {
     for (mi, m) in d.models.iter().enumerate() {
-        b.push(geq(served(d, n, mi), m.rate));
+        b.push(constraint!(served(d, n, mi) >= m.rate));
     }
 }
 
@@ -85,13 +85,11 @@ fn knapsack_cuts(b: &mut Builder, d: &RateData, n: &[Vec<Option<Var>>], gpus: Ex
             .iter()
             .enumerate()
             .filter_map(|(k, v)| Some((d.sizes.profiles[k].compute as f64, (*v)?))));
-        b.push(geq(used, m.min_gpcs as f64));
+        b.push(constraint!(used >= m.min_gpcs as f64));
     }
     let total: u32 = d.models.iter().map(|m| m.min_gpcs).sum();
-    b.push(geq(
-        gpus,
-        (total as f64 / d.sizes.gpu.compute_slices as f64).ceil(),
-    ));
+    let least = (total as f64 / d.sizes.gpu.compute_slices as f64).ceil();
+    b.push(constraint!(gpus >= least));
 }
 
 /// GPCs of all instances: Σ compute_k·n[m,k].
@@ -220,7 +218,7 @@ pub(crate) fn pack_counts(
         .collect();
     for (k, &nk) in need.iter().enumerate() {
         let offer = lin(y.iter().map(|&(l, v)| (sizes.count[l][k] as f64, v)));
-        b.push(geq(offer, nk));
+        b.push(constraint!(offer >= nk));
     }
     let out = b
         .solve(Sense::Minimise, lin(y.iter().map(|&(_, v)| (1.0, v))), ctl)
@@ -410,11 +408,9 @@ fn bound_cuts(
     bound: &decomp::Bound,
     weight: f64,
 ) {
-    b.push(geq(gpus, bound.gpus as f64));
-    b.push(geq(
-        objective,
-        weight * bound.gpus as f64 + bound.gpcs as f64,
-    ));
+    let (big, g, p) = (weight, bound.gpus as f64, bound.gpcs as f64);
+    b.push(constraint!(gpus >= g));
+    b.push(constraint!(objective >= big * g + p));
 }
 
 /// The MILP, from the better start (the bound's packing or LP rounding), with the bound as

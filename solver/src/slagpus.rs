@@ -42,7 +42,7 @@ use crate::pack::assign;
 use crate::planner::{Job, RatePlan};
 use crate::queue::Pool;
 use crate::supply::{self, Supply};
-use good_lp::constraint::{geq, leq};
+use good_lp::constraint;
 use good_lp::Expression;
 use migopt_models::{Curve, Error, ModelRate, Scenario, SolveReport};
 
@@ -285,9 +285,10 @@ fn build(job: &Job<RateData>, opts: &[Vec<Vec<PoolOption>>], max_gpus: u32) -> (
     let z = pool_vars(&mut b, opts);
     for (m, zm) in z.iter().enumerate() {
         let served = lin(zm.iter().flatten().map(|&(o, v)| (o.rate, v)));
-        b.push(geq(served, d.models[m].rate));
+        b.push(constraint!(served >= d.models[m].rate));
         for zk in zm {
-            b.push(leq(lin(zk.iter().map(|&(_, v)| (1.0, v))), 1.0));
+            let pools = lin(zk.iter().map(|&(_, v)| (1.0, v)));
+            b.push(constraint!(pools <= 1.0));
         }
     }
     let nk = d.sizes.profiles.len();

@@ -54,7 +54,7 @@ use crate::pack::assign;
 use crate::planner::{Job, LoadPlan};
 use crate::queue::Pool;
 use crate::supply::{self, Supply};
-use good_lp::constraint::{eq, leq};
+use good_lp::constraint;
 use good_lp::Expression;
 use migopt_models::{Error, GpuPlan, ModelRate, Route, SolveReport, SolveStatus};
 
@@ -278,17 +278,19 @@ pub(crate) fn constrain_model(
     };
     for w in bounds.windows(2) {
         let j = w[0];
-        b.push(eq(pick(&|c| c.lo <= j && j < c.hi), 1.0));
+        let covering = pick(&|c| c.lo <= j && j < c.hi);
+        b.push(constraint!(covering == 1.0));
         for k in 0..nk {
             for k2 in k + 1..nk {
                 let serves = pick(&|c| c.k == k2 && c.lo <= j && j < c.hi);
                 let limit = pick(&|c| c.k == k && c.hi > j);
-                b.push(leq(serves + limit, 1.0));
+                b.push(constraint!(serves + limit <= 1.0));
             }
         }
     }
     for k in 0..nk {
-        b.push(leq(pick(&|c| c.k == k), 1.0));
+        let ranges = pick(&|c| c.k == k);
+        b.push(constraint!(ranges <= 1.0));
     }
 }
 

@@ -12,7 +12,7 @@
 use crate::data::Sizes;
 use crate::milp::{lin, Builder, Outcome, Var};
 use crate::Encoding;
-use good_lp::constraint::{geq, leq};
+use good_lp::constraint;
 use good_lp::Expression;
 use migopt_models::ProfileClass;
 
@@ -145,12 +145,13 @@ pub(crate) fn layouts(
 fn supply_by_layouts(b: &mut Builder, sizes: &Sizes, demand: &[Expression], y: &[(usize, Var)]) {
     for (k, need) in demand.iter().enumerate() {
         let offer = lin(y.iter().map(|&(l, v)| (sizes.count[l][k] as f64, v)));
-        b.push(leq(need.clone(), offer));
+        b.push(constraint!(need.clone() <= offer));
     }
 }
 
 fn gpu_limit(b: &mut Builder, y: &[(usize, Var)], max_gpus: u32) {
-    b.push(leq(lin(y.iter().map(|&(_, v)| (1.0, v))), max_gpus as f64));
+    let gpus = lin(y.iter().map(|&(_, v)| (1.0, v)));
+    b.push(constraint!(gpus <= max_gpus as f64));
 }
 
 /// Encoding B, explicit placements on `gpus` GPUs (each may stay unused when `optional`):
@@ -197,7 +198,7 @@ pub(crate) fn placements(
 fn placement_supply(b: &mut Builder, z: &[Vec<(usize, u32, Var)>], demand: &[Expression]) {
     for (k, need) in demand.iter().enumerate() {
         let offer = lin(z.iter().flatten().filter(|e| e.0 == k).map(|e| (1.0, e.2)));
-        b.push(leq(need.clone(), offer));
+        b.push(constraint!(need.clone() <= offer));
     }
 }
 
@@ -225,7 +226,8 @@ fn slots(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)], u: Option<Var
         let covering = zg
             .iter()
             .filter(|&&(k, s, _)| s <= t && t < s + sizes.profiles[k].slots);
-        b.push(leq(lin(covering.map(|e| (1.0, e.2))), scaled(1.0, u)));
+        let taken = lin(covering.map(|e| (1.0, e.2)));
+        b.push(constraint!(taken <= scaled(1.0, u)));
     }
 }
 
@@ -235,7 +237,9 @@ fn compute(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)], u: Option<V
     let used = lin(zg
         .iter()
         .map(|&(k, _, v)| (sizes.profiles[k].compute as f64, v)));
-    b.push(leq(used, scaled(sizes.gpu.compute_slices as f64, u)));
+    b.push(constraint!(
+        used <= scaled(sizes.gpu.compute_slices as f64, u)
+    ));
 }
 
 /// `max count  Σ_s z[g,k,s] ≤ max_count_k`, only where the placements alone would allow
@@ -243,10 +247,8 @@ fn compute(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)], u: Option<V
 fn max_count(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)]) {
     for (k, p) in sizes.profiles.iter().enumerate() {
         if (p.max_count as usize) < p.starts.len() {
-            b.push(leq(
-                lin(zg.iter().filter(|e| e.0 == k).map(|e| (1.0, e.2))),
-                p.max_count as f64,
-            ));
+            let held = lin(zg.iter().filter(|e| e.0 == k).map(|e| (1.0, e.2)));
+            b.push(constraint!(held <= p.max_count as f64));
         }
     }
 }
@@ -259,7 +261,8 @@ fn media(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)]) {
         .filter(|e| sizes.profiles[e.0].class == ProfileClass::Media)
         .collect();
     if media.len() > 1 {
-        b.push(leq(lin(media.iter().map(|e| (1.0, e.2))), 1.0));
+        let held = lin(media.iter().map(|e| (1.0, e.2)));
+        b.push(constraint!(held <= 1.0));
     }
 }
 
@@ -275,7 +278,8 @@ fn pre_r510(b: &mut Builder, sizes: &Sizes, zg: &[(usize, u32, Var)]) {
         };
         for ea in zg.iter().filter(|e| e.0 == a) {
             for ec in zg.iter().filter(|e| e.0 == c) {
-                b.push(leq(lin([(1.0, ea.2), (1.0, ec.2)]), 1.0));
+                let (za, zb) = (ea.2.v, ec.2.v);
+                b.push(constraint!(za + zb <= 1.0));
             }
         }
     }
@@ -295,9 +299,9 @@ fn placement_symmetry(
             .map(|&(k, _, v)| (sizes.profiles[k].compute as f64, v)))
     };
     for g in 1..z.len() {
-        b.push(geq(compute(&z[g - 1]), compute(&z[g])));
+        b.push(constraint!(compute(&z[g - 1]) >= compute(&z[g])));
         if let (Some(a), Some(c)) = (used[g - 1], used[g]) {
-            b.push(geq(lin([(1.0, a)]), lin([(1.0, c)])));
+            b.push(constraint!(a.v >= c.v));
         }
     }
 }
@@ -371,7 +375,7 @@ fn classes_fit(d: &crate::data::LoadData, classes: &[(usize, usize)], threads: u
         let serve = lin((0..sizes)
             .filter(|&k| lat[k].is_some())
             .map(|k| (1.0, n[m][k])));
-        b.push(geq(serve, 1.0));
+        b.push(constraint!(serve >= 1.0));
     }
     let demand: Vec<Expression> = (0..sizes)
         .map(|k| lin(n.iter().map(|nm| (1.0, nm[k]))))

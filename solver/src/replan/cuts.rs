@@ -5,7 +5,7 @@
 use super::current::Current;
 use crate::milp::{lin, Builder, Var};
 use crate::supply;
-use good_lp::constraint::leq;
+use good_lp::constraint;
 use good_lp::Expression;
 use migopt_models::{Assignment, Plan};
 
@@ -57,8 +57,8 @@ pub(super) fn new_cuts(
 ) -> Cuts {
     let demand = crate::maxload::demand_by_size(&new, sizes.profiles.len());
     let supply = supply::layouts(b, sizes, &demand, gpus);
-    let total = lin(keep.iter().map(|&v| (1.0, v))) + supply.gpus();
-    b.push(leq(total, gpus as f64));
+    let (kept, cut) = (lin(keep.iter().map(|&v| (1.0, v))), supply.gpus());
+    b.push(constraint!(kept + cut <= gpus as f64));
     Cuts { keep, new, supply }
 }
 

@@ -42,7 +42,7 @@ use crate::maxload::instances;
 use crate::milp::{lin, Builder, Control, Failure, Outcome, Sense, Var};
 use crate::planner::{Job, LoadPlan};
 use crate::{PlanOptions, SolverKind};
-use good_lp::constraint::{eq, geq, leq};
+use good_lp::constraint;
 use good_lp::Expression;
 use migopt_models::{Error, Objective, Plan, Scenario, SolveReport};
 use std::cell::RefCell;
@@ -68,7 +68,7 @@ fn build(d: &LoadData, cur: &Current, floor: f64) -> (Builder, Model) {
     // supply, and count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ N
     let cuts = new_cuts(&mut b, &d.sizes, keep, n, d.gpus);
     // floor  λ ≥ (1 − slack)·λ*
-    b.push(geq(Expression::from(routing.lambda), floor));
+    b.push(constraint!(routing.lambda.v >= floor));
     (b, Model { routing, cuts })
 }
 
@@ -91,7 +91,10 @@ fn capacity(
                 (c > 0).then_some((d.rho * c as f64, v))
             });
             let new = v.map(|v| (d.rho, v));
-            b.push(leq(load_on(d, r, m, k), lin(kept.chain(new))));
+            // ρ·(n[m,k] + Σ_t cnt_t[m,k]·keep[t])
+            let rho_n = lin(kept.chain(new));
+            let load = load_on(d, r, m, k);
+            b.push(constraint!(load <= rho_n));
         }
     }
 }
@@ -124,7 +127,7 @@ fn tier(
         } else {
             v
         };
-        b.push(leq(goal(&m, g), v));
+        b.push(constraint!(goal(&m, g) <= v));
     }
     let ctl = crate::control(opts, false);
     b.solve_from(Sense::Minimise, goal(&m, minimise), &ctl, Some(&cols))
@@ -286,10 +289,9 @@ fn model_capacity(d: &LoadData, m: usize, n: &[u32], threads: u32) -> f64 {
         })
         .collect();
     for (c, xc) in model.classes.iter().zip(&x) {
-        b.push(eq(
-            lin(xc.iter().flatten().map(|&v| (1.0, v))),
-            lin([(c.prob, mu)]),
-        ));
+        let served = lin(xc.iter().flatten().map(|&v| (1.0, v)));
+        let demand = lin([(c.prob, mu)]);
+        b.push(constraint!(served == demand));
     }
     for (k, &nk) in n.iter().enumerate().filter(|(k, _)| usable(*k)) {
         let load = lin(model
@@ -297,7 +299,7 @@ fn model_capacity(d: &LoadData, m: usize, n: &[u32], threads: u32) -> f64 {
             .iter()
             .zip(&x)
             .filter_map(|(c, xc)| Some((c.lat[k]? / 1000.0, xc[k]?))));
-        b.push(leq(load, d.rho * nk as f64));
+        b.push(constraint!(load <= d.rho * nk as f64));
     }
     b.solve(Sense::Maximise, Expression::from(mu), &Control::lp(threads))
         .map(|o| o.objective.max(0.0))

@@ -35,7 +35,7 @@ use super::{transition, Replan, ReplanOptions, Tier};
 use crate::data::{self, RateData};
 use crate::milp::{lin, Builder, Failure, Outcome, Sense, Var};
 use crate::{mingpus, PlanOptions, SolverKind};
-use good_lp::constraint::{geq, leq};
+use good_lp::constraint;
 use good_lp::Expression;
 use migopt_models::{Assignment, Error, Plan, Scenario};
 use std::time::Instant;
@@ -64,8 +64,9 @@ fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
             .zip(&keep)
             .filter(|((_, _, cap), _)| cap[mi] > 0.0)
             .map(|((_, _, cap), &v)| (cap[mi], v)));
+        let served = mingpus::served(d, &n, mi);
         let head = lin([(m.rate, head[mi])]);
-        b.push(geq(kept + mingpus::served(d, &n, mi) - head, m.rate));
+        b.push(constraint!(kept + served - head >= m.rate));
     }
     knapsack_cuts(&mut b, d, cur, &keep, &n);
     let cuts = new_cuts(&mut b, &d.sizes, keep, n, gpus);
@@ -99,7 +100,7 @@ fn knapsack_cuts(
             .iter()
             .enumerate()
             .filter_map(|(k, v)| Some((compute(k), (*v)?))));
-        b.push(geq(kept + new, m.min_gpcs as f64));
+        b.push(constraint!(kept + new >= m.min_gpcs as f64));
     }
 }
 
@@ -139,7 +140,7 @@ fn tier(
     let (mut b, m) = build(d, cur, gpus);
     let start = from.columns(|p| scratch_start(&b, d, &m, p));
     for &(g, v) in fixed {
-        b.push(leq(goal(&m, g), v));
+        b.push(constraint!(goal(&m, g) <= v));
     }
     let mut ctl = crate::control(opts, false);
     ctl.lp_age_limit = Some(LP_AGE_LIMIT);

@@ -49,7 +49,7 @@ use crate::milp::{lin, Builder, Failure, Outcome, Var};
 use crate::planner::Job;
 use crate::slagpus::{pool_vars, PoolOption, PoolTable};
 use crate::{PlanOptions, SolverKind};
-use good_lp::constraint::{eq, geq, leq};
+use good_lp::constraint;
 use good_lp::Expression;
 use migopt_models::{Error, ModelRate, Plan, Scenario};
 use std::cell::RefCell;
@@ -139,16 +139,18 @@ fn pool(
     let size = lin(z.iter().map(|&(o, v)| (o.n as f64, v)));
     let kept = lin(kept);
     let new = lin(new.map(|v| (1.0, v)));
-    b.push(eq(size - kept - new, 0.0));
+    // size − kept = new: the pool, with the row's terms in the order they always had.
+    b.push(constraint!(size - kept == new));
     if !z.is_empty() {
-        b.push(leq(lin(z.iter().map(|&(_, v)| (1.0, v))), 1.0));
+        let pools = lin(z.iter().map(|&(_, v)| (1.0, v)));
+        b.push(constraint!(pools <= 1.0));
     }
 }
 
 /// `cover  Σ_{k,n} α_{m,k}(n)·z[m,k,n] ≥ r_m`
 fn cover(b: &mut Builder, inp: &Input<'_>, zm: &[Vec<(PoolOption, Var)>], m: usize) {
     let served = lin(zm.iter().flatten().map(|&(o, v)| (o.rate, v)));
-    b.push(geq(served, inp.d.models[m].rate));
+    b.push(constraint!(served >= inp.d.models[m].rate));
 }
 
 /// `gpcs  Σ_{k,n} C_k·n·z[m,k,n] ≥ G*_m`, G*_m the fewest GPCs whose pools carry r_m
@@ -165,7 +167,7 @@ fn gpcs(b: &mut Builder, inp: &Input<'_>, zm: &[Vec<(PoolOption, Var)>], m: usiz
         .iter()
         .enumerate()
         .flat_map(|(k, zk)| zk.iter().map(move |&(o, v)| (compute(k) * o.n as f64, v))));
-    b.push(geq(used, need as f64));
+    b.push(constraint!(used >= need as f64));
 }
 
 /// The fewest GPCs in pools (at most one per size) whose admissible rates sum to model m's

@@ -71,7 +71,7 @@ use crate::milp::{lin, Builder, Failure, Outcome, Var};
 use crate::planner::{Job, LoadPlan};
 use crate::slaload::{self, Candidate};
 use crate::{PlanOptions, SolverKind};
-use good_lp::constraint::{geq, leq};
+use good_lp::constraint;
 use good_lp::Expression;
 use migopt_models::{Error, Objective, Plan, Route, Scenario, SolveReport, SolveStatus};
 use std::cell::Cell;
@@ -145,7 +145,7 @@ fn select(b: &mut Builder, inp: &Input<'_>, lambda: f64) -> Vec<Vec<(usize, Var)
             slaload::constrain_model(b, nk, cm, &em);
             for &(i, _, v) in &em {
                 if slaload::needed(&cm[i], lambda).is_none() {
-                    b.push(leq(lin([(1.0, v)]), 0.0));
+                    b.push(constraint!(v.v <= 0.0));
                 }
             }
             em.into_iter().map(|(i, _, v)| (i, v)).collect()
@@ -181,7 +181,8 @@ fn pool(
         .filter(|(c, _)| c[m][k] > 0)
         .map(|(c, &v)| (c[m][k] as f64, v)));
     let new = lin(new.map(|v| (1.0, v)));
-    b.push(leq(need - kept - new, 0.0));
+    // need − kept ≤ new: the pool, with the row's terms in the order they always had.
+    b.push(constraint!(need - kept <= new));
 }
 
 /// `gpcs  Σ_c C_k·N_c(λ)·e[m,c] ≥ G_m(λ)`, G_m(λ) the fewest GPCs of any selection of model
@@ -196,7 +197,7 @@ fn gpcs(b: &mut Builder, inp: &Input<'_>, em: &[(usize, Var)], m: usize, lambda:
         return;
     };
     let used = lin(em.iter().filter_map(|&(i, v)| Some((size(&cm[i])?, v))));
-    b.push(geq(used, need));
+    b.push(constraint!(used >= need));
 }
 
 /// The best chain of a model's pools: intervals that cover its classes `0..classes` in

@@ -4,7 +4,7 @@
 use super::Tier;
 use crate::milp::{Builder, Failure, Outcome, Sense};
 use crate::PlanOptions;
-use good_lp::constraint::leq;
+use good_lp::constraint;
 use good_lp::Expression;
 use migopt_models::{Error, Plan, SolveStatus};
 
@@ -49,7 +49,7 @@ pub(super) fn solve_tier(
     opts: &PlanOptions,
 ) -> Result<Outcome, Failure> {
     for (e, v) in fixed {
-        b.push(leq(e, v));
+        b.push(constraint!(e <= v));
     }
     let mut ctl = crate::control(opts, false);
     ctl.lp_age_limit = Some(LP_AGE_LIMIT);
