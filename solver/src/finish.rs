@@ -117,7 +117,7 @@ pub(crate) fn scored_plans(
     gpus: Vec<GpuPlan>,
     counts: Vec<Vec<u32>>,
 ) -> Result<LoadPlan, Error> {
-    let eval = fluid::evaluate(job.data, &counts, job.opts.threads.max(1))?;
+    let eval = fluid::evaluate(job.data, &counts)?;
     let report = heuristic_report(eval.lambda, job.started, None);
     Ok(LoadPlan { gpus, eval, report })
 }

@@ -126,11 +126,7 @@ pub(crate) fn read_routes(d: &LoadData, r: &Routing, val: &dyn Fn(Var) -> f64) -
 ///   demand    Σ_k x[m,b,k] = λ·s_m·p_m(b)                  ∀ m, b
 ///   capacity  Σ_b x[m,b,k]·L_m(k,b)/1000 ≤ ρ·n[m,k]         ∀ m, k   (n fixed)
 /// ```
-pub(crate) fn evaluate(
-    d: &LoadData,
-    counts: &[Vec<u32>],
-    threads: u32,
-) -> Result<FluidEvaluation, Error> {
+pub(crate) fn evaluate(d: &LoadData, counts: &[Vec<u32>]) -> Result<FluidEvaluation, Error> {
     let mut b = Builder::new();
     let r = add_routing(&mut b, d);
     for m in 0..d.models.len() {
@@ -140,7 +136,7 @@ pub(crate) fn evaluate(
             b.push(constraint!(load <= d.rho * n));
         }
     }
-    let ctl = Control::lp(threads);
+    let ctl = Control::lp();
     let lambda = r.lambda;
     let out = b
         .solve(Sense::Maximise, Expression::from(lambda.v), &ctl)

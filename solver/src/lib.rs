@@ -111,10 +111,6 @@ pub struct PlanOptions {
     pub deadline: Option<Instant>,
     /// Relative MIP gap at which to stop; 0 (the default) proves optimality.
     pub mip_gap: f64,
-    /// HiGHS threads. HiGHS keeps one scheduler per OS thread, created at its first solve;
-    /// solving again on that thread with another value fails, so keep one value per thread
-    /// (and 1 under rayon).
-    pub threads: u32,
     /// MILP encoding.
     pub encoding: Encoding,
     /// Placement rules (classic profiles only unless `all_profiles`; pre-R510 pairs).
@@ -135,7 +131,6 @@ impl Default for PlanOptions {
             params: PlanParams::default(),
             time_limit: None,
             mip_gap: 0.0,
-            threads: 1,
             encoding: Encoding::Layouts,
             rules: LayoutRules::default(),
             node_limit: None,
@@ -177,7 +172,6 @@ pub(crate) fn control(opts: &PlanOptions, relax: bool) -> milp::Control {
     milp::Control {
         time_limit: opts.time_left(),
         mip_gap: opts.mip_gap,
-        threads: opts.threads.max(1),
         node_limit: opts.node_limit,
         relax,
         lean: false,
@@ -235,8 +229,7 @@ pub fn homogeneous(scenario: &Scenario, profile: &str, opts: &PlanOptions) -> Re
 
 /// Scores a plan's instances under the max-load fluid model: the largest total query rate
 /// they carry with the best routing of query classes to profiles (ρ, β from `opts.params`,
-/// the batch lookup from the scenario, profiles allowed by `opts.rules`, HiGHS on
-/// `opts.threads`). PARIS, ParvaGPU and homogeneous plans are scored by this, and the MILP
+/// the batch lookup from the scenario, profiles allowed by `opts.rules`). PARIS, ParvaGPU and homogeneous plans are scored by this, and the MILP
 /// maximises the same quantity, so all planners share one yardstick.
 pub fn evaluate_fixed_instances(
     scenario: &Scenario,
@@ -268,7 +261,7 @@ pub fn evaluate_fixed_instances(
             counts[m][k] += 1;
         }
     }
-    fluid::evaluate(&d, &counts, opts.threads.max(1))
+    fluid::evaluate(&d, &counts)
 }
 
 /// Why the scenario cannot be planned under the options, in user terms, or `None` if it
@@ -321,11 +314,11 @@ mod tests {
     }
 
     #[test]
-    fn defaults_prove_optimality_on_one_thread() {
+    fn defaults_prove_optimality() {
         let o = PlanOptions::default();
         assert_eq!(
-            (o.mip_gap, o.threads, o.encoding, o.time_limit),
-            (0.0, 1, Encoding::Layouts, None)
+            (o.mip_gap, o.encoding, o.time_limit, o.node_limit),
+            (0.0, Encoding::Layouts, None, None)
         );
         assert_eq!(o.params, PlanParams::default());
     }

@@ -110,7 +110,7 @@ pub(crate) fn solve(d: &LoadData, opts: &PlanOptions) -> Result<Solved, Error> {
     };
     let eval = read_routes(d, &model.routing, &|v| out.val(v));
     if out.status == SolveStatus::Optimal && eval.lambda <= 1e-9 {
-        if let Some(why) = crate::supply::unplaceable(d, opts.threads.max(1)) {
+        if let Some(why) = crate::supply::unplaceable(d) {
             return Err(Error::Infeasible(why));
         }
     }

@@ -42,8 +42,6 @@ pub(crate) struct Control {
     pub time_limit: Option<f64>,
     /// Relative MIP gap at which to stop (0 = prove optimality).
     pub mip_gap: f64,
-    /// HiGHS threads (see the notes: keep one value per OS thread).
-    pub threads: u32,
     /// Branch-and-bound node limit, for deterministic tests.
     pub node_limit: Option<u64>,
     /// Solve the LP relaxation instead (integrality dropped).
@@ -65,11 +63,10 @@ pub(crate) struct Control {
 
 impl Control {
     /// Controls for a plain LP solve.
-    pub fn lp(threads: u32) -> Self {
+    pub fn lp() -> Self {
         Self {
             time_limit: None,
             mip_gap: 0.0,
-            threads,
             node_limit: None,
             relax: false,
             lean: false,
@@ -126,14 +123,6 @@ pub(crate) enum Failure {
     NoSolution,
     /// HiGHS failed (a bug or a numerical breakdown).
     Solver(String),
-    /// This OS thread already solved with another thread count (HiGHS keeps one scheduler
-    /// per OS thread, created at its first solve).
-    Threads { first: u32, asked: u32 },
-}
-
-thread_local! {
-    /// The thread count of this OS thread's first HiGHS solve.
-    static FIRST_THREADS: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
 }
 
 impl Failure {
@@ -145,10 +134,6 @@ impl Failure {
                 "{what}: the time or node limit stopped the solver before it found any plan; raise the limit"
             )),
             Failure::Solver(m) => Error::Internal(format!("{what}: solver failure: {m}")),
-            Failure::Threads { first, asked } => Error::Invalid(format!(
-                "{what}: this thread already ran HiGHS with {first} thread(s) and HiGHS cannot switch to {asked} \
-                 on the same thread; use one `threads` value per thread (or plan on a new thread)"
-            )),
         }
     }
 }
@@ -220,7 +205,6 @@ impl Builder {
         ctl: &Control,
         start: Option<&[f64]>,
     ) -> Result<Outcome, Failure> {
-        claim_threads(ctl.threads.max(1))?;
         let unsolved = match sense {
             Sense::Maximise => self.vars.maximise(objective),
             Sense::Minimise => self.vars.minimise(objective),
@@ -248,20 +232,15 @@ impl Builder {
     }
 }
 
-/// Records this OS thread's HiGHS thread count at its first solve, and refuses another.
-fn claim_threads(threads: u32) -> Result<(), Failure> {
-    match FIRST_THREADS.with(|f| f.get()) {
-        Some(first) if first != threads => Err(Failure::Threads {
-            first,
-            asked: threads,
-        }),
-        Some(_) => Ok(()),
-        None => {
-            FIRST_THREADS.with(|f| f.set(Some(threads)));
-            Ok(())
-        }
-    }
-}
+/// HiGHS's thread count for every solve. With more threads HiGHS 1.16 searches the
+/// branch-and-bound tree in parallel, and which of several equally good solutions it returns
+/// then depends on the thread count: `replan --threads 4` returned another target than
+/// `--threads 1` on 5 of 6 ParvaGPU re-plans (BENCHMARKS.md, "One thread for HiGHS"), which
+/// breaks "the same input gives the same result at any thread count". It was not faster
+/// either: 16 threads took 29.1 s against 29.5 s on the 100-GPU re-plan, and 2 threads on the
+/// 2-core VM 1 min 46 s against 37.5 s. One thread per solve also lets solves run side by side
+/// on rayon's threads (HiGHS keeps one scheduler per OS thread and cannot change its size).
+pub(crate) const HIGHS_THREADS: i32 = 1;
 
 /// Sets one HiGHS option, or says which one HiGHS refused.
 fn set_option<V: highs::HighsOptionValue>(
@@ -274,8 +253,11 @@ fn set_option<V: highs::HighsOptionValue>(
         .map_err(|_| Failure::Solver(format!("HiGHS refused option {key}")))
 }
 
-/// HiGHS options from the controls (quiet unless `MIGOPT_HIGHS_LOG` is set). HiGHS's
-/// `random_seed` is 1, so every solve is deterministic; `MIGOPT_HIGHS_SEED=<n>` changes it,
+/// HiGHS options from the controls (quiet unless `MIGOPT_HIGHS_LOG` is set).
+///
+/// HiGHS always runs on one thread ([`HIGHS_THREADS`]), and its `random_seed` is 1, so every
+/// solve is deterministic and a plan does not depend on the machine or on `--threads`;
+/// `MIGOPT_HIGHS_SEED=<n>` changes the seed,
 /// for studying how a solve's time depends on HiGHS's search path (BENCHMARKS.md, "replan
 /// speed": equally optimal current plans re-plan in 2 s to over 300 s).
 fn configure(model: &mut highs::Model, ctl: &Control) -> Result<(), Failure> {
@@ -284,7 +266,7 @@ fn configure(model: &mut highs::Model, ctl: &Control) -> Result<(), Failure> {
         let _ = model.try_set_option("output_flag", true);
         let _ = model.try_set_option("log_to_console", true);
     }
-    set_option(model, "threads", ctl.threads.max(1) as i32)?;
+    set_option(model, "threads", HIGHS_THREADS)?;
     let seed = std::env::var("MIGOPT_HIGHS_SEED")
         .ok()
         .and_then(|s| s.parse::<i32>().ok())

@@ -158,7 +158,7 @@ fn warm_start(
     let lp_ctl = crate::milp::Control {
         relax: true,
         time_limit: opts.time_left(),
-        ..crate::milp::Control::lp(opts.threads.max(1))
+        ..crate::milp::Control::lp()
     };
     let (b, model) = build(d, Encoding::Layouts, max_gpus);
     let objective = model.supply.gpus() * big(d, max_gpus) + gpcs(d, &model.n);
@@ -273,7 +273,7 @@ pub(crate) fn solve(
         Encoding::Layouts => decomp::bound(d, max_gpus),
         Encoding::Placements => None,
     };
-    let ctl = crate::milp::Control::lp(opts.threads.max(1));
+    let ctl = crate::milp::Control::lp();
     if let Some(b) = &bound {
         if let Some(s) = proven(d, b, &ctl, lp, started) {
             return Ok(s);

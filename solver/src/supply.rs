@@ -319,9 +319,9 @@ fn placement_symmetry(
 /// The culprit is found by adding the classes model by model (the most demanding first)
 /// until this feasibility problem has no solution (by bisection): the class that breaks it
 /// is the one named.
-pub(crate) fn unplaceable(d: &crate::data::LoadData, threads: u32) -> Option<String> {
+pub(crate) fn unplaceable(d: &crate::data::LoadData) -> Option<String> {
     let classes = classes_by_demand(d);
-    let feasible = |upto: usize| classes_fit(d, &classes[..upto], threads);
+    let feasible = |upto: usize| classes_fit(d, &classes[..upto]);
     if feasible(classes.len()) {
         return None;
     }
@@ -360,7 +360,7 @@ fn classes_by_demand(d: &crate::data::LoadData) -> Vec<(usize, usize)> {
 /// Whether one instance for each of these (model, class) pairs fits the server's GPUs (the
 /// feasibility problem above). Only a proof of infeasibility says no; any other failure
 /// leaves λ = 0 unexplained.
-fn classes_fit(d: &crate::data::LoadData, classes: &[(usize, usize)], threads: u32) -> bool {
+fn classes_fit(d: &crate::data::LoadData, classes: &[(usize, usize)]) -> bool {
     let mut b = Builder::new();
     let sizes = d.sizes.profiles.len();
     let n: Vec<Vec<Var>> = (0..d.models.len())
@@ -382,7 +382,7 @@ fn classes_fit(d: &crate::data::LoadData, classes: &[(usize, usize)], threads: u
         .collect();
     let _ = layouts(&mut b, &d.sizes, &demand, d.gpus);
     let zero = lin(n.iter().flatten().map(|&v| (1.0, v)));
-    let ctl = crate::milp::Control::lp(threads);
+    let ctl = crate::milp::Control::lp();
     !matches!(
         b.solve(crate::milp::Sense::Minimise, zero, &ctl),
         Err(crate::milp::Failure::Infeasible)

@@ -87,14 +87,6 @@ pub struct SolverFlag {
     pub solver: Option<String>,
 }
 
-/// HiGHS's thread count (`plan`, `gap`, `replan`).
-#[derive(clap::Args, Debug, Clone)]
-pub struct HighsFlags {
-    /// HiGHS threads.
-    #[arg(long, default_value_t = 1)]
-    pub threads: u32,
-}
-
 /// What `--objective` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ObjectiveFlag {
@@ -142,6 +134,11 @@ pub struct CheckFlags {
     /// Seed of the check's simulations.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Worker threads of the check's simulations (default: every core). Neither the plan
+    /// nor the check depends on it: HiGHS solves every MILP on one thread, and each
+    /// replication's random stream comes from the seed alone.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// `p99` → the miss budget 0.01.
@@ -165,13 +162,24 @@ impl CheckFlags {
                 "--replications must be at least 2 for 95% intervals".into(),
             )));
         }
+        self.check_threads()?;
         Ok(migopt_verify::CheckOptions {
             scheduler: self.scheduler.parse()?,
             replications: self.replications,
             queries: self.queries.max(1),
             seed: self.seed,
+            threads: self.threads,
             ..Default::default()
         })
+    }
+
+    /// Refuses a `--threads` beyond the machine's bound (every command that takes the flag
+    /// checks it, whether or not it simulates).
+    pub fn check_threads(&self) -> Result<(), CliError> {
+        if let Some(t) = self.threads {
+            check_threads(t as u64)?;
+        }
+        Ok(())
     }
 
     /// The SLA planner's target and margin, into planner options.
@@ -188,7 +196,7 @@ fn parse_encoding(s: &str) -> Result<Encoding, String> {
 
 impl PlanFlags {
     /// Planner options for a scenario, checking the numbers a user can get wrong.
-    pub fn options(&self, s: &Scenario, threads: u32) -> Result<PlanOptions, CliError> {
+    pub fn options(&self, s: &Scenario) -> Result<PlanOptions, CliError> {
         let bad = |m: String| CliError::Input(migopt_models::Error::Invalid(m));
         if !(self.rho > 0.0 && self.rho <= 1.0) {
             return Err(bad(format!("--rho {} must be in (0, 1]", self.rho)));
@@ -225,7 +233,6 @@ impl PlanFlags {
                 migopt_models::limits::MAX_PROCS
             )));
         }
-        let threads = check_threads(threads as u64)? as u32;
         let objective = self
             .objective
             .map_or_else(|| default_objective(s), |o| o.objective());
@@ -240,7 +247,6 @@ impl PlanFlags {
             },
             time_limit: self.time_limit,
             mip_gap: self.mip_gap,
-            threads,
             encoding: self.encoding,
             rules: migopt_models::LayoutRules {
                 all_profiles: self.all_profiles,

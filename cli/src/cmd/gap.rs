@@ -1,7 +1,7 @@
 //! `migopt gap`: every heuristic against the MILP optimum, per scenario, optionally swept
 //! over GPU counts and SLA multipliers.
 
-use super::common::{load_scenario, CheckFlags, HighsFlags, ObjectiveFlag, PlanFlags};
+use super::common::{load_scenario, CheckFlags, ObjectiveFlag, PlanFlags};
 use super::{to_json, CliError};
 use crate::out::table;
 use migopt_models::{Millis, Objective, Scenario};
@@ -16,8 +16,6 @@ pub struct Args {
     flags: PlanFlags,
     #[command(flatten)]
     check: CheckFlags,
-    #[command(flatten)]
-    highs: HighsFlags,
     /// Also sweep: GPU counts 1..N (N = the scenario's count) and SLA multipliers.
     #[arg(long)]
     sweep: bool,
@@ -45,13 +43,8 @@ struct Row {
     note: Option<String>,
 }
 
-fn rows_for(
-    s: &Scenario,
-    mult: f64,
-    flags: &PlanFlags,
-    threads: u32,
-) -> Result<Vec<Row>, CliError> {
-    let opts = flags.options(s, threads)?;
+fn rows_for(s: &Scenario, mult: f64, flags: &PlanFlags) -> Result<Vec<Row>, CliError> {
+    let opts = flags.options(s)?;
     Ok(migopt_solver::gap_report(s, &opts)?
         .into_iter()
         .map(|r| Row {
@@ -89,7 +82,7 @@ struct CheckedRow {
 /// `gap --verify` / `--objective sla-capacity`: every planner and the SLA-aware one, all
 /// measured by simulation under the same scheduler.
 fn run_checked(a: &Args, s: &Scenario) -> Result<Vec<CheckedRow>, CliError> {
-    let mut opts = a.flags.options(s, a.highs.threads)?;
+    let mut opts = a.flags.options(s)?;
     a.check.apply(&mut opts)?;
     let check = a.check.check()?;
     let mut solvers = vec![migopt_solver::SolverKind::Sla];
@@ -184,7 +177,7 @@ fn render_checked(rows: &[CheckedRow]) -> String {
 /// point that cannot be planned gets an `infeasible` row with the reason).
 fn scenario_rows(a: &Args, s: &Scenario) -> Result<Vec<Row>, CliError> {
     if !a.sweep {
-        return rows_for(s, 1.0, &a.flags, a.highs.threads);
+        return rows_for(s, 1.0, &a.flags);
     }
     let max_load = a
         .flags
@@ -205,7 +198,7 @@ fn scenario_rows(a: &Args, s: &Scenario) -> Result<Vec<Row>, CliError> {
             for model in &mut v.models {
                 model.sla = Millis(model.sla.0 * m);
             }
-            match rows_for(&v, m, &a.flags, a.highs.threads) {
+            match rows_for(&v, m, &a.flags) {
                 Ok(r) => rows.extend(r),
                 Err(CliError::Input(e)) if !e.is_internal() => rows.push(Row {
                     scenario: s.name.clone(),
@@ -273,7 +266,7 @@ fn render(rows: &[Row]) -> String {
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
-    super::common::check_threads(a.highs.threads as u64)?;
+    a.check.check_threads()?;
     if a.check.verify || a.flags.objective == Some(ObjectiveFlag::SlaCapacity) {
         let mut rows = Vec::new();
         for p in &a.scenarios {

@@ -1,6 +1,6 @@
 //! `migopt plan`: decide how every GPU is cut and which model each instance serves.
 
-use super::common::{load_scenario, CheckFlags, HighsFlags, ObjectiveFlag, PlanFlags, SolverFlag};
+use super::common::{load_scenario, CheckFlags, ObjectiveFlag, PlanFlags, SolverFlag};
 use super::{to_json, CliError};
 use crate::out::{slot_bar, table, table_fit, term_width, write_all};
 use migopt_models::{GpuPlan, GpuSpec, Layout, Objective, Plan, Scenario, SolveStatus};
@@ -17,8 +17,6 @@ pub struct Args {
     flags: PlanFlags,
     #[command(flatten)]
     check: CheckFlags,
-    #[command(flatten)]
-    highs: HighsFlags,
     /// Print the plan as JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -36,10 +34,9 @@ pub fn make_plan(
     path: Option<&std::path::Path>,
     solver: &str,
     flags: &PlanFlags,
-    threads: u32,
 ) -> Result<Plan, CliError> {
     let kind: SolverKind = solver.parse()?;
-    let opts = flags.options(s, threads)?;
+    let opts = flags.options(s)?;
     let mut plan = migopt_solver::plan(s, kind, &opts)?;
     plan.scenario_path = path.map(|p| p.display().to_string());
     validated(&plan, &opts)?;
@@ -75,6 +72,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
 }
 
 fn run_on(a: Args) -> Result<(), CliError> {
+    a.check.check_threads()?;
     let s = load_scenario(a.scenario.as_deref())?;
     let sla_objective = a.flags.objective == Some(ObjectiveFlag::SlaCapacity);
     let solver = a
@@ -85,13 +83,7 @@ fn run_on(a: Args) -> Result<(), CliError> {
     if a.check.verify || sla_objective {
         return run_checked(a, &s, &solver);
     }
-    let plan = make_plan(
-        &s,
-        a.scenario.as_deref(),
-        &solver,
-        &a.flags,
-        a.highs.threads,
-    )?;
+    let plan = make_plan(&s, a.scenario.as_deref(), &solver, &a.flags)?;
     let json = to_json(&plan)?;
     let files = write_plan_files(&a, &plan, &json)?;
     if a.json {
@@ -109,7 +101,7 @@ fn run_on(a: Args) -> Result<(), CliError> {
 /// (the SLA-aware loop for the sla solver, one check for any other).
 fn run_checked(a: Args, s: &Scenario, solver: &str) -> Result<(), CliError> {
     let kind: SolverKind = solver.parse()?;
-    let mut opts = a.flags.options(s, a.highs.threads)?;
+    let mut opts = a.flags.options(s)?;
     a.check.apply(&mut opts)?;
     let check = a.check.check()?;
     let mut checked = if kind == SolverKind::Sla {

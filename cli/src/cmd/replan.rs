@@ -1,7 +1,7 @@
 //! `migopt replan`: re-plan a running plan for a new load, re-cutting as few GPUs as
 //! possible, with a safe step-by-step transition.
 
-use super::common::{load_plan, CheckFlags, HighsFlags, ObjectiveFlag, PlanFlags, SolverFlag};
+use super::common::{load_plan, CheckFlags, ObjectiveFlag, PlanFlags, SolverFlag};
 use super::{to_json, CliError};
 use crate::out::{table, write_all};
 use migopt_models::{Error, Objective, Scenario};
@@ -43,8 +43,6 @@ pub struct Args {
     // once with --verify otherwise.
     #[command(flatten)]
     check: CheckFlags,
-    #[command(flatten)]
-    highs: HighsFlags,
     /// Print the re-plan (target, per-GPU fates, tiers, transition) as JSON.
     #[arg(long)]
     json: bool,
@@ -78,6 +76,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
 }
 
 fn run_on(a: Args) -> Result<(), CliError> {
+    a.check.check_threads()?;
     let scenario = Scenario::load(&a.scenario)?;
     let (current, old) = current_plan(&a)?;
     // `--objective sla-capacity` is max-load with the SLA-aware target (`--solver sla`
@@ -166,7 +165,7 @@ fn replan_options(
 ) -> Result<ReplanOptions, CliError> {
     // The objective the new scenario asks for unless told: rates → min-gpus, shares →
     // max-load.
-    let mut plan = a.flags.options(scenario, a.highs.threads)?;
+    let mut plan = a.flags.options(scenario)?;
     a.check.apply(&mut plan)?;
     // Under min-gpus every model keeps min(old rate, new rate); under max-load, min(its
     // rate in the current plan, in the target) (the re-planner's default).

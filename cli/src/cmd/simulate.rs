@@ -125,7 +125,7 @@ fn inputs(f: &SimFlags) -> Result<(Plan, Scenario, Option<String>), CliError> {
         }
         other => {
             let s = load_scenario(other)?;
-            let plan = super::plan::make_plan(&s, other, "milp", &f.plan_flags, 1)?;
+            let plan = super::plan::make_plan(&s, other, "milp", &f.plan_flags)?;
             let note = format!(
                 "planned {} first with the MILP ({}, {:.1} {})",
                 other

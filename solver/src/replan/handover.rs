@@ -8,9 +8,15 @@ use crate::data::RateData;
 use migopt_models::{Assignment, Error, GpuPlan, Plan};
 
 /// The capacity each model keeps during the transition: the options', else min(the current
-/// plan's provisioned rate, the new rate).
-pub(super) fn required(d: &RateData, current: &Plan, opts: &ReplanOptions) -> Vec<f64> {
-    match &opts.required {
+/// plan's provisioned rate, the new rate); never more than the current plan gives it under
+/// `cap` (see [`at_most_current`]).
+pub(super) fn required(
+    cap: &impl transition::Capacity,
+    d: &RateData,
+    current: &Plan,
+    opts: &ReplanOptions,
+) -> Vec<f64> {
+    let want = match &opts.required {
         Some(r) => r.clone(),
         None => d
             .models
@@ -24,7 +30,32 @@ pub(super) fn required(d: &RateData, current: &Plan, opts: &ReplanOptions) -> Ve
                 old.min(m.rate)
             })
             .collect(),
+    };
+    at_most_current(cap, current, want)
+}
+
+/// `want`, capped per model at what the current plan's GPUs give it under `cap`. No
+/// transition can keep more than there is before its first step: when the old rates claim
+/// more (an old scenario file edited since the plan was made, for instance in place to the
+/// new rates), min(old, new) would be out of reach from the start, and every transition
+/// would be refused.
+pub(super) fn at_most_current(
+    cap: &impl transition::Capacity,
+    current: &Plan,
+    want: Vec<f64>,
+) -> Vec<f64> {
+    let mut now: Vec<u32> = Vec::new();
+    for g in &current.gpus {
+        let c = cap.count(&g.layout);
+        now.resize(now.len().max(c.len()), 0);
+        for (a, b) in now.iter_mut().zip(c) {
+            *a += b;
+        }
     }
+    want.iter()
+        .zip(cap.of(&now))
+        .map(|(w, have)| w.min(have))
+        .collect()
 }
 
 /// A layout's instances per (model, size), flattened model-major (instances of models or

@@ -218,16 +218,14 @@ fn solve_tiers(
 pub(crate) struct LoadCapacity<'a> {
     d: &'a LoadData,
     names: Vec<String>,
-    threads: u32,
     memo: RefCell<HashMap<(usize, Vec<u32>), f64>>,
 }
 
 impl<'a> LoadCapacity<'a> {
-    pub(crate) fn new(d: &'a LoadData, threads: u32) -> Self {
+    pub(crate) fn new(d: &'a LoadData) -> Self {
         Self {
             d,
             names: d.models.iter().map(|m| m.name.clone()).collect(),
-            threads: threads.max(1),
             memo: RefCell::new(HashMap::new()),
         }
     }
@@ -247,7 +245,7 @@ impl Capacity for LoadCapacity<'_> {
                 if let Some(&c) = self.memo.borrow().get(&(m, n.clone())) {
                     return c;
                 }
-                let c = model_capacity(self.d, m, &n, self.threads);
+                let c = model_capacity(self.d, m, &n);
                 self.memo.borrow_mut().insert((m, n), c);
                 c
             })
@@ -262,7 +260,7 @@ impl Capacity for LoadCapacity<'_> {
 ///   demand    Σ_k x[b,k] = μ·p_m(b)                   ∀ b
 ///   capacity  Σ_b x[b,k]·L_m(k,b)/1000 ≤ ρ·n[k]       ∀ k
 /// ```
-fn model_capacity(d: &LoadData, m: usize, n: &[u32], threads: u32) -> f64 {
+fn model_capacity(d: &LoadData, m: usize, n: &[u32]) -> f64 {
     let model = &d.models[m];
     let usable = |k: usize| n.get(k).copied().unwrap_or(0) > 0;
     // A class no instance can serve: the model carries nothing (its mix is fixed).
@@ -301,7 +299,7 @@ fn model_capacity(d: &LoadData, m: usize, n: &[u32], threads: u32) -> f64 {
             .filter_map(|(c, xc)| Some((c.lat[k]? / 1000.0, xc[k]?))));
         b.push(constraint!(load <= d.rho * nk as f64));
     }
-    b.solve(Sense::Maximise, Expression::from(mu), &Control::lp(threads))
+    b.solve(Sense::Maximise, Expression::from(mu), &Control::lp())
         .map(|o| o.objective.max(0.0))
         .unwrap_or(0.0)
 }
@@ -343,8 +341,8 @@ pub(crate) fn replan(
     };
     let point = |m: usize, k: usize| (d.models[m].max_batch_on(k), 1);
     let (gpus, changes) = target(&d.sizes, &names, &point, &cur, current, &solved);
-    let cap = LoadCapacity::new(&d, popts.threads);
-    let eval = fluid::evaluate(&d, &counts_of(&cap, &gpus, &d), popts.threads.max(1))?;
+    let cap = LoadCapacity::new(&d);
+    let eval = fluid::evaluate(&d, &counts_of(&cap, &gpus, &d))?;
     let required = required(&cap, current, &changes, &eval.model_rates, opts);
     let ((gpus, changes), transition) = transition_to(
         &cap,

@@ -135,7 +135,7 @@ impl Tier {
 /// Options of a re-plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplanOptions {
-    /// Planner options (objective, planning parameters, rules, limits, threads).
+    /// Planner options (objective, planning parameters, rules, limits).
     pub plan: PlanOptions,
     /// Idle GPUs beside the plan's that a transition may borrow (they end idle again).
     pub spare_gpus: u32,
@@ -144,7 +144,8 @@ pub struct ReplanOptions {
     pub gpu_slack: u32,
     /// Capacity each model must keep during every transition step, requests/s, in the new
     /// scenario's model order (normally min(old, new) rate); `None`: min(the current plan's
-    /// provisioned rate, the new rate).
+    /// provisioned rate, the new rate). Either way capped at what the current plan gives
+    /// each model before the first step (no transition can keep more).
     pub required: Option<Vec<f64>>,
     /// Max-load only: the fraction of the from-scratch capacity λ* the target may give up
     /// when that re-cuts fewer GPUs (0: the most load first, strictly).

@@ -237,7 +237,7 @@ pub(super) fn replan(
     };
     let point = |m: usize, k: usize| d.point(m, k);
     let (target_gpus, changes) = target(&d.sizes, &d.names(), &point, &cur, current, &solved);
-    let required = required(&d, current, opts);
+    let required = required(&RateCapacity(&d), &d, current, opts);
     let ((target_gpus, changes), transition) = transition_to(
         &RateCapacity(&d),
         &d.names(),

@@ -409,7 +409,7 @@ pub(super) fn replan(
         table: &table,
         memo: RefCell::new(HashMap::new()),
     };
-    let need = kept_required(&cap, &d, current, required(&d, current, opts));
+    let need = required(&cap, &d, current, opts);
     let ((target_gpus, changes), transition) = transition_to(
         &cap,
         &d.names(),
@@ -455,22 +455,6 @@ fn pool_rates(d: &RateData, pools: &[Vec<Option<PoolOption>>]) -> Vec<ModelRate>
             model: rm.name.as_str().into(),
             rate_qps: pm.iter().flatten().map(|o| o.rate).sum(),
         })
-        .collect()
-}
-
-/// The capacity each model keeps during the transition: `want` (min of old and new rate),
-/// but never more than the current plan gives it under the queueing model.
-fn kept_required(cap: &PoolCapacity<'_>, d: &RateData, current: &Plan, want: Vec<f64>) -> Vec<f64> {
-    let nk = d.sizes.profiles.len();
-    let mut now = vec![0u32; d.models.len() * nk];
-    for g in &current.gpus {
-        for (a, b) in now.iter_mut().zip(cap.count(&g.layout)) {
-            *a += b;
-        }
-    }
-    want.iter()
-        .zip(cap.of(&now))
-        .map(|(w, have)| w.min(have))
         .collect()
 }
 
