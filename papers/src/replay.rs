@@ -488,6 +488,20 @@ impl Cell {
     }
 }
 
+/// The shortest interval a day may be cut into: one minute (1440 intervals).
+pub const MIN_EVERY_H: f64 = 1.0 / 60.0;
+
+/// How many intervals of `every_h` hours make the day, or `None` unless `every_h` is at
+/// least [`MIN_EVERY_H`] and divides 24 h: a shorter last interval would be counted as a
+/// whole one in GPU-hours and in the weights of its requests.
+pub fn intervals_in_day(every_h: f64) -> Option<usize> {
+    if !(MIN_EVERY_H * (1.0 - 1e-9)..=24.0).contains(&every_h) {
+        return None;
+    }
+    let n = (24.0 / every_h).round();
+    ((n * every_h - 24.0).abs() <= 24.0 * 1e-9).then_some(n as usize)
+}
+
 /// Each model's rate in each interval of the day (the scenario's rates times the load).
 fn day_rates(
     scenario: &Scenario,
@@ -495,12 +509,12 @@ fn day_rates(
     opts: &ReplayOptions,
     names: &[String],
 ) -> Result<Vec<Vec<f64>>, Error> {
-    if !(opts.every_h > 0.0 && opts.every_h <= 24.0) {
-        return Err(Error::Invalid(format!(
-            "--every {} h must be above 0 and at most 24 h",
+    let n = intervals_in_day(opts.every_h).ok_or_else(|| {
+        Error::Invalid(format!(
+            "--every {} h must cut the day (24 h) into whole intervals of at least a minute",
             opts.every_h
-        )));
-    }
+        ))
+    })?;
     if !(opts.reconfig_s >= 0.0 && opts.reconfig_s < opts.every_h * 3600.0) {
         return Err(Error::Invalid(format!(
             "--reconfig-seconds {} must be at least 0 and below the interval",
@@ -513,7 +527,6 @@ fn day_rates(
             scenario.name
         ))
     })?;
-    let n = (24.0 / opts.every_h).ceil() as usize;
     (0..n)
         .map(|i| {
             let t0 = i as f64 * opts.every_h;
@@ -721,4 +734,27 @@ pub fn replay_day(
         intervals_with_swaps: spares,
         spares_needed: spares_max,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_cut_the_day_exactly() {
+        assert_eq!(intervals_in_day(1.0), Some(24));
+        assert_eq!(intervals_in_day(6.0), Some(4));
+        assert_eq!(intervals_in_day(24.0), Some(1));
+        assert_eq!(intervals_in_day(0.5), Some(48));
+        assert_eq!(intervals_in_day(5.0 / 60.0), Some(288));
+        assert_eq!(intervals_in_day(0.1), Some(240));
+        assert_eq!(intervals_in_day(1.0 / 60.0), Some(1440));
+        // 4 intervals of 7 h would make a 28 h day, 2 of 13 h a 26 h one.
+        assert_eq!(intervals_in_day(7.0), None);
+        assert_eq!(intervals_in_day(13.0), None);
+        assert_eq!(intervals_in_day(0.001), None);
+        assert_eq!(intervals_in_day(0.0), None);
+        assert_eq!(intervals_in_day(25.0), None);
+        assert_eq!(intervals_in_day(f64::NAN), None);
+    }
 }

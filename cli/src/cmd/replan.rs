@@ -79,6 +79,7 @@ fn run_on(a: Args) -> Result<(), CliError> {
     a.check.check_threads()?;
     let scenario = Scenario::load(&a.scenario)?;
     let (current, old) = current_plan(&a)?;
+    same_gpu_kind(&a.current, &current, &scenario)?;
     // `--objective sla-capacity` is max-load with the SLA-aware target (`--solver sla`
     // unless told) and its check by simulation, as `plan` reads it.
     let sla_objective = a.flags.objective == Some(ObjectiveFlag::SlaCapacity);
@@ -130,6 +131,28 @@ fn current_plan(a: &Args) -> Result<(migopt_models::Plan, Option<Scenario>), Cli
     };
     current.scenario_path = None;
     Ok((current, old))
+}
+
+/// The plan in service and the new scenario are for the same GPU kind; if not, the error
+/// names the plan file, its line and field (the re-planner's own check names neither).
+fn same_gpu_kind(
+    path: &Path,
+    current: &migopt_models::Plan,
+    scenario: &Scenario,
+) -> Result<(), CliError> {
+    if current.gpu == scenario.gpu {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let e = Error::field(
+        migopt_models::Origin::file(path),
+        "gpu",
+        format!(
+            "the plan is for {} but the new scenario `{}` is for {}",
+            current.gpu, scenario.name, scenario.gpu
+        ),
+    );
+    Err(migopt_models::plan::locate(e, &text).into())
 }
 
 /// The re-planner's solver (`sla` by default under sla-capacity, else `milp`), after

@@ -6,7 +6,7 @@ use super::common::{PlanFlags, Progress, SolverFlag};
 use super::{to_json, CliError};
 use crate::out::{table, write_all};
 use migopt_models::{Objective, Scenario};
-use migopt_papers::replay::{replay_day, DayReport, DiurnalLoad, ReplayOptions};
+use migopt_papers::replay::{intervals_in_day, replay_day, DayReport, DiurnalLoad, ReplayOptions};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -17,7 +17,7 @@ pub struct Args {
     /// see papers/reconfiguration/diurnal.csv.
     #[arg(long)]
     load: PathBuf,
-    /// Interval length: `1h`, `30m`, `2h` or hours as a number.
+    /// Interval length: `1h`, `30m`, `2h` or hours as a number; it must divide the day (24 h).
     #[arg(long, default_value = "1h", value_parser = parse_hours)]
     every: f64,
     /// Seconds one transition step takes (drain, re-cut, reload).
@@ -63,8 +63,13 @@ fn parse_hours(s: &str) -> Result<f64, String> {
         .parse::<f64>()
         .ok()
         .map(|v| v * scale)
-        .filter(|v| v.is_finite() && *v > 0.0 && *v <= 24.0)
-        .ok_or_else(|| format!("`{s}` is not an interval such as 1h, 30m or 2 (hours, at most 24)"))
+        .filter(|&v| intervals_in_day(v).is_some())
+        .ok_or_else(|| {
+            format!(
+                "`{s}` does not cut the day into whole intervals: give one such as 1h, 30m, 6h \
+                 or 2 (hours) that divides 24 h, from 1m to 24h"
+            )
+        })
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {
@@ -122,6 +127,16 @@ fn run_on(a: Args) -> Result<(), CliError> {
     Ok(())
 }
 
+/// An interval length as a user gives it: whole hours as `6 h`, anything else in minutes
+/// (`5 min`, `90 min`), not as a long fraction of an hour.
+fn interval_label(h: f64) -> String {
+    if h.fract() == 0.0 {
+        format!("{h} h")
+    } else {
+        format!("{} min", (h * 6000.0).round() / 100.0)
+    }
+}
+
 fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.3}%", v * 100.0))
 }
@@ -129,10 +144,10 @@ fn pct(v: Option<f64>) -> String {
 /// The day in two tables: totals, then interval by interval.
 pub fn render(d: &DayReport) -> String {
     let mut o = format!(
-        "scenario {} · {} intervals of {} h · {} s per transition step\n\n",
+        "scenario {} · {} intervals of {} · {} s per transition step\n\n",
         d.scenario,
         d.intervals.len(),
-        d.every_h,
+        interval_label(d.every_h),
         d.reconfig_s
     );
     o += &table(
