@@ -1074,3 +1074,66 @@ fn replan_after_the_scenario_file_was_edited_in_place() {
         }
     }
 }
+
+/// The shipped default scenario with its profiles at absolute paths, and `demand` (a
+/// `share = ..` or `rate_qps = ..` line) for resnet50 and bert-base.
+fn default_with(demand: [&str; 2]) -> String {
+    let dir = root().join("profiles/h100-80gb");
+    let text = std::fs::read_to_string(dir.join("default.toml")).unwrap();
+    let mut k = 0;
+    text.lines()
+        .map(|l| {
+            if let Some(p) = l.strip_prefix("profile = \"") {
+                format!("profile = \"{}/{p}", dir.display())
+            } else if l.starts_with("share = ") {
+                k += 1;
+                demand[k - 1].to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn max_load_replan_of_a_min_gpus_plan_fills_the_whole_server() {
+    let out = tempfile::tempdir().unwrap();
+    let (rates, mix) = (out.path().join("rates.toml"), out.path().join("mix.toml"));
+    std::fs::write(&rates, default_with(["rate_qps = 3000", "rate_qps = 1000"])).unwrap();
+    std::fs::write(&mix, default_with(["share = 0.8", "share = 0.2"])).unwrap();
+    let (cur, target) = (out.path().join("cur.json"), out.path().join("target.json"));
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let p = run(&["plan", &s(&rates), "--out", &s(&cur)], &root());
+    assert!(p.status.success(), "{}", stderr(&p));
+    let used: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cur).unwrap()).unwrap();
+    assert!(used["gpus"].as_array().unwrap().len() < 8, "{used}");
+    // Max-load on the mix: the target plans all 8 GPUs of the scenario, as a from-scratch
+    // max-load plan does, and simulate and the next replan read it.
+    let r = run(
+        &["replan", &s(&cur), &s(&mix), "--out", &s(&target)],
+        &root(),
+    );
+    assert!(r.status.success(), "{}", stderr(&r));
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    assert_eq!(t["gpus"].as_array().unwrap().len(), 8, "{t}");
+    let scratch = output_of(&["plan", &s(&mix), "--json"], &root());
+    let scratch: serde_json::Value = serde_json::from_str(&scratch).unwrap();
+    let (got, best) = (
+        t["objective"].as_f64().unwrap(),
+        scratch["objective"].as_f64().unwrap(),
+    );
+    assert!((got - best).abs() <= 1e-6 * best, "{got} vs {best}");
+    let sim = [
+        "simulate",
+        &s(&target),
+        "--queries",
+        "2000",
+        "--replications",
+        "2",
+    ];
+    let o = run(&sim, &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -31,7 +31,7 @@
 use super::current::{read_types, Current};
 use super::cuts::{first_pattern, keep_vars, new_cuts, Cuts};
 use super::handover::{count_instances, transition_to};
-use super::target::{assemble, target, Solved};
+use super::target::{assemble, pad_to, server_gpus, target, Solved};
 use super::tiers::LoadGoal as Goal;
 use super::tiers::{lexicographic, proven_status, tier_order, tier_report, Start};
 use super::transition::Capacity;
@@ -314,12 +314,12 @@ pub(crate) fn replan(
     let started = Instant::now();
     let popts = opts.plan.with_deadline();
     opts.check_load_slack()?;
-    // The server is the current plan's GPUs.
+    // The server is the scenario's GPUs (the current plan's, if it has more).
     let names: Vec<String> = scenario.models.iter().map(|m| m.name.to_string()).collect();
     let sizes = crate::data::Sizes::new(scenario, popts.rules)?;
     let cur = read_types(&sizes, &names, current, &|_, _| 0.0)?;
     let mut server = scenario.clone();
-    server.gpu_count = cur.slots.max(1);
+    server.gpu_count = server_gpus(&cur, scenario);
     let d = data::load_data(&server, &popts.params, popts.rules)?;
     let scratch = crate::plan(&server, SolverKind::Milp, &popts)?;
     let best = scratch.report.objective;
@@ -352,6 +352,8 @@ pub(crate) fn replan(
         &required,
         opts.spare_gpus,
     )?;
+    let mut gpus = gpus;
+    pad_to(&mut gpus, server.gpu_count);
     let report = SolveReport {
         status,
         objective: eval.lambda,

@@ -61,7 +61,7 @@ use super::current::{read_types, Current};
 use super::cuts::{keep_vars, new_cuts, plan_counts, Cuts};
 use super::handover::{count_instances, transition_to};
 use super::sla::kept_counts;
-use super::target::{assemble, target, Solved};
+use super::target::{assemble, pad_to, server_gpus, target, Solved};
 use super::tiers::LoadGoal as Goal;
 use super::tiers::{lexicographic, proven_status, solve_tier, tier_order, tier_report, Start};
 use super::transition::Capacity;
@@ -474,9 +474,9 @@ pub(super) fn replan(
     let names: Vec<String> = scenario.models.iter().map(|m| m.name.to_string()).collect();
     let sizes = crate::data::Sizes::new(scenario, popts.rules)?;
     let cur = read_types(&sizes, &names, current, &|_, _| 0.0)?;
-    // The server is the current plan's GPUs.
+    // The server is the scenario's GPUs (the current plan's, if it has more).
     let mut server = scenario.clone();
-    server.gpu_count = cur.slots.max(1);
+    server.gpu_count = server_gpus(&cur, scenario);
     let d = data::load_data(&server, &params, popts.rules)?;
     let job = Job {
         scenario: &server,
@@ -565,6 +565,8 @@ impl Finished<'_> {
             &need,
             self.opts.spare_gpus,
         )?;
+        let mut gpus = gpus;
+        pad_to(&mut gpus, self.job.scenario.gpu_count);
         let best = self.scratch.report.objective;
         let report = SolveReport {
             status: self.status,

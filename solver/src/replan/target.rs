@@ -233,3 +233,21 @@ pub(super) fn assemble(
         transition,
     }
 }
+
+/// The GPUs a max-load re-plan fills: the scenario's `gpu.count`, or the current plan's
+/// slots when it has more. A plan whose used GPUs end below the count (a min-gpus plan, a
+/// re-plan that left its last GPUs idle) still re-plans onto the whole server.
+pub(super) fn server_gpus(cur: &Current, scenario: &migopt_models::Scenario) -> u32 {
+    cur.slots.max(scenario.gpu_count).max(1)
+}
+
+/// Pads a max-load target with idle GPUs up to the server's `gpus` (its plan lists every
+/// GPU of the server, as `plan --objective max-load` does, so that `simulate` and the next
+/// `replan` read it against the scenario's `gpu.count`).
+pub(super) fn pad_to(gpus: &mut Vec<GpuPlan>, count: u32) {
+    let next = gpus.iter().map(|g| g.index + 1).max().unwrap_or(0);
+    gpus.extend((next..count).map(|index| GpuPlan {
+        index,
+        layout: Vec::new(),
+    }));
+}
