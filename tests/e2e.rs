@@ -1097,14 +1097,21 @@ fn default_with(demand: [&str; 2]) -> String {
 }
 
 #[test]
-fn max_load_replan_of_a_min_gpus_plan_fills_the_whole_server() {
+fn max_load_replans_chain_from_a_min_gpus_plan_and_through_a_spare_gpu() {
     let out = tempfile::tempdir().unwrap();
     let (rates, mix) = (out.path().join("rates.toml"), out.path().join("mix.toml"));
     std::fs::write(&rates, default_with(["rate_qps = 3000", "rate_qps = 1000"])).unwrap();
     std::fs::write(&mix, default_with(["share = 0.8", "share = 0.2"])).unwrap();
     let (cur, target) = (out.path().join("cur.json"), out.path().join("target.json"));
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    let p = run(&["plan", &s(&rates), "--out", &s(&cur)], &root());
+    // The shipped default plan (max-load, even mix), re-planned to rate targets (min-gpus).
+    let start = out.path().join("start.json");
+    let p = run(&["plan", "--out", &s(&start)], &root());
+    assert!(p.status.success(), "{}", stderr(&p));
+    let p = run(
+        &["replan", &s(&start), &s(&rates), "--out", &s(&cur)],
+        &root(),
+    );
     assert!(p.status.success(), "{}", stderr(&p));
     let used: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&cur).unwrap()).unwrap();
@@ -1136,4 +1143,57 @@ fn max_load_replan_of_a_min_gpus_plan_fills_the_whole_server() {
     ];
     let o = run(&sim, &root());
     assert!(o.status.success(), "{}", stderr(&o));
+    // Back to the even mix, with a spare: the transition swaps a new cut onto GPU 8 and
+    // frees GPU 0, so the target lists 9 GPUs, 8 in use; simulate and the next replan read
+    // it, and the next replan still plans 8 GPUs.
+    let half = root().join("profiles/h100-80gb/default.toml");
+    let (swapped, next) = (
+        out.path().join("swapped.json"),
+        out.path().join("next.json"),
+    );
+    let args = [
+        "replan",
+        &s(&target),
+        &s(&half),
+        "--spare-gpus",
+        "1",
+        "--out",
+        &s(&swapped),
+    ];
+    let r = run(&args, &root());
+    assert!(r.status.success(), "{}", stderr(&r));
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&swapped).unwrap()).unwrap();
+    let gpus = t["gpus"].as_array().unwrap();
+    let used = gpus
+        .iter()
+        .filter(|g| !g["layout"].as_array().unwrap().is_empty());
+    assert_eq!((gpus.len(), used.count()), (9, 8), "{t}");
+    let sim = [
+        "simulate",
+        &s(&swapped),
+        "--queries",
+        "2000",
+        "--replications",
+        "2",
+    ];
+    let o = run(&sim, &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let args = [
+        "replan",
+        &s(&swapped),
+        &s(&mix),
+        "--spare-gpus",
+        "1",
+        "--out",
+        &s(&next),
+    ];
+    let r = run(&args, &root());
+    assert!(r.status.success(), "{}", stderr(&r));
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&next).unwrap()).unwrap();
+    let used = t["gpus"].as_array().unwrap().iter();
+    let used = used.filter(|g| !g["layout"].as_array().unwrap().is_empty());
+    assert_eq!(used.count(), 8, "{t}");
+    assert!((t["objective"].as_f64().unwrap() - best).abs() <= 1e-6 * best);
 }

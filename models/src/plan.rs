@@ -432,11 +432,23 @@ impl Plan {
                 format!("{n} GPUs, above the limit of {MAX_GPUS}"),
             ));
         }
-        if self.objective_kind == Objective::MaxLoad && n != s.gpu_count as usize {
+        // A max-load plan lists the whole server; a re-plan that swapped a GPU's new cut onto
+        // a spare lists one more slot per spare (the GPU it freed idles), never more in use.
+        let used = self.gpus.iter().filter(|g| !g.layout.is_empty()).count();
+        if self.objective_kind == Objective::MaxLoad && n < s.gpu_count as usize {
             return Err(bad(
                 "gpus".into(),
                 format!(
                     "{n} GPUs, but scenario `{}` has {} (gpu.count)",
+                    s.name, s.gpu_count
+                ),
+            ));
+        }
+        if self.objective_kind == Objective::MaxLoad && used > s.gpu_count as usize {
+            return Err(bad(
+                "gpus".into(),
+                format!(
+                    "{used} GPUs in use, but scenario `{}` has {} (gpu.count)",
                     s.name, s.gpu_count
                 ),
             ));

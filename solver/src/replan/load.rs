@@ -1,6 +1,6 @@
-//! Max-load re-planning: on the current plan's GPUs, the target that loses the least
-//! capacity for the new traffic mix, then re-cuts the fewest GPUs, then starts the fewest
-//! instances.
+//! Max-load re-planning: on the scenario's `gpu.count` GPUs (the current plan's first), the
+//! target that loses the least capacity for the new traffic mix, then re-cuts the fewest
+//! GPUs, then starts the fewest instances.
 //!
 //! The capacity of a plan is max-load's λ: the largest total query rate whose split among
 //! the models follows the new scenario's shares (`plan --objective max-load`, the fluid
@@ -314,12 +314,12 @@ pub(crate) fn replan(
     let started = Instant::now();
     let popts = opts.plan.with_deadline();
     opts.check_load_slack()?;
-    // The server is the scenario's GPUs (the current plan's, if it has more).
+    // The server is the scenario's GPUs.
     let names: Vec<String> = scenario.models.iter().map(|m| m.name.to_string()).collect();
     let sizes = crate::data::Sizes::new(scenario, popts.rules)?;
     let cur = read_types(&sizes, &names, current, &|_, _| 0.0)?;
     let mut server = scenario.clone();
-    server.gpu_count = server_gpus(&cur, scenario);
+    server.gpu_count = server_gpus(scenario);
     let d = data::load_data(&server, &popts.params, popts.rules)?;
     let scratch = crate::plan(&server, SolverKind::Milp, &popts)?;
     let best = scratch.report.objective;

@@ -16,7 +16,7 @@
 //! plan to the target is built in [`transition`]. The SLA-aware target (`--solver sla`,
 //! [`replan_with`]) is the same scheme over the pools of the queueing model: module `sla`
 //! for min-gpus (slagpus's pools), module `sla_load` for max-load (slaload's pools of batch
-//! intervals; tier 1 is `plan --objective sla-capacity` on the current plan's GPUs).
+//! intervals; tier 1 is `plan --objective sla-capacity` on the scenario's `gpu.count` GPUs).
 //!
 //! Modules, one job each: `current` reads the current plan into GPU types, `cuts` holds the
 //! kept GPUs and new cuts every re-plan model shares, `tiers` the lexicographic tier loop,
@@ -188,7 +188,7 @@ pub struct Replan {
 }
 
 /// Re-plans `current` for the load of `scenario`: under min-gpus (rate targets) the fewest
-/// GPUs first, under max-load (traffic shares, on the current plan's GPUs) the most load
+/// GPUs first, under max-load (traffic shares, on the scenario's `gpu.count` GPUs) the most load
 /// first (see [`load`]); then the fewest GPUs re-cut or added, then the fewest instances
 /// started.
 ///

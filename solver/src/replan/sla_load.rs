@@ -474,9 +474,9 @@ pub(super) fn replan(
     let names: Vec<String> = scenario.models.iter().map(|m| m.name.to_string()).collect();
     let sizes = crate::data::Sizes::new(scenario, popts.rules)?;
     let cur = read_types(&sizes, &names, current, &|_, _| 0.0)?;
-    // The server is the scenario's GPUs (the current plan's, if it has more).
+    // The server is the scenario's GPUs.
     let mut server = scenario.clone();
-    server.gpu_count = server_gpus(&cur, scenario);
+    server.gpu_count = server_gpus(scenario);
     let d = data::load_data(&server, &params, popts.rules)?;
     let job = Job {
         scenario: &server,

@@ -234,11 +234,11 @@ pub(super) fn assemble(
     }
 }
 
-/// The GPUs a max-load re-plan fills: the scenario's `gpu.count`, or the current plan's
-/// slots when it has more. A plan whose used GPUs end below the count (a min-gpus plan, a
-/// re-plan that left its last GPUs idle) still re-plans onto the whole server.
-pub(super) fn server_gpus(cur: &Current, scenario: &migopt_models::Scenario) -> u32 {
-    cur.slots.max(scenario.gpu_count).max(1)
+/// The GPUs a max-load re-plan fills: the scenario's `gpu.count`, whatever the current
+/// plan's slots (a min-gpus plan lists fewer or more, a re-plan that swapped onto a spare
+/// one more): the target uses at most that many, on the current plan's indices first.
+pub(super) fn server_gpus(scenario: &migopt_models::Scenario) -> u32 {
+    scenario.gpu_count.max(1)
 }
 
 /// Pads a max-load target with idle GPUs up to the server's `gpus` (its plan lists every
