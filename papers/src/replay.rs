@@ -329,10 +329,14 @@ impl DayReport {
     }
 }
 
+/// The rate an idle model (load factor 0) is planned for: a rate target must be positive.
+/// It sends no request in any simulated interval, so it has no p99 and loses nothing.
+const IDLE_RATE: f64 = 1e-9;
+
 fn with_rates(s: &Scenario, rates: &[f64]) -> Scenario {
     let mut s = s.clone();
     for (m, &r) in s.models.iter_mut().zip(rates) {
-        m.demand = Demand::Rate(r.max(1e-9));
+        m.demand = Demand::Rate(r.max(IDLE_RATE));
     }
     s
 }
@@ -358,11 +362,15 @@ fn simulate(
     let lost: f64 = rates
         .iter()
         .zip(&served)
-        .filter(|(_, s)| !**s)
+        .filter(|(&r, s)| !**s && r > IDLE_RATE)
         .map(|(r, _)| r)
         .sum();
     if served.iter().all(|s| !s) {
-        return Ok((1.0, f64::INFINITY));
+        return Ok(if lost > 0.0 {
+            (1.0, f64::INFINITY)
+        } else {
+            (0.0, 0.0)
+        });
     }
     // The simulator wants an instance for every model: simulate the served ones only.
     let mut sub = s.clone();
@@ -388,6 +396,9 @@ fn simulate(
     let mut worst: f64 = if lost > 0.0 { f64::INFINITY } else { 0.0 };
     for (m, &rate) in r.models.iter().zip(&sim_rates) {
         missed += rate * m.sla_violation_rate.mean;
+        if rate <= IDLE_RATE {
+            continue;
+        }
         let p99 = m.latency_ms.map(|l| l.p99.mean).unwrap_or(f64::INFINITY);
         worst = worst.max(p99 / m.sla_ms);
     }
@@ -739,6 +750,31 @@ pub fn replay_day(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A model at load factor 0 sends nothing: the worst p99 over SLA is the other models'
+    /// (it read `inf`, hiding theirs, from the idle model's empty latency sample).
+    #[test]
+    fn an_idle_model_does_not_hide_the_worst_p99() {
+        let s = crate::reconfiguration::h100_scenario().unwrap();
+        let load = DiurnalLoad {
+            hours: vec![0.0],
+            columns: vec!["load".into(), "vit-b16".into()],
+            factors: vec![vec![0.02, 0.0]],
+        };
+        let opts = ReplayOptions {
+            every_h: 12.0,
+            sim_seconds: 0.5,
+            replications: 1,
+            ..ReplayOptions::default()
+        };
+        let day = replay_day(&s, &load, &opts, &|_, _| {}).unwrap();
+        for iv in &day.intervals {
+            for c in &iv.cells {
+                let p = c.p99_over_sla.unwrap();
+                assert!(p.is_finite() && p > 0.0, "{c:?}");
+            }
+        }
+    }
 
     #[test]
     fn intervals_cut_the_day_exactly() {
