@@ -251,9 +251,9 @@ pub struct CapacityReport {
     pub per_replication_qps: Vec<f64>,
     /// Bisection stops when the bracket is narrower than this, queries/s.
     pub resolution_qps: f64,
-    /// What the planner's fluid model promised: the objective of a max-load plan, or for a
-    /// min-gpus plan the largest total rate its provisioned per-model rates carry at the
-    /// scenario's shares. Absent when the plan says nothing usable.
+    /// What the planner's fluid model promised: the largest total rate the plan's
+    /// provisioned per-model rates carry at the searched shares (a max-load plan at its own
+    /// mix: its objective). Absent when the plan says nothing usable.
     pub fluid_capacity_qps: Option<f64>,
     /// capacity ÷ fluid capacity: how much of the planner's promise survives queueing.
     pub ratio_to_fluid: Option<f64>,

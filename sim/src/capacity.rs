@@ -98,21 +98,27 @@ fn upper_bound(job: &Job, shares: &[f64]) -> f64 {
     ub
 }
 
-/// What the planner promised, in total queries/s at these shares.
+/// What the planner promised, in total queries/s at these shares: the largest total rate
+/// the plan's provisioned per-model rates carry at them. For a max-load plan at its own
+/// mix that is its objective (each model's rate is λ·share); at another mix (`--scenario`)
+/// it is less, so the objective stands only when the plan lists no rates.
 fn fluid(plan: &Plan, scenario: &Scenario, shares: &[f64]) -> Option<f64> {
-    let v = match plan.objective_kind {
-        Objective::MaxLoad => plan.report.objective,
-        Objective::MinGpus => {
-            let mut best = f64::INFINITY;
-            for (m, s) in scenario.models.iter().zip(shares) {
-                if *s <= 0.0 {
-                    continue;
-                }
-                let r = plan.model_rates.iter().find(|r| r.model == m.name)?;
-                best = best.min(r.rate_qps / s);
+    let carried = || {
+        let mut best = f64::INFINITY;
+        for (m, s) in scenario.models.iter().zip(shares) {
+            if *s <= 0.0 {
+                continue;
             }
-            best
+            let r = plan.model_rates.iter().find(|r| r.model == m.name)?;
+            best = best.min(r.rate_qps / s);
         }
+        Some(best)
+    };
+    let v = match plan.objective_kind {
+        Objective::MaxLoad => carried()
+            .filter(|v| v.is_finite())
+            .unwrap_or(plan.report.objective),
+        Objective::MinGpus => carried()?,
     };
     (v.is_finite() && v > 0.0).then_some(v)
 }

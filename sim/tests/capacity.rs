@@ -86,6 +86,29 @@ fn fluid_promise_sits_beside_the_simulated_capacity() {
 }
 
 #[test]
+fn fluid_promise_of_a_max_load_plan_follows_the_mix_searched() {
+    // A max-load plan for a 50/50 mix (λ = 5000: 2500 queries/s each) searched at the
+    // scenario's 60/40 mix promises what its per-model rates carry there, 2500 / 0.6,
+    // not its objective at its own mix.
+    let mut p = common::eight_gpu_plan(Objective::MaxLoad, 32);
+    p.report.objective = 5000.0;
+    p.model_rates = ["resnet", "bert"]
+        .iter()
+        .map(|m| migopt_models::ModelRate {
+            model: (*m).into(),
+            rate_qps: 2500.0,
+        })
+        .collect();
+    let sc = common::two_model_scenario(BatchDist::Fixed { size: 4 });
+    let mut c = cfg();
+    c.queries = Some(5_000);
+    c.replications = 2;
+    let r = capacity(&p, &sc, &c, CapacityTarget::P99).unwrap();
+    let want = 2500.0 / 0.6;
+    assert!((r.fluid_capacity_qps.unwrap() - want).abs() < 1e-9 * want);
+}
+
+#[test]
 fn capacity_needs_poisson_arrivals_and_a_sane_budget() {
     let (p, sc) = common::single_server(1.0, false);
     let mut c = cfg();

@@ -383,9 +383,9 @@ pub fn run_capacity(a: CapacityArgs) -> Result<(), CliError> {
     );
     match (report.fluid_capacity_qps, report.ratio_to_fluid) {
         (Some(f), Some(r)) => crate::sayln!(
-            "  fluid      {f:.1} queries/s (the planner's objective); simulated/fluid = {r:.3}"
+            "  fluid      {f:.1} queries/s (the plan's fluid model at this mix); simulated/fluid = {r:.3}"
         ),
-        (Some(f), None) => crate::sayln!("  fluid      {f:.1} queries/s (the planner's objective)"),
+        (Some(f), None) => crate::sayln!("  fluid      {f:.1} queries/s (the plan's fluid model at this mix)"),
         _ => {}
     }
     crate::sayln!("  resolution {:.1} queries/s", report.resolution_qps);
