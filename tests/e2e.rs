@@ -1197,3 +1197,47 @@ fn max_load_replans_chain_from_a_min_gpus_plan_and_through_a_spare_gpu() {
     assert_eq!(used.count(), 8, "{t}");
     assert!((t["objective"].as_f64().unwrap() - best).abs() <= 1e-6 * best);
 }
+
+#[test]
+fn replan_to_a_scenario_that_drops_a_model_recuts_its_gpus() {
+    let out = tempfile::tempdir().unwrap();
+    let pv = import_parvagpu(out.path());
+    let text = std::fs::read_to_string(pv.join("parvagpu-s1.toml")).unwrap();
+    let blocks: Vec<&str> = text.split("[[model]]").collect();
+    assert!(blocks.iter().any(|b| b.contains("name = \"bert\"")));
+    let kept: Vec<&str> = blocks
+        .into_iter()
+        .filter(|b| !b.contains("name = \"bert\""))
+        .collect();
+    let (s1, nobert) = (pv.join("parvagpu-s1.toml"), pv.join("nobert.toml"));
+    std::fs::write(&nobert, kept.join("[[model]]")).unwrap();
+    let (cur, target) = (out.path().join("cur.json"), out.path().join("t.json"));
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let p = run(&["plan", &s(&s1), "--out", &s(&cur)], &root());
+    assert!(p.status.success(), "{}", stderr(&p));
+    let args = [
+        "replan",
+        &s(&cur),
+        &s(&nobert),
+        "--spare-gpus",
+        "2",
+        "--out",
+        &s(&target),
+    ];
+    let r = run(&args, &root());
+    assert!(r.status.success(), "{}", stderr(&r));
+    // bert's instance is gone from the target (its GPU was re-cut), and migopt reads the
+    // target against its scenario.
+    let t = std::fs::read_to_string(&target).unwrap();
+    assert!(!t.contains("\"model\": \"bert\""), "{t}");
+    let sim = [
+        "simulate",
+        &s(&target),
+        "--queries",
+        "2000",
+        "--replications",
+        "2",
+    ];
+    let o = run(&sim, &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -14,6 +14,9 @@ pub(super) struct Current {
     pub types: Vec<(Config, Vec<u32>, Vec<f64>)>,
     /// GPU slots of the current plan (used or not).
     pub slots: u32,
+    /// GPUs with an instance of a model the new scenario no longer has: never kept as they
+    /// are (the target would serve a model its scenario lacks), re-cut first.
+    pub retired: Vec<u32>,
 }
 
 /// The current plan's GPU types under the scenario's sizes, models and throughputs.
@@ -30,8 +33,16 @@ pub(super) fn read_types(
     cap: &dyn Fn(usize, usize) -> f64,
 ) -> Result<Current, Error> {
     let mut by: BTreeMap<Config, Vec<u32>> = BTreeMap::new();
+    let mut retired = Vec::new();
     for g in &current.gpus {
         if g.layout.is_empty() {
+            continue;
+        }
+        if g.layout
+            .iter()
+            .any(|a| !names.iter().any(|x| x == a.model.as_str()))
+        {
+            retired.push(g.index);
             continue;
         }
         let mut cfg: Config = Vec::new();
@@ -69,5 +80,9 @@ pub(super) fn read_types(
         .max()
         .unwrap_or(0)
         .max(current.gpus.len() as u32);
-    Ok(Current { types, slots })
+    Ok(Current {
+        types,
+        slots,
+        retired,
+    })
 }

@@ -534,6 +534,7 @@ mod tests {
         let cur = Current {
             types: Vec::new(),
             slots: 0,
+            retired: Vec::new(),
         };
         let inp = Input {
             d: &d,
