@@ -391,9 +391,19 @@ impl Plan {
     /// messages, with the line of the problem.
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        serde_json::from_str(text).map_err(|e| Error::Syntax {
-            origin: Origin::at(path, e.line().max(1)),
-            message: format!("not a migopt plan: {e}"),
+        serde_json::from_str(text).map_err(|e| {
+            if is_replan_report(text) {
+                return Error::Syntax {
+                    origin: Origin::at(path, 1),
+                    message: "not a migopt plan but a re-plan report (`migopt replan --json`); \
+                              its plan is the field `target`: write it with `migopt replan --out`"
+                        .into(),
+                };
+            }
+            Error::Syntax {
+                origin: Origin::at(path, e.line().max(1)),
+                message: format!("not a migopt plan: {e}"),
+            }
         })
     }
 
@@ -631,6 +641,15 @@ impl Plan {
         }
         Ok(y)
     }
+}
+
+/// Whether `text` is the JSON `migopt replan --json` prints (a target plan with its fates,
+/// tiers and transition, possibly with a simulation check), which users feed back as a plan.
+fn is_replan_report(text: &str) -> bool {
+    let Ok(serde_json::Value::Object(v)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return false;
+    };
+    v.contains_key("target") && v.contains_key("transition")
 }
 
 #[cfg(test)]
