@@ -32,7 +32,7 @@ pub struct Args {
     /// Simulated seconds per plan and per transition state (0: no simulation).
     #[arg(long, default_value_t = 10.0)]
     sim_seconds: f64,
-    /// Simulation replications.
+    /// Simulation replications (1 to 100).
     #[arg(long, default_value_t = 2)]
     replications: u32,
     /// Master seed of the simulations.
@@ -49,6 +49,10 @@ pub struct Args {
     #[arg(long)]
     out: Option<PathBuf>,
 }
+
+/// Most simulation replications per plan and transition state (each interval simulates
+/// three plans and every transition state).
+const MAX_REPLICATIONS: u32 = 100;
 
 fn parse_hours(s: &str) -> Result<f64, String> {
     let s = s.trim();
@@ -88,6 +92,12 @@ fn run_on(a: Args) -> Result<(), CliError> {
             a.sim_seconds
         ))));
     }
+    if !(1..=MAX_REPLICATIONS).contains(&a.replications) {
+        return Err(CliError::Input(migopt_models::Error::Invalid(format!(
+            "--replications {} must be between 1 and {MAX_REPLICATIONS}",
+            a.replications
+        ))));
+    }
     let solver: migopt_solver::SolverKind = a.solver.solver.as_deref().unwrap_or("milp").parse()?;
     if !matches!(
         solver,
@@ -105,7 +115,7 @@ fn run_on(a: Args) -> Result<(), CliError> {
         plan,
         solver,
         sim_seconds: a.sim_seconds,
-        replications: a.replications.clamp(1, 100),
+        replications: a.replications,
         seed: a.seed,
         threads: None,
     };
