@@ -1240,4 +1240,15 @@ fn replan_to_a_scenario_that_drops_a_model_recuts_its_gpus() {
     ];
     let o = run(&sim, &root());
     assert!(o.status.success(), "{}", stderr(&o));
+    // The same with the scenario edited in place (the plan records it, now without bert).
+    let edit = pv.join("edit.toml");
+    std::fs::write(&edit, &text).unwrap();
+    let p = run(&["plan", &s(&edit), "--out", &s(&cur)], &root());
+    assert!(p.status.success(), "{}", stderr(&p));
+    std::fs::write(&edit, kept.join("[[model]]")).unwrap();
+    let r = run(
+        &["replan", &s(&cur), &s(&edit), "--spare-gpus", "2"],
+        &root(),
+    );
+    assert!(r.status.success(), "{}", stderr(&r));
 }

@@ -78,7 +78,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
 fn run_on(a: Args) -> Result<(), CliError> {
     a.check.check_threads()?;
     let scenario = Scenario::load(&a.scenario)?;
-    let (current, old) = current_plan(&a)?;
+    let (current, old) = current_plan(&a, &scenario)?;
     same_gpu_kind(&a.current, &current, &scenario)?;
     // `--objective sla-capacity` is max-load with the SLA-aware target (`--solver sla`
     // unless told) and its check by simulation, as `plan` reads it.
@@ -117,7 +117,10 @@ fn run_on(a: Args) -> Result<(), CliError> {
 
 /// The plan in service (its recorded scenario path dropped) and the scenario it serves,
 /// when known: `--old-scenario`, else the one recorded in the plan.
-fn current_plan(a: &Args) -> Result<(migopt_models::Plan, Option<Scenario>), CliError> {
+fn current_plan(
+    a: &Args,
+    scenario: &Scenario,
+) -> Result<(migopt_models::Plan, Option<Scenario>), CliError> {
     let (mut current, old) = match &a.old_scenario {
         Some(p) => {
             let (plan, old) = load_plan(&a.current, Some(p))?;
@@ -126,11 +129,31 @@ fn current_plan(a: &Args) -> Result<(migopt_models::Plan, Option<Scenario>), Cli
         None => match load_plan(&a.current, None) {
             Ok((plan, old)) => (plan, Some(old)),
             // No readable recorded scenario: the plan's provisioned rates stand in.
-            Err(_) => (load_plan(&a.current, Some(&a.scenario))?.0, None),
+            Err(_) => (load_current(&a.current, scenario)?, None),
         },
     };
     current.scenario_path = None;
     Ok((current, old))
+}
+
+/// The plan in service, checked against the new scenario except for the instances and
+/// routes of models the new scenario dropped (a scenario edited in place to retire a model:
+/// the re-planner re-cuts their GPUs).
+fn load_current(path: &Path, scenario: &Scenario) -> Result<migopt_models::Plan, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let plan = migopt_models::Plan::from_json(&text, path)?;
+    let mut served = plan.clone();
+    for g in &mut served.gpus {
+        g.layout
+            .retain(|x| scenario.model(x.model.as_str()).is_some());
+    }
+    served
+        .routes
+        .retain(|r| scenario.model(r.model.as_str()).is_some());
+    served
+        .check_against(path, scenario)
+        .map_err(|e| migopt_models::plan::locate(e, &text))?;
+    Ok(plan)
 }
 
 /// The plan in service and the new scenario are for the same GPU kind; if not, the error
