@@ -117,6 +117,29 @@ impl DiurnalLoad {
         })
     }
 
+    /// Every model has a column of its own or the `load` column applies to it; the error
+    /// names the load file `path` (columns for other models are allowed: one file may
+    /// serve several scenarios).
+    pub fn check_models(&self, path: &Path, scenario: &Scenario) -> Result<(), Error> {
+        let has = |c: &str| self.columns.iter().any(|x| x == c);
+        match scenario
+            .models
+            .iter()
+            .find(|m| !has(m.name.as_str()) && !has("load"))
+        {
+            Some(m) => Err(Error::Syntax {
+                origin: Origin::file(path),
+                message: format!(
+                    "no column for model {} of scenario {} and no `load` column (columns: {})",
+                    m.name,
+                    scenario.name,
+                    self.columns.join(", ")
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// The factor of each model (scenario order) for hours [t0, t1).
     pub fn factors_for(&self, models: &[String], t0: f64, t1: f64) -> Result<Vec<f64>, Error> {
         let col = |m: &str| {

@@ -84,6 +84,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
 fn run_on(a: Args) -> Result<(), CliError> {
     let scenario = Scenario::load(&a.scenario)?;
     let load = DiurnalLoad::load(&a.load)?;
+    load.check_models(&a.load, &scenario)?;
     let mut plan = a.flags.options(&scenario)?;
     plan.objective = Objective::MinGpus;
     if !(a.sim_seconds >= 0.0 && a.sim_seconds <= 3600.0) {
