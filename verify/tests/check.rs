@@ -159,7 +159,16 @@ fn the_predictor_routes_with_the_simulators_elsa_horizon() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    // Statistical properties: each case is judged on a finite simulation, so a case near a
+    // steep point of the miss curve fails now and then by noise alone. A fixed seed makes the
+    // 16 cases the same in every run (the product's rule: the same seed, the same result),
+    // so CI cannot fail at random; the counterexample a random seed once found is kept as
+    // its own test below, judged on enough queries to tell noise from error.
+    #![proptest_config(ProptestConfig {
+        cases: 16,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(1),
+        ..ProptestConfig::default()
+    })]
 
     /// Within 5% of the simulator on a plan of two sizes, where `elsa` spills small batches
     /// onto the large instance: at 95% of the capacity the queueing model predicts (p99, no
@@ -343,4 +352,57 @@ fn sla_max_load_replan_is_checked_at_its_lambda_and_cut_when_it_misses() {
     }
     // Round-robin misses, so its loop cut at least once.
     assert!(rounds_seen[1] > 1, "{rounds_seen:?}");
+}
+
+/// The corner a random seed of `queueing_model_is_never_looser_than_the_simulator` found:
+/// six instances at 92% utilisation with an SLA of 6 mean service times, where the miss
+/// share rises 2.5-fold per 1% of rate. There, 3 replications of 150,000 queries (the
+/// property's) once put the interval's low end at 1.50%; on 12 of 300,000 the simulated miss
+/// at the admitted rate is 1.03% (95% interval 0.85–1.20%) against the 1% budget (planned at
+/// 0.9%): the model's rate is within about 1% of the simulator's on the loose side, and at
+/// 98% of it the miss is 0.37%.
+#[test]
+fn queueing_model_at_a_steep_six_instance_pool() {
+    let (n, a, c, median, slack) = (
+        6,
+        2.5547206195295478,
+        5.0,
+        4.689506100876214,
+        5.960088653564959,
+    );
+    let batch = BatchDist::Lognormal {
+        median,
+        sigma: 0.7,
+        max: 32,
+    };
+    let mean: f64 = batch
+        .pmf()
+        .iter()
+        .map(|&(b, p)| p * (a + c * b as f64 / 14.0))
+        .sum();
+    let s = scenario(1, a, c, slack * mean, batch);
+    let plan = pool_plan(n, 32);
+    let opts = PlanOptions::default();
+    let mut planned = opts.clone();
+    planned.sla.budget = opts.sla.budget * (1.0 - opts.sla.margin);
+    let rate = migopt_solver::predict_capacity(&s, &plan, &planned)
+        .unwrap()
+        .capacity_qps;
+    let miss_at = |f: f64| {
+        let mut cfg = SimConfig::new(Arrivals::Poisson {
+            total_rate_qps: f * rate,
+        });
+        cfg.replications = 12;
+        cfg.queries = Some(300_000);
+        cfg.seed = 133;
+        migopt_sim::simulate(&plan, &s, &cfg).unwrap().models[0].sla_violation_rate
+    };
+    let at = miss_at(1.0);
+    let (low, high) = (at.ci_low.unwrap(), at.ci_high.unwrap());
+    assert!(
+        low <= opts.sla.budget && high <= opts.sla.budget * 1.25,
+        "{at:?}"
+    );
+    let below = miss_at(0.98);
+    assert!(below.ci_high.unwrap() <= opts.sla.budget * 0.6, "{below:?}");
 }
