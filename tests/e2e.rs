@@ -1096,105 +1096,84 @@ fn default_with(demand: [&str; 2]) -> String {
         .join("\n")
 }
 
+/// A path as the command line takes it.
+fn arg(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// A JSON file, read.
+fn read_json(p: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// The GPUs a plan lists, and how many of them are in use.
+fn gpus_listed_and_used(plan: &serde_json::Value) -> (usize, usize) {
+    let gpus = plan["gpus"].as_array().unwrap();
+    let used = gpus
+        .iter()
+        .filter(|g| !g["layout"].as_array().unwrap().is_empty());
+    (gpus.len(), used.count())
+}
+
+/// `migopt replan current scenario [extra] --out out` succeeds; its target plan.
+fn replan_to(current: &Path, scenario: &Path, extra: &[&str], out: &Path) -> serde_json::Value {
+    let (c, s, o) = (arg(current), arg(scenario), arg(out));
+    let args = [&["replan", &c, &s][..], extra, &["--out", &o]].concat();
+    let r = run(&args, &root());
+    assert!(r.status.success(), "{}", stderr(&r));
+    read_json(out)
+}
+
+/// `migopt simulate plan` reads the plan and simulates it (briefly).
+fn simulates(plan: &Path) {
+    let p = arg(plan);
+    let o = run(
+        &["simulate", &p, "--queries", "2000", "--replications", "2"],
+        &root(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 #[test]
 fn max_load_replans_chain_from_a_min_gpus_plan_and_through_a_spare_gpu() {
     let out = tempfile::tempdir().unwrap();
-    let (rates, mix) = (out.path().join("rates.toml"), out.path().join("mix.toml"));
-    std::fs::write(&rates, default_with(["rate_qps = 3000", "rate_qps = 1000"])).unwrap();
-    std::fs::write(&mix, default_with(["share = 0.8", "share = 0.2"])).unwrap();
-    let (cur, target) = (out.path().join("cur.json"), out.path().join("target.json"));
-    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let at = |name: &str| out.path().join(name);
+    std::fs::write(
+        at("rates.toml"),
+        default_with(["rate_qps = 3000", "rate_qps = 1000"]),
+    )
+    .unwrap();
+    std::fs::write(at("mix.toml"), default_with(["share = 0.8", "share = 0.2"])).unwrap();
     // The shipped default plan (max-load, even mix), re-planned to rate targets (min-gpus).
-    let start = out.path().join("start.json");
-    let p = run(&["plan", "--out", &s(&start)], &root());
+    let p = run(&["plan", "--out", &arg(&at("start.json"))], &root());
     assert!(p.status.success(), "{}", stderr(&p));
-    let p = run(
-        &["replan", &s(&start), &s(&rates), "--out", &s(&cur)],
-        &root(),
-    );
-    assert!(p.status.success(), "{}", stderr(&p));
-    let used: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cur).unwrap()).unwrap();
-    assert!(used["gpus"].as_array().unwrap().len() < 8, "{used}");
+    let cur = replan_to(&at("start.json"), &at("rates.toml"), &[], &at("cur.json"));
+    assert!(gpus_listed_and_used(&cur).0 < 8, "{cur}");
     // Max-load on the mix: the target plans all 8 GPUs of the scenario, as a from-scratch
     // max-load plan does, and simulate and the next replan read it.
-    let r = run(
-        &["replan", &s(&cur), &s(&mix), "--out", &s(&target)],
-        &root(),
-    );
-    assert!(r.status.success(), "{}", stderr(&r));
-    let t: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
-    assert_eq!(t["gpus"].as_array().unwrap().len(), 8, "{t}");
-    let scratch = output_of(&["plan", &s(&mix), "--json"], &root());
+    let t = replan_to(&at("cur.json"), &at("mix.toml"), &[], &at("target.json"));
+    assert_eq!(gpus_listed_and_used(&t).0, 8, "{t}");
+    let scratch = output_of(&["plan", &arg(&at("mix.toml")), "--json"], &root());
     let scratch: serde_json::Value = serde_json::from_str(&scratch).unwrap();
-    let (got, best) = (
-        t["objective"].as_f64().unwrap(),
-        scratch["objective"].as_f64().unwrap(),
-    );
+    let best = scratch["objective"].as_f64().unwrap();
+    let got = t["objective"].as_f64().unwrap();
     assert!((got - best).abs() <= 1e-6 * best, "{got} vs {best}");
-    let sim = [
-        "simulate",
-        &s(&target),
-        "--queries",
-        "2000",
-        "--replications",
-        "2",
-    ];
-    let o = run(&sim, &root());
-    assert!(o.status.success(), "{}", stderr(&o));
+    simulates(&at("target.json"));
     // Back to the even mix, with a spare: the transition swaps a new cut onto GPU 8 and
     // frees GPU 0, so the target lists 9 GPUs, 8 in use; simulate and the next replan read
     // it, and the next replan still plans 8 GPUs.
     let half = root().join("profiles/h100-80gb/default.toml");
-    let (swapped, next) = (
-        out.path().join("swapped.json"),
-        out.path().join("next.json"),
+    let spare = ["--spare-gpus", "1"];
+    let t = replan_to(&at("target.json"), &half, &spare, &at("swapped.json"));
+    assert_eq!(gpus_listed_and_used(&t), (9, 8), "{t}");
+    simulates(&at("swapped.json"));
+    let t = replan_to(
+        &at("swapped.json"),
+        &at("mix.toml"),
+        &spare,
+        &at("next.json"),
     );
-    let args = [
-        "replan",
-        &s(&target),
-        &s(&half),
-        "--spare-gpus",
-        "1",
-        "--out",
-        &s(&swapped),
-    ];
-    let r = run(&args, &root());
-    assert!(r.status.success(), "{}", stderr(&r));
-    let t: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&swapped).unwrap()).unwrap();
-    let gpus = t["gpus"].as_array().unwrap();
-    let used = gpus
-        .iter()
-        .filter(|g| !g["layout"].as_array().unwrap().is_empty());
-    assert_eq!((gpus.len(), used.count()), (9, 8), "{t}");
-    let sim = [
-        "simulate",
-        &s(&swapped),
-        "--queries",
-        "2000",
-        "--replications",
-        "2",
-    ];
-    let o = run(&sim, &root());
-    assert!(o.status.success(), "{}", stderr(&o));
-    let args = [
-        "replan",
-        &s(&swapped),
-        &s(&mix),
-        "--spare-gpus",
-        "1",
-        "--out",
-        &s(&next),
-    ];
-    let r = run(&args, &root());
-    assert!(r.status.success(), "{}", stderr(&r));
-    let t: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&next).unwrap()).unwrap();
-    let used = t["gpus"].as_array().unwrap().iter();
-    let used = used.filter(|g| !g["layout"].as_array().unwrap().is_empty());
-    assert_eq!(used.count(), 8, "{t}");
+    assert_eq!(gpus_listed_and_used(&t).1, 8, "{t}");
     assert!((t["objective"].as_f64().unwrap() - best).abs() <= 1e-6 * best);
 }
 
@@ -1215,31 +1194,11 @@ fn replan_to_a_scenario_that_drops_a_model_recuts_its_gpus() {
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let p = run(&["plan", &s(&s1), "--out", &s(&cur)], &root());
     assert!(p.status.success(), "{}", stderr(&p));
-    let args = [
-        "replan",
-        &s(&cur),
-        &s(&nobert),
-        "--spare-gpus",
-        "2",
-        "--out",
-        &s(&target),
-    ];
-    let r = run(&args, &root());
-    assert!(r.status.success(), "{}", stderr(&r));
+    let t = replan_to(&cur, &nobert, &["--spare-gpus", "2"], &target);
     // bert's instance is gone from the target (its GPU was re-cut), and migopt reads the
     // target against its scenario.
-    let t = std::fs::read_to_string(&target).unwrap();
-    assert!(!t.contains("\"model\": \"bert\""), "{t}");
-    let sim = [
-        "simulate",
-        &s(&target),
-        "--queries",
-        "2000",
-        "--replications",
-        "2",
-    ];
-    let o = run(&sim, &root());
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!t.to_string().contains("\"model\":\"bert\""), "{t}");
+    simulates(&target);
     // The same with the scenario edited in place (the plan records it, now without bert).
     let edit = pv.join("edit.toml");
     std::fs::write(&edit, &text).unwrap();
