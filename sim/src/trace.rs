@@ -62,21 +62,26 @@ pub fn parse_trace_for(
     let (width, idx) = header_columns(header, &Origin::at(origin, hline + 1))?;
     let mut out = Vec::new();
     let mut prev: Option<(f64, usize)> = None;
+    let mut fields: Vec<&str> = Vec::with_capacity(width);
     for (i, line) in lines {
-        let at = Origin::at(origin, i + 1);
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let at = Line {
+            file: origin,
+            line: i + 1,
+        };
+        fields.clear();
+        fields.extend(line.split(',').map(str::trim));
         if fields.len() != width {
             return Err(Error::Syntax {
-                origin: at,
+                origin: at.origin(),
                 message: format!("{} fields, the header has {}", fields.len(), width),
             });
         }
-        let t = parse_arrival(fields[idx[0]], &at, prev)?;
-        let model = parse_model(fields[idx[1]], &at, models)?;
-        let batch = parse_batch(fields[idx[2]], &at)?;
+        let t = parse_arrival(fields[idx[0]], at, prev)?;
+        let model = parse_model(fields[idx[1]], at, models)?;
+        let batch = parse_batch(fields[idx[2]], at)?;
         if out.len() as u64 >= MAX_QUERIES_PER_RUN {
             return Err(Error::field(
-                at,
+                at.origin(),
                 "arrival_ms",
                 format!(
                     "the trace has more than {MAX_QUERIES_PER_RUN} queries, the limit of one run"
@@ -97,6 +102,20 @@ pub fn parse_trace_for(
         });
     }
     Ok(out)
+}
+
+/// Where a record stands (its file and 1-based line), made into an [`Origin`] only for an
+/// error: a valid record allocates nothing for it.
+#[derive(Clone, Copy)]
+struct Line<'a> {
+    file: &'a Path,
+    line: usize,
+}
+
+impl Line<'_> {
+    fn origin(self) -> Origin {
+        Origin::at(self.file, self.line)
+    }
 }
 
 /// The header's field count and where each of [`COLUMNS`] stands in it; `at` is its line.
@@ -124,8 +143,8 @@ fn header_columns(header: &str, at: &Origin) -> Result<(usize, [usize; 3]), Erro
 
 /// The `arrival_ms` field `s` on line `at`: a time in ms, within the simulated-time limit
 /// and not before the previous record's (`prev`: its time and line).
-fn parse_arrival(s: &str, at: &Origin, prev: Option<(f64, usize)>) -> Result<f64, Error> {
-    let bad = |message: String| Error::field(at.clone(), "arrival_ms", message);
+fn parse_arrival(s: &str, at: Line<'_>, prev: Option<(f64, usize)>) -> Result<f64, Error> {
+    let bad = |message: String| Error::field(at.origin(), "arrival_ms", message);
     let t: f64 = s
         .parse()
         .map_err(|_| bad(format!("`{s}` is not a number")))?;
@@ -147,13 +166,13 @@ fn parse_arrival(s: &str, at: &Origin, prev: Option<(f64, usize)>) -> Result<f64
 }
 
 /// The `model` field `s` on line `at`: not empty, and one of `models` when given.
-fn parse_model<'t>(s: &'t str, at: &Origin, models: Option<&[&str]>) -> Result<&'t str, Error> {
+fn parse_model<'t>(s: &'t str, at: Line<'_>, models: Option<&[&str]>) -> Result<&'t str, Error> {
     if s.is_empty() {
-        return Err(Error::field(at.clone(), "model", "is empty"));
+        return Err(Error::field(at.origin(), "model", "is empty"));
     }
     if let Some(known) = models.filter(|k| !k.contains(&s)) {
         return Err(Error::field(
-            at.clone(),
+            at.origin(),
             "model",
             format!(
                 "`{s}` is not a model of the scenario ({})",
@@ -165,16 +184,16 @@ fn parse_model<'t>(s: &'t str, at: &Origin, models: Option<&[&str]>) -> Result<&
 }
 
 /// The `batch` field `s` on line `at`: a whole number from 1 to [`MAX_BATCH`].
-fn parse_batch(s: &str, at: &Origin) -> Result<u32, Error> {
+fn parse_batch(s: &str, at: Line<'_>) -> Result<u32, Error> {
     match s.parse::<u64>() {
         Ok(b) if (1..=MAX_BATCH as u64).contains(&b) => Ok(b as u32),
         Ok(b) if b > 1 => Err(Error::field(
-            at.clone(),
+            at.origin(),
             "batch",
             format!("{b} is above the limit of {MAX_BATCH}"),
         )),
         _ => Err(Error::field(
-            at.clone(),
+            at.origin(),
             "batch",
             format!("`{s}` is not a whole number ≥ 1"),
         )),
