@@ -1191,8 +1191,7 @@ fn replan_to_a_scenario_that_drops_a_model_recuts_its_gpus() {
     let (s1, nobert) = (pv.join("parvagpu-s1.toml"), pv.join("nobert.toml"));
     std::fs::write(&nobert, kept.join("[[model]]")).unwrap();
     let (cur, target) = (out.path().join("cur.json"), out.path().join("t.json"));
-    let s = |p: &Path| p.to_str().unwrap().to_string();
-    let p = run(&["plan", &s(&s1), "--out", &s(&cur)], &root());
+    let p = run(&["plan", &arg(&s1), "--out", &arg(&cur)], &root());
     assert!(p.status.success(), "{}", stderr(&p));
     let t = replan_to(&cur, &nobert, &["--spare-gpus", "2"], &target);
     // bert's instance is gone from the target (its GPU was re-cut), and migopt reads the
@@ -1202,11 +1201,11 @@ fn replan_to_a_scenario_that_drops_a_model_recuts_its_gpus() {
     // The same with the scenario edited in place (the plan records it, now without bert).
     let edit = pv.join("edit.toml");
     std::fs::write(&edit, &text).unwrap();
-    let p = run(&["plan", &s(&edit), "--out", &s(&cur)], &root());
+    let p = run(&["plan", &arg(&edit), "--out", &arg(&cur)], &root());
     assert!(p.status.success(), "{}", stderr(&p));
     std::fs::write(&edit, kept.join("[[model]]")).unwrap();
     let r = run(
-        &["replan", &s(&cur), &s(&edit), "--spare-gpus", "2"],
+        &["replan", &arg(&cur), &arg(&edit), "--spare-gpus", "2"],
         &root(),
     );
     assert!(r.status.success(), "{}", stderr(&r));

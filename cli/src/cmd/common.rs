@@ -270,8 +270,7 @@ pub fn check_threads(threads: u64) -> Result<usize, CliError> {
 /// the plan, else the shipped default for plans of the default scenario. The plan is
 /// checked against the scenario here, so every message names the plan file.
 pub fn load_plan(path: &Path, scenario: Option<&Path>) -> Result<(Plan, Scenario), CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| migopt_models::Error::io(path, e))?;
-    let plan = Plan::from_json(&text, path)?;
+    let (plan, text) = read_plan(path)?;
     let scen = match (scenario, plan.scenario_path.as_deref()) {
         (Some(p), _) => Scenario::load(p)?,
         (None, Some(p)) => Scenario::load(&resolve_recorded(path, p))?,
@@ -283,9 +282,23 @@ pub fn load_plan(path: &Path, scenario: Option<&Path>) -> Result<(Plan, Scenario
             ))))
         }
     };
-    plan.check_against(path, &scen)
-        .map_err(|e| migopt_models::plan::locate(e, &text))?;
+    check_plan(&plan, &text, path, &scen)?;
     Ok((plan, scen))
+}
+
+/// A plan file, parsed, and its text (for the line numbers of later errors).
+pub fn read_plan(path: &Path) -> Result<(Plan, String), CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| migopt_models::Error::io(path, e))?;
+    let plan = Plan::from_json(&text, path)?;
+    Ok((plan, text))
+}
+
+/// Checks a plan read from `path` (its `text`) against a scenario; an error names the
+/// plan file's line and field.
+pub fn check_plan(plan: &Plan, text: &str, path: &Path, scen: &Scenario) -> Result<(), CliError> {
+    plan.check_against(path, scen)
+        .map_err(|e| migopt_models::plan::locate(e, text))?;
+    Ok(())
 }
 
 /// A scenario path recorded in a plan is relative to where `migopt plan` ran; if it does

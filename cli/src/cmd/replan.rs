@@ -1,7 +1,9 @@
 //! `migopt replan`: re-plan a running plan for a new load, re-cutting as few GPUs as
 //! possible, with a safe step-by-step transition.
 
-use super::common::{load_plan, CheckFlags, ObjectiveFlag, PlanFlags, SolverFlag};
+use super::common::{
+    check_plan, load_plan, read_plan, CheckFlags, ObjectiveFlag, PlanFlags, SolverFlag,
+};
 use super::{to_json, CliError};
 use crate::out::{table, write_all};
 use migopt_models::{Error, Objective, Scenario};
@@ -140,8 +142,7 @@ fn current_plan(
 /// routes of models the new scenario dropped (a scenario edited in place to retire a model:
 /// the re-planner re-cuts their GPUs).
 fn load_current(path: &Path, scenario: &Scenario) -> Result<migopt_models::Plan, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let plan = migopt_models::Plan::from_json(&text, path)?;
+    let (plan, text) = read_plan(path)?;
     let mut served = plan.clone();
     for g in &mut served.gpus {
         g.layout
@@ -150,9 +151,7 @@ fn load_current(path: &Path, scenario: &Scenario) -> Result<migopt_models::Plan,
     served
         .routes
         .retain(|r| scenario.model(r.model.as_str()).is_some());
-    served
-        .check_against(path, scenario)
-        .map_err(|e| migopt_models::plan::locate(e, &text))?;
+    check_plan(&served, &text, path, scenario)?;
     Ok(plan)
 }
 

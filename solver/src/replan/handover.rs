@@ -4,46 +4,53 @@
 
 use super::target::Fates;
 use super::{transition, Fate, GpuChange, ReplanOptions, Transition};
-use crate::data::RateData;
 use migopt_models::{Assignment, Error, GpuPlan, Plan};
 
+/// The safe transition to a target, every re-plan's (min-gpus and max-load, rate and SLA
+/// models): each model keeps its [`required`] capacity under `cap` during every step, with the
+/// spare GPUs of `opts`; the target's GPUs and fates after the spare swaps it makes, and the
+/// transition. `target_rate(m)` is model m's rate in the target (`names` order).
+pub(super) fn hand_over(
+    cap: &dyn transition::Capacity,
+    names: &[String],
+    current: &Plan,
+    slots: u32,
+    target: Fates,
+    opts: &ReplanOptions,
+    target_rate: impl Fn(usize) -> f64,
+) -> Result<(Fates, Transition), Error> {
+    let need = required(cap, names, current, opts, target_rate);
+    transition_to(cap, names, slots, target, &need, opts.spare_gpus)
+}
+
 /// The capacity each model keeps during the transition: the options', else min(the current
-/// plan's provisioned rate, the new rate); never more than the current plan gives it under
-/// `cap` (see [`at_most_current`]).
-pub(super) fn required(
-    cap: &impl transition::Capacity,
-    d: &RateData,
+/// plan's provisioned rate, its rate in the target); never more than the current plan's GPUs
+/// give it under `cap`. No transition can keep more than there is before its first step:
+/// when the old rates claim more (an old scenario file edited since the plan was made, for
+/// instance in place to the new rates), min(old, new) would be out of reach from the start,
+/// and every transition would be refused.
+fn required(
+    cap: &dyn transition::Capacity,
+    names: &[String],
     current: &Plan,
     opts: &ReplanOptions,
+    target_rate: impl Fn(usize) -> f64,
 ) -> Vec<f64> {
-    let want = match &opts.required {
+    let want: Vec<f64> = match &opts.required {
         Some(r) => r.clone(),
-        None => d
-            .models
+        None => names
             .iter()
-            .map(|m| {
+            .enumerate()
+            .map(|(m, name)| {
                 let old = current
                     .model_rates
                     .iter()
-                    .find(|r| r.model.as_str() == m.name.as_str())
+                    .find(|r| r.model.as_str() == name.as_str())
                     .map_or(0.0, |r| r.rate_qps);
-                old.min(m.rate)
+                old.min(target_rate(m))
             })
             .collect(),
     };
-    at_most_current(cap, current, want)
-}
-
-/// `want`, capped per model at what the current plan's GPUs give it under `cap`. No
-/// transition can keep more than there is before its first step: when the old rates claim
-/// more (an old scenario file edited since the plan was made, for instance in place to the
-/// new rates), min(old, new) would be out of reach from the start, and every transition
-/// would be refused.
-pub(super) fn at_most_current(
-    cap: &impl transition::Capacity,
-    current: &Plan,
-    want: Vec<f64>,
-) -> Vec<f64> {
     let mut now: Vec<u32> = Vec::new();
     for g in &current.gpus {
         let c = cap.count(&g.layout);
@@ -80,7 +87,7 @@ pub(super) fn count_instances(
 
 /// The safe transition to the target (its GPUs and every GPU's fate) with the spare GPUs
 /// given, and the target's GPUs and fates after the spare swaps the transition makes.
-pub(super) fn transition_to(
+fn transition_to(
     cap: &dyn transition::Capacity,
     names: &[String],
     slots: u32,

@@ -30,7 +30,7 @@
 
 use super::current::{read_types, Current};
 use super::cuts::{first_pattern, keep_vars, new_cuts, Cuts};
-use super::handover::{count_instances, transition_to};
+use super::handover::{count_instances, hand_over};
 use super::target::{assemble, pad_to, server_gpus, target, Solved};
 use super::tiers::LoadGoal as Goal;
 use super::tiers::{lexicographic, proven_status, tier_order, tier_report, Start};
@@ -343,14 +343,14 @@ pub(crate) fn replan(
     let (gpus, changes) = target(&d.sizes, &names, &point, &cur, current, &solved);
     let cap = LoadCapacity::new(&d);
     let eval = fluid::evaluate(&d, &counts_of(&cap, &gpus, &d))?;
-    let required = required(&cap, current, &changes, &eval.model_rates, opts);
-    let ((gpus, changes), transition) = transition_to(
+    let ((gpus, changes), transition) = hand_over(
         &cap,
         &names,
+        current,
         cur.slots,
         (gpus, changes),
-        &required,
-        opts.spare_gpus,
+        opts,
+        |m| eval.model_rates.get(m).map_or(0.0, |r| r.rate_qps),
     )?;
     let mut gpus = gpus;
     pad_to(&mut gpus, server.gpu_count);
@@ -393,39 +393,4 @@ fn counts_of(
         }
     }
     flat.chunks(k.max(1)).map(|c| c.to_vec()).collect()
-}
-
-/// What each model keeps during the transition: the options', else min(its rate in the
-/// current plan, its rate in the target), never more than it has before the first step.
-fn required(
-    cap: &LoadCapacity<'_>,
-    current: &Plan,
-    changes: &[super::GpuChange],
-    target: &[migopt_models::ModelRate],
-    opts: &ReplanOptions,
-) -> Vec<f64> {
-    let mut now = vec![0u32; cap.d.models.len() * cap.d.sizes.profiles.len()];
-    for c in changes {
-        for (x, n) in now.iter_mut().zip(cap.count(&c.before)) {
-            *x += n;
-        }
-    }
-    let before = cap.of(&now);
-    let want: Vec<f64> = match &opts.required {
-        Some(r) => r.clone(),
-        None => cap
-            .names
-            .iter()
-            .zip(target)
-            .map(|(name, t)| {
-                let old = current
-                    .model_rates
-                    .iter()
-                    .find(|r| r.model.as_str() == name.as_str())
-                    .map_or(0.0, |r| r.rate_qps);
-                old.min(t.rate_qps)
-            })
-            .collect(),
-    };
-    want.iter().zip(&before).map(|(w, b)| w.min(*b)).collect()
 }

@@ -28,7 +28,7 @@
 
 use super::current::{read_current, Current};
 use super::cuts::{keep_vars, new_cuts, plan_counts, Cuts};
-use super::handover::{count_instances, required, transition_to};
+use super::handover::{count_instances, hand_over};
 use super::target::{assemble, target, target_plan, Solved};
 use super::tiers::{lexicographic, proven_status, tier_order, tier_report, Start, LP_AGE_LIMIT};
 use super::{transition, Replan, ReplanOptions, Tier};
@@ -237,14 +237,14 @@ pub(super) fn replan(
     };
     let point = |m: usize, k: usize| d.point(m, k);
     let (target_gpus, changes) = target(&d.sizes, &d.names(), &point, &cur, current, &solved);
-    let required = required(&RateCapacity(&d), &d, current, opts);
-    let ((target_gpus, changes), transition) = transition_to(
+    let ((target_gpus, changes), transition) = hand_over(
         &RateCapacity(&d),
         &d.names(),
+        current,
         cur.slots,
         (target_gpus, changes),
-        &required,
-        opts.spare_gpus,
+        opts,
+        |m| d.models[m].rate,
     )?;
     let seconds = t0.elapsed().as_secs_f64();
     let plan = target_plan(

@@ -39,7 +39,7 @@
 
 use super::current::{read_types, Current};
 use super::cuts::{keep_vars, new_cuts, plan_counts, Cuts};
-use super::handover::{count_instances, required, transition_to};
+use super::handover::{count_instances, hand_over};
 use super::target::{assemble, target, target_plan, Solved};
 use super::tiers::{lexicographic, proven_status, solve_tier, tier_order, tier_report, Start};
 use super::transition::Capacity;
@@ -409,14 +409,14 @@ pub(super) fn replan(
         table: &table,
         memo: RefCell::new(HashMap::new()),
     };
-    let need = required(&cap, &d, current, opts);
-    let ((target_gpus, changes), transition) = transition_to(
+    let ((target_gpus, changes), transition) = hand_over(
         &cap,
         &d.names(),
+        current,
         cur.slots,
         (target_gpus, changes),
-        &need,
-        opts.spare_gpus,
+        opts,
+        |m| d.models[m].rate,
     )?;
     let seconds = t0.elapsed().as_secs_f64();
     let mut plan = target_plan(

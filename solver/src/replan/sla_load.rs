@@ -59,7 +59,7 @@
 
 use super::current::{read_types, Current};
 use super::cuts::{keep_vars, new_cuts, plan_counts, Cuts};
-use super::handover::{count_instances, transition_to};
+use super::handover::{count_instances, hand_over};
 use super::sla::kept_counts;
 use super::target::{assemble, pad_to, server_gpus, target, Solved};
 use super::tiers::LoadGoal as Goal;
@@ -556,14 +556,14 @@ impl Finished<'_> {
             names: names.clone(),
         };
         let lambda = cap.plan_lambda(&total_counts(&cap, gpus.iter().map(|g| &g.layout[..])));
-        let need = self.required(&cap, lambda);
-        let ((gpus, changes), transition) = transition_to(
+        let ((gpus, changes), transition) = hand_over(
             &cap,
             &names,
+            self.current,
             self.cur.slots,
             (gpus, changes),
-            &need,
-            self.opts.spare_gpus,
+            self.opts,
+            |m| lambda * d.models[m].share,
         )?;
         let mut gpus = gpus;
         pad_to(&mut gpus, self.job.scenario.gpu_count);
@@ -587,33 +587,6 @@ impl Finished<'_> {
         plan.objective_kind = Objective::MaxLoad;
         plan.report.gpcs_used = Some(plan.gpcs_used()?);
         Ok((plan, changes, transition))
-    }
-
-    /// What each model keeps during the transition: the options', else min(its rate in the
-    /// current plan, λ_target·s_m); never more than the current plan carries under the pools.
-    fn required(&self, cap: &IntervalCapacity<'_>, lambda: f64) -> Vec<f64> {
-        let d = self.job.data;
-        let have = cap.of(&total_counts(
-            cap,
-            self.current.gpus.iter().map(|g| &g.layout[..]),
-        ));
-        let want: Vec<f64> = match &self.opts.required {
-            Some(r) => r.clone(),
-            None => d
-                .models
-                .iter()
-                .map(|m| {
-                    let old = self
-                        .current
-                        .model_rates
-                        .iter()
-                        .find(|r| r.model.as_str() == m.name)
-                        .map_or(0.0, |r| r.rate_qps);
-                    old.min(lambda * m.share)
-                })
-                .collect(),
-        };
-        want.iter().zip(&have).map(|(w, h)| w.min(*h)).collect()
     }
 }
 
