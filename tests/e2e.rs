@@ -948,6 +948,11 @@ fn replan_with_the_sla_solver_reports_its_simulated_check() {
     let text = stdout(&o);
     assert!(text.contains("replan p99/SLA"), "{text}");
     assert_eq!(text.lines().filter(|l| l.starts_with("12.00")).count(), 1);
+    // Every SLA-aware plan of the day went through its check loop.
+    assert!(
+        text.contains("verified by their check loop (jsq)"),
+        "{text}"
+    );
 }
 
 /// ParvaGPU's scenario 6 with these request rates (in its model order), written to `path`

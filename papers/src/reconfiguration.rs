@@ -8,9 +8,9 @@
 //! Fleets: the ParvaGPU A100-80GB models (its sixth SLO scenario, all 11 models, rates ×4
 //! as the day's peak) and the shipped H100-80GB models (4 models measured on the lent H100,
 //! rate targets stated in [`h100_scenario`]), both with the fluid min-gpus planner. The same
-//! day with the SLA-aware planner and re-planner is `migopt replay-day --solver sla`; it is
-//! not part of the study because its 24 re-plans take about 15 minutes of solving
-//! (BENCHMARKS.md, "A day with the SLA-aware planner").
+//! day with the SLA-aware planner and re-planner is `migopt replay-day --solver sla` (every
+//! plan through its check loop); it is not part of the study because its 24 re-plans take
+//! about 15 minutes of solving (BENCHMARKS.md, "A day with the SLA-aware planner").
 
 use crate::md::{self, num};
 use crate::plot::{line_chart, Chart, Series};

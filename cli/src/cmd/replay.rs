@@ -6,7 +6,9 @@ use super::common::{PlanFlags, Progress, SolverFlag};
 use super::{to_json, CliError};
 use crate::out::{table, write_all};
 use migopt_models::{Objective, Scenario};
-use migopt_papers::replay::{intervals_in_day, replay_day, DayReport, DiurnalLoad, ReplayOptions};
+use migopt_papers::replay::{
+    intervals_in_day, replay_day, DayReport, DiurnalLoad, ReplayOptions, Strategy, SCHEDULER,
+};
 use std::path::PathBuf;
 
 #[derive(clap::Args, Debug)]
@@ -152,6 +154,25 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.3}%", v * 100.0))
 }
 
+/// How many intervals' SLA-aware plans passed their check loop, per strategy (empty when
+/// no plan was checked).
+fn checked_line(d: &DayReport) -> String {
+    let parts: Vec<String> = Strategy::ALL
+        .iter()
+        .zip(&d.verified)
+        .filter_map(|(s, v)| Some(format!("{} {}", s.as_str(), (*v)?)))
+        .collect();
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!(
+        "SLA-aware plans verified by their check loop ({}), intervals of {}: {}\n\n",
+        SCHEDULER.as_str(),
+        d.intervals.len(),
+        parts.join(", ")
+    )
+}
+
 /// The day in two tables: totals, then interval by interval.
 pub fn render(d: &DayReport) -> String {
     let mut o = format!(
@@ -169,6 +190,7 @@ pub fn render(d: &DayReport) -> String {
         "replan: {} interval(s) swapped a change onto an idle GPU; at most {} spare GPU(s) taken\n\n",
         d.intervals_with_swaps, d.spares_needed
     );
+    o += &checked_line(d);
     // Each interval's row, with the worst model's simulated steady p99 over its SLA under
     // the from-scratch and the re-planned plan.
     let ratio = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
