@@ -36,9 +36,7 @@ macro_rules! sayln {
 /// folder this call created are removed); a target whose folder is not a folder is an
 /// input error found before anything is written.
 pub fn write_all<P: AsRef<Path>>(files: &[(P, String)]) -> Result<(), Error> {
-    for (p, _) in files {
-        check_target(p.as_ref())?;
-    }
+    check_targets(files.iter().map(|(p, _)| p.as_ref()))?;
     let mut created: Vec<PathBuf> = Vec::new();
     let mut temps: Vec<(PathBuf, &Path)> = Vec::new();
     let staged = stage(files, &mut created, &mut temps);
@@ -92,6 +90,38 @@ fn parent_of(p: &Path) -> &Path {
     p.parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
+}
+
+/// Every target passes [`check_target`], and no two name the same file (the later would
+/// silently replace the earlier).
+pub fn check_targets<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<(), Error> {
+    let mut seen = std::collections::BTreeMap::new();
+    for p in paths {
+        check_target(p)?;
+        if let Some(first) = seen.insert(same_file_key(p), p) {
+            let also = if first == p {
+                String::new()
+            } else {
+                format!(" (also given as {})", first.display())
+            };
+            return Err(Error::Invalid(format!(
+                "two outputs are the same file {}{also}: one would replace the other",
+                p.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A key equal for two paths of one file: the existing folder resolved, `.` parts dropped.
+fn same_file_key(p: &Path) -> PathBuf {
+    let dir = parent_of(p);
+    let dir = dir.canonicalize().unwrap_or_else(|_| {
+        dir.components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect()
+    });
+    dir.join(p.file_name().unwrap_or_default())
 }
 
 /// A target must not be a folder, and the nearest existing folder above it must be one.

@@ -257,10 +257,11 @@ pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
     let cfg = config(&a)?;
     let runs = runs(&a, &plan, &s)?;
     // Outputs that cannot be written are refused before any GPU time is spent.
-    for r in &runs {
-        crate::out::check_target(&r.out)?;
-        crate::out::check_target(&records::sidecar_path(&r.out))?;
-    }
+    let outs: Vec<PathBuf> = runs
+        .iter()
+        .flat_map(|r| [r.out.clone(), records::sidecar_path(&r.out)])
+        .collect();
+    crate::out::check_targets(outs.iter().map(PathBuf::as_path))?;
     let mut wanted = std::collections::BTreeSet::new();
     for r in &runs {
         wanted.extend(migopt_server::wanted(&r.trace));
