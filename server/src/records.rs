@@ -1,7 +1,8 @@
 //! What `migopt serve` writes: one CSV row per query, and a JSON sidecar describing the run
 //! (plan, scenario, scheduler, placement, workers), which `migopt compare` reads back.
 
-use migopt_models::{Error, Origin};
+use migopt_models::limits::MAX_BATCH;
+use migopt_models::{Error, Origin, Plan};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -61,8 +62,43 @@ pub fn to_csv(recs: &[QueryRecord]) -> String {
     s
 }
 
-/// Reads a per-query CSV, naming the file, line and field of any problem.
+/// Reads a per-query CSV, naming the file, line and field of any problem. Each record is
+/// checked on its own: batch sizes within [`MAX_BATCH`], arrivals from 0 and in order (as
+/// the front end writes them), no negative service time, no answer before its arrival.
 pub fn parse_csv(text: &str, origin: &Path) -> Result<Vec<QueryRecord>, Error> {
+    parse_checked(text, origin, |_| Ok(()))
+}
+
+/// [`parse_csv`] for a run served on `plan`: every record also names an instance of the
+/// plan that serves its model.
+pub fn parse_csv_for(text: &str, origin: &Path, plan: &Plan) -> Result<Vec<QueryRecord>, Error> {
+    let models: Vec<&str> = plan.instances().map(|(_, a)| a.model.as_str()).collect();
+    parse_checked(text, origin, |r| match models.get(r.instance as usize) {
+        None => Err((
+            "instance",
+            format!(
+                "{} is not an instance of the plan ({} instances)",
+                r.instance,
+                models.len()
+            ),
+        )),
+        Some(&m) if m != r.model => Err((
+            "model",
+            format!("`{}`, but instance {} serves `{m}`", r.model, r.instance),
+        )),
+        Some(_) => Ok(()),
+    })
+}
+
+/// A field's name and what is wrong with it.
+type FieldProblem = (&'static str, String);
+
+/// Parses every record, checking each ([`check_record`], then `check`).
+fn parse_checked(
+    text: &str,
+    origin: &Path,
+    check: impl Fn(&QueryRecord) -> Result<(), FieldProblem>,
+) -> Result<Vec<QueryRecord>, Error> {
     let mut lines = text.lines().enumerate();
     match lines.next() {
         Some((_, h)) if h.trim() == HEADER => {}
@@ -73,55 +109,18 @@ pub fn parse_csv(text: &str, origin: &Path) -> Result<Vec<QueryRecord>, Error> {
             })
         }
     }
-    let names: Vec<&str> = HEADER.split(',').collect();
-    let mut out = Vec::new();
+    let mut out: Vec<QueryRecord> = Vec::new();
     for (i, line) in lines {
         if line.trim().is_empty() {
             continue;
         }
         let at = Origin::at(origin, i + 1);
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        if f.len() != names.len() {
-            return Err(Error::Syntax {
-                origin: at,
-                message: format!("{} fields, the header has {}", f.len(), names.len()),
-            });
-        }
-        let num = |k: usize| -> Result<f64, Error> {
-            f[k].parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| {
-                    Error::field(at.clone(), names[k], format!("`{}` is not a number", f[k]))
-                })
-        };
-        let int = |k: usize| -> Result<u64, Error> {
-            f[k].parse::<u64>().map_err(|_| {
-                Error::field(
-                    at.clone(),
-                    names[k],
-                    format!("`{}` is not a whole number", f[k]),
-                )
-            })
-        };
-        let small = |k: usize| -> Result<u32, Error> {
-            u32::try_from(int(k)?).map_err(|_| Error::field(at.clone(), names[k], "is too large"))
-        };
-        if f[2].is_empty() {
-            return Err(Error::field(at, "model", "is empty"));
-        }
-        out.push(QueryRecord {
-            query: int(0)?,
-            arrival_ms: num(1)?,
-            model: f[2].to_string(),
-            batch: small(3)?,
-            instance: small(4)?,
-            dispatch_ms: num(5)?,
-            start_ms: num(6)?,
-            finish_ms: num(7)?,
-            service_ms: num(8)?,
-            ran_batch: small(9)?,
-        });
+        let r = parse_record(line, &at)?;
+        let prev = out.last().map_or(0.0, |p| p.arrival_ms);
+        check_record(&r, prev)
+            .and_then(|()| check(&r))
+            .map_err(|(field, m)| Error::field(at, field, m))?;
+        out.push(r);
     }
     if out.is_empty() {
         return Err(Error::Syntax {
@@ -130,6 +129,87 @@ pub fn parse_csv(text: &str, origin: &Path) -> Result<Vec<QueryRecord>, Error> {
         });
     }
     Ok(out)
+}
+
+/// One line of a record file.
+fn parse_record(line: &str, at: &Origin) -> Result<QueryRecord, Error> {
+    let names: Vec<&str> = HEADER.split(',').collect();
+    let f: Vec<&str> = line.split(',').map(str::trim).collect();
+    if f.len() != names.len() {
+        return Err(Error::Syntax {
+            origin: at.clone(),
+            message: format!("{} fields, the header has {}", f.len(), names.len()),
+        });
+    }
+    let num = |k: usize| -> Result<f64, Error> {
+        f[k].parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| {
+                Error::field(at.clone(), names[k], format!("`{}` is not a number", f[k]))
+            })
+    };
+    let int = |k: usize| -> Result<u64, Error> {
+        f[k].parse::<u64>().map_err(|_| {
+            Error::field(
+                at.clone(),
+                names[k],
+                format!("`{}` is not a whole number", f[k]),
+            )
+        })
+    };
+    let small = |k: usize| -> Result<u32, Error> {
+        u32::try_from(int(k)?).map_err(|_| Error::field(at.clone(), names[k], "is too large"))
+    };
+    if f[2].is_empty() {
+        return Err(Error::field(at.clone(), "model", "is empty"));
+    }
+    Ok(QueryRecord {
+        query: int(0)?,
+        arrival_ms: num(1)?,
+        model: f[2].to_string(),
+        batch: small(3)?,
+        instance: small(4)?,
+        dispatch_ms: num(5)?,
+        start_ms: num(6)?,
+        finish_ms: num(7)?,
+        service_ms: num(8)?,
+        ran_batch: small(9)?,
+    })
+}
+
+/// What one record must satisfy on its own; `prev` is the previous record's arrival.
+fn check_record(r: &QueryRecord, prev: f64) -> Result<(), FieldProblem> {
+    for (field, b) in [("batch", r.batch), ("ran_batch", r.ran_batch)] {
+        if !(1..=MAX_BATCH).contains(&b) {
+            return Err((field, format!("{b} is outside 1..{MAX_BATCH}")));
+        }
+    }
+    if r.arrival_ms < 0.0 {
+        return Err(("arrival_ms", format!("{} is negative", r.arrival_ms)));
+    }
+    if r.arrival_ms < prev {
+        return Err((
+            "arrival_ms",
+            format!(
+                "{} is before the previous query's {prev}: records are in arrival order",
+                r.arrival_ms
+            ),
+        ));
+    }
+    if r.service_ms < 0.0 {
+        return Err(("service_ms", format!("{} is negative", r.service_ms)));
+    }
+    if r.finish_ms < r.arrival_ms {
+        return Err((
+            "finish_ms",
+            format!(
+                "{} is before the query's arrival at {}",
+                r.finish_ms, r.arrival_ms
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// One worker as it was started.
@@ -325,6 +405,73 @@ mod tests {
         );
         assert!(parse_csv("a,b\n", Path::new("m.csv")).is_err());
         assert!(parse_csv(&format!("{HEADER}\n"), Path::new("m.csv")).is_err());
+    }
+
+    /// The error of parsing `rec(0..3)` with record 2 (line 4) changed by `edit`.
+    fn error_with(edit: impl Fn(&mut QueryRecord)) -> String {
+        let mut recs: Vec<_> = (0..3).map(rec).collect();
+        edit(&mut recs[2]);
+        parse_csv(&to_csv(&recs), Path::new("m.csv"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn impossible_records_are_rejected_with_line_and_field() {
+        assert_eq!(
+            error_with(|r| r.batch = 70_000),
+            "m.csv:4: field `batch`: 70000 is outside 1..65536"
+        );
+        assert_eq!(
+            error_with(|r| r.ran_batch = 0),
+            "m.csv:4: field `ran_batch`: 0 is outside 1..65536"
+        );
+        assert_eq!(
+            error_with(|r| r.arrival_ms = 0.5),
+            "m.csv:4: field `arrival_ms`: 0.5 is before the previous query's 1.5: records are in arrival order"
+        );
+        assert_eq!(
+            error_with(|r| r.service_ms = -1.0),
+            "m.csv:4: field `service_ms`: -1 is negative"
+        );
+        assert_eq!(
+            error_with(|r| r.finish_ms = 1.0),
+            "m.csv:4: field `finish_ms`: 1 is before the query's arrival at 3"
+        );
+        let first = to_csv(&[rec(0)]).replace("\n0,0.0000,", "\n0,-2,");
+        assert_eq!(
+            parse_csv(&first, Path::new("m.csv"))
+                .unwrap_err()
+                .to_string(),
+            "m.csv:2: field `arrival_ms`: -2 is negative"
+        );
+    }
+
+    #[test]
+    fn records_are_checked_against_the_plan_they_ran_on() {
+        let plan = Plan::from_json(
+            include_str!("../../papers/sim-to-real/plan.json"),
+            Path::new("plan.json"),
+        )
+        .unwrap();
+        let parse = |r: QueryRecord| {
+            parse_csv_for(&to_csv(&[rec(0), r]), Path::new("m.csv"), &plan)
+                .map_err(|e| e.to_string())
+        };
+        // Instance 2 of the plan is a 2g.35gb serving resnet50.
+        assert!(parse(rec(1)).is_ok());
+        let mut far = rec(1);
+        far.instance = 4;
+        assert_eq!(
+            parse(far).unwrap_err(),
+            "m.csv:3: field `instance`: 4 is not an instance of the plan (4 instances)"
+        );
+        let mut other = rec(1);
+        other.model = "bert-base".into();
+        assert_eq!(
+            parse(other).unwrap_err(),
+            "m.csv:3: field `model`: `bert-base`, but instance 2 serves `resnet50`"
+        );
     }
 
     #[test]

@@ -325,17 +325,22 @@ pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Reads a record file and its sidecar.
-pub fn load_run(path: &Path) -> Result<(Vec<QueryRecord>, RunMeta), CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| migopt_models::Error::io(path, e))?;
-    let recs = records::parse_csv(&text, path)?;
+/// Reads a record file's sidecar.
+fn load_meta(path: &Path) -> Result<RunMeta, CliError> {
     let side = records::sidecar_path(path);
     let mtext = std::fs::read_to_string(&side).map_err(|e| migopt_models::Error::io(&side, e))?;
-    let meta: RunMeta = serde_json::from_str(&mtext).map_err(|e| migopt_models::Error::Syntax {
-        origin: migopt_models::Origin::at(&side, e.line()),
-        message: format!("not a `migopt serve` sidecar: {e}"),
-    })?;
-    Ok((recs, meta))
+    Ok(
+        serde_json::from_str(&mtext).map_err(|e| migopt_models::Error::Syntax {
+            origin: migopt_models::Origin::at(&side, e.line()),
+            message: format!("not a `migopt serve` sidecar: {e}"),
+        })?,
+    )
+}
+
+/// Reads a record file served on `plan`, every record checked against it.
+fn load_records(path: &Path, plan: &Plan) -> Result<Vec<QueryRecord>, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| migopt_models::Error::io(path, e))?;
+    Ok(records::parse_csv_for(&text, path, plan)?)
 }
 
 #[derive(clap::Args, Debug)]
@@ -430,7 +435,7 @@ pub fn comparison(
     scenario: Option<&Path>,
     cost: CostFrom<'_>,
 ) -> Result<(migopt_server::compare::Comparison, RunMeta, ServerCost), CliError> {
-    let (recs, meta) = load_run(measured)?;
+    let meta = load_meta(measured)?;
     let plan_path = plan
         .map(Path::to_path_buf)
         .unwrap_or_else(|| recorded(measured, &meta.plan));
@@ -438,6 +443,7 @@ pub fn comparison(
         .map(Path::to_path_buf)
         .or_else(|| meta.scenario.as_deref().map(|s| recorded(measured, s)));
     let (plan, s) = load_plan(&plan_path, scen.as_deref())?;
+    let recs = load_records(measured, &plan)?;
     let sched: SchedulerKind = meta.rule()?;
     let spread = match &cost {
         CostFrom::Calibration(p) => {
@@ -446,7 +452,7 @@ pub fn comparison(
             } else {
                 p.to_path_buf()
             };
-            let (r2, m2) = load_run(&csv)?;
+            let (r2, m2) = (load_records(&csv, &plan)?, load_meta(&csv)?);
             Some(migopt_server::compare::service_spread(
                 &plan,
                 &r2,
