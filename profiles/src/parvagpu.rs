@@ -239,7 +239,8 @@ fn check_measurement(origin: &Origin, tp: f64, lat_s: f64, procs: u32) -> Result
 /// The SLO scenarios of `dir/SLO`, one per row of its two files, over `models` (their
 /// columns, in order).
 fn read_scenarios(dir: &Path, models: &[String]) -> Result<Vec<SloScenario>> {
-    let rates = read_slo(&dir.join("SLO").join("SLO_req_rate.csv"), models.len())?;
+    let rate_path = dir.join("SLO").join("SLO_req_rate.csv");
+    let rates = read_slo(&rate_path, models.len())?;
     let slos = read_slo(&dir.join("SLO").join("SLO_latency.csv"), models.len())?;
     if rates.len() != slos.len() {
         return Err(Error::Invalid(format!(
@@ -250,7 +251,8 @@ fn read_scenarios(dir: &Path, models: &[String]) -> Result<Vec<SloScenario>> {
         )));
     }
     let mut scenarios = Vec::new();
-    for (i, (r, l)) in rates.iter().zip(&slos).enumerate() {
+    for (i, ((line, r), (_, l))) in rates.iter().zip(&slos).enumerate() {
+        let origin = Origin::at(&rate_path, *line);
         let mut demands = Vec::new();
         for (j, m) in models.iter().enumerate() {
             match (r[j], l[j]) {
@@ -261,13 +263,21 @@ fn read_scenarios(dir: &Path, models: &[String]) -> Result<Vec<SloScenario>> {
                 }),
                 (None, None) => {}
                 _ => {
-                    return Err(Error::Invalid(format!(
-                        "{}: scenario {} gives model {m} a rate or an SLO but not both",
-                        dir.join("SLO").display(),
-                        i + 1
-                    )))
+                    return Err(Error::Syntax {
+                        origin,
+                        message: format!(
+                            "scenario {} gives model {m} a rate or an SLO but not both",
+                            i + 1
+                        ),
+                    })
                 }
             }
+        }
+        if demands.is_empty() {
+            return Err(Error::Syntax {
+                origin,
+                message: format!("scenario {} serves no model (every cell is N/A)", i + 1),
+            });
         }
         scenarios.push(SloScenario {
             index: i + 1,
@@ -305,7 +315,8 @@ fn slo_in_range(v: f64, rates: bool) -> bool {
     }
 }
 
-fn read_slo(path: &Path, columns: usize) -> Result<Vec<Vec<Option<f64>>>> {
+/// The rows of an SLO file, each with its line number.
+fn read_slo(path: &Path, columns: usize) -> Result<Vec<(usize, Vec<Option<f64>>)>> {
     let rates = path.file_name().is_some_and(|n| n == "SLO_req_rate.csv");
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut out = Vec::new();
@@ -361,7 +372,7 @@ fn read_slo(path: &Path, columns: usize) -> Result<Vec<Vec<Option<f64>>>> {
                 Ok(Some(v))
             })
             .collect::<Result<Vec<_>>>()?;
-        out.push(row);
+        out.push((i + 1, row));
     }
     Ok(out)
 }
@@ -523,6 +534,31 @@ mod tests {
         let e = read(d.path()).unwrap_err().to_string();
         assert!(
             e.contains("scenario 1 gives model bb a rate or an SLO but not both"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_scenario_serving_no_model_is_named_by_its_slo_line() {
+        let d = tempfile::tempdir().unwrap();
+        // The second scenario, after a blank line, is all N/A: line 3 of both files.
+        mini(
+            d.path(),
+            PROF,
+            "10,N/A\n\nN/A,N/A\n",
+            "100,N/A\n\nN/A,N/A\n",
+        );
+        let e = read(d.path()).unwrap_err().to_string();
+        assert!(
+            e.ends_with("SLO_req_rate.csv:3: scenario 2 serves no model (every cell is N/A)"),
+            "{e}"
+        );
+        mini(d.path(), PROF, "10,N/A\n\n10,4\n", "100,N/A\n\n100,N/A\n");
+        let e = read(d.path()).unwrap_err().to_string();
+        assert!(
+            e.ends_with(
+                "SLO_req_rate.csv:3: scenario 2 gives model bb a rate or an SLO but not both"
+            ),
             "{e}"
         );
     }
