@@ -221,6 +221,36 @@ fn scenario_rows(a: &Args, s: &Scenario) -> Result<Vec<Row>, CliError> {
     Ok(rows)
 }
 
+/// `--sla-multipliers`: positive, and with `--sweep` every SLA they make within the range a
+/// scenario's SLA may take.
+fn check_multipliers(a: &Args, scenarios: &[Scenario]) -> Result<(), CliError> {
+    use migopt_models::limits::{num, MAX_LATENCY_MS, MIN_LATENCY_MS};
+    let bad = |m: String| CliError::Input(migopt_models::Error::Invalid(m));
+    for &m in &a.sla_multipliers {
+        if !(m > 0.0 && m.is_finite()) {
+            return Err(bad(format!(
+                "--sla-multipliers {m}: a multiplier must be positive"
+            )));
+        }
+        let models = scenarios
+            .iter()
+            .flat_map(|s| s.models.iter().map(move |x| (s, x)));
+        for (s, model) in models.filter(|_| a.sweep) {
+            let sla = model.sla.0 * m;
+            if !(MIN_LATENCY_MS..=MAX_LATENCY_MS).contains(&sla) {
+                return Err(bad(format!(
+                    "--sla-multipliers {}: model {} of scenario {} would get an SLA of {} ms, outside the accepted range {MIN_LATENCY_MS:e}..{MAX_LATENCY_MS:e} ms",
+                    num(m),
+                    model.name,
+                    s.name,
+                    num(sla)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The gap table.
 fn render(rows: &[Row]) -> String {
     let t: Vec<Vec<String>> = rows
@@ -292,13 +322,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             .map(|p| load_scenario(Some(p)))
             .collect::<Result<_, _>>()?
     };
-    for m in &a.sla_multipliers {
-        if !(*m > 0.0 && m.is_finite()) {
-            return Err(CliError::Input(migopt_models::Error::Invalid(format!(
-                "SLA multiplier {m} must be positive"
-            ))));
-        }
-    }
+    check_multipliers(&a, &scenarios)?;
     let mut rows = Vec::new();
     for s in &scenarios {
         rows.extend(scenario_rows(&a, s)?);
