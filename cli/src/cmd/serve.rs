@@ -205,15 +205,27 @@ fn runs(a: &ServeArgs, plan: &Plan, s: &Scenario) -> Result<Vec<RunSpec>, CliErr
     Ok(out)
 }
 
+/// A timeout flag's `value` in `unit`s (`per_second` of them in a second): positive, and at
+/// most [`migopt_models::limits::MAX_SIM_SECONDS`] so that a deadline stays a time.
+fn timeout(flag: &str, value: f64, unit: &str, per_second: f64) -> Result<Duration, CliError> {
+    let max = migopt_models::limits::MAX_SIM_SECONDS;
+    let secs = value / per_second;
+    if !(secs > 0.0 && secs <= max) {
+        return Err(bad(format!(
+            "{flag} {} must be a positive number of {unit}, at most {}",
+            short(value),
+            short(max * per_second)
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 fn config(a: &ServeArgs) -> Result<ServeConfig, CliError> {
     if !(0.0..1.0).contains(&a.warmup) {
         return Err(bad(format!("--warmup {} must be in [0, 1)", a.warmup)));
     }
-    if !(a.ready_timeout > 0.0 && a.hang_timeout_ms > 0.0) {
-        return Err(bad(
-            "--ready-timeout and --hang-timeout-ms must be positive".into(),
-        ));
-    }
+    let ready_timeout = timeout("--ready-timeout", a.ready_timeout, "seconds", 1.0)?;
+    let hang_min = timeout("--hang-timeout-ms", a.hang_timeout_ms, "milliseconds", 1e3)?;
     let placement = match a.placement {
         PlacementArg::Fake => Placement::Fake,
         PlacementArg::Mps => Placement::Mps {
@@ -242,10 +254,10 @@ fn config(a: &ServeArgs) -> Result<ServeConfig, CliError> {
             logs: a.worker_logs.clone(),
             extra,
         },
-        ready_timeout: Duration::from_secs_f64(a.ready_timeout),
+        ready_timeout,
         timing: Timing {
             spin: Duration::from_micros(a.spin_us),
-            hang_min: Duration::from_secs_f64(a.hang_timeout_ms / 1e3),
+            hang_min,
             hang_factor: 50.0,
             seed: a.seed,
         },
