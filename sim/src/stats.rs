@@ -9,8 +9,10 @@ use migopt_models::report::{Estimate, LatencySummary, QueueSummary};
 const SUB_BITS: u32 = 8;
 /// Smallest resolved value: 2⁻¹⁶ ms (15 ns). Anything smaller lands in bucket 0.
 const MIN_EXP: i64 = -16;
-/// Largest resolved value: 2²⁴ ms (4.7 hours). Anything larger lands in the last bucket.
-const MAX_EXP: i64 = 24;
+/// Largest resolved value: 2⁴⁰ ms (35 years), above every latency a run within the limits
+/// can have (an SLA up to 10⁹ ms, a replication up to 10⁹ simulated seconds). Anything
+/// larger lands in the last bucket.
+const MAX_EXP: i64 = 40;
 const LOG_BUCKETS: usize = ((MAX_EXP - MIN_EXP) as usize) << SUB_BITS;
 const KEY_SHIFT: u32 = 52 - SUB_BITS;
 const KEY_LOW: u64 = ((1023 + MIN_EXP) as u64) << SUB_BITS;
@@ -331,6 +333,23 @@ mod tests {
         }
         assert_eq!(h.max(), 1000.0);
         assert_eq!(h.quantile_of(0.99, 2 * n), Some(f64::INFINITY));
+    }
+
+    #[test]
+    fn log_hist_resolves_latencies_of_hours_and_years() {
+        // An overloaded run's backlog (a day, a year) and the largest SLA (10⁹ ms): a
+        // percentile must not stop at the range's end (it stopped at 2²⁴ ms, 4.7 hours).
+        for v in [86_400_000.0, 3.15e10, 1e9, 1e12] {
+            let mut h = LogHist::new();
+            for k in 0..100 {
+                h.record(v * (1.0 + k as f64 / 1000.0));
+            }
+            let got = h.quantile(0.5).unwrap();
+            assert!(
+                (got / (v * 1.049) - 1.0).abs() <= RESOLUTION,
+                "{v}: p50 {got}"
+            );
+        }
     }
 
     #[test]
