@@ -177,18 +177,45 @@ fn arrivals(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<Arrivals, CliErro
     Ok(a)
 }
 
-fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError> {
-    let arrivals = arrivals(f, plan, s)?;
+/// The run-size and timing flags, each checked with its name in the message.
+fn check_flags(f: &SimFlags) -> Result<(), CliError> {
+    use migopt_models::limits::{num, MAX_LATENCY_MS, MAX_REPLICATIONS};
     if let Some(t) = f.threads {
         super::common::check_threads(t as u64)?;
     }
-    if f.replications > migopt_models::limits::MAX_REPLICATIONS {
+    if f.replications > MAX_REPLICATIONS {
         return Err(bad(format!(
-            "--replications {} is above the limit of {}",
-            f.replications,
-            migopt_models::limits::MAX_REPLICATIONS
+            "--replications {} is above the limit of {MAX_REPLICATIONS}",
+            f.replications
         )));
     }
+    if f.replications == 0 {
+        return Err(bad("--replications 0 must be at least 1".into()));
+    }
+    if f.queries == Some(0) {
+        return Err(bad("--queries 0 must be at least 1".into()));
+    }
+    if !(0.0..1.0).contains(&f.warmup) {
+        return Err(bad(format!(
+            "--warmup {} must be at least 0 and below 1",
+            num(f.warmup)
+        )));
+    }
+    if let Some(d) = f
+        .max_queue_delay
+        .filter(|d| !(0.0..=MAX_LATENCY_MS).contains(d))
+    {
+        return Err(bad(format!(
+            "--max-queue-delay {} must be a number of milliseconds from 0 to {MAX_LATENCY_MS:e}",
+            num(d)
+        )));
+    }
+    Ok(())
+}
+
+fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError> {
+    let arrivals = arrivals(f, plan, s)?;
+    check_flags(f)?;
     let mut cfg = SimConfig::new(arrivals);
     cfg.scheduler = f.scheduler.0;
     cfg.queries = f.queries;
@@ -352,9 +379,15 @@ pub fn run_capacity(a: CapacityArgs) -> Result<(), CliError> {
     let cfg = config(&a.sim, &plan, &s)?;
     let target = match a.target.as_str() {
         "p99" => CapacityTarget::P99,
-        "violations" => CapacityTarget::Violations {
+        "violations" if (0.0..1.0).contains(&a.violation_budget) => CapacityTarget::Violations {
             budget: a.violation_budget,
         },
+        "violations" => {
+            return Err(bad(format!(
+                "--violation-budget {} must be at least 0 and below 1",
+                migopt_models::limits::num(a.violation_budget)
+            )))
+        }
         t => return Err(bad(format!("unknown target `{t}` (p99 or violations)"))),
     };
     let bar = Progress::new("capacity search", !a.sim.json);
