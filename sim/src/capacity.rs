@@ -154,6 +154,14 @@ pub fn capacity_with_progress(
             "the plan has no instance that can serve its models' queries".into(),
         ));
     }
+    // The search probes rates up to `hi0`: each probe is a run the limits must hold.
+    let top = hi0.ceil();
+    migopt_models::limits::check_run(top, cfg.queries, cfg.duration_s, crate::DEFAULT_QUERIES)
+        .map_err(|m| {
+            Error::Invalid(format!(
+                "the capacity search probes rates up to the plan's throughput bound: {m}"
+            ))
+        })?;
     let reps = cfg.replications;
     let total = reps as u64 * STEPS as u64 + 1;
     let done = AtomicU64::new(0);
