@@ -375,6 +375,12 @@ fn gpu_table(r: &SimReport) -> String {
 }
 
 pub fn run_capacity(a: CapacityArgs) -> Result<(), CliError> {
+    if let Some(r) = a.sim.rate {
+        return Err(bad(format!(
+            "--rate {} does not apply to capacity: the search varies the total rate itself (split as the scenario's traffic is)",
+            migopt_models::limits::num(r)
+        )));
+    }
     let (plan, s, note) = inputs(&a.sim)?;
     let cfg = config(&a.sim, &plan, &s)?;
     let target = match a.target.as_str() {
