@@ -1,7 +1,7 @@
 //! What `migopt serve` writes: one CSV row per query, and a JSON sidecar describing the run
 //! (plan, scenario, scheduler, placement, workers), which `migopt compare` reads back.
 
-use migopt_models::limits::MAX_BATCH;
+use migopt_models::limits::{num, MAX_BATCH, MAX_LATENCY_MS};
 use migopt_models::{Error, Origin, Plan};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -280,6 +280,41 @@ pub struct RunMeta {
 }
 
 impl RunMeta {
+    /// Checks what `migopt compare` takes from a sidecar read from `side`: the rule it
+    /// re-simulates, the warm-up fraction, and the server's cost per query (at most a
+    /// latency's bound, [`MAX_LATENCY_MS`]), each error naming its field.
+    pub fn check(&self, side: &Path) -> Result<(), Error> {
+        let field = |name: &str, m: String| Error::field(Origin::file(side), name, m);
+        if let Err(e) = self.rule() {
+            let name = match self.scheduler_rule {
+                Some(_) => "scheduler_rule",
+                None => "scheduler",
+            };
+            return Err(field(name, e.to_string()));
+        }
+        if !(0.0..1.0).contains(&self.warmup_fraction) {
+            return Err(field(
+                "warmup_fraction",
+                format!("{} must be at least 0 and below 1", self.warmup_fraction),
+            ));
+        }
+        let o = &self.overhead;
+        let costs = [
+            ("overhead.round_trip_us_p50", o.round_trip_us_p50),
+            ("overhead.busy_gap_us_p50", o.busy_gap_us_p50),
+        ];
+        let max_us = MAX_LATENCY_MS * 1e3;
+        for (name, v) in costs {
+            if let Some(v) = v.filter(|v| !(-max_us..=max_us).contains(v)) {
+                return Err(field(
+                    name,
+                    format!("{} µs is outside ±{max_us:e} µs", num(v)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The rule the run really dispatched with: `scheduler_rule` where the sidecar records
     /// it (`elsa` names whichever ELSA variant was current when the run was served), else
     /// `scheduler`. Re-simulating a run must use this, not today's meaning of `elsa`.
@@ -385,6 +420,29 @@ mod tests {
         assert_eq!(meta.rule().unwrap(), migopt_sim::SchedulerKind::ElsaPlan);
         meta.scheduler_rule = None; // an older sidecar: the asked-for scheduler stands
         assert_eq!(meta.rule().unwrap(), migopt_sim::SchedulerKind::Elsa);
+    }
+
+    #[test]
+    fn what_compare_reads_from_a_sidecar_is_checked() {
+        let text = include_str!("../../papers/sim-to-real/raw/load30.elsa.csv.json");
+        let meta: RunMeta = serde_json::from_str(text).unwrap();
+        let side = Path::new("m.csv.json");
+        assert!(meta.check(side).is_ok());
+        let err = |edit: &dyn Fn(&mut RunMeta)| {
+            let mut m = meta.clone();
+            edit(&mut m);
+            m.check(side).unwrap_err().to_string()
+        };
+        assert_eq!(
+            err(&|m| m.warmup_fraction = 1.5),
+            "m.csv.json: field `warmup_fraction`: 1.5 must be at least 0 and below 1"
+        );
+        assert!(err(&|m| m.scheduler_rule = Some("x".into()))
+            .starts_with("m.csv.json: field `scheduler_rule`: unknown scheduler `x`"));
+        assert_eq!(
+            err(&|m| m.overhead.round_trip_us_p50 = Some(1e300)),
+            "m.csv.json: field `overhead.round_trip_us_p50`: 1e300 µs is outside ±1e12 µs"
+        );
     }
 
     #[test]

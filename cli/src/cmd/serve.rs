@@ -339,14 +339,18 @@ pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
 
 /// Reads a record file's sidecar.
 fn load_meta(path: &Path) -> Result<RunMeta, CliError> {
-    let side = records::sidecar_path(path);
-    let mtext = std::fs::read_to_string(&side).map_err(|e| migopt_models::Error::io(&side, e))?;
-    Ok(
-        serde_json::from_str(&mtext).map_err(|e| migopt_models::Error::Syntax {
-            origin: migopt_models::Origin::at(&side, e.line()),
-            message: format!("not a `migopt serve` sidecar: {e}"),
-        })?,
-    )
+    read_sidecar(&records::sidecar_path(path))
+}
+
+/// Reads and checks a sidecar.
+fn read_sidecar(side: &Path) -> Result<RunMeta, CliError> {
+    let text = std::fs::read_to_string(side).map_err(|e| migopt_models::Error::io(side, e))?;
+    let meta: RunMeta = serde_json::from_str(&text).map_err(|e| migopt_models::Error::Syntax {
+        origin: migopt_models::Origin::at(side, e.line()),
+        message: format!("not a `migopt serve` sidecar: {e}"),
+    })?;
+    meta.check(side)?;
+    Ok(meta)
 }
 
 /// Reads a record file served on `plan`, every record checked against it.
@@ -417,14 +421,7 @@ fn server_cost(
             } else {
                 records::sidecar_path(p)
             };
-            let text =
-                std::fs::read_to_string(&side).map_err(|e| migopt_models::Error::io(&side, e))?;
-            let cal: RunMeta =
-                serde_json::from_str(&text).map_err(|e| migopt_models::Error::Syntax {
-                    origin: migopt_models::Origin::at(&side, e.line()),
-                    message: format!("not a `migopt serve` sidecar: {e}"),
-                })?;
-            C::from_overhead(&cal.overhead, sched)
+            C::from_overhead(&read_sidecar(&side)?.overhead, sched)
         }
         CostFrom::Fixed(ms) => {
             if !(ms.is_finite() && ms >= 0.0) {
