@@ -157,10 +157,16 @@ fn runs(a: &ServeArgs, plan: &Plan, s: &Scenario) -> Result<Vec<RunSpec>, CliErr
             )));
         }
         migopt_models::limits::check_run(r, None, Some(d), 0).map_err(bad)?;
-        traces.push((
-            format!("poisson-{r}"),
-            migopt_sim::poisson_trace(plan, s, r, d, a.seed)?,
-        ));
+        let t = migopt_sim::poisson_trace(plan, s, r, d, a.seed)?;
+        if t.is_empty() {
+            return Err(bad(format!(
+                "--rate {} for --duration {} s draws no query (seed {}): raise the rate or the duration",
+                migopt_models::limits::num(r),
+                short(d),
+                a.seed
+            )));
+        }
+        traces.push((format!("poisson-{}", migopt_models::limits::num(r)), t));
     }
     if traces.is_empty() {
         return Err(bad("give --trace FILE or --rate R --duration S".into()));
