@@ -132,7 +132,27 @@ pub fn instances(
             memory_gb: spec.memory_gb,
         });
     }
+    check_servable(&out, wanted)?;
     Ok(out)
+}
+
+/// Every wanted (model, batch) runs on some instance: a query no worker can take would
+/// otherwise end the run after every worker has started.
+fn check_servable(insts: &[Instance], wanted: &BTreeSet<(String, u32)>) -> Result<(), Error> {
+    for (m, b) in wanted {
+        let of_model: Vec<&Instance> = insts.iter().filter(|i| i.model == *m).collect();
+        if of_model.is_empty() {
+            return Err(Error::Invalid(format!(
+                "model `{m}` is not served by this plan"
+            )));
+        }
+        if !of_model.iter().any(|i| i.batches.iter().any(|x| x.0 == *b)) {
+            return Err(Error::Invalid(format!(
+                "no instance of model `{m}` takes a query of batch {b} (it has no profiled latency for it, or it is above every instance's batch)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// How to start workers.

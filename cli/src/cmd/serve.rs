@@ -131,6 +131,7 @@ fn runs(a: &ServeArgs, plan: &Plan, s: &Scenario) -> Result<Vec<RunSpec>, CliErr
         .iter()
         .map(|x| x.parse::<SchedulerKind>())
         .collect::<Result<_, _>>()?;
+    let names: Vec<&str> = s.models.iter().map(|m| m.name.as_str()).collect();
     let mut traces: Vec<(String, Vec<TraceRecord>)> = Vec::new();
     for t in &a.trace {
         let stem = t
@@ -138,7 +139,11 @@ fn runs(a: &ServeArgs, plan: &Plan, s: &Scenario) -> Result<Vec<RunSpec>, CliErr
             .map(|x| x.to_string_lossy().into_owned())
             .unwrap_or_default();
         let stem = stem.trim_end_matches(".csv").to_string();
-        traces.push((stem, migopt_sim::read_trace(t)?));
+        let recs = migopt_sim::read_trace_for(t, Some(&names))?;
+        // Checked before any worker starts, as the run would check it after.
+        migopt_server::setup::instances(plan, s, &migopt_server::wanted(&recs))
+            .map_err(|e| migopt_models::Error::Invalid(format!("{}: {e}", t.display())))?;
+        traces.push((stem, recs));
     }
     if let Some(r) = a.rate {
         let d = a.duration.unwrap_or(0.0);
