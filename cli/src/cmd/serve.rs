@@ -418,6 +418,18 @@ pub enum CostFrom<'a> {
     Fixed(f64),
 }
 
+/// `--overhead-ms`: a cost per query from 0 to a latency's bound.
+fn overhead_ms(ms: f64) -> Result<f64, CliError> {
+    use migopt_models::limits::{num, MAX_LATENCY_MS};
+    if !(0.0..=MAX_LATENCY_MS).contains(&ms) {
+        return Err(bad(format!(
+            "--overhead-ms {} must be a number of milliseconds from 0 to {MAX_LATENCY_MS:e}",
+            num(ms)
+        )));
+    }
+    Ok(ms)
+}
+
 fn server_cost(
     from: CostFrom<'_>,
     meta: &RunMeta,
@@ -434,17 +446,10 @@ fn server_cost(
             };
             C::from_overhead(&read_sidecar(&side)?.overhead, sched)
         }
-        CostFrom::Fixed(ms) => {
-            if !(ms.is_finite() && ms >= 0.0) {
-                return Err(bad(format!(
-                    "--overhead-ms {ms} must be a non-negative number"
-                )));
-            }
-            C {
-                occupancy_ms: ms,
-                latency_ms: 0.0,
-            }
-        }
+        CostFrom::Fixed(ms) => C {
+            occupancy_ms: overhead_ms(ms)?,
+            latency_ms: 0.0,
+        },
     })
 }
 
@@ -497,7 +502,7 @@ pub fn comparison(
 pub fn run_compare(a: CompareArgs) -> Result<(), CliError> {
     let from = match (&a.calibration, a.overhead_ms) {
         (Some(p), _) => CostFrom::Calibration(p),
-        (None, Some(ms)) => CostFrom::Fixed(ms),
+        (None, Some(ms)) => CostFrom::Fixed(overhead_ms(ms)?),
         (None, None) => CostFrom::Run,
     };
     let (c, meta, ovh) = comparison(&a.measured, a.plan.as_deref(), a.scenario.as_deref(), from)?;
