@@ -319,6 +319,8 @@ fn slo_in_range(v: f64, rates: bool) -> bool {
 fn read_slo(path: &Path, columns: usize) -> Result<Vec<(usize, Vec<Option<f64>>)>> {
     let rates = path.file_name().is_some_and(|n| n == "SLO_req_rate.csv");
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    // A UTF-8 byte-order mark is accepted, as in every format migopt reads.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -561,6 +563,15 @@ mod tests {
             ),
             "{e}"
         );
+    }
+
+    #[test]
+    fn slo_files_with_a_byte_order_mark_and_crlf_import() {
+        let d = tempfile::tempdir().unwrap();
+        mini(d.path(), PROF, "\u{feff}10,N/A\r\n", "\u{feff}100,N/A\r\n");
+        let imp = read(d.path()).unwrap();
+        assert_eq!(imp.scenarios[0].demands[0].rate_qps, 10.0);
+        assert_eq!(imp.scenarios[0].demands[0].slo_ms, 100.0);
     }
 
     #[test]
