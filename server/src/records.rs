@@ -99,6 +99,7 @@ fn parse_checked(
     origin: &Path,
     check: impl Fn(&QueryRecord) -> Result<(), FieldProblem>,
 ) -> Result<Vec<QueryRecord>, Error> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate();
     match lines.next() {
         Some((_, h)) if h.trim() == HEADER => {}
@@ -326,6 +327,18 @@ impl RunMeta {
     }
 }
 
+/// A sidecar's text, parsed and checked ([`RunMeta::check`]); `side` names it in errors. A
+/// UTF-8 byte-order mark is accepted.
+pub fn parse_sidecar(text: &str, side: &Path) -> Result<RunMeta, Error> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let meta: RunMeta = serde_json::from_str(text).map_err(|e| Error::Syntax {
+        origin: Origin::at(side, e.line()),
+        message: format!("not a `migopt serve` sidecar: {e}"),
+    })?;
+    meta.check(side)?;
+    Ok(meta)
+}
+
 /// Sidecar path of a record file: `measured.csv` -> `measured.csv.json`.
 pub fn sidecar_path(csv: &Path) -> std::path::PathBuf {
     let mut s = csv.as_os_str().to_owned();
@@ -443,6 +456,16 @@ mod tests {
             err(&|m| m.overhead.round_trip_us_p50 = Some(1e300)),
             "m.csv.json: field `overhead.round_trip_us_p50`: 1e300 µs is outside ±1e12 µs"
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_crlf_are_accepted() {
+        let recs: Vec<_> = (0..3).map(rec).collect();
+        let text = format!("\u{feff}{}", to_csv(&recs).replace('\n', "\r\n"));
+        assert_eq!(parse_csv(&text, Path::new("m.csv")).unwrap(), recs);
+        let side = include_str!("../../papers/sim-to-real/raw/load30.elsa.csv.json");
+        let meta = parse_sidecar(&format!("\u{feff}{side}"), Path::new("m.csv.json")).unwrap();
+        assert_eq!(meta.scheduler, "elsa");
     }
 
     #[test]

@@ -356,12 +356,7 @@ fn load_meta(path: &Path) -> Result<RunMeta, CliError> {
 /// Reads and checks a sidecar.
 fn read_sidecar(side: &Path) -> Result<RunMeta, CliError> {
     let text = std::fs::read_to_string(side).map_err(|e| migopt_models::Error::io(side, e))?;
-    let meta: RunMeta = serde_json::from_str(&text).map_err(|e| migopt_models::Error::Syntax {
-        origin: migopt_models::Origin::at(side, e.line()),
-        message: format!("not a `migopt serve` sidecar: {e}"),
-    })?;
-    meta.check(side)?;
-    Ok(meta)
+    Ok(records::parse_sidecar(&text, side)?)
 }
 
 /// Reads a record file served on `plan`, every record checked against it.
