@@ -118,13 +118,29 @@ fn read_profile(f: &Path, model: &str, gpu: &GpuSpec) -> Result<Vec<ProfileRow>>
             ),
         });
     }
+    // Where each (profile, batch, procs) point was measured, for duplicates.
+    let mut seen = std::collections::HashMap::new();
     for rec in rdr.records() {
         let rec = rec.map_err(|e| Error::Syntax {
             origin: lines.origin(f, e.position().map(|p| p.byte()).unwrap_or(0)),
             message: e.to_string(),
         })?;
         let origin = lines.origin(f, rec.position().map(|p| p.byte()).unwrap_or(0));
-        out.extend(profile_row(&rec, &origin, model, gpu)?);
+        let Some(row) = profile_row(&rec, &origin, model, gpu)? else {
+            continue;
+        };
+        let key = (row.profile.clone(), row.batch, row.procs);
+        if let Some(first) = seen.insert(key, origin.clone()) {
+            return Err(Error::field(
+                origin,
+                "Batch size",
+                format!(
+                    "a second measurement of {model} on {} at batch {} with {} processes (first at {first})",
+                    row.profile, row.batch, row.procs
+                ),
+            ));
+        }
+        out.push(row);
     }
     if out.is_empty() {
         return Err(Error::Syntax {
@@ -572,6 +588,17 @@ mod tests {
         let imp = read(d.path()).unwrap();
         assert_eq!(imp.scenarios[0].demands[0].rate_qps, 10.0);
         assert_eq!(imp.scenarios[0].demands[0].slo_ms, 100.0);
+    }
+
+    #[test]
+    fn a_point_measured_twice_is_named_at_its_source_line() {
+        let d = tempfile::tempdir().unwrap();
+        // Line 5 repeats line 2's point (a 0,0 row between them is not run).
+        let prof = format!("{PROF}1,1,1,150,0.006\n");
+        mini(d.path(), &prof, "10,N/A", "100,N/A");
+        let e = read(d.path()).unwrap_err().to_string();
+        let want = "aa.csv:5: field `Batch size`: a second measurement of aa on 1g.10gb at batch 1 with 1 processes (first at ";
+        assert!(e.contains(want) && e.ends_with("aa.csv:2)"), "{e}");
     }
 
     #[test]
