@@ -83,12 +83,29 @@ pub fn read(dir: &Path) -> Result<Import> {
         models.push(model.clone());
         rows.push((model, out));
     }
-    let scenarios = read_scenarios(dir, &models)?;
-    Ok(Import {
+    let (scenarios, origins) = read_scenarios(dir, &models)?;
+    let imp = Import {
         models,
         rows,
         scenarios,
-    })
+    };
+    // Each scenario as migopt will load it, a problem named at its SLO row (the scenario
+    // file it becomes exists only once the import is written).
+    for (s, origin) in imp.scenarios.iter().zip(origins) {
+        imp.scenario(s).map_err(|e| Error::Syntax {
+            origin,
+            message: format!("scenario {}: {}", s.index, without_origin(e)),
+        })?;
+    }
+    Ok(imp)
+}
+
+/// What an error says, without the file and line it names.
+fn without_origin(e: Error) -> String {
+    match e {
+        Error::Field { message, .. } | Error::Syntax { message, .. } => message,
+        other => other.to_string(),
+    }
 }
 
 /// The runnable rows of one model's profile file `f`, in migopt's schema.
@@ -253,8 +270,8 @@ fn check_measurement(origin: &Origin, tp: f64, lat_s: f64, procs: u32) -> Result
 }
 
 /// The SLO scenarios of `dir/SLO`, one per row of its two files, over `models` (their
-/// columns, in order).
-fn read_scenarios(dir: &Path, models: &[String]) -> Result<Vec<SloScenario>> {
+/// columns, in order), each with its row in `SLO_req_rate.csv`.
+fn read_scenarios(dir: &Path, models: &[String]) -> Result<(Vec<SloScenario>, Vec<Origin>)> {
     let rate_path = dir.join("SLO").join("SLO_req_rate.csv");
     let rates = read_slo(&rate_path, models.len())?;
     let slos = read_slo(&dir.join("SLO").join("SLO_latency.csv"), models.len())?;
@@ -266,7 +283,7 @@ fn read_scenarios(dir: &Path, models: &[String]) -> Result<Vec<SloScenario>> {
             slos.len()
         )));
     }
-    let mut scenarios = Vec::new();
+    let (mut scenarios, mut origins) = (Vec::new(), Vec::new());
     for (i, ((line, r), (_, l))) in rates.iter().zip(&slos).enumerate() {
         let origin = Origin::at(&rate_path, *line);
         let mut demands = Vec::new();
@@ -299,8 +316,9 @@ fn read_scenarios(dir: &Path, models: &[String]) -> Result<Vec<SloScenario>> {
             index: i + 1,
             demands,
         });
+        origins.push(origin);
     }
-    Ok(scenarios)
+    Ok((scenarios, origins))
 }
 
 /// The model a profile file holds: its file stem, which must be a plain name (letters,
@@ -599,6 +617,19 @@ mod tests {
         let e = read(d.path()).unwrap_err().to_string();
         let want = "aa.csv:5: field `Batch size`: a second measurement of aa on 1g.10gb at batch 1 with 1 processes (first at ";
         assert!(e.contains(want) && e.ends_with("aa.csv:2)"), "{e}");
+    }
+
+    #[test]
+    fn a_scenario_migopt_cannot_load_is_named_at_its_slo_line() {
+        let d = tempfile::tempdir().unwrap();
+        // 1e9 requests/s of aa needs more instances than migopt allows.
+        mini(d.path(), PROF, "10,N/A\n1e9,N/A\n", "100,N/A\n100,N/A\n");
+        let e = read(d.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("SLO_req_rate.csv:2: scenario 2: 1e9 queries/s needs at least"),
+            "{e}"
+        );
+        assert!(!e.contains("parvagpu-s2.toml"), "{e}");
     }
 
     #[test]
