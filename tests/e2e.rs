@@ -250,6 +250,10 @@ fn plan_rejects_bad_scenarios_with_the_same_messages() {
     corpus("toml", "toml", &["plan"]);
     // Scenarios that parse but cannot be planned say why, in user terms.
     assert_eq!(corpus("plan", "toml", &["plan", "--cap-gpus"]), 3);
+    // So do the commands that plan a scenario first, and gap.
+    for command in ["simulate", "capacity", "gap"] {
+        assert_eq!(corpus("plan", "toml", &[command, "--cap-gpus"]), 3);
+    }
 }
 
 fn tmp_plan(dir: &Path) -> PathBuf {

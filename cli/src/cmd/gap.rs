@@ -323,9 +323,13 @@ pub fn run(a: Args) -> Result<(), CliError> {
             .collect::<Result<_, _>>()?
     };
     check_multipliers(&a, &scenarios)?;
+    let paths: Vec<Option<&std::path::Path>> = match a.scenarios.is_empty() {
+        true => vec![None],
+        false => a.scenarios.iter().map(|p| Some(p.as_path())).collect(),
+    };
     let mut rows = Vec::new();
-    for s in &scenarios {
-        rows.extend(scenario_rows(&a, s)?);
+    for (s, p) in scenarios.iter().zip(paths) {
+        rows.extend(scenario_rows(&a, s).map_err(|e| e.in_scenario(p))?);
     }
     if a.json {
         crate::say!("{}", to_json(&rows)?);

@@ -125,7 +125,8 @@ fn inputs(f: &SimFlags) -> Result<(Plan, Scenario, Option<String>), CliError> {
         }
         other => {
             let s = load_scenario(other)?;
-            let plan = super::plan::make_plan(&s, other, "milp", &f.plan_flags)?;
+            let plan = super::plan::make_plan(&s, other, "milp", &f.plan_flags)
+                .map_err(|e| e.in_scenario(other))?;
             let note = format!(
                 "planned {} first with the MILP ({}, {:.1} {})",
                 other
