@@ -71,8 +71,8 @@ pub struct ServeArgs {
     /// The worker script (default: the copy of profiles/worker.py built into migopt).
     #[arg(long)]
     worker: Option<PathBuf>,
-    /// Worker precision: fp16, bf16 or fp32.
-    #[arg(long, default_value = "fp16")]
+    /// Worker precision.
+    #[arg(long, default_value = "fp16", value_parser = ["fp16", "bf16", "fp32"])]
     dtype: String,
     /// Folder for one stderr log per worker.
     #[arg(long)]
