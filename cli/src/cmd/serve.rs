@@ -231,12 +231,32 @@ fn timeout(flag: &str, value: f64, unit: &str, per_second: f64) -> Result<Durati
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// The worker's interpreter (when given as a path), script and log folder exist as what
+/// they must be: a mistake there is the user's, found before any worker starts.
+fn check_worker_paths(a: &ServeArgs) -> Result<(), CliError> {
+    let python_is_path = a.python.components().count() > 1;
+    if python_is_path && !a.python.is_file() {
+        return Err(bad(format!(
+            "--python {}: no such file",
+            a.python.display()
+        )));
+    }
+    if let Some(w) = a.worker.as_ref().filter(|w| !w.is_file()) {
+        return Err(bad(format!("--worker {}: no such file", w.display())));
+    }
+    if let Some(d) = a.worker_logs.as_ref().filter(|d| d.exists() && !d.is_dir()) {
+        return Err(bad(format!("--worker-logs {}: not a folder", d.display())));
+    }
+    Ok(())
+}
+
 fn config(a: &ServeArgs) -> Result<ServeConfig, CliError> {
     if !(0.0..1.0).contains(&a.warmup) {
         return Err(bad(format!("--warmup {} must be in [0, 1)", a.warmup)));
     }
     let ready_timeout = timeout("--ready-timeout", a.ready_timeout, "seconds", 1.0)?;
     let hang_min = timeout("--hang-timeout-ms", a.hang_timeout_ms, "milliseconds", 1e3)?;
+    check_worker_paths(a)?;
     let placement = match a.placement {
         PlacementArg::Fake => Placement::Fake,
         PlacementArg::Mps => Placement::Mps {
