@@ -125,12 +125,13 @@ struct RunSpec {
     out: PathBuf,
 }
 
-fn runs(a: &ServeArgs, plan: &Plan, s: &Scenario) -> Result<Vec<RunSpec>, CliError> {
-    let scheds: Vec<SchedulerKind> = a
-        .scheduler
-        .iter()
-        .map(|x| x.parse::<SchedulerKind>())
-        .collect::<Result<_, _>>()?;
+/// Every `--trace`, read and checked against the scenario and the plan, then the Poisson
+/// arrivals of `--rate`, each with the name its runs take.
+fn traces(
+    a: &ServeArgs,
+    plan: &Plan,
+    s: &Scenario,
+) -> Result<Vec<(String, Vec<TraceRecord>)>, CliError> {
     let names: Vec<&str> = s.models.iter().map(|m| m.name.as_str()).collect();
     let mut traces: Vec<(String, Vec<TraceRecord>)> = Vec::new();
     for t in &a.trace {
@@ -146,33 +147,53 @@ fn runs(a: &ServeArgs, plan: &Plan, s: &Scenario) -> Result<Vec<RunSpec>, CliErr
         traces.push((stem, recs));
     }
     if let Some(r) = a.rate {
-        let d = a.duration.unwrap_or(0.0);
-        if !(r > 0.0 && r.is_finite() && d > 0.0 && d.is_finite()) {
-            return Err(bad(format!(
-                "--rate {r} and --duration {d} must be positive"
-            )));
-        }
-        let n = r * d;
-        if n > migopt_models::limits::MAX_SERVED_QUERIES as f64 {
-            return Err(bad(format!(
-                "--rate {} for --duration {} s is {n:.3e} queries, above the limit of {} per served run",
-                short(r),
-                short(d),
-                migopt_models::limits::MAX_SERVED_QUERIES
-            )));
-        }
-        migopt_models::limits::check_run(r, None, Some(d), 0).map_err(bad)?;
-        let t = migopt_sim::poisson_trace(plan, s, r, d, a.seed)?;
-        if t.is_empty() {
-            return Err(bad(format!(
-                "--rate {} for --duration {} s draws no query (seed {}): raise the rate or the duration",
-                migopt_models::limits::num(r),
-                short(d),
-                a.seed
-            )));
-        }
-        traces.push((format!("poisson-{}", migopt_models::limits::num(r)), t));
+        traces.push(poisson_run(a, plan, s, r)?);
     }
+    Ok(traces)
+}
+
+/// The Poisson arrivals of `--rate r` for `--duration`, within the limits of a served run.
+fn poisson_run(
+    a: &ServeArgs,
+    plan: &Plan,
+    s: &Scenario,
+    r: f64,
+) -> Result<(String, Vec<TraceRecord>), CliError> {
+    let d = a.duration.unwrap_or(0.0);
+    if !(r > 0.0 && r.is_finite() && d > 0.0 && d.is_finite()) {
+        return Err(bad(format!(
+            "--rate {r} and --duration {d} must be positive"
+        )));
+    }
+    let n = r * d;
+    if n > migopt_models::limits::MAX_SERVED_QUERIES as f64 {
+        return Err(bad(format!(
+            "--rate {} for --duration {} s is {n:.3e} queries, above the limit of {} per served run",
+            short(r),
+            short(d),
+            migopt_models::limits::MAX_SERVED_QUERIES
+        )));
+    }
+    migopt_models::limits::check_run(r, None, Some(d), 0).map_err(bad)?;
+    let t = migopt_sim::poisson_trace(plan, s, r, d, a.seed)?;
+    if t.is_empty() {
+        return Err(bad(format!(
+            "--rate {} for --duration {} s draws no query (seed {}): raise the rate or the duration",
+            migopt_models::limits::num(r),
+            short(d),
+            a.seed
+        )));
+    }
+    Ok((format!("poisson-{}", migopt_models::limits::num(r)), t))
+}
+
+fn runs(a: &ServeArgs, plan: &Plan, s: &Scenario) -> Result<Vec<RunSpec>, CliError> {
+    let scheds: Vec<SchedulerKind> = a
+        .scheduler
+        .iter()
+        .map(|x| x.parse::<SchedulerKind>())
+        .collect::<Result<_, _>>()?;
+    let traces = traces(a, plan, s)?;
     if traces.is_empty() {
         return Err(bad("give --trace FILE or --rate R --duration S".into()));
     }
