@@ -80,6 +80,8 @@ fn run_on(a: Args) -> Result<(), CliError> {
         .solver
         .clone()
         .unwrap_or_else(|| if sla_objective { "sla" } else { "milp" }.to_string());
+    // Outputs that cannot be written are refused before any solving.
+    crate::out::check_targets(a.out.iter().chain(&a.mig_parted).map(PathBuf::as_path))?;
     if a.check.verify || sla_objective {
         return run_checked(a, &s, &solver);
     }

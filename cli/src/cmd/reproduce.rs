@@ -33,6 +33,8 @@ pub fn run(a: Args) -> Result<(), CliError> {
         super::common::check_threads(t as u64)?;
     }
     let study = Study::from_dir(&a.dir)?;
+    // An output folder that cannot be written is refused before the study runs.
+    crate::out::check_target(&a.out.as_ref().unwrap_or(&a.dir).join("RESULTS.md"))?;
     let opts = Options {
         quick: a.quick,
         seed: a.seed,
