@@ -546,6 +546,50 @@ fn malformed_traces_get_their_exact_error() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// Asserts that `args` (run in `dir`) is refused as bad input, exit 2, no output, with a
+/// message that names `file` and the cap in MiB of `what`.
+fn assert_too_large(args: &[&str], dir: &Path, file: &Path, mib: u64, what: &str) {
+    let o = run(args, dir);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    assert_eq!(stdout(&o), "", "{args:?}");
+    let want = format!(
+        "migopt: error: {}: larger than {mib} MiB, the most migopt reads from {what} (see README, Limits)\n",
+        file.display()
+    );
+    assert_eq!(stderr(&o), want);
+}
+
+#[test]
+fn files_beyond_their_cap_are_refused_before_they_are_read() {
+    // Sparse files one byte over the cap: refused by their length, nothing allocated.
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("huge-trace.csv");
+    std::fs::File::create(&trace)
+        .unwrap()
+        .set_len((4096 << 20) + 1)
+        .unwrap();
+    let plan = root().join("tests/corpus/args/ok-plan.json");
+    let args = [
+        "simulate",
+        plan.to_str().unwrap(),
+        "--trace",
+        trace.to_str().unwrap(),
+    ];
+    assert_too_large(&args, tmp.path(), &trace, 4096, "a trace");
+    let big_plan = tmp.path().join("huge-plan.json");
+    std::fs::File::create(&big_plan)
+        .unwrap()
+        .set_len((1024 << 20) + 1)
+        .unwrap();
+    let args = ["simulate", big_plan.to_str().unwrap()];
+    assert_too_large(&args, tmp.path(), &big_plan, 1024, "a plan");
+    // A device with no length that never ends: refused once the cap is read (the corpus
+    // has the same for `plan` and `replay-day --load`).
+    let zero = Path::new("/dev/zero");
+    let args = ["profile", "check", "/dev/zero"];
+    assert_too_large(&args, tmp.path(), zero, 256, "a profile CSV");
+}
+
 #[test]
 fn bad_command_lines_get_their_exact_error_and_write_nothing() {
     assert!(corpus_args() >= 20);

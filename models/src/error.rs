@@ -100,6 +100,19 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file larger than migopt reads for its kind (see [`crate::limits::FileCap`]).
+    #[error(
+        "{path}: larger than {} MiB, the most migopt reads from {what} (see README, Limits)",
+        .bytes >> 20
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The cap, bytes.
+        bytes: u64,
+        /// The kind of file.
+        what: &'static str,
+    },
     /// A field of a record is missing, unparsable or out of range.
     #[error("{origin}: field `{field}`: {message}")]
     Field {

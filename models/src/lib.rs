@@ -9,6 +9,7 @@
 
 pub mod catalogue;
 pub mod error;
+pub mod input;
 pub mod layout;
 pub mod limits;
 pub mod plan;

@@ -63,6 +63,70 @@ pub const MAX_SERVICE_TABLE_CELLS: usize = 20_000_000;
 /// The most (curve, batch) points `profile check --interpolate` may create in total.
 pub const MAX_INTERPOLATED_POINTS: u64 = 10_000_000;
 
+/// The most bytes migopt reads from one input file of a kind, with the kind's name for
+/// messages. Every user file is read through [`crate::input::read_text`], which refuses a
+/// larger one (naming the file and the cap) before reading past the cap: a pipe or a device
+/// such as `/dev/zero` reports no length, so the cap is enforced on the bytes read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileCap {
+    /// The most bytes.
+    pub bytes: u64,
+    /// What kind of file, as messages name it.
+    pub what: &'static str,
+}
+
+const MIB: u64 = 1 << 20;
+
+/// The cap of the small text inputs: 256 MiB, far above the largest of them (a profile of
+/// every batch 1 - 65,536 on every profile of a GPU is a few tens of MB).
+const TEXT_BYTES: u64 = 256 * MIB;
+
+/// A profile CSV.
+pub const PROFILE_FILE: FileCap = FileCap {
+    bytes: TEXT_BYTES,
+    what: "a profile CSV",
+};
+/// A scenario TOML.
+pub const SCENARIO_FILE: FileCap = FileCap {
+    bytes: TEXT_BYTES,
+    what: "a scenario",
+};
+/// A diurnal load CSV (`replay-day --load`).
+pub const LOAD_FILE: FileCap = FileCap {
+    bytes: TEXT_BYTES,
+    what: "a load file",
+};
+/// A served run's JSON sidecar.
+pub const SIDECAR_FILE: FileCap = FileCap {
+    bytes: TEXT_BYTES,
+    what: "a served run's sidecar",
+};
+/// A file of the ParvaGPU data set (`import parvagpu`).
+pub const IMPORT_FILE: FileCap = FileCap {
+    bytes: TEXT_BYTES,
+    what: "a ParvaGPU data file",
+};
+
+/// Plan JSON: 1 GiB, room for [`MAX_GPUS`] GPUs of seven instances each with their routes
+/// (a few hundred bytes per instance).
+pub const PLAN_FILE: FileCap = FileCap {
+    bytes: 1024 * MIB,
+    what: "a plan",
+};
+
+/// A query trace: 4 GiB, [`MAX_QUERIES_PER_RUN`] queries at 42 bytes a line (a line such as
+/// `3599999.123456,resnet50,8` is 25). Traces are read whole, so a trace at this cap needs
+/// about as much memory again for its records.
+pub const TRACE_FILE: FileCap = FileCap {
+    bytes: 4096 * MIB,
+    what: "a trace",
+};
+/// A served record CSV: 4 GiB, [`MAX_SERVED_QUERIES`] records of 400 bytes.
+pub const RECORDS_FILE: FileCap = FileCap {
+    bytes: 4096 * MIB,
+    what: "a served record file",
+};
+
 /// A number as messages print it: plainly when it is of everyday size, in scientific
 /// notation when it is huge or tiny (`1e300` rather than three hundred digits).
 pub fn num(v: f64) -> String {

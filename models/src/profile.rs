@@ -252,7 +252,7 @@ impl ProfileSet {
         let mut rows = Vec::new();
         for p in paths {
             let p = p.as_ref();
-            let text = std::fs::read_to_string(p).map_err(|e| Error::io(p, e))?;
+            let text = crate::input::read_text(p, crate::limits::PROFILE_FILE)?;
             rows.extend(parse_csv(&text, p)?);
         }
         Self::from_rows(rows)

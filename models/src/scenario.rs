@@ -257,9 +257,9 @@ impl ProfileCache {
 impl Scenario {
     /// Loads a scenario file and the profile files it names (relative to it).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::input::read_text(path, crate::limits::SCENARIO_FILE)?;
         Self::parse(&text, path, &|p: &Path| {
-            std::fs::read_to_string(p).map_err(|e| Error::io(p, e))
+            crate::input::read_text(p, crate::limits::PROFILE_FILE)
         })
     }
 

@@ -41,11 +41,31 @@ const SCHEDULERS: [SchedulerKind; 2] = [SchedulerKind::Elsa, SchedulerKind::Fifs
 
 /// The gzipped per-query file, decompressed (with the system's `gzip`).
 fn gunzip(path: &Path) -> Result<String, Error> {
-    let out = std::process::Command::new("gzip")
+    use std::io::Read;
+    let cap = migopt_models::limits::RECORDS_FILE;
+    let mut child = std::process::Command::new("gzip")
         .arg("-dc")
         .arg(path)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    let read = match child.stdout.take() {
+        Some(out) => out.take(cap.bytes + 1).read_to_end(&mut bytes),
+        None => Ok(0),
+    };
+    if bytes.len() as u64 > cap.bytes {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            bytes: cap.bytes,
+            what: cap.what,
+        });
+    }
+    let out = child.wait_with_output().map_err(|e| Error::io(path, e))?;
+    read.map_err(|e| Error::io(path, e))?;
     if !out.status.success() {
         return Err(Error::Invalid(format!(
             "{}: gzip -dc failed: {}",
@@ -53,8 +73,7 @@ fn gunzip(path: &Path) -> Result<String, Error> {
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    String::from_utf8(out.stdout)
-        .map_err(|_| Error::Invalid(format!("{}: not text", path.display())))
+    String::from_utf8(bytes).map_err(|_| Error::Invalid(format!("{}: not text", path.display())))
 }
 
 /// One served run as committed: records and sidecar.
@@ -74,11 +93,11 @@ fn read_served(csv: &Path) -> Result<Served, Error> {
     let text = if name.ends_with(".gz") {
         gunzip(csv)?
     } else {
-        std::fs::read_to_string(csv).map_err(|e| Error::io(csv, e))?
+        migopt_models::input::read_text(csv, migopt_models::limits::RECORDS_FILE)?
     };
     let recs = records::parse_csv(&text, csv)?;
     let side = csv.with_file_name(name.trim_end_matches(".gz").to_string() + ".json");
-    let mtext = std::fs::read_to_string(&side).map_err(|e| Error::io(&side, e))?;
+    let mtext = migopt_models::input::read_text(&side, migopt_models::limits::SIDECAR_FILE)?;
     let meta: RunMeta = serde_json::from_str(&mtext)
         .map_err(|e| Error::Invalid(format!("{}: {e}", side.display())))?;
     let scheduler: SchedulerKind = meta.scheduler.parse()?;
@@ -290,8 +309,8 @@ fn capacity_csv(cal: &[Calibration], caps: &[(SchedulerKind, f64)]) -> String {
 pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     let dir = opts.dir.clone().unwrap_or_else(study_dir);
     let s = Scenario::load(&dir.join("scenario.toml"))?;
-    let ptext = std::fs::read_to_string(dir.join("plan.json"))
-        .map_err(|e| Error::io(dir.join("plan.json"), e))?;
+    let ptext =
+        migopt_models::input::read_text(&dir.join("plan.json"), migopt_models::limits::PLAN_FILE)?;
     let plan: Plan =
         serde_json::from_str(&ptext).map_err(|e| Error::Invalid(format!("plan.json: {e}")))?;
     let cal = calibrations(&dir, &plan)?;

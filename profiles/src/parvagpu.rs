@@ -110,7 +110,7 @@ fn without_origin(e: Error) -> String {
 
 /// The runnable rows of one model's profile file `f`, in migopt's schema.
 fn read_profile(f: &Path, model: &str, gpu: &GpuSpec) -> Result<Vec<ProfileRow>> {
-    let text = std::fs::read_to_string(f).map_err(|e| Error::io(f, e))?;
+    let text = migopt_models::input::read_text(f, migopt_models::limits::IMPORT_FILE)?;
     let lines = LineIndex::new(&text);
     let mut out = Vec::new();
     let mut rdr = csv::ReaderBuilder::new()
@@ -352,7 +352,7 @@ fn slo_in_range(v: f64, rates: bool) -> bool {
 /// The rows of an SLO file, each with its line number.
 fn read_slo(path: &Path, columns: usize) -> Result<Vec<(usize, Vec<Option<f64>>)>> {
     let rates = path.file_name().is_some_and(|n| n == "SLO_req_rate.csv");
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = migopt_models::input::read_text(path, migopt_models::limits::IMPORT_FILE)?;
     // A UTF-8 byte-order mark is accepted, as in every format migopt reads.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut out = Vec::new();

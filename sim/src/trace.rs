@@ -31,7 +31,7 @@ pub fn read_trace(path: &Path) -> Result<Vec<TraceRecord>, Error> {
 /// [`read_trace`], also checking that every record names one of `models` (the scenario's),
 /// so that an unknown model is reported at its line.
 pub fn read_trace_for(path: &Path, models: Option<&[&str]>) -> Result<Vec<TraceRecord>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = migopt_models::input::read_text(path, migopt_models::limits::TRACE_FILE)?;
     parse_trace_for(&text, path, models)
 }
 

@@ -288,7 +288,7 @@ pub fn load_plan(path: &Path, scenario: Option<&Path>) -> Result<(Plan, Scenario
 
 /// A plan file, parsed, and its text (for the line numbers of later errors).
 pub fn read_plan(path: &Path) -> Result<(Plan, String), CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| migopt_models::Error::io(path, e))?;
+    let text = migopt_models::input::read_text(path, migopt_models::limits::PLAN_FILE)?;
     let plan = Plan::from_json(&text, path)?;
     Ok((plan, text))
 }

@@ -165,7 +165,7 @@ fn same_gpu_kind(
     if current.gpu == scenario.gpu {
         return Ok(());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = migopt_models::input::read_text(path, migopt_models::limits::PLAN_FILE)?;
     let e = Error::field(
         migopt_models::Origin::file(path),
         "gpu",

@@ -396,13 +396,13 @@ fn load_meta(path: &Path) -> Result<RunMeta, CliError> {
 
 /// Reads and checks a sidecar.
 fn read_sidecar(side: &Path) -> Result<RunMeta, CliError> {
-    let text = std::fs::read_to_string(side).map_err(|e| migopt_models::Error::io(side, e))?;
+    let text = migopt_models::input::read_text(side, migopt_models::limits::SIDECAR_FILE)?;
     Ok(records::parse_sidecar(&text, side)?)
 }
 
 /// Reads a record file served on `plan`, every record checked against it.
 fn load_records(path: &Path, plan: &Plan) -> Result<Vec<QueryRecord>, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| migopt_models::Error::io(path, e))?;
+    let text = migopt_models::input::read_text(path, migopt_models::limits::RECORDS_FILE)?;
     Ok(records::parse_csv_for(&text, path, plan)?)
 }
 

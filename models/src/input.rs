@@ -1,0 +1,91 @@
+//! Reading the user's files: the one place every input file is read, each at most a
+//! documented number of bytes ([`crate::limits::FileCap`]), so that no file, pipe or device
+//! can make migopt allocate without bound.
+
+use crate::limits::FileCap;
+use crate::{Error, Result};
+use std::io::Read;
+use std::path::Path;
+
+/// The text of the file at `path`, at most `cap.bytes` bytes of UTF-8. A larger file is
+/// refused with [`Error::TooLarge`] naming the path and the cap: a regular file by its
+/// length before anything is read, anything else (a pipe, `/dev/zero`) once one byte past
+/// the cap has been read, so at most the cap is ever held in memory.
+pub fn read_text(path: &Path, cap: FileCap) -> Result<String> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    let too_large = || Error::TooLarge {
+        path: path.to_path_buf(),
+        bytes: cap.bytes,
+        what: cap.what,
+    };
+    if meta.is_file() && meta.len() > cap.bytes {
+        return Err(too_large());
+    }
+    // A regular file's length is a good first guess; a device or a pipe says 0.
+    let guess = if meta.is_file() { meta.len() } else { 0 };
+    let mut text = String::with_capacity(usize::try_from(guess).unwrap_or(0));
+    file.take(cap.bytes.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io(path, e))?;
+    if text.len() as u64 > cap.bytes {
+        return Err(too_large());
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: FileCap = FileCap {
+        bytes: 1 << 20,
+        what: "a test file",
+    };
+
+    #[test]
+    fn read_text_reads_up_to_the_cap_and_refuses_more() {
+        let d = tempfile::tempdir().unwrap();
+        let at = d.path().join("at-cap");
+        std::fs::write(&at, "x".repeat(1 << 20)).unwrap();
+        assert_eq!(read_text(&at, SMALL).unwrap().len(), 1 << 20);
+        let over = d.path().join("over-cap");
+        std::fs::write(&over, "x".repeat((1 << 20) + 1)).unwrap();
+        let e = read_text(&over, SMALL).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::TooLarge {
+                    bytes: 1_048_576,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let want = format!(
+            "{}: larger than 1 MiB, the most migopt reads from a test file (see README, Limits)",
+            over.display()
+        );
+        assert_eq!(e.to_string(), want);
+    }
+
+    #[test]
+    fn read_text_refuses_an_endless_device_without_reading_it_all() {
+        // /dev/zero has length 0 and never ends: the cap is enforced on the bytes read.
+        let e = read_text(Path::new("/dev/zero"), SMALL).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/zero: larger than 1 MiB, the most migopt reads from a test file (see README, Limits)"
+        );
+    }
+
+    #[test]
+    fn read_text_names_the_path_of_a_missing_file_or_a_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let gone = d.path().join("gone.csv");
+        let e = read_text(&gone, SMALL).unwrap_err().to_string();
+        assert!(e.starts_with(&gone.display().to_string()), "{e}");
+        let e = read_text(d.path(), SMALL).unwrap_err().to_string();
+        assert!(e.contains("Is a directory"), "{e}");
+    }
+}
