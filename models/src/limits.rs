@@ -63,6 +63,11 @@ pub const MAX_SERVICE_TABLE_CELLS: usize = 20_000_000;
 /// The most (curve, batch) points `profile check --interpolate` may create in total.
 pub const MAX_INTERPOLATED_POINTS: u64 = 10_000_000;
 
+/// The most points `gap --sweep` may plan, over all its scenarios (GPU counts x SLA
+/// multipliers): each point solves the MILP and every heuristic, seconds each, so this is
+/// hours of solving at most. The default sweep of an 8-GPU scenario is 40 points.
+pub const MAX_SWEEP_POINTS: u64 = 1_000;
+
 /// The most bytes migopt reads from one input file of a kind, with the kind's name for
 /// messages. Every user file is read through [`crate::input::read_text`], which refuses a
 /// larger one (naming the file and the cap) before reading past the cap: a pipe or a device

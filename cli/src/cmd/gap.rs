@@ -179,19 +179,8 @@ fn scenario_rows(a: &Args, s: &Scenario) -> Result<Vec<Row>, CliError> {
     if !a.sweep {
         return rows_for(s, 1.0, &a.flags);
     }
-    let max_load = a
-        .flags
-        .objective
-        .map_or_else(|| super::common::default_objective(s), |o| o.objective())
-        == Objective::MaxLoad;
-    // GPU counts only change a fixed server (max-load); min-gpus chooses its own count.
-    let counts: Vec<u32> = if max_load {
-        (1..=s.gpu_count).collect()
-    } else {
-        vec![s.gpu_count]
-    };
     let mut rows = Vec::new();
-    for n in counts {
+    for n in sweep_counts(a, s) {
         for &m in &a.sla_multipliers {
             let mut v = s.clone();
             v.gpu_count = n;
@@ -219,6 +208,46 @@ fn scenario_rows(a: &Args, s: &Scenario) -> Result<Vec<Row>, CliError> {
         }
     }
     Ok(rows)
+}
+
+/// The GPU counts `--sweep` plans `s` on: 1..N for a fixed server (max-load), only N for
+/// min-gpus, which chooses its own count.
+fn sweep_counts(a: &Args, s: &Scenario) -> std::ops::RangeInclusive<u32> {
+    let max_load = a
+        .flags
+        .objective
+        .map_or_else(|| super::common::default_objective(s), |o| o.objective())
+        == Objective::MaxLoad;
+    if max_load {
+        1..=s.gpu_count
+    } else {
+        s.gpu_count..=s.gpu_count
+    }
+}
+
+/// `--sweep`: at most [`MAX_SWEEP_POINTS`] points (GPU counts x SLA multipliers) over all
+/// the scenarios, checked before any is planned.
+fn check_sweep_size(a: &Args, scenarios: &[Scenario]) -> Result<(), CliError> {
+    use migopt_models::limits::MAX_SWEEP_POINTS;
+    if !a.sweep {
+        return Ok(());
+    }
+    let mults = a.sla_multipliers.len() as u64;
+    let points: u64 = scenarios
+        .iter()
+        .map(|s| (sweep_counts(a, s).count() as u64).saturating_mul(mults))
+        .fold(0, u64::saturating_add);
+    if points <= MAX_SWEEP_POINTS {
+        return Ok(());
+    }
+    let each: Vec<String> = scenarios
+        .iter()
+        .map(|s| format!("{}: {} GPU counts", s.name, sweep_counts(a, s).count()))
+        .collect();
+    Err(CliError::Input(migopt_models::Error::Invalid(format!(
+        "--sweep: {points} points ({} x {mults} --sla-multipliers), more than the {MAX_SWEEP_POINTS} one sweep may plan; sweep fewer GPUs (gpu.count) or fewer multipliers",
+        each.join(", ")
+    ))))
 }
 
 /// `--sla-multipliers`: positive, and with `--sweep` every SLA they make within the range a
@@ -322,6 +351,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
             .map(|p| load_scenario(Some(p)))
             .collect::<Result<_, _>>()?
     };
+    check_sweep_size(&a, &scenarios)?;
     check_multipliers(&a, &scenarios)?;
     let paths: Vec<Option<&std::path::Path>> = match a.scenarios.is_empty() {
         true => vec![None],
