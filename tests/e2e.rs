@@ -591,6 +591,33 @@ fn files_beyond_their_cap_are_refused_before_they_are_read() {
 }
 
 #[test]
+fn one_replication_claims_no_interval() {
+    let dir = root().join("tests/corpus/args");
+    for cmd in ["simulate", "capacity"] {
+        let args = [cmd, "ok-plan.json", "--queries", "2000", "--replications"];
+        let one = run(&[&args[..], &["1"]].concat(), &dir);
+        assert!(one.status.success(), "{cmd}: {}", stderr(&one));
+        let text = stdout(&one);
+        assert!(
+            text.contains("(one replication: no interval)"),
+            "{cmd}: {text}"
+        );
+        assert!(
+            !text.contains("95%") && !text.contains('±'),
+            "{cmd}: {text}"
+        );
+        let two = run(&[&args[..], &["2"]].concat(), &dir);
+        assert!(two.status.success(), "{cmd}: {}", stderr(&two));
+        let text = stdout(&two);
+        assert!(
+            text.contains("(95% intervals over 2 replications)"),
+            "{cmd}: {text}"
+        );
+        assert!(text.contains('±'), "{cmd}: {text}");
+    }
+}
+
+#[test]
 fn bad_command_lines_get_their_exact_error_and_write_nothing() {
     assert!(corpus_args() >= 20);
 }

@@ -26,8 +26,8 @@ pub use plan::{
 };
 pub use profile::{BatchLookup, Curve, CurveKey, LoadedCurve, Method, ProfileRow, ProfileSet};
 pub use report::{
-    CapacityProbe, CapacityReport, Estimate, GpuReport, InstanceReport, LatencySummary,
-    ModelReport, QueueSummary, SimReport,
+    interval_note, CapacityProbe, CapacityReport, Estimate, GpuReport, InstanceReport,
+    LatencySummary, ModelReport, QueueSummary, SimReport,
 };
 pub use scenario::{BatchDist, Demand, ModelSpec, Scenario};
 pub use units::{Gpcs, GpuName, Millis, ModelName, ProfileName};

@@ -55,6 +55,17 @@ impl Estimate {
     }
 }
 
+/// What a text report says of the intervals of its estimates, made from `replications`
+/// replications: a 95% interval needs two at least, so one replication says it has none
+/// (and [`Estimate::fmt_pm`] prints no `±`).
+pub fn interval_note(replications: usize) -> String {
+    if replications < 2 {
+        "one replication: no interval".into()
+    } else {
+        format!("95% intervals over {replications} replications")
+    }
+}
+
 /// Latency of completed queries, arrival to completion, in milliseconds. Percentiles come
 /// from a log-bucketed histogram; `SimReport::histogram_resolution` says how fine it is.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

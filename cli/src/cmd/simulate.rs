@@ -282,13 +282,15 @@ pub fn run_simulate(f: SimFlags) -> Result<(), CliError> {
 /// The human report of a simulation.
 pub fn render_sim(r: &SimReport) -> String {
     let mut o = format!(
-        "simulated {} ({} plan) on {}: scheduler {}, {}\narrivals {}, {} replications x {:.0} queries, seed {}\n",
-        r.scenario, r.solver, r.gpu, r.scheduler, r.mode, r.arrivals, r.replications, r.queries_per_replication, r.seed
+        "simulated {} ({} plan) on {}: scheduler {}, {}\narrivals {}, {} replication{} x {:.0} queries, seed {}\n",
+        r.scenario, r.solver, r.gpu, r.scheduler, r.mode, r.arrivals, r.replications,
+        if r.replications == 1 { "" } else { "s" }, r.queries_per_replication, r.seed
     );
     o += &format!(
-        "overall: throughput {} q/s, SLA violations {}% (95% intervals over replications)\n\n",
+        "overall: throughput {} q/s, SLA violations {}% ({})\n\n",
         est(&r.throughput_qps, 1),
-        est(&r.sla_violation_rate.scaled(100.0), 3)
+        est(&r.sla_violation_rate.scaled(100.0), 3),
+        migopt_models::interval_note(r.replications as usize)
     );
     o += &model_table(r);
     o += "\n";
@@ -417,9 +419,9 @@ pub fn run_capacity(a: CapacityArgs) -> Result<(), CliError> {
         report.target
     );
     crate::sayln!(
-        "  simulated  {} queries/s (95% interval over {} replications)",
+        "  simulated  {} queries/s ({})",
         est(&report.capacity_qps, 1),
-        report.per_replication_qps.len()
+        migopt_models::interval_note(report.per_replication_qps.len())
     );
     match (report.fluid_capacity_qps, report.ratio_to_fluid) {
         (Some(f), Some(r)) => crate::sayln!(
