@@ -556,6 +556,23 @@ fn check_rate(r: f64, what: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Reads a trace to replay on `plan` serving `scenario` under `mode` (`None`: the plan's
+/// own, as [`simulate`] takes it): the records as [`read_trace_for`] checks them against the
+/// scenario's models, and each one a query some instance of the plan can run, by the rule
+/// the simulator applies, so that a batch no instance takes is reported at its line (exit 2)
+/// before anything runs.
+pub fn read_trace_for_plan(
+    path: &std::path::Path,
+    plan: &Plan,
+    scenario: &Scenario,
+    mode: Option<ServingMode>,
+) -> Result<Vec<TraceRecord>, Error> {
+    let mode = mode.unwrap_or_else(|| ServingMode::for_plan(plan, scenario));
+    let mut can = prep::TraceCheck::new(plan, scenario, mode)?;
+    let names: Vec<&str> = scenario.models.iter().map(|m| m.name.as_str()).collect();
+    trace::read_trace_with(path, Some(&names), &mut |m, b| can.check(m, b))
+}
+
 /// Simulates `plan` serving `scenario`'s models under `cfg` and reports latency
 /// percentiles, SLA violations, throughput and utilisation, each with a 95% interval over
 /// replications. Fails, before simulating anything, on any mismatch between plan and

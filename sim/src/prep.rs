@@ -410,6 +410,68 @@ fn service_tables(
     Ok((med, jit))
 }
 
+/// Whether instance `inst` (latency curve `c`) can run a query of batch `b`: the one rule for
+/// it, which [`eligibility`] and [`TraceCheck`] apply. Query batches: b ≤ the assignment's
+/// batch and the profile has a latency for b; dynamic batching: b ≤ the instance's batch.
+fn runs(inst: &PInst, c: &Curve, b: u32, dynamic: bool, lookup: BatchLookup) -> bool {
+    b <= inst.batch && (dynamic || c.latency(b, lookup).is_some())
+}
+
+/// A plan's instances, for checking a trace's records before a run: whether some instance
+/// of a model can run a query of a batch, under a serving mode (by [`runs`]).
+pub(crate) struct TraceCheck<'s> {
+    models: Vec<PModel>,
+    fleet: Fleet<'s>,
+    index: std::collections::HashMap<String, usize>,
+    dynamic: bool,
+    lookup: BatchLookup,
+    /// (model, batch) pairs already found servable: a long trace repeats a few.
+    ok: std::collections::HashSet<(usize, u32)>,
+}
+
+impl<'s> TraceCheck<'s> {
+    /// The plan's instances on `sc`, checked against it as a run checks them.
+    pub(crate) fn new(plan: &Plan, sc: &'s Scenario, mode: ServingMode) -> Result<Self, Error> {
+        let gpu = plan.gpu_spec()?;
+        let mut models = served_models(sc)?;
+        let fleet = fleet(plan, sc, gpu, &mut models)?;
+        let index = (models.iter().enumerate())
+            .map(|(i, m)| (m.name.clone(), i))
+            .collect();
+        Ok(Self {
+            models,
+            fleet,
+            index,
+            dynamic: queue_delay(mode)?.is_some(),
+            lookup: sc.batch_lookup,
+            ok: Default::default(),
+        })
+    }
+
+    /// `Ok` if some instance of `model` runs batch `b`, else why not (every instance's
+    /// reason). A model the plan does not know is left to the trace's own model check.
+    pub(crate) fn check(&mut self, model: &str, b: u32) -> Result<(), String> {
+        let Some(&mi) = self.index.get(model) else {
+            return Ok(());
+        };
+        if self.ok.contains(&(mi, b)) {
+            return Ok(());
+        }
+        let (f, m) = (&self.fleet, &self.models[mi]);
+        let served = (m.insts.iter().map(|&i| i as usize))
+            .any(|i| runs(&f.insts[i], f.curves[i], b, self.dynamic, self.lookup));
+        if !served {
+            let e = no_instance_error(m, b, &f.insts, &f.curves, self.dynamic, self.lookup);
+            return Err(match e {
+                Error::Invalid(s) => s,
+                e => e.to_string(),
+            });
+        }
+        self.ok.insert((mi, b));
+        Ok(())
+    }
+}
+
 /// Eligibility: an instance may take a query of batch b if it has a service time for it
 /// (query batches: b ≤ the assignment's batch and the profile covers b; dynamic batching:
 /// b ≤ the instance's batch). Every needed batch must have an eligible instance.
@@ -432,12 +494,9 @@ fn eligibility(
             }
             let before = elig.len();
             for &i in &m.insts {
-                let ok = if dynamic {
-                    b as u32 <= f.insts[i as usize].batch
-                } else {
-                    med[i as usize * width + b].is_finite()
-                };
-                if ok {
+                let i_ = i as usize;
+                if runs(&f.insts[i_], f.curves[i_], b as u32, dynamic, lookup) {
+                    debug_assert!(med[i_ * width + b].is_finite());
                     elig.push(i);
                 }
             }

@@ -31,8 +31,21 @@ pub fn read_trace(path: &Path) -> Result<Vec<TraceRecord>, Error> {
 /// [`read_trace`], also checking that every record names one of `models` (the scenario's),
 /// so that an unknown model is reported at its line.
 pub fn read_trace_for(path: &Path, models: Option<&[&str]>) -> Result<Vec<TraceRecord>, Error> {
+    read_trace_with(path, models, &mut |_, _| Ok(()))
+}
+
+/// A check of each record's (model, batch) beyond the trace's own rules: `Err` says why the
+/// record cannot be replayed, and the reader reports it at the record's line.
+pub(crate) type RecordCheck<'a> = &'a mut dyn FnMut(&str, u32) -> Result<(), String>;
+
+/// [`read_trace_for`], also applying `check` to every record.
+pub(crate) fn read_trace_with(
+    path: &Path,
+    models: Option<&[&str]>,
+    check: RecordCheck<'_>,
+) -> Result<Vec<TraceRecord>, Error> {
     let text = migopt_models::input::read_text(path, migopt_models::limits::TRACE_FILE)?;
-    parse_trace_for(&text, path, models)
+    parse_trace_with(&text, path, models, check)
 }
 
 /// [`read_trace`] on text already read; `origin` names it in errors.
@@ -47,6 +60,16 @@ pub fn parse_trace_for(
     text: &str,
     origin: &Path,
     models: Option<&[&str]>,
+) -> Result<Vec<TraceRecord>, Error> {
+    parse_trace_with(text, origin, models, &mut |_, _| Ok(()))
+}
+
+/// [`parse_trace_for`], also applying `check` to every record (its error under `batch`).
+fn parse_trace_with(
+    text: &str,
+    origin: &Path,
+    models: Option<&[&str]>,
+    check: RecordCheck<'_>,
 ) -> Result<Vec<TraceRecord>, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate().filter(|(_, l)| {
@@ -79,6 +102,7 @@ pub fn parse_trace_for(
         let t = parse_arrival(fields[idx[0]], at, prev)?;
         let model = parse_model(fields[idx[1]], at, models)?;
         let batch = parse_batch(fields[idx[2]], at)?;
+        check(model, batch).map_err(|m| Error::field(at.origin(), "batch", m))?;
         if out.len() as u64 >= MAX_QUERIES_PER_RUN {
             return Err(Error::field(
                 at.origin(),

@@ -132,7 +132,6 @@ fn traces(
     plan: &Plan,
     s: &Scenario,
 ) -> Result<Vec<(String, Vec<TraceRecord>)>, CliError> {
-    let names: Vec<&str> = s.models.iter().map(|m| m.name.as_str()).collect();
     let mut traces: Vec<(String, Vec<TraceRecord>)> = Vec::new();
     for t in &a.trace {
         let stem = t
@@ -140,8 +139,10 @@ fn traces(
             .map(|x| x.to_string_lossy().into_owned())
             .unwrap_or_default();
         let stem = stem.trim_end_matches(".csv").to_string();
-        let recs = migopt_sim::read_trace_for(t, Some(&names))?;
-        // Checked before any worker starts, as the run would check it after.
+        // Each record checked against the plan, at its line, as `simulate --trace` checks it.
+        let mode = Some(migopt_sim::ServingMode::QueryBatches);
+        let recs = migopt_sim::read_trace_for_plan(t, plan, s, mode)?;
+        // The server's own rules (one worker per instance), before any worker starts.
         migopt_server::setup::instances(plan, s, &migopt_server::wanted(&recs))
             .map_err(|e| migopt_models::Error::Invalid(format!("{}: {e}", t.display())))?;
         traces.push((stem, recs));

@@ -145,13 +145,17 @@ fn inputs(f: &SimFlags) -> Result<(Plan, Scenario, Option<String>), CliError> {
     }
 }
 
-/// The arrival process, with the size of a replication checked against the limits.
-fn arrivals(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<Arrivals, CliError> {
+/// The arrival process, with the size of a replication checked against the limits; a
+/// trace's records checked against the plan under `mode`, each error at its line.
+fn arrivals(
+    f: &SimFlags,
+    plan: &Plan,
+    s: &Scenario,
+    mode: Option<ServingMode>,
+) -> Result<Arrivals, CliError> {
     if let Some(t) = &f.trace {
-        let names: Vec<&str> = s.models.iter().map(|m| m.name.as_str()).collect();
-        return Ok(Arrivals::Trace(migopt_sim::read_trace_for(
-            t,
-            Some(&names),
+        return Ok(Arrivals::Trace(migopt_sim::read_trace_for_plan(
+            t, plan, s, mode,
         )?));
     }
     let a = if let Some(r) = f.rate {
@@ -215,7 +219,8 @@ fn check_flags(f: &SimFlags) -> Result<(), CliError> {
 }
 
 fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError> {
-    let arrivals = arrivals(f, plan, s)?;
+    let mode = mode(f, plan, s)?;
+    let arrivals = arrivals(f, plan, s, mode)?;
     check_flags(f)?;
     let mut cfg = SimConfig::new(arrivals);
     cfg.scheduler = f.scheduler.0;
@@ -228,7 +233,13 @@ fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError
     cfg.jitter = f.jitter;
     cfg.drop_late = f.drop_late;
     cfg.oracle_estimates = f.oracle_estimates;
-    cfg.mode = match f.mode.as_deref() {
+    cfg.mode = mode;
+    Ok(cfg)
+}
+
+/// The serving mode of `--mode` and `--max-queue-delay` (`None`: the plan's own).
+fn mode(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<Option<ServingMode>, CliError> {
+    Ok(match f.mode.as_deref() {
         None => f.max_queue_delay.map(|d| ServingMode::DynamicBatching {
             max_queue_delay_ms: d,
         }),
@@ -253,8 +264,7 @@ fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError
                 "unknown mode `{m}` (query-batches or dynamic-batching)"
             )))
         }
-    };
-    Ok(cfg)
+    })
 }
 
 /// `12.34 ± 0.56`
