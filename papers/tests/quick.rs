@@ -78,4 +78,27 @@ fn parvagpu_quick_run_proves_optimality() {
         .find(|c| c.text.contains("no more GPUs"))
         .unwrap();
     assert!(fewer.holds);
+    // The quick run plans scenarios 1 and 2: its claims say so, not "the six scenarios"
+    // nor the published counts of scenarios it did not run.
+    for c in &out.claims {
+        assert!(!c.text.contains("six scenarios"), "{}", c.text);
+        assert!(!c.text.contains("13, 17"), "{}", c.text);
+    }
+    assert!(
+        fewer
+            .text
+            .contains("scenarios 1, 2 (of six: a quick run) (2, 3)"),
+        "{}",
+        fewer.text
+    );
+    let gpus = out
+        .claims
+        .iter()
+        .find(|c| c.text.contains("GPUs over"))
+        .unwrap();
+    assert!(
+        gpus.text.contains("the bound of 45 is for all six"),
+        "{}",
+        gpus.text
+    );
 }
