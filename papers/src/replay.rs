@@ -30,9 +30,9 @@ pub struct DiurnalLoad {
 }
 
 impl DiurnalLoad {
-    /// Reads a load file.
+    /// Reads a load file (at most [`migopt_models::limits::LOAD_FILE`]).
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = migopt_models::input::read_text(path, migopt_models::limits::LOAD_FILE)?;
         Self::parse(&text, path)
     }
 

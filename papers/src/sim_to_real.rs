@@ -98,8 +98,7 @@ fn read_served(csv: &Path) -> Result<Served, Error> {
     let recs = records::parse_csv(&text, csv)?;
     let side = csv.with_file_name(name.trim_end_matches(".gz").to_string() + ".json");
     let mtext = migopt_models::input::read_text(&side, migopt_models::limits::SIDECAR_FILE)?;
-    let meta: RunMeta = serde_json::from_str(&mtext)
-        .map_err(|e| Error::Invalid(format!("{}: {e}", side.display())))?;
+    let meta = records::parse_sidecar(&mtext, &side)?;
     let scheduler: SchedulerKind = meta.scheduler.parse()?;
     let rule = meta.rule()?;
     Ok(Served {

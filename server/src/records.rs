@@ -110,13 +110,14 @@ fn parse_checked(
             })
         }
     }
+    let names: Vec<&str> = HEADER.split(',').collect();
     let mut out: Vec<QueryRecord> = Vec::new();
     for (i, line) in lines {
         if line.trim().is_empty() {
             continue;
         }
         let at = Origin::at(origin, i + 1);
-        let r = parse_record(line, &at)?;
+        let r = parse_record(line, &names, &at)?;
         let prev = out.last().map_or(0.0, |p| p.arrival_ms);
         check_record(&r, prev)
             .and_then(|()| check(&r))
@@ -132,9 +133,8 @@ fn parse_checked(
     Ok(out)
 }
 
-/// One line of a record file.
-fn parse_record(line: &str, at: &Origin) -> Result<QueryRecord, Error> {
-    let names: Vec<&str> = HEADER.split(',').collect();
+/// One line of a record file; `names`: the header's columns.
+fn parse_record(line: &str, names: &[&str], at: &Origin) -> Result<QueryRecord, Error> {
     let f: Vec<&str> = line.split(',').map(str::trim).collect();
     if f.len() != names.len() {
         return Err(Error::Syntax {

@@ -261,10 +261,14 @@ fn check_multipliers(a: &Args, scenarios: &[Scenario]) -> Result<(), CliError> {
                 "--sla-multipliers {m}: a multiplier must be positive"
             )));
         }
+        // Without --sweep the multipliers scale nothing.
+        if !a.sweep {
+            continue;
+        }
         let models = scenarios
             .iter()
             .flat_map(|s| s.models.iter().map(move |x| (s, x)));
-        for (s, model) in models.filter(|_| a.sweep) {
+        for (s, model) in models {
             let sla = model.sla.0 * m;
             if !(MIN_LATENCY_MS..=MAX_LATENCY_MS).contains(&sla) {
                 return Err(bad(format!(

@@ -85,8 +85,7 @@ pub fn run(a: Args) -> Result<(), CliError> {
 
 fn run_on(a: Args) -> Result<(), CliError> {
     let scenario = Scenario::load(&a.scenario)?;
-    let load_text = migopt_models::input::read_text(&a.load, migopt_models::limits::LOAD_FILE)?;
-    let load = DiurnalLoad::parse(&load_text, &a.load)?;
+    let load = DiurnalLoad::load(&a.load)?;
     load.check_models(&a.load, &scenario)?;
     let mut plan = a.flags.options(&scenario)?;
     plan.objective = Objective::MinGpus;

@@ -219,9 +219,9 @@ fn check_flags(f: &SimFlags) -> Result<(), CliError> {
 }
 
 fn config(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<SimConfig, CliError> {
+    check_flags(f)?;
     let mode = mode(f, plan, s)?;
     let arrivals = arrivals(f, plan, s, mode)?;
-    check_flags(f)?;
     let mut cfg = SimConfig::new(arrivals);
     cfg.scheduler = f.scheduler.0;
     cfg.queries = f.queries;
