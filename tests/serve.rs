@@ -370,3 +370,43 @@ fn a_hung_worker_is_named_and_nothing_is_left_behind() {
     );
     assert_fails_cleanly(&o, d.path(), "worker of GPU 0 1g.18gb@0 resnet50", "hangs");
 }
+
+/// `migopt compare` of a run written with `--out-dir`, from anywhere: the sidecar names the
+/// plan so that it resolves against the record file, not against the folder `serve` ran in
+/// (another folder may hold another `plan.json`, which must not be taken).
+#[test]
+fn compare_finds_the_served_plan_from_any_folder() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = setup("migopt-serve-compare", 200.0, 1.0);
+    let o = serve(d.path(), &["--out-dir", "runs", "--warmup", "0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = d.path().join("runs/trace.elsa.csv");
+    // A folder holding another plan under the same name: the default 8x H100 one.
+    let other = tempfile::tempdir().unwrap();
+    let o = migopt()
+        .current_dir(other.path())
+        .args(["plan", "--out", "plan.json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for cwd in [other.path(), &root()] {
+        let o = migopt()
+            .current_dir(cwd)
+            .arg("compare")
+            .arg(&run)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "from {}: {}",
+            cwd.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            out.starts_with("trace under elsa served under elsa"),
+            "{out}"
+        );
+        assert!(out.contains("GPU 0 3g.71gb@4 bert-base"), "{out}");
+    }
+}
