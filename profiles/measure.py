@@ -234,7 +234,9 @@ def build_parser():
     p.add_argument("--batches", type=_int_list, default=list(DEFAULT_BATCHES),
                    help="comma-separated batch sizes (default: 1,2,4,...,256)")
     p.add_argument("--method", choices=METHODS, default=None,
-                   help="green-context (default on a GPU not in MIG mode) or mig (real MIG devices)")
+                   help="green-context (SM-only emulation; the default on a GPU not in MIG mode), "
+                        "mig (real MIG devices; the default in MIG mode or with --mig-devices) or "
+                        "mps (MPS clients limited to each slice's SMs; --neighbour-load)")
     p.add_argument("--mig-devices", type=_csv_list, default=None,
                    help="MIG device UUIDs (method mig); default: all MIG devices `nvidia-smi -L` lists")
     p.add_argument("--mig-profiles", type=_csv_list, default=None,
