@@ -1290,3 +1290,159 @@ fn replan_to_a_scenario_that_drops_a_model_recuts_its_gpus() {
     );
     assert!(r.status.success(), "{}", stderr(&r));
 }
+
+/// The fenced block of kind `lang` (```csv, ```toml) that follows `heading` in the README.
+fn readme_example(lang: &str, heading: &str) -> String {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let after = &readme[readme.find(heading).expect(heading)..];
+    let fence = format!("```{lang}\n");
+    let body = &after[after.find(&fence).expect(&fence) + fence.len()..];
+    body[..body.find("```").unwrap()].to_string()
+}
+
+#[test]
+fn readme_examples_are_valid_inputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The profile CSV example: rows of the shipped ResNet-50 file, accepted on their own.
+    let csv = readme_example("csv", "## Profile CSV");
+    let shipped = std::fs::read_to_string(root().join("profiles/h100-80gb/resnet50.csv")).unwrap();
+    for line in csv.lines() {
+        assert!(shipped.lines().any(|l| l == line), "not shipped: {line}");
+    }
+    std::fs::write(tmp.path().join("p.csv"), &csv).unwrap();
+    let o = run(&["profile", "check", "p.csv"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The scenario example, with each of its three batch distributions, beside a copy of
+    // the profile it names.
+    let toml = readme_example("toml", "## Scenario TOML");
+    std::fs::create_dir(tmp.path().join("h100-80gb")).unwrap();
+    std::fs::write(tmp.path().join("h100-80gb/resnet50.csv"), &shipped).unwrap();
+    let batches: Vec<&str> = toml
+        .lines()
+        .filter_map(|l| l.trim_start_matches("# ").strip_prefix("batch = "))
+        .map(|b| &b[..=b.rfind('}').unwrap()])
+        .collect();
+    assert_eq!(batches.len(), 3, "{toml}");
+    let active = toml.lines().find(|l| l.starts_with("batch = ")).unwrap();
+    for b in batches {
+        let text = toml.replace(active, &format!("batch = {b}"));
+        std::fs::write(tmp.path().join("s.toml"), text).unwrap();
+        let o = run(&["scenario", "check", "s.toml"], tmp.path());
+        assert!(o.status.success(), "{b}: {}", stderr(&o));
+        assert!(
+            stdout(&o).starts_with("two models: 8 x H100-80GB"),
+            "{}",
+            stdout(&o)
+        );
+    }
+}
+
+#[test]
+fn replan_writes_one_mig_parted_config_per_step() {
+    let out = tempfile::tempdir().unwrap();
+    let at = |name: &str| out.path().join(name);
+    std::fs::write(at("mix.toml"), default_with(["share = 0.7", "share = 0.3"])).unwrap();
+    let p = run(&["plan", "--out", &arg(&at("plan.json"))], &root());
+    assert!(p.status.success(), "{}", stderr(&p));
+    let args = [
+        "replan",
+        &arg(&at("plan.json")),
+        &arg(&at("mix.toml")),
+        "--spare-gpus",
+        "1",
+        "--json",
+        "--mig-parted-dir",
+        &arg(&at("steps")),
+    ];
+    let o = run(&args, &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let steps = v["transition"]["steps"].as_array().unwrap().len();
+    assert!(steps > 0, "{v}");
+    let written = files_of(&at("steps"), "yaml", |_| true);
+    let names: Vec<String> = (1..=steps).map(|k| format!("step-{k:02}.yaml")).collect();
+    let got: Vec<String> = written
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(got, names);
+    for f in &written {
+        let y = std::fs::read_to_string(f).unwrap();
+        assert!(
+            y.contains("version: v1") && y.contains("mig-configs:"),
+            "{y}"
+        );
+    }
+}
+
+#[test]
+fn replay_day_compares_three_strategies_and_writes_its_day() {
+    let out = tempfile::tempdir().unwrap();
+    let pv = import_parvagpu(out.path());
+    let s2 = arg(&pv.join("parvagpu-s2.toml"));
+    let load = arg(&root().join("papers/reconfiguration/diurnal.csv"));
+    let day = arg(&out.path().join("day.json"));
+    let args = [
+        "replay-day",
+        &s2,
+        "--load",
+        &load,
+        "--every",
+        "6h",
+        "--sim-seconds",
+        "0.5",
+        "--replications",
+        "1",
+        "--out",
+        &day,
+    ];
+    let o = run(&args, &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    for s in ["static-peak", "from-scratch", "replan"] {
+        assert!(
+            text.lines().any(|l| l.starts_with(s)),
+            "{s} missing:\n{text}"
+        );
+    }
+    for h in ["00.00", "06.00", "12.00", "18.00"] {
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with(h)).count(),
+            1,
+            "{text}"
+        );
+    }
+    let v = read_json(Path::new(&day));
+    assert_eq!(v["intervals"].as_array().unwrap().len(), 4);
+    assert_eq!(v["gpu_hours"].as_array().unwrap().len(), 3);
+    // An interval that does not divide the day is bad input.
+    let o = run(&[&args[..4], &["--every", "7h"]].concat(), &root());
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not cut the day"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn reproduce_sim_to_real_regenerates_from_the_committed_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("s2r");
+    let o = run(
+        &["reproduce", "papers/sim-to-real", "--out", &arg(&out)],
+        &root(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(out.join("RESULTS.md")).unwrap();
+    assert!(md.starts_with("# sim-to-real"), "{md}");
+    assert!(md.contains("| load-aware |"), "{md}");
+    for f in ["capacity.csv", "errors.csv", "p99-elsa.svg", "p99-fifs.svg"] {
+        assert!(out.join("results").join(f).is_file(), "{f} missing");
+    }
+    assert!(
+        stdout(&o).contains("load-aware p50 and p99 within"),
+        "{}",
+        stdout(&o)
+    );
+}
