@@ -1446,3 +1446,25 @@ fn reproduce_sim_to_real_regenerates_from_the_committed_runs() {
         stdout(&o)
     );
 }
+
+#[test]
+fn scenario_check_prints_the_loaded_scenario_as_json() {
+    let o = run(
+        &[
+            "scenario",
+            "check",
+            "--json",
+            "profiles/h100-80gb/default.toml",
+        ],
+        &root(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = &v.as_array().unwrap()[0];
+    assert_eq!(s["name"], "default");
+    assert_eq!(s["models"].as_array().unwrap().len(), 2);
+    // Every measured curve: 2 models x 6 profiles, each with its key.
+    let curves = s["profiles"]["curves"].as_array().unwrap();
+    assert_eq!(curves.len(), 12, "{}", s["profiles"]);
+    assert_eq!(curves[0][0]["model"], "bert-base");
+}

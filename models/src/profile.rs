@@ -216,16 +216,42 @@ pub struct Warning {
 pub struct ProfileSet {
     /// GPU kind every row is for.
     pub gpu: GpuName,
-    /// Curves by (model, profile, procs).
+    /// Curves by (model, profile, procs); in JSON, a list of `[key, curve]` pairs (JSON
+    /// keys are strings only).
+    #[serde(with = "pairs")]
     pub curves: BTreeMap<CurveKey, Curve>,
     /// Measurement method per model (the first seen).
     pub methods: BTreeMap<ModelName, Method>,
     /// Odd-looking but accepted measurements.
     pub warnings: Vec<Warning>,
     /// Curves measured under neighbour load (rows with `neighbour_load` > 0), per key, in
-    /// increasing load: the interference model's data. Empty for most sets.
-    #[serde(default)]
+    /// increasing load: the interference model's data. Empty for most sets. In JSON, a list
+    /// of `[key, curves]` pairs, as `curves`.
+    #[serde(default, with = "pairs")]
     pub loaded: BTreeMap<CurveKey, Vec<LoadedCurve>>,
+}
+
+/// A map with structured keys as a sequence of `(key, value)` pairs, which every serde
+/// format can hold (a JSON object's keys must be strings).
+mod pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        m: &BTreeMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 /// A curve measured while the GPU's other instances were busy a fraction `load` of the time.
@@ -1037,6 +1063,18 @@ mod tests {
         m,H200-141GB,1g.18gb,1,3.0,3.5,mps,1\n\
         m,H200-141GB,1g.18gb,8,11.0,12,mps,1\n\
         m,H200-141GB,7g.141gb,1,1.0,1.1,mps,0\n";
+
+    #[test]
+    fn profile_sets_round_trip_through_json() {
+        for s in [
+            set(),
+            ProfileSet::from_csv_str(LOADED, Path::new("l.csv")).unwrap(),
+        ] {
+            let text = serde_json::to_string(&s).unwrap();
+            let back: ProfileSet = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, s);
+        }
+    }
 
     #[test]
     fn neighbour_load_rows_are_kept_beside_the_isolated_curves() {
