@@ -1468,3 +1468,47 @@ fn scenario_check_prints_the_loaded_scenario_as_json() {
     assert_eq!(curves.len(), 12, "{}", s["profiles"]);
     assert_eq!(curves[0][0]["model"], "bert-base");
 }
+
+/// A plan written into another folder (`plan --out`, `replan --out`) records its scenario so
+/// that `simulate` finds it from any working folder, the plan's own included.
+#[test]
+fn plans_written_elsewhere_find_their_scenario_from_any_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let at = |name: &str| tmp.path().join(name);
+    std::fs::create_dir(at("scen")).unwrap();
+    let mix = default_with(["share = 0.7", "share = 0.3"]).replace("\"default\"", "\"mix\"");
+    std::fs::write(at("scen/mix.toml"), mix).unwrap();
+    let o = run(
+        &["plan", "scen/mix.toml", "--out", "plans/p.json"],
+        tmp.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let spare = ["--spare-gpus", "2"];
+    let args = [
+        "replan",
+        "plans/p.json",
+        "scen/mix.toml",
+        "--out",
+        "plans/r.json",
+    ];
+    let o = run(&[&args[..], &spare].concat(), tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    for plan in ["p.json", "r.json"] {
+        for (cwd, p) in [
+            (at("plans"), plan.to_string()),
+            (root(), arg(&at("plans").join(plan))),
+        ] {
+            let o = run(
+                &["simulate", &p, "--queries", "2000", "--replications", "2"],
+                &cwd,
+            );
+            assert!(
+                o.status.success(),
+                "{plan} from {}: {}",
+                cwd.display(),
+                stderr(&o)
+            );
+            assert!(stdout(&o).starts_with("simulated mix"), "{}", stdout(&o));
+        }
+    }
+}

@@ -342,7 +342,9 @@ pub struct Plan {
     /// Scenario it was made for.
     pub scenario: String,
     /// Path of the scenario file, when it came from one, so `migopt simulate plan.json`
-    /// can find the profiles and traffic the plan was made for.
+    /// can find the profiles and traffic the plan was made for: relative to the plan
+    /// file's folder in a plan written by `--out` (plans written before recorded it
+    /// relative to the folder `migopt plan` ran in).
     #[serde(default)]
     pub scenario_path: Option<String>,
     /// GPU kind.

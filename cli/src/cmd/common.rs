@@ -301,18 +301,55 @@ pub fn check_plan(plan: &Plan, text: &str, path: &Path, scen: &Scenario) -> Resu
     Ok(())
 }
 
-/// A scenario path recorded in a plan is relative to where `migopt plan` ran; if it does
-/// not exist from here, try it relative to the plan file.
-fn resolve_recorded(plan_path: &Path, recorded: &str) -> PathBuf {
+/// A path recorded in a file written by migopt (a plan's scenario, a served run's plan and
+/// scenario): relative to that file, as [`path_from`] writes it, where that exists; else as
+/// given (files written before recorded it relative to the folder migopt ran in).
+pub fn resolve_recorded(file: &Path, recorded: &str) -> PathBuf {
     let p = PathBuf::from(recorded);
-    if p.exists() || p.is_absolute() {
+    if p.is_absolute() {
         return p;
     }
-    plan_path
-        .parent()
+    file.parent()
         .map(|d| d.join(&p))
         .filter(|q| q.exists())
         .unwrap_or(p)
+}
+
+/// `p`, a path given on the command line, as the file `file` that names it records it:
+/// relative to `file`'s folder, so that [`resolve_recorded`] finds it from any working
+/// folder (as given when the working folder cannot be read).
+pub fn path_from(p: &Path, file: &Path) -> String {
+    let Ok(cwd) = std::env::current_dir() else {
+        return p.display().to_string();
+    };
+    let target = std::fs::canonicalize(p).unwrap_or_else(|_| lexical(&cwd.join(p)));
+    let dir = lexical(&cwd.join(file));
+    let dir = dir.parent().unwrap_or(&dir);
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let (t, d): (Vec<_>, Vec<_>) = (target.components().collect(), dir.components().collect());
+    let common = t.iter().zip(&d).take_while(|(a, b)| a == b).count();
+    if common == 0 {
+        return target.display().to_string();
+    }
+    let mut rel: PathBuf = d[common..].iter().map(|_| "..").collect();
+    rel.extend(&t[common..]);
+    rel.display().to_string()
+}
+
+/// `p` with `.` and `..` resolved without reading the file system.
+fn lexical(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A progress bar on standard error that appears only if the work runs longer than a

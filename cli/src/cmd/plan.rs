@@ -1,6 +1,6 @@
 //! `migopt plan`: decide how every GPU is cut and which model each instance serves.
 
-use super::common::{load_scenario, CheckFlags, ObjectiveFlag, PlanFlags, SolverFlag};
+use super::common::{load_scenario, path_from, CheckFlags, ObjectiveFlag, PlanFlags, SolverFlag};
 use super::{to_json, CliError};
 use crate::out::{slot_bar, table, table_fit, term_width, write_all};
 use migopt_models::{GpuPlan, GpuSpec, Layout, Objective, Plan, Scenario, SolveStatus};
@@ -66,6 +66,16 @@ fn write_plan_files<'a>(
     Ok(files.into_iter().map(|(p, _)| p).collect())
 }
 
+/// The scenario path the plan records: relative to `--out`'s folder when it is written
+/// there, else as given.
+fn recorded_scenario(a: &Args) -> Option<String> {
+    let s = a.scenario.as_deref()?;
+    Some(match &a.out {
+        Some(out) => path_from(s, out),
+        None => s.display().to_string(),
+    })
+}
+
 pub fn run(a: Args) -> Result<(), CliError> {
     let path = a.scenario.clone();
     run_on(a).map_err(|e| e.in_scenario(path.as_deref()))
@@ -85,7 +95,8 @@ fn run_on(a: Args) -> Result<(), CliError> {
     if a.check.verify || sla_objective {
         return run_checked(a, &s, &solver);
     }
-    let plan = make_plan(&s, a.scenario.as_deref(), &solver, &a.flags)?;
+    let mut plan = make_plan(&s, a.scenario.as_deref(), &solver, &a.flags)?;
+    plan.scenario_path = recorded_scenario(&a);
     let json = to_json(&plan)?;
     let files = write_plan_files(&a, &plan, &json)?;
     if a.json {
@@ -112,7 +123,7 @@ fn run_checked(a: Args, s: &Scenario, solver: &str) -> Result<(), CliError> {
         let plan = migopt_solver::plan(s, kind, &opts)?;
         migopt_verify::check_plan(s, plan, &opts, &check)?
     };
-    checked.plan.scenario_path = a.scenario.as_deref().map(|p| p.display().to_string());
+    checked.plan.scenario_path = recorded_scenario(&a);
     validated(&checked.plan, &opts)?;
     let files = write_plan_files(&a, &checked.plan, &to_json(&checked.plan)?)?;
     if a.json {

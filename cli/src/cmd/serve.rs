@@ -1,7 +1,7 @@
 //! `migopt serve`: run a plan for real, one worker process per instance, and record every
 //! query; `migopt compare`: put a recorded run beside the simulator's prediction of it.
 
-use super::common::load_plan;
+use super::common::{load_plan, path_from, resolve_recorded};
 use super::simulate::render_sim;
 use super::CliError;
 use migopt_models::{Plan, Scenario};
@@ -347,8 +347,8 @@ pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
         let o = session.run(&r.trace, r.scheduler).map_err(serve_err)?;
         let meta = RunMeta {
             schema: "migopt-serve-run/1".into(),
-            plan: seen_from_record(&a.plan, &r.out),
-            scenario: a.scenario.as_ref().map(|p| seen_from_record(p, &r.out)),
+            plan: path_from(&a.plan, &r.out),
+            scenario: a.scenario.as_ref().map(|p| path_from(p, &r.out)),
             scheduler: r.scheduler.as_str().into(),
             scheduler_rule: Some(
                 match r.scheduler {
@@ -414,7 +414,8 @@ pub struct CompareArgs {
     /// The plan (default: the one the sidecar names, relative to the record file).
     #[arg(long)]
     plan: Option<PathBuf>,
-    /// The scenario (default: the plan's, or the sidecar's).
+    /// The scenario (default: the one the sidecar names, relative to the record file, else
+    /// the plan's).
     #[arg(long)]
     scenario: Option<PathBuf>,
     /// Take the server's own cost per query (pipe round trip and busy gap) and the spread of
@@ -430,57 +431,6 @@ pub struct CompareArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
-}
-
-/// A path recorded in a sidecar: relative to the record file (as `serve` writes it) where
-/// that exists, else as given (sidecars of older runs recorded it relative to the folder
-/// `serve` ran in).
-fn recorded(base: &Path, p: &str) -> PathBuf {
-    let q = PathBuf::from(p);
-    if q.is_absolute() {
-        return q;
-    }
-    base.parent()
-        .map(|d| d.join(&q))
-        .filter(|x| x.exists())
-        .unwrap_or(q)
-}
-
-/// `p`, a path given to `serve`, as the sidecar of the record file `out` records it:
-/// relative to the record file's folder, so that `migopt compare` finds it from any working
-/// folder (as given when the working folder cannot be read).
-fn seen_from_record(p: &Path, out: &Path) -> String {
-    let Ok(cwd) = std::env::current_dir() else {
-        return p.display().to_string();
-    };
-    let target = std::fs::canonicalize(p).unwrap_or_else(|_| lexical(&cwd.join(p)));
-    let dir = lexical(&cwd.join(out));
-    let dir = dir.parent().unwrap_or(&dir);
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let (t, d): (Vec<_>, Vec<_>) = (target.components().collect(), dir.components().collect());
-    let common = t.iter().zip(&d).take_while(|(a, b)| a == b).count();
-    if common == 0 {
-        return target.display().to_string();
-    }
-    let mut rel: PathBuf = d[common..].iter().map(|_| "..").collect();
-    rel.extend(&t[common..]);
-    rel.display().to_string()
-}
-
-/// `p` with `.` and `..` resolved without reading the file system.
-fn lexical(p: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Where the server's own cost per query comes from.
@@ -539,10 +489,12 @@ pub fn comparison(
     let meta = load_meta(measured)?;
     let plan_path = plan
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| recorded(measured, &meta.plan));
-    let scen = scenario
-        .map(Path::to_path_buf)
-        .or_else(|| meta.scenario.as_deref().map(|s| recorded(measured, s)));
+        .unwrap_or_else(|| resolve_recorded(measured, &meta.plan));
+    let scen = scenario.map(Path::to_path_buf).or_else(|| {
+        meta.scenario
+            .as_deref()
+            .map(|s| resolve_recorded(measured, s))
+    });
     let (plan, s) = load_plan(&plan_path, scen.as_deref())?;
     let recs = load_records(measured, &plan)?;
     let sched: SchedulerKind = meta.rule()?;
