@@ -19,7 +19,8 @@ pub struct Args {
     /// The scenario with the new load (rate targets; under max-load and sla-capacity, its
     /// rates or shares give the traffic mix).
     scenario: PathBuf,
-    /// Idle GPUs a transition may borrow to keep every model's capacity (they end idle).
+    /// Idle GPUs a transition may borrow to keep every model's capacity (the target uses no
+    /// more GPUs: a change swapped onto a spare leaves the GPU it replaced idle).
     #[arg(long, default_value_t = 0)]
     spare_gpus: u32,
     /// min-gpus: extra GPUs beyond the fewest the target may use when that re-cuts fewer GPUs.
