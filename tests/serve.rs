@@ -409,4 +409,24 @@ fn compare_finds_the_served_plan_from_any_folder() {
         );
         assert!(out.contains("GPU 0 3g.71gb@4 bert-base"), "{out}");
     }
+    // With a calibration run (here the run itself), as JSON: the measured report and the
+    // one prediction of profiles without neighbour-load rows.
+    let o = migopt()
+        .arg("compare")
+        .arg(&run)
+        .arg("--calibration")
+        .arg(&run)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["measured"]["scheduler"], "elsa-start");
+    let names: Vec<&str> = v["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["profiles"]);
 }
