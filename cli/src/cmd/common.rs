@@ -122,7 +122,8 @@ pub struct CheckFlags {
     /// Safety margin the sla solver takes off the miss budget (0.1: plans for 90% of it).
     #[arg(long, default_value_t = 0.1)]
     pub sla_margin: f64,
-    /// Scheduler the check simulates (elsa, fifs, jsq, round-robin, random).
+    /// Scheduler the check simulates: elsa, an ELSA variant (elsa-greedy, elsa-margin,
+    /// elsa-protect, elsa-plan, elsa-start), fifs, jsq, round-robin or random.
     #[arg(long, default_value = "elsa")]
     pub scheduler: String,
     /// Simulation replications of the check (95% intervals).
