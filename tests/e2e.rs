@@ -786,7 +786,7 @@ fn without_timings(s: &str) -> String {
 }
 
 /// The README's default-plan output and scheduler table are the real output of the binary.
-/// `MIGOPT_BLESS=1 cargo test -p migopt --test e2e readme` rewrites them.
+/// `MIGOPT_BLESS=1 cargo test --workspace --test e2e readme` rewrites them.
 #[test]
 fn readme_blocks_are_the_real_output() {
     let path = root().join("README.md");
@@ -803,7 +803,7 @@ fn readme_blocks_are_the_real_output() {
             assert_eq!(
                 without_timings(&readme[r]),
                 without_timings(&want),
-                "README block `{name}` is stale: run MIGOPT_BLESS=1 cargo test -p migopt --test e2e readme"
+                "README block `{name}` is stale: run MIGOPT_BLESS=1 cargo test --workspace --test e2e readme"
             );
         }
     }
