@@ -1512,3 +1512,28 @@ fn plans_written_elsewhere_find_their_scenario_from_any_folder() {
         }
     }
 }
+
+/// `capacity` searches the rate on Poisson arrivals: its help offers no `--rate` or
+/// `--trace`, and either is refused as bad input.
+#[test]
+fn capacity_offers_and_takes_no_rate_or_trace() {
+    let o = run(&["capacity", "--help"], &root());
+    assert!(o.status.success());
+    let help = stdout(&o);
+    assert!(help.contains("--violation-budget"), "{help}");
+    assert!(
+        !help.contains("--rate") && !help.contains("--trace"),
+        "{help}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("t.csv");
+    std::fs::write(&trace, "arrival_ms,model,batch\n1.0,resnet50,1\n").unwrap();
+    for (extra, why) in [
+        (["--rate", "100"], "does not apply to capacity"),
+        (["--trace", trace.to_str().unwrap()], "not a trace"),
+    ] {
+        let o = run(&[&["capacity"][..], &extra].concat(), &root());
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(why), "{}", stderr(&o));
+    }
+}

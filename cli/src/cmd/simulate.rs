@@ -100,7 +100,10 @@ pub struct SimFlags {
     plan_flags: PlanFlags,
 }
 
+/// `capacity` searches the rate itself, on Poisson arrivals: `--rate` and `--trace` stay
+/// out of its help (given anyway, they are refused with a message).
 #[derive(clap::Args, Debug)]
+#[command(mut_arg("rate", |a| a.hide(true)), mut_arg("trace", |a| a.hide(true)))]
 pub struct CapacityArgs {
     #[command(flatten)]
     sim: SimFlags,
