@@ -86,10 +86,13 @@ pub struct SimFlags {
     /// elapsed time of running work, as a real dispatcher knows.
     #[arg(long, requires = "jitter")]
     oracle_estimates: bool,
-    /// Serving mode: query-batches or dynamic-batching (default: the plan's).
+    /// Serving mode: query-batches or dynamic-batching (default: the plan's, or
+    /// dynamic-batching when --max-queue-delay is given).
     #[arg(long)]
     mode: Option<String>,
-    /// Dynamic batching: longest wait for a batch to fill, ms (default: from the SLA).
+    /// Dynamic batching (implied without --mode): longest wait for a batch to fill, ms
+    /// (default: from the shortest SLA, (1 - slo-factor) / 2 of it on a min-gpus plan, a
+    /// quarter of it on a max-load plan).
     #[arg(long)]
     max_queue_delay: Option<f64>,
     /// Print JSON.
