@@ -60,7 +60,7 @@ pub struct SimFlags {
     /// Queries per replication (warm-up included).
     #[arg(long)]
     queries: Option<u64>,
-    /// Simulated seconds per replication.
+    /// Simulated seconds per replication (with --queries too, whichever ends first).
     #[arg(long)]
     duration: Option<f64>,
     /// Fraction of each replication discarded as warm-up.
