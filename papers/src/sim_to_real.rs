@@ -532,8 +532,13 @@ fn results_md(
     cal: &[Calibration],
     w: &Worst,
 ) -> String {
-    let dir_intro = include_str!("../sim-to-real/INTRO.md");
-    let mut o = String::from(dir_intro);
+    // INTRO.md is the hand-written text (setup, method) that opens RESULTS.md; the title
+    // and the line saying that RESULTS.md is generated are the renderer's.
+    let mut o = String::from(
+        "# sim-to-real: the simulator measured against a real server\n\n\
+         *Written by `migopt reproduce papers/sim-to-real` from the committed raw runs; do not edit by hand.*\n\n",
+    );
+    o += include_str!("../sim-to-real/INTRO.md");
     o += &calibration_md(caps, cal);
     o += &format!(
         "\n## Worst relative error of p50 and p99, every run (loads up to 85% of capacity)\n\n| profiles | worst error |\n|---|---:|\n| isolated | {:.1}% |\n| flat-out | {:.1}% |\n| load-aware | {:.1}% |\n",
