@@ -617,6 +617,34 @@ fn one_replication_claims_no_interval() {
     }
 }
 
+/// A replayed trace is the same in every replication unless service times jitter: the text
+/// says so instead of claiming a 95% interval of width 0.
+#[test]
+fn a_deterministic_replay_claims_no_interval() {
+    let dir = root().join("tests/corpus/trace");
+    let args = ["simulate", "ok-plan.json", "--trace", "ok-bom-crlf.csv"];
+    let plain = run(&[&args[..], &["--replications", "3"]].concat(), &dir);
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    let text = stdout(&plain);
+    assert!(
+        text.contains("(3 identical replications (a deterministic replay: no --jitter, no random scheduler): no interval)"),
+        "{text}"
+    );
+    assert!(!text.contains("95%"), "{text}");
+    // Idle GPUs read 0.0% busy, not -0.0%.
+    assert!(!text.contains("-0.0"), "{text}");
+    let jitter = run(
+        &[&args[..], &["--replications", "3", "--jitter"]].concat(),
+        &dir,
+    );
+    assert!(jitter.status.success(), "{}", stderr(&jitter));
+    let text = stdout(&jitter);
+    assert!(
+        text.contains("(95% intervals over 3 replications)"),
+        "{text}"
+    );
+}
+
 #[test]
 fn bad_command_lines_get_their_exact_error_and_write_nothing() {
     assert!(corpus_args() >= 20);

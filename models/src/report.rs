@@ -66,6 +66,51 @@ pub fn interval_note(replications: usize) -> String {
     }
 }
 
+impl Estimate {
+    /// Whether every replication measured the same value (an interval of width 0 from two
+    /// replications or more).
+    pub fn is_exact(&self) -> bool {
+        // Identical values can leave a variance of rounding size, not exactly 0.
+        self.n >= 2
+            && self
+                .half_width()
+                .is_some_and(|h| h.abs() <= 1e-9 * self.mean.abs().max(1.0))
+    }
+}
+
+impl SimReport {
+    /// Whether the replications all came out the same: the overall throughput and
+    /// violations and every model's latency percentiles and violations have intervals of
+    /// width 0. A replayed trace does, unless service times jitter (`--jitter`) or the
+    /// scheduler draws at random: such runs repeat one deterministic replay.
+    pub fn replications_identical(&self) -> bool {
+        let latency = |l: &LatencySummary| {
+            [l.mean, l.p50, l.p90, l.p95, l.p99, l.p999, l.max]
+                .iter()
+                .all(Estimate::is_exact)
+        };
+        self.replications >= 2
+            && self.throughput_qps.is_exact()
+            && self.sla_violation_rate.is_exact()
+            && self.models.iter().all(|m| {
+                m.sla_violation_rate.is_exact() && m.latency_ms.as_ref().is_none_or(latency)
+            })
+    }
+
+    /// What the text report says of its intervals: as [`interval_note`], or that the
+    /// replications were identical and so give no interval.
+    pub fn interval_note(&self) -> String {
+        if self.replications_identical() {
+            format!(
+                "{} identical replications (a deterministic replay: no --jitter, no random scheduler): no interval",
+                self.replications
+            )
+        } else {
+            interval_note(self.replications as usize)
+        }
+    }
+}
+
 /// Latency of completed queries, arrival to completion, in milliseconds. Percentiles come
 /// from a log-bucketed histogram; `SimReport::histogram_resolution` says how fine it is.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -306,7 +306,7 @@ pub fn render_sim(r: &SimReport) -> String {
         "overall: throughput {} q/s, SLA violations {}% ({})\n\n",
         est(&r.throughput_qps, 1),
         est(&r.sla_violation_rate.scaled(100.0), 3),
-        migopt_models::interval_note(r.replications as usize)
+        r.interval_note()
     );
     o += &model_table(r);
     o += "\n";
@@ -381,7 +381,8 @@ fn gpu_table(r: &SimReport) -> String {
                 .collect();
             vec![
                 g.index.to_string(),
-                format!("{:.1}", g.utilisation.mean * 100.0),
+                // `+ 0.0` prints an idle GPU's -0.0 (an empty mean) as 0.0.
+                format!("{:.1}", g.utilisation.mean * 100.0 + 0.0),
                 inst.join("  "),
             ]
         })
