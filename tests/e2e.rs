@@ -591,6 +591,15 @@ fn files_beyond_their_cap_are_refused_before_they_are_read() {
 }
 
 #[test]
+fn a_time_limit_too_long_for_the_clock_plans_without_a_deadline() {
+    // 1e300 s overflowed `Duration::from_secs_f64`: a panic, exit 101.
+    let dir = root().join("tests/corpus/args");
+    let o = run(&["plan", "bert-only.toml", "--time-limit", "1e300"], &dir);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("status      optimal"), "{}", stdout(&o));
+}
+
+#[test]
 fn one_replication_claims_no_interval() {
     let dir = root().join("tests/corpus/args");
     for cmd in ["simulate", "capacity"] {

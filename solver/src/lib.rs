@@ -146,10 +146,11 @@ impl PlanOptions {
     pub fn with_deadline(&self) -> PlanOptions {
         let mut o = self.clone();
         if o.deadline.is_none() {
+            // A limit too long for a `Duration` or an `Instant` (1e300 s) is no deadline.
             o.deadline = o
                 .time_limit
-                .filter(|t| t.is_finite() && *t >= 0.0)
-                .and_then(|t| Instant::now().checked_add(std::time::Duration::from_secs_f64(t)));
+                .and_then(|t| std::time::Duration::try_from_secs_f64(t).ok())
+                .and_then(|d| Instant::now().checked_add(d));
         }
         o
     }
@@ -303,6 +304,22 @@ mod tests {
             Encoding::Placements
         );
         assert!("x".parse::<Encoding>().is_err());
+    }
+
+    #[test]
+    fn a_time_limit_beyond_any_instant_sets_no_deadline() {
+        for t in [1e300, f64::INFINITY, f64::NAN, -1.0] {
+            let o = PlanOptions {
+                time_limit: Some(t),
+                ..Default::default()
+            };
+            assert_eq!(o.with_deadline().deadline, None, "{t}");
+        }
+        let o = PlanOptions {
+            time_limit: Some(60.0),
+            ..Default::default()
+        };
+        assert!(o.with_deadline().deadline.is_some());
     }
 
     #[test]
