@@ -167,6 +167,19 @@ pub fn check_threads(flag: &str, threads: u64) -> Result<usize, String> {
     Ok(threads as usize)
 }
 
+/// Checks a `--queries` count: at least 1, at most [`MAX_QUERIES_PER_RUN`].
+pub fn check_queries(queries: u64) -> Result<(), String> {
+    if queries == 0 {
+        return Err("--queries 0 must be at least 1".into());
+    }
+    if queries > MAX_QUERIES_PER_RUN {
+        return Err(format!(
+            "--queries {queries} is above the limit of {MAX_QUERIES_PER_RUN} queries per replication"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks the size of one simulated replication: `rate_qps` arrivals per second, bounded by
 /// `queries` and/or `duration_s` (`default_queries` when neither is given). It must hold at
 /// most [`MAX_QUERIES_PER_RUN`] queries and span at most [`MAX_SIM_SECONDS`].
@@ -202,10 +215,8 @@ pub fn check_run(
             ));
         }
     }
-    if let Some(q) = queries.filter(|&q| q > MAX_QUERIES_PER_RUN) {
-        return Err(format!(
-            "--queries {q} is above the limit of {MAX_QUERIES_PER_RUN} queries per replication"
-        ));
+    if let Some(q) = queries {
+        check_queries(q)?;
     }
     // Queries the replication holds: the count, or rate x duration, whichever ends first.
     let by_time = duration_s.map(|d| rate_qps * d);
@@ -250,6 +261,12 @@ mod tests {
         assert!(e.contains("above the limit of 1e9"), "{e}");
         assert!(check_run(f64::NAN, None, None, 1).is_err());
         assert!(check_run(10.0, Some(u64::MAX), None, 1).is_err());
+        assert_eq!(
+            check_queries(0).unwrap_err(),
+            "--queries 0 must be at least 1"
+        );
+        assert!(check_queries(MAX_QUERIES_PER_RUN).is_ok());
+        assert!(check_queries(MAX_QUERIES_PER_RUN + 1).is_err());
         // A query count bounds a long duration.
         assert!(check_run(1e6, Some(1000), Some(1e8), 1).is_ok());
     }

@@ -164,10 +164,12 @@ impl CheckFlags {
             )));
         }
         self.check_threads()?;
+        migopt_models::limits::check_queries(self.queries)
+            .map_err(|m| CliError::Input(migopt_models::Error::Invalid(m)))?;
         Ok(migopt_verify::CheckOptions {
             scheduler: self.scheduler.parse()?,
             replications: self.replications,
-            queries: self.queries.max(1),
+            queries: self.queries,
             seed: self.seed,
             threads: self.threads,
             ..Default::default()

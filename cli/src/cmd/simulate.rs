@@ -203,8 +203,8 @@ fn check_flags(f: &SimFlags) -> Result<(), CliError> {
     if f.replications == 0 {
         return Err(bad("--replications 0 must be at least 1".into()));
     }
-    if f.queries == Some(0) {
-        return Err(bad("--queries 0 must be at least 1".into()));
+    if let Some(q) = f.queries {
+        migopt_models::limits::check_queries(q).map_err(bad)?;
     }
     if !(0.0..1.0).contains(&f.warmup) {
         return Err(bad(format!(
