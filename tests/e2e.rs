@@ -599,6 +599,62 @@ fn a_time_limit_too_long_for_the_clock_plans_without_a_deadline() {
     assert!(stdout(&o).contains("status      optimal"), "{}", stdout(&o));
 }
 
+/// Asserts that `args`, run in `dir`, is refused because its output `out` is one of its
+/// inputs, and that every file of `dir` is left as it was.
+fn assert_output_is_input(args: &[&str], dir: &Path, out: &str) {
+    let before = snapshot(dir);
+    let o = run(args, dir);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!("migopt: error: cannot write {out}: it is an input of this command, which the output would replace\n"),
+        "{args:?}"
+    );
+    assert_eq!(stdout(&o), "", "{args:?}");
+    assert_eq!(before, snapshot(dir), "{args:?} changed {}", dir.display());
+}
+
+#[test]
+fn an_output_that_would_replace_an_input_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let args_dir = root().join("tests/corpus/args");
+    let profiles = root().join("profiles").canonicalize().unwrap();
+    let scen = std::fs::read_to_string(args_dir.join("bert-only.toml")).unwrap();
+    let scen = scen.replace("../../../profiles", profiles.to_str().unwrap());
+    std::fs::write(d.join("s.toml"), scen).unwrap();
+    std::fs::copy(args_dir.join("ok-plan.json"), d.join("plan.json")).unwrap();
+    let load = root().join("papers/reconfiguration/diurnal.csv");
+    std::fs::copy(load, d.join("load.csv")).unwrap();
+    let trace = root().join("tests/corpus/trace/ok-bom-crlf.csv");
+    std::fs::copy(trace, d.join("t.csv")).unwrap();
+    std::os::unix::fs::symlink("s.toml", d.join("link.toml")).unwrap();
+    assert_output_is_input(&["plan", "s.toml", "--out", "s.toml"], d, "s.toml");
+    let a = ["plan", "s.toml", "--mig-parted", "./s.toml"];
+    assert_output_is_input(&a, d, "./s.toml");
+    assert_output_is_input(&["plan", "s.toml", "--out", "link.toml"], d, "link.toml");
+    let a = ["replan", "plan.json", "s.toml", "--out", "plan.json"];
+    assert_output_is_input(&a, d, "plan.json");
+    let a = [
+        "replay-day",
+        "s.toml",
+        "--load",
+        "load.csv",
+        "--sim-seconds",
+        "0",
+    ];
+    assert_output_is_input(&[&a[..], &["--out", "load.csv"]].concat(), d, "load.csv");
+    let a = [
+        "serve",
+        "plan.json",
+        "--placement",
+        "fake",
+        "--trace",
+        "t.csv",
+    ];
+    assert_output_is_input(&[&a[..], &["--out", "t.csv"]].concat(), d, "t.csv");
+}
+
 #[test]
 fn one_replication_claims_no_interval() {
     let dir = root().join("tests/corpus/args");

@@ -138,6 +138,12 @@ pub fn check_target(p: &Path) -> Result<(), Error> {
             p.display()
         )));
     }
+    if migopt_models::input::was_read(p) {
+        return Err(Error::Invalid(format!(
+            "cannot write {}: it is an input of this command, which the output would replace",
+            p.display()
+        )));
+    }
     if let Some(a) = parent_of(p).ancestors().find(|a| a.exists()) {
         if !a.is_dir() {
             return Err(Error::Invalid(format!(

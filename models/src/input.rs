@@ -4,8 +4,37 @@
 
 use crate::limits::FileCap;
 use crate::{Error, Result};
+use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Every file this process has read through [`read_text`], by [`keys`], so that an output
+/// can refuse to replace one ([`was_read`]).
+static READ: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// The names of the file at `path`: the folder entry (its folder resolved) and, when it
+/// exists, the file it resolves to (through links). Renaming onto a path replaces its
+/// entry; reading it reads the file it resolves to.
+fn keys(path: &Path) -> Vec<PathBuf> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let entry = dir
+        .canonicalize()
+        .ok()
+        .zip(path.file_name())
+        .map(|(d, n)| d.join(n));
+    entry.into_iter().chain(path.canonicalize().ok()).collect()
+}
+
+/// Whether writing `path` would replace (or write through a link into) a file this process
+/// has read as input.
+pub fn was_read(path: &Path) -> bool {
+    let read = READ.lock().unwrap_or_else(|e| e.into_inner());
+    keys(path).iter().any(|k| read.contains(k))
+}
 
 /// The text of the file at `path`, at most `cap.bytes` bytes of UTF-8. A larger file is
 /// refused with [`Error::TooLarge`] naming the path and the cap: a regular file by its
@@ -13,6 +42,9 @@ use std::path::Path;
 /// the cap has been read, so at most the cap is ever held in memory.
 pub fn read_text(path: &Path, cap: FileCap) -> Result<String> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    READ.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .extend(keys(path));
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     let too_large = || Error::TooLarge {
         path: path.to_path_buf(),
@@ -77,6 +109,20 @@ mod tests {
             e.to_string(),
             "/dev/zero: larger than 1 MiB, the most migopt reads from a test file (see README, Limits)"
         );
+    }
+
+    #[test]
+    fn files_read_are_remembered_by_every_name() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("in.toml");
+        std::fs::write(&f, "x").unwrap();
+        let link = d.path().join("link.toml");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        let dotted = d.path().join(".").join("in.toml");
+        assert!(!was_read(&f) && !was_read(&dotted) && !was_read(&link));
+        read_text(&f, SMALL).unwrap();
+        assert!(was_read(&f) && was_read(&dotted) && was_read(&link));
+        assert!(!was_read(&d.path().join("other.toml")));
     }
 
     #[test]
