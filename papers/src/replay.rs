@@ -58,6 +58,7 @@ impl DiurnalLoad {
             });
         }
         let columns = cols[1..].to_vec();
+        check_columns(&columns, path, hl + 1)?;
         let mut hours = Vec::new();
         let mut factors = Vec::new();
         for (i, line) in rows {
@@ -173,6 +174,26 @@ impl DiurnalLoad {
             })
             .collect()
     }
+}
+
+/// The columns after `hour` (of the header at line `line`) are named, once each, and none
+/// is `hour` again: a factor must not depend on which of two columns is read.
+fn check_columns(columns: &[String], path: &Path, line: usize) -> Result<(), Error> {
+    let mut seen = std::collections::BTreeSet::new();
+    for c in columns {
+        let problem = if c.is_empty() {
+            "a column has no name".to_string()
+        } else if c == "hour" || !seen.insert(c.as_str()) {
+            format!("column `{c}` is named twice")
+        } else {
+            continue;
+        };
+        return Err(Error::Syntax {
+            origin: Origin::at(path, line),
+            message: format!("{problem} in the header"),
+        });
+    }
+    Ok(())
 }
 
 /// How to replay the day.
