@@ -422,6 +422,7 @@ impl Plan {
         self.check_layouts(&bad)?;
         self.check_instances(s, &bad)?;
         self.check_routes(s, &bad)?;
+        self.check_model_rates(s, &bad)?;
         self.check_objective(&bad)
     }
 
@@ -505,6 +506,38 @@ impl Plan {
                 return Err(bad(
                     format!("routes[{i}].fraction"),
                     format!("{} must be between 0 and 1", r.fraction),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every provisioned rate names a model of the scenario, once, and is a finite,
+    /// non-negative rate: `replan` keeps them during a transition when the plan's scenario
+    /// is unknown.
+    fn check_model_rates(&self, s: &Scenario, bad: &dyn Fn(String, String) -> Error) -> Result<()> {
+        let mut seen = vec![false; s.models.len()];
+        for (i, r) in self.model_rates.iter().enumerate() {
+            let field = format!("model_rates[{i}]");
+            let Some(mi) = s.models.iter().position(|m| m.name == r.model) else {
+                return Err(bad(
+                    format!("{field}.model"),
+                    format!("`{}` is not a model of scenario `{}`", r.model, s.name),
+                ));
+            };
+            if std::mem::replace(&mut seen[mi], true) {
+                return Err(bad(
+                    format!("{field}.model"),
+                    format!("`{}` has a provisioned rate already", r.model),
+                ));
+            }
+            if !(r.rate_qps.is_finite() && r.rate_qps >= 0.0) {
+                return Err(bad(
+                    format!("{field}.rate_qps"),
+                    format!(
+                        "{} must be a non-negative number of queries/s",
+                        crate::limits::num(r.rate_qps)
+                    ),
                 ));
             }
         }

@@ -155,6 +155,9 @@ fn load_current(path: &Path, scenario: &Scenario) -> Result<migopt_models::Plan,
     served
         .routes
         .retain(|r| scenario.model(r.model.as_str()).is_some());
+    served
+        .model_rates
+        .retain(|r| scenario.model(r.model.as_str()).is_some());
     check_plan(&served, &text, path, scenario)?;
     Ok(plan)
 }
