@@ -655,6 +655,25 @@ fn an_output_that_would_replace_an_input_is_refused() {
     assert_output_is_input(&[&a[..], &["--out", "t.csv"]].concat(), d, "t.csv");
 }
 
+/// The objective of `migopt plan --json` with `extra` flags.
+fn planned_objective(extra: &[&str]) -> f64 {
+    let o = run(&[&["plan", "--json"], extra].concat(), &root());
+    assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    v["objective"].as_f64().unwrap()
+}
+
+#[test]
+fn the_sla_solver_plans_for_its_target_without_the_check_too() {
+    // Without --verify, --target and --sla-margin were ignored: every target planned p99.
+    let p90 = planned_objective(&["--solver", "sla", "--target", "p90"]);
+    let p99 = planned_objective(&["--solver", "sla"]);
+    let p999 = planned_objective(&["--solver", "sla", "--target", "p99.9"]);
+    assert!(p90 > p99 && p99 > p999, "{p90} {p99} {p999}");
+    let loose = planned_objective(&["--solver", "sla", "--sla-margin", "0"]);
+    assert!(loose > p99, "{loose} {p99}");
+}
+
 #[test]
 fn one_replication_claims_no_interval() {
     let dir = root().join("tests/corpus/args");

@@ -187,6 +187,12 @@ impl CheckFlags {
 
     /// The SLA planner's target and margin, into planner options.
     pub fn apply(&self, opts: &mut PlanOptions) -> Result<(), CliError> {
+        if !(0.0..1.0).contains(&self.sla_margin) {
+            return Err(CliError::Input(migopt_models::Error::Invalid(format!(
+                "--sla-margin {} must be at least 0 and below 1",
+                migopt_models::limits::num(self.sla_margin)
+            ))));
+        }
         opts.sla.budget = self.target;
         opts.sla.margin = self.sla_margin;
         Ok(opts.sla.check()?)

@@ -35,11 +35,20 @@ pub fn make_plan(
     solver: &str,
     flags: &PlanFlags,
 ) -> Result<Plan, CliError> {
+    plan_with(s, path, solver, &flags.options(s)?)
+}
+
+/// Plans a scenario with planner options already made (and checked).
+fn plan_with(
+    s: &Scenario,
+    path: Option<&std::path::Path>,
+    solver: &str,
+    opts: &migopt_solver::PlanOptions,
+) -> Result<Plan, CliError> {
     let kind: SolverKind = solver.parse()?;
-    let opts = flags.options(s)?;
-    let mut plan = migopt_solver::plan(s, kind, &opts)?;
+    let mut plan = migopt_solver::plan(s, kind, opts)?;
     plan.scenario_path = path.map(|p| p.display().to_string());
-    validated(&plan, &opts)?;
+    validated(&plan, opts)?;
     Ok(plan)
 }
 
@@ -95,7 +104,10 @@ fn run_on(a: Args) -> Result<(), CliError> {
     if a.check.verify || sla_objective {
         return run_checked(a, &s, &solver);
     }
-    let mut plan = make_plan(&s, a.scenario.as_deref(), &solver, &a.flags)?;
+    // The sla solver plans for --target and --sla-margin with or without the check.
+    let mut opts = a.flags.options(&s)?;
+    a.check.apply(&mut opts)?;
+    let mut plan = plan_with(&s, a.scenario.as_deref(), &solver, &opts)?;
     plan.scenario_path = recorded_scenario(&a);
     let json = to_json(&plan)?;
     let files = write_plan_files(&a, &plan, &json)?;
