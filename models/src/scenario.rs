@@ -244,13 +244,17 @@ struct ProfileCache {
 }
 
 impl ProfileCache {
+    /// The set of the file at `path`, keyed by the file it resolves to: one file named many
+    /// ways (`a/../p.csv`, a link) is still read once, or a scenario of a few kB could make
+    /// migopt read and hold a large profile once per model.
     fn get(&mut self, path: &Path, read: Reader<'_>) -> Result<&ProfileSet> {
-        if !self.sets.contains_key(path) {
+        let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if !self.sets.contains_key(&key) {
             let text = read(path)?;
             let set = ProfileSet::from_csv_str(&text, path)?;
-            self.sets.insert(path.to_path_buf(), set);
+            self.sets.insert(key.clone(), set);
         }
-        Ok(&self.sets[path])
+        Ok(&self.sets[&key])
     }
 }
 
@@ -762,6 +766,29 @@ mod tests {
             e,
             "all.csv:17: field `latency_ms`: -1 must be a positive finite number"
         );
+    }
+
+    #[test]
+    fn a_profile_file_named_many_ways_is_read_once() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("x")).unwrap();
+        let mut csv = String::from("model,gpu,profile,batch,latency_ms\n");
+        let mut toml = String::from("[gpu]\nkind = \"H100-80GB\"\ncount = 2\n");
+        for m in 0..50 {
+            csv += &format!("m{m},H100-80GB,1g.10gb,1,2\n");
+            let name = format!("{}all.csv", "x/../".repeat(m));
+            toml += &format!(
+                "[[model]]\nname = \"m{m}\"\nprofile = \"{name}\"\nsla_ms = 10\nrate_qps = 5\n"
+            );
+        }
+        std::fs::write(d.path().join("all.csv"), &csv).unwrap();
+        let reads = std::cell::Cell::new(0);
+        let reader = |p: &Path| {
+            reads.set(reads.get() + 1);
+            crate::input::read_text(p, crate::limits::PROFILE_FILE)
+        };
+        let s = Scenario::parse(&toml, &d.path().join("s.toml"), &reader).unwrap();
+        assert_eq!((reads.get(), s.models.len()), (1, 50));
     }
 
     #[test]
