@@ -36,6 +36,20 @@ pub fn was_read(path: &Path) -> bool {
     keys(path).iter().any(|k| read.contains(k))
 }
 
+/// The first header name that repeats an earlier one, as a message naming both columns
+/// (1-based): `column `model` is named twice (columns 1 and 6)`. Every CSV header migopt
+/// reads refuses such a header, since which of the two columns is read would be arbitrary.
+pub fn repeated_column(names: &[&str]) -> Option<String> {
+    names.iter().enumerate().find_map(|(i, h)| {
+        let first = names[..i].iter().position(|x| x == h)?;
+        Some(format!(
+            "column `{h}` is named twice (columns {} and {})",
+            first + 1,
+            i + 1
+        ))
+    })
+}
+
 /// The text of the file at `path`, at most `cap.bytes` bytes of UTF-8. A larger file is
 /// refused with [`Error::TooLarge`] naming the path and the cap: a regular file by its
 /// length before anything is read, anything else (a pipe, `/dev/zero`) once one byte past
@@ -108,6 +122,15 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "/dev/zero: larger than 1 MiB, the most migopt reads from a test file (see README, Limits)"
+        );
+    }
+
+    #[test]
+    fn a_repeated_column_is_named_with_both_places() {
+        assert_eq!(repeated_column(&["a", "b", "c"]), None);
+        assert_eq!(
+            repeated_column(&["a", "b", "c", "b"]).unwrap(),
+            "column `b` is named twice (columns 2 and 4)"
         );
     }
 

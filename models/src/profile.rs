@@ -776,6 +776,10 @@ impl Columns {
                 OPTIONAL.join(",")
             )));
         }
+        let names: Vec<&str> = headers.iter().map(str::trim).collect();
+        if let Some(m) = crate::input::repeated_column(&names) {
+            return Err(at_header(m));
+        }
         let mut required = [0usize; 5];
         for (i, r) in REQUIRED.iter().enumerate() {
             required[i] = col(r).ok_or_else(|| {

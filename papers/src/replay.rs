@@ -57,8 +57,8 @@ impl DiurnalLoad {
                 message: format!("the header must start with `hour` and name at least one column (got `{header}`)"),
             });
         }
+        check_columns(&cols, path, hl + 1)?;
         let columns = cols[1..].to_vec();
-        check_columns(&columns, path, hl + 1)?;
         let mut hours = Vec::new();
         let mut factors = Vec::new();
         for (i, line) in rows {
@@ -176,24 +176,19 @@ impl DiurnalLoad {
     }
 }
 
-/// The columns after `hour` (of the header at line `line`) are named, once each, and none
-/// is `hour` again: a factor must not depend on which of two columns is read.
-fn check_columns(columns: &[String], path: &Path, line: usize) -> Result<(), Error> {
-    let mut seen = std::collections::BTreeSet::new();
-    for c in columns {
-        let problem = if c.is_empty() {
-            "a column has no name".to_string()
-        } else if c == "hour" || !seen.insert(c.as_str()) {
-            format!("column `{c}` is named twice")
-        } else {
-            continue;
-        };
-        return Err(Error::Syntax {
-            origin: Origin::at(path, line),
-            message: format!("{problem} in the header"),
-        });
-    }
-    Ok(())
+/// The header's columns (`hour` first, at line `line`) are named, once each: a factor
+/// must not depend on which of two columns is read.
+fn check_columns(cols: &[String], path: &Path, line: usize) -> Result<(), Error> {
+    let names: Vec<&str> = cols.iter().map(String::as_str).collect();
+    let problem = match migopt_models::input::repeated_column(&names) {
+        Some(m) => m,
+        None if names.contains(&"") => "a column has no name".into(),
+        None => return Ok(()),
+    };
+    Err(Error::Syntax {
+        origin: Origin::at(path, line),
+        message: format!("{problem} in the header"),
+    })
 }
 
 /// How to replay the day.

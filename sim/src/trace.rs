@@ -152,6 +152,12 @@ fn header_columns(header: &str, at: &Origin) -> Result<(usize, [usize; 3]), Erro
             COLUMNS.join(",")
         ),
     };
+    if let Some(m) = migopt_models::input::repeated_column(&names) {
+        return Err(Error::Syntax {
+            origin: at.clone(),
+            message: m,
+        });
+    }
     let mut idx = [0usize; 3];
     for (k, c) in COLUMNS.iter().enumerate() {
         idx[k] = names
