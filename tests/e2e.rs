@@ -675,6 +675,23 @@ fn the_sla_solver_plans_for_its_target_without_the_check_too() {
 }
 
 #[test]
+fn serve_makes_a_missing_worker_log_folder() {
+    // A new --worker-logs folder was an internal error (exit 1) once the workers started.
+    let tmp = tempfile::tempdir().unwrap();
+    let plan = root().join("tests/corpus/args/ok-plan.json");
+    let args = ["serve", plan.to_str().unwrap(), "--placement", "fake"];
+    let run_args = ["--rate", "20", "--duration", "0.5", "--out", "served.csv"];
+    let logs = ["--worker-logs", "new/logs"];
+    let o = run(&[&args[..], &run_args, &logs].concat(), tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let n = std::fs::read_dir(tmp.path().join("new/logs"))
+        .unwrap()
+        .count();
+    assert_eq!(n, 2, "one log per worker");
+    assert!(tmp.path().join("served.csv").is_file());
+}
+
+#[test]
 fn one_replication_claims_no_interval() {
     let dir = root().join("tests/corpus/args");
     for cmd in ["simulate", "capacity"] {

@@ -266,10 +266,34 @@ fn check_worker_paths(a: &ServeArgs) -> Result<(), CliError> {
     if let Some(w) = a.worker.as_ref().filter(|w| !w.is_file()) {
         return Err(bad(format!("--worker {}: no such file", w.display())));
     }
-    if let Some(d) = a.worker_logs.as_ref().filter(|d| d.exists() && !d.is_dir()) {
-        return Err(bad(format!("--worker-logs {}: not a folder", d.display())));
+    if let Some(d) = &a.worker_logs {
+        // The folder, or the nearest folder above it that exists (a missing one is made).
+        let found = d
+            .ancestors()
+            .filter(|x| !x.as_os_str().is_empty())
+            .find(|x| x.exists());
+        if let Some(f) = found.filter(|f| !f.is_dir()) {
+            let what = match f == d.as_path() {
+                true => String::new(),
+                false => format!(" {} is", f.display()),
+            };
+            return Err(bad(format!(
+                "--worker-logs {}:{what} not a folder",
+                d.display()
+            )));
+        }
     }
     Ok(())
+}
+
+/// Makes the `--worker-logs` folder when it is missing, once nothing is left to check.
+fn make_log_folder(a: &ServeArgs) -> Result<(), CliError> {
+    match &a.worker_logs {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| CliError::Input(migopt_models::Error::io(d, e)))
+        }
+        None => Ok(()),
+    }
 }
 
 fn config(a: &ServeArgs) -> Result<ServeConfig, CliError> {
@@ -331,6 +355,7 @@ pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
     for r in &runs {
         wanted.extend(migopt_server::wanted(&r.trace));
     }
+    make_log_folder(&a)?;
     eprintln!(
         "migopt serve: starting {} workers ({})",
         plan.instances().count(),
