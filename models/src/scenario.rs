@@ -422,6 +422,18 @@ fn check_one_demand_kind(models: &[ModelSpec], path: &Path) -> Result<()> {
 }
 
 /// One `[[model]]` table: its spec and its curves (from the cached profile file).
+/// Why `name` cannot name a model, if it cannot: it is written unquoted into traces and
+/// served record files (comma-separated, one record a line), so it must be non-empty and
+/// hold no comma, quote or control character.
+fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("is empty".into());
+    }
+    name.chars()
+        .find(|c| matches!(c, ',' | '"') || c.is_control())
+        .map(|c| format!("{name:?} holds {c:?}: a model name cannot hold a comma, a quote or a control character (traces and served records are comma-separated)"))
+}
+
 fn model_spec(
     m: &Spanned<RawModel>,
     loc: &Locator<'_>,
@@ -433,12 +445,8 @@ fn model_spec(
     let mo = loc.at(m.span());
     let m = m.get_ref();
     let name = m.name.get_ref().trim().to_string();
-    if name.is_empty() {
-        return Err(Error::field(
-            loc.at(m.name.span()),
-            "model.name",
-            "is empty",
-        ));
+    if let Some(problem) = name_problem(&name) {
+        return Err(Error::field(loc.at(m.name.span()), "model.name", problem));
     }
     let sla = sla_ms(m, loc)?;
     let demand = demand(m, &name, mo, loc)?;
