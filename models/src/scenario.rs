@@ -641,9 +641,12 @@ fn check_batch(b: &BatchDist) -> std::result::Result<(), String> {
         )),
         BatchDist::Lognormal { median, sigma, max } => {
             if !(median.is_finite() && *median >= 1.0) {
-                Err(format!("lognormal median {median} must be at least 1"))
+                Err(format!(
+                    "lognormal median {} must be at least 1",
+                    num(*median)
+                ))
             } else if !(sigma.is_finite() && *sigma > 0.0) {
-                Err(format!("lognormal sigma {sigma} must be positive"))
+                Err(format!("lognormal sigma {} must be positive", num(*sigma)))
             } else if *max == 0 || (*max as f64) < *median {
                 Err(format!("lognormal max {max} must be at least the median"))
             } else if *max > MAX_BATCH {

@@ -641,7 +641,7 @@ fn day_rates(
     if !(opts.reconfig_s >= 0.0 && opts.reconfig_s < opts.every_h * 3600.0) {
         return Err(Error::Invalid(format!(
             "--reconfig-seconds {} must be at least 0 and below the interval",
-            opts.reconfig_s
+            migopt_models::limits::num(opts.reconfig_s)
         )));
     }
     let base = scenario.rates().ok_or_else(|| {

@@ -206,31 +206,36 @@ fn parse_encoding(s: &str) -> Result<Encoding, String> {
 impl PlanFlags {
     /// Planner options for a scenario, checking the numbers a user can get wrong.
     pub fn options(&self, s: &Scenario) -> Result<PlanOptions, CliError> {
+        use migopt_models::limits::num;
         let bad = |m: String| CliError::Input(migopt_models::Error::Invalid(m));
         if !(self.rho > 0.0 && self.rho <= 1.0) {
-            return Err(bad(format!("--rho {} must be in (0, 1]", self.rho)));
+            return Err(bad(format!("--rho {} must be in (0, 1]", num(self.rho))));
         }
         if !(self.beta > 0.0 && self.beta.is_finite()) {
-            return Err(bad(format!("--beta {} must be positive", self.beta)));
+            return Err(bad(format!("--beta {} must be positive", num(self.beta))));
         }
         if !(self.slo_factor > 0.0 && self.slo_factor.is_finite()) {
             return Err(bad(format!(
                 "--slo-factor {} must be positive",
-                self.slo_factor
+                num(self.slo_factor)
             )));
         }
         if !(self.headroom > 0.0 && self.headroom <= 1.0) {
             return Err(bad(format!(
                 "--headroom {} must be in (0, 1]",
-                self.headroom
+                num(self.headroom)
             )));
         }
         if !(0.0..1.0).contains(&self.mip_gap) {
-            return Err(bad(format!("--mip-gap {} must be in [0, 1)", self.mip_gap)));
+            return Err(bad(format!(
+                "--mip-gap {} must be in [0, 1)",
+                num(self.mip_gap)
+            )));
         }
         if let Some(t) = self.time_limit.filter(|t| !(*t > 0.0 && t.is_finite())) {
             return Err(bad(format!(
-                "--time-limit {t} must be a positive number of seconds"
+                "--time-limit {} must be a positive number of seconds",
+                num(t)
             )));
         }
         if let Some(p) = self

@@ -202,7 +202,7 @@ fn replan_solver(a: &Args, sla_objective: bool) -> Result<SolverKind, CliError> 
     if !(0.0..1.0).contains(&a.load_slack) {
         return Err(CliError::Input(Error::Invalid(format!(
             "--load-slack {} must be in [0, 1)",
-            a.load_slack
+            migopt_models::limits::num(a.load_slack)
         ))));
     }
     Ok(solver)

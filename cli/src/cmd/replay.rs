@@ -92,7 +92,7 @@ fn run_on(a: Args) -> Result<(), CliError> {
     if !(a.sim_seconds >= 0.0 && a.sim_seconds <= 3600.0) {
         return Err(CliError::Input(migopt_models::Error::Invalid(format!(
             "--sim-seconds {} must be between 0 and 3600",
-            a.sim_seconds
+            migopt_models::limits::num(a.sim_seconds)
         ))));
     }
     if !(1..=MAX_REPLICATIONS).contains(&a.replications) {

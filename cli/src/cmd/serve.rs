@@ -298,7 +298,10 @@ fn make_log_folder(a: &ServeArgs) -> Result<(), CliError> {
 
 fn config(a: &ServeArgs) -> Result<ServeConfig, CliError> {
     if !(0.0..1.0).contains(&a.warmup) {
-        return Err(bad(format!("--warmup {} must be in [0, 1)", a.warmup)));
+        return Err(bad(format!(
+            "--warmup {} must be in [0, 1)",
+            migopt_models::limits::num(a.warmup)
+        )));
     }
     let ready_timeout = timeout("--ready-timeout", a.ready_timeout, "seconds", 1.0)?;
     let hang_min = timeout("--hang-timeout-ms", a.hang_timeout_ms, "milliseconds", 1e3)?;
