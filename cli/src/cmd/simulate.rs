@@ -130,6 +130,13 @@ fn inputs(f: &SimFlags) -> Result<(Plan, Scenario, Option<String>), CliError> {
             Ok((plan, s, None))
         }
         other => {
+            if let Some(extra) = &f.scenario {
+                return Err(bad(format!(
+                    "--scenario {} applies only to a plan (.json) input, and {} is a scenario",
+                    extra.display(),
+                    other.map_or("the default input".into(), |p| p.display().to_string())
+                )));
+            }
             let s = load_scenario(other)?;
             let plan = super::plan::make_plan(&s, other, "milp", &f.plan_flags)
                 .map_err(|e| e.in_scenario(other))?;
