@@ -256,6 +256,11 @@ fn mode(f: &SimFlags, plan: &Plan, s: &Scenario) -> Result<Option<ServingMode>, 
         None => f.max_queue_delay.map(|d| ServingMode::DynamicBatching {
             max_queue_delay_ms: d,
         }),
+        Some("query-batches") if f.max_queue_delay.is_some() => {
+            return Err(bad(
+                "--max-queue-delay applies to dynamic batching, not to --mode query-batches".into(),
+            ))
+        }
         Some("query-batches") => Some(ServingMode::QueryBatches),
         Some("dynamic-batching") => Some(ServingMode::DynamicBatching {
             max_queue_delay_ms: match f.max_queue_delay {
