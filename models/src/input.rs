@@ -70,14 +70,33 @@ pub fn read_text(path: &Path, cap: FileCap) -> Result<String> {
     }
     // A regular file's length is a good first guess; a device or a pipe says 0.
     let guess = if meta.is_file() { meta.len() } else { 0 };
-    let mut text = String::with_capacity(usize::try_from(guess).unwrap_or(0));
+    let mut bytes = Vec::with_capacity(usize::try_from(guess).unwrap_or(0));
     file.take(cap.bytes.saturating_add(1))
-        .read_to_string(&mut text)
+        .read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, e))?;
-    if text.len() as u64 > cap.bytes {
+    if bytes.len() as u64 > cap.bytes {
         return Err(too_large());
     }
-    Ok(text)
+    String::from_utf8(bytes).map_err(|e| not_utf8(path, &e))
+}
+
+/// Where a file stops being UTF-8 text: its line, and the byte of that line.
+fn not_utf8(path: &Path, e: &std::string::FromUtf8Error) -> Error {
+    let bytes = e.as_bytes();
+    let at = e.utf8_error().valid_up_to();
+    let before = &bytes[..at];
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    Error::Syntax {
+        origin: crate::Origin::at(path, 1 + before.iter().filter(|&&b| b == b'\n').count()),
+        message: format!(
+            "not UTF-8 text: byte {} of the line is 0x{:02x}",
+            at - line_start + 1,
+            bytes.get(at).copied().unwrap_or(0)
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +165,19 @@ mod tests {
         read_text(&f, SMALL).unwrap();
         assert!(was_read(&f) && was_read(&dotted) && was_read(&link));
         assert!(!was_read(&d.path().join("other.toml")));
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_named_at_its_line() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("latin1.csv");
+        std::fs::write(&f, b"a,b\r\nok,1\ncaf\xe9,2\n").unwrap();
+        let e = read_text(&f, SMALL).unwrap_err().to_string();
+        let want = format!(
+            "{}:3: not UTF-8 text: byte 4 of the line is 0xe9",
+            f.display()
+        );
+        assert_eq!(e, want);
     }
 
     #[test]
