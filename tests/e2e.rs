@@ -675,6 +675,36 @@ fn the_sla_solver_plans_for_its_target_without_the_check_too() {
 }
 
 #[test]
+fn an_output_onto_a_device_or_a_pipe_is_refused_and_left_alone() {
+    // `--out /dev/null` renamed a regular file onto the device (as root: the system's), and
+    // `--out /dev/stdout` (a link to a pipe) replaced the link. Not /dev/null itself here:
+    // a regression would replace the machine's.
+    use std::os::unix::fs::FileTypeExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let link = tmp.path().join("link-to-fifo");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    let dir = root().join("tests/corpus/args");
+    for out in [&fifo, &link] {
+        let o = run(
+            &["plan", "bert-only.toml", "--out", out.to_str().unwrap()],
+            &dir,
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let want = format!(
+            "migopt: error: cannot write {}: not a regular file (a device, pipe or socket), which the output would replace\n",
+            out.display()
+        );
+        assert_eq!(stderr(&o), want);
+    }
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    let link_meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(link_meta.file_type().is_symlink());
+}
+
+#[test]
 fn serve_makes_a_missing_worker_log_folder() {
     // A new --worker-logs folder was an internal error (exit 1) once the workers started.
     let tmp = tempfile::tempdir().unwrap();

@@ -138,6 +138,14 @@ pub fn check_target(p: &Path) -> Result<(), Error> {
             p.display()
         )));
     }
+    // A device, pipe or socket (`/dev/null`, `/dev/stdout`, a FIFO): renaming a file onto it
+    // would replace it, and for root that is the system's `/dev/null`.
+    if std::fs::metadata(p).is_ok_and(|m| !m.is_file()) {
+        return Err(Error::Invalid(format!(
+            "cannot write {}: not a regular file (a device, pipe or socket), which the output would replace",
+            p.display()
+        )));
+    }
     if migopt_models::input::was_read(p) {
         return Err(Error::Invalid(format!(
             "cannot write {}: it is an input of this command, which the output would replace",
