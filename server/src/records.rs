@@ -101,6 +101,7 @@ fn parse_checked(
 ) -> Result<Vec<QueryRecord>, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate();
+    let mut seen = std::collections::HashSet::new();
     match lines.next() {
         Some((_, h)) if h.trim() == HEADER => {}
         _ => {
@@ -121,6 +122,7 @@ fn parse_checked(
         let prev = out.last().map_or(0.0, |p| p.arrival_ms);
         check_record(&r, prev)
             .and_then(|()| check(&r))
+            .and_then(|()| once(&mut seen, &r))
             .map_err(|(field, m)| Error::field(at, field, m))?;
         out.push(r);
     }
@@ -179,6 +181,15 @@ fn parse_record(line: &str, names: &[&str], at: &Origin) -> Result<QueryRecord, 
     })
 }
 
+/// A query is served once: its id must not come again (`seen` holds the ids so far).
+fn once(seen: &mut std::collections::HashSet<u64>, r: &QueryRecord) -> Result<(), FieldProblem> {
+    if seen.insert(r.query) {
+        Ok(())
+    } else {
+        Err(("query", format!("{} is recorded twice", r.query)))
+    }
+}
+
 /// What one record must satisfy on its own; `prev` is the previous record's arrival.
 fn check_record(r: &QueryRecord, prev: f64) -> Result<(), FieldProblem> {
     for (field, b) in [("batch", r.batch), ("ran_batch", r.ran_batch)] {
@@ -200,6 +211,15 @@ fn check_record(r: &QueryRecord, prev: f64) -> Result<(), FieldProblem> {
     }
     if r.service_ms < 0.0 {
         return Err(("service_ms", format!("{} is negative", r.service_ms)));
+    }
+    if r.start_ms > r.finish_ms {
+        return Err((
+            "start_ms",
+            format!(
+                "{} is after the query's finish at {}",
+                r.start_ms, r.finish_ms
+            ),
+        ));
     }
     if r.finish_ms < r.arrival_ms {
         return Err((
@@ -517,7 +537,18 @@ mod tests {
         );
         assert_eq!(
             error_with(|r| r.finish_ms = 1.0),
+            "m.csv:4: field `start_ms`: 3.02 is after the query's finish at 1"
+        );
+        assert_eq!(
+            error_with(|r| {
+                r.start_ms = 0.5;
+                r.finish_ms = 1.0
+            }),
             "m.csv:4: field `finish_ms`: 1 is before the query's arrival at 3"
+        );
+        assert_eq!(
+            error_with(|r| r.query = 1),
+            "m.csv:4: field `query`: 1 is recorded twice"
         );
         let first = to_csv(&[rec(0)]).replace("\n0,0.0000,", "\n0,-2,");
         assert_eq!(
