@@ -255,11 +255,15 @@ fn check_sweep_size(a: &Args, scenarios: &[Scenario]) -> Result<(), CliError> {
 fn check_multipliers(a: &Args, scenarios: &[Scenario]) -> Result<(), CliError> {
     use migopt_models::limits::{num, MAX_LATENCY_MS, MIN_LATENCY_MS};
     let bad = |m: String| CliError::Input(migopt_models::Error::Invalid(m));
-    for &m in &a.sla_multipliers {
+    for (i, &m) in a.sla_multipliers.iter().enumerate() {
         if !(m > 0.0 && m.is_finite()) {
             return Err(bad(format!(
                 "--sla-multipliers {m}: a multiplier must be positive"
             )));
+        }
+        // The same multiplier twice would plan every point of it twice.
+        if a.sla_multipliers[..i].contains(&m) {
+            return Err(bad(format!("--sla-multipliers: {} is given twice", num(m))));
         }
         // Without --sweep the multipliers scale nothing.
         if !a.sweep {
