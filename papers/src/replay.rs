@@ -29,6 +29,28 @@ pub struct DiurnalLoad {
     pub factors: Vec<Vec<f64>>,
 }
 
+/// The columns of a load file's header line (`(index, line)`, `None` for a file without
+/// one): `hour` first, then at least one column, none twice.
+fn header_columns(line: Option<(usize, &str)>, path: &Path) -> Result<Vec<String>, Error> {
+    let Some((hl, header)) = line else {
+        return Err(Error::Syntax {
+            origin: Origin::file(path),
+            message: "empty load file (expected a header `hour,load` or `hour,<model>,...`)".into(),
+        });
+    };
+    let cols: Vec<String> = header.split(',').map(|c| c.trim().to_string()).collect();
+    if cols.first().map(|c| c.as_str()) != Some("hour") || cols.len() < 2 {
+        return Err(Error::Syntax {
+            origin: Origin::at(path, hl + 1),
+            message: format!(
+                "the header must start with `hour` and name at least one column (got `{header}`)"
+            ),
+        });
+    }
+    check_columns(&cols, path, hl + 1)?;
+    Ok(cols)
+}
+
 impl DiurnalLoad {
     /// Reads a load file (at most [`migopt_models::limits::LOAD_FILE`]).
     pub fn load(path: &Path) -> Result<Self, Error> {
@@ -43,21 +65,7 @@ impl DiurnalLoad {
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-        let Some((hl, header)) = rows.next() else {
-            return Err(Error::Syntax {
-                origin: Origin::file(path),
-                message: "empty load file (expected a header `hour,load` or `hour,<model>,...`)"
-                    .into(),
-            });
-        };
-        let cols: Vec<String> = header.split(',').map(|c| c.trim().to_string()).collect();
-        if cols.first().map(|c| c.as_str()) != Some("hour") || cols.len() < 2 {
-            return Err(Error::Syntax {
-                origin: Origin::at(path, hl + 1),
-                message: format!("the header must start with `hour` and name at least one column (got `{header}`)"),
-            });
-        }
-        check_columns(&cols, path, hl + 1)?;
+        let cols = header_columns(rows.next(), path)?;
         let columns = cols[1..].to_vec();
         let mut hours = Vec::new();
         let mut factors = Vec::new();

@@ -525,6 +525,11 @@ impl Calibration {
     }
 }
 
+/// The opening of RESULTS.md before INTRO.md (the hand-written setup and method): its title
+/// and the line saying that RESULTS.md is generated.
+const RESULTS_TITLE: &str = "# sim-to-real: the simulator measured against a real server\n\n\
+    *Written by `migopt reproduce papers/sim-to-real` from the committed raw runs; do not edit by hand.*\n\n";
+
 fn results_md(
     runs: &[Run],
     s: &Scenario,
@@ -532,12 +537,7 @@ fn results_md(
     cal: &[Calibration],
     w: &Worst,
 ) -> String {
-    // INTRO.md is the hand-written text (setup, method) that opens RESULTS.md; the title
-    // and the line saying that RESULTS.md is generated are the renderer's.
-    let mut o = String::from(
-        "# sim-to-real: the simulator measured against a real server\n\n\
-         *Written by `migopt reproduce papers/sim-to-real` from the committed raw runs; do not edit by hand.*\n\n",
-    );
+    let mut o = String::from(RESULTS_TITLE);
     o += include_str!("../sim-to-real/INTRO.md");
     o += &calibration_md(caps, cal);
     o += &format!(
