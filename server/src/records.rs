@@ -313,6 +313,10 @@ impl RunMeta {
             };
             return Err(field(name, e.to_string()));
         }
+        // The label `compare` prints ("served under …") must name a scheduler too.
+        if let Err(e) = self.scheduler.parse::<migopt_sim::SchedulerKind>() {
+            return Err(field("scheduler", e.to_string()));
+        }
         if !(0.0..1.0).contains(&self.warmup_fraction) {
             return Err(field(
                 "warmup_fraction",
@@ -472,6 +476,8 @@ mod tests {
         );
         assert!(err(&|m| m.scheduler_rule = Some("x".into()))
             .starts_with("m.csv.json: field `scheduler_rule`: unknown scheduler `x`"));
+        assert!(err(&|m| m.scheduler = "x".into())
+            .starts_with("m.csv.json: field `scheduler`: unknown scheduler `x`"));
         assert_eq!(
             err(&|m| m.overhead.round_trip_us_p50 = Some(1e300)),
             "m.csv.json: field `overhead.round_trip_us_p50`: 1e300 µs is outside ±1e12 µs"
