@@ -16,6 +16,7 @@ pub mod plan;
 pub mod profile;
 pub mod report;
 pub mod scenario;
+mod toml_key;
 pub mod units;
 
 pub use catalogue::{Catalogue, GpuSpec, ProfileClass, ProfileSpec};

@@ -345,13 +345,22 @@ impl Scenario {
 }
 
 /// The TOML text deserialised into the raw tables, a syntax error located at its line.
+/// A type error names the field of the value it is about (`gpu.count`), as other errors do.
 fn raw_scenario(text: &str, loc: &Locator<'_>) -> Result<RawScenario> {
-    toml::from_str(text).map_err(|e| Error::Syntax {
-        origin: Origin {
+    toml::from_str(text).map_err(|e| {
+        let origin = Origin {
             file: loc.path.to_path_buf(),
             line: e.span().map(|s| loc.lines.line_of_byte(s.start)),
-        },
-        message: e.message().to_string(),
+        };
+        let message = e.message().to_string();
+        let key = e
+            .span()
+            .filter(|_| message.starts_with("invalid ") || message.starts_with("unknown variant"))
+            .and_then(|s| crate::toml_key::key_at(text, s.start));
+        match key {
+            Some(k) => Error::field(origin, k, message),
+            None => Error::Syntax { origin, message },
+        }
     })
 }
 
