@@ -296,11 +296,29 @@ fn make_log_folder(a: &ServeArgs) -> Result<(), CliError> {
     }
 }
 
+/// Most spinning before an arrival, µs: the front end busy-waits this long, so more than a
+/// second is a mistake (and an absurd value would spin a core for ever).
+const MAX_SPIN_US: u64 = 1_000_000;
+/// Longest pause between runs, ms (an hour).
+const MAX_PAUSE_MS: u64 = 3_600_000;
+
 fn config(a: &ServeArgs) -> Result<ServeConfig, CliError> {
     if !(0.0..1.0).contains(&a.warmup) {
         return Err(bad(format!(
             "--warmup {} must be in [0, 1)",
             migopt_models::limits::num(a.warmup)
+        )));
+    }
+    if a.spin_us > MAX_SPIN_US {
+        return Err(bad(format!(
+            "--spin-us {} is above {MAX_SPIN_US} (1 s of spinning before each arrival)",
+            a.spin_us
+        )));
+    }
+    if a.pause_ms > MAX_PAUSE_MS {
+        return Err(bad(format!(
+            "--pause-ms {} is above {MAX_PAUSE_MS} (an hour between runs)",
+            a.pause_ms
         )));
     }
     let ready_timeout = timeout("--ready-timeout", a.ready_timeout, "seconds", 1.0)?;
