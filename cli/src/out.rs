@@ -98,7 +98,7 @@ pub fn check_targets<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()
     let mut seen = std::collections::BTreeMap::new();
     for p in paths {
         check_target(p)?;
-        if let Some(first) = seen.insert(same_file_key(p), p) {
+        if let Some(first) = seen.insert(migopt_models::input::entry_key(p), p) {
             let also = if first == p {
                 String::new()
             } else {
@@ -113,15 +113,12 @@ pub fn check_targets<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<()
     Ok(())
 }
 
-/// A key equal for two paths of one file: the existing folder resolved, `.` parts dropped.
-fn same_file_key(p: &Path) -> PathBuf {
-    let dir = parent_of(p);
-    let dir = dir.canonicalize().unwrap_or_else(|_| {
-        dir.components()
-            .filter(|c| !matches!(c, std::path::Component::CurDir))
-            .collect()
-    });
-    dir.join(p.file_name().unwrap_or_default())
+/// `p` itself, or the nearest path above it, that exists: what a write into `p` (made with
+/// its missing folders) lands in.
+pub fn nearest_existing(p: &Path) -> Option<&Path> {
+    p.ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .find(|a| a.exists())
 }
 
 /// A target must not be a folder, and the nearest existing folder above it must be one.
@@ -152,7 +149,7 @@ pub fn check_target(p: &Path) -> Result<(), Error> {
             p.display()
         )));
     }
-    if let Some(a) = parent_of(p).ancestors().find(|a| a.exists()) {
+    if let Some(a) = nearest_existing(parent_of(p)) {
         if !a.is_dir() {
             return Err(Error::Invalid(format!(
                 "cannot write {}: {} is not a folder",

@@ -13,20 +13,29 @@ use std::sync::Mutex;
 /// can refuse to replace one ([`was_read`]).
 static READ: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
-/// The names of the file at `path`: the folder entry (its folder resolved) and, when it
-/// exists, the file it resolves to (through links). Renaming onto a path replaces its
-/// entry; reading it reads the file it resolves to.
-fn keys(path: &Path) -> Vec<PathBuf> {
+/// The folder entry `path` names, equal for every spelling of it: its folder resolved (or,
+/// where the folder does not exist, with its `.` parts dropped) joined with its file name.
+/// Renaming a file onto a path replaces this entry.
+pub fn entry_key(path: &Path) -> PathBuf {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let entry = dir
-        .canonicalize()
-        .ok()
-        .zip(path.file_name())
-        .map(|(d, n)| d.join(n));
-    entry.into_iter().chain(path.canonicalize().ok()).collect()
+    let dir = dir.canonicalize().unwrap_or_else(|_| {
+        dir.components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect()
+    });
+    dir.join(path.file_name().unwrap_or_default())
+}
+
+/// The names of the file at `path`: its folder entry ([`entry_key`]) and, when it exists,
+/// the file it resolves to (through links). Renaming onto a path replaces its entry;
+/// reading it reads the file it resolves to.
+fn keys(path: &Path) -> Vec<PathBuf> {
+    std::iter::once(entry_key(path))
+        .chain(path.canonicalize().ok())
+        .collect()
 }
 
 /// Whether writing `path` would replace (or write through a link into) a file this process

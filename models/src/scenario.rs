@@ -430,7 +430,6 @@ fn check_one_demand_kind(models: &[ModelSpec], path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One `[[model]]` table: its spec and its curves (from the cached profile file).
 /// Why `name` cannot name a model, if it cannot: it is written unquoted into traces and
 /// served record files (comma-separated, one record a line), so it must be non-empty and
 /// hold no comma, quote or control character.
@@ -443,6 +442,7 @@ fn name_problem(name: &str) -> Option<String> {
         .map(|c| format!("{name:?} holds {c:?}: a model name cannot hold a comma, a quote or a control character (traces and served records are comma-separated)"))
 }
 
+/// One `[[model]]` table: its spec and its curves (from the cached profile file).
 fn model_spec(
     m: &Spanned<RawModel>,
     loc: &Locator<'_>,

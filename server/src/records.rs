@@ -306,16 +306,13 @@ impl RunMeta {
     /// latency's bound, [`MAX_LATENCY_MS`]), each error naming its field.
     pub fn check(&self, side: &Path) -> Result<(), Error> {
         let field = |name: &str, m: String| Error::field(Origin::file(side), name, m);
-        if let Err(e) = self.rule() {
-            let name = match self.scheduler_rule {
-                Some(_) => "scheduler_rule",
-                None => "scheduler",
-            };
-            return Err(field(name, e.to_string()));
-        }
-        // The label `compare` prints ("served under …") must name a scheduler too.
+        // The label `compare` prints ("served under …"), and the rule it re-simulates
+        // (the label's where the sidecar records none).
         if let Err(e) = self.scheduler.parse::<migopt_sim::SchedulerKind>() {
             return Err(field("scheduler", e.to_string()));
+        }
+        if let Err(e) = self.rule() {
+            return Err(field("scheduler_rule", e.to_string()));
         }
         if !(0.0..1.0).contains(&self.warmup_fraction) {
             return Err(field(

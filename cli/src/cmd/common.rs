@@ -329,6 +329,15 @@ pub fn resolve_recorded(file: &Path, recorded: &str) -> PathBuf {
         .unwrap_or(p)
 }
 
+/// The path a plan records for its scenario `p`: relative to the plan file `out` when the
+/// plan is written ([`path_from`]), else as given.
+pub fn recorded_path(p: &Path, out: Option<&Path>) -> String {
+    match out {
+        Some(out) => path_from(p, out),
+        None => p.display().to_string(),
+    }
+}
+
 /// `p`, a path given on the command line, as the file `file` that names it records it:
 /// relative to `file`'s folder, so that [`resolve_recorded`] finds it from any working
 /// folder (as given when the working folder cannot be read).

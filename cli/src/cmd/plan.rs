@@ -1,6 +1,8 @@
 //! `migopt plan`: decide how every GPU is cut and which model each instance serves.
 
-use super::common::{load_scenario, path_from, CheckFlags, ObjectiveFlag, PlanFlags, SolverFlag};
+use super::common::{
+    load_scenario, recorded_path, CheckFlags, ObjectiveFlag, PlanFlags, SolverFlag,
+};
 use super::{to_json, CliError};
 use crate::out::{slot_bar, table, table_fit, term_width, write_all};
 use migopt_models::{GpuPlan, GpuSpec, Layout, Objective, Plan, Scenario, SolveStatus};
@@ -75,14 +77,9 @@ fn write_plan_files<'a>(
     Ok(files.into_iter().map(|(p, _)| p).collect())
 }
 
-/// The scenario path the plan records: relative to `--out`'s folder when it is written
-/// there, else as given.
+/// The scenario path the plan records ([`recorded_path`]).
 fn recorded_scenario(a: &Args) -> Option<String> {
-    let s = a.scenario.as_deref()?;
-    Some(match &a.out {
-        Some(out) => path_from(s, out),
-        None => s.display().to_string(),
-    })
+    Some(recorded_path(a.scenario.as_deref()?, a.out.as_deref()))
 }
 
 pub fn run(a: Args) -> Result<(), CliError> {

@@ -91,10 +91,7 @@ fn run_on(a: Args) -> Result<(), CliError> {
     let mut check_flags = a.check.clone();
     check_flags.verify |= sla_objective;
     let (mut r, check) = solve(&check_flags, &current, &scenario, solver, &opts)?;
-    r.target.scenario_path = Some(match &a.out {
-        Some(out) => super::common::path_from(&a.scenario, out),
-        None => a.scenario.display().to_string(),
-    });
+    r.target.scenario_path = Some(super::common::recorded_path(&a.scenario, a.out.as_deref()));
     let mut files: Vec<(PathBuf, String)> = Vec::new();
     if let Some(p) = &a.out {
         files.push((p.clone(), to_json(&r.target)?));

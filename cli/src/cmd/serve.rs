@@ -268,11 +268,7 @@ fn check_worker_paths(a: &ServeArgs) -> Result<(), CliError> {
     }
     if let Some(d) = &a.worker_logs {
         // The folder, or the nearest folder above it that exists (a missing one is made).
-        let found = d
-            .ancestors()
-            .filter(|x| !x.as_os_str().is_empty())
-            .find(|x| x.exists());
-        if let Some(f) = found.filter(|f| !f.is_dir()) {
+        if let Some(f) = crate::out::nearest_existing(d).filter(|f| !f.is_dir()) {
             let what = match f == d.as_path() {
                 true => String::new(),
                 false => format!(" {} is", f.display()),
