@@ -374,3 +374,198 @@ proptest! {
         check_load_transition(&current, &loose, &new);
     }
 }
+
+/// A soak over random min-gpus re-plans of the ParvaGPU scenarios at random scales, load
+/// changes, spare GPUs and GPU slacks: every transition is walked independently
+/// ([`check_transition`], [`soak_checks`]), a re-plan without enough spares may only fail by
+/// saying so, and the same load again re-cuts nothing. CI runs 4 cases; `SOAK_CASES=N
+/// SOAK_SEED=S` runs more (BENCHMARKS.md, "Re-plan soak": 1,200 cases on the device).
+#[test]
+fn soak_random_replans() {
+    let (seed, cases) = soak_env();
+    let mut st = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        st ^= st << 13;
+        st ^= st >> 7;
+        st ^= st << 17;
+        (st >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let all = parvagpu_scenarios(&dataset_dir());
+    let (mut ok, mut infeasible, mut limited) = (0, 0, 0);
+    for case in 0..cases {
+        let which = (next() * all.len() as f64) as usize % all.len();
+        let scale = [0.5, 1.0, 2.0, 4.0][(next() * 4.0) as usize % 4];
+        let old = scaled(&all[which], &[scale]);
+        let f: Vec<f64> = (0..old.models.len()).map(|_| 0.2 + 1.6 * next()).collect();
+        let new = scaled(&old, &f);
+        let spares = [0u32, 1, 2, 64][(next() * 4.0) as usize % 4];
+        let slack = [0u32, 0, 1, 2][(next() * 4.0) as usize % 4];
+        let tag = format!("seed {seed} case {case}: scenario {which} x{scale} f {f:?} spares {spares} slack {slack}");
+        let mut po = opts();
+        po.time_limit = Some(60.0);
+        let current =
+            plan(&old, SolverKind::Milp, &po).unwrap_or_else(|e| panic!("{tag}: plan {e}"));
+        let mut ro = ropts(&old, &new, spares);
+        ro.gpu_slack = slack;
+        ro.plan.time_limit = Some(60.0);
+        match replan(&current, &new, &ro) {
+            Ok(r) => {
+                check_transition(&current, &r, ro.required.as_ref().unwrap(), &new);
+                soak_checks(&current, &r, &new, &ro, &tag);
+                if r.status == SolveStatus::Optimal {
+                    ok += 1
+                } else {
+                    limited += 1
+                }
+            }
+            Err(migopt_models::Error::Infeasible(m)) if spares < 64 => {
+                infeasible += 1;
+                eprintln!("{tag}: infeasible: {m}");
+            }
+            Err(e) => panic!("{tag}: {e}"),
+        }
+        // The same load again: nothing re-cut.
+        if case % 5 == 0 {
+            let same = ropts(&old, &old, 0);
+            let r =
+                replan(&current, &old, &same).unwrap_or_else(|e| panic!("{tag}: same load {e}"));
+            assert_eq!(r.gpus_changed, 0, "{tag}: same load re-cut");
+            assert!(r.transition.steps.is_empty(), "{tag}");
+        }
+    }
+    eprintln!("soak seed {seed}: {ok} optimal, {limited} time-limited, {infeasible} infeasible (no spares enough)");
+}
+
+/// What the soak checks beside the walked transition: the target serves the new rates, is
+/// no larger than the from-scratch optimum plus the slack, its counts match its fates, and
+/// at no step are more GPUs occupied than max(before, after) plus the spares.
+fn soak_checks(
+    current: &Plan,
+    r: &migopt_solver::replan::Replan,
+    new: &Scenario,
+    ro: &ReplanOptions,
+    tag: &str,
+) {
+    r.target.validate(LayoutRules::default()).unwrap();
+    let cap = capacity(&r.target, new);
+    for ((m, c), rate) in new.models.iter().zip(&cap).zip(new.rates().unwrap()) {
+        assert!(
+            *c >= rate * (1.0 - 1e-9),
+            "{tag}: {} has {c} < {rate}",
+            m.name
+        );
+    }
+    let scratch = plan(new, SolverKind::Milp, &ro.plan).unwrap();
+    if r.status == SolveStatus::Optimal && scratch.report.status == SolveStatus::Optimal {
+        assert!(
+            r.gpus_used as usize <= scratch.gpus_used() + ro.gpu_slack as usize,
+            "{tag}: {} > {} + slack",
+            r.gpus_used,
+            scratch.gpus_used()
+        );
+        if ro.gpu_slack == 0 {
+            assert_eq!(r.gpus_used as usize, scratch.gpus_used(), "{tag}");
+        }
+    }
+    let changed = r
+        .gpus
+        .iter()
+        .filter(|g| matches!(g.fate, Fate::ReCut | Fate::Added))
+        .count();
+    assert_eq!(changed as u32, r.gpus_changed, "{tag}");
+    let before = current.gpus.iter().filter(|g| !g.layout.is_empty()).count();
+    let limit = before.max(r.gpus_used as usize) + ro.spare_gpus as usize;
+    let mut state: BTreeMap<u32, bool> = current
+        .gpus
+        .iter()
+        .map(|g| (g.index, !g.layout.is_empty()))
+        .collect();
+    for (i, step) in r.transition.steps.iter().enumerate() {
+        for g in &step.gpus {
+            state.insert(g.gpu, true);
+        }
+        let busy = state.values().filter(|b| **b).count();
+        assert!(
+            busy <= limit,
+            "{tag}: step {} occupies {busy} GPUs > {limit}",
+            i + 1
+        );
+        for g in &step.gpus {
+            state.insert(g.gpu, !g.layout.is_empty());
+        }
+    }
+}
+
+/// The same soak for max-load re-plans: the ParvaGPU scenarios turned into traffic shares on
+/// 2–12 GPUs, random old and new mixes, spare GPUs and load slacks; the target carries the
+/// from-scratch optimum (less the slack). CI runs 4 cases; `SOAK_CASES`/`SOAK_SEED` as above.
+#[test]
+fn soak_random_max_load_replans() {
+    let (seed, cases) = soak_env();
+    let mut st = seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1;
+    let mut next = move || {
+        st ^= st << 13;
+        st ^= st >> 7;
+        st ^= st << 17;
+        (st >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let all = parvagpu_scenarios(&dataset_dir());
+    let shares = |s: &Scenario, next: &mut dyn FnMut() -> f64, gpus: u32| {
+        let mut s = s.clone();
+        s.gpu_count = gpus;
+        for m in s.models.iter_mut() {
+            m.demand = Demand::Share(0.05 + next());
+        }
+        s
+    };
+    let (mut ok, mut infeasible) = (0, 0);
+    for case in 0..cases {
+        let which = (next() * all.len() as f64) as usize % all.len();
+        let gpus = 2 + (next() * 11.0) as u32;
+        let old = shares(&all[which], &mut next, gpus);
+        let new = shares(&all[which], &mut next, gpus);
+        let spares = [0u32, 1, 8][(next() * 3.0) as usize % 3];
+        let slack = [0.0, 0.0, 0.1][(next() * 3.0) as usize % 3];
+        let tag = format!("seed {seed} case {case}: scenario {which} on {gpus} GPUs, spares {spares} slack {slack}");
+        let mut po = load_opts();
+        po.time_limit = Some(60.0);
+        let current =
+            plan(&old, SolverKind::Milp, &po).unwrap_or_else(|e| panic!("{tag}: plan {e}"));
+        let mut ro = lopts(spares, slack);
+        ro.plan.time_limit = Some(60.0);
+        match replan(&current, &new, &ro) {
+            Ok(r) => {
+                check_load_transition(&current, &r, &new);
+                let scratch = plan(&new, SolverKind::Milp, &po).unwrap();
+                if r.status == SolveStatus::Optimal && scratch.report.status == SolveStatus::Optimal
+                {
+                    let (got, best) = (r.target.report.objective, scratch.report.objective);
+                    assert!(
+                        got >= best * (1.0 - slack) * (1.0 - 1e-6),
+                        "{tag}: {got} < {best}"
+                    );
+                }
+                ok += 1;
+            }
+            Err(migopt_models::Error::Infeasible(m)) if spares < 8 => {
+                infeasible += 1;
+                eprintln!("{tag}: infeasible: {m}");
+            }
+            Err(e) => panic!("{tag}: {e}"),
+        }
+    }
+    eprintln!(
+        "max-load soak seed {seed}: {ok} re-planned, {infeasible} infeasible (no spares enough)"
+    );
+}
+
+/// The soak's seed and case count: `SOAK_SEED` (default 1) and `SOAK_CASES` (default 4).
+fn soak_env() -> (u64, u64) {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    (env("SOAK_SEED", 1), env("SOAK_CASES", 4))
+}
