@@ -796,6 +796,34 @@ fn bom_and_crlf_inputs_are_accepted() {
     assert_accepted("scenario", "toml", "ok-bom-crlf.toml");
 }
 
+/// `plan --verify --json` prints the plan with its check beside it (`migopt_verify::Checked`).
+/// Plan files refuse unknown keys, but users save this output and feed it back as a plan:
+/// the check's keys are accepted at the top level, so `simulate` and `replan` read it.
+#[test]
+fn a_saved_verify_report_is_read_back_as_a_plan() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let profiles = root().join("profiles").canonicalize().unwrap();
+    let scen = std::fs::read_to_string(root().join("tests/corpus/args/bert-only.toml")).unwrap();
+    let scen = scen.replace("../../../profiles", profiles.to_str().unwrap());
+    std::fs::write(d.join("s.toml"), scen).unwrap();
+    let check = ["--queries", "5000", "--replications", "2"];
+    let o = run(
+        &[&["plan", "s.toml", "--verify", "--json"], &check[..]].concat(),
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["verified"].is_boolean() && v["rounds"].is_array(), "{v}");
+    std::fs::write(d.join("checked.json"), &o.stdout).unwrap();
+    let sim = run(&[&["simulate", "checked.json"], &check[..]].concat(), d);
+    assert!(sim.status.success(), "{}", stderr(&sim));
+    let re = run(&["replan", "checked.json", "s.toml", "--json"], d);
+    assert!(re.status.success(), "{}", stderr(&re));
+    let r: serde_json::Value = serde_json::from_slice(&re.stdout).unwrap();
+    assert_eq!(r["target"]["gpu"], "H100-80GB");
+}
+
 #[test]
 fn a_plan_with_a_million_gpus_is_rejected_before_anything_is_sized_from_it() {
     let tmp = tempfile::tempdir().unwrap();

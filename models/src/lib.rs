@@ -10,6 +10,7 @@
 pub mod catalogue;
 pub mod error;
 pub mod input;
+pub mod json;
 pub mod layout;
 pub mod limits;
 pub mod plan;

@@ -3,11 +3,13 @@
 //! read them. The JSON form is the contract between them.
 
 use crate::catalogue::{Catalogue, GpuSpec};
-use crate::error::{Error, LineIndex, Origin, Result};
+use crate::error::{Error, Origin, Result};
+pub use crate::json::json_line;
 use crate::layout::{validate, Layout, LayoutRules, Placement};
 use crate::limits::{MAX_BATCH, MAX_GPUS, MAX_PROCS, MAX_RATE_QPS};
 use crate::scenario::Scenario;
 use crate::units::{GpuName, ModelName, ProfileName};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -56,6 +58,7 @@ impl SolveStatus {
 
 /// What is known about a plan's quality.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SolveReport {
     /// How the solve ended.
     pub status: SolveStatus,
@@ -91,6 +94,7 @@ impl SolveReport {
 
 /// One GPU instance of a plan and what runs on it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Assignment {
     /// MIG profile.
     pub profile: ProfileName,
@@ -127,27 +131,6 @@ fn procs_in_range<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     in_range(d, "procs", MAX_PROCS)
 }
 
-/// The 1-based line of the value at `field` (such as `gpus[3].layout[0].model`) in a plan's
-/// JSON text, so that checks made after parsing can still point at a line.
-pub fn json_line(text: &str, field: &str) -> Option<usize> {
-    let mut sc = JsonScan {
-        b: text.as_bytes(),
-        i: 0,
-    };
-    for seg in field.split('.') {
-        let (key, index) = match seg.split_once('[') {
-            Some((k, rest)) => (k, Some(rest.trim_end_matches(']').parse::<usize>().ok()?)),
-            None => (seg, None),
-        };
-        sc.key(key)?;
-        if let Some(n) = index {
-            sc.element(n)?;
-        }
-    }
-    sc.ws();
-    Some(LineIndex::new(text).line_of_byte(sc.i))
-}
-
 /// Adds the line to a field error of [`Plan::check_against`], found in the plan's text.
 pub fn locate(e: Error, text: &str) -> Error {
     match e {
@@ -167,98 +150,9 @@ pub fn locate(e: Error, text: &str) -> Error {
     }
 }
 
-/// A cursor over JSON text that is known to parse: finds keys and array elements.
-struct JsonScan<'a> {
-    b: &'a [u8],
-    i: usize,
-}
-
-impl JsonScan<'_> {
-    fn ws(&mut self) {
-        while self
-            .b
-            .get(self.i)
-            .is_some_and(|c| c.is_ascii_whitespace() || *c == 0xEF || *c == 0xBB || *c == 0xBF)
-        {
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, c: u8) -> Option<()> {
-        self.ws();
-        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
-    }
-
-    fn string(&mut self) -> Option<&[u8]> {
-        self.eat(b'"')?;
-        let start = self.i;
-        while let Some(&c) = self.b.get(self.i) {
-            match c {
-                b'\\' => self.i += 2,
-                b'"' => {
-                    self.i += 1;
-                    return Some(&self.b[start..self.i - 1]);
-                }
-                _ => self.i += 1,
-            }
-        }
-        None
-    }
-
-    /// Skips one value of any kind.
-    fn skip(&mut self) -> Option<()> {
-        self.ws();
-        let mut depth = 0usize;
-        loop {
-            match *self.b.get(self.i)? {
-                b'"' => {
-                    self.string()?;
-                }
-                b'{' | b'[' => {
-                    depth += 1;
-                    self.i += 1;
-                }
-                b'}' | b']' if depth > 0 => {
-                    depth -= 1;
-                    self.i += 1;
-                }
-                b',' | b'}' | b']' if depth == 0 => return Some(()),
-                _ => self.i += 1,
-            }
-            if depth == 0 && matches!(self.b.get(self.i.wrapping_sub(1)), Some(b'"' | b'}' | b']'))
-            {
-                return Some(());
-            }
-        }
-    }
-
-    /// Moves into the object at the cursor, to the value of `key`.
-    fn key(&mut self, key: &str) -> Option<()> {
-        self.eat(b'{')?;
-        loop {
-            let k = self.string()?.to_vec();
-            self.eat(b':')?;
-            if k == key.as_bytes() {
-                return Some(());
-            }
-            self.skip()?;
-            self.eat(b',')?;
-        }
-    }
-
-    /// Moves into the array at the cursor, to element `n`.
-    fn element(&mut self, n: usize) -> Option<()> {
-        self.eat(b'[')?;
-        for _ in 0..n {
-            self.skip()?;
-            self.eat(b',')?;
-        }
-        Some(())
-    }
-}
-
 /// One GPU of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GpuPlan {
     /// Device index (0-based) in the server.
     pub index: u32,
@@ -278,6 +172,7 @@ impl GpuPlan {
 
 /// For max-load plans: the fraction of a (model, batch) query class sent to one profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Route {
     /// Model.
     pub model: ModelName,
@@ -292,6 +187,7 @@ pub struct Route {
 
 /// Parameters of the fluid model the plan was made under.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PlanParams {
     /// Highest planned utilisation of an instance (ρ).
     pub max_utilisation: f64,
@@ -329,6 +225,7 @@ impl Default for PlanParams {
 
 /// Per-model rate the plan provisions: for max-load λ·share; for min-gpus the capacity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ModelRate {
     /// Model.
     pub model: ModelName,
@@ -336,8 +233,10 @@ pub struct ModelRate {
     pub rate_qps: f64,
 }
 
-/// A complete partition plan.
+/// A complete partition plan. Its JSON form is read through [`PlanFile`], which refuses
+/// unknown keys at every level.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "PlanFile")]
 pub struct Plan {
     /// Scenario it was made for.
     pub scenario: String,
@@ -345,7 +244,6 @@ pub struct Plan {
     /// can find the profiles and traffic the plan was made for: relative to the plan
     /// file's folder in a plan written by `--out` (plans written before recorded it
     /// relative to the folder `migopt plan` ran in).
-    #[serde(default)]
     pub scenario_path: Option<String>,
     /// GPU kind.
     pub gpu: GpuName,
@@ -361,11 +259,77 @@ pub struct Plan {
     /// The GPUs, including unused ones (empty layout) for max-load.
     pub gpus: Vec<GpuPlan>,
     /// Max-load routing of query classes to profiles (empty for min-gpus).
-    #[serde(default)]
     pub routes: Vec<Route>,
     /// Per-model provisioned rate.
-    #[serde(default)]
     pub model_rates: Vec<ModelRate>,
+}
+
+/// A plan's JSON as read: [`Plan`]'s keys with its report's inline (serde cannot refuse
+/// unknown keys beside a flattened struct), and the keys `migopt plan --verify --json` adds
+/// to the plan it prints (`migopt_verify::Checked`), which users save and read back as a
+/// plan: accepted at the top level and ignored. Any other key is refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // The keys of the check are read only to be ignored.
+struct PlanFile {
+    scenario: String,
+    #[serde(default)]
+    scenario_path: Option<String>,
+    gpu: GpuName,
+    objective_kind: Objective,
+    solver: String,
+    status: SolveStatus,
+    objective: f64,
+    bound: Option<f64>,
+    gap: Option<f64>,
+    lp_bound: Option<f64>,
+    solve_seconds: f64,
+    #[serde(default)]
+    gpcs_used: Option<u32>,
+    params: PlanParams,
+    gpus: Vec<GpuPlan>,
+    #[serde(default)]
+    routes: Vec<Route>,
+    #[serde(default)]
+    model_rates: Vec<ModelRate>,
+    // The check `plan --verify --json` prints beside the plan: the one list of these keys.
+    #[serde(default)]
+    predicted_capacity_qps: IgnoredAny,
+    #[serde(default)]
+    simulated_capacity_qps: IgnoredAny,
+    #[serde(default)]
+    verified: IgnoredAny,
+    #[serde(default)]
+    models: IgnoredAny,
+    #[serde(default)]
+    scheduler: IgnoredAny,
+    #[serde(default)]
+    rounds: IgnoredAny,
+}
+
+impl From<PlanFile> for Plan {
+    fn from(f: PlanFile) -> Self {
+        Plan {
+            scenario: f.scenario,
+            scenario_path: f.scenario_path,
+            gpu: f.gpu,
+            objective_kind: f.objective_kind,
+            solver: f.solver,
+            report: SolveReport {
+                status: f.status,
+                objective: f.objective,
+                bound: f.bound,
+                gap: f.gap,
+                lp_bound: f.lp_bound,
+                solve_seconds: f.solve_seconds,
+                gpcs_used: f.gpcs_used,
+            },
+            params: f.params,
+            gpus: f.gpus,
+            routes: f.routes,
+            model_rates: f.model_rates,
+        }
+    }
 }
 
 impl Plan {
@@ -401,6 +365,9 @@ impl Plan {
                               its plan is the field `target`: write it with `migopt replan --out`"
                         .into(),
                 };
+            }
+            if let Some(unknown) = crate::json::unknown_key(&e, text, path) {
+                return unknown;
             }
             Error::Syntax {
                 origin: Origin::at(path, e.line().max(1)),
@@ -743,6 +710,101 @@ mod tests {
         assert_eq!(v["gpus"][0]["layout"][1]["start"], 4);
         let back: Plan = serde_json::from_value(v).unwrap();
         assert_eq!(back, p);
+    }
+
+    /// A plan with every optional field set, so that its JSON has every key a plan has.
+    fn full_plan() -> Plan {
+        let mut p = plan();
+        p.scenario_path = Some("s.toml".into());
+        p.report.bound = Some(2.0);
+        p.report.gap = Some(0.5);
+        p.report.lp_bound = Some(2.0);
+        p.report.gpcs_used = Some(7);
+        p.params.max_procs = Some(3);
+        p.routes = vec![Route {
+            model: "x".into(),
+            batch: 8,
+            profile: "7g.80gb".into(),
+            fraction: 1.0,
+        }];
+        p.model_rates = vec![ModelRate {
+            model: "x".into(),
+            rate_qps: 1.0,
+        }];
+        p
+    }
+
+    #[test]
+    fn every_key_a_plan_writes_reads_back() {
+        let p = full_plan();
+        let text = serde_json::to_string_pretty(&p).unwrap();
+        assert_eq!(Plan::from_json(&text, Path::new("p.json")).unwrap(), p);
+    }
+
+    /// The error of reading `p`'s JSON after `edit`.
+    fn refusal(p: &Plan, edit: impl Fn(&mut serde_json::Value)) -> String {
+        let mut v = serde_json::to_value(p).unwrap();
+        edit(&mut v);
+        let text = serde_json::to_string_pretty(&v).unwrap();
+        Plan::from_json(&text, Path::new("p.json"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// Renames key `from` of the object `v` to `to`.
+    fn rename(v: &mut serde_json::Value, from: &str, to: &str) {
+        let m = v.as_object_mut().unwrap();
+        let x = m.remove(from).unwrap();
+        m.insert(to.into(), x);
+    }
+
+    #[test]
+    fn a_misspelt_key_is_refused_at_every_level_by_its_path() {
+        let p = full_plan();
+        let cases: [(&str, &dyn Fn(&mut serde_json::Value)); 7] = [
+            ("model_rate", &|v| rename(v, "model_rates", "model_rate")),
+            ("objectve", &|v| rename(v, "objective", "objectve")),
+            ("params.max_proc", &|v| {
+                rename(&mut v["params"], "max_procs", "max_proc")
+            }),
+            ("gpus[2].indx", &|v| {
+                rename(&mut v["gpus"][2], "index", "indx")
+            }),
+            ("gpus[2].layout[1].proc", &|v| {
+                rename(&mut v["gpus"][2]["layout"][1], "procs", "proc")
+            }),
+            ("routes[0].fractoin", &|v| {
+                rename(&mut v["routes"][0], "fraction", "fractoin")
+            }),
+            ("model_rates[0].rate", &|v| {
+                rename(&mut v["model_rates"][0], "rate_qps", "rate")
+            }),
+        ];
+        for (field, edit) in cases {
+            let e = refusal(&p, edit);
+            assert!(e.starts_with("p.json:"), "{e}");
+            assert!(
+                e.contains(&format!(": field `{field}`: unknown key; did you mean `")),
+                "{e}"
+            );
+        }
+        let e = refusal(&p, |v| {
+            rename(&mut v["gpus"][2]["layout"][1], "procs", "proc")
+        });
+        let want = "field `gpus[2].layout[1].proc`: unknown key; did you mean `procs`?";
+        assert!(e.ends_with(want), "{e}");
+    }
+
+    #[test]
+    fn the_keys_of_a_verify_check_are_accepted_at_the_top_level_only() {
+        let p = full_plan();
+        let mut v = serde_json::to_value(&p).unwrap();
+        v["verified"] = true.into();
+        v["rounds"] = serde_json::json!([{"objective": 1.0}]);
+        let text = v.to_string();
+        assert_eq!(Plan::from_json(&text, Path::new("p.json")).unwrap(), p);
+        let e = refusal(&p, |v| v["gpus"][0]["verified"] = true.into());
+        assert!(e.contains("field `gpus[0].verified`: unknown key"), "{e}");
     }
 
     #[test]

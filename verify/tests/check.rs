@@ -90,6 +90,42 @@ fn sla_plan_is_verified_and_predicted_close_to_simulation() {
 }
 
 /// `n` 1g instances of the model on one GPU, every batch allowed.
+/// `migopt plan --verify --json` prints a [`migopt_verify::Checked`]: the plan with its
+/// check beside it. Users save it and read it back as a plan, so every key the check adds
+/// must be one a plan file accepts (`migopt_models::plan`'s `PlanFile`), and nothing else.
+#[test]
+fn a_checked_plan_reads_back_as_its_plan() {
+    let s = scenario(2, 1.0, 40.0, 30.0, BatchDist::Fixed { size: 4 });
+    let opts = CheckOptions {
+        replications: 2,
+        queries: 5_000,
+        ..quick_check()
+    };
+    let c = plan_checked(&s, &PlanOptions::default(), &opts).unwrap();
+    let text = serde_json::to_string_pretty(&c).unwrap();
+    let read = |text: &str| Plan::from_json(text, std::path::Path::new("checked.json")).unwrap();
+    // Both through JSON text, which does not round-trip every float's last bit.
+    assert_eq!(read(&text), read(&serde_json::to_string(&c.plan).unwrap()));
+    // Every key of the check is at the top level, beside the plan's own.
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let plan = serde_json::to_value(&c.plan).unwrap();
+    let extra: Vec<&String> = v
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| plan.get(k.as_str()).is_none())
+        .collect();
+    let want = [
+        "models",
+        "predicted_capacity_qps",
+        "rounds",
+        "scheduler",
+        "simulated_capacity_qps",
+        "verified",
+    ];
+    assert_eq!(extra, want);
+}
+
 fn pool_plan(n: u32, max_batch: u32) -> Plan {
     Plan {
         scenario: "synthetic".into(),
