@@ -308,10 +308,9 @@ fn capacity_csv(cal: &[Calibration], caps: &[(SchedulerKind, f64)]) -> String {
 pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     let dir = opts.dir.clone().unwrap_or_else(study_dir);
     let s = Scenario::load(&dir.join("scenario.toml"))?;
-    let ptext =
-        migopt_models::input::read_text(&dir.join("plan.json"), migopt_models::limits::PLAN_FILE)?;
-    let plan: Plan =
-        serde_json::from_str(&ptext).map_err(|e| Error::Invalid(format!("plan.json: {e}")))?;
+    let ppath = dir.join("plan.json");
+    let ptext = migopt_models::input::read_text(&ppath, migopt_models::limits::PLAN_FILE)?;
+    let plan = Plan::from_json(&ptext, &ppath)?;
     let cal = calibrations(&dir, &plan)?;
     let caps: Vec<(SchedulerKind, f64)> = SCHEDULERS
         .into_iter()

@@ -235,6 +235,7 @@ fn check_record(r: &QueryRecord, prev: f64) -> Result<(), FieldProblem> {
 
 /// One worker as it was started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WorkerMeta {
     /// Instance index in plan order.
     pub instance: u32,
@@ -248,6 +249,7 @@ pub struct WorkerMeta {
 
 /// Front-end overhead, from the records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Overhead {
     /// Queries sent at their arrival (dispatch-at-arrival schedulers, or FIFS with an idle
     /// instance).
@@ -273,6 +275,7 @@ pub struct Overhead {
 
 /// The sidecar of a per-query file (`<out>.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunMeta {
     /// Format tag.
     pub schema: String,
@@ -352,9 +355,11 @@ impl RunMeta {
 /// UTF-8 byte-order mark is accepted.
 pub fn parse_sidecar(text: &str, side: &Path) -> Result<RunMeta, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let meta: RunMeta = serde_json::from_str(text).map_err(|e| Error::Syntax {
-        origin: Origin::at(side, e.line()),
-        message: format!("not a `migopt serve` sidecar: {e}"),
+    let meta: RunMeta = serde_json::from_str(text).map_err(|e| {
+        migopt_models::json::unknown_key(&e, text, side).unwrap_or_else(|| Error::Syntax {
+            origin: Origin::at(side, e.line()),
+            message: format!("not a `migopt serve` sidecar: {e}"),
+        })
     })?;
     meta.check(side)?;
     Ok(meta)
@@ -478,6 +483,34 @@ mod tests {
         assert_eq!(
             err(&|m| m.overhead.round_trip_us_p50 = Some(1e300)),
             "m.csv.json: field `overhead.round_trip_us_p50`: 1e300 µs is outside ±1e12 µs"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_sidecar_key_is_refused_by_its_path() {
+        let text = include_str!("../../papers/sim-to-real/raw/load30.elsa.csv.json");
+        let side = Path::new("m.csv.json");
+        let refusal = |v: serde_json::Value| {
+            let t = serde_json::to_string_pretty(&v).unwrap();
+            parse_sidecar(&t, side).unwrap_err().to_string()
+        };
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let mut w = v.clone();
+        let worker = w["workers"][1].as_object_mut().unwrap();
+        let label = worker.remove("label").unwrap();
+        worker.insert("lable".into(), label);
+        let e = refusal(w);
+        assert!(e.starts_with("m.csv.json:"), "{e}");
+        assert!(
+            e.ends_with(": field `workers[1].lable`: unknown key; did you mean `label`?"),
+            "{e}"
+        );
+        let mut w = v;
+        w["warmup"] = 0.1.into();
+        let e = refusal(w);
+        assert!(
+            e.ends_with(": field `warmup`: unknown key; did you mean `warmup_fraction`?"),
+            "{e}"
         );
     }
 
