@@ -655,6 +655,33 @@ fn an_output_that_would_replace_an_input_is_refused() {
     assert_output_is_input(&[&a[..], &["--out", "t.csv"]].concat(), d, "t.csv");
 }
 
+/// A profile CSV a scenario names is an input too, under any spelling (`sub/../p.csv`, a
+/// link): `plan` and `replan` refuse to write their plan over it.
+#[test]
+fn an_output_that_would_replace_a_profile_the_scenario_names_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let csv = root().join("profiles/h100-80gb/bert-base.csv");
+    std::fs::copy(csv, d.join("p.csv")).unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::os::unix::fs::symlink("p.csv", d.join("link.csv")).unwrap();
+    let scen = std::fs::read_to_string(root().join("tests/corpus/args/bert-only.toml")).unwrap();
+    let scen = scen.replace("../../../profiles/h100-80gb/bert-base.csv", "p.csv");
+    assert!(scen.contains("\"p.csv\""), "{scen}");
+    std::fs::write(d.join("s.toml"), scen).unwrap();
+    assert_output_is_input(&["plan", "s.toml", "--out", "p.csv"], d, "p.csv");
+    let a = ["plan", "s.toml", "--mig-parted", "sub/../p.csv"];
+    assert_output_is_input(&a, d, "sub/../p.csv");
+    assert_output_is_input(&["plan", "s.toml", "--out", "link.csv"], d, "link.csv");
+    std::fs::copy(
+        root().join("tests/corpus/args/ok-plan.json"),
+        d.join("plan.json"),
+    )
+    .unwrap();
+    let a = ["replan", "plan.json", "s.toml", "--out", "p.csv"];
+    assert_output_is_input(&a, d, "p.csv");
+}
+
 /// The objective of `migopt plan --json` with `extra` flags.
 fn planned_objective(extra: &[&str]) -> f64 {
     let o = run(&[&["plan", "--json"], extra].concat(), &root());
