@@ -366,7 +366,10 @@ impl Plan {
                         .into(),
                 };
             }
-            if let Some(unknown) = crate::json::unknown_key(&e, text, path) {
+            // A misspelt key of a plan is named by its path; an object with none of a plan's
+            // keys is some other file, and said to be no plan.
+            let unknown = crate::json::unknown_key(&e, text, path).filter(|_| has_a_plan_key(text));
+            if let Some(unknown) = unknown {
                 return unknown;
             }
             Error::Syntax {
@@ -654,6 +657,24 @@ fn is_replan_report(text: &str) -> bool {
     v.contains_key("target") && v.contains_key("transition")
 }
 
+/// Whether `text` is a JSON object with one of the keys every plan has (or not an object at
+/// all): an object with none is another file, not a plan with a misspelt key.
+fn has_a_plan_key(text: &str) -> bool {
+    let Ok(serde_json::Value::Object(v)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return true;
+    };
+    [
+        "scenario",
+        "gpu",
+        "objective_kind",
+        "solver",
+        "params",
+        "gpus",
+    ]
+    .iter()
+    .any(|k| v.contains_key(*k))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -793,6 +814,17 @@ mod tests {
         });
         let want = "field `gpus[2].layout[1].proc`: unknown key; did you mean `procs`?";
         assert!(e.ends_with(want), "{e}");
+    }
+
+    #[test]
+    fn json_with_none_of_a_plans_keys_is_no_plan() {
+        let e = Plan::from_json("{\"not\": \"a plan\"}", Path::new("p.json")).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "p.json:1: not a migopt plan: unknown field `not`, expected one of `scenario`"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
