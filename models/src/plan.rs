@@ -782,7 +782,8 @@ mod tests {
     #[test]
     fn a_misspelt_key_is_refused_at_every_level_by_its_path() {
         let p = full_plan();
-        let cases: [(&str, &dyn Fn(&mut serde_json::Value)); 7] = [
+        type Edit<'a> = &'a dyn Fn(&mut serde_json::Value);
+        let cases: [(&str, Edit); 7] = [
             ("model_rate", &|v| rename(v, "model_rates", "model_rate")),
             ("objectve", &|v| rename(v, "objective", "objectve")),
             ("params.max_proc", &|v| {
