@@ -1,7 +1,7 @@
 //! JSON input: finding a field's line in a file's text, and naming a key the file should
 //! not have. Every JSON file migopt reads as input is read strictly: its structs refuse
-//! unknown keys (`deny_unknown_fields`), and [`unknown_key`] turns serde's error into one
-//! that names the file, the line and the key's full path (`gpus[3].layout[0].proc`), with
+//! unknown keys (`deny_unknown_fields`), and [`unknown_key`] turns serde's error (with the path
+//! `serde_path_to_error` tracks) into one that names the file, the line and the key's full path (`gpus[3].layout[0].proc`), with
 //! the nearest known key when one is close, so that a misspelt key is never dropped.
 
 use crate::error::{Error, LineIndex, Origin};
@@ -118,66 +118,36 @@ impl JsonScan<'_> {
     }
 }
 
-/// The path (such as `gpus[3].layout[0].proc`) of the last key of `text` that ends at or
-/// before byte `at`. `text` need only be valid JSON up to `at`.
-fn key_path_at(text: &str, at: usize) -> Option<String> {
-    let mut sc = JsonScan {
-        b: text.as_bytes(),
-        i: 0,
-    };
-    let mut found = None;
-    // The walk ends early (`None`) once it passes `at`.
-    let _ = sc.walk("", at, &mut found);
-    found
+/// Why JSON text did not parse as a value: serde's error and the path of the value it is
+/// about (`gpus[3].layout[0].proc`; empty at the top level), as `serde_path_to_error`
+/// tracks it.
+#[derive(Debug)]
+pub struct Refusal {
+    /// serde's error (its line is the problem's).
+    pub error: serde_json::Error,
+    /// The path of the value or key the error is about.
+    pub path: String,
 }
 
-impl JsonScan<'_> {
-    /// Walks the value at the cursor, whose path is `path`, recording in `found` the path of
-    /// each key that ends by byte `at`; `None` once a key ends after `at` (or the text ends).
-    fn walk(&mut self, path: &str, at: usize, found: &mut Option<String>) -> Option<()> {
-        self.ws();
-        let (open, close) = match *self.b.get(self.i)? {
-            b'{' => (b'{', b'}'),
-            b'[' => (b'[', b']'),
-            _ => return self.skip(),
-        };
-        self.i += 1;
-        let mut n = 0usize;
-        loop {
-            self.ws();
-            match *self.b.get(self.i)? {
-                c if c == close => {
-                    self.i += 1;
-                    return Some(());
-                }
-                b',' => self.i += 1,
-                _ if open == b'[' => {
-                    self.walk(&format!("{path}[{n}]"), at, found)?;
-                    n += 1;
-                }
-                _ => {
-                    let key = String::from_utf8_lossy(self.string()?).into_owned();
-                    if self.i > at {
-                        return None;
-                    }
-                    let p = if path.is_empty() {
-                        key
-                    } else {
-                        format!("{path}.{key}")
-                    };
-                    self.eat(b':')?;
-                    *found = Some(p.clone());
-                    self.walk(&p, at, found)?;
-                }
-            }
-        }
-    }
+/// Parses JSON `text` as a `T`, or says why not and where ([`Refusal`]).
+pub fn parse<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, Refusal> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| Refusal {
+        path: e.path().to_string(),
+        error: e.into_inner(),
+    })?;
+    de.end().map_err(|error| Refusal {
+        error,
+        path: String::new(),
+    })?;
+    Ok(value)
 }
 
-/// The error for serde's refusal `e` of the JSON `text` of `file` when it refused an
-/// unknown key (`deny_unknown_fields`): a field error at the key's line, naming its path,
-/// with the nearest known key (or the known keys). `None` for any other error.
-pub fn unknown_key(e: &serde_json::Error, text: &str, file: &Path) -> Option<Error> {
+/// The error for a refusal `r` of the JSON of `file` when serde refused an unknown key
+/// (`deny_unknown_fields`): a field error at the key's line, naming its path, with the
+/// nearest known key (or the known keys). `None` for any other error.
+pub fn unknown_key(r: &Refusal, file: &Path) -> Option<Error> {
+    let e = &r.error;
     let msg = e.to_string();
     let msg = msg.strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))?;
     let (key, rest) = msg.strip_prefix("unknown field `")?.split_once('`')?;
@@ -185,19 +155,16 @@ pub fn unknown_key(e: &serde_json::Error, text: &str, file: &Path) -> Option<Err
         Some(list) => list.split('`').skip(1).step_by(2).collect(),
         None => Vec::new(),
     };
-    // serde_json's column counts the bytes of the line before the error.
-    let line_start: usize = text
-        .split_inclusive('\n')
-        .take(e.line().saturating_sub(1))
-        .map(str::len)
-        .sum();
-    let field = key_path_at(text, line_start + e.column())?;
     let message = match nearest(key, &known) {
         Some(k) => format!("unknown key; did you mean `{k}`?"),
         None if known.is_empty() => "unknown key; nothing is expected here".to_string(),
         None => format!("unknown key (the keys here are `{}`)", known.join("`, `")),
     };
-    Some(Error::field(Origin::at(file, e.line()), field, message))
+    Some(Error::field(
+        Origin::at(file, e.line()),
+        r.path.clone(),
+        message,
+    ))
 }
 
 /// The known key closest to `key` by edit distance (a swap of two neighbours is one edit),
@@ -235,10 +202,10 @@ mod tests {
     }
 
     fn refusal(text: &str) -> String {
-        let e = serde_json::from_str::<Outer>(text).unwrap_err();
-        unknown_key(&e, text, Path::new("f.json"))
+        let r = parse::<Outer>(text).unwrap_err();
+        unknown_key(&r, Path::new("f.json"))
             .map(|e| e.to_string())
-            .unwrap_or_else(|| format!("not an unknown key: {e}"))
+            .unwrap_or_else(|| format!("not an unknown key: {}", r.error))
     }
 
     #[test]
@@ -271,8 +238,9 @@ mod tests {
 
     #[test]
     fn other_errors_are_left_to_the_caller() {
-        let e = serde_json::from_str::<Outer>("{\"name\": 3}").unwrap_err();
-        assert!(unknown_key(&e, "{\"name\": 3}", Path::new("f.json")).is_none());
+        let r = parse::<Outer>("{\"name\": 3}").unwrap_err();
+        assert_eq!(r.path, "name");
+        assert!(unknown_key(&r, Path::new("f.json")).is_none());
     }
 
     #[test]

@@ -357,7 +357,7 @@ impl Plan {
     /// messages, with the line of the problem.
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        serde_json::from_str(text).map_err(|e| {
+        crate::json::parse(text).map_err(|r| {
             if is_replan_report(text) {
                 return Error::Syntax {
                     origin: Origin::at(path, 1),
@@ -368,13 +368,13 @@ impl Plan {
             }
             // A misspelt key of a plan is named by its path; an object with none of a plan's
             // keys is some other file, and said to be no plan.
-            let unknown = crate::json::unknown_key(&e, text, path).filter(|_| has_a_plan_key(text));
+            let unknown = crate::json::unknown_key(&r, path).filter(|_| has_a_plan_key(text));
             if let Some(unknown) = unknown {
                 return unknown;
             }
             Error::Syntax {
-                origin: Origin::at(path, e.line().max(1)),
-                message: format!("not a migopt plan: {e}"),
+                origin: Origin::at(path, r.error.line().max(1)),
+                message: format!("not a migopt plan: {}", r.error),
             }
         })
     }

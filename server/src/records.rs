@@ -355,10 +355,10 @@ impl RunMeta {
 /// UTF-8 byte-order mark is accepted.
 pub fn parse_sidecar(text: &str, side: &Path) -> Result<RunMeta, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let meta: RunMeta = serde_json::from_str(text).map_err(|e| {
-        migopt_models::json::unknown_key(&e, text, side).unwrap_or_else(|| Error::Syntax {
-            origin: Origin::at(side, e.line()),
-            message: format!("not a `migopt serve` sidecar: {e}"),
+    let meta: RunMeta = migopt_models::json::parse(text).map_err(|r| {
+        migopt_models::json::unknown_key(&r, side).unwrap_or_else(|| Error::Syntax {
+            origin: Origin::at(side, r.error.line()),
+            message: format!("not a `migopt serve` sidecar: {}", r.error),
         })
     })?;
     meta.check(side)?;
