@@ -13,6 +13,39 @@ use std::sync::Mutex;
 /// can refuse to replace one ([`was_read`]).
 static READ: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
+/// The files one command has read as input, each by every name it has ([`keys`]): read
+/// through [`Inputs::read_text`], they can be refused as outputs ([`Inputs::contains`]).
+/// A plain value, owned by whoever reads: two commands (or tests) never see each other's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inputs {
+    keys: BTreeSet<PathBuf>,
+}
+
+impl Inputs {
+    /// [`read_text`], recording `path` as read once the file is open (whether or not its
+    /// text is then refused).
+    pub fn read_text(&mut self, path: &Path, cap: FileCap) -> Result<String> {
+        let file = open(path)?;
+        // Until every command keeps its own inputs, the process-wide record sees them too.
+        READ.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(keys(path));
+        self.keys.extend(keys(path));
+        read_open(file, path, cap)
+    }
+
+    /// Whether writing `path` would replace (or write through a link into) a file read
+    /// through [`Inputs::read_text`].
+    pub fn contains(&self, path: &Path) -> bool {
+        keys(path).iter().any(|k| self.keys.contains(k))
+    }
+
+    /// Adds what `other` has read.
+    pub fn extend(&mut self, other: Inputs) {
+        self.keys.extend(other.keys);
+    }
+}
+
 /// The folder entry `path` names, equal for every spelling of it: its folder resolved (or,
 /// where the folder does not exist, with its `.` parts dropped) joined with its file name.
 /// Renaming a file onto a path replaces this entry.
@@ -64,10 +97,20 @@ pub fn repeated_column(names: &[&str]) -> Option<String> {
 /// length before anything is read, anything else (a pipe, `/dev/zero`) once one byte past
 /// the cap has been read, so at most the cap is ever held in memory.
 pub fn read_text(path: &Path, cap: FileCap) -> Result<String> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = open(path)?;
     READ.lock()
         .unwrap_or_else(|e| e.into_inner())
         .extend(keys(path));
+    read_open(file, path, cap)
+}
+
+/// The file at `path`, open for reading.
+fn open(path: &Path) -> Result<std::fs::File> {
+    std::fs::File::open(path).map_err(|e| Error::io(path, e))
+}
+
+/// [`read_text`] of a file already open.
+fn read_open(file: std::fs::File, path: &Path, cap: FileCap) -> Result<String> {
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     let too_large = || Error::TooLarge {
         path: path.to_path_buf(),
@@ -170,10 +213,36 @@ mod tests {
         let link = d.path().join("link.toml");
         std::os::unix::fs::symlink(&f, &link).unwrap();
         let dotted = d.path().join(".").join("in.toml");
-        assert!(!was_read(&f) && !was_read(&dotted) && !was_read(&link));
-        read_text(&f, SMALL).unwrap();
-        assert!(was_read(&f) && was_read(&dotted) && was_read(&link));
-        assert!(!was_read(&d.path().join("other.toml")));
+        let mut read = Inputs::default();
+        assert!(!read.contains(&f) && !read.contains(&dotted) && !read.contains(&link));
+        read.read_text(&f, SMALL).unwrap();
+        assert!(read.contains(&f) && read.contains(&dotted) && read.contains(&link));
+        assert!(!read.contains(&d.path().join("other.toml")));
+    }
+
+    #[test]
+    fn each_inputs_value_holds_only_what_it_read() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a.csv"), d.path().join("b.csv"));
+        std::fs::write(&a, "a").unwrap();
+        std::fs::write(&b, "b").unwrap();
+        let (mut one, mut two) = (Inputs::default(), Inputs::default());
+        assert_eq!(one.read_text(&a, SMALL).unwrap(), "a");
+        assert_eq!(two.read_text(&b, SMALL).unwrap(), "b");
+        assert!(one.contains(&a) && !one.contains(&b));
+        assert!(two.contains(&b) && !two.contains(&a));
+        // A file refused after it was opened was still read as input; one that cannot be
+        // opened was not.
+        let mut three = Inputs::default();
+        let tiny = FileCap {
+            bytes: 0,
+            what: "a test file",
+        };
+        assert!(three.read_text(&a, tiny).is_err());
+        assert!(three.read_text(&d.path().join("gone.csv"), SMALL).is_err());
+        assert!(three.contains(&a) && !three.contains(&d.path().join("gone.csv")));
+        one.extend(two);
+        assert!(one.contains(&a) && one.contains(&b));
     }
 
     #[test]

@@ -24,6 +24,7 @@
 
 use crate::catalogue::{Catalogue, GpuSpec};
 use crate::error::{Error, LineIndex, Origin, Result};
+use crate::input::Inputs;
 use crate::limits::num;
 use crate::limits::{
     MAX_BATCH, MAX_GPUS, MAX_INSTANCES_PER_MODEL, MAX_LATENCY_MS, MAX_MODELS, MAX_PROCS,
@@ -261,9 +262,18 @@ impl ProfileCache {
 impl Scenario {
     /// Loads a scenario file and the profile files it names (relative to it).
     pub fn load(path: &Path) -> Result<Self> {
-        let text = crate::input::read_text(path, crate::limits::SCENARIO_FILE)?;
+        Self::load_recording(path, &mut Inputs::default())
+    }
+
+    /// [`Scenario::load`], recording the scenario file and every profile file it names
+    /// in `inputs`.
+    pub fn load_recording(path: &Path, inputs: &mut Inputs) -> Result<Self> {
+        let text = inputs.read_text(path, crate::limits::SCENARIO_FILE)?;
+        let inputs = std::cell::RefCell::new(inputs);
         Self::parse(&text, path, &|p: &Path| {
-            crate::input::read_text(p, crate::limits::PROFILE_FILE)
+            inputs
+                .borrow_mut()
+                .read_text(p, crate::limits::PROFILE_FILE)
         })
     }
 
@@ -786,6 +796,28 @@ mod tests {
             e,
             "all.csv:17: field `latency_ms`: -1 must be a positive finite number"
         );
+    }
+
+    #[test]
+    fn a_recorded_load_keeps_the_scenario_and_every_profile_it_names() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        let csv = "model,gpu,profile,batch,latency_ms\nm,H100-80GB,1g.10gb,1,2\n";
+        std::fs::write(d.path().join("p.csv"), csv).unwrap();
+        let toml = "[gpu]\nkind = \"H100-80GB\"\ncount = 1\n[[model]]\nname = \"m\"\nprofile = \"sub/../p.csv\"\nsla_ms = 10\nrate_qps = 5\n";
+        let path = d.path().join("s.toml");
+        std::fs::write(&path, toml).unwrap();
+        let mut inputs = Inputs::default();
+        Scenario::load_recording(&path, &mut inputs).unwrap();
+        assert!(inputs.contains(&path));
+        assert!(inputs.contains(&d.path().join("p.csv")));
+        assert!(inputs.contains(&d.path().join("sub/../p.csv")));
+        assert!(!inputs.contains(&d.path().join("other.csv")));
+        // A failed load keeps what it opened before failing.
+        std::fs::write(&path, toml.replace("p.csv", "gone.csv")).unwrap();
+        let mut failed = Inputs::default();
+        assert!(Scenario::load_recording(&path, &mut failed).is_err());
+        assert!(failed.contains(&path) && !failed.contains(&d.path().join("p.csv")));
     }
 
     #[test]
