@@ -14,6 +14,7 @@ pub mod reconfiguration;
 pub mod replay;
 pub mod sim_to_real;
 
+use migopt_models::input::Inputs;
 use migopt_models::Error;
 use std::path::{Path, PathBuf};
 
@@ -83,14 +84,16 @@ pub struct Claim {
     pub holds: bool,
 }
 
-/// Everything a study produces: files (path relative to the study folder, contents) and
-/// the claims it checked.
+/// Everything a study produces: files (path relative to the study folder, contents), the
+/// claims it checked, and the files it read.
 #[derive(Debug, Clone, Default)]
 pub struct Output {
     /// Files to write, relative to the study folder.
     pub files: Vec<(PathBuf, String)>,
     /// Checked claims.
     pub claims: Vec<Claim>,
+    /// The files the study read (data set, measured runs), which its outputs must not replace.
+    pub inputs: Inputs,
 }
 
 /// Progress callback: (steps done, steps in all).

@@ -293,7 +293,8 @@ fn sweep_rules(
 
 /// Runs the study.
 pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
-    let imp = migopt_profiles::parvagpu::read(&opts.dataset)?;
+    let mut out = Output::default();
+    let imp = migopt_profiles::parvagpu::read_recording(&opts.dataset, &mut out.inputs)?;
     let picks: Vec<usize> = if opts.quick {
         vec![0, 1]
     } else {
@@ -306,7 +307,6 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
         done += 1;
         progress(done, total);
     };
-    let mut out = Output::default();
     let mut runs = Vec::new();
     // (scenario number, its cells) for every rule of the sweep.
     let mut sweep: Vec<(usize, SweepCell)> = Vec::new();

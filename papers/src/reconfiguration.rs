@@ -16,6 +16,7 @@ use crate::md::{self, num};
 use crate::plot::{line_chart, Chart, Series};
 use crate::replay::{replay_day, DayReport, DiurnalLoad, ReplayOptions, Strategy};
 use crate::{Claim, Options, Output, Progress};
+use migopt_models::input::Inputs;
 use migopt_models::{Demand, Error, Scenario};
 use migopt_solver::SolverKind;
 use std::fmt::Write as _;
@@ -80,8 +81,8 @@ rate_qps = 8000.0
     })
 }
 
-fn parvagpu_scenario(opts: &Options) -> Result<Scenario, Error> {
-    let imp = migopt_profiles::parvagpu::read(&opts.dataset)?;
+fn parvagpu_scenario(opts: &Options, inputs: &mut Inputs) -> Result<Scenario, Error> {
+    let imp = migopt_profiles::parvagpu::read_recording(&opts.dataset, inputs)?;
     let sc = imp
         .scenarios
         .last()
@@ -311,12 +312,13 @@ fn claims(tag: &str, v: &Verdict) -> Vec<Claim> {
 /// Runs the study.
 pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     let load = DiurnalLoad::parse(DIURNAL, Path::new("papers/reconfiguration/diurnal.csv"))?;
-    let mut fleets = vec![("parvagpu", parvagpu_scenario(opts)?, SolverKind::Milp)];
+    let mut out = Output::default();
+    let parvagpu = parvagpu_scenario(opts, &mut out.inputs)?;
+    let mut fleets = vec![("parvagpu", parvagpu, SolverKind::Milp)];
     if !opts.quick {
         fleets.push(("h100", h100_scenario()?, SolverKind::Milp));
     }
     let ro = replay_options(opts);
-    let mut out = Output::default();
     let mut md = String::new();
     let mut summary = Vec::new();
     let n = fleets.len() as u64;

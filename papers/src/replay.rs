@@ -9,6 +9,7 @@
 //! per model (a factor on that model's rate). Each interval [t, t + every) is planned for
 //! the highest factor of the rows inside it, or the last row before it when none is.
 
+use migopt_models::input::Inputs;
 use migopt_models::{Demand, Error, GpuPlan, Objective, Origin, Plan, Scenario, SolveStatus};
 use migopt_sim::{Arrivals, SchedulerKind, SimConfig};
 use migopt_solver::replan::{layout_key, Replan, ReplanOptions, Transition};
@@ -54,7 +55,12 @@ fn header_columns(line: Option<(usize, &str)>, path: &Path) -> Result<Vec<String
 impl DiurnalLoad {
     /// Reads a load file (at most [`migopt_models::limits::LOAD_FILE`]).
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = migopt_models::input::read_text(path, migopt_models::limits::LOAD_FILE)?;
+        Self::load_recording(path, &mut Inputs::default())
+    }
+
+    /// [`DiurnalLoad::load`], recording the file in `inputs`.
+    pub fn load_recording(path: &Path, inputs: &mut Inputs) -> Result<Self, Error> {
+        let text = inputs.read_text(path, migopt_models::limits::LOAD_FILE)?;
         Self::parse(&text, path)
     }
 

@@ -21,6 +21,7 @@
 use crate::md;
 use crate::plot::{line_chart, Chart, Series};
 use crate::{Claim, Options, Output, Progress};
+use migopt_models::input::Inputs;
 use migopt_models::report::SimReport;
 use migopt_models::{Error, Plan, Scenario};
 use migopt_server::compare::{self, Comparison, ServerCost, ServiceSpread as Spread};
@@ -87,17 +88,18 @@ struct Served {
     rule: SchedulerKind,
 }
 
-/// `raw/<stem>.<scheduler>.csv.gz` (or `.csv`) and its sidecar `raw/<stem>.<scheduler>.csv.json`.
-fn read_served(csv: &Path) -> Result<Served, Error> {
+/// `raw/<stem>.<scheduler>.csv.gz` (or `.csv`) and its sidecar `raw/<stem>.<scheduler>.csv.json`,
+/// recorded in `inputs` (but for a gzipped file, which `gzip` reads).
+fn read_served(csv: &Path, inputs: &mut Inputs) -> Result<Served, Error> {
     let name = csv.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let text = if name.ends_with(".gz") {
         gunzip(csv)?
     } else {
-        migopt_models::input::read_text(csv, migopt_models::limits::RECORDS_FILE)?
+        inputs.read_text(csv, migopt_models::limits::RECORDS_FILE)?
     };
     let recs = records::parse_csv(&text, csv)?;
     let side = csv.with_file_name(name.trim_end_matches(".gz").to_string() + ".json");
-    let mtext = migopt_models::input::read_text(&side, migopt_models::limits::SIDECAR_FILE)?;
+    let mtext = inputs.read_text(&side, migopt_models::limits::SIDECAR_FILE)?;
     let meta = records::parse_sidecar(&mtext, &side)?;
     let scheduler: SchedulerKind = meta.scheduler.parse()?;
     let rule = meta.rule()?;
@@ -135,10 +137,10 @@ struct Calibration {
     spread: Spread,
 }
 
-fn calibrations(dir: &Path, plan: &Plan) -> Result<Vec<Calibration>, Error> {
+fn calibrations(dir: &Path, plan: &Plan, inputs: &mut Inputs) -> Result<Vec<Calibration>, Error> {
     let mut out = Vec::new();
     for f in raw_files(dir, "calib.")? {
-        let s = read_served(&f)?;
+        let s = read_served(&f, inputs)?;
         out.push(Calibration {
             cost: ServerCost::from_overhead(&s.meta.overhead, s.rule),
             spread: compare::service_spread(plan, &s.recs, s.meta.warmup_fraction),
@@ -172,12 +174,13 @@ fn load_runs(
     s: &Scenario,
     cal: &[Calibration],
     progress: Progress<'_>,
+    inputs: &mut Inputs,
 ) -> Result<Vec<Run>, Error> {
     let files = raw_files(dir, "load")?;
     let mut runs = Vec::new();
     for (k, f) in files.iter().enumerate() {
         progress(k as u64, files.len() as u64);
-        let sv = read_served(f)?;
+        let sv = read_served(f, inputs)?;
         let load_pct: u32 = sv
             .meta
             .arrivals
@@ -307,19 +310,21 @@ fn capacity_csv(cal: &[Calibration], caps: &[(SchedulerKind, f64)]) -> String {
 /// Runs the study on the committed raw data.
 pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     let dir = opts.dir.clone().unwrap_or_else(study_dir);
-    let s = Scenario::load(&dir.join("scenario.toml"))?;
+    let mut out = Output::default();
+    let s = Scenario::load_recording(&dir.join("scenario.toml"), &mut out.inputs)?;
     let ppath = dir.join("plan.json");
-    let ptext = migopt_models::input::read_text(&ppath, migopt_models::limits::PLAN_FILE)?;
+    let ptext = out
+        .inputs
+        .read_text(&ppath, migopt_models::limits::PLAN_FILE)?;
     let plan = Plan::from_json(&ptext, &ppath)?;
-    let cal = calibrations(&dir, &plan)?;
+    let cal = calibrations(&dir, &plan, &mut out.inputs)?;
     let caps: Vec<(SchedulerKind, f64)> = SCHEDULERS
         .into_iter()
         .map(|k| capacity(&plan, &s, calibration_of(&cal, k)?, opts).map(|c| (k, c)))
         .collect::<Result<_, _>>()?;
-    let mut out = Output::default();
     out.files
         .push(("results/capacity.csv".into(), capacity_csv(&cal, &caps)));
-    let runs = load_runs(&dir, &plan, &s, &cal, progress)?;
+    let runs = load_runs(&dir, &plan, &s, &cal, progress, &mut out.inputs)?;
     if runs.is_empty() {
         // run.sh between its calibration and evaluation steps: the rates are all it needs.
         return Ok(out);

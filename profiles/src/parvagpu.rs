@@ -10,6 +10,7 @@
 //! `N/A` where the scenario does not serve the model.
 
 use migopt_models::error::{Error, LineIndex, Origin, Result};
+use migopt_models::input::Inputs;
 use migopt_models::limits::{MAX_BATCH, MAX_LATENCY_MS, MAX_PROCS, MAX_RATE_QPS, MIN_LATENCY_MS};
 use migopt_models::profile::{write_csv, Method, ProfileRow};
 use migopt_models::{Catalogue, GpuSpec};
@@ -61,6 +62,11 @@ const WANT: [&str; 5] = [
 
 /// Reads the data set at `dir`. Nothing is written; every problem names file, line, field.
 pub fn read(dir: &Path) -> Result<Import> {
+    read_recording(dir, &mut Inputs::default())
+}
+
+/// [`read`], recording every file read in `inputs`.
+pub fn read_recording(dir: &Path, inputs: &mut Inputs) -> Result<Import> {
     let prof_dir = dir.join("prof_data");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&prof_dir)
         .map_err(|e| Error::io(&prof_dir, e))?
@@ -79,11 +85,11 @@ pub fn read(dir: &Path) -> Result<Import> {
     let mut rows = Vec::new();
     for f in &files {
         let model = model_name(f)?;
-        let out = read_profile(f, &model, gpu)?;
+        let out = read_profile(f, &model, gpu, inputs)?;
         models.push(model.clone());
         rows.push((model, out));
     }
-    let (scenarios, origins) = read_scenarios(dir, &models)?;
+    let (scenarios, origins) = read_scenarios(dir, &models, inputs)?;
     let imp = Import {
         models,
         rows,
@@ -109,8 +115,13 @@ fn without_origin(e: Error) -> String {
 }
 
 /// The runnable rows of one model's profile file `f`, in migopt's schema.
-fn read_profile(f: &Path, model: &str, gpu: &GpuSpec) -> Result<Vec<ProfileRow>> {
-    let text = migopt_models::input::read_text(f, migopt_models::limits::IMPORT_FILE)?;
+fn read_profile(
+    f: &Path,
+    model: &str,
+    gpu: &GpuSpec,
+    inputs: &mut Inputs,
+) -> Result<Vec<ProfileRow>> {
+    let text = inputs.read_text(f, migopt_models::limits::IMPORT_FILE)?;
     let lines = LineIndex::new(&text);
     let mut out = Vec::new();
     let mut rdr = csv::ReaderBuilder::new()
@@ -271,10 +282,15 @@ fn check_measurement(origin: &Origin, tp: f64, lat_s: f64, procs: u32) -> Result
 
 /// The SLO scenarios of `dir/SLO`, one per row of its two files, over `models` (their
 /// columns, in order), each with its row in `SLO_req_rate.csv`.
-fn read_scenarios(dir: &Path, models: &[String]) -> Result<(Vec<SloScenario>, Vec<Origin>)> {
+fn read_scenarios(
+    dir: &Path,
+    models: &[String],
+    inputs: &mut Inputs,
+) -> Result<(Vec<SloScenario>, Vec<Origin>)> {
     let rate_path = dir.join("SLO").join("SLO_req_rate.csv");
-    let rates = read_slo(&rate_path, models.len())?;
-    let slos = read_slo(&dir.join("SLO").join("SLO_latency.csv"), models.len())?;
+    let rates = read_slo(&rate_path, models.len(), inputs)?;
+    let latency_path = dir.join("SLO").join("SLO_latency.csv");
+    let slos = read_slo(&latency_path, models.len(), inputs)?;
     if rates.len() != slos.len() {
         return Err(Error::Invalid(format!(
             "{}: {} scenarios in SLO_req_rate.csv but {} in SLO_latency.csv",
@@ -350,9 +366,13 @@ fn slo_in_range(v: f64, rates: bool) -> bool {
 }
 
 /// The rows of an SLO file, each with its line number.
-fn read_slo(path: &Path, columns: usize) -> Result<Vec<(usize, Vec<Option<f64>>)>> {
+fn read_slo(
+    path: &Path,
+    columns: usize,
+    inputs: &mut Inputs,
+) -> Result<Vec<(usize, Vec<Option<f64>>)>> {
     let rates = path.file_name().is_some_and(|n| n == "SLO_req_rate.csv");
-    let text = migopt_models::input::read_text(path, migopt_models::limits::IMPORT_FILE)?;
+    let text = inputs.read_text(path, migopt_models::limits::IMPORT_FILE)?;
     // A UTF-8 byte-order mark is accepted, as in every format migopt reads.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut out = Vec::new();

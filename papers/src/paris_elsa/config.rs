@@ -2,6 +2,7 @@
 //! sizes), the partitionings and schedulers compared, the loads, and the simulation settings.
 
 use crate::Options;
+use migopt_models::input::Inputs;
 use migopt_models::{
     BatchDist, BatchLookup, Demand, Error, Millis, ModelSpec, ProfileSet, Scenario,
 };
@@ -81,6 +82,11 @@ pub fn workload(
 /// The workloads: the four shipped H100 models, and the eleven models of the vendored
 /// ParvaGPU A100 MIG data (real MIG measurements). Quick runs take one.
 pub fn workloads(opts: &Options) -> Result<Vec<Workload>, Error> {
+    workloads_recording(opts, &mut Inputs::default())
+}
+
+/// [`workloads`], recording the files read (the ParvaGPU data set) in `inputs`.
+pub fn workloads_recording(opts: &Options, inputs: &mut Inputs) -> Result<Vec<Workload>, Error> {
     let h100 = migopt_profiles::h100_profiles()?;
     let mut w = Vec::new();
     let h100_models: &[&str] = if opts.quick {
@@ -98,7 +104,7 @@ pub fn workloads(opts: &Options) -> Result<Vec<Workload>, Error> {
         )?);
     }
     if !opts.quick {
-        let set = a100_profiles(&opts.dataset)?;
+        let set = a100_profiles(&opts.dataset, inputs)?;
         for m in set.models() {
             let m = m.as_str();
             w.push(workload(
@@ -113,9 +119,10 @@ pub fn workloads(opts: &Options) -> Result<Vec<Workload>, Error> {
     Ok(w)
 }
 
-/// The ParvaGPU profiles with one process per instance (PARIS/ELSA use no MPS).
-pub fn a100_profiles(dir: &Path) -> Result<ProfileSet, Error> {
-    let imp = migopt_profiles::parvagpu::read(dir)?;
+/// The ParvaGPU profiles with one process per instance (PARIS/ELSA use no MPS); the files
+/// read are recorded in `inputs`.
+pub fn a100_profiles(dir: &Path, inputs: &mut Inputs) -> Result<ProfileSet, Error> {
+    let imp = migopt_profiles::parvagpu::read_recording(dir, inputs)?;
     let rows = imp
         .rows
         .iter()

@@ -35,7 +35,9 @@ mod results;
 mod section;
 mod sla;
 
-pub use config::{a100_profiles, schedulers, sim_config, workload, workloads, Workload};
+pub use config::{
+    a100_profiles, schedulers, sim_config, workload, workloads, workloads_recording, Workload,
+};
 pub use measure::{sla_throughput_bound, throughput_bound};
 pub use results::WorkloadRun;
 
@@ -46,13 +48,15 @@ use csvs::csv_files;
 use goals::{claims, Goals};
 use markdown::results_md;
 use measure::run_workload;
+use migopt_models::input::Inputs;
 use migopt_models::Error;
 use section::section;
 use sla::{sla_claims, sla_md, sla_row, SlaRow};
 
 /// Runs the study.
 pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
-    let loads = workloads(opts)?;
+    let mut inputs = Inputs::default();
+    let loads = config::workloads_recording(opts, &mut inputs)?;
     let per_workload = partitionings(opts.quick).len() * (1 + schedulers(opts.quick).len()) + 1;
     let total = (loads.len() * per_workload) as u64;
     let mut done = 0u64;
@@ -64,7 +68,9 @@ pub fn run(opts: &Options, progress: Progress<'_>) -> Result<Output, Error> {
     for w in &loads {
         runs.push(run_workload(w, opts, &mut tick)?);
     }
-    render(opts, &runs)
+    let mut out = render(opts, &runs)?;
+    out.inputs = inputs;
+    Ok(out)
 }
 
 /// Every file of the study, from the measured results.
