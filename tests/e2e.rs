@@ -682,6 +682,24 @@ fn an_output_that_would_replace_a_profile_the_scenario_names_is_refused() {
     assert_output_is_input(&a, d, "p.csv");
 }
 
+/// The files `import` reads are inputs too: an import into the data set's own folder would
+/// replace its profiles, and is refused with nothing written.
+#[test]
+fn an_import_into_its_own_data_set_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for sub in ["prof_data", "SLO"] {
+        std::fs::create_dir_all(d.join("src").join(sub)).unwrap();
+        for f in files_of(&parvagpu_dir().join(sub), "csv", |_| true) {
+            std::fs::copy(&f, d.join("src").join(sub).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let a = ["import", "parvagpu", "src", "--out", "src/prof_data"];
+    assert_output_is_input(&a, d, "src/prof_data/bert.csv");
+    let a = ["import", "parvagpu", "src", "--out", "src/SLO/../prof_data"];
+    assert_output_is_input(&a, d, "src/SLO/../prof_data/bert.csv");
+}
+
 /// The objective of `migopt plan --json` with `extra` flags.
 fn planned_objective(extra: &[&str]) -> f64 {
     let o = run(&[&["plan", "--json"], extra].concat(), &root());

@@ -1,6 +1,7 @@
 //! Output helpers: writing files only once everything is rendered (so bad input leaves no
 //! partial output), and small text-table rendering.
 
+use migopt_models::input::Inputs;
 use migopt_models::{Error, GpuSpec, Layout};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -33,10 +34,10 @@ macro_rules! sayln {
 /// Writes every (path, contents) pair, atomically as a set: each is first written to a
 /// temporary file in its target folder, and only when all of them are written are they
 /// renamed into place. A failure leaves no output behind (the temporary files and any
-/// folder this call created are removed); a target whose folder is not a folder is an
-/// input error found before anything is written.
-pub fn write_all<P: AsRef<Path>>(files: &[(P, String)]) -> Result<(), Error> {
-    check_targets(files.iter().map(|(p, _)| p.as_ref()))?;
+/// folder this call created are removed); a target whose folder is not a folder, or that
+/// names one of the command's `inputs`, is an input error found before anything is written.
+pub fn write_all<P: AsRef<Path>>(files: &[(P, String)], inputs: &Inputs) -> Result<(), Error> {
+    check_targets(files.iter().map(|(p, _)| p.as_ref()), inputs)?;
     let mut created: Vec<PathBuf> = Vec::new();
     let mut temps: Vec<(PathBuf, &Path)> = Vec::new();
     let staged = stage(files, &mut created, &mut temps);
@@ -94,10 +95,13 @@ fn parent_of(p: &Path) -> &Path {
 
 /// Every target passes [`check_target`], and no two name the same file (the later would
 /// silently replace the earlier).
-pub fn check_targets<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Result<(), Error> {
+pub fn check_targets<'a>(
+    paths: impl IntoIterator<Item = &'a Path>,
+    inputs: &Inputs,
+) -> Result<(), Error> {
     let mut seen = std::collections::BTreeMap::new();
     for p in paths {
-        check_target(p)?;
+        check_target(p, inputs)?;
         if let Some(first) = seen.insert(migopt_models::input::entry_key(p), p) {
             let also = if first == p {
                 String::new()
@@ -121,8 +125,9 @@ pub fn nearest_existing(p: &Path) -> Option<&Path> {
         .find(|a| a.exists())
 }
 
-/// A target must not be a folder, and the nearest existing folder above it must be one.
-pub fn check_target(p: &Path) -> Result<(), Error> {
+/// A target must not be a folder nor one of the command's `inputs`, and the nearest
+/// existing folder above it must be a folder.
+pub fn check_target(p: &Path, inputs: &Inputs) -> Result<(), Error> {
     if p.is_dir() {
         return Err(Error::Invalid(format!(
             "cannot write {}: it is a folder",
@@ -143,7 +148,7 @@ pub fn check_target(p: &Path) -> Result<(), Error> {
             p.display()
         )));
     }
-    if migopt_models::input::was_read(p) {
+    if inputs.contains(p) {
         return Err(Error::Invalid(format!(
             "cannot write {}: it is an input of this command, which the output would replace",
             p.display()
@@ -338,29 +343,56 @@ mod tests {
     }
 
     #[test]
+    fn an_output_that_names_an_input_is_refused_and_nothing_is_written() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a.json"), d.path().join("b.json"));
+        std::fs::write(&a, "input").unwrap();
+        let mut inputs = Inputs::default();
+        inputs
+            .read_text(&a, migopt_models::limits::PLAN_FILE)
+            .unwrap();
+        let files = [(b.clone(), "b".to_string()), (a.clone(), "new".to_string())];
+        let e = write_all(&files, &inputs).unwrap_err().to_string();
+        assert!(e.ends_with("it is an input of this command, which the output would replace"));
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "input");
+        assert!(!b.exists());
+        // The same files, for a command that read nothing.
+        write_all(&files, &Inputs::default()).unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
+    }
+
+    #[test]
     fn outputs_are_all_or_nothing() {
         let d = tempfile::tempdir().unwrap();
         let a = d.path().join("a.json");
         std::fs::write(&a, "old").unwrap();
         let notdir = d.path().join("notadir");
         std::fs::write(&notdir, "x").unwrap();
-        let e = write_all(&[
-            (a.clone(), "new".to_string()),
-            (notdir.join("x.yaml"), "y".into()),
-        ])
+        let none = Inputs::default();
+        let e = write_all(
+            &[
+                (a.clone(), "new".to_string()),
+                (notdir.join("x.yaml"), "y".into()),
+            ],
+            &none,
+        )
         .unwrap_err()
         .to_string();
         assert!(e.ends_with("notadir is not a folder"), "{e}");
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "old");
         // New folders are made; nothing is left but the outputs.
         let b = d.path().join("new/sub/b.txt");
-        write_all(&[(a.clone(), "new".to_string()), (b.clone(), "b".into())]).unwrap();
+        write_all(
+            &[(a.clone(), "new".to_string()), (b.clone(), "b".into())],
+            &none,
+        )
+        .unwrap();
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
         assert_eq!(std::fs::read_to_string(&b).unwrap(), "b");
         let names: Vec<_> = std::fs::read_dir(d.path().join("new/sub"))
             .unwrap()
             .collect();
         assert_eq!(names.len(), 1);
-        assert!(write_all(&[(d.path().to_path_buf(), String::new())]).is_err());
+        assert!(write_all(&[(d.path().to_path_buf(), String::new())], &none).is_err());
     }
 }

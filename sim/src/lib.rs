@@ -560,17 +560,18 @@ fn check_rate(r: f64, what: &str) -> Result<(), Error> {
 /// own, as [`simulate`] takes it): the records as [`read_trace_for`] checks them against the
 /// scenario's models, and each one a query some instance of the plan can run, by the rule
 /// the simulator applies, so that a batch no instance takes is reported at its line (exit 2)
-/// before anything runs.
+/// before anything runs. The file is recorded in `inputs`.
 pub fn read_trace_for_plan(
     path: &std::path::Path,
     plan: &Plan,
     scenario: &Scenario,
     mode: Option<ServingMode>,
+    inputs: &mut migopt_models::input::Inputs,
 ) -> Result<Vec<TraceRecord>, Error> {
     let mode = mode.unwrap_or_else(|| ServingMode::for_plan(plan, scenario));
     let mut can = prep::TraceCheck::new(plan, scenario, mode)?;
     let names: Vec<&str> = scenario.models.iter().map(|m| m.name.as_str()).collect();
-    trace::read_trace_with(path, Some(&names), &mut |m, b| can.check(m, b))
+    trace::read_trace_with(path, Some(&names), &mut |m, b| can.check(m, b), inputs)
 }
 
 /// Simulates `plan` serving `scenario`'s models under `cfg` and reports latency

@@ -1,6 +1,7 @@
 //! Query traces: recorded arrivals replayed exactly, so a plan can be judged on real
 //! traffic (bursts, diurnal swings) rather than on Poisson's idealisation.
 
+use migopt_models::input::Inputs;
 use migopt_models::limits::{MAX_BATCH, MAX_QUERIES_PER_RUN, MAX_SIM_SECONDS};
 use migopt_models::{Error, ModelName, Origin};
 use serde::{Deserialize, Serialize};
@@ -31,20 +32,21 @@ pub fn read_trace(path: &Path) -> Result<Vec<TraceRecord>, Error> {
 /// [`read_trace`], also checking that every record names one of `models` (the scenario's),
 /// so that an unknown model is reported at its line.
 pub fn read_trace_for(path: &Path, models: Option<&[&str]>) -> Result<Vec<TraceRecord>, Error> {
-    read_trace_with(path, models, &mut |_, _| Ok(()))
+    read_trace_with(path, models, &mut |_, _| Ok(()), &mut Inputs::default())
 }
 
 /// A check of each record's (model, batch) beyond the trace's own rules: `Err` says why the
 /// record cannot be replayed, and the reader reports it at the record's line.
 pub(crate) type RecordCheck<'a> = &'a mut dyn FnMut(&str, u32) -> Result<(), String>;
 
-/// [`read_trace_for`], also applying `check` to every record.
+/// [`read_trace_for`], also applying `check` to every record, recording the file in `inputs`.
 pub(crate) fn read_trace_with(
     path: &Path,
     models: Option<&[&str]>,
     check: RecordCheck<'_>,
+    inputs: &mut Inputs,
 ) -> Result<Vec<TraceRecord>, Error> {
-    let text = migopt_models::input::read_text(path, migopt_models::limits::TRACE_FILE)?;
+    let text = inputs.read_text(path, migopt_models::limits::TRACE_FILE)?;
     parse_trace_with(&text, path, models, check)
 }
 

@@ -3,6 +3,7 @@
 
 use super::CliError;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use migopt_models::input::Inputs;
 use migopt_models::{Objective, Plan, PlanParams, Scenario};
 use migopt_solver::{Encoding, PlanOptions};
 use std::io::IsTerminal;
@@ -10,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// A scenario file, or the shipped default scenario when none is given.
-pub fn load_scenario(path: Option<&Path>) -> Result<Scenario, CliError> {
+/// A scenario file (recorded in `inputs` with the profiles it names), or the shipped
+/// default scenario when none is given.
+pub fn load_scenario(path: Option<&Path>, inputs: &mut Inputs) -> Result<Scenario, CliError> {
     Ok(match path {
-        Some(p) => Scenario::load(p)?,
+        Some(p) => Scenario::load_recording(p, inputs)?,
         None => migopt_profiles::default_scenario()?,
     })
 }
@@ -282,12 +284,17 @@ pub fn check_threads(threads: u64) -> Result<usize, CliError> {
 
 /// A plan file and the scenario it was made for: `--scenario`, else the path recorded in
 /// the plan, else the shipped default for plans of the default scenario. The plan is
-/// checked against the scenario here, so every message names the plan file.
-pub fn load_plan(path: &Path, scenario: Option<&Path>) -> Result<(Plan, Scenario), CliError> {
-    let (plan, text) = read_plan(path)?;
+/// checked against the scenario here, so every message names the plan file. Every file
+/// read is recorded in `inputs`.
+pub fn load_plan(
+    path: &Path,
+    scenario: Option<&Path>,
+    inputs: &mut Inputs,
+) -> Result<(Plan, Scenario), CliError> {
+    let (plan, text) = read_plan(path, inputs)?;
     let scen = match (scenario, plan.scenario_path.as_deref()) {
-        (Some(p), _) => Scenario::load(p)?,
-        (None, Some(p)) => Scenario::load(&resolve_recorded(path, p))?,
+        (Some(p), _) => Scenario::load_recording(p, inputs)?,
+        (None, Some(p)) => Scenario::load_recording(&resolve_recorded(path, p), inputs)?,
         (None, None) if plan.scenario == "default" => migopt_profiles::default_scenario()?,
         (None, None) => {
             return Err(CliError::Input(migopt_models::Error::Invalid(format!(
@@ -300,9 +307,10 @@ pub fn load_plan(path: &Path, scenario: Option<&Path>) -> Result<(Plan, Scenario
     Ok((plan, scen))
 }
 
-/// A plan file, parsed, and its text (for the line numbers of later errors).
-pub fn read_plan(path: &Path) -> Result<(Plan, String), CliError> {
-    let text = migopt_models::input::read_text(path, migopt_models::limits::PLAN_FILE)?;
+/// A plan file, parsed, and its text (for the line numbers of later errors); the file is
+/// recorded in `inputs`.
+pub fn read_plan(path: &Path, inputs: &mut Inputs) -> Result<(Plan, String), CliError> {
+    let text = inputs.read_text(path, migopt_models::limits::PLAN_FILE)?;
     let plan = Plan::from_json(&text, path)?;
     Ok((plan, text))
 }

@@ -4,6 +4,7 @@
 use super::common::{load_scenario, CheckFlags, ObjectiveFlag, PlanFlags};
 use super::{to_json, CliError};
 use crate::out::table;
+use migopt_models::input::Inputs;
 use migopt_models::{Millis, Objective, Scenario};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -334,15 +335,16 @@ fn render(rows: &[Row]) -> String {
 
 pub fn run(a: Args) -> Result<(), CliError> {
     a.check.check_threads()?;
+    // `gap` writes no file: what it reads need not be kept.
+    let mut read = Inputs::default();
     if a.check.verify || a.flags.objective == Some(ObjectiveFlag::SlaCapacity) {
         let mut rows = Vec::new();
         for p in &a.scenarios {
-            rows.extend(
-                run_checked(&a, &load_scenario(Some(p))?).map_err(|e| e.in_scenario(Some(p)))?,
-            );
+            let s = load_scenario(Some(p), &mut read)?;
+            rows.extend(run_checked(&a, &s).map_err(|e| e.in_scenario(Some(p)))?);
         }
         if a.scenarios.is_empty() {
-            rows.extend(run_checked(&a, &load_scenario(None)?)?);
+            rows.extend(run_checked(&a, &load_scenario(None, &mut read)?)?);
         }
         if a.json {
             crate::say!("{}", to_json(&rows)?);
@@ -352,11 +354,11 @@ pub fn run(a: Args) -> Result<(), CliError> {
         return Ok(());
     }
     let scenarios: Vec<Scenario> = if a.scenarios.is_empty() {
-        vec![load_scenario(None)?]
+        vec![load_scenario(None, &mut read)?]
     } else {
         a.scenarios
             .iter()
-            .map(|p| load_scenario(Some(p)))
+            .map(|p| load_scenario(Some(p), &mut read))
             .collect::<Result<_, _>>()?
     };
     check_sweep_size(&a, &scenarios)?;

@@ -22,9 +22,10 @@ pub struct ParvaArgs {
 pub fn run(c: Command) -> Result<(), CliError> {
     match c {
         Command::Parvagpu(a) => {
-            let imp = migopt_profiles::parvagpu::read(&a.dir)?;
+            let mut inputs = migopt_models::input::Inputs::default();
+            let imp = migopt_profiles::parvagpu::read_recording(&a.dir, &mut inputs)?;
             let files = imp.files(&a.out)?;
-            crate::out::write_all(&files)?;
+            crate::out::write_all(&files, &inputs)?;
             let written = files.into_iter().map(|f| f.0);
             let rows: usize = imp.rows.iter().map(|r| r.1.len()).sum();
             crate::sayln!(

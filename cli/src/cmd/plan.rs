@@ -5,6 +5,7 @@ use super::common::{
 };
 use super::{to_json, CliError};
 use crate::out::{slot_bar, table, table_fit, term_width, write_all};
+use migopt_models::input::Inputs;
 use migopt_models::{GpuPlan, GpuSpec, Layout, Objective, Plan, Scenario, SolveStatus};
 use migopt_solver::SolverKind;
 use std::path::PathBuf;
@@ -65,6 +66,7 @@ fn write_plan_files<'a>(
     a: &'a Args,
     plan: &Plan,
     json: &str,
+    inputs: &Inputs,
 ) -> Result<Vec<&'a std::path::Path>, CliError> {
     let mut files = Vec::new();
     if let Some(p) = &a.out {
@@ -73,7 +75,7 @@ fn write_plan_files<'a>(
     if let Some(p) = &a.mig_parted {
         files.push((p.as_path(), plan.to_mig_parted_yaml()?));
     }
-    write_all(&files)?;
+    write_all(&files, inputs)?;
     Ok(files.into_iter().map(|(p, _)| p).collect())
 }
 
@@ -89,7 +91,8 @@ pub fn run(a: Args) -> Result<(), CliError> {
 
 fn run_on(a: Args) -> Result<(), CliError> {
     a.check.check_threads()?;
-    let s = load_scenario(a.scenario.as_deref())?;
+    let mut inputs = Inputs::default();
+    let s = load_scenario(a.scenario.as_deref(), &mut inputs)?;
     let sla_objective = a.flags.objective == Some(ObjectiveFlag::SlaCapacity);
     let solver = a
         .solver
@@ -97,9 +100,10 @@ fn run_on(a: Args) -> Result<(), CliError> {
         .clone()
         .unwrap_or_else(|| if sla_objective { "sla" } else { "milp" }.to_string());
     // Outputs that cannot be written are refused before any solving.
-    crate::out::check_targets(a.out.iter().chain(&a.mig_parted).map(PathBuf::as_path))?;
+    let outs = a.out.iter().chain(&a.mig_parted).map(PathBuf::as_path);
+    crate::out::check_targets(outs, &inputs)?;
     if a.check.verify || sla_objective {
-        return run_checked(a, &s, &solver);
+        return run_checked(a, &s, &solver, &inputs);
     }
     // The sla solver plans for --target and --sla-margin with or without the check.
     let mut opts = a.flags.options(&s)?;
@@ -107,7 +111,7 @@ fn run_on(a: Args) -> Result<(), CliError> {
     let mut plan = plan_with(&s, a.scenario.as_deref(), &solver, &opts)?;
     plan.scenario_path = recorded_scenario(&a);
     let json = to_json(&plan)?;
-    let files = write_plan_files(&a, &plan, &json)?;
+    let files = write_plan_files(&a, &plan, &json, &inputs)?;
     if a.json {
         crate::say!("{json}");
     } else {
@@ -121,7 +125,7 @@ fn run_on(a: Args) -> Result<(), CliError> {
 
 /// `plan --verify` / `--objective sla-capacity`: the plan with its check by simulation
 /// (the SLA-aware loop for the sla solver, one check for any other).
-fn run_checked(a: Args, s: &Scenario, solver: &str) -> Result<(), CliError> {
+fn run_checked(a: Args, s: &Scenario, solver: &str, inputs: &Inputs) -> Result<(), CliError> {
     let kind: SolverKind = solver.parse()?;
     let mut opts = a.flags.options(s)?;
     a.check.apply(&mut opts)?;
@@ -134,7 +138,7 @@ fn run_checked(a: Args, s: &Scenario, solver: &str) -> Result<(), CliError> {
     };
     checked.plan.scenario_path = recorded_scenario(&a);
     validated(&checked.plan, &opts)?;
-    let files = write_plan_files(&a, &checked.plan, &to_json(&checked.plan)?)?;
+    let files = write_plan_files(&a, &checked.plan, &to_json(&checked.plan)?, inputs)?;
     if a.json {
         crate::say!("{}", to_json(&checked)?);
     } else {

@@ -6,6 +6,7 @@ use super::common::{
 };
 use super::{to_json, CliError};
 use crate::out::{table, write_all};
+use migopt_models::input::Inputs;
 use migopt_models::{Error, Objective, Scenario};
 use migopt_solver::replan::{Fate, Replan, ReplanOptions};
 use migopt_solver::SolverKind;
@@ -80,9 +81,10 @@ pub fn run(a: Args) -> Result<(), CliError> {
 
 fn run_on(a: Args) -> Result<(), CliError> {
     a.check.check_threads()?;
-    let scenario = Scenario::load(&a.scenario)?;
-    let (current, old) = current_plan(&a, &scenario)?;
-    same_gpu_kind(&a.current, &current, &scenario)?;
+    let mut inputs = Inputs::default();
+    let scenario = Scenario::load_recording(&a.scenario, &mut inputs)?;
+    let (current, old) = current_plan(&a, &scenario, &mut inputs)?;
+    same_gpu_kind(&a.current, &current, &scenario, &mut inputs)?;
     // `--objective sla-capacity` is max-load with the SLA-aware target (`--solver sla`
     // unless told) and its check by simulation, as `plan` reads it.
     let sla_objective = a.flags.objective == Some(ObjectiveFlag::SlaCapacity);
@@ -99,7 +101,7 @@ fn run_on(a: Args) -> Result<(), CliError> {
     if let Some(dir) = &a.mig_parted_dir {
         files.extend(step_yamls(&r, dir)?);
     }
-    write_all(&files)?;
+    write_all(&files, &inputs)?;
     if a.json {
         let json = match check {
             Some(check) => to_json(&migopt_verify::CheckedReplan { replan: r, check })?,
@@ -123,16 +125,17 @@ fn run_on(a: Args) -> Result<(), CliError> {
 fn current_plan(
     a: &Args,
     scenario: &Scenario,
+    inputs: &mut Inputs,
 ) -> Result<(migopt_models::Plan, Option<Scenario>), CliError> {
     let (mut current, old) = match &a.old_scenario {
         Some(p) => {
-            let (plan, old) = load_plan(&a.current, Some(p))?;
+            let (plan, old) = load_plan(&a.current, Some(p), inputs)?;
             (plan, Some(old))
         }
-        None => match load_plan(&a.current, None) {
+        None => match load_plan(&a.current, None, inputs) {
             Ok((plan, old)) => (plan, Some(old)),
             // No readable recorded scenario: the plan's provisioned rates stand in.
-            Err(_) => (load_current(&a.current, scenario)?, None),
+            Err(_) => (load_current(&a.current, scenario, inputs)?, None),
         },
     };
     current.scenario_path = None;
@@ -142,8 +145,12 @@ fn current_plan(
 /// The plan in service, checked against the new scenario except for the instances and
 /// routes of models the new scenario dropped (a scenario edited in place to retire a model:
 /// the re-planner re-cuts their GPUs).
-fn load_current(path: &Path, scenario: &Scenario) -> Result<migopt_models::Plan, CliError> {
-    let (plan, text) = read_plan(path)?;
+fn load_current(
+    path: &Path,
+    scenario: &Scenario,
+    inputs: &mut Inputs,
+) -> Result<migopt_models::Plan, CliError> {
+    let (plan, text) = read_plan(path, inputs)?;
     let mut served = plan.clone();
     for g in &mut served.gpus {
         g.layout
@@ -165,11 +172,12 @@ fn same_gpu_kind(
     path: &Path,
     current: &migopt_models::Plan,
     scenario: &Scenario,
+    inputs: &mut Inputs,
 ) -> Result<(), CliError> {
     if current.gpu == scenario.gpu {
         return Ok(());
     }
-    let text = migopt_models::input::read_text(path, migopt_models::limits::PLAN_FILE)?;
+    let text = inputs.read_text(path, migopt_models::limits::PLAN_FILE)?;
     let e = Error::field(
         migopt_models::Origin::file(path),
         "gpu",

@@ -5,6 +5,7 @@
 use super::common::{PlanFlags, Progress, SolverFlag};
 use super::{to_json, CliError};
 use crate::out::{table, write_all};
+use migopt_models::input::Inputs;
 use migopt_models::{Objective, Scenario};
 use migopt_papers::replay::{
     intervals_in_day, replay_day, DayReport, DiurnalLoad, ReplayOptions, Strategy, SCHEDULER,
@@ -84,8 +85,9 @@ pub fn run(a: Args) -> Result<(), CliError> {
 }
 
 fn run_on(a: Args) -> Result<(), CliError> {
-    let scenario = Scenario::load(&a.scenario)?;
-    let load = DiurnalLoad::load(&a.load)?;
+    let mut inputs = Inputs::default();
+    let scenario = Scenario::load_recording(&a.scenario, &mut inputs)?;
+    let load = DiurnalLoad::load_recording(&a.load, &mut inputs)?;
     load.check_models(&a.load, &scenario)?;
     let mut plan = a.flags.options(&scenario)?;
     plan.objective = Objective::MinGpus;
@@ -127,7 +129,7 @@ fn run_on(a: Args) -> Result<(), CliError> {
     bar.finish();
     let json = to_json(&day)?;
     if let Some(p) = &a.out {
-        write_all(&[(p.as_path(), json.clone())])?;
+        write_all(&[(p.as_path(), json.clone())], &inputs)?;
     }
     if a.json {
         crate::say!("{json}");

@@ -34,7 +34,9 @@ pub fn run(a: Args) -> Result<(), CliError> {
     }
     let study = Study::from_dir(&a.dir)?;
     // An output folder that cannot be written is refused before the study runs.
-    crate::out::check_target(&a.out.as_ref().unwrap_or(&a.dir).join("RESULTS.md"))?;
+    // Nothing has been read yet: the study's inputs are checked once it has run.
+    let none = migopt_models::input::Inputs::default();
+    crate::out::check_target(&a.out.as_ref().unwrap_or(&a.dir).join("RESULTS.md"), &none)?;
     let opts = Options {
         quick: a.quick,
         seed: a.seed,
@@ -49,13 +51,16 @@ pub fn run(a: Args) -> Result<(), CliError> {
     let out = migopt_papers::reproduce(study, &opts, &|d, t| bar.update(d, t))?;
     bar.finish();
     let dir = a.out.unwrap_or(a.dir);
-    let claims = out.claims;
-    let files: Vec<(PathBuf, String)> = out
-        .files
+    let migopt_papers::Output {
+        files,
+        claims,
+        inputs,
+    } = out;
+    let files: Vec<(PathBuf, String)> = files
         .into_iter()
         .map(|(rel, text)| (dir.join(rel), text))
         .collect();
-    crate::out::write_all(&files)?;
+    crate::out::write_all(&files, &inputs)?;
     crate::sayln!("wrote {} files under {}", files.len(), dir.display());
     for c in &claims {
         crate::sayln!("[{}] {}", if c.holds { "holds" } else { "fails" }, c.text);

@@ -4,6 +4,7 @@
 use super::common::{load_plan, path_from, resolve_recorded};
 use super::simulate::render_sim;
 use super::CliError;
+use migopt_models::input::Inputs;
 use migopt_models::{Plan, Scenario};
 use migopt_server::compare::ServerCost;
 use migopt_server::records::{self, QueryRecord, RunMeta};
@@ -125,12 +126,13 @@ struct RunSpec {
     out: PathBuf,
 }
 
-/// Every `--trace`, read and checked against the scenario and the plan, then the Poisson
-/// arrivals of `--rate`, each with the name its runs take.
+/// Every `--trace`, read (and recorded in `inputs`) and checked against the scenario and
+/// the plan, then the Poisson arrivals of `--rate`, each with the name its runs take.
 fn traces(
     a: &ServeArgs,
     plan: &Plan,
     s: &Scenario,
+    inputs: &mut Inputs,
 ) -> Result<Vec<(String, Vec<TraceRecord>)>, CliError> {
     let mut traces: Vec<(String, Vec<TraceRecord>)> = Vec::new();
     for t in &a.trace {
@@ -141,7 +143,7 @@ fn traces(
         let stem = stem.trim_end_matches(".csv").to_string();
         // Each record checked against the plan, at its line, as `simulate --trace` checks it.
         let mode = Some(migopt_sim::ServingMode::QueryBatches);
-        let recs = migopt_sim::read_trace_for_plan(t, plan, s, mode)?;
+        let recs = migopt_sim::read_trace_for_plan(t, plan, s, mode, inputs)?;
         // The server's own rules (one worker per instance), before any worker starts.
         migopt_server::setup::instances(plan, s, &migopt_server::wanted(&recs))
             .map_err(|e| migopt_models::Error::Invalid(format!("{}: {e}", t.display())))?;
@@ -188,13 +190,18 @@ fn poisson_run(
     Ok((format!("poisson-{}", migopt_models::limits::num(r)), t))
 }
 
-fn runs(a: &ServeArgs, plan: &Plan, s: &Scenario) -> Result<Vec<RunSpec>, CliError> {
+fn runs(
+    a: &ServeArgs,
+    plan: &Plan,
+    s: &Scenario,
+    inputs: &mut Inputs,
+) -> Result<Vec<RunSpec>, CliError> {
     let scheds: Vec<SchedulerKind> = a
         .scheduler
         .iter()
         .map(|x| x.parse::<SchedulerKind>())
         .collect::<Result<_, _>>()?;
-    let traces = traces(a, plan, s)?;
+    let traces = traces(a, plan, s, inputs)?;
     if traces.is_empty() {
         return Err(bad("give --trace FILE or --rate R --duration S".into()));
     }
@@ -359,15 +366,16 @@ fn config(a: &ServeArgs) -> Result<ServeConfig, CliError> {
 }
 
 pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
-    let (plan, s) = load_plan(&a.plan, a.scenario.as_deref())?;
+    let mut inputs = Inputs::default();
+    let (plan, s) = load_plan(&a.plan, a.scenario.as_deref(), &mut inputs)?;
     let cfg = config(&a)?;
-    let runs = runs(&a, &plan, &s)?;
+    let runs = runs(&a, &plan, &s, &mut inputs)?;
     // Outputs that cannot be written are refused before any GPU time is spent.
     let outs: Vec<PathBuf> = runs
         .iter()
         .flat_map(|r| [r.out.clone(), records::sidecar_path(&r.out)])
         .collect();
-    crate::out::check_targets(outs.iter().map(PathBuf::as_path))?;
+    crate::out::check_targets(outs.iter().map(PathBuf::as_path), &inputs)?;
     let mut wanted = std::collections::BTreeSet::new();
     for r in &runs {
         wanted.extend(migopt_server::wanted(&r.trace));
@@ -425,7 +433,7 @@ pub fn run_serve(a: ServeArgs) -> Result<(), CliError> {
     if let Some(bad) = ends.iter().find(|e| *e != "exit status 0") {
         eprintln!("migopt serve: a worker ended with {bad}");
     }
-    crate::out::write_all(&files)?;
+    crate::out::write_all(&files, &inputs)?;
     for (p, _) in &files {
         crate::sayln!("wrote {}", p.display());
     }
@@ -537,7 +545,8 @@ pub fn comparison(
             .as_deref()
             .map(|s| resolve_recorded(measured, s))
     });
-    let (plan, s) = load_plan(&plan_path, scen.as_deref())?;
+    // `compare` writes no file: what it reads need not be kept.
+    let (plan, s) = load_plan(&plan_path, scen.as_deref(), &mut Inputs::default())?;
     let recs = load_records(measured, &plan)?;
     let sched: SchedulerKind = meta.rule()?;
     let spread = match &cost {

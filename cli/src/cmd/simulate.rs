@@ -4,6 +4,7 @@
 use super::common::{load_plan, load_scenario, PlanFlags, Progress};
 use super::{to_json, CliError};
 use crate::out::{table, table_fit, term_width};
+use migopt_models::input::Inputs;
 use migopt_models::report::{Estimate, SimReport};
 use migopt_models::{Objective, Plan, Scenario};
 use migopt_sim::{Arrivals, CapacityTarget, SchedulerKind, ServingMode, SimConfig};
@@ -122,11 +123,13 @@ fn bad(m: String) -> CliError {
     CliError::Input(migopt_models::Error::Invalid(m))
 }
 
-/// The plan and scenario to simulate, and a note when the plan was made here.
+/// The plan and scenario to simulate, and a note when the plan was made here. (`simulate`
+/// and `capacity` write no file: what they read need not be kept.)
 fn inputs(f: &SimFlags) -> Result<(Plan, Scenario, Option<String>), CliError> {
+    let mut read = Inputs::default();
     match f.input.as_deref() {
         Some(p) if p.extension().is_some_and(|e| e == "json") => {
-            let (plan, s) = load_plan(p, f.scenario.as_deref())?;
+            let (plan, s) = load_plan(p, f.scenario.as_deref(), &mut read)?;
             Ok((plan, s, None))
         }
         other => {
@@ -137,7 +140,7 @@ fn inputs(f: &SimFlags) -> Result<(Plan, Scenario, Option<String>), CliError> {
                     other.map_or("the default input".into(), |p| p.display().to_string())
                 )));
             }
-            let s = load_scenario(other)?;
+            let s = load_scenario(other, &mut read)?;
             let plan = super::plan::make_plan(&s, other, "milp", &f.plan_flags)
                 .map_err(|e| e.in_scenario(other))?;
             let note = format!(
@@ -167,8 +170,9 @@ fn arrivals(
     mode: Option<ServingMode>,
 ) -> Result<Arrivals, CliError> {
     if let Some(t) = &f.trace {
+        let mut read = Inputs::default();
         return Ok(Arrivals::Trace(migopt_sim::read_trace_for_plan(
-            t, plan, s, mode,
+            t, plan, s, mode, &mut read,
         )?));
     }
     let a = if let Some(r) = f.rate {
