@@ -7,11 +7,6 @@ use crate::{Error, Result};
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-
-/// Every file this process has read through [`read_text`], by [`keys`], so that an output
-/// can refuse to replace one ([`was_read`]).
-static READ: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
 /// The files one command has read as input, each by every name it has ([`keys`]): read
 /// through [`Inputs::read_text`], they can be refused as outputs ([`Inputs::contains`]).
@@ -26,10 +21,6 @@ impl Inputs {
     /// text is then refused).
     pub fn read_text(&mut self, path: &Path, cap: FileCap) -> Result<String> {
         let file = open(path)?;
-        // Until every command keeps its own inputs, the process-wide record sees them too.
-        READ.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(keys(path));
         self.keys.extend(keys(path));
         read_open(file, path, cap)
     }
@@ -71,13 +62,6 @@ fn keys(path: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Whether writing `path` would replace (or write through a link into) a file this process
-/// has read as input.
-pub fn was_read(path: &Path) -> bool {
-    let read = READ.lock().unwrap_or_else(|e| e.into_inner());
-    keys(path).iter().any(|k| read.contains(k))
-}
-
 /// The first header name that repeats an earlier one, as a message naming both columns
 /// (1-based): `column `model` is named twice (columns 1 and 6)`. Every CSV header migopt
 /// reads refuses such a header, since which of the two columns is read would be arbitrary.
@@ -95,13 +79,10 @@ pub fn repeated_column(names: &[&str]) -> Option<String> {
 /// The text of the file at `path`, at most `cap.bytes` bytes of UTF-8. A larger file is
 /// refused with [`Error::TooLarge`] naming the path and the cap: a regular file by its
 /// length before anything is read, anything else (a pipe, `/dev/zero`) once one byte past
-/// the cap has been read, so at most the cap is ever held in memory.
+/// the cap has been read, so at most the cap is ever held in memory. Nothing is recorded
+/// ([`Inputs::read_text`] records the path).
 pub fn read_text(path: &Path, cap: FileCap) -> Result<String> {
-    let file = open(path)?;
-    READ.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .extend(keys(path));
-    read_open(file, path, cap)
+    read_open(open(path)?, path, cap)
 }
 
 /// The file at `path`, open for reading.
@@ -231,6 +212,9 @@ mod tests {
         assert_eq!(two.read_text(&b, SMALL).unwrap(), "b");
         assert!(one.contains(&a) && !one.contains(&b));
         assert!(two.contains(&b) && !two.contains(&a));
+        // The free reader records nothing anywhere.
+        assert_eq!(read_text(&b, SMALL).unwrap(), "b");
+        assert!(!one.contains(&b));
         // A file refused after it was opened was still read as input; one that cannot be
         // opened was not.
         let mut three = Inputs::default();
