@@ -101,8 +101,9 @@ fn upper_bound(job: &Job, shares: &[f64]) -> f64 {
 /// What the planner promised, in total queries/s at these shares: the largest total rate
 /// the plan's provisioned per-model rates carry at them. For a max-load plan at its own
 /// mix that is its objective (each model's rate is λ·share); at another mix (`--scenario`)
-/// it is less, so the objective stands only when the plan lists no rates.
-fn fluid(plan: &Plan, scenario: &Scenario, shares: &[f64]) -> Option<f64> {
+/// it is less, so the objective stands only when the plan lists no rates. `None` when a
+/// model with a share has no provisioned rate, or the plan carries nothing.
+pub fn promised_capacity(plan: &Plan, scenario: &Scenario, shares: &[f64]) -> Option<f64> {
     let carried = || {
         let mut best = f64::INFINITY;
         for (m, s) in scenario.models.iter().zip(shares) {
@@ -190,7 +191,7 @@ pub fn capacity_with_progress(
         None
     };
     progress(total, total);
-    let fluid = fluid(plan, scenario, &shares);
+    let fluid = promised_capacity(plan, scenario, &shares);
     Ok(CapacityReport {
         scenario: scenario.name.clone(),
         solver: plan.solver.clone(),

@@ -58,7 +58,7 @@ mod stats;
 mod summary;
 mod trace;
 
-pub use capacity::{capacity, capacity_with_progress, CapacityTarget};
+pub use capacity::{capacity, capacity_with_progress, promised_capacity, CapacityTarget};
 pub use migopt_models::report::{
     CapacityProbe, CapacityReport, Estimate, GpuReport, InstanceReport, LatencySummary,
     ModelReport, QueueSummary, SimReport,

@@ -220,7 +220,8 @@ pub fn simulated_capacity(
 }
 
 /// The queueing model's capacity of any plan (total queries/s; see `predict_capacity`).
-/// For min-gpus plans: the planned per-model capacities, at the scenario's proportions.
+/// For min-gpus plans: the planned per-model capacities, at the scenario's proportions (what
+/// `migopt capacity` reports as the plan's promise: [`migopt_sim::promised_capacity`]).
 pub fn predicted_capacity(scenario: &Scenario, plan: &Plan, opts: &PlanOptions) -> Option<f64> {
     match plan.objective_kind {
         Objective::MaxLoad => migopt_solver::predict_capacity(scenario, plan, opts)
@@ -229,19 +230,8 @@ pub fn predicted_capacity(scenario: &Scenario, plan: &Plan, opts: &PlanOptions) 
         Objective::MinGpus => {
             let rates = scenario.rates()?;
             let total: f64 = rates.iter().sum();
-            let scale = scenario
-                .models
-                .iter()
-                .zip(&rates)
-                .filter(|(_, r)| **r > 0.0)
-                .map(|(m, r)| {
-                    plan.model_rates
-                        .iter()
-                        .find(|x| x.model == m.name)
-                        .map_or(0.0, |x| x.rate_qps / r)
-                })
-                .fold(f64::INFINITY, f64::min);
-            scale.is_finite().then_some(scale * total)
+            let shares: Vec<f64> = rates.iter().map(|r| r / total).collect();
+            migopt_sim::promised_capacity(plan, scenario, &shares)
         }
     }
 }

@@ -442,3 +442,34 @@ fn queueing_model_at_a_steep_six_instance_pool() {
     let below = miss_at(0.98);
     assert!(below.ci_high.unwrap() <= opts.sla.budget * 0.6, "{below:?}");
 }
+
+/// A min-gpus plan's predicted capacity is its promise at the scenario's rate proportions:
+/// the total rate its provisioned per-model rates carry, min over models of
+/// provisioned / rate, times the total rate (models with no rate do not bind).
+#[test]
+fn a_min_gpus_plan_predicts_what_its_provisioned_rates_carry() {
+    let mut s = migopt_profiles::default_scenario().unwrap();
+    let rate = |q: f64| Demand::Rate(q);
+    s.models[0].demand = rate(3000.0);
+    s.models[1].demand = rate(1000.0);
+    let mut p = pool_plan(1, 1);
+    p.objective_kind = Objective::MinGpus;
+    p.model_rates = vec![
+        migopt_models::ModelRate {
+            model: s.models[0].name.clone(),
+            rate_qps: 4500.0,
+        },
+        migopt_models::ModelRate {
+            model: s.models[1].name.clone(),
+            rate_qps: 1200.0,
+        },
+    ];
+    let opts = PlanOptions::default();
+    // min(4500 / 3000, 1200 / 1000) · 4000 = 1.2 · 4000.
+    let got = migopt_verify::predicted_capacity(&s, &p, &opts).unwrap();
+    assert!((got - 4800.0).abs() < 1e-9, "{got}");
+    // A model the scenario gives no traffic does not bind.
+    s.models[1].demand = rate(0.0);
+    let got = migopt_verify::predicted_capacity(&s, &p, &opts).unwrap();
+    assert!((got - 4500.0).abs() < 1e-9, "{got}");
+}
