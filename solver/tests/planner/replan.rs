@@ -383,13 +383,7 @@ proptest! {
 #[test]
 fn soak_random_replans() {
     let (seed, cases) = soak_env();
-    let mut st = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        st ^= st << 13;
-        st ^= st >> 7;
-        st ^= st << 17;
-        (st >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut next = soak_rng(seed, 0x9E37_79B9_7F4A_7C15);
     let all = parvagpu_scenarios(&dataset_dir());
     let (mut ok, mut infeasible, mut limited) = (0, 0, 0);
     for case in 0..cases {
@@ -502,13 +496,7 @@ fn soak_checks(
 #[test]
 fn soak_random_max_load_replans() {
     let (seed, cases) = soak_env();
-    let mut st = seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1;
-    let mut next = move || {
-        st ^= st << 13;
-        st ^= st >> 7;
-        st ^= st << 17;
-        (st >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut next = soak_rng(seed, 0xD1B5_4A32_D192_ED03);
     let all = parvagpu_scenarios(&dataset_dir());
     let shares = |s: &Scenario, next: &mut dyn FnMut() -> f64, gpus: u32| {
         let mut s = s.clone();
@@ -557,6 +545,18 @@ fn soak_random_max_load_replans() {
     eprintln!(
         "max-load soak seed {seed}: {ok} re-planned, {infeasible} infeasible (no spares enough)"
     );
+}
+
+/// The soak's random numbers in [0, 1): xorshift64 from `seed` scrambled by `salt`, so that
+/// each soak draws its own stream.
+fn soak_rng(seed: u64, salt: u64) -> impl FnMut() -> f64 {
+    let mut st = seed.wrapping_mul(salt) | 1;
+    move || {
+        st ^= st << 13;
+        st ^= st >> 7;
+        st ^= st << 17;
+        (st >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 /// The soak's seed and case count: `SOAK_SEED` (default 1) and `SOAK_CASES` (default 4).
