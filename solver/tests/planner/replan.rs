@@ -549,7 +549,7 @@ fn soak_random_max_load_replans() {
 
 /// The soak's random numbers in [0, 1): xorshift64 from `seed` scrambled by `salt`, so that
 /// each soak draws its own stream.
-fn soak_rng(seed: u64, salt: u64) -> impl FnMut() -> f64 {
+pub(crate) fn soak_rng(seed: u64, salt: u64) -> impl FnMut() -> f64 {
     let mut st = seed.wrapping_mul(salt) | 1;
     move || {
         st ^= st << 13;
@@ -560,7 +560,7 @@ fn soak_rng(seed: u64, salt: u64) -> impl FnMut() -> f64 {
 }
 
 /// The soak's seed and case count: `SOAK_SEED` (default 1) and `SOAK_CASES` (default 4).
-fn soak_env() -> (u64, u64) {
+pub(crate) fn soak_env() -> (u64, u64) {
     let env = |k: &str, d: u64| {
         std::env::var(k)
             .ok()

@@ -150,3 +150,57 @@ proptest! {
         replay(&current, &r);
     }
 }
+
+/// A soak over random SLA-aware re-plans (`replan --solver sla`) of the ParvaGPU scenarios
+/// at random scales, load changes and spare GPUs: the target provisions the new rates with
+/// the SLA-aware from-scratch optimum's GPUs, its fates match its counts, every transition
+/// replays ([`replay`]), a re-plan without enough spares may only fail by saying so, and the
+/// same load re-cuts nothing. CI runs 4 cases; `SOAK_CASES`/`SOAK_SEED` run more
+/// (BENCHMARKS.md, "Re-plan soak").
+#[test]
+fn soak_random_sla_replans() {
+    let (seed, cases) = crate::replan::soak_env();
+    let mut next = crate::replan::soak_rng(seed, 0xA076_1D64_78BD_642F);
+    let all = parvagpu_scenarios(&dataset_dir());
+    for case in 0..cases {
+        let which = (next() * all.len() as f64) as usize % all.len();
+        let scale = [0.5, 1.0, 2.0][(next() * 3.0) as usize % 3];
+        let old = scaled(&all[which], &[scale]);
+        let f: Vec<f64> = (0..old.models.len()).map(|_| 0.3 + 1.4 * next()).collect();
+        let new = scaled(&old, &f);
+        let spares = [0u32, 1, 2, 64][(next() * 4.0) as usize % 4];
+        let tag =
+            format!("seed {seed} case {case}: scenario {which} x{scale} f {f:?} spares {spares}");
+        let current = plan(&old, SolverKind::Sla, &opts()).unwrap_or_else(|e| panic!("{tag}: {e}"));
+        let (o, n) = (old.rates().unwrap(), new.rates().unwrap());
+        let ro = ReplanOptions {
+            plan: opts(),
+            spare_gpus: spares,
+            gpu_slack: 0,
+            required: Some(o.iter().zip(&n).map(|(a, b)| a.min(*b)).collect()),
+            load_slack: 0.0,
+        };
+        match replan_with(&current, &new, SolverKind::Sla, &ro) {
+            Ok(r) => {
+                let scratch = plan(&new, SolverKind::Sla, &opts()).unwrap();
+                if r.status == SolveStatus::Optimal && scratch.report.status == SolveStatus::Optimal
+                {
+                    assert_eq!(r.gpus_used as usize, scratch.gpus_used(), "{tag}");
+                }
+                let changed = r
+                    .gpus
+                    .iter()
+                    .filter(|g| matches!(g.fate, Fate::ReCut | Fate::Added));
+                assert_eq!(changed.count() as u32, r.gpus_changed, "{tag}");
+                provisions(&r, &new);
+                replay(&current, &r);
+            }
+            Err(migopt_models::Error::Infeasible(m)) if spares < 64 => eprintln!("{tag}: {m}"),
+            Err(e) => panic!("{tag}: {e}"),
+        }
+        if case % 4 == 0 {
+            let r = sla_replan(&current, &old, &old, 0);
+            assert_eq!(r.gpus_changed, 0, "{tag}: the same load re-cut");
+        }
+    }
+}
