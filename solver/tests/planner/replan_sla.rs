@@ -17,16 +17,21 @@ fn opts() -> PlanOptions {
     }
 }
 
-fn sla_replan(current: &Plan, old: &Scenario, new: &Scenario, spares: u32) -> Replan {
+/// Re-plan options from `old` to `new`: each model keeps min(old, new) of its rate, with
+/// `spares` spare GPUs and no slack.
+fn sla_ropts(old: &Scenario, new: &Scenario, spares: u32) -> ReplanOptions {
     let (o, n) = (old.rates().unwrap(), new.rates().unwrap());
-    let ro = ReplanOptions {
+    ReplanOptions {
         plan: opts(),
         spare_gpus: spares,
         gpu_slack: 0,
         required: Some(o.iter().zip(&n).map(|(a, b)| a.min(*b)).collect()),
         load_slack: 0.0,
-    };
-    replan_with(current, new, SolverKind::Sla, &ro).unwrap()
+    }
+}
+
+fn sla_replan(current: &Plan, old: &Scenario, new: &Scenario, spares: u32) -> Replan {
+    replan_with(current, new, SolverKind::Sla, &sla_ropts(old, new, spares)).unwrap()
 }
 
 fn key(l: &[Assignment]) -> Vec<(String, u32, String)> {
@@ -172,14 +177,7 @@ fn soak_random_sla_replans() {
         let tag =
             format!("seed {seed} case {case}: scenario {which} x{scale} f {f:?} spares {spares}");
         let current = plan(&old, SolverKind::Sla, &opts()).unwrap_or_else(|e| panic!("{tag}: {e}"));
-        let (o, n) = (old.rates().unwrap(), new.rates().unwrap());
-        let ro = ReplanOptions {
-            plan: opts(),
-            spare_gpus: spares,
-            gpu_slack: 0,
-            required: Some(o.iter().zip(&n).map(|(a, b)| a.min(*b)).collect()),
-            load_slack: 0.0,
-        };
+        let ro = sla_ropts(&old, &new, spares);
         match replan_with(&current, &new, SolverKind::Sla, &ro) {
             Ok(r) => {
                 let scratch = plan(&new, SolverKind::Sla, &opts()).unwrap();
