@@ -1,8 +1,9 @@
 //! JSON input: finding a field's line in a file's text, and naming a key the file should
 //! not have. Every JSON file migopt reads as input is read strictly: its structs refuse
-//! unknown keys (`deny_unknown_fields`), and [`unknown_key`] turns serde's error (with the path
-//! `serde_path_to_error` tracks) into one that names the file, the line and the key's full path (`gpus[3].layout[0].proc`), with
-//! the nearest known key when one is close, so that a misspelt key is never dropped.
+//! unknown keys (`deny_unknown_fields`), and [`unknown_key`] turns serde's error (with the
+//! path `serde_path_to_error` tracks) into one that names the file, the line and the key's
+//! full path (`gpus[3].layout[0].proc`), with the nearest known key when one is close, so
+//! that a misspelt key is never dropped.
 
 use crate::error::{Error, LineIndex, Origin};
 use std::path::Path;

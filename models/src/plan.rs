@@ -357,26 +357,7 @@ impl Plan {
     /// messages, with the line of the problem.
     pub fn from_json(text: &str, path: &Path) -> Result<Self> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        crate::json::parse(text).map_err(|r| {
-            if is_replan_report(text) {
-                return Error::Syntax {
-                    origin: Origin::at(path, 1),
-                    message: "not a migopt plan but a re-plan report (`migopt replan --json`); \
-                              its plan is the field `target`: write it with `migopt replan --out`"
-                        .into(),
-                };
-            }
-            // A misspelt key of a plan is named by its path; an object with none of a plan's
-            // keys is some other file, and said to be no plan.
-            let unknown = crate::json::unknown_key(&r, path).filter(|_| has_a_plan_key(text));
-            if let Some(unknown) = unknown {
-                return unknown;
-            }
-            Error::Syntax {
-                origin: Origin::at(path, r.error.line().max(1)),
-                message: format!("not a migopt plan: {}", r.error),
-            }
-        })
+        crate::json::parse(text).map_err(|r| not_a_plan(text, path, &r))
     }
 
     /// Checks a plan read from `path` against the scenario it serves: its GPU kind and
@@ -489,12 +470,7 @@ impl Plan {
         let mut seen = vec![false; s.models.len()];
         for (i, r) in self.model_rates.iter().enumerate() {
             let field = format!("model_rates[{i}]");
-            let Some(mi) = s.models.iter().position(|m| m.name == r.model) else {
-                return Err(bad(
-                    format!("{field}.model"),
-                    format!("`{}` is not a model of scenario `{}`", r.model, s.name),
-                ));
-            };
+            let mi = model_of(s, &r.model, &field, bad)?;
             if std::mem::replace(&mut seen[mi], true) {
                 return Err(bad(
                     format!("{field}.model"),
@@ -537,12 +513,7 @@ impl Plan {
         for (gi, g) in self.gpus.iter().enumerate() {
             for (ai, a) in g.layout.iter().enumerate() {
                 let field = format!("gpus[{gi}].layout[{ai}]");
-                let Some(mi) = s.models.iter().position(|m| m.name == a.model) else {
-                    return Err(bad(
-                        format!("{field}.model"),
-                        format!("`{}` is not a model of scenario `{}`", a.model, s.name),
-                    ));
-                };
+                let mi = model_of(s, &a.model, &field, bad)?;
                 served[mi] = true;
                 if s.profiles
                     .curve(a.model.as_str(), a.profile.as_str(), a.procs)
@@ -648,31 +619,61 @@ impl Plan {
     }
 }
 
-/// Whether `text` is the JSON `migopt replan --json` prints (a target plan with its fates,
-/// tiers and transition, possibly with a simulation check), which users feed back as a plan.
-fn is_replan_report(text: &str) -> bool {
-    let Ok(serde_json::Value::Object(v)) = serde_json::from_str::<serde_json::Value>(text) else {
-        return false;
+/// The error for plan text `text` of `path` that serde refused (`r`). The JSON that
+/// `migopt replan --json` prints (a target plan with its fates, tiers and transition, which
+/// users feed back as a plan) is pointed at its `target`; a misspelt key of a plan is named
+/// by its path; an object with none of the keys every plan has is some other file, and
+/// said to be no plan. The text's top-level keys are read once, here, on the error path.
+fn not_a_plan(text: &str, path: &Path, r: &crate::json::Refusal) -> Error {
+    let top = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(v)) => Some(v),
+        _ => None,
     };
-    v.contains_key("target") && v.contains_key("transition")
+    let has = |k: &str| top.as_ref().is_some_and(|v| v.contains_key(k));
+    if has("target") && has("transition") {
+        return Error::Syntax {
+            origin: Origin::at(path, 1),
+            message: "not a migopt plan but a re-plan report (`migopt replan --json`); \
+                      its plan is the field `target`: write it with `migopt replan --out`"
+                .into(),
+        };
+    }
+    let plan_like = top.is_none()
+        || [
+            "scenario",
+            "gpu",
+            "objective_kind",
+            "solver",
+            "params",
+            "gpus",
+        ]
+        .iter()
+        .any(|k| has(k));
+    if let Some(unknown) = crate::json::unknown_key(r, path).filter(|_| plan_like) {
+        return unknown;
+    }
+    Error::Syntax {
+        origin: Origin::at(path, r.error.line().max(1)),
+        message: format!("not a migopt plan: {}", r.error),
+    }
 }
 
-/// Whether `text` is a JSON object with one of the keys every plan has (or not an object at
-/// all): an object with none is another file, not a plan with a misspelt key.
-fn has_a_plan_key(text: &str) -> bool {
-    let Ok(serde_json::Value::Object(v)) = serde_json::from_str::<serde_json::Value>(text) else {
-        return true;
-    };
-    [
-        "scenario",
-        "gpu",
-        "objective_kind",
-        "solver",
-        "params",
-        "gpus",
-    ]
-    .iter()
-    .any(|k| v.contains_key(*k))
+/// The index of model `name` in scenario `s`, or the error for `{field}.model` naming it.
+fn model_of(
+    s: &Scenario,
+    name: &ModelName,
+    field: &str,
+    bad: &dyn Fn(String, String) -> Error,
+) -> Result<usize> {
+    s.models
+        .iter()
+        .position(|m| &m.name == name)
+        .ok_or_else(|| {
+            bad(
+                format!("{field}.model"),
+                format!("`{name}` is not a model of scenario `{}`", s.name),
+            )
+        })
 }
 
 #[cfg(test)]
