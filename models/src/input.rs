@@ -25,6 +25,30 @@ impl Inputs {
         read_open(file, path, cap)
     }
 
+    /// The text of the gzip file at `path` (every member, as `gzip -dc` reads them), at most
+    /// `cap.bytes` bytes once decompressed, however small the file (a gzip bomb is refused
+    /// with [`Error::TooLarge`] once one byte past the cap has been decoded); recorded as
+    /// read once the file is open, like [`Inputs::read_text`].
+    pub fn read_gzip_text(&mut self, path: &Path, cap: FileCap) -> Result<String> {
+        let file = open(path)?;
+        self.keys.extend(keys(path));
+        let mut bytes = Vec::new();
+        flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file))
+            .take(cap.bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| {
+                Error::Invalid(format!("{}: not a readable gzip file: {e}", path.display()))
+            })?;
+        if bytes.len() as u64 > cap.bytes {
+            return Err(Error::TooLarge {
+                path: path.to_path_buf(),
+                bytes: cap.bytes,
+                what: cap.what,
+            });
+        }
+        String::from_utf8(bytes).map_err(|e| not_utf8(path, &e))
+    }
+
     /// Whether writing `path` would replace (or write through a link into) a file read
     /// through [`Inputs::read_text`].
     pub fn contains(&self, path: &Path) -> bool {
@@ -175,6 +199,48 @@ mod tests {
             e.to_string(),
             "/dev/zero: larger than 1 MiB, the most migopt reads from a test file (see README, Limits)"
         );
+    }
+
+    /// `text` gzipped, in `members` gzip members (as `cat a.gz b.gz` makes).
+    fn gzip(text: &[u8], members: usize) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = Vec::new();
+        for part in text.chunks(text.len().div_ceil(members).max(1)) {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(part).unwrap();
+            out.extend(e.finish().unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn a_gzip_file_is_read_whole_recorded_and_capped_after_decoding() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("runs.csv.gz");
+        std::fs::write(&f, gzip(b"query,ms\n1,2.5\n2,3.0\n", 2)).unwrap();
+        let mut read = Inputs::default();
+        assert_eq!(
+            read.read_gzip_text(&f, SMALL).unwrap(),
+            "query,ms\n1,2.5\n2,3.0\n"
+        );
+        assert!(read.contains(&f));
+        // A bomb: 1 MiB + 1 of zeros is about a kilobyte compressed.
+        let bomb = d.path().join("bomb.csv.gz");
+        std::fs::write(&bomb, gzip(&vec![b'0'; (1 << 20) + 1], 1)).unwrap();
+        let e = read.read_gzip_text(&bomb, SMALL).unwrap_err();
+        assert!(matches!(e, Error::TooLarge { .. }), "{e}");
+        // Not gzip at all, and gzip of non-UTF-8 bytes.
+        let plain = d.path().join("plain.csv.gz");
+        std::fs::write(&plain, "query,ms\n").unwrap();
+        let e = read.read_gzip_text(&plain, SMALL).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{}: not a readable gzip file", plain.display())),
+            "{e}"
+        );
+        let latin = d.path().join("latin.csv.gz");
+        std::fs::write(&latin, gzip(b"ok\ncaf\xe9\n", 1)).unwrap();
+        let e = read.read_gzip_text(&latin, SMALL).unwrap_err().to_string();
+        assert!(e.contains(":2:") && e.contains("not UTF-8 text"), "{e}");
     }
 
     #[test]

@@ -40,43 +40,6 @@ pub const LOADS_PCT: [u32; 3] = [30, 60, 85];
 /// The schedulers of the study.
 const SCHEDULERS: [SchedulerKind; 2] = [SchedulerKind::Elsa, SchedulerKind::Fifs];
 
-/// The gzipped per-query file, decompressed (with the system's `gzip`).
-fn gunzip(path: &Path) -> Result<String, Error> {
-    use std::io::Read;
-    let cap = migopt_models::limits::RECORDS_FILE;
-    let mut child = std::process::Command::new("gzip")
-        .arg("-dc")
-        .arg(path)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| Error::io(path, e))?;
-    let mut bytes = Vec::new();
-    let read = match child.stdout.take() {
-        Some(out) => out.take(cap.bytes + 1).read_to_end(&mut bytes),
-        None => Ok(0),
-    };
-    if bytes.len() as u64 > cap.bytes {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(Error::TooLarge {
-            path: path.to_path_buf(),
-            bytes: cap.bytes,
-            what: cap.what,
-        });
-    }
-    let out = child.wait_with_output().map_err(|e| Error::io(path, e))?;
-    read.map_err(|e| Error::io(path, e))?;
-    if !out.status.success() {
-        return Err(Error::Invalid(format!(
-            "{}: gzip -dc failed: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    String::from_utf8(bytes).map_err(|_| Error::Invalid(format!("{}: not text", path.display())))
-}
-
 /// One served run as committed: records and sidecar.
 struct Served {
     recs: Vec<QueryRecord>,
@@ -89,11 +52,11 @@ struct Served {
 }
 
 /// `raw/<stem>.<scheduler>.csv.gz` (or `.csv`) and its sidecar `raw/<stem>.<scheduler>.csv.json`,
-/// recorded in `inputs` (but for a gzipped file, which `gzip` reads).
+/// both recorded in `inputs`.
 fn read_served(csv: &Path, inputs: &mut Inputs) -> Result<Served, Error> {
     let name = csv.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let text = if name.ends_with(".gz") {
-        gunzip(csv)?
+        inputs.read_gzip_text(csv, migopt_models::limits::RECORDS_FILE)?
     } else {
         inputs.read_text(csv, migopt_models::limits::RECORDS_FILE)?
     };
@@ -609,4 +572,19 @@ fn results_md(
     }
     o += "\nFigures: [ELSA](results/p99-elsa.svg), [FIFS](results/p99-fifs.svg). Per-point numbers: [results/errors.csv](results/errors.csv). Capacity and rates: [results/capacity.csv](results/capacity.csv).\n";
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gzipped_run_and_its_sidecar_are_recorded_as_inputs() {
+        let csv = study_dir().join("raw").join("calib.elsa.csv.gz");
+        let mut inputs = Inputs::default();
+        let served = read_served(&csv, &mut inputs).unwrap();
+        assert!(!served.recs.is_empty());
+        assert!(inputs.contains(&csv), "the gzipped records are an input");
+        assert!(inputs.contains(&csv.with_file_name("calib.elsa.csv.json")));
+    }
 }
