@@ -193,7 +193,9 @@ fn check_profile_unbounded(text: &str) {
 
 fn scenario_with(text: &str, csv: &str) -> Result<Scenario, migopt_models::Error> {
     let csv = csv.to_string();
-    Scenario::parse(text, Path::new("s.toml"), &move |_: &Path| Ok(csv.clone()))
+    Scenario::parse(text, Path::new("s.toml"), &mut move |_: &Path| {
+        Ok(csv.clone())
+    })
 }
 
 fn check_scenario(text: &str, csv: &str) {

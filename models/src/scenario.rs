@@ -224,7 +224,7 @@ struct RawModel {
 
 /// Reads the text of a file named in a scenario; lets shipped scenarios resolve their
 /// profile paths to embedded data.
-pub type Reader<'a> = &'a dyn Fn(&Path) -> Result<String>;
+pub type Reader<'a> = &'a mut dyn FnMut(&Path) -> Result<String>;
 
 /// Where the TOML text of one scenario is, for located messages (lines found in O(log n)).
 struct Locator<'a> {
@@ -269,11 +269,8 @@ impl Scenario {
     /// in `inputs`.
     pub fn load_recording(path: &Path, inputs: &mut Inputs) -> Result<Self> {
         let text = inputs.read_text(path, crate::limits::SCENARIO_FILE)?;
-        let inputs = std::cell::RefCell::new(inputs);
-        Self::parse(&text, path, &|p: &Path| {
-            inputs
-                .borrow_mut()
-                .read_text(p, crate::limits::PROFILE_FILE)
+        Self::parse(&text, path, &mut |p: &Path| {
+            inputs.read_text(p, crate::limits::PROFILE_FILE)
         })
     }
 
@@ -407,7 +404,7 @@ fn model_specs(
     let mut cache = ProfileCache::default();
     let mut profiles: Option<ProfileSet> = None;
     for m in raw {
-        let (spec, set) = model_spec(m, loc, base, gpu, &mut cache, read)?;
+        let (spec, set) = model_spec(m, loc, base, gpu, &mut cache, &mut *read)?;
         if !names.insert(spec.name.clone()) {
             return Err(Error::field(
                 loc.at(m.get_ref().name.span()),
@@ -720,7 +717,7 @@ mod tests {
     }
 
     fn parse(t: &str) -> Result<Scenario> {
-        Scenario::parse(t, Path::new("dir/s.toml"), &read)
+        Scenario::parse(t, Path::new("dir/s.toml"), &mut read)
     }
 
     const OK: &str = "[gpu]\nkind = \"H100-80GB\"\ncount = 2\n\
@@ -779,17 +776,17 @@ mod tests {
             );
         }
         let reads = std::cell::Cell::new(0);
-        let reader = |_: &Path| {
+        let mut reader = |_: &Path| {
             reads.set(reads.get() + 1);
             Ok(csv.clone())
         };
-        let s = Scenario::parse(&toml, Path::new("s.toml"), &reader).unwrap();
+        let s = Scenario::parse(&toml, Path::new("s.toml"), &mut reader).unwrap();
         assert_eq!(reads.get(), 1);
         assert_eq!(s.models.len(), 200);
         assert_eq!(s.profiles.curves.len(), 400);
         // Each model keeps only its own curves, and errors still name the CSV's line.
         let bad = csv.replace("m7,H100-80GB,7g.80gb,1,1", "m7,H100-80GB,7g.80gb,1,-1");
-        let e = Scenario::parse(&toml, Path::new("s.toml"), &|_: &Path| Ok(bad.clone()))
+        let e = Scenario::parse(&toml, Path::new("s.toml"), &mut |_: &Path| Ok(bad.clone()))
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -835,11 +832,11 @@ mod tests {
         }
         std::fs::write(d.path().join("all.csv"), &csv).unwrap();
         let reads = std::cell::Cell::new(0);
-        let reader = |p: &Path| {
+        let mut reader = |p: &Path| {
             reads.set(reads.get() + 1);
             crate::input::read_text(p, crate::limits::PROFILE_FILE)
         };
-        let s = Scenario::parse(&toml, &d.path().join("s.toml"), &reader).unwrap();
+        let s = Scenario::parse(&toml, &d.path().join("s.toml"), &mut reader).unwrap();
         assert_eq!((reads.get(), s.models.len()), (1, 50));
     }
 

@@ -71,7 +71,7 @@ sla_ms = 60.0
 rate_qps = 8000.0
 "#;
     let dir = Path::new(migopt_profiles::builtin::EMBEDDED_DIR);
-    Scenario::parse(toml, &dir.join("h100-fleet.toml"), &|p: &Path| {
+    Scenario::parse(toml, &dir.join("h100-fleet.toml"), &mut |p: &Path| {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
         migopt_profiles::builtin::H100_80GB
             .iter()

@@ -41,7 +41,7 @@ pub fn default_scenario() -> Result<Scenario> {
     Scenario::parse(
         DEFAULT_SCENARIO,
         &Path::new(EMBEDDED_DIR).join("default.toml"),
-        &read_embedded,
+        &mut read_embedded,
     )
 }
 

@@ -484,7 +484,7 @@ impl Import {
     /// (profiles are rendered in memory), for tests and reproductions.
     pub fn scenario(&self, s: &SloScenario) -> Result<migopt_models::Scenario> {
         let text = self.scenario_toml(s);
-        let read = |p: &Path| -> Result<String> {
+        let mut read = |p: &Path| -> Result<String> {
             let stem = p
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -500,7 +500,7 @@ impl Import {
         migopt_models::Scenario::parse(
             &text,
             Path::new(&format!("parvagpu/parvagpu-s{}.toml", s.index)),
-            &read,
+            &mut read,
         )
     }
 }
