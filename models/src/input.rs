@@ -32,21 +32,10 @@ impl Inputs {
     pub fn read_gzip_text(&mut self, path: &Path, cap: FileCap) -> Result<String> {
         let file = open(path)?;
         self.keys.extend(keys(path));
-        let mut bytes = Vec::new();
-        flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file))
-            .take(cap.bytes.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(|e| {
-                Error::Invalid(format!("{}: not a readable gzip file: {e}", path.display()))
-            })?;
-        if bytes.len() as u64 > cap.bytes {
-            return Err(Error::TooLarge {
-                path: path.to_path_buf(),
-                bytes: cap.bytes,
-                what: cap.what,
-            });
-        }
-        String::from_utf8(bytes).map_err(|e| not_utf8(path, &e))
+        let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+        read_capped(gz, path, cap, 0, |e| {
+            Error::Invalid(format!("{}: not a readable gzip file: {e}", path.display()))
+        })
     }
 
     /// Whether writing `path` would replace (or write through a link into) a file read
@@ -117,24 +106,41 @@ fn open(path: &Path) -> Result<std::fs::File> {
 /// [`read_text`] of a file already open.
 fn read_open(file: std::fs::File, path: &Path, cap: FileCap) -> Result<String> {
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    let too_large = || Error::TooLarge {
-        path: path.to_path_buf(),
-        bytes: cap.bytes,
-        what: cap.what,
-    };
     if meta.is_file() && meta.len() > cap.bytes {
-        return Err(too_large());
+        return Err(too_large(path, cap));
     }
     // A regular file's length is a good first guess; a device or a pipe says 0.
     let guess = if meta.is_file() { meta.len() } else { 0 };
+    read_capped(file, path, cap, guess, |e| Error::io(path, e))
+}
+
+/// The text `r` gives, refused with [`Error::TooLarge`] once one byte past `cap` has been
+/// read (so at most the cap is ever held), or where it is not UTF-8; `guess`: the expected
+/// length, `failed`: the error of a failed read.
+fn read_capped(
+    r: impl Read,
+    path: &Path,
+    cap: FileCap,
+    guess: u64,
+    failed: impl FnOnce(std::io::Error) -> Error,
+) -> Result<String> {
     let mut bytes = Vec::with_capacity(usize::try_from(guess).unwrap_or(0));
-    file.take(cap.bytes.saturating_add(1))
+    r.take(cap.bytes.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
+        .map_err(failed)?;
     if bytes.len() as u64 > cap.bytes {
-        return Err(too_large());
+        return Err(too_large(path, cap));
     }
     String::from_utf8(bytes).map_err(|e| not_utf8(path, &e))
+}
+
+/// The refusal of a file larger than `cap`.
+fn too_large(path: &Path, cap: FileCap) -> Error {
+    Error::TooLarge {
+        path: path.to_path_buf(),
+        bytes: cap.bytes,
+        what: cap.what,
+    }
 }
 
 /// Where a file stops being UTF-8 text: its line, and the byte of that line.
