@@ -395,6 +395,25 @@ fn fates(r: &Replan) -> String {
         + &table(&["GPU", "fate", "before", "after"], &rows)
 }
 
+/// The spare GPUs a transition borrows, and whether they are proven the fewest.
+fn spares_line(t: &migopt_solver::replan::Transition) -> String {
+    if t.spares_used.is_empty() {
+        return String::new();
+    }
+    format!(
+        ", spare GPUs borrowed: {:?}, {}",
+        t.spares_used,
+        if t.spares_minimal {
+            "the fewest (proven)".to_string()
+        } else {
+            format!(
+                "not proven the fewest (lower bound {})",
+                t.spares_lower_bound
+            )
+        }
+    )
+}
+
 /// The transition's steps, each with its tightest model.
 fn transition(r: &Replan) -> String {
     let t = &r.transition;
@@ -407,11 +426,7 @@ fn transition(r: &Replan) -> String {
             "not proven minimal"
         },
         t.lower_bound,
-        if t.spares_used.is_empty() {
-            String::new()
-        } else {
-            format!(", spare GPUs borrowed: {:?}", t.spares_used)
-        }
+        spares_line(t)
     );
     for (i, s) in t.steps.iter().enumerate() {
         let worst = t.tightest(i).map(|(m, r)| (r, &t.models[m]));

@@ -99,8 +99,9 @@ fn transition_to(
     Ok((apply_swaps(gpus, changes, &t.swaps), t))
 }
 
-/// The safe transition to the target with the spare GPUs given; when there is none, the
-/// error says how many spares one takes.
+/// The safe transition to the target with the fewest spare GPUs (at most those given), then
+/// the fewest steps (see [`transition::plan`]); when there is none, the error says how many
+/// spares one takes, and whether that is proven the fewest.
 fn safe_transition(
     cap: &dyn transition::Capacity,
     names: &[String],
@@ -115,62 +116,50 @@ fn safe_transition(
         .max()
         .unwrap_or(0)
         .max(slots);
-    let plan_with = |k: u32| transition::plan(changes, cap, required, names, k, first_spare);
-    match plan_with(spare_gpus) {
-        Err(Error::Infeasible(why)) => {
-            // With a spare per changed GPU a transition always exists (every new layout up
-            // on a spare first, then every old GPU drained): say how many it takes.
-            let most = changes.iter().filter(|c| c.fate != Fate::Kept).count() as u32;
-            let need = plan_with(most.max(spare_gpus))
-                .map(|t| t.spares_used.len())
-                .map_err(|_| Error::Infeasible(why.clone()))?;
-            Err(Error::Infeasible(format!(
-                "{why}; a safe transition to this target needs {need} spare GPU(s) (--spare-gpus {need})"
-            )))
-        }
-        r => r,
-    }
+    transition::plan(changes, cap, required, names, spare_gpus, first_spare)
 }
 
-/// Moves each swapped GPU's new layout to the idle GPU that took it: (g, s) leaves g idle
-/// (freed) and s in use (added).
+/// Moves each swapped GPU's new layout to the GPU that took it: (g, s) puts g's target
+/// layout on s, all swaps at once (s may itself be a g of another swap). A GPU left without
+/// a layout is freed (or dropped, if it had none before), one given another's is re-cut (or
+/// added, if it had none before).
 fn apply_swaps(mut gpus: Vec<GpuPlan>, mut changes: Vec<GpuChange>, swaps: &[(u32, u32)]) -> Fates {
-    for &(g, s) in swaps {
-        let layout = changes
-            .iter()
-            .find(|c| c.gpu == g)
-            .map(|c| c.after.clone())
-            .unwrap_or_default();
-        let top = gpus.len().max(s as usize + 1);
-        while gpus.len() < top {
-            let index = gpus.len() as u32;
-            gpus.push(GpuPlan {
-                index,
-                layout: Vec::new(),
-            });
-        }
-        gpus[s as usize].layout = layout.clone();
-        if let Some(x) = gpus.get_mut(g as usize) {
+    let moved: Vec<(u32, u32, Vec<Assignment>)> = swaps
+        .iter()
+        .map(|&(g, s)| {
+            let layout = changes
+                .iter()
+                .find(|c| c.gpu == g)
+                .map(|c| c.after.clone())
+                .unwrap_or_default();
+            (g, s, layout)
+        })
+        .collect();
+    let top = moved
+        .iter()
+        .map(|m| m.1 as usize + 1)
+        .max()
+        .unwrap_or(0)
+        .max(gpus.len());
+    while gpus.len() < top {
+        let index = gpus.len() as u32;
+        gpus.push(GpuPlan {
+            index,
+            layout: Vec::new(),
+        });
+    }
+    for (g, _, _) in &moved {
+        if let Some(x) = gpus.get_mut(*g as usize) {
             x.layout.clear();
         }
-        // Either GPU may already have a record (s: drained earlier by this transition).
-        if let Some(c) = changes.iter_mut().find(|c| c.gpu == g) {
+        if let Some(c) = changes.iter_mut().find(|c| c.gpu == *g) {
             c.after.clear();
-            c.fate = if c.before.is_empty() {
-                Fate::Kept
-            } else {
-                Fate::Freed
-            };
         }
+    }
+    for (_, s, layout) in moved {
+        gpus[s as usize].layout = layout.clone();
         match changes.iter_mut().find(|c| c.gpu == s) {
-            Some(c) => {
-                c.after = layout;
-                c.fate = if c.before.is_empty() {
-                    Fate::Added
-                } else {
-                    Fate::ReCut
-                };
-            }
+            Some(c) => c.after = layout,
             None => changes.push(GpuChange {
                 gpu: s,
                 fate: Fate::Added,
@@ -178,6 +167,13 @@ fn apply_swaps(mut gpus: Vec<GpuPlan>, mut changes: Vec<GpuChange>, swaps: &[(u3
                 after: layout,
             }),
         }
+    }
+    for c in changes.iter_mut().filter(|c| c.fate != Fate::Kept) {
+        c.fate = match (c.before.is_empty(), c.after.is_empty()) {
+            (true, _) => Fate::Added,
+            (false, true) => Fate::Freed,
+            (false, false) => Fate::ReCut,
+        };
     }
     changes.retain(|c| !(c.before.is_empty() && c.after.is_empty()));
     changes.sort_by_key(|c| c.gpu);

@@ -24,8 +24,10 @@
 //! the target to its safe transition, and `rates`, `load`, `sla`, `sla_load` are the four
 //! re-plans.
 
+mod concrete;
 mod current;
 mod cuts;
+mod exact;
 mod handover;
 mod load;
 mod rates;

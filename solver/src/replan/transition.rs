@@ -15,6 +15,8 @@
 //! *bounded*, not minimised: the report gives the count reached and a lower bound (1 when
 //! the whole change fits one step, 2 otherwise), and says whether they meet.
 
+use super::concrete::{place, Members};
+use super::exact::{self, compact, meets, Class, CountStep, Outcome, Problem, Search};
 use super::{Fate, GpuChange};
 use migopt_models::{Assignment, Error};
 use serde::{Deserialize, Serialize};
@@ -53,14 +55,22 @@ pub struct Transition {
     pub capacity_before: Vec<f64>,
     /// The steps, in order.
     pub steps: Vec<Step>,
-    /// A lower bound on the number of steps any safe transition needs.
+    /// A lower bound on the number of steps of any safe transition that takes at most
+    /// `spares_used.len()` spare GPUs.
     pub lower_bound: u32,
     /// Whether the step count is proven minimal (it meets the lower bound).
     pub minimal: bool,
     /// Spare GPUs taken (indices after the plan's GPUs).
     pub spares_used: Vec<u32>,
-    /// Swaps (g, s): GPU g could not go down safely, so idle GPU s was cut into g's new
-    /// layout and g drained instead (g ends idle, s in use).
+    /// A lower bound on the spare GPUs any safe transition to this target takes.
+    #[serde(default)]
+    pub spares_lower_bound: u32,
+    /// Whether the spare GPUs taken are proven the fewest (they meet their lower bound).
+    #[serde(default)]
+    pub spares_minimal: bool,
+    /// Swaps (g, s): GPU g's target layout went up on GPU s instead (an idle GPU: a spare,
+    /// an added GPU or one this transition drained), because g could not go down safely
+    /// first; g ends idle or with another GPU's target layout, s in use.
     pub swaps: Vec<(u32, u32)>,
 }
 
@@ -117,12 +127,6 @@ struct Op {
 
 const TOL: f64 = 1e-9;
 
-fn meets(cap: &[f64], required: &[f64]) -> bool {
-    cap.iter()
-        .zip(required)
-        .all(|(a, r)| *a >= r * (1.0 - TOL) - TOL)
-}
-
 fn minus(a: &[u32], b: &[u32]) -> Vec<u32> {
     a.iter().zip(b).map(|(x, y)| x.saturating_sub(*y)).collect()
 }
@@ -170,11 +174,279 @@ fn pending_ops(changes: &[GpuChange], cap: &dyn Capacity) -> Vec<Op> {
         .collect()
 }
 
-/// Orders and groups the changes into safe steps.
+/// The safe transition with the fewest spare GPUs (at most `spares`), then the fewest steps,
+/// proven where the exact search ends within [`exact::SEARCH_LIMIT`] (see the module docs).
 ///
-/// `cap` measures capacity; `slots` is the first device index after the plan's GPUs
-/// (spares take `slots`, `slots + 1`, ...).
+/// `cap` measures capacity (monotone: an instance more never lowers a model's capacity);
+/// `slots` is the first device index after the plan's GPUs (spares take `slots`,
+/// `slots + 1`, ...). Error: [`Error::Infeasible`] when no safe transition takes at most
+/// `spares` spare GPUs (or none was found and the search stopped), saying how many one takes.
 pub fn plan(
+    changes: &[GpuChange],
+    cap: &dyn Capacity,
+    required: &[f64],
+    models: &[String],
+    spares: u32,
+    slots: u32,
+) -> Result<Transition, Error> {
+    let t0 = std::time::Instant::now();
+    let (problem, members) = problem(changes, cap, required);
+    // With a spare per re-cut GPU there is always one: every new layout up first, then
+    // every old one down.
+    let most = changes.iter().filter(|c| c.fate == Fate::ReCut).count() as u32;
+    let given = greedy(changes, cap, required, models, spares, slots);
+    let incumbent = match &given {
+        Ok(t) => Some(t.clone()),
+        Err(_) => greedy(changes, cap, required, models, most.max(spares), slots).ok(),
+    };
+    let mut search = Search::new(&problem);
+    let s = settle(&mut search, &problem, incumbent.as_ref(), most.max(spares));
+    let best = match (s.better, incumbent) {
+        (Some((k, steps)), _) => {
+            from_counts(&problem, &members, changes, &steps, k, slots, models)?
+        }
+        (None, Some(t)) => t,
+        (None, None) => return Err(refusal(given.err(), spares, None, s.spares_lb)),
+    };
+    let t = Transition {
+        minimal: best.steps.len() as u32 == s.steps_lb,
+        lower_bound: s.steps_lb,
+        spares_minimal: best.spares_used.len() as u32 == s.spares_lb,
+        spares_lower_bound: s.spares_lb,
+        ..best
+    };
+    log(&given, &t, search.examined, t0);
+    if t.spares_used.len() as u32 > spares {
+        return Err(refusal(given.err(), spares, Some(&t), s.spares_lb));
+    }
+    Ok(t)
+}
+
+/// `MIGOPT_TRANSITION_LOG` set: one line on stderr per transition, the greedy ordering's
+/// spares and steps beside the result's, with what is proven and the search's effort.
+fn log(greedy: &Result<Transition, Error>, t: &Transition, examined: u64, t0: std::time::Instant) {
+    if std::env::var_os("MIGOPT_TRANSITION_LOG").is_none() {
+        return;
+    }
+    let g = greedy.as_ref().map_or("none".to_string(), |g| {
+        format!("{}/{}", g.spares_used.len(), g.steps.len())
+    });
+    eprintln!(
+        "transition: greedy {g} exact {}/{} spares-proven {} steps-proven {} examined {examined} seconds {:.6}",
+        t.spares_used.len(),
+        t.steps.len(),
+        t.spares_minimal,
+        t.minimal,
+        t0.elapsed().as_secs_f64()
+    );
+}
+
+/// The refusal when the transition found takes more than `given` spare GPUs (`found`; `None`:
+/// none found), `why` the greedy ordering's block with the spares given.
+fn refusal(why: Option<Error>, given: u32, found: Option<&Transition>, lb: u32) -> Error {
+    let why = match why {
+        Some(Error::Infeasible(w)) | Some(Error::Internal(w)) => w,
+        Some(e) => e.to_string(),
+        None => "no step is safe".into(),
+    };
+    let head = if lb > given {
+        format!("no safe transition with {given} spare GPU(s) (proven by exhaustive search; where the greedy ordering stops, {why})")
+    } else {
+        format!(
+            "no safe transition found with {given} spare GPU(s) (where the greedy ordering stops, {why}; the exact search stopped at its limit of {} candidate steps, so one may exist)",
+            exact::SEARCH_LIMIT
+        )
+    };
+    let text = match found {
+        Some(t) if t.spares_minimal => {
+            let n = t.spares_used.len();
+            format!("{head}; a safe transition to this target needs {n} spare GPU(s) (--spare-gpus {n})")
+        }
+        Some(t) => {
+            let n = t.spares_used.len();
+            format!("{head}; a safe transition to this target needs at least {lb} and at most {n} spare GPU(s): one was found with {n} (--spare-gpus {n})")
+        }
+        None => head,
+    };
+    Error::Infeasible(text)
+}
+
+/// The transition in counts: its classes of old and new layouts, and their changes.
+fn problem<'a>(
+    changes: &[GpuChange],
+    cap: &'a dyn Capacity,
+    required: &'a [f64],
+) -> (Problem<'a>, Members) {
+    let mut p = Problem {
+        cap,
+        required,
+        kept: Vec::new(),
+        olds: Vec::new(),
+        news: Vec::new(),
+        idle: 0,
+    };
+    let mut m = Members {
+        olds: Vec::new(),
+        news: Vec::new(),
+    };
+    let join =
+        |classes: &mut Vec<Class>, members: &mut Vec<Vec<usize>>, counts: Vec<u32>, i: usize| {
+            match classes.iter().position(|c| c.counts == counts) {
+                Some(c) => {
+                    classes[c].n += 1;
+                    members[c].push(i);
+                }
+                None => {
+                    classes.push(Class { counts, n: 1 });
+                    members.push(vec![i]);
+                }
+            }
+        };
+    for (i, c) in changes.iter().enumerate() {
+        if c.fate == Fate::Kept {
+            let k = cap.count(&c.before);
+            p.kept.resize(p.kept.len().max(k.len()), 0);
+            for (a, b) in p.kept.iter_mut().zip(k) {
+                *a += b;
+            }
+            continue;
+        }
+        if !c.before.is_empty() {
+            join(&mut p.olds, &mut m.olds, cap.count(&c.before), i);
+        }
+        if !c.after.is_empty() {
+            join(&mut p.news, &mut m.news, cap.count(&c.after), i);
+        }
+        p.idle += u32::from(c.before.is_empty());
+    }
+    (p, m)
+}
+
+/// What the exact search settled.
+struct Settled {
+    /// A transition better than the incumbent (fewer spares, or as many and fewer steps):
+    /// its spares and steps in counts.
+    better: Option<(u32, Vec<CountStep>)>,
+    /// Every safe transition takes at least this many spares.
+    spares_lb: u32,
+    /// Every safe transition with at most the chosen spares has at least this many steps.
+    steps_lb: u32,
+}
+
+/// Spare counts from 0 up to the incumbent's (or `top` without one): each proven impossible
+/// (a search of one take-down per step that ends without a transition) before the next;
+/// the first possible one is searched for its fewest steps (the incumbent's steps less one
+/// at most, when it is the incumbent's). Stops at the search limit.
+fn settle(
+    search: &mut Search<'_>,
+    p: &Problem<'_>,
+    incumbent: Option<&Transition>,
+    top: u32,
+) -> Settled {
+    let simple = search.lower_bound();
+    let mut s = Settled {
+        better: None,
+        spares_lb: 0,
+        steps_lb: simple,
+    };
+    let inc = incumbent.map(|t| (t.spares_used.len() as u32, t.steps.len() as u32));
+    for k in 0..=inc.map_or(top, |i| i.0) {
+        s.spares_lb = k;
+        let quick = match inc {
+            Some((ks, steps)) if ks == k => {
+                fewest_steps(search, k, (steps, simple), None, &mut s);
+                return s;
+            }
+            _ => match search.fewest_steps(k, true, u32::MAX) {
+                Outcome::Exhausted => continue,
+                Outcome::Stopped { .. } => return s,
+                Outcome::Found(single) => compact(p, single),
+            },
+        };
+        let n = quick.len() as u32;
+        fewest_steps(search, k, (n, simple), Some(quick), &mut s);
+        return s;
+    }
+    s.spares_lb = top + 1;
+    s
+}
+
+/// The fewest steps with `k` spares given a transition with `steps` (`quick`: in counts,
+/// or `None`: the incumbent's) and a lower bound `simple`: a better one found goes into
+/// `s.better` (`quick` when none is).
+fn fewest_steps(
+    search: &mut Search<'_>,
+    k: u32,
+    (steps, simple): (u32, u32),
+    quick: Option<Vec<CountStep>>,
+    s: &mut Settled,
+) {
+    s.steps_lb = steps;
+    if steps > simple {
+        match search.fewest_steps(k, false, steps - 1) {
+            Outcome::Found(path) => {
+                s.steps_lb = path.len() as u32;
+                s.better = Some((k, path));
+                return;
+            }
+            Outcome::Exhausted => {}
+            Outcome::Stopped { steps: lb } => s.steps_lb = lb.max(simple),
+        }
+    }
+    s.better = quick.map(|q| (k, q));
+}
+
+/// The transition on GPUs from its steps in counts (`k` spare GPUs from `slots` on).
+fn from_counts(
+    p: &Problem<'_>,
+    members: &Members,
+    changes: &[GpuChange],
+    steps: &[CountStep],
+    k: u32,
+    slots: u32,
+    models: &[String],
+) -> Result<Transition, Error> {
+    let first_spare = changes
+        .iter()
+        .map(|c| c.gpu + 1)
+        .max()
+        .unwrap_or(0)
+        .max(slots);
+    let placed = place(changes, members, steps, k, first_spare)?;
+    let mut state = vec![0u16; p.olds.len() + p.news.len()];
+    let before = p.cap.of(&p.instances(&state));
+    let mut out = Vec::new();
+    for (step, gpus) in steps.iter().zip(placed.steps) {
+        let mut during = p.instances(&state);
+        for (c, &d) in p.olds.iter().zip(&step.down) {
+            for (a, b) in during.iter_mut().zip(&c.counts) {
+                *a = a.saturating_sub(u32::from(d) * b);
+            }
+        }
+        exact::apply(&mut state, step);
+        out.push(Step {
+            gpus,
+            capacity_during: p.cap.of(&during),
+            capacity_after: p.cap.of(&p.instances(&state)),
+        });
+    }
+    Ok(Transition {
+        models: models.to_vec(),
+        required: p.required.to_vec(),
+        capacity_before: before,
+        steps: out,
+        lower_bound: 0,
+        minimal: false,
+        spares_used: placed.spares_used,
+        spares_lower_bound: 0,
+        spares_minimal: false,
+        swaps: placed.swaps,
+    })
+}
+
+/// The greedy ordering: steps as large as the rule allows, a swap when no change can go
+/// down. Error: the blocked change, when no idle GPU is left for a swap.
+fn greedy(
     changes: &[GpuChange],
     cap: &dyn Capacity,
     required: &[f64],
@@ -218,6 +490,8 @@ pub fn plan(
         steps,
         lower_bound,
         minimal: count == lower_bound,
+        spares_lower_bound: 0,
+        spares_minimal: spares.used.is_empty(),
         spares_used: spares.used,
         swaps: spares.swaps,
     })
@@ -309,7 +583,7 @@ fn swap(
         .filter(|&i| pending[i].kind == "re-cut")
         .max_by_key(|&i| (unblocked(i), std::cmp::Reverse(i)))
     else {
-        return Err(blocked(st, &pending[0], models, spares.given));
+        return Err(blocked(st, &pending[0], models));
     };
     let spare = match spares.idle.pop() {
         Some(s) => s,
@@ -318,7 +592,7 @@ fn swap(
             spares.used.push(spares.next - 1);
             spares.next - 1
         }
-        None => return Err(blocked(st, &pending[bi], models, spares.given)),
+        None => return Err(blocked(st, &pending[bi], models)),
     };
     let op = pending.remove(bi);
     spares.swaps.push((op.gpu, spare));
@@ -363,14 +637,14 @@ fn order(ops: &mut [Op]) {
     });
 }
 
-fn blocked(st: &State<'_>, op: &Op, models: &[String], spares: u32) -> Error {
+fn blocked(st: &State<'_>, op: &Op, models: &[String]) -> Error {
     let left = st.cap.of(&minus(&st.now, &op.loss));
     let required = st.required;
     let m = (0..required.len())
         .find(|&m| left[m] < required[m] * (1.0 - TOL) - TOL)
         .unwrap_or(0);
     Error::Infeasible(format!(
-        "no safe transition with {spares} spare GPU(s): re-cutting GPU {} would leave model {} with {:.1} requests/s, \
+        "re-cutting GPU {} would leave model {} with {:.1} requests/s, \
          below the {:.1} it must keep (min of old and new rate)",
         op.gpu,
         models.get(m).map_or("?", |s| s.as_str()),
@@ -378,3 +652,6 @@ fn blocked(st: &State<'_>, op: &Op, models: &[String], spares: u32) -> Error {
         required.get(m).copied().unwrap_or(0.0),
     ))
 }
+
+#[cfg(test)]
+mod tests;
