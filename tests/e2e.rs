@@ -1471,12 +1471,37 @@ fn max_load_replans_chain_from_a_min_gpus_plan_and_through_a_spare_gpu() {
     let got = t["objective"].as_f64().unwrap();
     assert!((got - best).abs() <= 1e-6 * best, "{got} vs {best}");
     simulates(&at("target.json"));
-    // Back to the even mix, with a spare: the transition swaps a new cut onto GPU 8 and
-    // frees GPU 0, so the target lists 9 GPUs, 8 in use; simulate and the next replan read
-    // it, and the next replan still plans 8 GPUs.
+    // Back to the even mix: the greedy ordering took a spare GPU for it, but the exact
+    // transition needs none (it re-cuts two GPUs into each other's target layouts).
     let half = root().join("profiles/h100-80gb/default.toml");
+    let none = ["--spare-gpus", "0"];
+    let t = replan_to(&at("target.json"), &half, &none, &at("even.json"));
+    assert_eq!(gpus_listed_and_used(&t), (8, 8), "{t}");
+    // To a 95/5 mix a spare is needed (proven): the transition swaps a new cut onto GPU 8
+    // and frees another, so the target lists 9 GPUs, 8 in use; simulate and the next
+    // replan read it, and the next replan still plans 8 GPUs.
+    std::fs::write(
+        at("skew.toml"),
+        default_with(["share = 0.95", "share = 0.05"]),
+    )
+    .unwrap();
+    let r = run(
+        &["replan", &arg(&at("target.json")), &arg(&at("skew.toml"))],
+        &root(),
+    );
+    assert!(!r.status.success());
+    assert!(
+        stderr(&r).contains("needs 1 spare GPU(s) (--spare-gpus 1)"),
+        "{}",
+        stderr(&r)
+    );
     let spare = ["--spare-gpus", "1"];
-    let t = replan_to(&at("target.json"), &half, &spare, &at("swapped.json"));
+    let t = replan_to(
+        &at("target.json"),
+        &at("skew.toml"),
+        &spare,
+        &at("swapped.json"),
+    );
     assert_eq!(gpus_listed_and_used(&t), (9, 8), "{t}");
     simulates(&at("swapped.json"));
     let t = replan_to(

@@ -6,14 +6,36 @@
 //! (normally min(old rate, new rate)) on the GPUs that are not being re-cut, counting each
 //! GPU in the state it is in at that moment. Instances come up only when their step ends.
 //!
-//! Steps are built greedily, each as large as the rule allows: GPUs that lose nothing
-//! (added ones) first, then re-cuts by the capacity they add, then GPUs that are freed.
-//! When no pending GPU can go down without breaking the rule, the change is *swapped*: an
-//! idle GPU (one of the spares given, or one this transition has already drained) is cut
-//! into the blocked GPU's new layout, and the blocked GPU is drained once that is up (it
-//! ends idle; the target's layout lives on the other device). The step count is therefore
-//! *bounded*, not minimised: the report gives the count reached and a lower bound (1 when
-//! the whole change fits one step, 2 otherwise), and says whether they meet.
+//! **Moves.** Every current layout that changes goes down once, and every target layout
+//! that is new comes up once, on its own GPU or on any GPU idle at the start of its step (a
+//! spare, an added GPU not yet used, one drained earlier) or drained in the same step;
+//! nothing else is cut (no layout outside the current plan and the target). A target layout
+//! that goes up on another GPU than its own is a *swap* (g, s): s ends with g's layout, g
+//! idle or with another's, and the target is moved accordingly. Spare GPUs are idle GPUs
+//! beside the plan's; a GPU the plan does not use (not re-cut, added or freed) is not one.
+//!
+//! **What is minimised.** First the spare GPUs taken (at most `--spare-gpus`), then the
+//! steps. [`plan`] runs the greedy ordering (steps as large as the rule allows: GPUs that
+//! lose nothing first, then re-cuts by the capacity they add, then frees; when no change can
+//! go down, the blocked re-cut's layout goes up on an idle GPU first) as the incumbent, then
+//! the exact search of module `exact`: for 0, 1, ... spares up to the incumbent's, is there
+//! a safe transition at all (a search of one take-down per step, over the states "how many
+//! layouts of each kind are down or up"); at the first spare count with one, the fewest
+//! steps (breadth-first, steps of any size, below the incumbent's count when the count is
+//! the incumbent's). The search assumes capacity is monotone (an instance more never lowers
+//! a model's capacity; true of every [`Capacity`] here) and works through [`Capacity`]
+//! alone, so it is exact for additive (min-gpus) and routed (max-load) capacity alike.
+//!
+//! **What is proven.** [`Transition::spares_minimal`]: the spares taken are the fewest of any
+//! safe transition with these moves (every smaller count was searched to the end);
+//! [`Transition::minimal`]: no safe transition with at most as many spares has fewer steps.
+//! Their lower bounds are given beside them. The search examines at most
+//! [`exact::SEARCH_LIMIT`] candidate steps per transition (every spare count together); when
+//! it stops there, the best transition found stands (the greedy ordering's, or one found
+//! for fewer spares), and what the search did not finish is reported as not proven, with
+//! the lower bound it reached (0 or a smaller count for spares; 1 or 2, or the depth the
+//! breadth-first search completed, for steps). The result is deterministic: same input,
+//! same transition.
 
 use super::concrete::{place, Members};
 use super::exact::{self, compact, meets, Class, CountStep, Outcome, Problem, Search};
