@@ -409,3 +409,59 @@ proptest! {
         }
     }
 }
+
+/// Sixteen models `m0`..`m15`, one request/s per instance.
+struct Wide;
+
+const WIDE: usize = 16;
+
+impl Capacity for Wide {
+    fn count(&self, layout: &[Assignment]) -> Vec<u32> {
+        let mut c = vec![0; WIDE];
+        for x in layout {
+            if let Some(i) = x
+                .model
+                .as_str()
+                .strip_prefix('m')
+                .and_then(|i| i.parse::<usize>().ok())
+            {
+                c[i] += 1;
+            }
+        }
+        c
+    }
+    fn of(&self, c: &[u32]) -> Vec<f64> {
+        c.iter().map(|&x| f64::from(x)).collect()
+    }
+}
+
+#[test]
+fn past_the_search_limit_the_greedy_ordering_stands_unproven() {
+    // Each model keeps both its instances, one on kept GPU 0 and one on GPU i + 1, which is
+    // re-cut: its new layout must be up before it goes down, so a spare takes the first one
+    // and every drained GPU the next. Which order is the search's to explore (2^16 states).
+    let names: Vec<String> = (0..WIDE).map(|i| format!("m{i}")).collect();
+    let one = |i: usize, n: usize| -> Vec<Assignment> {
+        (0..n)
+            .map(|_| Assignment {
+                profile: "1g".into(),
+                start: 0,
+                model: names[i].as_str().into(),
+                batch: 1,
+                procs: 1,
+            })
+            .collect()
+    };
+    let kept: Vec<Assignment> = (0..WIDE).flat_map(|i| one(i, 1)).collect();
+    let mut changes = vec![change(0, kept.clone(), kept)];
+    changes.extend((0..WIDE).map(|i| change(i as u32 + 1, one(i, 1), one(i, 2))));
+    let required = vec![2.0; WIDE];
+    let s = slots(&changes);
+    let g = greedy(&changes, &Wide, &required, &names, 1, s).expect("greedy transition");
+    let t = plan(&changes, &Wide, &required, &names, 1, s).expect("transition");
+    assert_eq!(t.steps, g.steps);
+    assert_eq!(t.spares_used, vec![s]);
+    // No transition without a spare (nothing can go down): one is the fewest, proven.
+    assert!(t.spares_minimal && t.spares_lower_bound == 1);
+    assert!(!t.minimal && t.lower_bound < t.steps.len() as u32 && t.lower_bound >= 2);
+}
