@@ -217,6 +217,7 @@ pub fn plan(
     // every old one down.
     let most = changes.iter().filter(|c| c.fate == Fate::ReCut).count() as u32;
     let given = greedy(changes, cap, required, models, spares, slots);
+    let greedy_s = t0.elapsed().as_secs_f64();
     let incumbent = match &given {
         Ok(t) => Some(t.clone()),
         Err(_) => greedy(changes, cap, required, models, most.max(spares), slots).ok(),
@@ -237,7 +238,14 @@ pub fn plan(
         spares_lower_bound: s.spares_lb,
         ..best
     };
-    log(&given, &t, search.examined, t0);
+    let moving = changes.iter().filter(|c| c.fate != Fate::Kept).count();
+    log(
+        &given,
+        &t,
+        (spares, moving),
+        search.examined,
+        (greedy_s, t0),
+    );
     if t.spares_used.len() as u32 > spares {
         return Err(refusal(given.err(), spares, Some(&t), s.spares_lb));
     }
@@ -245,8 +253,15 @@ pub fn plan(
 }
 
 /// `MIGOPT_TRANSITION_LOG` set: one line on stderr per transition, the greedy ordering's
-/// spares and steps beside the result's, with what is proven and the search's effort.
-fn log(greedy: &Result<Transition, Error>, t: &Transition, examined: u64, t0: std::time::Instant) {
+/// spares and steps beside the result's, with what is proven, the search's effort, the
+/// greedy ordering's time and the whole transition's.
+fn log(
+    greedy: &Result<Transition, Error>,
+    t: &Transition,
+    (spares, moving): (u32, usize),
+    examined: u64,
+    (greedy_s, t0): (f64, std::time::Instant),
+) {
     if std::env::var_os("MIGOPT_TRANSITION_LOG").is_none() {
         return;
     }
@@ -254,7 +269,7 @@ fn log(greedy: &Result<Transition, Error>, t: &Transition, examined: u64, t0: st
         format!("{}/{}", g.spares_used.len(), g.steps.len())
     });
     eprintln!(
-        "transition: greedy {g} exact {}/{} spares-proven {} steps-proven {} examined {examined} seconds {:.6}",
+        "transition: changes {moving} spares-given {spares} greedy {g} exact {}/{} spares-proven {} steps-proven {} examined {examined} greedy-seconds {greedy_s:.6} seconds {:.6}",
         t.spares_used.len(),
         t.steps.len(),
         t.spares_minimal,
