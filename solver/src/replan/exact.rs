@@ -278,7 +278,10 @@ impl<'a> Search<'a> {
                 continue;
             }
             let mut ups = Vec::new();
-            ups_of(p, &s[no..], 0, k, &mut vec![0; p.news.len()], &mut ups);
+            // No more than the budget has room for: the count of ways can be astronomical.
+            let mut room = SEARCH_LIMIT.saturating_sub(self.examined) + 1;
+            let mut u = vec![0; p.news.len()];
+            ups_of(p, (&s[no..], k), 0, &mut u, (&mut ups, &mut room));
             for u in ups {
                 self.spend()?;
                 let to: State = s
@@ -339,18 +342,22 @@ impl<'a> Search<'a> {
     }
 }
 
-/// Every way to bring up `k` news from state `up` (class `i` on, `u` so far).
+/// Every way to bring up `k` news from state `up` (class `i` on, `u` so far), at most
+/// `room` of them.
 fn ups_of(
     p: &Problem<'_>,
-    up: &[u16],
+    (up, k): (&[u16], u32),
     i: usize,
-    k: u32,
     u: &mut Vec<u16>,
-    out: &mut Vec<Vec<u16>>,
+    (out, room): (&mut Vec<Vec<u16>>, &mut u64),
 ) {
+    if *room == 0 {
+        return;
+    }
     if i == p.news.len() {
         if k == 0 {
             out.push(u.clone());
+            *room -= 1;
         }
         return;
     }
@@ -360,7 +367,7 @@ fn ups_of(
     let most = u32::from(p.news[i].n - up[i]).min(k);
     for x in (k.saturating_sub(rest)..=most).rev() {
         u[i] = x as u16;
-        ups_of(p, up, i + 1, k - x, u, out);
+        ups_of(p, (up, k - x), i + 1, u, (&mut *out, &mut *room));
     }
     u[i] = 0;
 }
