@@ -224,6 +224,14 @@ pub fn plan(
     };
     let mut search = Search::new(&problem);
     let s = settle(&mut search, &problem, incumbent.as_ref(), most.max(spares));
+    // The greedy ordering's spares/steps, for the log: with the spares given, else "none"
+    // and with a spare per re-cut GPU.
+    let sum = |t: &Transition| format!("{}/{}", t.spares_used.len(), t.steps.len());
+    let greedy_was = match (&given, &incumbent) {
+        (Ok(t), _) => sum(t),
+        (Err(_), Some(t)) => format!("none greedy-most {}", sum(t)),
+        (Err(_), None) => "none greedy-most none".into(),
+    };
     let best = match (s.better, incumbent) {
         (Some((k, steps)), _) => {
             from_counts(&problem, &members, changes, &steps, k, slots, models)?
@@ -240,7 +248,7 @@ pub fn plan(
     };
     let moving = changes.iter().filter(|c| c.fate != Fate::Kept).count();
     log(
-        &given,
+        &greedy_was,
         &t,
         (spares, moving),
         search.examined,
@@ -256,7 +264,7 @@ pub fn plan(
 /// spares and steps beside the result's, with what is proven, the search's effort, the
 /// greedy ordering's time and the whole transition's.
 fn log(
-    greedy: &Result<Transition, Error>,
+    g: &str,
     t: &Transition,
     (spares, moving): (u32, usize),
     examined: u64,
@@ -265,9 +273,6 @@ fn log(
     if std::env::var_os("MIGOPT_TRANSITION_LOG").is_none() {
         return;
     }
-    let g = greedy.as_ref().map_or("none".to_string(), |g| {
-        format!("{}/{}", g.spares_used.len(), g.steps.len())
-    });
     eprintln!(
         "transition: changes {moving} spares-given {spares} greedy {g} exact {}/{} spares-proven {} steps-proven {} examined {examined} greedy-seconds {greedy_s:.6} seconds {:.6}",
         t.spares_used.len(),
