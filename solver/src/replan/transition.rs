@@ -274,11 +274,13 @@ fn log(
         return;
     }
     eprintln!(
-        "transition: changes {moving} spares-given {spares} greedy {g} exact {}/{} spares-proven {} steps-proven {} examined {examined} greedy-seconds {greedy_s:.6} seconds {:.6}",
+        "transition: changes {moving} spares-given {spares} greedy {g} exact {}/{} spares-proven {} steps-proven {} lower-bounds {}/{} examined {examined} greedy-seconds {greedy_s:.6} seconds {:.6}",
         t.spares_used.len(),
         t.steps.len(),
         t.spares_minimal,
         t.minimal,
+        t.spares_lower_bound,
+        t.lower_bound,
         t0.elapsed().as_secs_f64()
     );
 }
