@@ -1503,6 +1503,20 @@ fn max_load_replans_chain_from_a_min_gpus_plan_and_through_a_spare_gpu() {
         &at("swapped.json"),
     );
     assert_eq!(gpus_listed_and_used(&t), (9, 8), "{t}");
+    let text = output_of(
+        &[
+            "replan",
+            &arg(&at("target.json")),
+            &arg(&at("skew.toml")),
+            "--spare-gpus",
+            "1",
+        ],
+        &root(),
+    );
+    assert!(
+        text.contains("spare GPUs borrowed: [8], the fewest (proven)"),
+        "{text}"
+    );
     simulates(&at("swapped.json"));
     let t = replan_to(
         &at("swapped.json"),
