@@ -21,8 +21,9 @@
 //! Modules, one job each: `current` reads the current plan into GPU types, `cuts` holds the
 //! kept GPUs and new cuts every re-plan model shares, `tiers` the lexicographic tier loop,
 //! `target` builds the target plan and every GPU's fate from a solution, `handover` glues
-//! the target to its safe transition, and `rates`, `load`, `sla`, `sla_load` are the four
-//! re-plans.
+//! the target to its safe transition ([`transition`]: the greedy ordering and the result;
+//! `exact`: the search for the fewest spares and steps; `concrete`: its steps on GPUs), and
+//! `rates`, `load`, `sla`, `sla_load` are the four re-plans.
 
 mod concrete;
 mod current;

@@ -30,7 +30,7 @@
 //! safe transition with these moves (every smaller count was searched to the end);
 //! [`Transition::minimal`]: no safe transition with at most as many spares has fewer steps.
 //! Their lower bounds are given beside them. The search examines at most
-//! [`exact::SEARCH_LIMIT`] candidate steps per transition (every spare count together); when
+//! [`SEARCH_LIMIT`] candidate steps per transition (every spare count together); when
 //! it stops there, the best transition found stands (the greedy ordering's, or one found
 //! for fewer spares), and what the search did not finish is reported as not proven, with
 //! the lower bound it reached (0 or a smaller count for spares; 1 or 2, or the depth the
@@ -38,6 +38,7 @@
 //! same transition.
 
 use super::concrete::{place, Members};
+pub use super::exact::SEARCH_LIMIT;
 use super::exact::{self, compact, meets, Class, CountStep, Outcome, Problem, Search};
 use super::{Fate, GpuChange};
 use migopt_models::{Assignment, Error};
@@ -197,7 +198,7 @@ fn pending_ops(changes: &[GpuChange], cap: &dyn Capacity) -> Vec<Op> {
 }
 
 /// The safe transition with the fewest spare GPUs (at most `spares`), then the fewest steps,
-/// proven where the exact search ends within [`exact::SEARCH_LIMIT`] (see the module docs).
+/// proven where the exact search ends within [`SEARCH_LIMIT`] (see the module docs).
 ///
 /// `cap` measures capacity (monotone: an instance more never lowers a model's capacity);
 /// `slots` is the first device index after the plan's GPUs (spares take `slots`,
@@ -298,7 +299,7 @@ fn refusal(why: Option<Error>, given: u32, found: Option<&Transition>, lb: u32) 
     } else {
         format!(
             "no safe transition found with {given} spare GPU(s) (where the greedy ordering stops, {why}; the exact search stopped at its limit of {} candidate steps, so one may exist)",
-            exact::SEARCH_LIMIT
+            SEARCH_LIMIT
         )
     };
     let text = match found {
