@@ -1387,6 +1387,59 @@ fn replan_after_the_scenario_file_was_edited_in_place() {
     }
 }
 
+/// The scenario file the plan records, edited in place to add a model (rates) or to change
+/// the server's `gpu.count` (max-load): the plan in service serves no instance of the new
+/// model and lists the old server's GPUs, and the re-plan still reads it (before, the
+/// plan was checked against the new scenario as if planned for it: exit 2).
+#[test]
+fn replan_after_the_scenario_file_gained_a_model_or_changed_gpu_count_in_place() {
+    let out = tempfile::tempdir().unwrap();
+    let at = |name: &str| out.path().join(name);
+    let rates = default_with(["rate_qps = 3000", "rate_qps = 1000"]);
+    std::fs::write(at("s.toml"), &rates).unwrap();
+    let p = run(
+        &["plan", &arg(&at("s.toml")), "--out", &arg(&at("cur.json"))],
+        &root(),
+    );
+    assert!(p.status.success(), "{}", stderr(&p));
+    let vit = root().join("profiles/h100-80gb/vit-b16.csv");
+    let added = format!(
+        "{rates}\n\n[[model]]\nname = \"vit-b16\"\nprofile = \"{}\"\nsla_ms = 80.0\n\
+         rate_qps = 500\nbatch = {{ kind = \"lognormal\", median = 4.0, sigma = 1.0, max = 32 }}\n",
+        vit.display()
+    );
+    std::fs::write(at("s.toml"), added).unwrap();
+    let t = replan_to(
+        &at("cur.json"),
+        &at("s.toml"),
+        &["--spare-gpus", "2"],
+        &at("t.json"),
+    );
+    assert!(t.to_string().contains("\"model\":\"vit-b16\""), "{t}");
+    // The next re-plan reads the target, and the same load re-cuts nothing.
+    let again = run(
+        &["replan", &arg(&at("t.json")), &arg(&at("s.toml")), "--json"],
+        &root(),
+    );
+    assert!(again.status.success(), "{}", stderr(&again));
+    let v: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(v["gpus_changed"], 0, "{v}");
+    // Max-load on 8 GPUs, then the server shrinks to 4 and grows to 12 in place.
+    std::fs::write(at("m.toml"), default_with(["share = 0.5", "share = 0.5"])).unwrap();
+    let p = run(
+        &["plan", &arg(&at("m.toml")), "--out", &arg(&at("m8.json"))],
+        &root(),
+    );
+    assert!(p.status.success(), "{}", stderr(&p));
+    for n in [4, 12] {
+        let text = default_with(["share = 0.5", "share = 0.5"])
+            .replace("count = 8", &format!("count = {n}"));
+        std::fs::write(at("m.toml"), text).unwrap();
+        let t = replan_to(&at("m8.json"), &at("m.toml"), &[], &at("mt.json"));
+        assert_eq!(gpus_listed_and_used(&t).1, n, "{t}");
+    }
+}
+
 /// The shipped default scenario with its profiles at absolute paths, and `demand` (a
 /// `share = ..` or `rate_qps = ..` line) for resnet50 and bert-base.
 fn default_with(demand: [&str; 2]) -> String {

@@ -144,7 +144,9 @@ fn current_plan(
 
 /// The plan in service, checked against the new scenario except for the instances and
 /// routes of models the new scenario dropped (a scenario edited in place to retire a model:
-/// the re-planner re-cuts their GPUs).
+/// the re-planner re-cuts their GPUs), and read as a plan of the old server: a model the
+/// new scenario adds has no instance yet, and a max-load plan lists the GPUs it was planned
+/// on, not the new `gpu.count` (the re-planner plans the new server).
 fn load_current(
     path: &Path,
     scenario: &Scenario,
@@ -162,8 +164,20 @@ fn load_current(
     served
         .model_rates
         .retain(|r| scenario.model(r.model.as_str()).is_some());
-    check_plan(&served, &text, path, scenario)?;
+    check_plan(&served, &text, path, &served_view(&served, scenario))?;
     Ok(plan)
+}
+
+/// The new scenario as the plan in service `served` (its dropped models gone) is checked
+/// against: only the models it has an instance of, on as many GPUs as it lists.
+fn served_view(served: &migopt_models::Plan, scenario: &Scenario) -> Scenario {
+    let names: std::collections::HashSet<&str> =
+        served.instances().map(|(_, a)| a.model.as_str()).collect();
+    let mut view = scenario.clone();
+    view.models.retain(|m| names.contains(m.name.as_str()));
+    let listed = u32::try_from(served.gpus.len()).unwrap_or(u32::MAX);
+    view.gpu_count = listed.max(1);
+    view
 }
 
 /// The plan in service and the new scenario are for the same GPU kind; if not, the error
