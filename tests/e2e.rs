@@ -1699,6 +1699,48 @@ fn replan_writes_one_mig_parted_config_per_step() {
     }
 }
 
+/// A second transition written into the folder of a longer one: the earlier steps it does
+/// not replace are removed (before, step-NN.yaml of the earlier transition stayed beside the
+/// new ones, and applying the folder in order applied them too); other files stay.
+#[test]
+fn replan_into_a_used_mig_parted_folder_leaves_only_its_own_steps() {
+    let out = tempfile::tempdir().unwrap();
+    let at = |name: &str| out.path().join(name);
+    std::fs::write(at("mix.toml"), default_with(["share = 0.7", "share = 0.3"])).unwrap();
+    let p = run(&["plan", "--out", &arg(&at("plan.json"))], &root());
+    assert!(p.status.success(), "{}", stderr(&p));
+    let steps = arg(&at("steps"));
+    let spare = ["--spare-gpus", "1", "--mig-parted-dir", &steps];
+    replan_to(&at("plan.json"), &at("mix.toml"), &spare, &at("t.json"));
+    let first = files_of(&at("steps"), "yaml", |_| true);
+    assert!(!first.is_empty());
+    std::fs::write(at("steps/step-99.yaml"), "# a file of the user's\n").unwrap();
+    std::fs::write(at("steps/notes.yaml"), "# a file of the user's\n").unwrap();
+    // The target re-planned for the same load: no step, so no step file of migopt's.
+    let o = run(
+        &[
+            "replan",
+            &arg(&at("t.json")),
+            &arg(&at("mix.toml")),
+            "--mig-parted-dir",
+            &steps,
+        ],
+        &root(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("transition: 0 step(s)"),
+        "{}",
+        stdout(&o)
+    );
+    let names: Vec<String> = files_of(&at("steps"), "yaml", |_| true)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["notes.yaml", "step-99.yaml"]);
+    assert!(stdout(&o).contains("removed "), "{}", stdout(&o));
+}
+
 #[test]
 fn replay_day_compares_three_strategies_and_writes_its_day() {
     let out = tempfile::tempdir().unwrap();

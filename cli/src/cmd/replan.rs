@@ -53,7 +53,8 @@ pub struct Args {
     /// Write the target plan as JSON here (input of `migopt simulate` and of the next replan).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Write one mig-parted config per transition step into this folder (step-01.yaml, ...).
+    /// Write one mig-parted config per transition step into this folder (step-01.yaml, ...);
+    /// the step files of an earlier transition that these do not replace are removed.
     #[arg(long)]
     mig_parted_dir: Option<PathBuf>,
 }
@@ -102,6 +103,10 @@ fn run_on(a: Args) -> Result<(), CliError> {
         files.extend(step_yamls(&r, dir)?);
     }
     write_all(&files, &inputs)?;
+    let stale = match &a.mig_parted_dir {
+        Some(dir) => remove_stale_steps(dir, &files)?,
+        None => Vec::new(),
+    };
     if a.json {
         let json = match check {
             Some(check) => to_json(&migopt_verify::CheckedReplan { replan: r, check })?,
@@ -115,6 +120,9 @@ fn run_on(a: Args) -> Result<(), CliError> {
         }
         for (p, _) in &files {
             crate::sayln!("wrote {}", p.display());
+        }
+        for p in &stale {
+            crate::sayln!("removed {} (a step of an earlier transition)", p.display());
         }
     }
     Ok(())
@@ -296,7 +304,7 @@ fn step_yamls(r: &Replan, dir: &Path) -> Result<Vec<(PathBuf, String)>, CliError
             .collect();
         let body = p.to_mig_parted_yaml()?;
         let head = format!(
-            "# Transition step {} of {}: drain GPUs {}, apply, reload.\n",
+            "{STEP_HEAD}{} of {}: drain GPUs {}, apply, reload.\n",
             i + 1,
             r.transition.steps.len(),
             s.gpus
@@ -308,6 +316,38 @@ fn step_yamls(r: &Replan, dir: &Path) -> Result<Vec<(PathBuf, String)>, CliError
         out.push((dir.join(format!("step-{:02}.yaml", i + 1)), head + &body));
     }
     Ok(out)
+}
+
+/// The first line of every step file [`step_yamls`] writes.
+const STEP_HEAD: &str = "# Transition step ";
+
+/// Removes the step files of an earlier transition from `dir` that this one did not
+/// replace (`step-NN.yaml` beyond its last step, every one for a transition of no step), so
+/// that applying the folder's steps in order applies this transition only. Only files
+/// migopt wrote (their first line is a step's) are removed; the paths removed.
+fn remove_stale_steps(dir: &Path, written: &[(PathBuf, String)]) -> Result<Vec<PathBuf>, CliError> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut stale = Vec::new();
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let numbered = name
+            .strip_prefix("step-")
+            .and_then(|n| n.strip_suffix(".yaml"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if !numbered || written.iter().any(|(w, _)| w.file_name() == p.file_name()) {
+            continue;
+        }
+        let ours = std::fs::read(&p).is_ok_and(|b| b.starts_with(STEP_HEAD.as_bytes()));
+        if ours {
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            stale.push(p);
+        }
+    }
+    stale.sort();
+    Ok(stale)
 }
 
 /// The human report.
