@@ -7,6 +7,8 @@
 //!   demand    Σ_k x[m,b,k] = λ·s_m·p_m(b)                  ∀ m, b
 //!   capacity  Σ_b x[m,b,k]·L_m(k,b)/1000 ≤ ρ·n[m,k]         ∀ m, k
 //!   supply    Σ_m n[m,k] ≤ (instances of size k the GPUs hold: encoding A or B)
+//!   served    Σ_{k∈S} n[m,k] ≥ 1    ∀ m, S = the sizes serving a class of m whose
+//!                                   demand s_m·p_m(b) is too small for the solver to see
 //!   λ ≥ 0; x ≥ 0 only where L_m(k,b) ≤ β·SLA_m; n ∈ ℤ≥0
 //! ```
 //!
@@ -61,6 +63,43 @@ fn capacity(b: &mut Builder, d: &LoadData, r: &Routing, n: &[Vec<Option<Var>>]) 
     }
 }
 
+/// A class demand coefficient s_m·p_m(b) below this is too small for the solver to see:
+/// HiGHS drops matrix entries under 10⁻⁹ and accepts violations of 10⁻⁷, so λ·s_m·p_m(b)
+/// may then be served by no instance.
+const UNSEEN_DEMAND: f64 = 1e-6;
+
+/// `served  Σ_{k ∈ S} (n[m,k] + kept[m,k]) ≥ 1`, S the sizes that can serve a class of m,
+/// for the sets S whose classes' demands are all too small for the solver to see
+/// ([`UNSEEN_DEMAND`]: a share of 10⁻⁹ beside 1, say): every class then still has an
+/// instance to go to, as it has for any real demand (so elsewhere the rows would change
+/// nothing but which of equally good plans the solver returns, and are left out).
+/// `kept(m, k)`: the terms of the instances of model m and size k a re-plan keeps (none
+/// from scratch).
+pub(crate) fn serve_every_class(
+    b: &mut Builder,
+    d: &LoadData,
+    n: &[Vec<Option<Var>>],
+    kept: &dyn Fn(usize, usize) -> Vec<(f64, Var)>,
+) {
+    for (m, nm) in n.iter().enumerate() {
+        let model = &d.models[m];
+        // Per set of sizes: the largest demand coefficient of its classes.
+        let mut sets: std::collections::BTreeMap<Vec<usize>, f64> = Default::default();
+        for c in &model.classes {
+            let set = (0..nm.len()).filter(|&k| c.lat[k].is_some()).collect();
+            let most = sets.entry(set).or_insert(0.0);
+            *most = most.max(model.share * c.prob);
+        }
+        for (set, _) in sets.into_iter().filter(|&(_, most)| most < UNSEEN_DEMAND) {
+            let terms = set.iter().flat_map(|&k| {
+                let new = nm[k].map(|v| (1.0, v));
+                new.into_iter().chain(kept(m, k))
+            });
+            b.push(constraint!(lin(terms) >= 1.0));
+        }
+    }
+}
+
 /// Instances of each size the models ask for: Σ_m n[m,k].
 pub(crate) fn demand_by_size(n: &[Vec<Option<Var>>], sizes: usize) -> Vec<Expression> {
     (0..sizes)
@@ -73,6 +112,7 @@ fn build(d: &LoadData, encoding: Encoding) -> (Builder, Model) {
     let routing = add_routing(&mut b, d);
     let n = instances(&mut b, d);
     capacity(&mut b, d, &routing, &n);
+    serve_every_class(&mut b, d, &n, &|_, _| Vec::new());
     let demand = demand_by_size(&n, d.sizes.profiles.len());
     let supply = supply::build(encoding, &mut b, &d.sizes, &demand, d.gpus, false);
     (b, Model { routing, n, supply })
@@ -97,7 +137,13 @@ pub(crate) fn solve(d: &LoadData, opts: &PlanOptions) -> Result<Solved, Error> {
     let lambda = model.routing.lambda;
     let out = b
         .solve(Sense::Maximise, Expression::from(lambda.v), &ctl)
-        .map_err(fail)?;
+        .map_err(|f| match f {
+            // Not every class has an instance: say which one cannot be placed.
+            Failure::Infeasible => {
+                crate::supply::unplaceable(d).map_or_else(|| fail(f), Error::Infeasible)
+            }
+            f => fail(f),
+        })?;
     let lp = {
         let (b, m) = build(d, opts.encoding);
         b.solve(

@@ -186,6 +186,16 @@ pub(crate) fn max_load(d: &LoadData) -> Result<Vec<PackedGpu<usize>>, Error> {
             .zip(&caps)
             .map(|(m, c)| segments(&d.sizes, c, lambda * m.share))
             .collect();
+        // More GPCs than the server has never fit: refused before `pack` lists every
+        // segment (at the search's upper limit, with a tiny share, billions of them).
+        let gpcs: f64 = segs
+            .iter()
+            .flatten()
+            .map(|&(k, c)| f64::from(c) * f64::from(d.sizes.profiles[k].compute))
+            .sum();
+        if gpcs > f64::from(d.sizes.gpu.compute_slices) * cap as f64 {
+            return None;
+        }
         let (gpus, left) = pack(&d.sizes, &segs, Some(cap));
         (left == 0).then_some(gpus)
     };

@@ -177,10 +177,15 @@ fn load_current(
 }
 
 /// The new scenario as the plan in service `served` (its dropped models gone) is checked
-/// against: only the models it has an instance of, on as many GPUs as it lists.
+/// against: only the models it names (an instance, a route or a provisioned rate), on as
+/// many GPUs as it lists.
 fn served_view(served: &migopt_models::Plan, scenario: &Scenario) -> Scenario {
-    let names: std::collections::HashSet<&str> =
-        served.instances().map(|(_, a)| a.model.as_str()).collect();
+    let names: std::collections::HashSet<&str> = served
+        .instances()
+        .map(|(_, a)| a.model.as_str())
+        .chain(served.routes.iter().map(|r| r.model.as_str()))
+        .chain(served.model_rates.iter().map(|r| r.model.as_str()))
+        .collect();
     let mut view = scenario.clone();
     view.models.retain(|m| names.contains(m.name.as_str()));
     let listed = u32::try_from(served.gpus.len()).unwrap_or(u32::MAX);

@@ -16,6 +16,7 @@
 //!   demand    Σ_k x[m,b,k] = λ·s_m·p_m(b)                                  ∀ m, b
 //!   capacity  Σ_b x[m,b,k]·L_m(k,b)/1000 ≤ ρ·(n[m,k] + Σ_t cnt_t[m,k]·keep[t])  ∀ m, k
 //!   supply    Σ_m n[m,k] ≤ Σ_ℓ c[ℓ,k]·y[ℓ]                                  ∀ k
+//!   served    Σ_{k∈S} (n[m,k] + Σ_t cnt_t[m,k]·keep[t]) ≥ 1   ∀ m, S as max-load's
 //!   count     Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ N
 //!   keep[t] ∈ {0..c_t}, n, y ∈ ℤ≥0, x ≥ 0
 //! ```
@@ -38,7 +39,7 @@ use super::transition::Capacity;
 use super::{ReplanOptions, Tier};
 use crate::data::{self, LoadData};
 use crate::fluid::{self, add_routing, load_on, Routing};
-use crate::maxload::instances;
+use crate::maxload::{instances, serve_every_class};
 use crate::milp::{lin, Builder, Control, Failure, Outcome, Sense, Var};
 use crate::planner::{Job, LoadPlan};
 use crate::{PlanOptions, SolverKind};
@@ -65,6 +66,7 @@ fn build(d: &LoadData, cur: &Current, floor: f64) -> (Builder, Model) {
     let keep = keep_vars(&mut b, cur);
     let n = instances(&mut b, d);
     capacity(&mut b, d, cur, &routing, &keep, &n);
+    serve_every_class(&mut b, d, &n, &|m, k| kept_of(cur, &keep, m, k));
     // supply, and count  Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ N
     let cuts = new_cuts(&mut b, &d.sizes, keep, n, d.gpus);
     // floor  λ ≥ (1 − slack)·λ*
@@ -97,6 +99,21 @@ fn capacity(
             b.push(constraint!(load <= rho_n));
         }
     }
+}
+
+/// The kept instances of model m and size k: Σ_t cnt_t[m,k]·keep[t], as terms.
+fn kept_of(cur: &Current, keep: &[Var], m: usize, k: usize) -> Vec<(f64, Var)> {
+    cur.types
+        .iter()
+        .zip(keep)
+        .filter_map(|((cfg, _, _), &v)| {
+            let c = cfg
+                .iter()
+                .filter(|&&(j, _, x)| j == k && x == Some(m))
+                .count();
+            (c > 0).then_some((c as f64, v))
+        })
+        .collect()
 }
 
 /// A tier's objective; λ is maximised, solved as −λ.

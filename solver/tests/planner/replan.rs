@@ -375,6 +375,37 @@ proptest! {
     }
 }
 
+/// Every model of the plan has an instance.
+fn serves_every_model(p: &Plan, s: &Scenario) {
+    for m in &s.models {
+        let n = p
+            .instances()
+            .filter(|(_, a)| a.model.as_str() == m.name.as_str());
+        assert!(n.count() > 0, "{} has no instance: {:?}", m.name, p.gpus);
+    }
+}
+
+/// A share as small as the scenario allows (10⁻⁹ beside 1): its demand λ·s is under the
+/// MILP's tolerances. Every max-load planner serves the model all the same (before, the
+/// MILP gave it no instance, so no command read the plan back, and ParvaGPU's search
+/// aborted on a 64 GiB allocation), and a re-plan to that mix keeps it served through a
+/// safe transition (before: "no safe transition ... 0.0 requests/s, below the 0.0").
+#[test]
+fn max_load_serves_a_model_of_the_smallest_share() {
+    let tiny = mix(&[1e-9, 1.0]);
+    for solver in [SolverKind::Milp, SolverKind::Parvagpu, SolverKind::Paris] {
+        let p = plan(&tiny, solver, &load_opts()).unwrap();
+        serves_every_model(&p, &tiny);
+    }
+    let current = plan(&mix(&[0.5, 0.5]), SolverKind::Milp, &load_opts()).unwrap();
+    let r = replan(&current, &tiny, &lopts(2, 0.0)).unwrap();
+    serves_every_model(&r.target, &tiny);
+    check_load_transition(&current, &r, &tiny);
+    // The target re-planned for the same mix re-cuts nothing.
+    let again = replan(&r.target, &tiny, &lopts(2, 0.0)).unwrap();
+    assert_eq!(again.gpus_changed, 0);
+}
+
 /// A soak over random min-gpus re-plans of the ParvaGPU scenarios at random scales, load
 /// changes, spare GPUs and GPU slacks: every transition is walked independently
 /// ([`check_transition`], [`soak_checks`]), a re-plan without enough spares may only fail by
