@@ -567,6 +567,7 @@ fn demand(m: &RawModel, name: &str, mo: Origin, loc: &Locator<'_>) -> Result<Dem
             |v| format!("{v} must be a positive rate"),
             |v| format!("{v} queries/s is above the limit of {MAX_RATE_QPS:e}"),
         )
+        .and_then(|x| normal_rate(loc, r, x))
         .map(Demand::Rate),
         (None, Some(s)) => positive_within(
             loc,
@@ -622,6 +623,23 @@ fn positive_within(
         return Ok(x);
     };
     Err(Error::field(loc.at(v.span()), field, message))
+}
+
+/// A positive rate `x` (at `v`) must be a normal number: a subnormal one (below 2.2e-308,
+/// a unit error) divides to 0 instances, and the planners then serve the model by none.
+fn normal_rate(loc: &Locator<'_>, v: &Spanned<f64>, x: f64) -> Result<f64> {
+    if x.is_normal() {
+        return Ok(x);
+    }
+    Err(Error::field(
+        loc.at(v.span()),
+        "model.rate_qps",
+        format!(
+            "{} queries/s is too small to plan for (below {:e}: a unit error)",
+            num(x),
+            f64::MIN_POSITIVE
+        ),
+    ))
 }
 
 /// A rate must be servable by fewer than [`MAX_INSTANCES_PER_MODEL`] instances of the
