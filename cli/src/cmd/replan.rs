@@ -104,7 +104,7 @@ fn run_on(a: Args) -> Result<(), CliError> {
     }
     write_all(&files, &inputs)?;
     let stale = match &a.mig_parted_dir {
-        Some(dir) => remove_stale_steps(dir, &files)?,
+        Some(dir) => remove_stale_steps(dir, &files, &inputs)?,
         None => Vec::new(),
     };
     if a.json {
@@ -329,8 +329,13 @@ const STEP_HEAD: &str = "# Transition step ";
 /// Removes the step files of an earlier transition from `dir` that this one did not
 /// replace (`step-NN.yaml` beyond its last step, every one for a transition of no step), so
 /// that applying the folder's steps in order applies this transition only. Only files
-/// migopt wrote (their first line is a step's) are removed; the paths removed.
-fn remove_stale_steps(dir: &Path, written: &[(PathBuf, String)]) -> Result<Vec<PathBuf>, CliError> {
+/// migopt wrote (their first line is a step's), never an input of this command, are
+/// removed; the paths removed.
+fn remove_stale_steps(
+    dir: &Path,
+    written: &[(PathBuf, String)],
+    inputs: &Inputs,
+) -> Result<Vec<PathBuf>, CliError> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(Vec::new());
     };
@@ -342,17 +347,26 @@ fn remove_stale_steps(dir: &Path, written: &[(PathBuf, String)]) -> Result<Vec<P
             .strip_prefix("step-")
             .and_then(|n| n.strip_suffix(".yaml"))
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-        if !numbered || written.iter().any(|(w, _)| w.file_name() == p.file_name()) {
+        let replaced = written.iter().any(|(w, _)| w.file_name() == p.file_name());
+        if !numbered || replaced || inputs.contains(&p) {
             continue;
         }
-        let ours = std::fs::read(&p).is_ok_and(|b| b.starts_with(STEP_HEAD.as_bytes()));
-        if ours {
+        if starts_with_step_head(&p) {
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
             stale.push(p);
         }
     }
     stale.sort();
     Ok(stale)
+}
+
+/// Whether the file at `p` begins as a step file migopt wrote (its first bytes only read).
+fn starts_with_step_head(p: &Path) -> bool {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(p)
+        .and_then(|f| f.take(STEP_HEAD.len() as u64).read_to_end(&mut head))
+        .is_ok_and(|_| head == STEP_HEAD.as_bytes())
 }
 
 /// The human report.
