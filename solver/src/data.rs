@@ -445,6 +445,7 @@ fn rate_model(
 ) -> Result<RateModel, Error> {
     let m = &scenario.models[mi];
     let name = m.name.as_str();
+    single_requests(m)?;
     let limit = params.slo_factor * m.sla.0;
     let mut scan = Scan {
         // This model's curves alone, by a range query: linear in its own curves, not in the
@@ -487,6 +488,23 @@ fn rate_model(
         best,
         min_gpcs,
     })
+}
+
+/// Min-gpus plans single requests batched on the server (ParvaGPU's setting): a model whose
+/// queries carry batches of their own (PARIS's setting) would get instances whose server
+/// batch is smaller than its largest queries, a plan that no instance of which could serve
+/// them, so it is refused with what to change.
+fn single_requests(m: &migopt_models::ModelSpec) -> Result<(), Error> {
+    let largest = m.batch.pmf().last().map_or(1, |&(b, _)| b);
+    if largest <= 1 {
+        return Ok(());
+    }
+    Err(Error::Infeasible(format!(
+        "model {}: field model.batch: fewest-GPUs planning (rate_qps) plans single requests batched on the server, \
+         but its queries carry batches of up to {largest}; give it no `batch` (single requests), or plan for \
+         shares (max-load), where queries keep their own batch",
+        m.name
+    )))
 }
 
 /// A scan of one model's measured points, size by size.
