@@ -1908,3 +1908,30 @@ fn capacity_offers_and_takes_no_rate_or_trace() {
         assert!(stderr(&o).contains(why), "{}", stderr(&o));
     }
 }
+
+/// Each slack flag belongs to one objective; given to the other it would be ignored, so it
+/// is bad input (before, `--gpu-slack` under max-load and `--load-slack` under min-gpus
+/// were silently ignored) and nothing is written.
+#[test]
+fn replan_refuses_a_slack_of_the_other_objective() {
+    let out = tempfile::tempdir().unwrap();
+    let at = |name: &str| out.path().join(name);
+    let rates = default_with(["rate_qps = 3000", "rate_qps = 1000"]);
+    std::fs::write(at("r.toml"), rates).unwrap();
+    std::fs::write(at("m.toml"), default_with(["share = 0.5", "share = 0.5"])).unwrap();
+    for (s, flag, want) in [
+        ("r.toml", ["--load-slack", "0.1"], "migopt: error: --load-slack does not apply to a min-gpus re-plan (its slack is --gpu-slack)\n"),
+        ("m.toml", ["--gpu-slack", "1"], "migopt: error: --gpu-slack does not apply to a max-load re-plan (its slack is --load-slack)\n"),
+    ] {
+        let cur = at(&format!("{s}.json"));
+        let p = run(&["plan", &arg(&at(s)), "--out", &arg(&cur)], &root());
+        assert!(p.status.success(), "{}", stderr(&p));
+        let target = at("target.json");
+        let (c, n, t) = (arg(&cur), arg(&at(s)), arg(&target));
+        let args = [&["replan", &c, &n][..], &flag, &["--out", &t]].concat();
+        let o = run(&args, &root());
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert_eq!(stderr(&o), want);
+        assert!(!target.exists());
+    }
+}

@@ -251,6 +251,7 @@ fn replan_options(
     // max-load.
     let mut plan = a.flags.options(scenario)?;
     a.check.apply(&mut plan)?;
+    slack_applies(a, plan.objective)?;
     // Under min-gpus every model keeps min(old rate, new rate); under max-load, min(its
     // rate in the current plan, in the target) (the re-planner's default).
     let required = match (plan.objective, scenario.rates()) {
@@ -266,6 +267,24 @@ fn replan_options(
         required,
         load_slack: a.load_slack,
     })
+}
+
+/// Each slack flag belongs to one objective: `--gpu-slack` to min-gpus, `--load-slack` to
+/// max-load; given to the other it would be ignored, so it is refused instead.
+fn slack_applies(a: &Args, objective: Objective) -> Result<(), CliError> {
+    let misplaced = match objective {
+        Objective::MinGpus if a.load_slack != 0.0 => {
+            Some(("--load-slack", "min-gpus", "--gpu-slack"))
+        }
+        Objective::MaxLoad if a.gpu_slack != 0 => Some(("--gpu-slack", "max-load", "--load-slack")),
+        _ => None,
+    };
+    match misplaced {
+        Some((flag, objective, other)) => Err(CliError::Input(Error::Invalid(format!(
+            "{flag} does not apply to a {objective} re-plan (its slack is {other})"
+        )))),
+        None => Ok(()),
+    }
 }
 
 /// The re-plan, with its target's check by simulation: always with the sla solver (its loop
