@@ -110,13 +110,8 @@ fn safe_transition(
     required: &[f64],
     spare_gpus: u32,
 ) -> Result<Transition, Error> {
-    let first_spare = changes
-        .iter()
-        .map(|c| c.gpu + 1)
-        .max()
-        .unwrap_or(0)
-        .max(slots);
-    transition::plan(changes, cap, required, names, spare_gpus, first_spare)
+    let first = transition::first_spare(changes, slots);
+    transition::plan(changes, cap, required, names, spare_gpus, first)
 }
 
 /// Moves each swapped GPU's new layout to the GPU that took it: (g, s) puts g's target

@@ -451,13 +451,7 @@ fn from_counts(
     slots: u32,
     models: &[String],
 ) -> Result<Transition, Error> {
-    let first_spare = changes
-        .iter()
-        .map(|c| c.gpu + 1)
-        .max()
-        .unwrap_or(0)
-        .max(slots);
-    let placed = place(changes, members, steps, k, first_spare)?;
+    let placed = place(changes, members, steps, k, first_spare(changes, slots))?;
     let mut state = vec![0u16; p.olds.len() + p.news.len()];
     let before = p.cap.of(&p.instances(&state));
     let mut out = Vec::new();
@@ -487,6 +481,17 @@ fn from_counts(
         spares_minimal: false,
         swaps: placed.swaps,
     })
+}
+
+/// The first device index a spare GPU may take: past every GPU the change names and the
+/// plan's `slots`.
+pub fn first_spare(changes: &[GpuChange], slots: u32) -> u32 {
+    changes
+        .iter()
+        .map(|c| c.gpu + 1)
+        .max()
+        .unwrap_or(0)
+        .max(slots)
 }
 
 /// The greedy ordering: steps as large as the rule allows, a swap when no change can go
