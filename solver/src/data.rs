@@ -421,8 +421,9 @@ pub(crate) fn rate_data(
         return Err(Error::Invalid("--max-procs must be at least 1".into()));
     }
     let Some(rates) = scenario.rates() else {
-        return Err(Error::Invalid(format!(
-            "scenario {}: fewest-GPUs planning needs a request rate (rate_qps) for every model, but the scenario gives shares",
+        return Err(Error::Infeasible(format!(
+            "scenario {}: field model.rate_qps: fewest-GPUs planning needs a request rate for every model, \
+             but the scenario gives shares (plan it for max-load)",
             scenario.name
         )));
     };

@@ -111,7 +111,8 @@ fn min_gpus_needs_rates() {
         .to_string();
     assert_eq!(
         e,
-        "scenario shares: fewest-GPUs planning needs a request rate (rate_qps) for every model, but the scenario gives shares"
+        "scenario shares: field model.rate_qps: fewest-GPUs planning needs a request rate for every model, \
+         but the scenario gives shares (plan it for max-load)"
     );
 }
 
