@@ -20,8 +20,7 @@ impl Inputs {
     /// [`read_text`], recording `path` as read once the file is open (whether or not its
     /// text is then refused).
     pub fn read_text(&mut self, path: &Path, cap: FileCap) -> Result<String> {
-        let file = open(path)?;
-        self.keys.extend(keys(path));
+        let file = self.open(path)?;
         read_open(file, path, cap)
     }
 
@@ -30,12 +29,18 @@ impl Inputs {
     /// with [`Error::TooLarge`] once one byte past the cap has been decoded); recorded as
     /// read once the file is open, like [`Inputs::read_text`].
     pub fn read_gzip_text(&mut self, path: &Path, cap: FileCap) -> Result<String> {
-        let file = open(path)?;
-        self.keys.extend(keys(path));
+        let file = self.open(path)?;
         let gz = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
         read_capped(gz, path, cap, 0, |e| {
             Error::Invalid(format!("{}: not a readable gzip file: {e}", path.display()))
         })
+    }
+
+    /// The file at `path`, open for reading, and recorded as read.
+    fn open(&mut self, path: &Path) -> Result<std::fs::File> {
+        let file = open(path)?;
+        self.keys.extend(keys(path));
+        Ok(file)
     }
 
     /// Whether writing `path` would replace (or write through a link into) a file read

@@ -496,7 +496,7 @@ fn rate_model(
 /// batch is smaller than its largest queries, a plan that no instance of which could serve
 /// them, so it is refused with what to change.
 fn single_requests(m: &migopt_models::ModelSpec) -> Result<(), Error> {
-    let largest = m.batch.pmf().last().map_or(1, |&(b, _)| b);
+    let largest = m.batch.max();
     if largest <= 1 {
         return Ok(());
     }

@@ -36,7 +36,8 @@ use std::collections::{HashMap, HashSet};
 /// answer then stands, reported as not proven.
 pub const SEARCH_LIMIT: u64 = 20_000;
 
-const TOL: f64 = 1e-9;
+/// Tolerance of the capacity rule (relative and absolute).
+pub(super) const TOL: f64 = 1e-9;
 
 /// Whether capacity `cap` meets `required` (within a relative 1e-9).
 pub(super) fn meets(cap: &[f64], required: &[f64]) -> bool {

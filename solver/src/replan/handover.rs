@@ -85,8 +85,10 @@ pub(super) fn count_instances(
     c
 }
 
-/// The safe transition to the target (its GPUs and every GPU's fate) with the spare GPUs
-/// given, and the target's GPUs and fates after the spare swaps the transition makes.
+/// The safe transition to the target (its GPUs and every GPU's fate) with the fewest spare
+/// GPUs (at most those given), then the fewest steps (see [`transition::plan`]; when there
+/// is none, its error says how many spares one takes, and whether that is proven the
+/// fewest), and the target's GPUs and fates after the swaps the transition makes.
 fn transition_to(
     cap: &dyn transition::Capacity,
     names: &[String],
@@ -95,23 +97,8 @@ fn transition_to(
     required: &[f64],
     spare_gpus: u32,
 ) -> Result<(Fates, Transition), Error> {
-    let t = safe_transition(cap, names, slots, &changes, required, spare_gpus)?;
+    let t = transition::plan(&changes, cap, required, names, spare_gpus, slots)?;
     Ok((apply_swaps(gpus, changes, &t.swaps), t))
-}
-
-/// The safe transition to the target with the fewest spare GPUs (at most those given), then
-/// the fewest steps (see [`transition::plan`]); when there is none, the error says how many
-/// spares one takes, and whether that is proven the fewest.
-fn safe_transition(
-    cap: &dyn transition::Capacity,
-    names: &[String],
-    slots: u32,
-    changes: &[GpuChange],
-    required: &[f64],
-    spare_gpus: u32,
-) -> Result<Transition, Error> {
-    let first = transition::first_spare(changes, slots);
-    transition::plan(changes, cap, required, names, spare_gpus, first)
 }
 
 /// Moves each swapped GPU's new layout to the GPU that took it: (g, s) puts g's target

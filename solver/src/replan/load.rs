@@ -85,13 +85,9 @@ fn capacity(
 ) {
     for (m, nm) in n.iter().enumerate() {
         for (k, v) in nm.iter().enumerate() {
-            let kept = cur.types.iter().zip(keep).filter_map(|((cfg, _, _), &v)| {
-                let c = cfg
-                    .iter()
-                    .filter(|&&(j, _, x)| j == k && x == Some(m))
-                    .count();
-                (c > 0).then_some((d.rho * c as f64, v))
-            });
+            let kept = kept_of(cur, keep, m, k)
+                .into_iter()
+                .map(|(c, v)| (d.rho * c, v));
             let new = v.map(|v| (d.rho, v));
             // ρ·(n[m,k] + Σ_t cnt_t[m,k]·keep[t])
             let rho_n = lin(kept.chain(new));

@@ -148,8 +148,6 @@ struct Op {
     gain_cap: f64,
 }
 
-const TOL: f64 = 1e-9;
-
 fn minus(a: &[u32], b: &[u32]) -> Vec<u32> {
     a.iter().zip(b).map(|(x, y)| x.saturating_sub(*y)).collect()
 }
@@ -201,8 +199,8 @@ fn pending_ops(changes: &[GpuChange], cap: &dyn Capacity) -> Vec<Op> {
 /// proven where the exact search ends within [`SEARCH_LIMIT`] (see the module docs).
 ///
 /// `cap` measures capacity (monotone: an instance more never lowers a model's capacity);
-/// `slots` is the first device index after the plan's GPUs (spares take `slots`,
-/// `slots + 1`, ...). Error: [`Error::Infeasible`] when no safe transition takes at most
+/// `slots`: the plan's GPU slots (spares take the first device indices past them and
+/// past every GPU the change names, see [`first_spare`]). Error: [`Error::Infeasible`] when no safe transition takes at most
 /// `spares` spare GPUs (or none was found and the search stopped), saying how many one takes.
 pub fn plan(
     changes: &[GpuChange],
@@ -213,6 +211,7 @@ pub fn plan(
     slots: u32,
 ) -> Result<Transition, Error> {
     let t0 = std::time::Instant::now();
+    let slots = first_spare(changes, slots);
     let (problem, members) = problem(changes, cap, required);
     // With a spare per re-cut GPU there is always one: every new layout up first, then
     // every old one down.
@@ -441,7 +440,7 @@ fn fewest_steps(
     s.better = quick.map(|q| (k, q));
 }
 
-/// The transition on GPUs from its steps in counts (`k` spare GPUs from `slots` on).
+/// The transition on GPUs from its steps in counts (`k` spare GPUs from index `slots` on).
 fn from_counts(
     p: &Problem<'_>,
     members: &Members,
@@ -451,7 +450,7 @@ fn from_counts(
     slots: u32,
     models: &[String],
 ) -> Result<Transition, Error> {
-    let placed = place(changes, members, steps, k, first_spare(changes, slots))?;
+    let placed = place(changes, members, steps, k, slots)?;
     let mut state = vec![0u16; p.olds.len() + p.news.len()];
     let before = p.cap.of(&p.instances(&state));
     let mut out = Vec::new();
@@ -485,7 +484,7 @@ fn from_counts(
 
 /// The first device index a spare GPU may take: past every GPU the change names and the
 /// plan's `slots`.
-pub fn first_spare(changes: &[GpuChange], slots: u32) -> u32 {
+fn first_spare(changes: &[GpuChange], slots: u32) -> u32 {
     changes
         .iter()
         .map(|c| c.gpu + 1)
@@ -674,7 +673,7 @@ fn order(ops: &mut [Op]) {
     let key = |o: &Op| {
         let net = o.gain_cap - o.loss_cap;
         let class = match o.kind {
-            _ if o.loss_cap <= TOL => 1,
+            _ if o.loss_cap <= exact::TOL => 1,
             "free" | "swap out" => 3,
             _ => 2,
         };
@@ -691,7 +690,7 @@ fn blocked(st: &State<'_>, op: &Op, models: &[String]) -> Error {
     let left = st.cap.of(&minus(&st.now, &op.loss));
     let required = st.required;
     let m = (0..required.len())
-        .find(|&m| left[m] < required[m] * (1.0 - TOL) - TOL)
+        .find(|&m| !meets(&left[m..=m], &required[m..=m]))
         .unwrap_or(0);
     Error::Infeasible(format!(
         "re-cutting GPU {} would leave model {} with {:.1} requests/s, \
