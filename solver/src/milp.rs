@@ -274,6 +274,7 @@ fn configure(model: &mut highs::Model, ctl: &Control) -> Result<(), Failure> {
         .unwrap_or(1);
     set_option(model, "random_seed", seed)?;
     set_option(model, "mip_rel_gap", ctl.mip_gap.max(0.0))?;
+    set_option(model, "mip_abs_gap", MIP_ABS_GAP)?;
     if let Some(t) = ctl.time_limit {
         set_option(model, "time_limit", t.max(0.0))?;
     }
@@ -317,8 +318,13 @@ fn status_of(status: HighsModelStatus) -> Result<SolveStatus, Failure> {
     }
 }
 
+/// HiGHS's absolute MIP gap (its default, set explicitly): a solve whose bound is within
+/// this of its objective is proven optimal, whatever the relative gap.
+const MIP_ABS_GAP: f64 = 1e-6;
+
 /// The outcome of a finished solve: its solution, objective, bound and gap (an optimum HiGHS
-/// reached with a gap above the one asked is `GapLimit`).
+/// reached with a gap above the one asked, and above [`MIP_ABS_GAP`] in absolute terms, is
+/// `GapLimit`).
 fn outcome(solved: &highs::SolvedModel, ctl: &Control, seconds: f64) -> Result<Outcome, Failure> {
     let status = status_of(solved.status())?;
     if solved.primal_solution_status() != HighsSolutionStatus::Feasible {
@@ -336,9 +342,12 @@ fn outcome(solved: &highs::SolvedModel, ctl: &Control, seconds: f64) -> Result<O
     } else {
         (objective, 0.0)
     };
+    // Within HiGHS's absolute gap is proven (an unknown bound is not).
+    let abs_closed = (bound - objective).abs() <= MIP_ABS_GAP;
     let status = match status {
         SolveStatus::Optimal
-            if gap > ctl.mip_gap.max(0.0) + 1e-9 || (gap > 1e-9 && ctl.mip_gap > 0.0) =>
+            if (gap > ctl.mip_gap.max(0.0) + 1e-9 && !abs_closed)
+                || (gap > 1e-9 && ctl.mip_gap > 0.0) =>
         {
             SolveStatus::GapLimit
         }
