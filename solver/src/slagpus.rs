@@ -214,45 +214,93 @@ impl<'a> PoolTable<'a> {
             .max_by(|a, b| a.rate.total_cmp(&b.rate))
     }
 
+    /// Refuses, before the options are built (which grows pools one instance at a time),
+    /// a model no size serves at all, or one whose rate no single size carries in a pool of
+    /// [`MAX_POOL`] instances: the first such model (scenario order) is named. (The MILP's
+    /// GPU limit is each model's best single pool; pools beyond that are too large to
+    /// weigh.)
+    pub(crate) fn check_pools(&self, job: &Job<RateData>, rates: &[f64]) -> Result<(), Error> {
+        let sizes = &job.data.sizes;
+        for (m, &rate) in rates.iter().enumerate() {
+            let largest = (0..self.points[m].len())
+                .filter_map(|k| Some((k, self.best(m, k, MAX_POOL)?.rate)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let name = &job.data.models[m].name;
+            let slo = crate::fmt_ms(job.scenario.models[m].sla.0);
+            let pct = crate::fmt_ms(100.0 * (1.0 - job.opts.sla.budget));
+            let Some((k, most)) = largest else {
+                return Err(Error::Infeasible(format!(
+                    "model {name}: no instance size serves any of its load with p{pct} latency \
+                     within the {slo} ms SLO"
+                )));
+            };
+            if most < rate {
+                return Err(Error::Infeasible(format!(
+                    "model {name}: field model.rate_qps: {rate:.1} queries/s is more than \
+                     {MAX_POOL} instances of any one size carry with p{pct} latency within the \
+                     {slo} ms SLO (the most: {most:.1} queries/s on {}), the largest pool the \
+                     SLA-aware planner weighs; plan it with --solver milp, or split the \
+                     model's traffic (at most {most:.1} queries/s each)",
+                    sizes.profiles[k].name
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Pool options per (model, size): for n = 1.. until the pool alone carries the model's
-    /// rate (`rates`, scenario order) and n ≥ `at_least(m, k)`, the best point and its
-    /// admissible rate. n stops at [`MAX_POOL`].
+    /// rate (`rates`, scenario order) and n ≥ `at_least(m, k)`, or n reaches `most(k)` (the
+    /// instances of size k the plan's GPUs can hold: no larger pool fits), the best point
+    /// and its admissible rate. Refuses (`Infeasible`) tables of more than [`MAX_OPTIONS`]
+    /// options in all.
     pub(crate) fn options(
         &self,
         rates: &[f64],
         at_least: &dyn Fn(usize, usize) -> u32,
-    ) -> Vec<Vec<Vec<PoolOption>>> {
-        (0..self.points.len())
-            .map(|m| {
-                (0..self.points[m].len())
-                    .map(|k| {
-                        let mut out = Vec::new();
-                        let mut n = 1;
-                        while let Some(o) = self.best(m, k, n) {
-                            out.push(o);
-                            if (o.rate >= rates[m] && n >= at_least(m, k)) || n >= MAX_POOL {
-                                break;
-                            }
-                            n += 1;
-                        }
-                        // Only if the size alone can carry the rate does its largest pool count.
-                        out
-                    })
-                    .collect()
-            })
-            .collect()
+        most: &dyn Fn(usize) -> u32,
+    ) -> Result<Vec<Vec<Vec<PoolOption>>>, Error> {
+        let mut total = 0usize;
+        let mut all = Vec::with_capacity(self.points.len());
+        for m in 0..self.points.len() {
+            let mut per_size = Vec::with_capacity(self.points[m].len());
+            for k in 0..self.points[m].len() {
+                let mut out = Vec::new();
+                let mut n = 1;
+                while let Some(o) = self.best(m, k, n) {
+                    out.push(o);
+                    total += 1;
+                    if total > MAX_OPTIONS {
+                        return Err(too_many_options(rates));
+                    }
+                    if (o.rate >= rates[m] && n >= at_least(m, k)) || n >= most(k) {
+                        break;
+                    }
+                    n += 1;
+                }
+                per_size.push(out);
+            }
+            all.push(per_size);
+        }
+        Ok(all)
     }
 }
 
-/// The largest pool the options consider.
-const MAX_POOL: u32 = 4096;
-
-/// Pool options per (model, size): for n = 1.. up to what the model could need, the best
-/// point and its admissible rate (scaled by the model's cut).
-fn options(job: &Job<RateData>) -> Vec<Vec<Vec<PoolOption>>> {
-    let rates: Vec<f64> = job.data.models.iter().map(|m| m.rate).collect();
-    PoolTable::new(job).options(&rates, &|_, _| 0)
+/// The refusal of a table past [`MAX_OPTIONS`].
+fn too_many_options(rates: &[f64]) -> Error {
+    let total: f64 = rates.iter().sum();
+    Error::Infeasible(format!(
+        "field model.rate_qps: at {total:.1} queries/s in all the SLA-aware planner would weigh \
+         more than {MAX_OPTIONS} pool options (one per model, size and instance count up to \
+         what the plan's GPUs hold), which it does not build; plan it with --solver milp, or \
+         split the traffic over several scenarios"
+    ))
 }
+
+/// The largest pool the first pass of the options considers (see [`pool_options`]).
+pub(crate) const MAX_POOL: u32 = 4096;
+
+/// The most pool options (binaries of the MILP) a table may hold.
+const MAX_OPTIONS: usize = 200_000;
 
 struct Model {
     z: Vec<Vec<Vec<(PoolOption, Var)>>>,
@@ -303,46 +351,73 @@ fn build(job: &Job<RateData>, opts: &[Vec<Vec<PoolOption>>], max_gpus: u32) -> (
     (b, Model { z, supply })
 }
 
-/// An upper limit on GPUs: each model alone on its own GPUs, in its best single pool.
-fn limit(d: &RateData, opts: &[Vec<Vec<PoolOption>>]) -> Option<u32> {
-    let mut total = 0;
+/// An upper limit on GPUs: each model alone on its own GPUs, in its best single pool (the
+/// options pass [`PoolTable::check_pools`], so every size that serves the model at all
+/// has a pool that carries its rate).
+fn limit(d: &RateData, opts: &[Vec<Vec<PoolOption>>]) -> u32 {
+    let mut total = 0u32;
     for (m, om) in opts.iter().enumerate() {
-        let best = om
+        let single = om
             .iter()
             .enumerate()
             .filter_map(|(k, ok)| {
                 let o = ok.iter().find(|o| o.rate >= d.models[m].rate)?;
                 Some(o.n.div_ceil(d.sizes.per_gpu(k).max(1)))
             })
-            .min()?;
-        total += best;
+            .min()
+            .unwrap_or(0);
+        total = total.saturating_add(single);
     }
-    Some(total.max(1))
+    total.max(1)
+}
+
+/// Pool options per model, size and instance count.
+type Options = Vec<Vec<Vec<PoolOption>>>;
+
+/// The options of the MILP and its GPU limit. A first pass grows each size's pools until one
+/// carries the model's rate or holds `first` instances; the limit is each model's best
+/// single pool (or `--cap-gpus`). Pools larger than the limit's GPUs hold are dropped, and
+/// a size whose pools stopped short of the rate where the GPUs could hold a larger one is
+/// grown to what they hold: no plan within the limit is left out of the proof. (The result
+/// does not depend on `first`, so long as some size carries every model within it.)
+fn pool_options(
+    job: &Job<RateData>,
+    table: &PoolTable<'_>,
+    rates: &[f64],
+    first: u32,
+) -> Result<(Options, u32), Error> {
+    let d = job.data;
+    let mut opts = table.options(rates, &|_, _| 0, &|_| first)?;
+    let mut max_gpus = limit(d, &opts);
+    if let Some(cap) = job.opts.gpu_cap {
+        max_gpus = max_gpus.min(cap);
+    }
+    let most = |k: usize| max_gpus.saturating_mul(d.sizes.per_gpu(k).max(1));
+    let cut_short = opts.iter().zip(rates).any(|(om, &rate)| {
+        om.iter().enumerate().any(|(k, ok)| {
+            ok.last()
+                .is_some_and(|o| o.n >= first && o.rate < rate && most(k) > first)
+        })
+    });
+    if cut_short {
+        opts = table.options(rates, &|_, _| 0, &most)?;
+    } else {
+        for om in &mut opts {
+            for (k, ok) in om.iter_mut().enumerate() {
+                ok.retain(|o| o.n <= most(k));
+            }
+        }
+    }
+    Ok((opts, max_gpus))
 }
 
 /// Solves the SLA-aware min-gpus MILP.
 pub(crate) fn solve(job: &Job<RateData>) -> Result<RatePlan, Error> {
     let d = job.data;
-    let opts = options(job);
-    let Some(mut max_gpus) = limit(d, &opts) else {
-        let m = opts
-            .iter()
-            .enumerate()
-            .position(|(m, om)| {
-                om.iter()
-                    .all(|ok| ok.last().is_none_or(|o| o.rate < d.models[m].rate))
-            })
-            .unwrap_or(0);
-        return Err(Error::Infeasible(format!(
-            "model {}: no instance size serves its rate with p{} latency within the {} ms SLO",
-            d.models[m].name,
-            crate::fmt_ms(100.0 * (1.0 - job.opts.sla.budget)),
-            crate::fmt_ms(job.scenario.models[m].sla.0)
-        )));
-    };
-    if let Some(cap) = job.opts.gpu_cap {
-        max_gpus = max_gpus.min(cap);
-    }
+    let table = PoolTable::new(job);
+    let rates: Vec<f64> = d.models.iter().map(|m| m.rate).collect();
+    table.check_pools(job, &rates)?;
+    let (opts, max_gpus) = pool_options(job, &table, &rates, MAX_POOL)?;
     let (b, model) = build(job, &opts, max_gpus);
     let cs = d.sizes.gpu.compute_slices as f64;
     let big = cs * max_gpus as f64 + 1.0;
@@ -453,5 +528,69 @@ mod tests {
         assert_eq!(latency_at(&c, 0.5), Some(17.0));
         assert_eq!(latency_at(&c, 96.0), Some(81.5));
         assert_eq!(latency_at(&c, 129.0), None);
+    }
+
+    /// The options' lengths and rates, to compare tables.
+    fn shape(o: &Options) -> Vec<Vec<Vec<(u32, u64)>>> {
+        o.iter()
+            .map(|om| {
+                om.iter()
+                    .map(|ok| ok.iter().map(|p| (p.n, p.rate.to_bits())).collect())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pool_options_do_not_depend_on_where_the_first_pass_stops() {
+        let dir = migopt_profiles::parvagpu::dataset_dir();
+        let import = migopt_profiles::parvagpu::read(&dir).unwrap();
+        let s = import.scenario(&import.scenarios[2]).unwrap();
+        let opts = crate::PlanOptions {
+            objective: migopt_models::Objective::MinGpus,
+            ..Default::default()
+        };
+        let d =
+            crate::data::rate_data(&s, &crate::sla::open_params(&opts.params), opts.rules).unwrap();
+        let job = Job {
+            scenario: &s,
+            data: &d,
+            opts: &opts,
+            started: std::time::Instant::now(),
+        };
+        let table = PoolTable::new(&job);
+        let rates: Vec<f64> = d.models.iter().map(|m| m.rate).collect();
+        table.check_pools(&job, &rates).unwrap();
+        let (full, gpus) = pool_options(&job, &table, &rates, MAX_POOL).unwrap();
+        // Every list carries its model's rate or ends where the GPU limit's GPUs are full.
+        for (om, &rate) in full.iter().zip(&rates) {
+            for (k, ok) in om.iter().enumerate() {
+                if let Some(o) = ok.last() {
+                    let most = gpus * d.sizes.per_gpu(k);
+                    assert!(o.rate >= rate || o.n == most, "size {k}: {} of {most}", o.n);
+                    assert!(o.n <= most);
+                }
+            }
+        }
+        // The smallest first pass within which some size carries every model: the lists it
+        // stops short grow back to the same table.
+        let first = full
+            .iter()
+            .zip(&rates)
+            .filter_map(|(om, &rate)| {
+                om.iter()
+                    .filter_map(|ok| ok.iter().find(|o| o.rate >= rate).map(|o| o.n))
+                    .min()
+            })
+            .max()
+            .unwrap();
+        let longest = full.iter().flatten().map(|ok| ok.len()).max().unwrap();
+        assert!(
+            longest > first as usize,
+            "the first pass of {first} cuts no list short"
+        );
+        let (small, gpus_small) = pool_options(&job, &table, &rates, first).unwrap();
+        assert_eq!(gpus_small, gpus);
+        assert_eq!(shape(&small), shape(&full));
     }
 }

@@ -385,7 +385,7 @@ pub(super) fn replan(
     let (cnt, kept) = kept_counts(d.models.len(), d.sizes.profiles.len(), &cur);
     let rates: Vec<f64> = d.models.iter().map(|m| m.rate).collect();
     let most = |k: usize| limit.saturating_mul(d.sizes.per_gpu(k).max(1));
-    let options = table.options(&rates, &|m, k| kept[m][k].min(most(k)));
+    let options = table.options(&rates, &|m, k| kept[m][k].min(most(k)), &most)?;
     let inp = Input {
         d: &d,
         cur: &cur,
@@ -540,7 +540,9 @@ mod tests {
             d: &d,
             cur: &cur,
             cnt: Vec::new(),
-            options: table.options(&rates, &|_, _| 0),
+            options: table
+                .options(&rates, &|_, _| 0, &|_| crate::slagpus::MAX_POOL)
+                .unwrap(),
         };
         let mut checked = 0;
         for m in 0..d.models.len() {

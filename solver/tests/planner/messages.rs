@@ -299,3 +299,22 @@ fn max_procs_caps_mps_processes() {
     let two = plan(&capped, SolverKind::Milp, &min_gpus()).unwrap();
     assert!(two.instances().all(|(_, a)| a.procs <= 2));
 }
+
+#[test]
+fn sla_min_gpus_names_a_rate_beyond_its_largest_pools() {
+    // 4096 instances of 7g carry far less than 1e9 requests/s, and no smaller size more:
+    // the SLA-aware planner says so (before: "no instance size serves its rate").
+    let s = synthetic(
+        "t",
+        1,
+        &[one(1.0, 8.0, 40.0, Demand::Rate(1e9), BatchDist::default())],
+    );
+    let e = plan(&s, SolverKind::Sla, &min_gpus())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("model m0: field model.rate_qps: 1000000000.0 queries/s is more than 4096 instances of any one size carry with p99 latency within the 40 ms SLO (the most: "),
+        "{e}"
+    );
+    assert!(e.contains("on 7g.80gb), the largest pool the SLA-aware planner weighs; plan it with --solver milp"), "{e}");
+}
