@@ -1620,6 +1620,145 @@ fn replan_to_a_scenario_that_drops_a_model_recuts_its_gpus() {
     assert!(r.status.success(), "{}", stderr(&r));
 }
 
+/// The H100 fleet of the reconfiguration study (`papers/src/reconfiguration.rs`): the four
+/// shipped models with rate targets ([`FLEET_RATES`]), their profiles beside the file.
+const H100_FLEET: &str = r#"name = "h100-fleet"
+[gpu]
+kind = "H100-80GB"
+count = 1000
+[options]
+batch_lookup = "pad"
+[[model]]
+name = "resnet50"
+profile = "resnet50.csv"
+sla_ms = 40.0
+rate_qps = 60000.0
+[[model]]
+name = "bert-base"
+profile = "bert-base.csv"
+sla_ms = 40.0
+rate_qps = 20000.0
+[[model]]
+name = "mobilenetv2"
+profile = "mobilenetv2.csv"
+sla_ms = 20.0
+rate_qps = 60000.0
+[[model]]
+name = "vit-b16"
+profile = "vit-b16.csv"
+sla_ms = 60.0
+rate_qps = 8000.0
+"#;
+
+/// [`H100_FLEET`]'s rates, by model.
+const FLEET_RATES: [(&str, f64); 4] = [
+    ("resnet50", 60000.0),
+    ("bert-base", 20000.0),
+    ("mobilenetv2", 60000.0),
+    ("vit-b16", 8000.0),
+];
+
+/// Whether a plan's instance (JSON) runs `model` on `profile`.
+fn runs(a: &serde_json::Value, (model, profile): (&str, &str)) -> bool {
+    a["model"] == model && a["profile"] == profile
+}
+
+/// A target plan (JSON) runs no instance of the pair and provisions every fleet rate.
+fn fleet_target_without(t: &serde_json::Value, pair: (&str, &str)) {
+    let gpus = t["gpus"].as_array().unwrap();
+    let all = gpus.iter().flat_map(|g| g["layout"].as_array().unwrap());
+    assert!(!all.clone().any(|a| runs(a, pair)), "{pair:?} kept: {t}");
+    for (model, rate) in FLEET_RATES {
+        let got = t["model_rates"].as_array().unwrap().iter();
+        let got = got
+            .filter(|r| r["model"] == model)
+            .map(|r| r["rate_qps"].as_f64().unwrap());
+        assert!(got.sum::<f64>() >= rate * (1.0 - 1e-9), "{model}: {t}");
+    }
+}
+
+/// A model's profile CSV edited in place to drop a size the plan in service runs it on:
+/// `replan` re-cuts the GPUs that run the model there (as it does those of a model the
+/// scenario drops), and every model keeps its rate. Before, the plan in service failed its
+/// check against the scenario it records ("no latency profile for `vit-b16` on 3g.40gb",
+/// exit 2), and with a GPU of slack the target could keep such an instance, which
+/// `simulate` and the next `replan` then refused.
+#[test]
+fn replan_after_a_profile_csv_lost_a_size_the_plan_uses() {
+    let out = tempfile::tempdir().unwrap();
+    let at = |name: &str| out.path().join(name);
+    let shipped = root().join("profiles/h100-80gb");
+    for (m, _) in FLEET_RATES {
+        let csv = format!("{m}.csv");
+        std::fs::copy(shipped.join(&csv), at(&csv)).unwrap();
+    }
+    std::fs::write(at("s.toml"), H100_FLEET).unwrap();
+    let (s, cur) = (arg(&at("s.toml")), arg(&at("cur.json")));
+    let p = run(&["plan", &s, "--out", &cur], &root());
+    assert!(p.status.success(), "{}", stderr(&p));
+    let plan = read_json(&at("cur.json"));
+    let gpus = plan["gpus"].as_array().unwrap();
+    let first = gpus
+        .iter()
+        .flat_map(|g| g["layout"].as_array().unwrap())
+        .find(|a| a["model"] == "vit-b16")
+        .unwrap();
+    let profile = first["profile"].as_str().unwrap().to_string();
+    let pair = ("vit-b16", profile.as_str());
+    let hit: Vec<u64> = gpus
+        .iter()
+        .filter(|g| {
+            g["layout"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| runs(a, pair))
+        })
+        .map(|g| g["index"].as_u64().unwrap())
+        .collect();
+    let text = std::fs::read_to_string(at("vit-b16.csv")).unwrap();
+    let cut: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split(',').nth(2) != Some(pair.1))
+        .collect();
+    std::fs::write(at("vit-b16.csv"), cut.join("\n") + "\n").unwrap();
+    let t = arg(&at("t.json"));
+    let r = run(
+        &[
+            "replan",
+            &cur,
+            &s,
+            "--spare-gpus",
+            "2",
+            "--json",
+            "--out",
+            &t,
+        ],
+        &root(),
+    );
+    assert!(r.status.success(), "{}", stderr(&r));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&r)).unwrap();
+    for g in &hit {
+        let c = v["gpus"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["gpu"] == *g);
+        let fate = c.map(|c| c["fate"].as_str().unwrap()).unwrap_or("none");
+        assert!(matches!(fate, "re-cut" | "freed"), "GPU {g}: {fate}");
+    }
+    fleet_target_without(&read_json(&at("t.json")), pair);
+    simulates(&at("t.json"));
+    // With a GPU of slack the target keeps no such instance either, and the next re-plan
+    // reads it.
+    let slack = ["--gpu-slack", "1", "--spare-gpus", "2"];
+    let t = replan_to(&at("cur.json"), &at("s.toml"), &slack, &at("t1.json"));
+    fleet_target_without(&t, pair);
+    simulates(&at("t1.json"));
+    let again = run(&["replan", &arg(&at("t1.json")), &s, "--json"], &root());
+    assert!(again.status.success(), "{}", stderr(&again));
+}
+
 /// The fenced block of kind `lang` (```csv, ```toml) that follows `heading` in the README.
 fn readme_example(lang: &str, heading: &str) -> String {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();

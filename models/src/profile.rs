@@ -404,6 +404,13 @@ impl ProfileSet {
             .collect()
     }
 
+    /// Whether a model is measured on a profile (at any process count).
+    pub fn measures(&self, model: &str, profile: &str) -> bool {
+        self.curves
+            .keys()
+            .any(|k| k.model.as_str() == model && k.profile.as_str() == profile)
+    }
+
     /// MPS process counts measured for a model on a profile, ascending.
     pub fn procs_of(&self, model: &str, profile: &str) -> Vec<u32> {
         self.curves

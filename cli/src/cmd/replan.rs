@@ -150,30 +150,47 @@ fn current_plan(
     Ok((current, old))
 }
 
-/// The plan in service, checked against the new scenario except for the instances and
-/// routes of models the new scenario dropped (a scenario edited in place to retire a model:
-/// the re-planner re-cuts their GPUs), and read as a plan of the old server: a model the
-/// new scenario adds has no instance yet, and a max-load plan lists the GPUs it was planned
-/// on, not the new `gpu.count` (the re-planner plans the new server).
+/// The plan in service, checked against the new scenario except for the instances the
+/// re-planner re-cuts (see [`served_part`]), and read as a plan of the old server: a model
+/// the new scenario adds has no instance yet, and a max-load plan lists the GPUs it was
+/// planned on, not the new `gpu.count` (the re-planner plans the new server).
 fn load_current(
     path: &Path,
     scenario: &Scenario,
     inputs: &mut Inputs,
 ) -> Result<migopt_models::Plan, CliError> {
     let (plan, text) = read_plan(path, inputs)?;
-    let mut served = plan.clone();
-    for g in &mut served.gpus {
-        g.layout
-            .retain(|x| scenario.model(x.model.as_str()).is_some());
-    }
-    served
-        .routes
-        .retain(|r| scenario.model(r.model.as_str()).is_some());
-    served
-        .model_rates
-        .retain(|r| scenario.model(r.model.as_str()).is_some());
+    let served = served_part(&plan, scenario);
     check_plan(&served, &text, path, &served_view(&served, scenario))?;
     Ok(plan)
+}
+
+/// The part of the plan in service the new scenario still describes: without the
+/// instances of a model it dropped or on a size the model's new profile no longer measures
+/// (a scenario or profile CSV edited in place: the re-planner re-cuts their GPUs), and
+/// without the routes and provisioned rates of a model it dropped or left with no instance
+/// by that.
+fn served_part(plan: &migopt_models::Plan, scenario: &Scenario) -> migopt_models::Plan {
+    use std::collections::HashSet;
+    let measured = |x: &migopt_models::Assignment| {
+        scenario.model(x.model.as_str()).is_some()
+            && scenario
+                .profiles
+                .measures(x.model.as_str(), x.profile.as_str())
+    };
+    let mut served = plan.clone();
+    for g in &mut served.gpus {
+        g.layout.retain(measured);
+    }
+    let had: HashSet<String> = plan.instances().map(|(_, a)| a.model.to_string()).collect();
+    let left: HashSet<String> = served
+        .instances()
+        .map(|(_, a)| a.model.to_string())
+        .collect();
+    let keep = |m: &str| scenario.model(m).is_some() && (left.contains(m) || !had.contains(m));
+    served.routes.retain(|r| keep(r.model.as_str()));
+    served.model_rates.retain(|r| keep(r.model.as_str()));
+    served
 }
 
 /// The new scenario as the plan in service `served` (its dropped models gone) is checked

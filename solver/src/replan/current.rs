@@ -2,7 +2,7 @@
 //! and assignment), with each type's GPU indices and capacity per model.
 
 use crate::data::RateData;
-use migopt_models::{Error, Plan};
+use migopt_models::{Error, GpuPlan, Plan, ProfileSet, Scenario};
 use std::collections::BTreeMap;
 
 /// A GPU configuration of the current plan: its instances as (size, start, model), sorted.
@@ -14,21 +14,35 @@ pub(super) struct Current {
     pub types: Vec<(Config, Vec<u32>, Vec<f64>)>,
     /// GPU slots of the current plan (used or not).
     pub slots: u32,
-    /// GPUs with an instance of a model the new scenario no longer has: never kept as they
-    /// are (the target would serve a model its scenario lacks), re-cut first.
+    /// GPUs with an instance of a model the new scenario no longer has, or of a model on a
+    /// size its new profile no longer measures: never kept as they are (the target would
+    /// serve a model its scenario lacks, or run an instance no latency curve describes),
+    /// re-cut first.
     pub retired: Vec<u32>,
 }
 
-/// The current plan's GPU types under the scenario's sizes, models and throughputs.
-pub(super) fn read_current(d: &RateData, current: &Plan) -> Result<Current, Error> {
-    read_types(&d.sizes, &d.names(), current, &|m, k| d.throughput(m, k))
+/// The current plan's GPU types under the scenario's sizes, models, profiles and
+/// throughputs.
+pub(super) fn read_current(
+    d: &RateData,
+    scenario: &Scenario,
+    current: &Plan,
+) -> Result<Current, Error> {
+    read_types(
+        &d.sizes,
+        &d.names(),
+        &scenario.profiles,
+        current,
+        &|m, k| d.throughput(m, k),
+    )
 }
 
-/// The current plan's GPU types under these sizes and models; `cap(m, k)`: requests/s one
-/// instance of size k serves for model m.
+/// The current plan's GPU types under these sizes, models and profiles (the new
+/// scenario's); `cap(m, k)`: requests/s one instance of size k serves for model m.
 pub(super) fn read_types(
     sizes: &crate::data::Sizes,
     names: &[String],
+    profiles: &ProfileSet,
     current: &Plan,
     cap: &dyn Fn(usize, usize) -> f64,
 ) -> Result<Current, Error> {
@@ -38,10 +52,7 @@ pub(super) fn read_types(
         if g.layout.is_empty() {
             continue;
         }
-        if g.layout
-            .iter()
-            .any(|a| !names.iter().any(|x| x == a.model.as_str()))
-        {
+        if retires(g, names, profiles) {
             retired.push(g.index);
             continue;
         }
@@ -84,5 +95,16 @@ pub(super) fn read_types(
         types,
         slots,
         retired,
+    })
+}
+
+/// Whether GPU `g` cannot be kept under the new scenario (its `names` and `profiles`): an
+/// instance serves a model the scenario no longer has, or runs a model on a size the
+/// model's new profile no longer measures (kept, it would run at an operating point no
+/// latency curve gives).
+fn retires(g: &GpuPlan, names: &[String], profiles: &ProfileSet) -> bool {
+    g.layout.iter().any(|a| {
+        !names.iter().any(|x| x == a.model.as_str())
+            || !profiles.measures(a.model.as_str(), a.profile.as_str())
     })
 }

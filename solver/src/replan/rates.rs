@@ -214,7 +214,7 @@ pub(super) fn replan(
 ) -> Result<Replan, Error> {
     let popts = opts.plan.with_deadline();
     let d = data::rate_data(scenario, &popts.params, popts.rules)?;
-    let cur = read_current(&d, current)?;
+    let cur = read_current(&d, scenario, current)?;
     let t0 = Instant::now();
     // Tier 1: the from-scratch optimum.
     let scratch = crate::plan(scenario, SolverKind::Milp, &popts)?;

@@ -369,7 +369,13 @@ pub(super) fn replan(
         &crate::sla::open_params(&popts.params),
         popts.rules,
     )?;
-    let cur = read_types(&d.sizes, &d.names(), current, &|m, k| d.throughput(m, k))?;
+    let cur = read_types(
+        &d.sizes,
+        &d.names(),
+        &scenario.profiles,
+        current,
+        &|m, k| d.throughput(m, k),
+    )?;
     let t0 = Instant::now();
     let (scratch, first) = needed(scenario, &popts, t0)?;
     let g_star = scratch.gpus_used() as u32;

@@ -82,7 +82,8 @@ fn after_layouts(
     // The current plan's idle GPUs (a max-load server's unused ones, a re-plan's dropped
     // ones) take new cuts before any new index does.
     free.extend((0..cur.slots).filter(|i| before.get(i).is_none_or(|l| l.is_empty())));
-    // GPUs serving a model the new scenario dropped are re-cut in place.
+    // GPUs serving a model the new scenario dropped, or a model on a size its new profile
+    // no longer measures, are re-cut in place.
     free.extend_from_slice(&cur.retired);
     free.sort_unstable();
     let per_gpu = s.cuts.supply.decode(sizes, s.out);

@@ -4,7 +4,7 @@
 
 use crate::data::{dataset_dir, parvagpu_scenarios, scaled};
 use migopt_models::{Demand, LayoutRules, Objective, Plan, Scenario, SolveStatus};
-use migopt_solver::replan::{replan, Fate, ReplanOptions};
+use migopt_solver::replan::{replan, replan_with, Fate, ReplanOptions};
 use migopt_solver::{plan, PlanOptions, SolverKind};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -599,4 +599,163 @@ pub(crate) fn soak_env() -> (u64, u64) {
             .unwrap_or(d)
     };
     (env("SOAK_SEED", 1), env("SOAK_CASES", 4))
+}
+
+// ---- a profile that no longer measures a size the plan in service uses ----
+
+/// The H100 fleet of the reconfiguration study (the four shipped models, rate targets at
+/// the day's peak; `papers/src/reconfiguration.rs`), with the shipped profiles.
+fn h100_fleet() -> Scenario {
+    let toml = r#"
+name = "h100-fleet"
+[gpu]
+kind = "H100-80GB"
+count = 1000
+[options]
+batch_lookup = "pad"
+[[model]]
+name = "resnet50"
+profile = "resnet50.csv"
+sla_ms = 40.0
+rate_qps = 60000.0
+[[model]]
+name = "bert-base"
+profile = "bert-base.csv"
+sla_ms = 40.0
+rate_qps = 20000.0
+[[model]]
+name = "mobilenetv2"
+profile = "mobilenetv2.csv"
+sla_ms = 20.0
+rate_qps = 60000.0
+[[model]]
+name = "vit-b16"
+profile = "vit-b16.csv"
+sla_ms = 60.0
+rate_qps = 8000.0
+"#;
+    let dir = std::path::Path::new(migopt_profiles::builtin::EMBEDDED_DIR);
+    Scenario::parse(toml, &dir.join("h100-fleet.toml"), &mut |p| {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let (_, text) = migopt_profiles::builtin::H100_80GB
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap();
+        Ok(text.to_string())
+    })
+    .unwrap()
+}
+
+/// `s` with no measurement of `model` on `profile` (its rows cut from the profile CSV).
+fn unmeasured(s: &Scenario, model: &str, profile: &str) -> Scenario {
+    let mut s = s.clone();
+    s.profiles
+        .curves
+        .retain(|k, _| !(k.model.as_str() == model && k.profile.as_str() == profile));
+    s
+}
+
+/// Every (model, profile) the plan runs, once.
+fn pairs_in(p: &Plan) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = p
+        .instances()
+        .map(|(_, a)| (a.model.to_string(), a.profile.to_string()))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// A re-plan to a profile without (model, profile): no target instance runs the model on
+/// that size (migopt has no measurement for it any more), and every GPU of the current plan
+/// that ran one is re-cut or freed, none kept as it is.
+fn recuts_unmeasured(current: &Plan, r: &migopt_solver::replan::Replan, pair: &(String, String)) {
+    let on = |a: &migopt_models::Assignment| {
+        (a.model.as_str(), a.profile.as_str()) == (&pair.0[..], &pair.1[..])
+    };
+    assert!(
+        !r.target.instances().any(|(_, a)| on(a)),
+        "{pair:?} kept in the target: {:?}",
+        r.target.gpus
+    );
+    for g in current.gpus.iter().filter(|g| g.layout.iter().any(on)) {
+        let c = r.gpus.iter().find(|c| c.gpu == g.index).unwrap();
+        assert!(
+            matches!(c.fate, Fate::ReCut | Fate::Freed),
+            "{pair:?}: GPU {} is {:?}",
+            g.index,
+            c.fate
+        );
+    }
+}
+
+/// A size the new profile of a model no longer measures (its CSV rows for that size cut):
+/// the GPUs that run the model there are re-cut, like those of a model the new scenario
+/// drops, and every model still gets its rate. Before, such a GPU could be kept as it was
+/// (here with a GPU of slack), its instance planned at a made-up operating point (batch 1)
+/// that no profile measures, so the target failed to load in `simulate` and the next
+/// `replan`.
+#[test]
+fn replan_recuts_the_gpus_of_a_size_the_new_profile_no_longer_measures() {
+    let s = h100_fleet();
+    let current = plan(&s, SolverKind::Milp, &opts()).unwrap();
+    for pair in pairs_in(&current) {
+        let new = unmeasured(&s, &pair.0, &pair.1);
+        let mut ro = ropts(&s, &new, 64);
+        ro.gpu_slack = 1;
+        let r = replan(&current, &new, &ro).unwrap();
+        recuts_unmeasured(&current, &r, &pair);
+        for (m, rate) in r.target.model_rates.iter().zip(new.rates().unwrap()) {
+            assert!(m.rate_qps >= rate * (1.0 - 1e-9), "{pair:?}: {m:?}");
+        }
+        r.target
+            .check_against(std::path::Path::new("t.json"), &new)
+            .unwrap();
+        check_transition(&current, &r, &r.transition.required, &new);
+    }
+}
+
+/// The same under max-load (with a load slack, which lets the re-plan keep more GPUs).
+#[test]
+fn max_load_replan_recuts_the_gpus_of_a_size_no_longer_measured() {
+    let s = mix(&[0.5, 0.5]);
+    let current = plan(&s, SolverKind::Milp, &load_opts()).unwrap();
+    for pair in pairs_in(&current) {
+        let new = unmeasured(&s, &pair.0, &pair.1);
+        let r = replan(&current, &new, &lopts(8, 0.05)).unwrap();
+        recuts_unmeasured(&current, &r, &pair);
+        r.target
+            .check_against(std::path::Path::new("t.json"), &new)
+            .unwrap();
+        check_load_transition(&current, &r, &new);
+    }
+}
+
+/// The same with the SLA-aware re-planners (`--solver sla`), min-gpus and max-load.
+#[test]
+fn sla_replans_recut_the_gpus_of_a_size_no_longer_measured() {
+    let s = h100_fleet();
+    let current = plan(&s, SolverKind::Sla, &opts()).unwrap();
+    for pair in pairs_in(&current) {
+        let new = unmeasured(&s, &pair.0, &pair.1);
+        let mut ro = ropts(&s, &new, 64);
+        ro.gpu_slack = 1;
+        let r = replan_with(&current, &new, SolverKind::Sla, &ro).unwrap();
+        recuts_unmeasured(&current, &r, &pair);
+        r.target
+            .check_against(std::path::Path::new("t.json"), &new)
+            .unwrap();
+        crate::replan_sla::replay(&current, &r);
+    }
+    let s = mix(&[0.5, 0.5]);
+    let current = plan(&s, SolverKind::Sla, &load_opts()).unwrap();
+    for pair in pairs_in(&current) {
+        let new = unmeasured(&s, &pair.0, &pair.1);
+        let r = replan_with(&current, &new, SolverKind::Sla, &lopts(8, 0.05)).unwrap();
+        recuts_unmeasured(&current, &r, &pair);
+        r.target
+            .check_against(std::path::Path::new("t.json"), &new)
+            .unwrap();
+        crate::replan_sla::replay(&current, &r);
+    }
 }
