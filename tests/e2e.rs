@@ -1622,33 +1622,7 @@ fn replan_to_a_scenario_that_drops_a_model_recuts_its_gpus() {
 
 /// The H100 fleet of the reconfiguration study (`papers/src/reconfiguration.rs`): the four
 /// shipped models with rate targets ([`FLEET_RATES`]), their profiles beside the file.
-const H100_FLEET: &str = r#"name = "h100-fleet"
-[gpu]
-kind = "H100-80GB"
-count = 1000
-[options]
-batch_lookup = "pad"
-[[model]]
-name = "resnet50"
-profile = "resnet50.csv"
-sla_ms = 40.0
-rate_qps = 60000.0
-[[model]]
-name = "bert-base"
-profile = "bert-base.csv"
-sla_ms = 40.0
-rate_qps = 20000.0
-[[model]]
-name = "mobilenetv2"
-profile = "mobilenetv2.csv"
-sla_ms = 20.0
-rate_qps = 60000.0
-[[model]]
-name = "vit-b16"
-profile = "vit-b16.csv"
-sla_ms = 60.0
-rate_qps = 8000.0
-"#;
+const H100_FLEET: &str = migopt_profiles::builtin::H100_FLEET;
 
 /// [`H100_FLEET`]'s rates, by model.
 const FLEET_RATES: [(&str, f64); 4] = [

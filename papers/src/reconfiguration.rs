@@ -36,40 +36,12 @@ pub const SIM_SECONDS: f64 = 2.0;
 /// The peak of the ParvaGPU fleet: scenario 6's rates times this.
 pub const PARVAGPU_SCALE: f64 = 4.0;
 
-/// The H100 fleet: the four shipped models with rate targets at the day's peak. Batches the
-/// profiles did not measure run as the next measured size up (`batch_lookup = "pad"`, what a
-/// server with captured batch sizes does): the simulator's dynamic batching forms every
-/// batch size, and the shipped profiles measure powers of two.
+/// The H100 fleet ([`migopt_profiles::builtin::H100_FLEET`]): the four shipped models with
+/// rate targets at the day's peak; its profiles pad unmeasured batches, since the
+/// simulator's dynamic batching forms every batch size and the shipped profiles measure
+/// powers of two.
 pub fn h100_scenario() -> Result<Scenario, Error> {
-    let toml = r#"
-name = "h100-fleet"
-description = "The four shipped H100-80GB models (measured on the lent H100) with rate targets at the day's peak"
-[gpu]
-kind = "H100-80GB"
-count = 1000
-[options]
-batch_lookup = "pad"
-[[model]]
-name = "resnet50"
-profile = "resnet50.csv"
-sla_ms = 40.0
-rate_qps = 60000.0
-[[model]]
-name = "bert-base"
-profile = "bert-base.csv"
-sla_ms = 40.0
-rate_qps = 20000.0
-[[model]]
-name = "mobilenetv2"
-profile = "mobilenetv2.csv"
-sla_ms = 20.0
-rate_qps = 60000.0
-[[model]]
-name = "vit-b16"
-profile = "vit-b16.csv"
-sla_ms = 60.0
-rate_qps = 8000.0
-"#;
+    let toml = migopt_profiles::builtin::H100_FLEET;
     let dir = Path::new(migopt_profiles::builtin::EMBEDDED_DIR);
     Scenario::parse(toml, &dir.join("h100-fleet.toml"), &mut |p: &Path| {
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned());

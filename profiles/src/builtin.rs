@@ -58,6 +58,41 @@ pub fn h100_profiles() -> Result<ProfileSet> {
     set.ok_or_else(|| Error::Invalid("no shipped profiles".into()))
 }
 
+/// The H100 fleet of the reconfiguration study (`papers/reconfiguration`): the four shipped
+/// H100-80GB models with rate targets at the day's peak. Profiles are named as the shipped
+/// files ([`H100_80GB`]), to be read beside [`EMBEDDED_DIR`] or copied next to the scenario.
+/// Batches the profiles did not measure run as the next measured size up (`batch_lookup =
+/// "pad"`, what a server with captured batch sizes does).
+pub const H100_FLEET: &str = r#"
+name = "h100-fleet"
+description = "The four shipped H100-80GB models (measured on the lent H100) with rate targets at the day's peak"
+[gpu]
+kind = "H100-80GB"
+count = 1000
+[options]
+batch_lookup = "pad"
+[[model]]
+name = "resnet50"
+profile = "resnet50.csv"
+sla_ms = 40.0
+rate_qps = 60000.0
+[[model]]
+name = "bert-base"
+profile = "bert-base.csv"
+sla_ms = 40.0
+rate_qps = 20000.0
+[[model]]
+name = "mobilenetv2"
+profile = "mobilenetv2.csv"
+sla_ms = 20.0
+rate_qps = 60000.0
+[[model]]
+name = "vit-b16"
+profile = "vit-b16.csv"
+sla_ms = 60.0
+rate_qps = 8000.0
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -265,23 +265,46 @@ impl<'a> PoolTable<'a> {
             let mut per_size = Vec::with_capacity(self.points[m].len());
             for k in 0..self.points[m].len() {
                 let mut out = Vec::new();
-                let mut n = 1;
-                while let Some(o) = self.best(m, k, n) {
-                    out.push(o);
-                    total += 1;
-                    if total > MAX_OPTIONS {
-                        return Err(too_many_options(rates));
-                    }
-                    if (o.rate >= rates[m] && n >= at_least(m, k)) || n >= most(k) {
-                        break;
-                    }
-                    n += 1;
-                }
+                self.grow(
+                    (m, k),
+                    &mut out,
+                    &mut total,
+                    rates,
+                    (at_least(m, k), most(k)),
+                )?;
                 per_size.push(out);
             }
             all.push(per_size);
         }
         Ok(all)
+    }
+
+    /// Grows the pools of model m on size k after the last in `out`, one instance at a
+    /// time, until a pool of n ≥ `at_least` instances carries the model's rate, or n reaches
+    /// `most` (`(at_least, most)`); `total` counts the options of the whole table (at most
+    /// [`MAX_OPTIONS`]).
+    fn grow(
+        &self,
+        (m, k): (usize, usize),
+        out: &mut Vec<PoolOption>,
+        total: &mut usize,
+        rates: &[f64],
+        (at_least, most): (u32, u32),
+    ) -> Result<(), Error> {
+        let mut n = out.last().map_or(1, |o| o.n + 1);
+        while n <= most.max(1) {
+            let Some(o) = self.best(m, k, n) else { break };
+            out.push(o);
+            *total += 1;
+            if *total > MAX_OPTIONS {
+                return Err(too_many_options(rates));
+            }
+            if (o.rate >= rates[m] && n >= at_least) || n >= most {
+                break;
+            }
+            n += 1;
+        }
+        Ok(())
     }
 }
 
@@ -393,18 +416,17 @@ fn pool_options(
         max_gpus = max_gpus.min(cap);
     }
     let most = |k: usize| max_gpus.saturating_mul(d.sizes.per_gpu(k).max(1));
-    let cut_short = opts.iter().zip(rates).any(|(om, &rate)| {
-        om.iter().enumerate().any(|(k, ok)| {
-            ok.last()
-                .is_some_and(|o| o.n >= first && o.rate < rate && most(k) > first)
-        })
-    });
-    if cut_short {
-        opts = table.options(rates, &|_, _| 0, &most)?;
-    } else {
-        for om in &mut opts {
-            for (k, ok) in om.iter_mut().enumerate() {
-                ok.retain(|o| o.n <= most(k));
+    for om in &mut opts {
+        for (k, ok) in om.iter_mut().enumerate() {
+            ok.retain(|o| o.n <= most(k));
+        }
+    }
+    let mut total: usize = opts.iter().flatten().map(Vec::len).sum();
+    for (m, om) in opts.iter_mut().enumerate() {
+        for (k, ok) in om.iter_mut().enumerate() {
+            let cut_short = ok.last().is_some_and(|o| o.n >= first && o.rate < rates[m]);
+            if cut_short && most(k) > first {
+                table.grow((m, k), ok, &mut total, rates, (0, most(k)))?;
             }
         }
     }

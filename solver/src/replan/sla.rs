@@ -37,7 +37,7 @@
 //! form one pool at its best point), never more than the current plan gives it there (a
 //! fluid current plan may hold less under the queueing model than its provisioned rate).
 
-use super::current::{read_types, Current};
+use super::current::{read_current, Current};
 use super::cuts::{keep_vars, new_cuts, plan_counts, Cuts};
 use super::handover::{count_instances, hand_over};
 use super::target::{assemble, target, target_plan, Solved};
@@ -369,13 +369,7 @@ pub(super) fn replan(
         &crate::sla::open_params(&popts.params),
         popts.rules,
     )?;
-    let cur = read_types(
-        &d.sizes,
-        &d.names(),
-        &scenario.profiles,
-        current,
-        &|m, k| d.throughput(m, k),
-    )?;
+    let cur = read_current(&d, scenario, current)?;
     let t0 = Instant::now();
     let (scratch, first) = needed(scenario, &popts, t0)?;
     let g_star = scratch.gpus_used() as u32;

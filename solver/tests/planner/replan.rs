@@ -606,34 +606,7 @@ pub(crate) fn soak_env() -> (u64, u64) {
 /// The H100 fleet of the reconfiguration study (the four shipped models, rate targets at
 /// the day's peak; `papers/src/reconfiguration.rs`), with the shipped profiles.
 fn h100_fleet() -> Scenario {
-    let toml = r#"
-name = "h100-fleet"
-[gpu]
-kind = "H100-80GB"
-count = 1000
-[options]
-batch_lookup = "pad"
-[[model]]
-name = "resnet50"
-profile = "resnet50.csv"
-sla_ms = 40.0
-rate_qps = 60000.0
-[[model]]
-name = "bert-base"
-profile = "bert-base.csv"
-sla_ms = 40.0
-rate_qps = 20000.0
-[[model]]
-name = "mobilenetv2"
-profile = "mobilenetv2.csv"
-sla_ms = 20.0
-rate_qps = 60000.0
-[[model]]
-name = "vit-b16"
-profile = "vit-b16.csv"
-sla_ms = 60.0
-rate_qps = 8000.0
-"#;
+    let toml = migopt_profiles::builtin::H100_FLEET;
     let dir = std::path::Path::new(migopt_profiles::builtin::EMBEDDED_DIR);
     Scenario::parse(toml, &dir.join("h100-fleet.toml"), &mut |p| {
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
