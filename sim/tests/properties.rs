@@ -4,13 +4,13 @@
 
 mod common;
 
-use common::{a, plan};
+use common::{a, plan, proptest_config};
 use migopt_models::{BatchDist, Objective};
 use migopt_sim::{simulate, Arrivals, SchedulerKind, ServingMode, SimConfig, TraceRecord};
 use proptest::prelude::*;
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(proptest_config(64))]
 
     #[test]
     fn any_trace_conserves_queries(
@@ -95,7 +95,7 @@ fn clamped_cands() -> impl Strategy<Value = Vec<(f64, f64)>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(4096))]
+    #![proptest_config(proptest_config(4096))]
 
     /// The event-free engine's `elsa-start` picks what `elsa_start` picks, on any candidate
     /// set (unused slots: infinite service, any free time).

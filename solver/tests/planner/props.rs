@@ -76,7 +76,7 @@ fn valid(p: &Plan) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..crate::proptest_config(24) })]
 
     #[test]
     fn encodings_agree_on_max_load(s in scenario(false)) {
@@ -163,7 +163,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 8, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..crate::proptest_config(8) })]
 
     /// Under the pre-R510 rule (no 4g beside 3g) the encodings still agree, and plans obey it.
     #[test]

@@ -164,7 +164,7 @@ fn replan_is_as_small_as_from_scratch_and_safe() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+    #![proptest_config(crate::proptest_config(12))]
     #[test]
     fn every_transition_step_is_valid_and_keeps_capacity(
         f in proptest::collection::vec(0.3f64..1.6, 3),
@@ -332,7 +332,7 @@ fn check_load_transition(current: &Plan, r: &migopt_solver::replan::Replan, s: &
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
+    #![proptest_config(crate::proptest_config(4))]
     #[test]
     fn max_load_replan_with_an_unchanged_mix_recuts_nothing(w in 0.1f64..0.9) {
         let s = mix(&[w, 1.0 - w]);
@@ -349,7 +349,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
+    #![proptest_config(crate::proptest_config(3))]
     #[test]
     fn max_load_replan_keeps_the_most_load_and_a_safe_transition(
         w0 in 0.1f64..0.9,

@@ -139,7 +139,7 @@ fn sla_replan_of_an_empty_plan_is_a_from_scratch_plan() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+    #![proptest_config(crate::proptest_config(6))]
     #[test]
     fn sla_transition_steps_are_valid_and_keep_capacity(
         f in proptest::collection::vec(0.4f64..1.6, 3),

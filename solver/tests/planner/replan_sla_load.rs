@@ -143,7 +143,7 @@ fn sla_max_load_replan_of_an_empty_plan_is_a_from_scratch_plan() {
 
 proptest! {
     // Each case plans twice (about a second each in a test build): a few cases only.
-    #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
+    #![proptest_config(crate::proptest_config(3))]
     #[test]
     fn sla_max_load_transition_steps_are_valid_and_keep_capacity(
         f in proptest::collection::vec(0.3f64..3.0, 3),
