@@ -97,9 +97,9 @@ pub(super) fn place(
 }
 
 /// Takes the `n` first of `from` by `key` out of it.
-fn take_first(from: &mut Vec<usize>, n: u16, key: impl Fn(usize) -> (u8, u32)) -> Vec<usize> {
+fn take_first(from: &mut Vec<usize>, n: u32, key: impl Fn(usize) -> (u8, u32)) -> Vec<usize> {
     from.sort_by_key(|&i| key(i));
-    let rest = from.split_off(usize::from(n).min(from.len()));
+    let rest = from.split_off(usize::try_from(n).unwrap_or(usize::MAX).min(from.len()));
     std::mem::replace(from, rest)
 }
 

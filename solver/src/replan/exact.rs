@@ -52,7 +52,7 @@ pub(super) struct Class {
     /// Instances per (model, size), as [`Capacity::count`] gives them.
     pub counts: Vec<u32>,
     /// Layouts in the class.
-    pub n: u16,
+    pub n: u32,
 }
 
 /// A transition in counts.
@@ -71,8 +71,8 @@ pub(super) struct Problem<'a> {
 /// One step in counts: layouts of each old class taken down, of each new class brought up.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct CountStep {
-    pub down: Vec<u16>,
-    pub up: Vec<u16>,
+    pub down: Vec<u32>,
+    pub up: Vec<u32>,
 }
 
 /// How a search with one spare count ended.
@@ -88,26 +88,26 @@ pub(super) enum Outcome {
 }
 
 /// A state: olds down per class, then news up per class.
-type State = Vec<u16>;
+type State = Vec<u32>;
 
 impl Problem<'_> {
     /// Instances up in state `s`.
-    pub fn instances(&self, s: &[u16]) -> Vec<u32> {
+    pub fn instances(&self, s: &[u32]) -> Vec<u32> {
         let mut v = self.kept.clone();
         let (down, up) = s.split_at(self.olds.len());
         for (c, &d) in self.olds.iter().zip(down) {
-            add(&mut v, &c.counts, u32::from(c.n - d));
+            add(&mut v, &c.counts, c.n - d);
         }
         for (c, &u) in self.news.iter().zip(up) {
-            add(&mut v, &c.counts, u32::from(u));
+            add(&mut v, &c.counts, u);
         }
         v
     }
 
     /// GPUs idle in state `s` with `spares` spares.
-    fn idle(&self, s: &[u16], spares: u32) -> u32 {
+    fn idle(&self, s: &[u32], spares: u32) -> u32 {
         let (down, up) = s.split_at(self.olds.len());
-        let sum = |x: &[u16]| x.iter().map(|&a| u32::from(a)).sum::<u32>();
+        let sum = |x: &[u32]| x.iter().sum::<u32>();
         (self.idle + spares + sum(down)).saturating_sub(sum(up))
     }
 
@@ -117,9 +117,9 @@ impl Problem<'_> {
 
     /// Whether state `s` keeps the canonical order: a class with fewer instances than
     /// another (olds) or more (news) is done before any of the other starts.
-    fn canonical(&self, s: &[u16]) -> bool {
+    fn canonical(&self, s: &[u32]) -> bool {
         let (down, up) = s.split_at(self.olds.len());
-        let ordered = |cs: &[Class], at: &[u16], first: &dyn Fn(&[u32], &[u32]) -> bool| {
+        let ordered = |cs: &[Class], at: &[u32], first: &dyn Fn(&[u32], &[u32]) -> bool| {
             (0..cs.len()).all(|a| {
                 at[a] == cs[a].n
                     || (0..cs.len())
@@ -192,14 +192,14 @@ impl<'a> Search<'a> {
 
     /// 0 at the goal, 1 when every remaining old can go down in one step, else 2: a lower
     /// bound on the steps left (the last step can always bring up every remaining new).
-    fn steps_left(&mut self, s: &[u16]) -> u32 {
+    fn steps_left(&mut self, s: &[u32]) -> u32 {
         let p = self.p;
         if s == p.goal().as_slice() {
             return 0;
         }
         let mut v = p.instances(s);
         for (c, &d) in p.olds.iter().zip(s) {
-            sub(&mut v, &c.counts, u32::from(c.n - d));
+            sub(&mut v, &c.counts, c.n - d);
         }
         if self.is_safe(&v) {
             1
@@ -256,24 +256,19 @@ impl<'a> Search<'a> {
     /// The canonical steps from state `s`.
     fn successors(
         &mut self,
-        s: &[u16],
+        s: &[u32],
         spares: u32,
         single: bool,
     ) -> Result<Vec<(CountStep, State)>, Spent> {
         let p = self.p;
         let no = p.olds.len();
         let mut downs = Vec::new();
-        let mut d = vec![0u16; no];
+        let mut d = vec![0u32; no];
         self.downs(s, 0, &mut d, p.instances(s), single, &mut downs)?;
         let mut out = Vec::new();
         for d in downs {
-            let taken: u32 = d.iter().map(|&x| u32::from(x)).sum();
-            let pending: u32 = p
-                .news
-                .iter()
-                .zip(&s[no..])
-                .map(|(c, &u)| u32::from(c.n - u))
-                .sum();
+            let taken: u32 = d.iter().sum();
+            let pending: u32 = p.news.iter().zip(&s[no..]).map(|(c, &u)| c.n - u).sum();
             let k = pending.min(p.idle(s, spares) + taken);
             if taken == 0 && k == 0 {
                 continue;
@@ -308,12 +303,12 @@ impl<'a> Search<'a> {
     /// up with it): capacity is monotone, so a count that breaks the rule ends its class.
     fn downs(
         &mut self,
-        s: &[u16],
+        s: &[u32],
         i: usize,
-        d: &mut Vec<u16>,
+        d: &mut Vec<u32>,
         up: Vec<u32>,
         single: bool,
-        out: &mut Vec<Vec<u16>>,
+        out: &mut Vec<Vec<u32>>,
     ) -> Result<(), Spent> {
         let p = self.p;
         if i == p.olds.len() {
@@ -321,7 +316,7 @@ impl<'a> Search<'a> {
             return Ok(());
         }
         self.downs(s, i + 1, d, up.clone(), single, out)?;
-        let taken: u16 = d.iter().sum();
+        let taken: u32 = d.iter().sum();
         let left_in_class = p.olds[i].n - s[i];
         let most = match (single, taken) {
             (false, _) => left_in_class,
@@ -347,10 +342,10 @@ impl<'a> Search<'a> {
 /// `room` of them.
 fn ups_of(
     p: &Problem<'_>,
-    (up, k): (&[u16], u32),
+    (up, k): (&[u32], u32),
     i: usize,
-    u: &mut Vec<u16>,
-    (out, room): (&mut Vec<Vec<u16>>, &mut u64),
+    u: &mut Vec<u32>,
+    (out, room): (&mut Vec<Vec<u32>>, &mut u64),
 ) {
     if *room == 0 {
         return;
@@ -362,12 +357,10 @@ fn ups_of(
         }
         return;
     }
-    let rest: u32 = (i + 1..p.news.len())
-        .map(|j| u32::from(p.news[j].n - up[j]))
-        .sum();
-    let most = u32::from(p.news[i].n - up[i]).min(k);
+    let rest: u32 = (i + 1..p.news.len()).map(|j| p.news[j].n - up[j]).sum();
+    let most = p.news[i].n - up[i].min(k);
     for x in (k.saturating_sub(rest)..=most).rev() {
-        u[i] = x as u16;
+        u[i] = x;
         ups_of(p, (up, k - x), i + 1, u, (&mut *out, &mut *room));
     }
     u[i] = 0;
@@ -398,7 +391,7 @@ pub(super) fn compact(p: &Problem<'_>, steps: Vec<CountStep>) -> Vec<CountStep> 
         if let Some(last) = out.last_mut() {
             let mut v = p.instances(&before);
             for (c, (&a, &b)) in p.olds.iter().zip(last.down.iter().zip(&step.down)) {
-                sub(&mut v, &c.counts, u32::from(a + b));
+                sub(&mut v, &c.counts, a + b);
             }
             if meets(&p.cap.of(&v), p.required) {
                 for (a, b) in last.down.iter_mut().zip(&step.down) {
@@ -419,7 +412,7 @@ pub(super) fn compact(p: &Problem<'_>, steps: Vec<CountStep>) -> Vec<CountStep> 
 }
 
 /// The state after `step`.
-pub(super) fn apply(state: &mut [u16], step: &CountStep) {
+pub(super) fn apply(state: &mut [u32], step: &CountStep) {
     for (a, b) in state.iter_mut().zip(step.down.iter().chain(&step.up)) {
         *a += b;
     }

@@ -451,14 +451,14 @@ fn from_counts(
     models: &[String],
 ) -> Result<Transition, Error> {
     let placed = place(changes, members, steps, k, slots)?;
-    let mut state = vec![0u16; p.olds.len() + p.news.len()];
+    let mut state = vec![0u32; p.olds.len() + p.news.len()];
     let before = p.cap.of(&p.instances(&state));
     let mut out = Vec::new();
     for (step, gpus) in steps.iter().zip(placed.steps) {
         let mut during = p.instances(&state);
         for (c, &d) in p.olds.iter().zip(&step.down) {
             for (a, b) in during.iter_mut().zip(&c.counts) {
-                *a = a.saturating_sub(u32::from(d) * b);
+                *a = a.saturating_sub(d * b);
             }
         }
         exact::apply(&mut state, step);

@@ -263,6 +263,39 @@ fn the_spares_of_the_largest_plan_are_past_every_gpu_of_either_plan() {
     }
 }
 
+/// More changed GPUs of one layout class than a `u16` counts (the exact search counts each
+/// class's GPUs; 70,000 of the 100,000 a plan may hold): every GPU of model a goes from one
+/// size-2 instance to two size-1 instances, and a keeps half its capacity throughout, so
+/// half the GPUs are re-cut in each of two steps (a count kept in 16 bits wrapped, or
+/// overflowed in a test build, before).
+#[test]
+fn a_class_of_more_gpus_than_sixteen_bits_count_re_cuts_in_two_steps() {
+    let n: u32 = 70_000;
+    let changes: Vec<GpuChange> = (0..n)
+        .map(|g| change(g, layout(&[("a", 2)]), layout(&[("a", 1), ("a", 1)])))
+        .collect();
+    let required = [f64::from(n), 0.0];
+    let t = plan(&changes, &Toy, &required, &models(), 0, n).expect("transition");
+    assert_eq!(
+        t.steps.len(),
+        2,
+        "{:?}",
+        t.steps.iter().map(|s| s.gpus.len()).collect::<Vec<_>>()
+    );
+    assert!(t.minimal && t.spares_used.is_empty());
+    let mut seen: Vec<u32> = t
+        .steps
+        .iter()
+        .flat_map(|s| s.gpus.iter().map(|g| g.gpu))
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..n).collect::<Vec<_>>(), "every GPU re-cut once");
+    assert!(
+        t.steps.iter().all(|s| s.gpus.len() as u32 <= n / 2),
+        "a keeps half"
+    );
+}
+
 /// One GPU's state in the brute force.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 enum Gpu {
