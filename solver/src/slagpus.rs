@@ -254,8 +254,9 @@ impl<'a> PoolTable<'a> {
     /// Whether a pool of at most `most` instances of one size carries `rate` for model m.
     /// Pools of 1, 2, 4, … instances are tried, then `most`: the admissible rate grows with
     /// the pool, so where a small pool carries the rate (every model of a plan that fits)
-    /// the queueing sums of the large pools are never computed (`most` = [`MAX_POOL`] alone
-    /// took about 2 s per plan on the ParvaGPU scenarios, against 0.03 s for the whole plan).
+    /// the queueing sums of the large pools are never computed (pools of [`MAX_POOL`] alone
+    /// took 1.8–4.7 s per ParvaGPU scenario, where the whole plan takes 0.02–0.2 s without:
+    /// BENCHMARKS.md, thirteenth stop).
     fn carries_within(&self, m: usize, rate: f64, most: u32) -> bool {
         (0..self.points[m].len()).any(|k| {
             let mut n = 1u32;
