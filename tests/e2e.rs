@@ -891,6 +891,92 @@ fn a_plan_with_a_million_gpus_is_rejected_before_anything_is_sized_from_it() {
     );
 }
 
+/// Runs `args` in `dir` with at most `mib` MiB of address space (`ulimit -v`), killed after
+/// `secs` seconds: its exit code (`None`: killed at the deadline), stdout and stderr.
+fn run_bounded(args: &[&str], dir: &Path, mib: u64, secs: u64) -> (Option<i32>, String, String) {
+    let out = tempfile::tempdir().unwrap();
+    let (o, e) = (out.path().join("stdout"), out.path().join("stderr"));
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {}; exec \"$0\" \"$@\"", mib * 1024))
+        .arg(env!("CARGO_BIN_EXE_migopt"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::fs::File::create(&o).unwrap())
+        .stderr(std::fs::File::create(&e).unwrap())
+        .spawn()
+        .expect("sh runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
+    (code, read(&o), read(&e))
+}
+
+#[test]
+fn a_plan_of_the_most_gpus_simulates_in_bounded_time_and_memory() {
+    // 100,000 GPUs cut in seven (700,000 instances). Before: the simulator and the text
+    // report found each GPU's instances by scanning all of them (hours), and every
+    // replication kept an 8 KB queue histogram per instance (5.6 GB each, 28 GB for the
+    // default 5 replications).
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = root().join("profiles/h100-80gb/resnet50.csv");
+    let scen = format!(
+        "[gpu]\nkind = \"H100-80GB\"\ncount = 100000\n\n[[model]]\nname = \"resnet50\"\nprofile = {:?}\nsla_ms = 40.0\nshare = 1.0\n",
+        csv.to_str().unwrap()
+    );
+    std::fs::write(tmp.path().join("s.toml"), scen).unwrap();
+    let inst = |s: u32| {
+        format!(r#"{{"profile":"1g.10gb","start":{s},"model":"resnet50","batch":1,"procs":1}}"#)
+    };
+    let layout = (0..7).map(inst).collect::<Vec<_>>().join(",");
+    let gpus: Vec<String> = (0..100_000)
+        .map(|g| format!(r#"{{"index":{g},"layout":[{layout}]}}"#))
+        .collect();
+    let plan = format!(
+        r#"{{"scenario":"s","scenario_path":"s.toml","gpu":"H100-80GB","objective_kind":"max-load","solver":"hand","status":"heuristic","objective":100.0,"bound":null,"gap":null,"lp_bound":null,"solve_seconds":0.0,"params":{{"max_utilisation":0.8,"sla_fraction":0.5,"slo_factor":0.45,"rate_headroom":1.0}},"gpus":[{}],"routes":[],"model_rates":[]}}"#,
+        gpus.join(",")
+    );
+    std::fs::write(tmp.path().join("p.json"), plan).unwrap();
+    let args = ["simulate", "p.json", "--queries", "1000", "--threads", "1"];
+    let (code, out, err) = run_bounded(&args, tmp.path(), 4096, 300);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("5 replications x 1000 queries"), "{out:.500}");
+    assert!(out.contains("\n99999  "), "the last GPU's row is missing");
+}
+
+#[test]
+fn every_replication_is_kept_in_a_few_words() {
+    // Before: each replication kept its histograms (about 260 KB on this plan) until the
+    // report, 5 GB for 20,000 replications and 26 GB for the limit's 100,000.
+    let dir = root().join("tests/corpus/args");
+    let args = [
+        "simulate",
+        "ok-plan.json",
+        "--replications",
+        "20000",
+        "--queries",
+        "1",
+        "--threads",
+        "1",
+    ];
+    let (code, out, err) = run_bounded(&args, &dir, 1024, 300);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("(95% intervals over 20000 replications)"),
+        "{out}"
+    );
+}
+
 #[test]
 fn failed_outputs_leave_earlier_files_untouched() {
     let tmp = tempfile::tempdir().unwrap();

@@ -56,6 +56,12 @@ pub const MAX_SIM_SECONDS: f64 = 1e9;
 /// The most replications one simulation may run.
 pub const MAX_REPLICATIONS: u32 = 100_000;
 
+/// The most results one simulation keeps ((models + instances) x replications): each
+/// replication's figures per model and instance (about 100 bytes) are kept until the report
+/// is built, so this is about 2 GB. 100,000 replications of a plan of 200 instances, or 28
+/// of a plan of [`MAX_GPUS`] GPUs cut in seven.
+pub const MAX_REPLICATION_CELLS: u64 = 20_000_000;
+
 /// The most entries of the simulator's service tables ((instances + models) x (largest
 /// batch + 1)): about 160 MB per table.
 pub const MAX_SERVICE_TABLE_CELLS: usize = 20_000_000;

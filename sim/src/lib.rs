@@ -400,6 +400,7 @@ impl Job {
             }
         };
         let mut prep = Prepared::new(plan, scenario, mode, &extra)?;
+        check_kept(&prep, cfg.replications)?;
         prep.add_overhead(cfg.service_overhead_ms);
         prep.lat_extra = cfg.latency_overhead_ms;
         Ok(Self {
@@ -529,7 +530,7 @@ impl Job {
         &self,
         rates: Option<&[f64]>,
         progress: Progress<'_>,
-    ) -> Result<Vec<RepStats>, Error> {
+    ) -> Result<Vec<summary::RepResult>, Error> {
         let pool = self.pool()?;
         let spec = self.spec(rates);
         let total = self.cfg.replications as u64;
@@ -538,13 +539,29 @@ impl Job {
             (0..self.cfg.replications)
                 .into_par_iter()
                 .map(|r| {
-                    let s = self.replicate(&spec, r);
+                    let s = summary::RepResult::of(self.replicate(&spec, r));
                     progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                     s
                 })
                 .collect()
         }))
     }
+}
+
+/// Every replication's results are kept until the report is built (a few words per model
+/// and instance): their number is bounded by
+/// [`migopt_models::limits::MAX_REPLICATION_CELLS`].
+fn check_kept(prep: &Prepared, replications: u32) -> Result<(), Error> {
+    use migopt_models::limits::MAX_REPLICATION_CELLS;
+    let (nm, ni) = (prep.models.len() as u64, prep.insts.len() as u64);
+    let cells = (nm + ni).saturating_mul(replications as u64);
+    if cells > MAX_REPLICATION_CELLS {
+        return Err(Error::Invalid(format!(
+            "{replications} replications x ({nm} models + {ni} instances) = {cells} results to keep, above the limit of {MAX_REPLICATION_CELLS}; run at most {} replications",
+            (MAX_REPLICATION_CELLS / (nm + ni).max(1)).max(1)
+        )));
+    }
+    Ok(())
 }
 
 fn check_rate(r: f64, what: &str) -> Result<(), Error> {

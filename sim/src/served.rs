@@ -108,7 +108,7 @@ pub fn served_report(
         jitter: false,
         drop_late: false,
     };
-    Ok(summary::build(&prep, header, &[st]))
+    Ok(summary::build(&prep, header, &[summary::RepResult::of(st)]))
 }
 
 /// The scenario's index of each query's model.

@@ -20,6 +20,16 @@ const KEY_LOW: u64 = ((1023 + MIN_EXP) as u64) << SUB_BITS;
 /// Relative width of a latency bucket, reported so readers know the percentile precision.
 pub(crate) const RESOLUTION: f64 = 1.0 / (1u64 << SUB_BITS) as f64;
 
+/// Makes `counts` long enough to hold bucket `idx`. Histograms hold the buckets up to the
+/// highest one recorded, not all of them: one is kept per model and per instance (a plan of
+/// 700,000 instances), and most queue lengths and latencies fill a few low buckets.
+#[inline(always)]
+fn grow_to(counts: &mut Vec<u64>, idx: usize) {
+    if idx >= counts.len() {
+        counts.resize(idx + 1, 0);
+    }
+}
+
 /// Histogram of positive latencies with log-spaced buckets. The bucket of a value is read
 /// straight off its IEEE-754 bits (exponent and top mantissa bits), so recording is a shift,
 /// a subtraction and an increment.
@@ -32,7 +42,7 @@ pub(crate) struct LogHist {
 impl LogHist {
     pub(crate) fn new() -> Self {
         Self {
-            counts: vec![0; LOG_BUCKETS],
+            counts: Vec::new(),
             max: 0.0,
         }
     }
@@ -41,6 +51,7 @@ impl LogHist {
     pub(crate) fn record(&mut self, v: f64) {
         let key = v.to_bits() >> KEY_SHIFT;
         let idx = (key.saturating_sub(KEY_LOW) as usize).min(LOG_BUCKETS - 1);
+        grow_to(&mut self.counts, idx);
         self.counts[idx] += 1;
         if v > self.max {
             self.max = v;
@@ -108,7 +119,7 @@ pub(crate) struct IntHist {
 impl IntHist {
     pub(crate) fn new() -> Self {
         Self {
-            counts: vec![0; INT_BUCKETS],
+            counts: Vec::new(),
             sum: 0,
             max: 0,
         }
@@ -123,6 +134,8 @@ impl IntHist {
             let sub = (v >> (e - INT_SUB)) & ((1 << INT_SUB) - 1);
             INT_EXACT as usize + (((e - 6) as usize) << INT_SUB) + sub as usize
         };
+        debug_assert!(idx < INT_BUCKETS);
+        grow_to(&mut self.counts, idx);
         self.counts[idx] += 1;
         self.sum += v;
         self.max = self.max.max(v);

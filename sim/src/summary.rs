@@ -2,7 +2,7 @@
 //! then means and intervals across replications.
 
 use crate::prep::Prepared;
-use crate::run::{ModelAcc, RepStats};
+use crate::run::RepStats;
 use crate::stats::{
     estimate, estimate_opt, latency_summary, queue_summary, LatPoint, QueuePoint, RESOLUTION,
 };
@@ -25,7 +25,75 @@ pub(crate) struct Header {
     pub drop_late: bool,
 }
 
-fn window_ms(r: &RepStats) -> f64 {
+/// What the report reads of one replication: its counters, each histogram reduced to the
+/// points taken of it. Every replication is kept until the report is built, so this is a few
+/// words per model and instance; the histograms (about 120 KB per model and 8 KB per
+/// instance) are dropped as each replication ends. Kept whole, 100,000 replications of the
+/// default plan, or 5 of a 100,000-GPU plan, exhausted memory.
+#[derive(Debug, Clone)]
+pub(crate) struct RepResult {
+    models: Vec<ModelRes>,
+    insts: Vec<InstRes>,
+    generated: u64,
+    tw0: f64,
+    tend: f64,
+}
+
+#[derive(Debug, Clone)]
+struct ModelRes {
+    measured: u64,
+    completed: u64,
+    dropped: u64,
+    late: u64,
+    samples: u64,
+    sum_wait: f64,
+    last_finish: f64,
+    lat: Option<LatPoint>,
+    qlen: Option<QueuePoint>,
+}
+
+#[derive(Debug, Clone)]
+struct InstRes {
+    busy: f64,
+    queries: u64,
+    batches: u64,
+    /// `None`: queue lengths were not recorded per instance; `Some(None)`: none was seen.
+    qlen: Option<Option<QueuePoint>>,
+}
+
+impl RepResult {
+    /// The replication `r` as the report reads it.
+    pub(crate) fn of(r: RepStats) -> Self {
+        let models = r.models.iter().map(|a| ModelRes {
+            measured: a.measured,
+            completed: a.completed,
+            dropped: a.dropped,
+            late: a.late,
+            samples: a.samples,
+            sum_wait: a.sum_wait,
+            last_finish: a.last_finish,
+            lat: (a.completed > 0)
+                .then(|| LatPoint::from_hist(&a.lat, a.sum_lat))
+                .flatten(),
+            qlen: QueuePoint::from_hist(&a.qlen),
+        });
+        let insts = r.insts.iter().map(|a| InstRes {
+            busy: a.busy,
+            queries: a.queries,
+            batches: a.batches,
+            qlen: a.qlen.as_ref().map(QueuePoint::from_hist),
+        });
+        Self {
+            models: models.collect(),
+            insts: insts.collect(),
+            generated: r.generated,
+            tw0: r.tw0,
+            tend: r.tend,
+        }
+    }
+}
+
+fn window_ms(r: &RepResult) -> f64 {
     let w = r.tend - r.tw0;
     if w.is_finite() && w > 0.0 {
         w
@@ -34,7 +102,7 @@ fn window_ms(r: &RepStats) -> f64 {
     }
 }
 
-pub(crate) fn utilisation(p: &Prepared, r: &RepStats, i: usize) -> f64 {
+fn utilisation(p: &Prepared, r: &RepResult, i: usize) -> f64 {
     let w = window_ms(r);
     if w > 0.0 {
         (r.insts[i].busy / (p.insts[i].procs as f64 * w)).clamp(0.0, 1.0)
@@ -49,7 +117,7 @@ fn per_second(count: u64, tw0: f64, last_finish: f64) -> Option<f64> {
     (count > 0 && span.is_finite() && span > 0.0).then(|| count as f64 * 1000.0 / span)
 }
 
-pub(crate) fn build(p: &Prepared, h: Header, reps: &[RepStats]) -> SimReport {
+pub(crate) fn build(p: &Prepared, h: Header, reps: &[RepResult]) -> SimReport {
     let models = (0..p.models.len())
         .map(|m| model_report(p, &h, reps, m))
         .collect();
@@ -88,34 +156,22 @@ pub(crate) fn build(p: &Prepared, h: Header, reps: &[RepStats]) -> SimReport {
 }
 
 /// Model `m`'s figures across the replications.
-fn model_report(p: &Prepared, h: &Header, reps: &[RepStats], m: usize) -> ModelReport {
+fn model_report(p: &Prepared, h: &Header, reps: &[RepResult], m: usize) -> ModelReport {
     let pm = &p.models[m];
-    fn model_of(r: &RepStats, m: usize) -> &ModelAcc {
+    fn model_of(r: &RepResult, m: usize) -> &ModelRes {
         &r.models[m]
     }
     let acc = |r| model_of(r, m);
-    let lat: Vec<Option<LatPoint>> = reps
-        .iter()
-        .map(|r| {
-            if acc(r).completed > 0 {
-                LatPoint::from_hist(&acc(r).lat, acc(r).sum_lat)
-            } else {
-                None
-            }
-        })
-        .collect();
-    let queue: Vec<Option<QueuePoint>> = reps
-        .iter()
-        .map(|r| QueuePoint::from_hist(&acc(r).qlen))
-        .collect();
-    let ratio = |num: fn(&ModelAcc) -> u64| {
+    let lat: Vec<Option<LatPoint>> = reps.iter().map(|r| acc(r).lat).collect();
+    let queue: Vec<Option<QueuePoint>> = reps.iter().map(|r| acc(r).qlen).collect();
+    let ratio = |num: fn(&ModelRes) -> u64| {
         estimate_opt(reps.iter().map(|r| {
             let a = acc(r);
             (a.measured > 0).then(|| num(a) as f64 / a.measured as f64)
         }))
         .unwrap_or_else(|| estimate(&[]))
     };
-    let rate = |count: fn(&ModelAcc) -> u64| {
+    let rate = |count: fn(&ModelRes) -> u64| {
         estimate_opt(
             reps.iter()
                 .map(|r| per_second(count(acc(r)), r.tw0, acc(r).last_finish)),
@@ -143,12 +199,9 @@ fn model_report(p: &Prepared, h: &Header, reps: &[RepStats], m: usize) -> ModelR
 }
 
 /// Instance `i`'s figures across the replications.
-fn instance_report(p: &Prepared, reps: &[RepStats], i: usize) -> InstanceReport {
+fn instance_report(p: &Prepared, reps: &[RepResult], i: usize) -> InstanceReport {
     let pi = &p.insts[i];
-    let queue: Vec<Option<QueuePoint>> = reps
-        .iter()
-        .map(|r| r.insts[i].qlen.as_ref().and_then(QueuePoint::from_hist))
-        .collect();
+    let queue: Vec<Option<QueuePoint>> = reps.iter().map(|r| r.insts[i].qlen.flatten()).collect();
     let has_queue = reps.iter().any(|r| r.insts[i].qlen.is_some());
     InstanceReport {
         gpu: pi.gpu,
@@ -170,7 +223,7 @@ fn instance_report(p: &Prepared, reps: &[RepStats], i: usize) -> InstanceReport 
 }
 
 /// Each GPU's utilisation: its instances' compute-weighted utilisations, over its slices.
-fn gpu_reports(p: &Prepared, reps: &[RepStats]) -> Vec<GpuReport> {
+fn gpu_reports(p: &Prepared, reps: &[RepResult]) -> Vec<GpuReport> {
     p.gpus
         .iter()
         .map(|(index, members)| {
@@ -197,7 +250,7 @@ fn gpu_reports(p: &Prepared, reps: &[RepStats]) -> Vec<GpuReport> {
 
 /// The share of measured queries, all models together, that missed their SLA or were
 /// dropped.
-fn violation_rate(reps: &[RepStats]) -> Estimate {
+fn violation_rate(reps: &[RepResult]) -> Estimate {
     estimate_opt(reps.iter().map(|r| {
         let (bad, all) = r
             .models
@@ -209,7 +262,7 @@ fn violation_rate(reps: &[RepStats]) -> Estimate {
 }
 
 /// Queries completed per second, all models together.
-fn throughput(reps: &[RepStats]) -> Estimate {
+fn throughput(reps: &[RepResult]) -> Estimate {
     estimate_opt(reps.iter().map(|r| {
         let done: u64 = r.models.iter().map(|m| m.completed).sum();
         let last = r
