@@ -62,6 +62,11 @@ pub const MAX_REPLICATIONS: u32 = 100_000;
 /// of a plan of [`MAX_GPUS`] GPUs cut in seven.
 pub const MAX_REPLICATION_CELLS: u64 = 20_000_000;
 
+/// The most neighbour loads one curve (model, profile, MPS processes) may be measured under
+/// (`neighbour_load` rows): the interference model keeps a slowdown table of (largest batch
+/// + 1) x (loads + 1) entries per curve. Measured sets hold a handful (0.25, 0.5, 1, ...).
+pub const MAX_NEIGHBOUR_LOADS: usize = 16;
+
 /// The most entries of the simulator's service tables ((instances + models) x (largest
 /// batch + 1)): about 160 MB per table.
 pub const MAX_SERVICE_TABLE_CELLS: usize = 20_000_000;

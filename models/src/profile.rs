@@ -353,6 +353,7 @@ impl ProfileSet {
             groups.entry(k).or_default().extend(v);
         }
         check_duplicates(&rows, &mut groups)?;
+        check_neighbour_loads(&rows, &groups)?;
         let Curves {
             curves,
             warnings,
@@ -571,6 +572,47 @@ impl ProfileSet {
 
 /// Rows of one curve: (model, profile, procs, neighbour load as bits), borrowed from the rows.
 type Group<'a> = (&'a str, &'a str, u32, u64);
+
+/// At most [`crate::limits::MAX_NEIGHBOUR_LOADS`] neighbour loads per curve: the first row
+/// (in file order) of the first load past the limit is named.
+fn check_neighbour_loads(
+    rows: &[(Origin, ProfileRow)],
+    groups: &HashMap<Group<'_>, Vec<usize>>,
+) -> Result<()> {
+    use crate::limits::MAX_NEIGHBOUR_LOADS;
+    // Per curve, the first row of each load above 0.
+    let mut firsts: HashMap<(&str, &str, u32), Vec<usize>> = HashMap::new();
+    for (&(model, profile, procs, load), idx) in groups {
+        if f64::from_bits(load) > 0.0 {
+            if let Some(&first) = idx.iter().min() {
+                firsts
+                    .entry((model, profile, procs))
+                    .or_default()
+                    .push(first);
+            }
+        }
+    }
+    let over = firsts
+        .into_values()
+        .filter(|v| v.len() > MAX_NEIGHBOUR_LOADS)
+        .map(|mut v| {
+            v.sort_unstable();
+            v[MAX_NEIGHBOUR_LOADS]
+        })
+        .min();
+    let Some(i) = over else { return Ok(()) };
+    let (origin, r) = &rows[i];
+    Err(Error::field(
+        origin.clone(),
+        "neighbour_load",
+        format!(
+            "{} on {} (procs {}) is measured under more than {MAX_NEIGHBOUR_LOADS} neighbour loads \
+             (this row's {} is one too many): the interference model keeps at most \
+             {MAX_NEIGHBOUR_LOADS} per curve",
+            r.model, r.profile, r.procs, r.neighbour_load
+        ),
+    ))
+}
 
 /// Sorts each group's row indices by batch (the order [`curves_of`] builds curves in);
 /// equal batches within a group are duplicates, reported at the earliest later row.
@@ -1114,6 +1156,31 @@ mod tests {
         assert!(!flat.has_loaded());
         assert!(s.at_neighbour_load(0.6).is_err());
         assert!(!s.isolated().has_loaded());
+    }
+
+    #[test]
+    fn too_many_neighbour_loads_are_refused_at_the_first_row_past_the_limit() {
+        use crate::limits::MAX_NEIGHBOUR_LOADS;
+        let mut text = String::from(
+            "model,gpu,profile,batch,latency_ms,neighbour_load\nm,H200-141GB,1g.18gb,1,2,0\n",
+        );
+        // Loads 0.01, 0.02, ... one row each: the (MAX + 1)-th is on line MAX + 3.
+        for j in 1..=MAX_NEIGHBOUR_LOADS + 2 {
+            text.push_str(&format!("m,H200-141GB,1g.18gb,1,3,{}\n", j as f64 / 100.0));
+        }
+        let rows = parse_csv(&text, Path::new("l.csv")).unwrap();
+        let err = ProfileSet::from_rows(rows.clone()).unwrap_err().to_string();
+        let line = MAX_NEIGHBOUR_LOADS + 3;
+        assert!(
+            err.starts_with(&format!(
+                "l.csv:{line}: field `neighbour_load`: m on 1g.18gb"
+            )),
+            "{err}"
+        );
+        // At the limit the set is read.
+        let kept = rows[..MAX_NEIGHBOUR_LOADS + 1].to_vec();
+        let s = ProfileSet::from_rows(kept).unwrap();
+        assert_eq!(s.loaded.values().next().unwrap().len(), MAX_NEIGHBOUR_LOADS);
     }
 
     #[test]

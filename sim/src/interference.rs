@@ -29,7 +29,9 @@
 //! * A serving stack's own cost per query (`service_overhead_ms`) is not slowed.
 
 use crate::prep::PInst;
-use migopt_models::{BatchLookup, Curve, LoadedCurve};
+use migopt_models::{BatchLookup, Curve, Error, LoadedCurve};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Time constant of the neighbours' utilisation average, ms.
 pub const WINDOW_MS: f64 = 200.0;
@@ -40,11 +42,88 @@ pub(crate) struct Interference {
     width: usize,
     /// Neighbours of each instance with their weights (summing to 1).
     nb: Vec<Vec<(u32, f64)>>,
-    /// Load knots of each instance (0 first); empty: no model for it.
-    knots: Vec<Vec<f64>>,
-    /// Slowdown per instance, `b * knots + k`.
-    fac: Vec<Vec<f64>>,
+    /// Load knots of each instance (0 first); empty: no model for it. Shared by the
+    /// instances of one curve.
+    knots: Vec<Arc<[f64]>>,
+    /// Slowdown per instance, `b * knots + k` (shared as `knots`).
+    fac: Vec<Arc<[f64]>>,
     procs: Vec<f64>,
+}
+
+/// Per-instance slowdown tables (knots, factors), one per curve: the instances of one
+/// (model, profile, procs) share theirs, so a plan of many instances holds a table per curve.
+type Tables = (Vec<Arc<[f64]>>, Vec<Arc<[f64]>>);
+
+/// One curve's load knots and slowdowns, shared.
+type Table = (Arc<[f64]>, Arc<[f64]>);
+
+/// The slowdown tables of the instances with neighbours and neighbour-load curves (the
+/// others get empty ones), at most [`migopt_models::limits::MAX_SERVICE_TABLE_CELLS`]
+/// entries in all.
+fn tables(
+    n: usize,
+    nb: &[Vec<(u32, f64)>],
+    curves: &[&Curve],
+    loaded: &[&[LoadedCurve]],
+    lookup: BatchLookup,
+    width: usize,
+) -> Result<Tables, Error> {
+    let empty: Arc<[f64]> = Arc::from(Vec::new());
+    let mut knots = vec![empty.clone(); n];
+    let mut fac = vec![empty; n];
+    // Tables by curve (the set's curves, by address): built once each.
+    let mut shared: HashMap<(*const Curve, *const LoadedCurve), Table> = HashMap::new();
+    let mut cells = 0usize;
+    for i in 0..n {
+        if loaded[i].is_empty() || nb[i].is_empty() {
+            continue;
+        }
+        let key = (curves[i] as *const Curve, loaded[i].as_ptr());
+        let t = match shared.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                cells = cells.saturating_add(width.saturating_mul(loaded[i].len() + 1));
+                let limit = migopt_models::limits::MAX_SERVICE_TABLE_CELLS;
+                if cells > limit {
+                    return Err(Error::Invalid(format!(
+                        "the plan's neighbour-load curves with batches up to {} need more than {limit} slowdown-table entries",
+                        width - 1
+                    )));
+                }
+                let (k, f) = table(curves[i], loaded[i], lookup, width);
+                e.insert((Arc::from(k), Arc::from(f)))
+            }
+        };
+        (knots[i], fac[i]) = t.clone();
+    }
+    Ok((knots, fac))
+}
+
+/// One curve's load knots (0 first) and slowdowns `b * knots + k`.
+fn table(
+    base_curve: &Curve,
+    loaded: &[LoadedCurve],
+    lookup: BatchLookup,
+    width: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut k = vec![0.0];
+    k.extend(loaded.iter().map(|l| l.load));
+    let nk = k.len();
+    let mut f = vec![1.0; width * nk];
+    for b in 1..width {
+        let Some(base) = base_curve.latency(b as u32, lookup) else {
+            continue;
+        };
+        for (kk, l) in loaded.iter().enumerate() {
+            // A batch the loaded curve lacks keeps the previous load's slowdown.
+            let prev = f[b * nk + kk];
+            f[b * nk + kk + 1] = l
+                .curve
+                .latency(b as u32, lookup)
+                .map_or(prev, |x| x.0 / base.0);
+        }
+    }
+    (k, f)
 }
 
 /// Each instance's recent utilisation, updated lazily when read.
@@ -57,16 +136,18 @@ pub(crate) struct LoadState {
 }
 
 impl Interference {
-    /// The model, or `None` when no instance has neighbour-load curves.
+    /// The model, or `None` when no instance has neighbour-load curves. Refuses
+    /// (`Invalid`) slowdown tables of more than
+    /// [`migopt_models::limits::MAX_SERVICE_TABLE_CELLS`] entries in all.
     pub(crate) fn build(
         insts: &[PInst],
         curves: &[&Curve],
         loaded: &[&[LoadedCurve]],
         lookup: BatchLookup,
         width: usize,
-    ) -> Option<Self> {
+    ) -> Result<Option<Self>, Error> {
         if loaded.iter().all(|l| l.is_empty()) {
-            return None;
+            return Ok(None);
         }
         let n = insts.len();
         let mut nb = vec![Vec::new(); n];
@@ -89,39 +170,14 @@ impl Interference {
                     .collect();
             }
         }
-        let mut knots = vec![Vec::new(); n];
-        let mut fac = vec![Vec::new(); n];
-        for i in 0..n {
-            if loaded[i].is_empty() || nb[i].is_empty() {
-                continue;
-            }
-            let mut k = vec![0.0];
-            k.extend(loaded[i].iter().map(|l| l.load));
-            let nk = k.len();
-            let mut f = vec![1.0; width * nk];
-            for b in 1..width {
-                let Some(base) = curves[i].latency(b as u32, lookup) else {
-                    continue;
-                };
-                for (kk, l) in loaded[i].iter().enumerate() {
-                    // A batch the loaded curve lacks keeps the previous load's slowdown.
-                    let prev = f[b * nk + kk];
-                    f[b * nk + kk + 1] = l
-                        .curve
-                        .latency(b as u32, lookup)
-                        .map_or(prev, |x| x.0 / base.0);
-                }
-            }
-            knots[i] = k;
-            fac[i] = f;
-        }
-        Some(Self {
+        let (knots, fac) = tables(insts.len(), &nb, curves, loaded, lookup, width)?;
+        Ok(Some(Self {
             width,
             nb,
             knots,
             fac,
             procs: insts.iter().map(|i| i.procs as f64).collect(),
-        })
+        }))
     }
 
     /// A fresh state for one replication.
@@ -222,13 +278,63 @@ mod tests {
             let curves = vec![&base; n];
             let loaded = vec![&loaded[..]; n];
             let f = Interference::build(&insts, &curves, &loaded, BatchLookup::Exact, 2);
-            tx.send(f.map(|f| (f.nb[8].clone(), f.fac[8].clone())))
-                .unwrap();
+            let f = f.unwrap().map(|f| {
+                // One curve: one table, shared by every instance.
+                assert!((1..n).all(|i| Arc::ptr_eq(&f.fac[0], &f.fac[i])));
+                (f.nb[8].clone(), f.fac[8].to_vec())
+            });
+            tx.send(f).unwrap();
         });
         let got = rx.recv_timeout(std::time::Duration::from_secs(60));
         let (nb, fac) = got.expect("built within a minute").expect("a model");
         let w = 1.0 / 6.0;
         assert_eq!(nb, [7, 9, 10, 11, 12, 13].map(|j| (j, w)));
         assert_eq!(fac, [1.0, 1.0, 1.0, 1.5]);
+    }
+
+    /// Slowdown tables past the limit are refused before they are built, and the instances of
+    /// one curve count its table once: two instances on one GPU, 2 loads (3 entries a batch).
+    #[test]
+    fn slowdown_tables_past_the_limit_are_refused() {
+        let limit = migopt_models::limits::MAX_SERVICE_TABLE_CELLS;
+        let inst = |i: u32| PInst {
+            gpu: 0,
+            profile: "3g.40gb".into(),
+            start: 4 * i,
+            model: 0,
+            batch: 1,
+            procs: 1,
+            compute: 3,
+            group: 0,
+            leaf: 0,
+            srv: i,
+        };
+        let curve = Curve {
+            batches: vec![1],
+            latency_ms: vec![1.0],
+            p99_ms: vec![1.0],
+            throughput_qps: vec![1000.0],
+            has_p99: false,
+        };
+        let other = curve.clone();
+        let loads = [0.5, 1.0].map(|load| LoadedCurve {
+            load,
+            curve: curve.clone(),
+        });
+        let insts = [inst(0), inst(1)];
+        let build = |curves: [&Curve; 2], width| {
+            Interference::build(
+                &insts,
+                &curves,
+                &[&loads[..], &loads[..]],
+                BatchLookup::Exact,
+                width,
+            )
+        };
+        // Two curves of 3/5 of the limit each: refused.
+        let err = build([&curve, &other], limit / 5).unwrap_err().to_string();
+        assert!(err.contains("slowdown-table entries"), "{err}");
+        // One curve (shared by both instances) of 3/5 of the limit: built.
+        assert!(build([&curve, &curve], limit / 5).unwrap().is_some());
     }
 }

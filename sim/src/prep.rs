@@ -627,7 +627,7 @@ fn interference(
     models: &[PModel],
     f: &Fleet,
     width: usize,
-) -> Option<crate::interference::Interference> {
+) -> Result<Option<crate::interference::Interference>, Error> {
     let loaded: Vec<&[migopt_models::LoadedCurve]> = f
         .insts
         .iter()
@@ -680,7 +680,7 @@ impl Prepared {
             crate::sched::ShareTables::new(plan, &models, &f.insts, width, &elig.off, &elig.items);
         let (groups, tree_init) = trees(&mut f.insts);
         let cands = candidate_rows(&f.insts, &groups, &elig, &med, &shares, width);
-        let interf = interference(sc, &models, &f, width);
+        let interf = interference(sc, &models, &f, width)?;
         let srv_inst = (f.insts.iter().enumerate())
             .flat_map(|(i, x)| std::iter::repeat_n(i as u32, x.procs as usize))
             .collect();
