@@ -358,7 +358,7 @@ fn ups_of(
         return;
     }
     let rest: u32 = (i + 1..p.news.len()).map(|j| p.news[j].n - up[j]).sum();
-    let most = p.news[i].n - up[i].min(k);
+    let most = (p.news[i].n - up[i]).min(k);
     for x in (k.saturating_sub(rest)..=most).rev() {
         u[i] = x;
         ups_of(p, (up, k - x), i + 1, u, (&mut *out, &mut *room));
