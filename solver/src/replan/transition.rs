@@ -581,9 +581,22 @@ fn take(st: &State<'_>, pending: &[Op]) -> Vec<usize> {
 fn apply(st: &mut State<'_>, pending: &mut Vec<Op>, take: &[usize], idle: &mut Vec<u32>) -> Step {
     let mut during = st.now.clone();
     let mut gpus = Vec::new();
-    // Remove from the back so indices stay valid.
-    for &i in take.iter().rev() {
-        let op = pending.remove(i);
+    // The taken changes out of `pending` in one pass (removing them one by one moved the
+    // rest each time: quadratic in a step of tens of thousands of GPUs), then handled from
+    // the back, as before.
+    let mut taken = vec![false; pending.len()];
+    for &i in take {
+        taken[i] = true;
+    }
+    let mut ops = Vec::with_capacity(take.len());
+    for (op, t) in std::mem::take(pending).into_iter().zip(taken) {
+        if t {
+            ops.push(op);
+        } else {
+            pending.push(op);
+        }
+    }
+    for op in ops.into_iter().rev() {
         if op.to.is_empty() {
             // Drained and idle from now on: it may take a later swap.
             idle.push(op.gpu);
