@@ -407,9 +407,16 @@ impl ProfileSet {
 
     /// Whether a model is measured on a profile (at any process count).
     pub fn measures(&self, model: &str, profile: &str) -> bool {
+        // Keys sort by (model, profile, procs): the first at or after procs 0 tells.
+        let from = CurveKey {
+            model: model.into(),
+            profile: profile.into(),
+            procs: 0,
+        };
         self.curves
-            .keys()
-            .any(|k| k.model.as_str() == model && k.profile.as_str() == profile)
+            .range(from..)
+            .next()
+            .is_some_and(|(k, _)| k.model.as_str() == model && k.profile.as_str() == profile)
     }
 
     /// MPS process counts measured for a model on a profile, ascending.
@@ -1181,6 +1188,23 @@ mod tests {
         let kept = rows[..MAX_NEIGHBOUR_LOADS + 1].to_vec();
         let s = ProfileSet::from_rows(kept).unwrap();
         assert_eq!(s.loaded.values().next().unwrap().len(), MAX_NEIGHBOUR_LOADS);
+    }
+
+    /// `measures` finds a size measured at any process count only (here 2 and 3), and
+    /// not a neighbouring size or model.
+    #[test]
+    fn a_size_measured_only_with_several_processes_counts_as_measured() {
+        let text = "model,gpu,profile,batch,latency_ms,procs\n\
+                    m,H200-141GB,2g.35gb,1,2,2\n\
+                    m,H200-141GB,2g.35gb,1,2,3\n\
+                    n,H200-141GB,1g.18gb,1,2,1\n";
+        let s = ProfileSet::from_rows(parse_csv(text, Path::new("p.csv")).unwrap()).unwrap();
+        assert!(s.measures("m", "2g.35gb"));
+        assert!(!s.measures("m", "1g.18gb"));
+        assert!(!s.measures("m", "3g.71gb"));
+        assert!(!s.measures("n", "2g.35gb"));
+        assert!(s.measures("n", "1g.18gb"));
+        assert!(!s.measures("o", "1g.18gb"));
     }
 
     #[test]

@@ -349,6 +349,15 @@ impl Scenario {
     pub fn model(&self, name: &str) -> Option<&ModelSpec> {
         self.models.iter().find(|m| m.name.as_str() == name)
     }
+
+    /// Whether this scenario still describes an instance of a plan: its model is one of the
+    /// scenario's, and the model's profile measures it on the instance's size (at some
+    /// process count). A plan in service that a scenario or profile edited in place no
+    /// longer describes is re-cut there by the re-planner.
+    pub fn describes(&self, a: &crate::plan::Assignment) -> bool {
+        self.model(a.model.as_str()).is_some()
+            && self.profiles.measures(a.model.as_str(), a.profile.as_str())
+    }
 }
 
 /// The TOML text deserialised into the raw tables, a syntax error located at its line.

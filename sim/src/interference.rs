@@ -61,13 +61,13 @@ type Table = (Arc<[f64]>, Arc<[f64]>);
 /// others get empty ones), at most [`migopt_models::limits::MAX_SERVICE_TABLE_CELLS`]
 /// entries in all.
 fn tables(
-    n: usize,
     nb: &[Vec<(u32, f64)>],
     curves: &[&Curve],
     loaded: &[&[LoadedCurve]],
     lookup: BatchLookup,
     width: usize,
 ) -> Result<Tables, Error> {
+    let n = nb.len();
     let empty: Arc<[f64]> = Arc::from(Vec::new());
     let mut knots = vec![empty.clone(); n];
     let mut fac = vec![empty; n];
@@ -170,7 +170,7 @@ impl Interference {
                     .collect();
             }
         }
-        let (knots, fac) = tables(insts.len(), &nb, curves, loaded, lookup, width)?;
+        let (knots, fac) = tables(&nb, curves, loaded, lookup, width)?;
         Ok(Some(Self {
             width,
             nb,

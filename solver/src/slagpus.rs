@@ -282,7 +282,7 @@ impl<'a> PoolTable<'a> {
         rates: &[f64],
         at_least: &dyn Fn(usize, usize) -> u32,
         most: &dyn Fn(usize) -> u32,
-    ) -> Result<Vec<Vec<Vec<PoolOption>>>, Error> {
+    ) -> Result<Options, Error> {
         let mut total = 0usize;
         let mut all = Vec::with_capacity(self.points.len());
         for m in 0..self.points.len() {

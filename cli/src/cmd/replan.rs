@@ -172,15 +172,9 @@ fn load_current(
 /// by that.
 fn served_part(plan: &migopt_models::Plan, scenario: &Scenario) -> migopt_models::Plan {
     use std::collections::HashSet;
-    let measured = |x: &migopt_models::Assignment| {
-        scenario.model(x.model.as_str()).is_some()
-            && scenario
-                .profiles
-                .measures(x.model.as_str(), x.profile.as_str())
-    };
     let mut served = plan.clone();
     for g in &mut served.gpus {
-        g.layout.retain(measured);
+        g.layout.retain(|a| scenario.describes(a));
     }
     let had: HashSet<String> = plan.instances().map(|(_, a)| a.model.to_string()).collect();
     let left: HashSet<String> = served

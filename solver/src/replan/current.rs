@@ -2,7 +2,7 @@
 //! and assignment), with each type's GPU indices and capacity per model.
 
 use crate::data::RateData;
-use migopt_models::{Error, GpuPlan, Plan, ProfileSet, Scenario};
+use migopt_models::{Error, Plan, Scenario};
 use std::collections::BTreeMap;
 
 /// A GPU configuration of the current plan: its instances as (size, start, model), sorted.
@@ -28,21 +28,18 @@ pub(super) fn read_current(
     scenario: &Scenario,
     current: &Plan,
 ) -> Result<Current, Error> {
-    read_types(
-        &d.sizes,
-        &d.names(),
-        &scenario.profiles,
-        current,
-        &|m, k| d.throughput(m, k),
-    )
+    read_types(&d.sizes, &d.names(), scenario, current, &|m, k| {
+        d.throughput(m, k)
+    })
 }
 
-/// The current plan's GPU types under these sizes, models and profiles (the new
-/// scenario's); `cap(m, k)`: requests/s one instance of size k serves for model m.
+/// The current plan's GPU types under these sizes and models (`scenario`'s, the new one);
+/// `cap(m, k)`: requests/s one instance of size k serves for model m. A GPU with an
+/// instance the scenario no longer describes ([`Scenario::describes`]) is retired.
 pub(super) fn read_types(
     sizes: &crate::data::Sizes,
     names: &[String],
-    profiles: &ProfileSet,
+    scenario: &Scenario,
     current: &Plan,
     cap: &dyn Fn(usize, usize) -> f64,
 ) -> Result<Current, Error> {
@@ -52,7 +49,7 @@ pub(super) fn read_types(
         if g.layout.is_empty() {
             continue;
         }
-        if retires(g, names, profiles) {
+        if !g.layout.iter().all(|a| scenario.describes(a)) {
             retired.push(g.index);
             continue;
         }
@@ -95,16 +92,5 @@ pub(super) fn read_types(
         types,
         slots,
         retired,
-    })
-}
-
-/// Whether GPU `g` cannot be kept under the new scenario (its `names` and `profiles`): an
-/// instance serves a model the scenario no longer has, or runs a model on a size the
-/// model's new profile no longer measures (kept, it would run at an operating point no
-/// latency curve gives).
-fn retires(g: &GpuPlan, names: &[String], profiles: &ProfileSet) -> bool {
-    g.layout.iter().any(|a| {
-        !names.iter().any(|x| x == a.model.as_str())
-            || !profiles.measures(a.model.as_str(), a.profile.as_str())
     })
 }

@@ -330,7 +330,7 @@ pub(crate) fn replan(
     // The server is the scenario's GPUs.
     let names: Vec<String> = scenario.models.iter().map(|m| m.name.to_string()).collect();
     let sizes = crate::data::Sizes::new(scenario, popts.rules)?;
-    let cur = read_types(&sizes, &names, &scenario.profiles, current, &|_, _| 0.0)?;
+    let cur = read_types(&sizes, &names, scenario, current, &|_, _| 0.0)?;
     let mut server = scenario.clone();
     server.gpu_count = server_gpus(scenario);
     let d = data::load_data(&server, &popts.params, popts.rules)?;

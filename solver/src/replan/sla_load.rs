@@ -473,7 +473,7 @@ pub(super) fn replan(
     let params = crate::sla::open_params(&popts.params);
     let names: Vec<String> = scenario.models.iter().map(|m| m.name.to_string()).collect();
     let sizes = crate::data::Sizes::new(scenario, popts.rules)?;
-    let cur = read_types(&sizes, &names, &scenario.profiles, current, &|_, _| 0.0)?;
+    let cur = read_types(&sizes, &names, scenario, current, &|_, _| 0.0)?;
     // The server is the scenario's GPUs.
     let mut server = scenario.clone();
     server.gpu_count = server_gpus(scenario);
