@@ -176,6 +176,7 @@ pub(crate) fn control(opts: &PlanOptions, relax: bool) -> milp::Control {
         node_limit: opts.node_limit,
         relax,
         lean: false,
+        proof_only: false,
         lp_age_limit: None,
     }
 }

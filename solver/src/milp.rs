@@ -53,6 +53,13 @@ pub(crate) struct Control {
     /// they are what finds tight packings (1,000 GPUs: 7.7 s → over 20 s without them). So
     /// only max-load in the layout encoding sets this.
     pub lean: bool,
+    /// Search for no solutions: HiGHS's primal heuristics off (`mip_heuristic_effort` 0) and
+    /// its sub-MIPs too ([`Control::lean`]), for a solve whose MIP start is already the
+    /// incumbent it needs and whose work is the proof, or a few nodes of a tie-break. The
+    /// re-plan's instances-started tier after its polished start and its headroom tie-break
+    /// set it (`replan_100_gpus_11_models`: 2.4-2.5 s → 1.8-2.0 s, with the same or more
+    /// headroom on 8 current plans; BENCHMARKS.md, "The waste budget").
+    pub proof_only: bool,
     /// HiGHS's `mip_lp_age_limit` (default 10): after how many rounds without being tight a
     /// cut leaves the LP. The min-gpus MILP sets 5: its root separation adds hundreds of
     /// cuts that mostly stop binding, and dropping them sooner makes each LP cheaper
@@ -70,6 +77,7 @@ impl Control {
             node_limit: None,
             relax: false,
             lean: false,
+            proof_only: false,
             lp_age_limit: None,
         }
     }
@@ -281,9 +289,12 @@ fn configure(model: &mut highs::Model, ctl: &Control) -> Result<(), Failure> {
     if let Some(n) = ctl.node_limit {
         set_option(model, "mip_max_nodes", i32::try_from(n).unwrap_or(i32::MAX))?;
     }
-    if ctl.lean {
+    if ctl.lean || ctl.proof_only {
         set_option(model, "mip_heuristic_run_rins", false)?;
         set_option(model, "mip_heuristic_run_rens", false)?;
+    }
+    if ctl.proof_only {
+        set_option(model, "mip_heuristic_effort", 0.0)?;
     }
     if let Some(a) = ctl.lp_age_limit {
         set_option(

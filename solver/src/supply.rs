@@ -31,12 +31,18 @@ pub(crate) enum Supply {
 impl Supply {
     /// GPUs in use, as an expression (for min-gpus' objective).
     pub fn gpus(&self) -> Expression {
+        let (vars, fixed) = self.gpu_count();
+        lin(vars.into_iter().map(|v| (1.0, v))) + fixed
+    }
+
+    /// GPUs in use as a sum: the columns that count them, and the GPUs always in use.
+    pub fn gpu_count(&self) -> (Vec<Var>, f64) {
         match self {
-            Supply::Layouts { y } => lin(y.iter().map(|&(_, v)| (1.0, v))),
-            Supply::Placements { used, .. } => {
-                let fixed = used.iter().filter(|u| u.is_none()).count() as f64;
-                lin(used.iter().flatten().map(|&v| (1.0, v))) + fixed
-            }
+            Supply::Layouts { y } => (y.iter().map(|&(_, v)| v).collect(), 0.0),
+            Supply::Placements { used, .. } => (
+                used.iter().flatten().copied().collect(),
+                used.iter().filter(|u| u.is_none()).count() as f64,
+            ),
         }
     }
 

@@ -16,8 +16,17 @@
 //!   cover     Σ_t cap_t[m]·keep[t] + Σ_k T_m(k)·n[m,k] ≥ r_m·(1 + s[m])   ∀ m,  0 ≤ s[m] ≤ 0.25
 //!   supply    Σ_m n[m,k] ≤ Σ_ℓ c[ℓ,k]·y[ℓ]                           ∀ k
 //!   count     Σ_t keep[t] + Σ_ℓ y[ℓ] ≤ G*
+//!   waste     e[m], i ∈ ℤ≥0: the GPCs each model holds beyond its fewest, and the idle
+//!             GPCs of new cuts, within the C·G* − Σ_m G*_m GPCs the target may waste
+//!             (see `waste_budget`)
 //!   keep[t] ∈ {0..c_t}, n, y ∈ ℤ≥0
 //! ```
+//!
+//! Tier 3 starts from a polished incumbent: the tier with tier 2's kept GPUs fixed, a small
+//! MILP over the new cuts alone (`polish`), after which the tier itself only has to prove
+//! it, and HiGHS searches for no solutions of its own (`Control::proof_only`). The waste
+//! budget's integers and that start took `replan_100_gpus_11_models` from 18.7 s to 1.9 s on
+//! the 2-core development VM (BENCHMARKS.md, "The waste budget").
 //!
 //! The tiers are solved one after the other (each fixes the optimum of the one before), so
 //! each is proven on its own and no big-M weights blur the proof. Tier 4 exists because the
@@ -46,10 +55,18 @@ struct Model {
     cuts: Cuts,
     /// Per model: relative headroom s[m] ∈ [0, HEADROOM_CAP] (tie-break tier).
     head: Vec<Var>,
+    /// The waste budget's integers, each defined by the columns it sums.
+    waste: Vec<Defined>,
 }
 
-/// The tier-2/3 model on at most `gpus` GPUs: cover, knapsack cuts, supply and count.
+/// The tier-2/3 model on at most `gpus` GPUs: cover, supply, count and the waste budget.
 fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
+    build_with(d, cur, gpus, true)
+}
+
+/// [`build`], with or without the waste budget (without: only to test that it cuts off no
+/// target).
+fn build_with(d: &RateData, cur: &Current, gpus: u32, budget: bool) -> (Builder, Model) {
     let mut b = Builder::new();
     let keep = keep_vars(&mut b, cur);
     let n = mingpus::instances(&mut b, d, 7.0 * gpus as f64);
@@ -68,40 +85,117 @@ fn build(d: &RateData, cur: &Current, gpus: u32) -> (Builder, Model) {
         let head = lin([(m.rate, head[mi])]);
         b.push(constraint!(kept + served - head >= m.rate));
     }
-    knapsack_cuts(&mut b, d, cur, &keep, &n);
     let cuts = new_cuts(&mut b, &d.sizes, keep, n, gpus);
-    (b, Model { cuts, head })
+    let waste = if budget {
+        waste_budget(&mut b, d, cur, &cuts, gpus)
+    } else {
+        Vec::new()
+    };
+    (b, Model { cuts, head, waste })
 }
 
-/// `gpcs  Σ_t g_t[m]·keep[t] + Σ_k C_k·n[m,k] ≥ G*_m   ∀ m`, g_t[m] the GPCs of type t's
-/// instances of model m and G*_m the fewest GPCs that can serve r_m (the knapsack of
-/// min-gpus): kept and new instances of m together serve r_m, so together they hold at
-/// least G*_m GPCs. Valid for every integer solution (kept instances that no longer serve m
-/// only make the left side larger); it lifts the LP bound of tier 2 from fractional
-/// instances to whole ones.
-fn knapsack_cuts(
+/// An integer column defined as a sum of other columns: `var = Σ terms + constant`.
+struct Defined {
+    var: Var,
+    terms: Vec<(f64, Var)>,
+    constant: f64,
+}
+
+impl Defined {
+    /// A new integer in `[0, hi]` and its defining row `var = Σ terms + constant`.
+    fn new(b: &mut Builder, name: String, hi: f64, terms: Vec<(f64, Var)>, constant: f64) -> Self {
+        let var = b.int(name, hi);
+        let sum = lin(terms.iter().copied());
+        b.push(constraint!(sum - var.v == -constant));
+        Defined {
+            var,
+            terms,
+            constant,
+        }
+    }
+
+    /// Sets the column to its definition's value in a MIP start.
+    fn set_start(&self, cols: &mut [f64]) {
+        let v: f64 = self.terms.iter().map(|&(c, x)| c * cols[x.col]).sum();
+        cols[self.var.col] = (v + self.constant).round().max(0.0);
+    }
+}
+
+/// The waste budget: a target on `gpus` GPUs has C·gpus GPCs (C per GPU) and model m needs at
+/// least G*_m of them (the knapsack of min-gpus), so all it may waste is W = C·gpus − Σ_m G*_m
+/// GPCs (16 on `replan_100_gpus_11_models`: the target fills 88 GPUs almost exactly).
+///
+/// ```text
+///   excess  e[m] = Σ_t g_t[m]·keep[t] + Σ_k C_k·n[m,k] − G*_m        e[m] ∈ {0..W}  ∀ m
+///   idle    i    = C·Σ_ℓ y[ℓ] − Σ_{m,k} C_k·n[m,k]                   i ∈ {0..C·gpus}
+///   waste   Σ_m e[m] + i + Σ_t (C − g_t)·keep[t] ≤ W
+/// ```
+///
+/// g_t[m]: the GPCs of type t's instances of model m, g_t all of type t's. Valid for every
+/// integer solution: e[m] ≥ 0 is the knapsack cut (kept and new instances of m serve r_m, so
+/// together they hold at least G*_m GPCs; kept instances that no longer serve m only add
+/// to it), i ≥ 0 because every new cut's pattern holds at most C GPCs, both are sums of
+/// integers, and the waste row's left side is exactly C·(GPUs used) − Σ_m G*_m, so it is the
+/// count row. Linearly the rows add nothing, but as integers they let HiGHS branch on how a
+/// target spends its few spare GPCs: the instances-started tier of that bench fell from
+/// 16.3 s to 4.3 s, before the polished start (from no start in highspy: 143,066 nodes
+/// to 571; BENCHMARKS.md, "The waste budget").
+fn waste_budget(
     b: &mut Builder,
     d: &RateData,
     cur: &Current,
-    keep: &[Var],
-    n: &[Vec<Option<Var>>],
-) {
+    cuts: &Cuts,
+    gpus: u32,
+) -> Vec<Defined> {
+    let c = d.sizes.gpu.compute_slices as f64;
     let compute = |k: usize| d.sizes.profiles[k].compute as f64;
-    for (mi, m) in d.models.iter().enumerate() {
-        let kept = lin(cur.types.iter().zip(keep).filter_map(|((cfg, _, _), &v)| {
-            let g: f64 = cfg
+    let needed: f64 = d.models.iter().map(|m| m.min_gpcs as f64).sum();
+    let budget = (c * gpus as f64 - needed).max(0.0);
+    let mut waste: Vec<Defined> = d
+        .models
+        .iter()
+        .enumerate()
+        .map(|(mi, m)| {
+            let kept = cur
+                .types
                 .iter()
-                .filter(|&&(_, _, x)| x == Some(mi))
-                .map(|&(k, _, _)| compute(k))
-                .sum();
-            (g > 0.0).then_some((g, v))
-        }));
-        let new = lin(n[mi]
-            .iter()
+                .zip(&cuts.keep)
+                .filter_map(|((cfg, _, _), &v)| {
+                    let g: f64 = cfg
+                        .iter()
+                        .filter(|&&(_, _, x)| x == Some(mi))
+                        .map(|&(k, _, _)| compute(k))
+                        .sum();
+                    (g > 0.0).then_some((g, v))
+                });
+            let new = cuts.new[mi]
+                .iter()
+                .enumerate()
+                .filter_map(|(k, v)| Some((compute(k), (*v)?)));
+            let terms = kept.chain(new).collect();
+            Defined::new(b, format!("e[{mi}]"), budget, terms, -(m.min_gpcs as f64))
+        })
+        .collect();
+    let (cut, fixed) = cuts.supply.gpu_count();
+    let used = cuts.new.iter().flat_map(|nm| {
+        nm.iter()
             .enumerate()
-            .filter_map(|(k, v)| Some((compute(k), (*v)?))));
-        b.push(constraint!(kept + new >= m.min_gpcs as f64));
-    }
+            .filter_map(|(k, v)| Some((-compute(k), (*v)?)))
+    });
+    let terms = cut.into_iter().map(|v| (c, v)).chain(used).collect();
+    let idle = Defined::new(b, "idle".into(), c * gpus as f64, terms, c * fixed);
+    waste.push(idle);
+    let kept_idle = cur
+        .types
+        .iter()
+        .zip(&cuts.keep)
+        .filter_map(|((cfg, _, _), &v)| {
+            let g: f64 = cfg.iter().map(|&(k, _, _)| compute(k)).sum();
+            (c > g).then_some((c - g, v))
+        });
+    let total = lin(waste.iter().map(|w| (1.0, w.var)).chain(kept_idle));
+    b.push(constraint!(total <= budget));
+    waste
 }
 
 /// What a tier minimises.
@@ -138,12 +232,25 @@ fn tier(
     from: Start<'_>,
 ) -> Result<(Outcome, Model), Error> {
     let (mut b, m) = build(d, cur, gpus);
-    let start = from.columns(|p| scratch_start(&b, d, &m, p));
+    let mut start = from.columns(|p| scratch_start(&b, d, &m, p));
+    // HiGHS's primal heuristics cost the tie-break's few nodes much of their time, and the
+    // instances-started tier's once `polish` has handed it an incumbent: both search for no
+    // solutions of their own.
+    let mut proof_only = minimise == Goal::Headroom;
+    let polished = Instant::now();
+    if minimise == Goal::Started {
+        if let Some(better) = polish(d, cur, gpus, opts, fixed, &start) {
+            start = better;
+            proof_only = true;
+        }
+    }
+    let polished = polished.elapsed().as_secs_f64();
     for &(g, v) in fixed {
         b.push(constraint!(goal(&m, g) <= v));
     }
     let mut ctl = crate::control(opts, false);
     ctl.lp_age_limit = Some(LP_AGE_LIMIT);
+    ctl.proof_only = proof_only;
     if minimise == Goal::Headroom {
         // A tie-break among equally good targets: near-best is enough, and a node limit
         // keeps it short (and deterministic) where its LP bound is loose.
@@ -154,7 +261,10 @@ fn tier(
         );
     }
     b.solve_from(Sense::Minimise, goal(&m, minimise), &ctl, Some(&start))
-    .map(|o| (o, m))
+    .map(|mut o| {
+        o.seconds += polished;
+        (o, m)
+    })
     .map_err(|f| match f {
         Failure::Infeasible => Error::Internal(format!(
             "re-plan ({minimise:?}): no target within {gpus} GPUs, although the from-scratch plan fits"
@@ -162,6 +272,38 @@ fn tier(
         f => f.into_error("re-plan MILP"),
     })
 }
+
+/// A better MIP start for the instances-started tier: the tier with the start's kept GPUs
+/// fixed, a small MILP over the new cuts alone, searched within [`POLISH_NODES`] nodes. It
+/// proves nothing (the tier itself does); it only hands the tier an incumbent that HiGHS's
+/// own heuristics take long to find.
+fn polish(
+    d: &RateData,
+    cur: &Current,
+    gpus: u32,
+    opts: &PlanOptions,
+    fixed: &[(Goal, f64)],
+    start: &[f64],
+) -> Option<Vec<f64>> {
+    let (mut b, m) = build(d, cur, gpus);
+    for &(g, v) in fixed {
+        b.push(constraint!(goal(&m, g) <= v));
+    }
+    for &k in &m.cuts.keep {
+        let v = start.get(k.col)?.round();
+        b.push(constraint!(k.v == v));
+    }
+    let mut ctl = crate::control(opts, false);
+    ctl.lp_age_limit = Some(LP_AGE_LIMIT);
+    ctl.node_limit = Some(POLISH_NODES);
+    let o = b
+        .solve_from(Sense::Minimise, goal(&m, Goal::Started), &ctl, Some(start))
+        .ok()?;
+    Some(o.values)
+}
+
+/// Branch-and-bound nodes the instances-started tier's start may spend (see [`polish`]).
+const POLISH_NODES: u64 = 500;
 
 /// Cap of the relative headroom per model the tie-break tier rewards (25% above the rate).
 const HEADROOM_CAP: f64 = 0.25;
@@ -173,7 +315,11 @@ const HEADROOM_NODES: u64 = 200;
 /// The MIP start of tier 2: nothing kept, the from-scratch plan's layouts and counts.
 fn scratch_start(b: &Builder, d: &RateData, m: &Model, scratch: &Plan) -> Vec<f64> {
     let (per_layout, counts) = plan_counts(&d.sizes, &d.names(), scratch);
-    mingpus::start_values(b, d, &m.cuts.new, &m.cuts.supply, &counts, &per_layout)
+    let mut cols = mingpus::start_values(b, d, &m.cuts.new, &m.cuts.supply, &counts, &per_layout);
+    for w in &m.waste {
+        w.set_start(&mut cols);
+    }
+    cols
 }
 
 /// Tiers 2 and 3 (and `gpus-used` between them with a GPU slack), each under the optima of
@@ -279,5 +425,80 @@ impl transition::Capacity for RateCapacity<'_> {
                     .sum()
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use migopt_models::Demand;
+
+    /// Tiers 2 and 3 (GPUs re-cut or added, then instances started) solved in the model
+    /// with or without the waste budget, from no start: their optima, and the waste columns
+    /// at the last one.
+    fn tiers_2_and_3(d: &RateData, cur: &Current, gpus: u32, budget: bool) -> (f64, f64, Vec<f64>) {
+        let ctl = crate::control(&PlanOptions::default(), false);
+        let (b, m) = build_with(d, cur, gpus, budget);
+        let changed = b
+            .solve_from(Sense::Minimise, goal(&m, Goal::Changed), &ctl, None)
+            .expect("tier 2")
+            .objective
+            .round();
+        let (mut b, m) = build_with(d, cur, gpus, budget);
+        b.push(constraint!(goal(&m, Goal::Changed) <= changed));
+        let o = b
+            .solve_from(Sense::Minimise, goal(&m, Goal::Started), &ctl, None)
+            .expect("tier 3");
+        let waste = m.waste.iter().map(|w| o.values[w.var.col]).collect();
+        (changed, o.objective.round(), waste)
+    }
+
+    /// The waste budget cuts off no target: on ParvaGPU's six scenarios, each re-planned after
+    /// a load change (rates times 0.6-1.4 per model), tiers 2 and 3 reach the same optima with
+    /// and without it, and at the optimum every waste column is non-negative and the models' excess
+    /// within the budget W = C·G* − Σ_m G*_m.
+    #[test]
+    fn the_waste_budget_keeps_every_tier_optimum() {
+        let dir = migopt_profiles::parvagpu::dataset_dir();
+        let import = migopt_profiles::parvagpu::read(&dir).unwrap();
+        let opts = PlanOptions {
+            objective: migopt_models::Objective::MinGpus,
+            ..Default::default()
+        };
+        let mut binds = false;
+        for (i, sc) in import.scenarios.iter().enumerate() {
+            let old = import.scenario(sc).unwrap();
+            let mut new = old.clone();
+            for (j, m) in new.models.iter_mut().enumerate() {
+                if let Demand::Rate(r) = m.demand {
+                    m.demand = Demand::Rate(r * [0.6, 1.4, 0.9, 1.2, 0.75][(i + j) % 5]);
+                }
+            }
+            let current = crate::plan(&old, SolverKind::Milp, &opts).unwrap();
+            let gpus = crate::plan(&new, SolverKind::Milp, &opts)
+                .unwrap()
+                .gpus_used() as u32;
+            let d = data::rate_data(&new, &opts.params, opts.rules).unwrap();
+            let cur = read_current(&d, &new, &current).unwrap();
+            let with = tiers_2_and_3(&d, &cur, gpus, true);
+            let without = tiers_2_and_3(&d, &cur, gpus, false);
+            assert_eq!((with.0, with.1), (without.0, without.1), "scenario {i}");
+            let budget =
+                7.0 * gpus as f64 - d.models.iter().map(|m| m.min_gpcs as f64).sum::<f64>();
+            assert!(
+                with.2.iter().all(|&w| w > -1e-6),
+                "scenario {i}: {:?}",
+                with.2
+            );
+            let excess: f64 = with.2[..d.models.len()].iter().sum();
+            assert!(
+                excess <= budget + 1e-6,
+                "scenario {i}: excess {excess} > {budget}"
+            );
+            binds |= excess > budget - 1e-6;
+        }
+        // Where the budget binds, one GPC less cuts off the optimum (tier 2 becomes
+        // infeasible), so the comparison above would see a budget too tight.
+        assert!(binds, "the budget binds in no case");
     }
 }
