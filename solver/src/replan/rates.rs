@@ -483,8 +483,9 @@ mod tests {
             let with = tiers_2_and_3(&d, &cur, gpus, true);
             let without = tiers_2_and_3(&d, &cur, gpus, false);
             assert_eq!((with.0, with.1), (without.0, without.1), "scenario {i}");
+            let per_gpu = d.sizes.gpu.compute_slices as f64;
             let budget =
-                7.0 * gpus as f64 - d.models.iter().map(|m| m.min_gpcs as f64).sum::<f64>();
+                per_gpu * gpus as f64 - d.models.iter().map(|m| m.min_gpcs as f64).sum::<f64>();
             assert!(
                 with.2.iter().all(|&w| w > -1e-6),
                 "scenario {i}: {:?}",
