@@ -42,7 +42,7 @@ use super::target::{assemble, target, target_plan, Solved};
 use super::tiers::{lexicographic, proven_status, tier_order, tier_report, Start, LP_AGE_LIMIT};
 use super::{transition, Replan, ReplanOptions, Tier};
 use crate::data::{self, RateData};
-use crate::milp::{lin, Builder, Failure, Outcome, Sense, Var};
+use crate::milp::{lin, Builder, Control, Failure, Outcome, Sense, Var};
 use crate::{mingpus, PlanOptions, SolverKind};
 use good_lp::constraint;
 use good_lp::Expression;
@@ -221,6 +221,29 @@ fn goal(m: &Model, g: Goal) -> Expression {
     }
 }
 
+/// A tier's model under the optima of the tiers before it (`fixed`: goal ≤ value), and the
+/// re-plan tiers' HiGHS controls (LP age limit [`LP_AGE_LIMIT`]).
+fn under(
+    d: &RateData,
+    cur: &Current,
+    gpus: u32,
+    opts: &PlanOptions,
+    fixed: &[(Goal, f64)],
+) -> (Builder, Model, Control) {
+    let (mut b, m) = build(d, cur, gpus);
+    for &(g, v) in fixed {
+        b.push(constraint!(goal(&m, g) <= v));
+    }
+    let mut ctl = crate::control(opts, false);
+    ctl.lp_age_limit = Some(LP_AGE_LIMIT);
+    (b, m, ctl)
+}
+
+/// Caps the controls' node limit at `most` (a smaller limit of the user's stays).
+fn at_most_nodes(ctl: &mut Control, most: u64) {
+    ctl.node_limit = Some(ctl.node_limit.map_or(most, |n| n.min(most)));
+}
+
 /// Solves one tier under the optima of the tiers before it (`fixed`: goal ≤ value).
 fn tier(
     d: &RateData,
@@ -231,34 +254,26 @@ fn tier(
     fixed: &[(Goal, f64)],
     from: Start<'_>,
 ) -> Result<(Outcome, Model), Error> {
-    let (mut b, m) = build(d, cur, gpus);
+    let (b, m, mut ctl) = under(d, cur, gpus, opts, fixed);
     let mut start = from.columns(|p| scratch_start(&b, d, &m, p));
     // HiGHS's primal heuristics cost the tie-break's few nodes much of their time, and the
     // instances-started tier's once `polish` has handed it an incumbent: both search for no
     // solutions of their own.
-    let mut proof_only = minimise == Goal::Headroom;
-    let polished = Instant::now();
+    ctl.proof_only = minimise == Goal::Headroom;
+    let mut polished = 0.0;
     if minimise == Goal::Started {
+        let began = Instant::now();
         if let Some(better) = polish(d, cur, gpus, opts, fixed, &start) {
             start = better;
-            proof_only = true;
+            ctl.proof_only = true;
         }
+        polished = began.elapsed().as_secs_f64();
     }
-    let polished = polished.elapsed().as_secs_f64();
-    for &(g, v) in fixed {
-        b.push(constraint!(goal(&m, g) <= v));
-    }
-    let mut ctl = crate::control(opts, false);
-    ctl.lp_age_limit = Some(LP_AGE_LIMIT);
-    ctl.proof_only = proof_only;
     if minimise == Goal::Headroom {
         // A tie-break among equally good targets: near-best is enough, and a node limit
         // keeps it short (and deterministic) where its LP bound is loose.
         ctl.mip_gap = ctl.mip_gap.max(HEADROOM_GAP);
-        ctl.node_limit = Some(
-            ctl.node_limit
-                .map_or(HEADROOM_NODES, |n| n.min(HEADROOM_NODES)),
-        );
+        at_most_nodes(&mut ctl, HEADROOM_NODES);
     }
     b.solve_from(Sense::Minimise, goal(&m, minimise), &ctl, Some(&start))
     .map(|mut o| {
@@ -285,17 +300,12 @@ fn polish(
     fixed: &[(Goal, f64)],
     start: &[f64],
 ) -> Option<Vec<f64>> {
-    let (mut b, m) = build(d, cur, gpus);
-    for &(g, v) in fixed {
-        b.push(constraint!(goal(&m, g) <= v));
-    }
+    let (mut b, m, mut ctl) = under(d, cur, gpus, opts, fixed);
     for &k in &m.cuts.keep {
         let v = start.get(k.col)?.round();
         b.push(constraint!(k.v == v));
     }
-    let mut ctl = crate::control(opts, false);
-    ctl.lp_age_limit = Some(LP_AGE_LIMIT);
-    ctl.node_limit = Some(POLISH_NODES);
+    at_most_nodes(&mut ctl, POLISH_NODES);
     let o = b
         .solve_from(Sense::Minimise, goal(&m, Goal::Started), &ctl, Some(start))
         .ok()?;
